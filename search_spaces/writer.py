@@ -1,0 +1,43 @@
+"""Writes a SweepConfig back to the sweep file's mapping: the inverse of :func:`parse_sweep`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from search_spaces.config import SweepConfig
+
+
+def to_dict(config: SweepConfig) -> dict[str, Any]:
+    """The sweep file's mapping for ``config``; ``parse_sweep(to_dict(c)) == c``."""
+    sampling: dict[str, Any] = {"type": config.sampling_algorithm.type}
+    if config.sampling_algorithm.seed is not None:
+        sampling["seed"] = config.sampling_algorithm.seed
+    sampling.update(config.sampling_algorithm.options)
+    limits = {k: v for k, v in vars(config.limits).items() if v is not None}
+    out: dict[str, Any] = {
+        "name": config.name,
+        "trainer": {
+            "entry": config.trainer.entry,
+            "args": dict(config.trainer.args),
+            "retries": config.trainer.retries,
+        },
+        "search_space": {k: e.to_dict() for k, e in config.search_space.items()},
+        "objective": {
+            "primary_metric": config.objective.primary_metric,
+            "goal": config.objective.goal,
+        },
+        "sampling_algorithm": sampling,
+        "early_termination": {
+            "type": config.early_termination.type,
+            **config.early_termination.options,
+        },
+        "limits": limits,
+        "resources": dict(vars(config.resources)),
+        "compute": config.compute,
+        "storage": config.storage,
+    }
+    if config.register is not None:
+        out["register"] = {
+            k: v for k, v in vars(config.register).items() if v is not None
+        }
+    return out

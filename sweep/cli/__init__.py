@@ -1,0 +1,91 @@
+"""The ``sweep`` command line: one module per command group, errors turned into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+
+from search_spaces import SearchSpaceError
+from sweep.errors import SweepError, SweepInputError
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+DESCRIPTION = """\
+Hyperparameter sweeps for PyTorch: Optuna samples and prunes, Ray runs the trials.
+
+A sweep file (space.yaml) names the trainer, the search space (Azure ML's expressions),
+the objective, the sampler, the early-termination policy and the limits. Start with
+  sweep validate search_spaces/examples/digits.yaml
+  sweep run search_spaces/examples/digits.yaml
+then look at the result with
+  sweep status digits-resnet18    sweep best digits-resnet18    sweep models list
+"""
+
+EPILOG = """\
+exit codes: 0 success, 1 a failure while running, 2 bad input (file, flag, data).
+Add --debug to any command to see the traceback behind an error."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse exits with 2 already; keep its one line and drop the usage block's noise.
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sweep.cli import run_cmd
+
+    parser = _Parser(
+        prog="sweep", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    run_cmd.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    warnings.showwarning = _show_warning
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except (SearchSpaceError, SweepInputError) as exc:
+        if debug:
+            raise
+        print(f"sweep: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SweepError as exc:
+        if debug:
+            raise
+        print(f"sweep: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("sweep: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int,
+    file: object = None, line: str | None = None,
+) -> None:
+    # Our own warnings are advice for the user: one line, no source location.
+    from search_spaces import SearchSpaceWarning
+
+    if issubclass(category, SearchSpaceWarning):
+        print(f"sweep: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr,
+              end="")

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+
+class SweepError(Exception):
+    """The root of every error this package raises on purpose; the CLI's exit code 1."""
+
+
+class SweepInputError(SweepError):
+    """The user's input is wrong (a flag, a name, a missing sweep); the CLI's exit code 2."""
+
+
+class TrialFailed(SweepError):
+    """One trial failed; the sweep records it and goes on."""

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from search_spaces import (
+    SearchSpaceError,
+    from_wandb,
+    parse_search_space,
+    parse_sweep,
+    to_azure_sweep,
+)
+from search_spaces.azure_form import expression_to_azure
+from search_spaces.expressions import FloatRange, IntRange
+
+AZURE_SPACE = {
+    "a": {"type": "choice", "values": [1, 2]},
+    "b": {"type": "randint", "upper": 4},
+    "c": {"type": "uniform", "min_value": 0.0, "max_value": 1.0},
+    "d": {"type": "quniform", "min_value": 0.0, "max_value": 10.0, "q": 2.0},
+    "e": {"type": "loguniform", "min_value": -9.2, "max_value": -2.3},
+    "f": {"type": "qloguniform", "min_value": 0.0, "max_value": 3.0, "q": 1.0},
+    "g": {"type": "normal", "mu": 0.0, "sigma": 1.0},
+    "h": {"type": "qnormal", "mu": 0.0, "sigma": 1.0, "q": 0.5},
+    "i": {"type": "lognormal", "mu": 0.0, "sigma": 1.0},
+    "j": {"type": "qlognormal", "mu": 0.0, "sigma": 1.0, "q": 1.0},
+}
+
+
+def test_azure_form_round_trips_through_our_reader():
+    config = parse_sweep({
+        "search_space": AZURE_SPACE,
+        "sampling_algorithm": {"type": "random", "seed": 4},
+        "early_termination": {"type": "bandit", "slack_factor": 0.1, "delay_evaluation": 2},
+        "limits": {"max_total_trials": 9, "max_concurrent_trials": 3, "timeout": 60},
+    })
+    azure = to_azure_sweep(config)
+    assert azure["search_space"] == AZURE_SPACE
+    again = parse_sweep({k: v for k, v in azure.items()})
+    assert again.search_space == config.search_space
+    assert again.early_termination == config.early_termination
+    assert again.limits == config.limits
+
+
+def test_plain_ranges_map_to_azure_with_the_same_support():
+    assert expression_to_azure(FloatRange(1e-4, 1e-1, log=True), "x") == {
+        "type": "loguniform", "min_value": math.log(1e-4), "max_value": math.log(1e-1)}
+    assert expression_to_azure(IntRange(2, 6, step=2), "x") == {
+        "type": "choice", "values": [2, 4, 6]}
+    assert expression_to_azure(FloatRange(0.0, 1.0, step=0.25), "x")["type"] == "quniform"
+
+
+def test_plain_range_without_azure_form_raises():
+    with pytest.raises(SearchSpaceError, match="multiples of step"):
+        expression_to_azure(FloatRange(0.1, 1.0, step=0.25), "search_space.x")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"sampling_algorithm": "tpe"}, "runs locally only"),
+    ({"sampling_algorithm": "bayesian",
+      "early_termination": {"type": "bandit", "slack_factor": 0.1}}, "does not support early"),
+    ({"early_termination": {"type": "asha"}}, "runs locally only"),
+])
+def test_azure_refusals_are_caught_before_submitting(extra, message):
+    config = parse_sweep({"search_space": {"c": AZURE_SPACE["c"]}, **extra})
+    with pytest.raises(SearchSpaceError, match=message):
+        to_azure_sweep(config)
+
+
+def test_wandb_config_converts_exactly():
+    wandb = {
+        "method": "bayes",
+        "metric": {"name": "val_acc", "goal": "maximize"},
+        "run_cap": 12,
+        "parameters": {
+            "lr_exp": {"distribution": "log_uniform", "min": -9.2, "max": -2.3},
+            "lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 0.1},
+            "bs": {"values": [16, 32]},
+            "epochs": {"min": 2, "max": 8},
+            "m": {"min": 0.5, "max": 0.99},
+            "wd": {"distribution": "q_log_uniform_values", "min": 1, "max": 100, "q": 1},
+            "fixed": {"value": "sgd"},
+        },
+        "early_terminate": {"type": "hyperband", "min_iter": 2, "eta": 2},
+    }
+    config = parse_sweep(from_wandb(wandb))
+    space = config.search_space
+    assert space["lr_exp"].type == "loguniform" and space["lr_exp"].min_value == -9.2
+    assert space["lr"] == FloatRange(1e-4, 0.1, log=True)
+    assert space["epochs"] == IntRange(2, 8)
+    assert space["m"].type == "uniform"
+    assert space["wd"].type == "qloguniform" and space["wd"].max_value == pytest.approx(
+        math.log(100))
+    assert space["fixed"].values == ("sgd",)
+    assert config.sampling_algorithm.type == "bayesian"
+    assert config.objective.primary_metric == "val_acc"
+    assert config.limits.max_total_trials == 12
+    assert config.early_termination.options["min_resource"] == 2
+
+
+@pytest.mark.parametrize("wandb, where", [
+    ({"parameters": {"x": {"distribution": "beta", "a": 1, "b": 2}}}, "wandb.parameters.x"),
+    ({"parameters": {"x": {"parameters": {"y": {"values": [1]}}}}}, "wandb.parameters.x"),
+    ({"parameters": {"x": {"values": [1]}}, "program": "train.py"}, "wandb.program"),
+    ({"parameters": {"x": {"values": [1]}}, "early_terminate": {"type": "hyperband", "s": 2}},
+     "wandb.early_terminate.s"),
+    ({"parameters": {"x": {"values": [1]}}, "method": "evolution"}, "wandb.method"),
+])
+def test_wandb_config_we_cannot_express_raises(wandb, where):
+    with pytest.raises(SearchSpaceError, match=where.replace(".", r"\.")):
+        from_wandb(wandb)
+
+
+def test_search_space_parses_alone():
+    assert set(parse_search_space(AZURE_SPACE)) == set(AZURE_SPACE)
