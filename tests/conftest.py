@@ -1,6 +1,35 @@
 from __future__ import annotations
 
 import os
+import random
+from pathlib import Path
+
+import pytest
 
 # Tests run on 2 CPUs: keep each torch process on one thread so parallel trials don't fight.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def make_image_folder(root: Path, classes: tuple[str, ...] = ("chickens", "turkeys"),
+                      per_class: tuple[int, int] = (12, 4), size: int = 24) -> Path:
+    """An ImageFolder-layout data set of real PNG/JPEG files whose classes differ in colour."""
+    from PIL import Image
+
+    rng = random.Random(0)
+    for split, count in zip(("train", "val"), per_class, strict=True):
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                base = [40, 40, 40]
+                base[label % 3] = 200
+                colour = tuple(min(255, c + rng.randint(-30, 30)) for c in base)
+                image = Image.new("RGB", (size + rng.randint(0, 8), size), colour)
+                suffix = ".png" if i % 2 else ".jpg"
+                image.save(folder / f"{name}_{i}{suffix}")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return make_image_folder(tmp_path / "fowl_data")

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from tests.conftest import make_image_folder
+from trainer.data import AugmentedImages, load_image_data
+from trainer.errors import DataError
+
+
+def test_folder_is_decoded_once_at_the_resize_size(image_folder):
+    data = load_image_data(str(image_folder), image_size=16)
+    assert data.classes == ["chickens", "turkeys"]
+    assert len(data.train.labels) == 24 and len(data.val.labels) == 8
+    # Short side resized to ceil(16 * 256 / 224) = 19, kept in memory as uint8.
+    assert all(img.dtype == torch.uint8 and min(img.shape[1:]) == 19 for img in data.train.images)
+
+
+def test_digits_are_built_in_and_stratified():
+    data = load_image_data("digits", image_size=16)
+    assert data.classes == [str(i) for i in range(10)]
+    assert len(data.train.labels) + len(data.val.labels) == 1797
+    assert set(data.val.labels) == set(range(10))
+    assert 0.18 < len(data.val.labels) / 1797 < 0.22
+
+
+def test_augmentation_is_reproducible_and_varies_by_epoch():
+    data = load_image_data("digits", image_size=16)
+    ds = AugmentedImages(data.train, 16, train=True, natural=True, seed=3)
+    first = ds[0][0]
+    assert torch.equal(first, ds[0][0])
+    assert first.shape == (3, 16, 16)
+    ds.set_epoch(1)
+    assert not torch.equal(first, ds[0][0])
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_image_data(str(tmp_path / "nope"), 16)
+
+
+def test_missing_val_split(tmp_path):
+    make_image_folder(tmp_path / "d")
+    import shutil
+
+    shutil.rmtree(tmp_path / "d" / "val")
+    with pytest.raises(DataError, match="no val/ folder"):
+        load_image_data(str(tmp_path / "d"), 16)
+
+
+def test_one_class_is_not_enough(tmp_path):
+    make_image_folder(tmp_path / "d", classes=("only",))
+    with pytest.raises(DataError, match="at least 2 class"):
+        load_image_data(str(tmp_path / "d"), 16)
+
+
+def test_val_classes_must_match(tmp_path):
+    root = make_image_folder(tmp_path / "d")
+    (root / "val" / "ducks").mkdir()
+    with pytest.raises(DataError, match="has classes"):
+        load_image_data(str(root), 16)
+
+
+def test_corrupt_image_is_skipped_and_logged(image_folder, caplog):
+    bad = image_folder / "train" / "chickens" / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    with caplog.at_level(logging.WARNING, logger="trainer.data"):
+        data = load_image_data(str(image_folder), 16)
+    assert len(data.train.labels) == 24
+    assert str(bad) in caplog.text
+
+
+def test_class_with_only_corrupt_images_is_an_error(image_folder):
+    for path in (image_folder / "val" / "turkeys").iterdir():
+        path.write_bytes(b"garbage")
+    with pytest.raises(DataError, match="turkeys has no readable images"):
+        load_image_data(str(image_folder), 16)

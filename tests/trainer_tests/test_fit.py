@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from trainer.checkpoint import load_checkpoint
+from trainer.fit import fit
+from trainer.options import TrainConfig
+
+FAST = {"data": "digits", "image_size": 16, "batch_size": 64, "learning_rate": 0.05,
+        "threads": 1, "model": "resnet18"}
+
+
+def test_fit_reports_every_epoch_and_writes_its_outputs(tmp_path):
+    seen = []
+    result = fit(TrainConfig(**FAST, num_epochs=2, output_dir=str(tmp_path)),
+                 lambda epoch, m: seen.append((epoch, m)) or False)
+    assert [e for e, _ in seen] == [0, 1]
+    assert set(seen[0][1]) >= {"train_loss", "val_loss", "val_acc", "best_val_acc", "lr",
+                               "epoch_s"}
+    assert result["best_val_acc"] == max(m["val_acc"] for _, m in seen)
+    assert result["epochs_run"] == 2 and result["pruned"] is False
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [0, 1]
+    assert json.loads((tmp_path / "params.json").read_text())["num_epochs"] == 2
+    model, info = load_checkpoint(tmp_path)
+    assert info.classes == [str(i) for i in range(10)] and info.image_size == 16
+
+
+def test_a_true_report_stops_at_once_and_leaves_a_consistent_folder(tmp_path):
+    calls = []
+
+    def prune_after_first(epoch, metrics):
+        calls.append(epoch)
+        return True
+
+    result = fit(TrainConfig(**FAST, num_epochs=5, output_dir=str(tmp_path)), prune_after_first)
+    assert calls == [0]
+    assert result["pruned"] is True and result["epochs_run"] == 1
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
+    load_checkpoint(tmp_path)  # the model file is complete and loads
+
+
+def test_same_seed_same_metrics_on_cpu(tmp_path):
+    runs = [
+        fit(TrainConfig(**FAST, num_epochs=1, seed=5, output_dir=str(tmp_path / str(i))))
+        for i in range(2)
+    ]
+    other = fit(TrainConfig(**FAST, num_epochs=1, seed=6, output_dir=str(tmp_path / "o")))
+    assert runs[0]["train_loss"] == runs[1]["train_loss"]
+    assert runs[0]["val_acc"] == runs[1]["val_acc"]
+    assert other["train_loss"] != runs[0]["train_loss"]
+
+
+def test_image_folder_trains_with_a_frozen_backbone(tmp_path, image_folder):
+    result = fit(TrainConfig(data=str(image_folder), image_size=16, batch_size=8,
+                             num_epochs=2, freeze="backbone", learning_rate=0.01,
+                             output_dir=str(tmp_path / "out"), threads=1))
+    assert 0 <= result["best_val_acc"] <= 1
+    model, _ = load_checkpoint(tmp_path / "out")
+    assert model.fc.out_features == 2
+
+
+def test_frozen_backbone_keeps_its_batchnorm_statistics():
+    from trainer.model import build_model
+
+    model = build_model("resnet18", 3, freeze="backbone")
+    before = model.bn1.running_mean.clone()
+    model.train()
+    assert not model.bn1.training and model.fc.training
+    model(torch.randn(4, 3, 32, 32))
+    assert torch.equal(before, model.bn1.running_mean)
+
+
+def test_weights_file_is_loaded_with_weights_only(tmp_path):
+    import torchvision
+
+    path = tmp_path / "w.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    result = fit(TrainConfig(**{**FAST, "weights": str(path)}, num_epochs=1,
+                             output_dir=str(tmp_path / "out")))
+    assert result["epochs_run"] == 1
+
+
+def test_cli_accepts_the_azure_sample_flags(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainer", "--data_dir", "digits", "--num_epochs", "1",
+         "--image_size", "16", "--learning_rate", "0.05", "--momentum", "0.9",
+         "--output_dir", str(tmp_path), "--threads", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 1/1" in proc.stdout
+    assert (tmp_path / "model.pt").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data_dir", "/no/such/folder"], "data folder /no/such/folder does not exist"),
+    (["--momentum", "1.5"], "momentum: expected"),
+    (["--model", "vgg99"], "model: expected one of"),
+])
+def test_cli_user_errors_are_one_line_and_exit_2(tmp_path, argv, message):
+    proc = subprocess.run([sys.executable, "-m", "trainer", *argv, "--output_dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_help_lists_every_option():
+    proc = subprocess.run([sys.executable, "-m", "trainer", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    for flag in ("--data_dir", "--num_epochs", "--output_dir", "--learning_rate", "--momentum",
+                 "--image_size", "--weights", "--freeze", "--seed"):
+        assert flag in proc.stdout

@@ -1,0 +1,190 @@
+"""Image data sets decoded once into memory, with per-sample augmentation that is reproducible.
+
+Two sources: an image folder (``train/`` and ``val/`` with one sub-folder per class, the Azure
+sample's fowl_data layout) and the built-in ``digits`` set (scikit-learn's bundled 8x8 scans of
+handwritten digits, so no download is ever needed). Small data sets are decoded and resized
+once; epochs after the first never touch the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from trainer.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+BUILTIN = ("digits",)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Decoded images (uint8, C x H x W, already at the resize size) and their labels."""
+
+    images: list[torch.Tensor]
+    labels: list[int]
+
+
+@dataclass(frozen=True)
+class ImageData:
+    train: Split
+    val: Split
+    classes: list[str]
+    source: str
+    # Mirrors and narrow crops change what a digit means; photos don't mind them.
+    natural_augment: bool
+
+
+def resize_size(image_size: int) -> int:
+    """The short side images are resized to before the centre crop (256 for 224, as ImageNet)."""
+    return math.ceil(image_size * 256 / 224)
+
+
+def load_image_data(data: str, image_size: int, base_dir: Path | None = None) -> ImageData:
+    """Loads ``data`` (a built-in name or a folder) and decodes it at the right size."""
+    if data in BUILTIN:
+        return _digits(image_size)
+    root = Path(data)
+    if not root.is_absolute() and base_dir is not None:
+        root = base_dir / root
+    return _folder(root, image_size)
+
+
+def _digits(image_size: int) -> ImageData:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    size = resize_size(image_size)
+    # 0..16 grey levels -> 0..255, three channels, upsampled once to the working size.
+    pixels = torch.as_tensor(bunch.images, dtype=torch.float32).mul_(255 / 16).unsqueeze(1)
+    pixels = torch.nn.functional.interpolate(pixels, size=(size, size), mode="bilinear")
+    pixels = pixels.clamp_(0, 255).round_().to(torch.uint8).expand(-1, 3, -1, -1)
+    labels = [int(t) for t in bunch.target]
+    # A fixed, stratified 80/20 split: every fifth image of each class goes to val.
+    seen: dict[int, int] = {}
+    train, val = Split([], []), Split([], [])
+    for image, label in zip(pixels, labels, strict=True):
+        seen[label] = seen.get(label, 0) + 1
+        split = val if seen[label] % 5 == 0 else train
+        split.images.append(image.contiguous())
+        split.labels.append(label)
+    return ImageData(train, val, [str(i) for i in range(10)], "digits", natural_augment=False)
+
+
+def _folder(root: Path, image_size: int) -> ImageData:
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist")
+    splits = {}
+    for name in ("train", "val"):
+        if not (root / name).is_dir():
+            raise DataError(f"data folder {root} has no {name}/ folder of class sub-folders")
+        splits[name] = sorted(p.name for p in (root / name).iterdir() if p.is_dir())
+    classes = splits["train"]
+    if len(classes) < 2:
+        raise DataError(f"{root / 'train'} needs at least 2 class sub-folders, found {classes}")
+    if splits["val"] != classes:
+        raise DataError(
+            f"{root / 'val'} has classes {splits['val']} but {root / 'train'} has {classes}"
+        )
+    size = resize_size(image_size)
+    decoded = {name: _decode_split(root / name, classes, size) for name in ("train", "val")}
+    return ImageData(decoded["train"], decoded["val"], classes, str(root), natural_augment=True)
+
+
+def _decode_split(folder: Path, classes: Sequence[str], size: int) -> Split:
+    from PIL import Image, UnidentifiedImageError
+
+    split = Split([], [])
+    resize = v2.Resize(size, antialias=True)
+    for label, name in enumerate(classes):
+        files = sorted(
+            p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        kept = 0
+        for path in files:
+            try:
+                with Image.open(path) as img:
+                    rgb = img.convert("RGB")
+            except (UnidentifiedImageError, OSError, ValueError) as exc:
+                # One bad file should not cost a whole sweep: skip it, say so, go on.
+                logger.warning("skipping unreadable image %s: %s", path, exc)
+                continue
+            tensor = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
+            tensor = tensor.view(rgb.height, rgb.width, 3).permute(2, 0, 1)
+            split.images.append(resize(tensor).contiguous())
+            split.labels.append(label)
+            kept += 1
+        if kept == 0:
+            raise DataError(f"class folder {folder / name} has no readable images")
+    return split
+
+
+class AugmentedImages(Dataset[tuple[torch.Tensor, int]]):
+    """In-memory images with train or eval transforms.
+
+    Augmentation draws from a generator seeded by (seed, epoch, index), so the same seed gives
+    the same crops whatever the number of loader workers or data-parallel ranks.
+    """
+
+    def __init__(self, split: Split, image_size: int, *, train: bool, natural: bool,
+                 seed: int = 0) -> None:
+        self.split = split
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+        scale = (0.08, 1.0) if natural else (0.6, 1.0)
+        ratio = (3 / 4, 4 / 3) if natural else (0.9, 1.1)
+        self.crop = v2.RandomResizedCrop(image_size, scale=scale, ratio=ratio, antialias=True)
+        self.flip = natural
+        self.center = v2.CenterCrop(image_size)
+        self.normalize = v2.Compose(
+            [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.split.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.split.images[index]
+        if self.train:
+            gen = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & (2**63 - 1))
+            top, left, h, w = self._crop_box(image, gen)
+            image = v2.functional.resized_crop(
+                image, top, left, h, w, [self.crop.size[0], self.crop.size[1]], antialias=True
+            )
+            if self.flip and torch.rand((), generator=gen) < 0.5:
+                image = v2.functional.horizontal_flip(image)
+        else:
+            image = self.center(image)
+        return self.normalize(image), self.split.labels[index]
+
+    def _crop_box(self, image: torch.Tensor, gen: torch.Generator) -> tuple[int, int, int, int]:
+        # RandomResizedCrop.get_params, drawing from our generator instead of the global one.
+        height, width = image.shape[-2:]
+        area = height * width
+        log_ratio = torch.log(torch.tensor(self.crop.ratio))
+        for _ in range(10):
+            target = area * torch.empty(1).uniform_(*self.crop.scale, generator=gen).item()
+            aspect = math.exp(torch.empty(1).uniform_(*log_ratio.tolist(), generator=gen).item())
+            w = round(math.sqrt(target * aspect))
+            h = round(math.sqrt(target / aspect))
+            if 0 < w <= width and 0 < h <= height:
+                top = int(torch.randint(0, height - h + 1, (1,), generator=gen))
+                left = int(torch.randint(0, width - w + 1, (1,), generator=gen))
+                return top, left, h, w
+        side = min(height, width)
+        return (height - side) // 2, (width - side) // 2, side, side

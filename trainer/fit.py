@@ -1,0 +1,173 @@
+"""``fit``: data, model, optimiser and the epoch loop, reporting after every epoch."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from trainer import distributed
+from trainer.checkpoint import ModelInfo, save_checkpoint
+from trainer.data import AugmentedImages, ImageData, load_image_data
+from trainer.errors import DataError, TrainerError
+from trainer.loop import Precision, evaluate, train_one_epoch
+from trainer.model import build_model
+from trainer.options import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+Report = Callable[[int, dict[str, float]], bool]
+"""``report(epoch, metrics) -> stop``: True means the trial was pruned; stop now."""
+
+
+def fit(config: TrainConfig, report: Report | None = None, *,
+        data: ImageData | None = None) -> dict[str, Any]:
+    """Trains ``config.model`` on ``config.data`` and writes model.pt, metrics.jsonl, params.json.
+
+    Example:
+        >>> fit(TrainConfig(data="digits", num_epochs=3, output_dir="out"))  # doctest: +SKIP
+        {'best_val_acc': 0.93, 'val_acc': 0.93, ..., 'epochs_run': 3, 'pruned': False}
+
+    Returns:
+        The final metrics, ``best_val_acc`` first; ``pruned`` says whether ``report`` stopped it.
+    """
+    device = _device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    ranks = distributed.start(device)
+    try:
+        return _fit(config, report, device, ranks, data)
+    finally:
+        distributed.stop(ranks)
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainerError("device: cuda was asked for but no CUDA device is available")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _precision(config: TrainConfig, device: torch.device) -> tuple[Precision, Any]:
+    if device.type != "cuda" or not config.amp:
+        return Precision(device), None
+    if torch.cuda.is_bf16_supported():
+        return Precision(device, torch.bfloat16, channels_last=True), None
+    return Precision(device, torch.float16, channels_last=True), torch.amp.GradScaler("cuda")
+
+
+def _fit(config: TrainConfig, report: Report | None, device: torch.device,
+         ranks: distributed.Ranks, data: ImageData | None) -> dict[str, Any]:
+    torch.manual_seed(config.seed)
+    data = data or load_image_data(config.data, config.image_size)
+    if len(data.train.labels) < config.batch_size:
+        raise DataError(
+            f"batch_size {config.batch_size} is larger than the training set "
+            f"({len(data.train.labels)} images)"
+        )
+    train_set = AugmentedImages(data.train, config.image_size, train=True,
+                                natural=data.natural_augment, seed=config.seed)
+    val_set = AugmentedImages(data.val, config.image_size, train=False,
+                              natural=data.natural_augment)
+    sampler = distributed.GlobalBatchSampler(len(train_set), config.batch_size, ranks,
+                                             config.seed)
+    pin = device.type == "cuda"
+    train_loader = DataLoader(train_set, batch_sampler=sampler, pin_memory=pin)
+    val_loader = DataLoader(Subset(val_set, distributed.shard(len(val_set), ranks)),
+                            batch_size=max(config.batch_size, 64), pin_memory=pin)
+
+    model = build_model(config.model, len(data.classes), config.weights, config.freeze)
+    precision, scaler = _precision(config, device)
+    model = model.to(device)
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    trained = model
+    if ranks.distributed:
+        trained = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    optimizer = _optimizer(config, model)
+    scheduler = _scheduler(config, optimizer)
+
+    out = Path(config.output_dir)
+    info = ModelInfo(config.model, data.classes, config.image_size, data.source)
+    if ranks.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "params.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+        (out / "metrics.jsonl").write_text("")
+
+    best_acc, best_state, metrics = -1.0, copy.deepcopy(model.state_dict()), {}
+    pruned, epoch = False, -1
+    for epoch in range(config.num_epochs):
+        started = time.perf_counter()
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        train = train_one_epoch(trained, train_loader, optimizer, precision, scaler)
+        val = evaluate(model, val_loader, precision)
+        if scheduler is not None:
+            scheduler.step()
+        sums = distributed.sum_across(
+            ranks, train.loss_sum, train.count, val.loss_sum, val.correct, val.count,
+            device=device,
+        )
+        train_loss, val_loss, val_acc = sums[0] / sums[1], sums[2] / sums[4], sums[3] / sums[4]
+        if val_acc > best_acc:
+            best_acc = val_acc
+            best_state = copy.deepcopy(model.state_dict())
+        metrics = {
+            "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
+            "best_val_acc": best_acc, "lr": lr, "epoch_s": time.perf_counter() - started,
+            "images_per_s": sums[1] / (time.perf_counter() - started),
+        }
+        stop = False
+        if ranks.is_main:
+            with (out / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps({"epoch": epoch, **metrics}) + "\n")
+            logger.info("epoch %d: %s", epoch, metrics)
+            if report is not None:
+                stop = bool(report(epoch, dict(metrics)))
+        if not math.isfinite(train_loss):
+            raise TrainerError(f"training diverged: train_loss is {train_loss} at epoch {epoch}")
+        if distributed.agree_to_stop(ranks, stop, device):
+            pruned = True
+            break
+
+    if ranks.is_main:
+        model.load_state_dict(best_state)
+        save_checkpoint(out / "model.pt", model, info)
+    return {**metrics, "best_val_acc": best_acc, "epochs_run": epoch + 1, "pruned": pruned}
+
+
+def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.learning_rate,
+                                 weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.learning_rate, momentum=config.momentum,
+                           weight_decay=config.weight_decay)
+
+
+def _scheduler(config: TrainConfig,
+               optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+    if config.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, config.step_size, config.gamma)
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.num_epochs)
+    return None
+
+
+def fit_params(params: Mapping[str, Any], report: Report | None = None) -> dict[str, Any]:
+    """The built-in trainer in the sweep's ``fn(params, report) -> dict`` form."""
+    return fit(TrainConfig.from_params(params), report)

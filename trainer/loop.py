@@ -1,0 +1,98 @@
+"""One epoch of training and one evaluation pass, as plain functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class EpochStats:
+    """Sums over one pass; sums (not means) so data-parallel ranks can add theirs up."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    count: int = 0
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(self.count, 1)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(self.count, 1)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How to run the maths: autocast dtype (None: full fp32), a grad scaler for fp16."""
+
+    device: torch.device
+    autocast_dtype: torch.dtype | None = None
+    channels_last: bool = False
+
+    def autocast(self) -> AbstractContextManager[object]:
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+
+def _to_device(images: torch.Tensor, labels: torch.Tensor,
+               precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
+    fmt = torch.channels_last if precision.channels_last else torch.contiguous_format
+    images = images.to(precision.device, non_blocking=True, memory_format=fmt)
+    return images, labels.to(precision.device, non_blocking=True)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    precision: Precision,
+    scaler: torch.amp.GradScaler | None = None,
+) -> EpochStats:
+    model.train()
+    criterion = nn.CrossEntropyLoss(reduction="sum")
+    stats = EpochStats()
+    for images, labels in batches:
+        images, labels = _to_device(images, labels, precision)
+        with precision.autocast():
+            logits = model(images)
+            loss_sum = criterion(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        # Mean over the local batch; DDP then averages the gradients over ranks.
+        loss = loss_sum / labels.numel()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        stats.loss_sum += loss_sum.item()
+        stats.correct += int((logits.argmax(1) == labels).sum())
+        stats.count += labels.numel()
+    return stats
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    precision: Precision,
+) -> EpochStats:
+    model.eval()
+    criterion = nn.CrossEntropyLoss(reduction="sum")
+    stats = EpochStats()
+    for images, labels in batches:
+        images, labels = _to_device(images, labels, precision)
+        with precision.autocast():
+            logits = model(images).float()
+        stats.loss_sum += criterion(logits, labels).item()
+        stats.correct += int((logits.argmax(1) == labels).sum())
+        stats.count += labels.numel()
+    return stats

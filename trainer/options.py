@@ -1,0 +1,147 @@
+"""The trainer's options: one dataclass, one argparse factory, no torch import.
+
+The sweep imports this module to check a sweep file's ``trainer.args`` before it starts any
+trial; the Azure sample's flags (``--data_dir``, ``--num_epochs``, ``--output_dir``,
+``--learning_rate``, ``--momentum``) are accepted as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from trainer.errors import TrainerInputError
+
+ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large")
+ALIASES = {"data_dir": "data"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str = "digits"
+    model: str = "resnet18"
+    weights: str = "none"
+    freeze: str = "none"
+    num_epochs: int = 5
+    batch_size: int = 32
+    image_size: int = 224
+    learning_rate: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    optimizer: str = "sgd"
+    scheduler: str = "step"
+    step_size: int = 7
+    gamma: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    threads: int = 0
+    output_dir: str = "outputs"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.model in ARCHITECTURES, "model", f"one of {', '.join(ARCHITECTURES)}"),
+            (self.freeze in ("none", "backbone"), "freeze", "none or backbone"),
+            (self.optimizer in ("sgd", "adamw"), "optimizer", "sgd or adamw"),
+            (self.scheduler in ("step", "cosine", "none"), "scheduler", "step, cosine or none"),
+            (self.device in ("auto", "cpu", "cuda"), "device", "auto, cpu or cuda"),
+            (self.num_epochs >= 1, "num_epochs", "1 or more"),
+            (self.batch_size >= 1, "batch_size", "1 or more"),
+            (self.image_size >= 16, "image_size", "16 or more"),
+            (self.learning_rate > 0, "learning_rate", "greater than 0"),
+            (0 <= self.momentum < 1, "momentum", "from 0 up to 1"),
+            (self.step_size >= 1, "step_size", "1 or more"),
+            (self.threads >= 0, "threads", "0 (torch's default) or more"),
+        ]
+        for ok, name, expected in checks:
+            if not ok:
+                raise TrainerInputError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TrainConfig:
+        """Builds a config from a sweep's parameters, refusing unknown names and wrong types."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for raw_key, value in params.items():
+            key = ALIASES.get(raw_key, raw_key)
+            if key not in fields:
+                raise TrainerInputError(
+                    f"{raw_key}: not an option of the built-in trainer "
+                    f"(options: {', '.join(sorted(fields))})"
+                )
+            values[key] = _coerce(key, value, type(getattr(cls(), key)))
+        return cls(**values)
+
+
+def _coerce(key: str, value: Any, kind: type) -> Any:
+    # Sweeps hand over floats for integer options (Azure's quniform gives 8.0): accept whole ones.
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+    elif kind is int and not isinstance(value, bool):
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+            else:
+                if number.is_integer():
+                    return int(number)
+    elif kind is float and not isinstance(value, bool):
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif kind is str and isinstance(value, str) and value:
+        return value
+    raise TrainerInputError(f"{key}: expected {kind.__name__}, got {value!r}")
+
+
+def build_arg_parser(prog: str = "python -m trainer") -> argparse.ArgumentParser:
+    """The stand-alone trainer's flags, one per TrainConfig field (other launchers reuse it)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Transfer learning of a torchvision model on an image folder (train/ and "
+        "val/ with one sub-folder per class) or on the built-in 'digits' data set. Writes "
+        "model.pt, metrics.jsonl and params.json to --output_dir.",
+    )
+    helps = {
+        "data": "built-in data set name (digits) or a folder with train/ and val/",
+        "model": f"torchvision architecture: {', '.join(ARCHITECTURES)}",
+        "weights": "none, imagenet (torchvision's local cache only), or a state_dict .pth path",
+        "freeze": "none (fine-tune everything) or backbone (train the new head only)",
+        "image_size": "side of the square image the model sees",
+        "optimizer": "sgd or adamw",
+        "scheduler": "step (StepLR(step_size, gamma)), cosine, or none",
+        "device": "auto (CUDA when available), cpu or cuda",
+        "amp": "mixed precision on CUDA (true/false)",
+        "threads": "torch CPU threads; 0 keeps torch's default",
+        "seed": "same seed, same data order, same metrics on CPU",
+    }
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        default = getattr(defaults, f.name)
+        flags = [f"--{f.name}"] + (["--data_dir"] if f.name == "data" else [])
+        kind = type(default)
+        parser.add_argument(
+            *flags, dest=f.name, default=default,
+            type=(lambda s: _coerce("amp", s, bool)) if kind is bool else kind,
+            help=f"{helps.get(f.name, '')} (default: {default})".strip(),
+        )
+    parser.add_argument(
+        "--distributed", choices=("none", "ddp", "horovod"), default="none",
+        help="ddp: torch DDP when launched by torchrun (WORLD_SIZE > 1); horovod: under horovodrun",
+    )
+    return parser
