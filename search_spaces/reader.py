@@ -331,10 +331,12 @@ def _sampling(value: Any) -> SamplingAlgorithm:
     if "rule" in d:
         options["rule"] = c.one_of(c.string(d, "rule", path), ("random", "sobol"), f"{path}.rule")
     if "logbase" in d:
-        base = d["logbase"]
-        if base != "e":
-            c.positive(c.number(d, "logbase", path), f"{path}.logbase")
-        options["logbase"] = base
+        # Another base would change what every log expression means; we implement base e only.
+        if d["logbase"] != "e":
+            raise SearchSpaceError(
+                f"{path}.logbase", f"only 'e' is supported, got {d['logbase']!r}"
+            )
+        options["logbase"] = "e"
     return SamplingAlgorithm(kind, seed, options)
 
 

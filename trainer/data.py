@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,30 +162,28 @@ class AugmentedImages(Dataset[tuple[torch.Tensor, int]]):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self.split.images[index]
         if self.train:
-            gen = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & (2**63 - 1))
-            top, left, h, w = self._crop_box(image, gen)
+            rng = random.Random(hash((self.seed, self.epoch, index)))
+            top, left, h, w = self._crop_box(image, rng)
             image = v2.functional.resized_crop(
                 image, top, left, h, w, [self.crop.size[0], self.crop.size[1]], antialias=True
             )
-            if self.flip and torch.rand((), generator=gen) < 0.5:
+            if self.flip and rng.random() < 0.5:
                 image = v2.functional.horizontal_flip(image)
         else:
             image = self.center(image)
         return self.normalize(image), self.split.labels[index]
 
-    def _crop_box(self, image: torch.Tensor, gen: torch.Generator) -> tuple[int, int, int, int]:
-        # RandomResizedCrop.get_params, drawing from our generator instead of the global one.
+    def _crop_box(self, image: torch.Tensor, rng: random.Random) -> tuple[int, int, int, int]:
+        # RandomResizedCrop.get_params, drawing from our own generator, not torch's global one.
         height, width = image.shape[-2:]
         area = height * width
-        log_ratio = torch.log(torch.tensor(self.crop.ratio))
+        lo, hi = (math.log(r) for r in self.crop.ratio)
         for _ in range(10):
-            target = area * torch.empty(1).uniform_(*self.crop.scale, generator=gen).item()
-            aspect = math.exp(torch.empty(1).uniform_(*log_ratio.tolist(), generator=gen).item())
+            target = area * rng.uniform(*self.crop.scale)
+            aspect = math.exp(rng.uniform(lo, hi))
             w = round(math.sqrt(target * aspect))
             h = round(math.sqrt(target / aspect))
             if 0 < w <= width and 0 < h <= height:
-                top = int(torch.randint(0, height - h + 1, (1,), generator=gen))
-                left = int(torch.randint(0, width - w + 1, (1,), generator=gen))
-                return top, left, h, w
+                return rng.randint(0, height - h), rng.randint(0, width - w), h, w
         side = min(height, width)
         return (height - side) // 2, (width - side) // 2, side, side

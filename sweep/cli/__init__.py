@@ -9,7 +9,9 @@ import warnings
 from collections.abc import Sequence
 
 from search_spaces import SearchSpaceError
+from sweep.coordinator import SweepInterrupted
 from sweep.errors import SweepError, SweepInputError
+from trainer.errors import TrainerInputError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -57,12 +59,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     warnings.showwarning = _show_warning
+    import optuna  # its per-trial INFO lines would drown the live view
+
+    optuna.logging.set_verbosity(logging.DEBUG if debug else logging.WARNING)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
         return code
-    except (SearchSpaceError, SweepInputError) as exc:
+    except SweepInterrupted as exc:
+        print(f"sweep: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (SearchSpaceError, SweepInputError, TrainerInputError) as exc:
         if debug:
             raise
         print(f"sweep: error: {exc}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from search_spaces import SweepConfig, read_sweep_file
+from search_spaces import SweepConfig, parse_sweep, read_sweep_file, to_dict
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +16,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("space", type=Path, help="the sweep file, e.g. space.yaml")
     p.set_defaults(func=validate)
+
+    p = sub.add_parser(
+        "run", help="run a sweep",
+        description="Run the trials of a sweep file in parallel (a local Ray by default) and "
+        "show them as they go. The study, one folder per trial and the best model are kept "
+        "under ROOT/NAME (./sweeps/NAME). Ctrl-C stops cleanly; 'sweep resume NAME' goes on.",
+    )
+    p.add_argument("space", type=Path, help="the sweep file, e.g. space.yaml")
+    p.add_argument("--compute", help="override the file's compute: local, ray://HOST:PORT")
+    _budget_flags(p)
+    p.add_argument("--dry-run", action="store_true", help="validate and print the plan only")
+    p.set_defaults(func=run)
+
+    p = sub.add_parser(
+        "resume", help="continue a stopped or crashed sweep",
+        description="Continue a sweep: completed and pruned trials are kept, interrupted ones "
+        "run again with the same parameters, and the trial budget still holds.",
+    )
+    p.add_argument("name", help="the sweep's name (see 'sweep ls')")
+    _budget_flags(p)
+    p.set_defaults(func=resume)
+
+
+def _budget_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-trials", type=int, metavar="N", help="override limits.max_total_trials")
+    p.add_argument("--parallel", type=int, metavar="N", help="run at most N trials at once")
+    p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
 
 
 def describe(config: SweepConfig) -> str:
@@ -42,3 +69,50 @@ def validate(args: argparse.Namespace) -> int:
     print(f"{args.space}: valid")
     print(describe(config))
     return 0
+
+
+def _check_budget(args: argparse.Namespace) -> None:
+    from sweep.errors import SweepInputError
+
+    for flag in ("max_trials", "parallel"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise SweepInputError(f"--{flag.replace('_', '-')}: must be 1 or more, got {value}")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_budget(args)
+    config = read_sweep_file(args.space)
+    if args.compute:
+        data = to_dict(config)
+        data["compute"] = args.compute
+        config = parse_sweep(data, base_dir=config.base_dir)
+    if args.dry_run:
+        print(describe(config))
+        return 0
+    from sweep.api import Sweep
+
+    return _execute(Sweep(config=config, root=args.root), args, resume=False)
+
+
+def resume(args: argparse.Namespace) -> int:
+    _check_budget(args)
+    from sweep.api import Sweep
+
+    return _execute(Sweep.load(args.name, root=args.root), args, resume=True)
+
+
+def _execute(sweep: object, args: argparse.Namespace, *, resume: bool) -> int:
+    from sweep.api import Sweep
+    from sweep.cli.progress import ProgressView, summary
+
+    assert isinstance(sweep, Sweep)
+    config = sweep.config
+    view = ProgressView(config.objective.primary_metric, config.objective.goal,
+                        args.max_trials or config.limits.max_total_trials)
+    print(f"{'resuming' if resume else 'running'} sweep {config.name} on {config.compute}; "
+          f"files in {sweep.sweep_dir}", flush=True)
+    go = sweep.resume if resume else sweep.run
+    result = go(max_trials=args.max_trials, parallel=args.parallel, listener=view)
+    print(summary(result, config.objective.primary_metric))
+    return 0 if result.best is not None else 1

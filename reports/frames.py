@@ -1,0 +1,64 @@
+"""Trials and learning curves as tidy pandas frames, straight from a sweep's study and folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+STATE_NAMES = {
+    TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running", TrialState.WAITING: "waiting",
+}
+
+
+def trials_frame(study: optuna.Study, epochs_asked: int | None = None) -> pd.DataFrame:
+    """One row per trial: number, state, value, each parameter, epochs run/asked, reason, time.
+
+    A trial that was re-run (a retry, or after an interruption) keeps its row, with ``rerun_as``
+    naming the trial that replaced it.
+    """
+    trials = study.get_trials(deepcopy=False)
+    rerun_as = {t.user_attrs["replaces"]: t.number for t in trials if "replaces" in t.user_attrs}
+    rows: list[dict[str, Any]] = []
+    for t in trials:
+        params = t.user_attrs.get("params", {})
+        asked = params.get("num_epochs", epochs_asked)
+        duration = (t.datetime_complete - t.datetime_start).total_seconds() \
+            if t.datetime_complete and t.datetime_start else None
+        reason = t.user_attrs.get("reason", "")
+        if t.number in rerun_as and not reason:
+            reason = "interrupted"
+        rows.append({
+            "number": t.number,
+            "state": STATE_NAMES.get(t.state, t.state.name.lower()),
+            "value": t.value if t.state == TrialState.COMPLETE else _last(t),
+            **{f"param_{k}": v for k, v in params.items()},
+            "epochs_run": t.user_attrs.get("epochs", len(t.intermediate_values)),
+            "epochs_asked": asked,
+            "reason": reason,
+            "rerun_as": rerun_as.get(t.number),
+            "start": t.datetime_start,
+            "duration_s": duration,
+        })
+    return pd.DataFrame(rows)
+
+
+def _last(trial: optuna.trial.FrozenTrial) -> float | None:
+    values = trial.intermediate_values
+    return values[max(values)] if values else None
+
+
+def curves_frame(sweep_dir: Path) -> pd.DataFrame:
+    """Every trial's per-epoch metrics, long format: trial, epoch, and one column per metric."""
+    rows = []
+    for path in sorted((Path(sweep_dir) / "trials").glob("*/metrics.jsonl")):
+        number = int(path.parent.name)
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rows.append({"trial": number, **json.loads(line)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,242 @@
+"""The library face: ``Sweep`` (build, run, resume) and ``SweepResult``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import yaml
+from optuna.trial import TrialState
+
+from search_spaces import (
+    SweepConfig,
+    parse_sweep,
+    read_sweep_file,
+    to_dict,
+    to_optuna,
+)
+from search_spaces.config import BUILTIN_DATASETS
+from sweep.backends import Backend, make_backend
+from sweep.coordinator import Coordinator, Listener, trial_dir
+from sweep.errors import SweepInputError
+from sweep.study import JOURNAL, open_study
+from sweep.trials import TrainFn
+
+CONFIG_FILE = "sweep.yaml"
+
+
+def sweeps_root(root: str | Path | None = None) -> Path:
+    """Where sweeps live: ``root``, else $SWEEP_ROOT, else ./sweeps."""
+    return Path(root or os.environ.get("SWEEP_ROOT") or "sweeps")
+
+
+@dataclass(frozen=True)
+class BestTrial:
+    number: int
+    params: Mapping[str, Any]
+    value: float
+    metrics: Mapping[str, Any]
+    model_path: Path | None
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    name: str
+    sweep_dir: Path
+    study: optuna.Study
+    best: BestTrial | None
+    trials: pd.DataFrame
+
+    @property
+    def counts(self) -> dict[str, int]:
+        if self.trials.empty:
+            return {}
+        return {str(k): int(v) for k, v in self.trials["state"].value_counts().items()}
+
+    @property
+    def epochs_saved(self) -> int:
+        """Epochs that pruning did not have to run (asked minus run, over pruned trials)."""
+        pruned = self.trials[self.trials["state"] == "pruned"] if not self.trials.empty else None
+        if pruned is None or pruned.empty or pruned["epochs_asked"].isna().all():
+            return 0
+        return int((pruned["epochs_asked"] - pruned["epochs_run"]).clip(lower=0).sum())
+
+
+class Sweep:
+    """A hyperparameter sweep.
+
+    Example:
+        >>> sweep = Sweep.from_yaml("space.yaml")            # doctest: +SKIP
+        >>> result = sweep.run()                             # doctest: +SKIP
+        >>> result.best.params, result.best.value            # doctest: +SKIP
+
+        >>> def my_train(params, report):                    # doctest: +SKIP
+        ...     for epoch in range(params["num_epochs"]):
+        ...         acc = ...
+        ...         if report(epoch, {"val_acc": acc}):
+        ...             break
+        ...     return {"best_val_acc": acc}
+        >>> Sweep(name="mine", search_space={"num_epochs": {"type": "choice", "values": [2, 4]}},
+        ...       trainer=my_train).run()                    # doctest: +SKIP
+    """
+
+    def __init__(self, name: str | None = None, search_space: Mapping[str, Any] | None = None,
+                 *, trainer: str | TrainFn = "trainer", config: SweepConfig | None = None,
+                 root: str | Path | None = None, backend: Backend | None = None,
+                 **settings: Any) -> None:
+        """Builds a sweep from keyword settings named as in the sweep file.
+
+        Args:
+            trainer: ``"trainer"``, ``"package.module:function"``, or the function itself.
+            config: an already-read SweepConfig (then name/search_space/settings are unused).
+            root: the folder of sweeps (default ./sweeps).
+            backend: where trials run; by default from ``compute`` (a local Ray).
+            settings: ``trainer_args``, ``objective``, ``sampling_algorithm``,
+                ``early_termination``, ``limits``, ``resources``, ``compute``, ``storage``,
+                ``register``, ``retries``: the sweep file's sections.
+        """
+        if config is None:
+            if search_space is None:
+                raise SweepInputError("search_space: is required")
+            data: dict[str, Any] = {"search_space": dict(search_space)}
+            if name:
+                data["name"] = name
+            data["trainer"] = {
+                "entry": trainer if isinstance(trainer, str) else _entry_name(trainer),
+                "args": dict(settings.pop("trainer_args", {})),
+                "retries": settings.pop("retries", 0),
+            }
+            data.update(settings)
+            config = parse_sweep(data, default_name=name or "sweep")
+        self.config = _absolute_data(config)
+        self.entry: str | TrainFn = trainer if callable(trainer) else self.config.trainer.entry
+        self.root = sweeps_root(root)
+        self.backend = backend
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **kwargs: Any) -> Sweep:
+        return cls(config=read_sweep_file(path), **kwargs)
+
+    @classmethod
+    def load(cls, name: str, *, root: str | Path | None = None, **kwargs: Any) -> Sweep:
+        """The sweep called ``name`` under ``root``, as it was started (for resume, status)."""
+        folder = sweeps_root(root) / name
+        if not (folder / CONFIG_FILE).is_file():
+            raise SweepInputError(f"no sweep named {name!r} in {sweeps_root(root)}")
+        data = yaml.safe_load((folder / CONFIG_FILE).read_text())
+        return cls(config=parse_sweep(data, base_dir=folder), root=root, **kwargs)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def sweep_dir(self) -> Path:
+        return self.root / self.config.name
+
+    def run(self, *, max_trials: int | None = None, parallel: int | None = None,
+            listener: Listener | None = None) -> SweepResult:
+        """Starts the sweep; a sweep of the same name must not exist yet (see :meth:`resume`)."""
+        if (self.sweep_dir / CONFIG_FILE).exists() or (self.sweep_dir / JOURNAL).exists():
+            raise SweepInputError(
+                f"a sweep named {self.name!r} already exists in {self.sweep_dir}; continue it "
+                f"with 'sweep resume {self.name}', or give this one another name"
+            )
+        return self._run(max_trials, parallel, listener)
+
+    def resume(self, *, max_trials: int | None = None, parallel: int | None = None,
+               listener: Listener | None = None) -> SweepResult:
+        """Continues the sweep: finished trials are kept, interrupted ones run again."""
+        return self._run(max_trials, parallel, listener)
+
+    def _run(self, max_trials: int | None, parallel: int | None,
+             listener: Listener | None) -> SweepResult:
+        self._check_trainer_args()
+        space = to_optuna(self.config.search_space)
+        if self.config.resources.workers_per_trial > 1:
+            raise SweepInputError(
+                "resources.workers_per_trial: multi-worker trials are not available yet; use 1"
+            )
+        backend = self.backend or make_backend(self.config.compute)
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        config_path = self.sweep_dir / CONFIG_FILE
+        if not config_path.exists():
+            config_path.write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
+        study = open_study(self.config, space, self.sweep_dir)
+        Coordinator(self.config, study, space, backend, self.sweep_dir, entry=self.entry,
+                    max_trials=max_trials, parallel=parallel, listener=listener).run()
+        return self.result(study)
+
+    def result(self, study: optuna.Study | None = None) -> SweepResult:
+        """The sweep as it stands in its storage."""
+        if study is None:
+            if not (self.sweep_dir / CONFIG_FILE).exists():
+                raise SweepInputError(f"sweep {self.name!r} has not run yet")
+            study = open_study(self.config, to_optuna(self.config.search_space), self.sweep_dir)
+        frame = _trials_frame(study, self.config)
+        return SweepResult(self.name, self.sweep_dir, study, self._best(study), frame)
+
+    def _best(self, study: optuna.Study) -> BestTrial | None:
+        if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            return None
+        best = study.best_trial
+        folder = trial_dir(self.sweep_dir, best.number)
+        result_file = folder / "result.json"
+        metrics = json.loads(result_file.read_text()) if result_file.exists() else {}
+        model = folder / "outputs" / "model.pt"
+        return BestTrial(best.number, best.user_attrs.get("params", {}), float(best.value or 0),
+                         metrics, model if model.exists() else None)
+
+    def _check_trainer_args(self) -> None:
+        """For the built-in trainer, refuse unknown options before any trial starts."""
+        if self.entry != "trainer":
+            return
+        from trainer.errors import TrainerInputError
+        from trainer.options import ALIASES, TrainConfig
+
+        known = {f.name for f in dataclasses.fields(TrainConfig)} | set(ALIASES)
+        for key in self.config.search_space:
+            if key not in known:
+                raise SweepInputError(
+                    f"search_space.{key}: the built-in trainer has no such option "
+                    f"(options: {', '.join(sorted(known))})"
+                )
+        try:
+            TrainConfig.from_params(self.config.trainer.args)
+        except TrainerInputError as exc:
+            raise SweepInputError(f"trainer.args.{exc}") from None
+
+
+def _entry_name(fn: TrainFn) -> str:
+    qualname = getattr(fn, "__qualname__", "train").split(".")[-1].strip("<>") or "train"
+    return f"{getattr(fn, '__module__', '__main__')}:{qualname}"
+
+
+def _absolute_data(config: SweepConfig) -> SweepConfig:
+    """Data folders relative to the sweep file, made absolute so every worker finds them."""
+    args = dict(config.trainer.args)
+    changed = False
+    for key in ("data", "data_dir"):
+        value = args.get(key)
+        if isinstance(value, str) and value not in BUILTIN_DATASETS and \
+                not value.startswith("azureml:") and not Path(value).is_absolute():
+            args[key] = str((config.base_dir / value).resolve())
+            changed = True
+    if not changed:
+        return config
+    trainer = dataclasses.replace(config.trainer, args=args)
+    return dataclasses.replace(config, trainer=trainer)
+
+
+def _trials_frame(study: optuna.Study, config: SweepConfig) -> pd.DataFrame:
+    from reports.frames import trials_frame
+
+    asked = config.trainer.args.get("num_epochs")
+    return trials_frame(study, int(asked) if isinstance(asked, int | float) else None)

@@ -1,0 +1,27 @@
+"""Where trials run. One class per place; heavy imports (ray) only inside their module."""
+
+from __future__ import annotations
+
+from sweep.backends.base import Backend
+from sweep.backends.inprocess import InProcessBackend
+from sweep.errors import SweepInputError
+
+
+def make_backend(compute: str) -> Backend:
+    """The backend for a sweep file's ``compute`` value."""
+    if compute == "local":
+        from sweep.backends.ray_local import LocalRayBackend
+
+        return LocalRayBackend()
+    if compute.startswith("ray:"):
+        from sweep.backends.ray_local import RayClusterBackend
+
+        return RayClusterBackend(compute)
+    if compute == "inprocess":
+        return InProcessBackend()
+    raise SweepInputError(
+        f"compute: {compute!r} is not available in this version; use local or ray://HOST:PORT"
+    )
+
+
+__all__ = ["Backend", "InProcessBackend", "make_backend"]

@@ -1,0 +1,75 @@
+"""The live view of ``sweep run``: a line per trial event, and a summary at the end."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from sweep.api import SweepResult
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+class ProgressView:
+    """Prints trial starts, epochs, prunes, completions and failures as they happen."""
+
+    def __init__(self, metric: str, goal: str, total: int, out: TextIO = sys.stdout) -> None:
+        self.metric, self.maximize, self.total, self.out = metric, goal == "maximize", total, out
+        self.best: tuple[int, float] | None = None
+        self.started = time.monotonic()
+        self.epochs: dict[int, Any] = {}
+
+    def _print(self, text: str) -> None:
+        elapsed = time.monotonic() - self.started
+        print(f"[{elapsed:6.0f}s] {text}", file=self.out, flush=True)
+
+    def trial_started(self, number: int, params: Mapping[str, Any]) -> None:
+        self.epochs[number] = params.get("num_epochs", "?")
+        shown = "  ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+        self._print(f"trial {number:<3} started    {shown}")
+
+    def trial_reported(self, number: int, epoch: int, value: float | None) -> None:
+        shown = f"{self.metric} {_fmt(value)}" if value is not None else ""
+        self._print(f"trial {number:<3} epoch {epoch + 1}/{self.epochs.get(number, '?')}  {shown}")
+
+    def trial_ended(self, number: int, state: str, value: float | None, reason: str) -> None:
+        if state == "COMPLETE" and value is not None:
+            better = self.best is None or (value > self.best[1] if self.maximize
+                                           else value < self.best[1])
+            if better:
+                self.best = (number, value)
+            assert self.best is not None
+            self._print(f"trial {number:<3} complete   {self.metric} {_fmt(value)}   "
+                        f"(best so far: trial {self.best[0]}, {_fmt(self.best[1])})")
+        elif state == "PRUNED":
+            self._print(f"trial {number:<3} pruned     {reason}")
+        else:
+            self._print(f"trial {number:<3} failed     {reason}")
+
+
+def summary(result: SweepResult, metric: str) -> str:
+    counts = result.counts
+    lines = []
+    if result.best is not None:
+        best = result.best
+        lines.append(f"best: trial {best.number}  {metric} {_fmt(best.value)}")
+        lines.append("  " + "  ".join(f"{k} {_fmt(v)}" for k, v in best.params.items()))
+        if best.model_path:
+            lines.append(f"  model: {best.model_path}")
+    else:
+        lines.append("no trial completed")
+    frame = result.trials
+    asked = int(frame["epochs_asked"].fillna(0).sum()) if not frame.empty else 0
+    lines.append(
+        f"trials: {counts.get('complete', 0)} complete, {counts.get('pruned', 0)} pruned, "
+        f"{counts.get('failed', 0)} failed; pruning saved {result.epochs_saved} of {asked} "
+        f"epochs asked"
+    )
+    lines.append(f"files: {result.sweep_dir}")
+    return "\n".join(lines)

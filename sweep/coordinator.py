@@ -1,0 +1,264 @@
+"""The coordinator: Optuna decides (ask, report, prune, tell), a backend executes.
+
+It is the only writer of the study and of the trial folders' records (params.json,
+metrics.jsonl, result.json), so the default journal file never sees two writers and a
+trial on a remote Ray node still leaves its curve here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import optuna
+from optuna.trial import TrialState
+
+from search_spaces import SweepConfig
+from search_spaces.optuna_form import OptunaSpace
+from sweep.backends.base import Backend
+from sweep.errors import SweepError
+from sweep.pruners import prune_reason
+from sweep.trials import Finished, Reported, TrainFn, TrialSpec
+
+logger = logging.getLogger(__name__)
+
+# User attributes the coordinator keeps on each Optuna trial.
+PARAMS, REASON, REPLACES, ATTEMPT, EPOCHS = "params", "reason", "replaces", "attempt", "epochs"
+
+
+class SweepInterrupted(SweepError):
+    """Ctrl-C: running trials were stopped and queued to run again on resume."""
+
+
+class Listener(Protocol):
+    """Whoever shows progress (the CLI's live view); every method is optional to act on."""
+
+    def trial_started(self, number: int, params: Mapping[str, Any]) -> None: ...
+    def trial_reported(self, number: int, epoch: int, value: float | None) -> None: ...
+    def trial_ended(self, number: int, state: str, value: float | None, reason: str) -> None: ...
+
+
+class _Quiet:
+    def trial_started(self, number: int, params: Mapping[str, Any]) -> None:
+        pass
+
+    def trial_reported(self, number: int, epoch: int, value: float | None) -> None:
+        pass
+
+    def trial_ended(self, number: int, state: str, value: float | None, reason: str) -> None:
+        pass
+
+
+@dataclass
+class _Active:
+    trial: optuna.Trial
+    started: float
+    epochs: int = 0
+    last_value: float | None = None
+    pruned: str | None = None
+    failure: str | None = None
+
+
+def trial_dir(sweep_dir: Path, number: int) -> Path:
+    return sweep_dir / "trials" / f"{number:04d}"
+
+
+def replaced_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+    """Trials that were re-run under another number (retried or interrupted): not counted."""
+    return {t.user_attrs[REPLACES] for t in trials if REPLACES in t.user_attrs}
+
+
+class Coordinator:
+    def __init__(self, config: SweepConfig, study: optuna.Study, space: OptunaSpace,
+                 backend: Backend, sweep_dir: Path, *, entry: str | TrainFn,
+                 max_trials: int | None = None, parallel: int | None = None,
+                 listener: Listener | None = None) -> None:
+        self.config, self.study, self.space, self.backend = config, study, space, backend
+        self.sweep_dir = sweep_dir
+        self.entry = entry
+        self.listener: Listener = listener or _Quiet()
+        self.metric = config.objective.primary_metric
+        total = max_trials or config.limits.max_total_trials
+        if config.sampling_algorithm.type == "grid":
+            total = min(total, math.prod(len(v) for v in space.grid().values()))
+        self.total = total
+        self.parallel = parallel or config.limits.max_concurrent_trials
+        self.active: dict[int, _Active] = {}
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Runs trials until the budget, the timeout or Ctrl-C; the study then holds them all."""
+        self._requeue_interrupted()
+        slots = self.backend.open(self.config.resources, self.parallel)
+        deadline = (time.monotonic() + self.config.limits.timeout
+                    if self.config.limits.timeout else math.inf)
+        counted = self._counted()
+        try:
+            while True:
+                while (len(self.active) < slots and counted < self.total
+                       and time.monotonic() < deadline):
+                    self._launch()
+                    counted += 1
+                if not self.active:
+                    break
+                for event in self.backend.poll(timeout=0.5):
+                    if isinstance(event, Reported):
+                        self._on_report(event)
+                    elif isinstance(event, Finished):
+                        counted -= self._on_finished(event)
+                    else:
+                        counted -= self._on_failed(event.number, event.reason)
+                counted -= self._enforce_timeouts(deadline)
+        except KeyboardInterrupt:
+            stopped = self._stop_all_for_resume()
+            raise SweepInterrupted(
+                f"interrupted: {stopped} running trials stopped and queued to run again; "
+                f"continue with: sweep resume {self.config.name}"
+            ) from None
+        finally:
+            self.backend.close()
+
+    def _counted(self) -> int:
+        trials = self.study.get_trials(deepcopy=False)
+        replaced = replaced_numbers(trials)
+        return sum(
+            1 for t in trials if t.state != TrialState.WAITING and t.number not in replaced
+        )
+
+    # -- starting ---------------------------------------------------------------------------
+
+    def _launch(self) -> None:
+        trial = self.study.ask(self.space.distributions())
+        params = self.space.decode(trial.params)
+        trial.set_user_attr(PARAMS, params)
+        folder = trial_dir(self.sweep_dir, trial.number)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "params.json").write_text(json.dumps(params, indent=2) + "\n")
+        (folder / "metrics.jsonl").write_text("")
+        call_params = {**self.config.trainer.args, "output_dir": str(folder / "outputs"),
+                       **params}
+        res = self.config.resources
+        self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(folder),
+                                     res.cpus_per_trial, res.gpus_per_trial))
+        self.active[trial.number] = _Active(trial, time.monotonic())
+        self.listener.trial_started(trial.number, params)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _on_report(self, event: Reported) -> None:
+        active = self.active.get(event.number)
+        if active is None:
+            return  # a trial we already ended (timed out) still talking
+        folder = trial_dir(self.sweep_dir, event.number)
+        with (folder / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps({"epoch": event.epoch, **event.metrics}) + "\n")
+        active.epochs = event.epoch + 1
+        value = event.metrics.get(self.metric)
+        stop = False
+        if value is not None:
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                active.failure = f"{self.metric} is {value} at epoch {event.epoch + 1}"
+                stop = True
+            else:
+                active.last_value = float(value)
+                active.trial.report(float(value), event.epoch)
+                if active.trial.should_prune():
+                    active.pruned = prune_reason(self.study.pruner, event.number, event.epoch)
+                    stop = True
+        self.backend.answer(event.number, stop)
+        self.listener.trial_reported(event.number, event.epoch,
+                                     float(value) if isinstance(value, int | float) else None)
+
+    def _on_finished(self, event: Finished) -> int:
+        """Tells the study; returns 1 when the trial will run again (no longer counted)."""
+        active = self.active.pop(event.number, None)
+        if active is None:
+            return 0
+        folder = trial_dir(self.sweep_dir, event.number)
+        (folder / "result.json").write_text(json.dumps(event.result, indent=2, default=str))
+        trial = active.trial
+        trial.set_user_attr(EPOCHS, active.epochs)
+        if active.failure:
+            return self._fail(active, active.failure)
+        if active.pruned:
+            trial.set_user_attr(REASON, active.pruned)
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.listener.trial_ended(trial.number, "PRUNED", active.last_value, active.pruned)
+            return 0
+        value = event.result.get(self.metric)
+        if value is None:
+            returned = ", ".join(sorted(event.result)) or "nothing"
+            return self._fail(active, f"the trainer returned no '{self.metric}' "
+                                      f"(the objective's primary_metric); it returned: {returned}")
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            return self._fail(active, f"{self.metric} is {value!r}")
+        self.study.tell(trial, float(value))
+        self.listener.trial_ended(trial.number, "COMPLETE", float(value), "")
+        return 0
+
+    def _on_failed(self, number: int, reason: str) -> int:
+        active = self.active.pop(number, None)
+        if active is None:
+            return 0
+        active.trial.set_user_attr(EPOCHS, active.epochs)
+        return self._fail(active, reason)
+
+    def _fail(self, active: _Active, reason: str) -> int:
+        trial = active.trial
+        attempt = int(trial.user_attrs.get(ATTEMPT, 0))
+        retry = attempt < self.config.trainer.retries
+        trial.set_user_attr(REASON, reason)
+        self.study.tell(trial, state=TrialState.FAIL)
+        if retry:
+            self.study.enqueue_trial(trial.params, user_attrs={REPLACES: trial.number,
+                                                               ATTEMPT: attempt + 1})
+        logger.warning("trial %d failed: %s", trial.number, reason)
+        self.listener.trial_ended(trial.number, "FAIL", None,
+                                  reason + (" (will retry)" if retry else ""))
+        return 1 if retry else 0
+
+    def _enforce_timeouts(self, deadline: float) -> int:
+        now = time.monotonic()
+        limit = self.config.limits.trial_timeout
+        freed = 0
+        for number, active in list(self.active.items()):
+            if limit and now - active.started > limit:
+                reason = f"ran past trial_timeout ({limit:g} s)"
+            elif now >= deadline:
+                reason = f"stopped: the sweep's timeout ({self.config.limits.timeout:g} s) passed"
+            else:
+                continue
+            self.backend.cancel(number)
+            freed += self._on_failed(number, reason)
+        return freed
+
+    # -- interruption and resume ------------------------------------------------------------
+
+    def _stop_all_for_resume(self) -> int:
+        stopped = 0
+        for number, active in list(self.active.items()):
+            self.backend.cancel(number)
+            active.trial.set_user_attr(REASON, "interrupted; queued to run again")
+            active.trial.set_user_attr(EPOCHS, active.epochs)
+            self.study.tell(active.trial, state=TrialState.FAIL)
+            self.study.enqueue_trial(active.trial.params, user_attrs={
+                REPLACES: number, ATTEMPT: int(active.trial.user_attrs.get(ATTEMPT, 0))})
+            stopped += 1
+        self.active.clear()
+        return stopped
+
+    def _requeue_interrupted(self) -> None:
+        """Trials left RUNNING by a coordinator that died: failed, and queued to run again."""
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.study.tell(t.number, state=TrialState.FAIL)
+            self.study.enqueue_trial(t.params, user_attrs={
+                REPLACES: t.number, ATTEMPT: int(t.user_attrs.get(ATTEMPT, 0))})
+            logger.info("trial %d was interrupted; it will run again", t.number)
+

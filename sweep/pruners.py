@@ -1,0 +1,175 @@
+"""Early-termination policies as Optuna pruners: Azure ML's three, with Azure ML's rules.
+
+Azure ML counts an *interval* each time a trial logs the primary metric, and "applies the
+policy every multiple of evaluation_interval that is greater than or equal to
+delay_evaluation". Here a trial's n-th report is interval n (1-based).
+
+- bandit: prune when the trial's best value so far is not within the slack of the best value
+  any trial reached within the same number of intervals: for maximize ``y * (1 + slack_factor)
+  < best`` or ``y + slack_amount < best``; minimize mirrors it.
+- median_stopping: prune when the trial's best value so far is worse than the median of the
+  other trials' running averages over their first n intervals.
+- truncation_selection: prune when the trial's value at interval n is among the lowest
+  ``truncation_percentage`` percent of all trials' values at interval n
+  (finished trials left out when ``exclude_finished_jobs``).
+
+Each pruner keeps the reason of its last decision per trial, for the reports.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from search_spaces import EarlyTermination
+
+_PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+def _series(trial: FrozenTrial) -> list[float]:
+    """The trial's reported values in report order, NaNs left out."""
+    return [v for _, v in sorted(trial.intermediate_values.items()) if not math.isnan(v)]
+
+
+class AzurePolicy(BasePruner):
+    """The common rule of Azure ML's policies: when to evaluate, and who the peers are."""
+
+    name = "policy"
+
+    def __init__(self, evaluation_interval: int = 1, delay_evaluation: int = 0) -> None:
+        self.evaluation_interval = max(evaluation_interval, 1)
+        self.delay_evaluation = delay_evaluation
+        self.reasons: dict[int, str] = {}
+
+    def applies_at(self, interval: int) -> bool:
+        return interval % self.evaluation_interval == 0 and interval >= self.delay_evaluation
+
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        series = _series(trial)
+        if not series or not self.applies_at(len(series)):
+            return False
+        peers = [
+            (t, _series(t)) for t in study.get_trials(deepcopy=False, states=_PEER_STATES)
+            if t.number != trial.number
+        ]
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        reason = self.decide(series, [(t, p) for t, p in peers if p], maximize)
+        if reason:
+            self.reasons[trial.number] = f"interval {len(series)}: {reason}"
+        return reason is not None
+
+    def decide(self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]],
+               maximize: bool) -> str | None:
+        """The reason to prune a trial whose reports are ``series``, or None to keep it."""
+        raise NotImplementedError
+
+
+def _best(values: list[float], maximize: bool) -> float:
+    return max(values) if maximize else min(values)
+
+
+class BanditPruner(AzurePolicy):
+    name = "bandit"
+
+    def __init__(self, slack_factor: float | None = None, slack_amount: float | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.slack_factor, self.slack_amount = slack_factor, slack_amount
+
+    def decide(self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]],
+               maximize: bool) -> str | None:
+        n = len(series)
+        mine = _best(series, maximize)
+        reached = [_best(p[:n], maximize) for _, p in peers] + [mine]
+        best = _best(reached, maximize)
+        if self.slack_factor is not None:
+            f = self.slack_factor
+            outside = mine * (1 + f) < best if maximize else mine > best * (1 + f)
+            slack = f"slack_factor {f}"
+        else:
+            a = self.slack_amount or 0.0
+            outside = mine + a < best if maximize else mine - a > best
+            slack = f"slack_amount {a}"
+        if outside:
+            return f"{mine:.4g} is outside {slack} of the best {best:.4g}"
+        return None
+
+
+class MedianStoppingPruner(AzurePolicy):
+    name = "median_stopping"
+
+    def decide(self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]],
+               maximize: bool) -> str | None:
+        n = len(series)
+        averages = [statistics.fmean(p[:n]) for _, p in peers]
+        if not averages:
+            return None
+        median = statistics.median(averages)
+        mine = _best(series, maximize)
+        if (mine < median) if maximize else (mine > median):
+            return f"{mine:.4g} is worse than the median of running averages {median:.4g}"
+        return None
+
+
+class TruncationSelectionPruner(AzurePolicy):
+    name = "truncation_selection"
+
+    def __init__(self, truncation_percentage: int = 10, exclude_finished_jobs: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.truncation_percentage = truncation_percentage
+        self.exclude_finished_jobs = exclude_finished_jobs
+
+    def decide(self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]],
+               maximize: bool) -> str | None:
+        n = len(series)
+        values = [
+            p[n - 1] for t, p in peers
+            if len(p) >= n and (t.state == TrialState.RUNNING or not self.exclude_finished_jobs)
+        ]
+        everyone = sorted(values + [series[-1]], reverse=not maximize)  # worst first
+        cut = math.floor(len(everyone) * self.truncation_percentage / 100)
+        if cut == 0:
+            return None
+        threshold = everyone[cut - 1]
+        if (series[-1] <= threshold) if maximize else (series[-1] >= threshold):
+            return (f"{series[-1]:.4g} is in the lowest {self.truncation_percentage}% of "
+                    f"{len(everyone)} trials at this interval")
+        return None
+
+
+def make_pruner(policy: EarlyTermination) -> BasePruner:
+    """The Optuna pruner for a sweep file's ``early_termination``."""
+    o: Mapping[str, Any] = policy.options
+    kind = policy.type
+    if kind == "bandit":
+        return BanditPruner(**o)
+    if kind == "median_stopping":
+        return MedianStoppingPruner(**o)
+    if kind == "truncation_selection":
+        return TruncationSelectionPruner(**o)
+    if kind == "median":
+        return optuna.pruners.MedianPruner(**o)
+    if kind == "percentile":
+        return optuna.pruners.PercentilePruner(**o)
+    if kind == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(**o)
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=o["min_resource"], max_resource=o.get("max_resource", "auto"),
+            reduction_factor=o["reduction_factor"],
+        )
+    return optuna.pruners.NopPruner()
+
+
+def prune_reason(pruner: BasePruner, trial_number: int, epoch: int) -> str:
+    if isinstance(pruner, AzurePolicy) and trial_number in pruner.reasons:
+        return pruner.reasons[trial_number]
+    return f"pruned by the {type(pruner).__name__} at epoch {epoch + 1}"

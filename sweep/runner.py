@@ -1,0 +1,74 @@
+"""Runs one trial where a backend put it: resolves the trainer, captures its log."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from sweep.errors import TrialFailed
+from sweep.trials import TrainFn, TrialSpec
+
+BUILTIN = "trainer"
+
+
+def resolve_entry(entry: str | TrainFn) -> TrainFn:
+    """The trainer function for ``trainer`` or ``package.module:function``."""
+    if callable(entry):
+        return entry
+    if entry == BUILTIN:
+        from trainer.fit import fit_params
+
+        return fit_params
+    module_name, _, attr = entry.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TrialFailed(f"trainer.entry: cannot import {module_name}: {exc}") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise TrialFailed(f"trainer.entry: {module_name} has no function {attr}")
+    return fn
+
+
+def run_trial(spec: TrialSpec, report: Callable[[int, dict[str, float]], bool], *,
+              capture_output: bool = True) -> dict[str, Any]:
+    """Calls the trainer; its log goes to ``trial_dir/trial.log``; failures become TrialFailed."""
+    trial_dir = Path(spec.trial_dir)
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    fn = resolve_entry(spec.entry)
+    with _trial_log(trial_dir / "trial.log", capture_output) as log:
+        try:
+            result = fn(dict(spec.params), report)
+        except TrialFailed:
+            raise
+        except Exception as exc:
+            log.write(traceback.format_exc())
+            raise TrialFailed(f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(result, Mapping):
+        raise TrialFailed(f"the trainer returned {type(result).__name__}, not a dict of metrics")
+    return dict(result)
+
+
+@contextlib.contextmanager
+def _trial_log(path: Path, capture_output: bool) -> Iterator[Any]:
+    with path.open("a", buffering=1) as log:
+        if not capture_output:
+            yield log
+            return
+        handler = logging.StreamHandler(log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        old_level = root.level
+        root.setLevel(min(old_level, logging.INFO) if old_level else logging.INFO)
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield log
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(old_level)
