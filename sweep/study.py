@@ -9,7 +9,9 @@ measurements. A database URL (``postgresql://…``) is for several coordinators 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.samplers import BaseSampler
@@ -60,20 +62,26 @@ def make_sampler(algorithm: SamplingAlgorithm, space: OptunaSpace) -> BaseSample
     kind = algorithm.type
     if kind == "random":
         if algorithm.options.get("rule") == "sobol":
-            return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
+            return _qmc(qmc_type="sobol", scramble=True, seed=seed)
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "grid":
         return optuna.samplers.GridSampler(space.grid(), seed=seed)
     if kind in ("bayesian", "tpe"):
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True,
-                                          warn_independent_sampling=False)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
     if kind == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if kind == "gp":
         return optuna.samplers.GPSampler(seed=seed)
     if kind == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed)
+        return _qmc(seed=seed)
     raise SweepError(f"sampling_algorithm: {kind!r} has no sampler")
+
+
+def _qmc(**kwargs: Any) -> BaseSampler:
+    # Optuna marks QMC experimental; a sweep file that asks for it has chosen it knowingly.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.QMCSampler(**kwargs)
 
 
 def open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path) -> optuna.Study:

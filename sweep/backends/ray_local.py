@@ -89,8 +89,10 @@ class LocalRayBackend(Backend):
 
     def connect(self) -> None:
         if not ray.is_initialized():
+            # "local": a new Ray of our own, never a cluster some other process left running.
             ray.init(
-                num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                log_to_driver=False,
                 logging_level=logging.WARNING, configure_logging=False,
             )
 

@@ -38,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sweep.cli import run_cmd
+    from sweep.cli import run_cmd, status_cmd
 
     parser = _Parser(
         prog="sweep", description=DESCRIPTION, epilog=EPILOG,
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     run_cmd.register(sub)
+    status_cmd.register(sub)
     return parser
 
 

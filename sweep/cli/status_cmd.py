@@ -1,0 +1,103 @@
+"""``sweep ls``, ``sweep status NAME`` and ``sweep best NAME``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from sweep.api import CONFIG_FILE, Sweep, sweeps_root
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ls", help="list the sweeps under the sweeps folder")
+    p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
+    p.set_defaults(func=ls)
+
+    p = sub.add_parser(
+        "status", help="one sweep's trials: state, params, value, epochs, reason",
+    )
+    p.add_argument("name", help="the sweep's name (see 'sweep ls')")
+    p.add_argument("--json", action="store_true", help="print the trials as JSON")
+    p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
+    p.set_defaults(func=status)
+
+    p = sub.add_parser("best", help="the best trial's params and metrics")
+    p.add_argument("name", help="the sweep's name (see 'sweep ls')")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
+    p.set_defaults(func=best)
+
+
+def ls(args: argparse.Namespace) -> int:
+    root = sweeps_root(args.root)
+    names = sorted(p.parent.name for p in root.glob(f"*/{CONFIG_FILE}"))
+    if not names:
+        print(f"no sweeps in {root}")
+        return 0
+    print(f"{'sweep':<28} {'trials':>6} {'complete':>8} {'pruned':>6} {'failed':>6}  best")
+    for name in names:
+        result = Sweep.load(name, root=args.root).result()
+        c = result.counts
+        shown = f"{result.best.value:.4g}" if result.best else "-"
+        print(f"{name:<28} {len(result.trials):>6} {c.get('complete', 0):>8} "
+              f"{c.get('pruned', 0):>6} {c.get('failed', 0):>6}  {shown}")
+    return 0
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def status(args: argparse.Namespace) -> int:
+    result = Sweep.load(args.name, root=args.root).result()
+    frame = result.trials
+    if args.json:
+        rows = [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
+        print(json.dumps({"name": result.name, "trials": rows}, indent=2, default=str))
+        return 0
+    params = [c for c in frame.columns if c.startswith("param_")]
+    header = ["#", "state", *[p[len("param_"):] for p in params], "value", "epochs", "reason"]
+    print("  ".join(f"{h:<10}" for h in header))
+    for row in frame.to_dict("records"):
+        cells = [row["number"], row["state"], *[row[p] for p in params], row["value"],
+                 f"{row['epochs_run']}/{_clean(row['epochs_asked']) or '?'}", row["reason"]]
+        print("  ".join(f"{_short(c):<10}" for c in cells))
+    return 0
+
+
+def _short(value: Any) -> str:
+    value = _clean(value)
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def best(args: argparse.Namespace) -> int:
+    result = Sweep.load(args.name, root=args.root).result()
+    if result.best is None:
+        print(f"sweep {args.name} has no completed trial yet")
+        return 1
+    b = result.best
+    payload = {"trial": b.number, "value": b.value, "params": dict(b.params),
+               "metrics": dict(b.metrics),
+               "model_path": str(b.model_path) if b.model_path else None}
+    if args.json:
+        print(json.dumps(payload, indent=2, default=str))
+        return 0
+    print(f"best trial of {args.name}: #{b.number}, value {b.value:.6g}")
+    for k, v in b.params.items():
+        print(f"  {k}: {_short(v)}")
+    for k, v in b.metrics.items():
+        print(f"  {k} = {_short(v)}")
+    if b.model_path:
+        print(f"  model: {b.model_path}")
+    return 0

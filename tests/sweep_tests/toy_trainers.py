@@ -1,0 +1,70 @@
+"""Small trainers with the sweep's signature, importable on Ray workers."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+
+def _mark(params: dict, name: str, payload: dict) -> None:
+    folder = Path(params["output_dir"])
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / name).open("a") as f:
+        f.write(json.dumps(payload) + "\n")
+
+
+def quadratic(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """Peaks at x = 0.3; records every epoch it really ran and when it ran."""
+    _mark(params, "span.jsonl", {"start": time.time(), "pid": os.getpid()})
+    best = -math.inf
+    for epoch in range(int(params.get("num_epochs", 3))):
+        time.sleep(float(params.get("epoch_s", 0.0)))
+        acc = 1 - (params["x"] - 0.3) ** 2 + 0.01 * epoch
+        best = max(best, acc)
+        _mark(params, "ran.jsonl", {"epoch": epoch})
+        if report(epoch, {"val_acc": acc, "best_val_acc": best}):
+            break
+    _mark(params, "span.jsonl", {"end": time.time()})
+    return {"best_val_acc": best, "val_acc": acc}
+
+
+def failing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    if params["x"] > 0.5:
+        raise RuntimeError(f"exploded at x={params['x']:.3f}")
+    return quadratic(params, report)
+
+
+def flaky(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """Fails the first time it sees a trial folder's params, works on the retry."""
+    flag = Path(params["output_dir"]).parent.parent / f"seen-{params['x']:.6f}"
+    if not flag.exists():
+        flag.parent.mkdir(parents=True, exist_ok=True)
+        flag.write_text("")
+        raise RuntimeError("first attempt fails")
+    return quadratic(params, report)
+
+
+def hanging(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    if params["x"] > 0.5:
+        time.sleep(3600)
+    return quadratic(params, report)
+
+
+def wrong_metric(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    report(0, {"accuracy": 0.5})
+    return {"accuracy": 0.5, "loss": 1.0}
+
+
+def nan_metric(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    for epoch in range(3):
+        if report(epoch, {"best_val_acc": float("nan")}):
+            break
+    return {"best_val_acc": 0.5}
+
+
+def slow(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """For the kill -9 test: each epoch takes a while."""
+    return quadratic({**params, "epoch_s": 0.5}, report)
