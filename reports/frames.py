@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,20 @@ STATE_NAMES = {
 }
 
 
-def trials_frame(study: optuna.Study, epochs_asked: int | None = None) -> pd.DataFrame:
+def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
+                 decode: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+                 ) -> pd.DataFrame:
     """One row per trial: number, state, value, each parameter, epochs run/asked, reason, time.
 
     A trial that was re-run (a retry, or after an interruption) keeps its row, with ``rerun_as``
-    naming the trial that replaced it.
+    naming the trial that replaced it. ``decode`` turns Optuna's parameters into the user's
+    (see ``search_spaces.optuna_form``); without it they are shown as Optuna has them.
     """
     trials = study.get_trials(deepcopy=False)
     rerun_as = {t.user_attrs["replaces"]: t.number for t in trials if "replaces" in t.user_attrs}
     rows: list[dict[str, Any]] = []
     for t in trials:
-        params = t.user_attrs.get("params", {})
+        params = dict(decode(t.params) if decode and t.params else t.params)
         asked = params.get("num_epochs", epochs_asked)
         duration = (t.datetime_complete - t.datetime_start).total_seconds() \
             if t.datetime_complete and t.datetime_start else None

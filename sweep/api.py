@@ -191,8 +191,9 @@ class Sweep:
         result_file = folder / "result.json"
         metrics = json.loads(result_file.read_text()) if result_file.exists() else {}
         model = folder / "outputs" / "model.pt"
-        return BestTrial(best.number, best.user_attrs.get("params", {}), float(best.value or 0),
-                         metrics, model if model.exists() else None)
+        params = to_optuna(self.config.search_space).decode(best.params)
+        return BestTrial(best.number, params, float(best.value or 0), metrics,
+                         model if model.exists() else None)
 
     def _check_trainer_args(self) -> None:
         """For the built-in trainer, refuse unknown options before any trial starts."""
@@ -239,4 +240,5 @@ def _trials_frame(study: optuna.Study, config: SweepConfig) -> pd.DataFrame:
     from reports.frames import trials_frame
 
     asked = config.trainer.args.get("num_epochs")
-    return trials_frame(study, int(asked) if isinstance(asked, int | float) else None)
+    return trials_frame(study, int(asked) if isinstance(asked, int | float) else None,
+                        decode=to_optuna(config.search_space).decode)

@@ -29,7 +29,7 @@ from sweep.trials import Finished, Reported, TrainFn, TrialSpec
 logger = logging.getLogger(__name__)
 
 # User attributes the coordinator keeps on each Optuna trial.
-PARAMS, REASON, REPLACES, ATTEMPT, EPOCHS = "params", "reason", "replaces", "attempt", "epochs"
+REASON, REPLACES, ATTEMPT, EPOCHS = "reason", "replaces", "attempt", "epochs"
 
 
 class SweepInterrupted(SweepError):
@@ -137,7 +137,6 @@ class Coordinator:
     def _launch(self) -> None:
         trial = self.study.ask(self.space.distributions())
         params = self.space.decode(trial.params)
-        trial.set_user_attr(PARAMS, params)
         folder = trial_dir(self.sweep_dir, trial.number)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "params.json").write_text(json.dumps(params, indent=2) + "\n")
@@ -219,7 +218,7 @@ class Coordinator:
         if retry:
             self.study.enqueue_trial(trial.params, user_attrs={REPLACES: trial.number,
                                                                ATTEMPT: attempt + 1})
-        logger.warning("trial %d failed: %s", trial.number, reason)
+        logger.info("trial %d failed: %s", trial.number, reason)
         self.listener.trial_ended(trial.number, "FAIL", None,
                                   reason + (" (will retry)" if retry else ""))
         return 1 if retry else 0

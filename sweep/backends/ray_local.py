@@ -12,10 +12,11 @@ import asyncio
 import logging
 import math
 import os
+import sys
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayError
+from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from search_spaces import Resources
 from sweep.backends.base import Backend
@@ -63,10 +64,7 @@ class TrialWorker:
     """A process that runs one trial at a time; torch and the data stay imported between trials."""
 
     def run(self, spec: TrialSpec, hub: Any) -> tuple[str, Any]:
-        if spec.cpus >= 1:
-            import torch
-
-            torch.set_num_threads(int(spec.cpus))
+        # Ray sets OMP_NUM_THREADS to the actor's CPUs, which torch follows when imported.
 
         def report(epoch: int, metrics: dict[str, float]) -> bool:
             return bool(ray.get(hub.report.remote(spec.number, epoch, metrics)))
@@ -90,9 +88,11 @@ class LocalRayBackend(Backend):
     def connect(self) -> None:
         if not ray.is_initialized():
             # "local": a new Ray of our own, never a cluster some other process left running.
+            # Workers import what this process can: a trainer in the user's own module works.
+            path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
             ray.init(
                 address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                log_to_driver=False,
+                log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}},
                 logging_level=logging.WARNING, configure_logging=False,
             )
 
@@ -147,6 +147,11 @@ class LocalRayBackend(Backend):
             kind, value = ray.get(ref)
         except RayActorError as exc:
             return Failed(number, f"the worker process died: {exc.__class__.__name__}")
+        except RayTaskError as exc:
+            # The worker lives (e.g. the trainer could not be unpickled there): reuse it.
+            self._idle.append(actor)
+            cause = exc.cause if exc.cause is not None else exc
+            return Failed(number, f"{type(cause).__name__}: {cause}")
         except RayError as exc:
             return Failed(number, f"Ray could not run the trial: {exc}")
         self._idle.append(actor)

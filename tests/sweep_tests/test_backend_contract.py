@@ -75,7 +75,7 @@ def test_retries_rerun_with_the_same_params_and_count_once(tmp_path, make_backen
     frame = result.trials.set_index("number")
     assert (frame["state"] == "complete").sum() == 3
     assert (frame["state"] == "failed").sum() == 3
-    for number, row in frame[frame["state"] == "failed"].iterrows():
+    for _, row in frame[frame["state"] == "failed"].iterrows():
         replacement = frame.loc[row["rerun_as"]]
         assert replacement["param_x"] == row["param_x"]
         assert replacement["state"] == "complete"

@@ -1,0 +1,134 @@
+"""A real ``sweep run`` killed with -9 or stopped with Ctrl-C, then ``sweep resume``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from sweep.coordinator import replaced_numbers
+
+ROOT = Path(__file__).resolve().parents[2]
+SPACE = """\
+name: crash
+trainer:
+  entry: tests.sweep_tests.toy_trainers:slow
+  args: {num_epochs: 4}
+search_space:
+  x: {type: uniform, min_value: 0.0, max_value: 1.0}
+sampling_algorithm: {type: random, seed: 3}
+limits: {max_total_trials: 6, max_concurrent_trials: 2}
+"""
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def _study(root: Path) -> optuna.Study:
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = optuna.storages.JournalStorage(
+        JournalFileBackend(str(root / "crash" / "study.journal")))
+    return optuna.load_study(study_name="crash", storage=storage)
+
+
+def _wait_for(root: Path, ready, timeout: float = 180) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (root / "crash" / "study.journal").exists():
+            trials = _study(root).get_trials(deepcopy=False)
+            if ready(trials):
+                return
+        time.sleep(0.5)
+    raise AssertionError("the sweep did not get there in time")
+
+
+def _start(tmp_path: Path) -> subprocess.Popen[str]:
+    (tmp_path / "space.yaml").write_text(SPACE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweep.cli", "run", str(tmp_path / "space.yaml"), "--root",
+         str(tmp_path / "sweeps")],
+        env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+
+
+def _resume(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "resume", "crash", "--root", str(tmp_path / "sweeps")],
+        env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+
+
+def _check_totals(study: optuna.Study, kept: dict[int, float]) -> None:
+    trials = study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    counted = [t for t in trials if t.number not in replaced]
+    assert len(counted) == 6, [(t.number, t.state) for t in trials]
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in counted)
+    # Completed trials survived with their values; nothing ran twice under one number.
+    for number, value in kept.items():
+        assert trials[number].state == TrialState.COMPLETE and trials[number].value == value
+    by_number = {t.number: t for t in trials}
+    for t in trials:
+        if "replaces" in t.user_attrs:
+            assert by_number[t.user_attrs["replaces"]].params == t.params
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_loses_nothing_and_counts_once(tmp_path):
+    root = tmp_path / "sweeps"
+    proc = _start(tmp_path)
+    try:
+        _wait_for(root, lambda ts: sum(t.state == TrialState.COMPLETE for t in ts) >= 2
+                  and any(t.state == TrialState.RUNNING for t in ts))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        time.sleep(1)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the Ray processes it had started
+        except ProcessLookupError:
+            pass
+    before = _study(root).get_trials(deepcopy=False)
+    kept = {t.number: t.value for t in before if t.state == TrialState.COMPLETE}
+    interrupted = {t.number: t.params for t in before if t.state == TrialState.RUNNING}
+    assert interrupted
+
+    done = _resume(tmp_path)
+    assert done.returncode == 0, done.stderr
+    study = _study(root)
+    _check_totals(study, kept)
+    trials = study.get_trials(deepcopy=False)
+    for number, params in interrupted.items():
+        assert trials[number].state == TrialState.FAIL
+        (rerun,) = [t for t in trials if t.user_attrs.get("replaces") == number]
+        assert rerun.params == params
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
+    root = tmp_path / "sweeps"
+    proc = _start(tmp_path)
+    _wait_for(root, lambda ts: any(t.state == TrialState.RUNNING and t.intermediate_values
+                                   for t in ts))
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "sweep resume crash" in err and "Traceback" not in err
+    trials = _study(root).get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert [t for t in trials if t.state == TrialState.WAITING]
+    kept = {t.number: t.value for t in trials if t.state == TrialState.COMPLETE}
+
+    done = _resume(tmp_path)
+    assert done.returncode == 0, done.stderr
+    _check_totals(_study(root), kept)
