@@ -49,7 +49,10 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
             "start": t.datetime_start,
             "duration_s": duration,
         })
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    return frame
 
 
 def _last(trial: optuna.trial.FrozenTrial) -> float | None:

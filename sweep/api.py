@@ -53,6 +53,10 @@ class SweepResult:
     study: optuna.Study
     best: BestTrial | None
     trials: pd.DataFrame
+    best_dir: Path | None = None
+    """``best/``: the best model, its checked ONNX file and its card."""
+    registered: str | None = None
+    """``NAME:VERSION`` in the model registry, when the sweep registers its best model."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -172,14 +176,32 @@ class Sweep:
         study = open_study(self.config, space, self.sweep_dir)
         Coordinator(self.config, study, space, backend, self.sweep_dir, entry=self.entry,
                     max_trials=max_trials, parallel=parallel, listener=listener).run()
-        return self.result(study)
+        return self.finish(self.result(study))
+
+    def finish(self, result: SweepResult) -> SweepResult:
+        """What a sweep leaves at its end: trials.csv, best/ (model, ONNX, card), registration."""
+        from reports import build_html, compare
+        from sweep.best_model import keep_best, register_best
+
+        result.trials.to_csv(self.sweep_dir / "trials.csv", index=False)
+        build_html(compare([self.name], self.root), self.sweep_dir / "report.html")
+        best_dir = keep_best(self, result)
+        if best_dir is None:
+            return result
+        registered = register_best(self, best_dir)
+        return dataclasses.replace(result, best_dir=best_dir,
+                                   registered=str(registered) if registered else None)
 
     def result(self, study: optuna.Study | None = None) -> SweepResult:
         """The sweep as it stands in its storage."""
         if study is None:
             if not (self.sweep_dir / CONFIG_FILE).exists():
                 raise SweepInputError(f"sweep {self.name!r} has not run yet")
-            study = open_study(self.config, to_optuna(self.config.search_space), self.sweep_dir)
+            try:
+                study = open_study(self.config, to_optuna(self.config.search_space),
+                                   self.sweep_dir, create=False)
+            except KeyError:
+                raise SweepInputError(f"sweep {self.name!r} has no study yet") from None
         frame = _trials_frame(study, self.config)
         return SweepResult(self.name, self.sweep_dir, study, self._best(study), frame)
 

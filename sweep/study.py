@@ -10,6 +10,7 @@ measurements. A database URL (``postgresql://…``) is for several coordinators 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def make_sampler(algorithm: SamplingAlgorithm, space: OptunaSpace) -> BaseSample
             return _qmc(qmc_type="sobol", scramble=True, seed=seed)
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "grid":
-        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+        return _AskTellGridSampler(space.grid(), seed=seed)
     if kind in ("bayesian", "tpe"):
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
     if kind == "cmaes":
@@ -77,6 +78,18 @@ def make_sampler(algorithm: SamplingAlgorithm, space: OptunaSpace) -> BaseSample
     raise SweepError(f"sampling_algorithm: {kind!r} has no sampler")
 
 
+class _AskTellGridSampler(optuna.samplers.GridSampler):
+    """GridSampler without its study.stop() when the grid is used up.
+
+    study.stop() only works inside study.optimize; with ask-and-tell it raises. The
+    coordinator caps a grid sweep's trials at the grid's size instead.
+    """
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                    state: optuna.trial.TrialState, values: Sequence[float] | None) -> None:
+        return None
+
+
 def _qmc(**kwargs: Any) -> BaseSampler:
     # Optuna marks QMC experimental; a sweep file that asks for it has chosen it knowingly.
     with warnings.catch_warnings():
@@ -84,8 +97,15 @@ def _qmc(**kwargs: Any) -> BaseSampler:
         return optuna.samplers.QMCSampler(**kwargs)
 
 
-def open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path) -> optuna.Study:
-    """Creates the sweep's study, or loads it when it exists (``sweep resume``)."""
+def open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
+               *, create: bool = True) -> optuna.Study:
+    """Creates the sweep's study, or loads it when it exists (``sweep resume``, reports)."""
+    if not create:
+        return optuna.load_study(
+            study_name=config.name, storage=open_storage(config.storage, sweep_dir),
+            sampler=make_sampler(config.sampling_algorithm, space),
+            pruner=make_pruner(config.early_termination),
+        )
     return optuna.create_study(
         study_name=config.name,
         storage=open_storage(config.storage, sweep_dir),

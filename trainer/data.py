@@ -103,11 +103,32 @@ def _folder(root: Path, image_size: int) -> ImageData:
     return ImageData(decoded["train"], decoded["val"], classes, str(root), natural_augment=True)
 
 
-def _decode_split(folder: Path, classes: Sequence[str], size: int) -> Split:
+def decode_image(path: Path, size: int) -> torch.Tensor:
+    """An image file as uint8 C x H x W, its short side resized to ``size``.
+
+    Raises DataError when the file is not a readable image.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable image: {exc}") from None
+    tensor = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
+    tensor = tensor.view(rgb.height, rgb.width, 3).permute(2, 0, 1)
+    return v2.functional.resize(tensor, [size], antialias=True).contiguous()
+
+
+def eval_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN,
+                   std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
+    """Centre crop and normalise a decoded image, as validation (and prediction) see it."""
+    return v2.Compose([v2.CenterCrop(image_size), v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(list(mean), list(std))])
+
+
+def _decode_split(folder: Path, classes: Sequence[str], size: int) -> Split:
     split = Split([], [])
-    resize = v2.Resize(size, antialias=True)
     for label, name in enumerate(classes):
         files = sorted(
             p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
@@ -115,15 +136,12 @@ def _decode_split(folder: Path, classes: Sequence[str], size: int) -> Split:
         kept = 0
         for path in files:
             try:
-                with Image.open(path) as img:
-                    rgb = img.convert("RGB")
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
+                image = decode_image(path, size)
+            except DataError as exc:
                 # One bad file should not cost a whole sweep: skip it, say so, go on.
-                logger.warning("skipping unreadable image %s: %s", path, exc)
+                logger.warning("skipping %s", exc)
                 continue
-            tensor = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
-            tensor = tensor.view(rgb.height, rgb.width, 3).permute(2, 0, 1)
-            split.images.append(resize(tensor).contiguous())
+            split.images.append(image)
             split.labels.append(label)
             kept += 1
         if kept == 0:
@@ -148,7 +166,7 @@ class AugmentedImages(Dataset[tuple[torch.Tensor, int]]):
         ratio = (3 / 4, 4 / 3) if natural else (0.9, 1.1)
         self.crop = v2.RandomResizedCrop(image_size, scale=scale, ratio=ratio, antialias=True)
         self.flip = natural
-        self.center = v2.CenterCrop(image_size)
+        self.evaluate = eval_transform(image_size)
         self.normalize = v2.Compose(
             [v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
         )
@@ -169,9 +187,8 @@ class AugmentedImages(Dataset[tuple[torch.Tensor, int]]):
             )
             if self.flip and rng.random() < 0.5:
                 image = v2.functional.horizontal_flip(image)
-        else:
-            image = self.center(image)
-        return self.normalize(image), self.split.labels[index]
+            return self.normalize(image), self.split.labels[index]
+        return self.evaluate(image), self.split.labels[index]
 
     def _crop_box(self, image: torch.Tensor, rng: random.Random) -> tuple[int, int, int, int]:
         # RandomResizedCrop.get_params, drawing from our own generator, not torch's global one.

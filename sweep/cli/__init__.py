@@ -38,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sweep.cli import run_cmd, status_cmd
+    from sweep.cli import models_cmd, report_cmd, run_cmd, status_cmd
 
     parser = _Parser(
         prog="sweep", description=DESCRIPTION, epilog=EPILOG,
@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     run_cmd.register(sub)
     status_cmd.register(sub)
+    report_cmd.register(sub)
+    models_cmd.register(sub)
     return parser
 
 

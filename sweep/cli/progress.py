@@ -19,8 +19,9 @@ def _fmt(value: Any) -> str:
 class ProgressView:
     """Prints trial starts, epochs, prunes, completions and failures as they happen."""
 
-    def __init__(self, metric: str, goal: str, total: int, out: TextIO = sys.stdout) -> None:
-        self.metric, self.maximize, self.total, self.out = metric, goal == "maximize", total, out
+    def __init__(self, metric: str, goal: str, total: int, out: TextIO | None = None) -> None:
+        self.metric, self.maximize, self.total = metric, goal == "maximize", total
+        self.out = out or sys.stdout
         self.best: tuple[int, float] | None = None
         self.started = time.monotonic()
         self.epochs: dict[int, Any] = {}
@@ -72,4 +73,10 @@ def summary(result: SweepResult, metric: str) -> str:
         f"epochs asked"
     )
     lines.append(f"files: {result.sweep_dir}")
+    if result.best_dir is not None:
+        lines.append(f"best model: {result.best_dir}/model.pt, checked ONNX: "
+                     f"{result.best_dir}/model.onnx")
+    if result.registered:
+        lines.append(f"registered: {result.registered}; try it with: "
+                     f"sweep models predict {result.registered} IMAGE.png")
     return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""One self-contained HTML report: plotly's JavaScript inlined, no network needed to open it."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from reports import plots
+from reports.compare import Comparison, SweepData
+from reports.terminal import epochs_saved, ranked
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
+h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85em}th,td{padding:3px 8px;border-bottom:1px solid #eee;
+text-align:right}th{cursor:pointer;background:#f4f4f4;position:sticky;top:0}
+td.l,th.l{text-align:left}.summary{background:#f7f7f2;padding:10px 14px;border-radius:6px}
+.state-complete{color:#2a7d6f}.state-pruned{color:#b08900}.state-failed{color:#c0392b}
+.charts{display:grid;grid-template-columns:1fr 1fr;gap:12px}.wide{grid-column:1/3}
+#js-errors{color:#c0392b}
+"""
+
+# Errors during rendering end up in the page itself, where a test (or a person) can see them.
+_ERRORS = """window.addEventListener('error',function(e){var p=document.getElementById('js-errors');
+if(p){p.textContent+=String(e.message)+'\\n';}});"""
+
+_SORT = """document.querySelectorAll('table.sortable').forEach(function(t){
+t.querySelectorAll('th').forEach(function(th,i){th.addEventListener('click',function(){
+var rows=Array.from(t.tBodies[0].rows),asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
+rows.sort(function(a,b){var x=a.cells[i].dataset.v,y=b.cells[i].dataset.v,
+nx=parseFloat(x),ny=parseFloat(y);var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);
+return asc?c:-c;});rows.forEach(function(r){t.tBodies[0].appendChild(r);});});});});"""
+
+
+def _div(fig: go.Figure, div_id: str, wide: bool = False) -> str:
+    inner = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                        config={"displaylogo": False, "responsive": True})
+    return f'<div class="chart{" wide" if wide else ""}">{inner}</div>'
+
+
+def _value(v: object) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _table(data: SweepData) -> str:
+    frame = ranked(data)
+    cols = ["number", "state", "value", *[f"param_{p}" for p in data.params], "epochs_run",
+            "epochs_asked", "duration_s", "reason"]
+    labels = ["#", "state", data.metric, *data.params, "epochs run", "epochs asked", "time s",
+              "reason"]
+    head = "".join(
+        f'<th class="{"l" if c in ("state", "reason") else ""}">{html.escape(lab)}</th>'
+        for c, lab in zip(cols, labels, strict=True)
+    )
+    rows = []
+    for row in frame.to_dict("records"):
+        cells = []
+        for c in cols:
+            v = row.get(c)
+            cls = f"l state-{v}" if c == "state" else ("l" if c == "reason" else "")
+            raw = "" if v is None or (isinstance(v, float) and v != v) else str(v)
+            cells.append(f'<td class="{cls}" data-v="{html.escape(raw)}">'
+                         f"{html.escape(_value(v))}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (f'<table class="sortable"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _summary(data: SweepData) -> str:
+    counts = data.trials["state"].value_counts().to_dict()
+    done = ranked(data)
+    done = done[done["state"] == "complete"]
+    saved, asked = epochs_saved(data)
+    parts = [f"<b>{html.escape(data.name)}</b>: {data.goal} {html.escape(data.metric)}; "
+             + ", ".join(f"{n} {html.escape(str(s))}" for s, n in sorted(counts.items()))]
+    if not done.empty:
+        best = done.iloc[0]
+        params = ", ".join(f"{html.escape(p)} = {_value(best[f'param_{p}'])}"
+                           for p in data.params)
+        parts.append(f"Best: trial {best['number']} with {html.escape(data.metric)} "
+                     f"<b>{_value(best['value'])}</b> ({params})")
+    if asked:
+        parts.append(f"Pruning saved {saved} of {asked} epochs asked ({saved / asked:.0%}).")
+    return '<div class="summary">' + "<br>".join(parts) + "</div>"
+
+
+def _sweep_section(data: SweepData, index: int) -> Iterable[str]:
+    yield f"<h2>{html.escape(data.name)}</h2>"
+    yield _summary(data)
+    yield "<h3>Trials</h3>" + _table(data)
+    yield '<div class="charts">'
+    yield _div(plots.learning_curves(data), f"curves-{index}", wide=True)
+    yield _div(plots.history(data), f"history-{index}")
+    yield _div(plots.importances(data), f"importances-{index}")
+    yield _div(plots.parallel_coordinates(data), f"parallel-{index}", wide=True)
+    for j, fig in enumerate(plots.slices(data)):
+        yield _div(fig, f"slice-{index}-{j}")
+    yield "</div>"
+
+
+def build_html(comparison: Comparison, path: str | Path | None = None) -> str:
+    """The whole report as one HTML document; written to ``path`` when given.
+
+    Example:
+        >>> from reports import build_html, compare
+        >>> build_html(compare(["digits-resnet18"]), "report.html")  # doctest: +SKIP
+    """
+    names = ", ".join(s.name for s in comparison.sweeps)
+    body: list[str] = [f"<h1>Sweep report: {html.escape(names)}</h1>", '<pre id="js-errors"></pre>']
+    if len(comparison.sweeps) > 1:
+        body.append("<h2>Side by side</h2>" + "".join(_summary(s) + "<br>"
+                                                      for s in comparison.sweeps))
+    for i, data in enumerate(comparison.sweeps):
+        body.extend(_sweep_section(data, i))
+    page = (
+        "<!doctype html><html><head><meta charset=\"utf-8\">"
+        f"<title>Sweep report: {html.escape(names)}</title><style>{_STYLE}</style>"
+        f"<script>{_ERRORS}</script><script>{get_plotlyjs()}</script></head><body>"
+        + "\n".join(body)
+        + f"<script>{_SORT}</script></body></html>"
+    )
+    if path is not None:
+        Path(path).write_text(page, encoding="utf-8")
+    return page

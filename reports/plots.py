@@ -1,0 +1,121 @@
+"""The report's charts, as plotly figures built from the trial and curve frames."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from reports.compare import SweepData
+
+STATE_COLOURS = {"complete": "#2a9d8f", "pruned": "#e9c46a", "failed": "#e76f51",
+                 "running": "#8ab17d", "waiting": "#aaaaaa"}
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white",
+                      height=420, margin={"l": 60, "r": 20, "t": 50, "b": 50})
+    return fig
+
+
+def learning_curves(data: SweepData) -> go.Figure:
+    """Every trial's metric by epoch; a pruned trial ends in an X carrying the pruner's reason."""
+    fig = go.Figure()
+    curves, trials = data.curves, data.trials.set_index("number")
+    if curves.empty or data.metric not in curves:
+        return _layout(fig, "Learning curves (no per-epoch reports)", "epoch", data.metric)
+    for number, curve in curves.groupby("trial"):
+        state = trials.loc[number, "state"] if number in trials.index else "running"
+        colour = STATE_COLOURS.get(state, "#888888")
+        fig.add_trace(go.Scatter(
+            x=curve["epoch"] + 1, y=curve[data.metric], mode="lines+markers",
+            name=f"trial {number} ({state})", line={"color": colour, "width": 1.5},
+            marker={"size": 4}, legendgroup=state,
+        ))
+        if state == "pruned":
+            last = curve.iloc[-1]
+            fig.add_trace(go.Scatter(
+                x=[last["epoch"] + 1], y=[last[data.metric]], mode="markers",
+                marker={"symbol": "x", "size": 12, "color": "#d62828"}, showlegend=False,
+                hovertext=[f"trial {number} pruned at epoch {int(last['epoch']) + 1}: "
+                           f"{trials.loc[number, 'reason']}"], hoverinfo="text",
+            ))
+    return _layout(fig, "Learning curves (X: pruned there)", "epoch", data.metric)
+
+
+def history(data: SweepData) -> go.Figure:
+    """Each completed trial's value in the order they started, and the best so far."""
+    done = data.trials[data.trials["state"] == "complete"].sort_values("number")
+    fig = go.Figure()
+    if not done.empty:
+        best = done["value"].cummax() if data.maximize else done["value"].cummin()
+        fig.add_trace(go.Scatter(x=done["number"], y=done["value"], mode="markers",
+                                 name="trial value", marker={"color": "#264653"}))
+        fig.add_trace(go.Scatter(x=done["number"], y=best, mode="lines", name="best so far",
+                                 line={"shape": "hv", "color": "#e76f51"}))
+    return _layout(fig, "Optimisation history", "trial", data.metric)
+
+
+def parallel_coordinates(data: SweepData) -> go.Figure:
+    done = data.trials[data.trials["state"] == "complete"]
+    dims = []
+    for name in data.params:
+        values = done[f"param_{name}"]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            log = bool((values > 0).all() and values.max() / max(values.min(), 1e-300) > 100)
+            dims.append({"label": f"log10 {name}" if log else name,
+                         "values": values.map(math.log10) if log else values})
+        else:
+            codes, labels = pd.factorize(values.astype(str))
+            dims.append({"label": name, "values": codes, "tickvals": list(range(len(labels))),
+                         "ticktext": list(labels)})
+    dims.append({"label": data.metric, "values": done["value"]})
+    fig = go.Figure(go.Parcoords(
+        line={"color": done["value"], "colorscale": "Viridis", "showscale": True}, dimensions=dims,
+    ))
+    return _layout(fig, "Parallel coordinates (completed trials)", "", "")
+
+
+def importances(data: SweepData) -> go.Figure:
+    """Optuna's fANOVA importances (its default evaluator), with a fixed seed."""
+    import optuna
+
+    fig = go.Figure()
+    title = "Parameter importances (fANOVA)"
+    done = data.trials[data.trials["state"] == "complete"]
+    if len(done) < 2 or not data.params:
+        return _layout(fig, f"{title}: needs 2 or more completed trials", "", "")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = optuna.importance.get_param_importances(
+                data.study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+    except (RuntimeError, ValueError) as exc:
+        return _layout(fig, f"{title}: {exc}", "", "")
+    names = {k: k.removesuffix(data.latent_suffix) for k in raw}
+    fig.add_trace(go.Bar(x=list(raw.values()), y=[names[k] for k in raw], orientation="h",
+                         marker={"color": "#2a9d8f"}))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, "importance", "")
+
+
+def slices(data: SweepData) -> list[go.Figure]:
+    """One scatter per parameter: its value against the metric, coloured by state."""
+    figures = []
+    frame = data.trials[data.trials["value"].notna()]
+    for name in data.params:
+        fig = go.Figure()
+        for state, group in frame.groupby("state"):
+            fig.add_trace(go.Scatter(
+                x=group[f"param_{name}"], y=group["value"], mode="markers", name=str(state),
+                marker={"color": STATE_COLOURS.get(str(state), "#888"), "size": 8},
+                hovertext=[f"trial {n}" for n in group["number"]],
+            ))
+        values = frame[f"param_{name}"]
+        if pd.api.types.is_numeric_dtype(values) and (values > 0).all() and len(values) and \
+                values.max() / max(values.min(), 1e-300) > 100:
+            fig.update_xaxes(type="log")
+        figures.append(_layout(fig, f"Slice: {name}", name, data.metric))
+    return figures

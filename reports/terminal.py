@@ -1,0 +1,95 @@
+"""The report in a terminal: ranked trials, the best, counts by state, what pruning saved."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from typing import Any, TextIO
+
+import pandas as pd
+
+from reports.compare import Comparison, SweepData
+
+WIDTH = 100
+_COLOURS = {"complete": "32", "pruned": "33", "failed": "31"}
+
+
+def _cell(value: Any, width: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        text = "-"
+    elif isinstance(value, float):
+        text = f"{value:.4g}"
+    else:
+        text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _seconds(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.1f}"
+
+
+def use_colour(out: TextIO) -> bool:
+    return out.isatty() and "NO_COLOR" not in os.environ
+
+
+def ranked(data: SweepData) -> pd.DataFrame:
+    """Completed trials best first, then pruned (by their last value), then the rest."""
+    frame = data.trials.copy()
+    order = {"complete": 0, "pruned": 1, "running": 2, "waiting": 3, "failed": 4}
+    frame["_state"] = frame["state"].map(order).fillna(5)
+    value = pd.to_numeric(frame["value"], errors="coerce")
+    frame["_value"] = -value if data.maximize else value
+    return frame.sort_values(["_state", "_value"], na_position="last").drop(
+        columns=["_state", "_value"])
+
+
+def epochs_saved(data: SweepData) -> tuple[int, int]:
+    """(epochs pruning did not run, epochs asked in all), over trials that say what they asked."""
+    frame = data.trials.dropna(subset=["epochs_asked"])
+    asked = int(frame["epochs_asked"].sum())
+    pruned = frame[frame["state"] == "pruned"]
+    return int((pruned["epochs_asked"] - pruned["epochs_run"]).clip(lower=0).sum()), asked
+
+
+def render(data: SweepData, colour: bool = False) -> str:
+    frame = ranked(data)
+    params = data.params
+    pw = max(8, min(12, (WIDTH - 50) // max(len(params), 1) - 1))
+    header = (f"{'rank':>4} {'#':>4} {'state':<9} {data.metric[:10]:>10} "
+              + " ".join(f"{p[:pw]:>{pw}}" for p in params) + f" {'epochs':>7} {'time s':>7}")
+    lines = [f"sweep {data.name}: {data.goal} {data.metric}", header[:WIDTH]]
+    for rank, row in enumerate(frame.to_dict("records"), start=1):
+        state = _cell(row["state"], 9)
+        if colour and row["state"] in _COLOURS:
+            state = f"\033[{_COLOURS[row['state']]}m{state:<9}\033[0m"
+        else:
+            state = f"{state:<9}"
+        asked = row["epochs_asked"]
+        epochs = f"{row['epochs_run']}/{_cell(int(asked) if pd.notna(asked) else None, 3)}"
+        line = (f"{rank:>4} {row['number']:>4} {state} {_cell(row['value'], 10):>10} "
+                + " ".join(f"{_cell(row[f'param_{p}'], pw):>{pw}}" for p in params)
+                + f" {epochs:>7} {_seconds(row['duration_s']):>7}")
+        lines.append(line)
+    counts = data.trials["state"].value_counts().to_dict()
+    done = frame[frame["state"] == "complete"]
+    if not done.empty:
+        best = done.iloc[0]
+        shown = ", ".join(f"{p}={_cell(best[f'param_{p}'], 12)}" for p in params)
+        lines.append(f"best: trial {best['number']} {data.metric} {_cell(best['value'], 10)} "
+                     f"({shown})"[:WIDTH])
+    else:
+        lines.append("best: no trial completed")
+    lines.append("trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    saved, asked = epochs_saved(data)
+    if asked:
+        lines.append(f"pruning saved {saved} of {asked} epochs asked ({saved / asked:.0%})")
+    return "\n".join(lines)
+
+
+def print_report(comparison: Comparison, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    colour = use_colour(out)
+    print("\n\n".join(render(s, colour) for s in comparison.sweeps), file=out)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets up and runs the whole test suite: lint, types, tests. The README's test command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+.venv/bin/pip install -q -e '.[dev,azure]'
+
+# The HTML report is checked in a real headless browser: Debian's Chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: chromium is not installed; the browser test of the HTML report will be skipped" >&2
+  fi
+fi
+
+.venv/bin/ruff check .
+.venv/bin/mypy
+exec .venv/bin/pytest "$@"

@@ -1,0 +1,126 @@
+"""The sweep's product: the best trial's model kept in ``best/``, checked as ONNX, registered.
+
+``best/`` holds ``model.pt`` (the trainer's checkpoint), ``model.onnx`` (checked against
+PyTorch on real validation images by onnxruntime) and ``card.json`` (where it came from).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import platform
+import shutil
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from sweep.api import Sweep, SweepResult
+from sweep.registry import ModelRegistry, ModelVersion
+
+logger = logging.getLogger(__name__)
+
+PACKAGES = ("sweep", "torch", "torchvision", "optuna", "ray", "onnx", "onnxruntime")
+
+
+def package_versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def data_fingerprint(source: str) -> str:
+    """sha256 over the data's content: file names and bytes for a folder, pixels for digits."""
+    digest = hashlib.sha256()
+    if source == "digits":
+        from sklearn.datasets import load_digits
+
+        digest.update(load_digits().images.tobytes())
+    else:
+        root = Path(source)
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _history(trial_dir: Path) -> list[dict[str, Any]]:
+    path = trial_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def keep_best(sweep: Sweep, result: SweepResult) -> Path | None:
+    """Copies the best model to ``best/``, exports and checks ONNX, writes the card.
+
+    Returns the ``best/`` folder, or None when no trial completed or the best trial left no
+    model (a custom trainer may not save one). Nothing is redone when ``best/`` already
+    holds this trial's model.
+    """
+    best = result.best
+    if best is None or best.model_path is None:
+        return None
+    folder = result.sweep_dir / "best"
+    card_file = folder / "card.json"
+    if card_file.exists() and (folder / "model.onnx").exists():
+        card = json.loads(card_file.read_text())
+        if card.get("trial") == best.number:
+            return folder
+    from trainer.checkpoint import load_checkpoint
+    from trainer.errors import TrainerError
+    from trainer.onnx_export import export_onnx
+
+    try:
+        _, info = load_checkpoint(best.model_path)
+    except TrainerError as exc:
+        logger.info("not exporting trial %d's model: %s", best.number, exc)
+        return None  # a custom trainer's own model format: nothing we can export
+    staging = result.sweep_dir / ".best-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copy2(best.model_path, staging / "model.pt")
+    report = export_onnx(staging, staging / "model.onnx")
+    trial_dir = best.model_path.parent.parent
+    card = {
+        "sweep": result.name,
+        "trial": best.number,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "objective": {"primary_metric": sweep.config.objective.primary_metric,
+                      "goal": sweep.config.objective.goal, "value": best.value},
+        "params": dict(best.params),
+        "metrics": dict(best.metrics),
+        "history": _history(trial_dir),
+        "trainer": {"entry": sweep.config.trainer.entry, "args": dict(sweep.config.trainer.args)},
+        "model": {"arch": info.arch, "image_size": info.image_size, "mean": list(info.mean),
+                  "std": list(info.std), "classes": info.classes},
+        "data": {"source": info.data, "classes": info.classes,
+                 "fingerprint": data_fingerprint(info.data)},
+        "onnx": {"file": "model.onnx", "opset": report.opset,
+                 "max_abs_diff": report.max_abs_diff, "images_checked": report.images_checked},
+        "versions": package_versions(),
+    }
+    (staging / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
+
+
+def register_best(sweep: Sweep, best_dir: Path) -> ModelVersion | None:
+    """Registers ``best/`` under the sweep's ``register.model_name``, once per sweep and trial."""
+    if sweep.config.register is None:
+        return None
+    registry = ModelRegistry(sweep.config.register.root)
+    name = sweep.config.register.model_name
+    card = json.loads((best_dir / "card.json").read_text())
+    for existing in registry.versions(name):
+        theirs = existing.card
+        if theirs.get("sweep") == card["sweep"] and theirs.get("trial") == card["trial"]:
+            return existing  # a resumed sweep whose best did not change
+    files = {n: best_dir / n for n in ("model.pt", "model.onnx")}
+    return registry.register(name, files, {**card, "model_name": name})

@@ -1,0 +1,74 @@
+"""Classifies image files with a registered model's ONNX file (no PyTorch model needed)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sweep.errors import SweepInputError
+from sweep.registry import ModelRegistry
+
+
+@dataclass(frozen=True)
+class Prediction:
+    path: Path
+    label: str
+    probability: float
+
+
+class OnnxClassifier:
+    """A model folder (model.onnx + card.json) ready to classify images.
+
+    Example:
+        >>> clf = load_model("digits-resnet18")                 # doctest: +SKIP
+        >>> clf.predict(["seven.png"])[0].label                 # doctest: +SKIP
+        '7'
+    """
+
+    def __init__(self, folder: Path) -> None:
+        import onnxruntime as ort
+
+        card_file, onnx_file = folder / "card.json", folder / "model.onnx"
+        if not card_file.exists() or not onnx_file.exists():
+            raise SweepInputError(f"{folder} has no model.onnx and card.json")
+        model = json.loads(card_file.read_text())["model"]
+        self.classes: list[str] = list(model["classes"])
+        self.image_size = int(model["image_size"])
+        self.mean, self.std = model["mean"], model["std"]
+        self.session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+
+    def preprocess(self, paths: list[Path]) -> np.ndarray:
+        import torch
+
+        from trainer.data import decode_image, eval_transform, resize_size
+        from trainer.errors import DataError
+
+        transform = eval_transform(self.image_size, self.mean, self.std)
+        images = []
+        for path in paths:
+            if not path.is_file():
+                raise SweepInputError(f"{path}: no such image file")
+            try:
+                images.append(transform(decode_image(path, resize_size(self.image_size))))
+            except DataError as exc:
+                raise SweepInputError(str(exc)) from None
+        return torch.stack(images).numpy()
+
+    def predict(self, paths: list[str | Path]) -> list[Prediction]:
+        files = [Path(p) for p in paths]
+        logits = self.session.run(None, {self.session.get_inputs()[0].name:
+                                         self.preprocess(files)})[0]
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = shifted / shifted.sum(axis=1, keepdims=True)
+        return [Prediction(path, self.classes[int(p.argmax())], float(p.max()))
+                for path, p in zip(files, probs, strict=True)]
+
+
+def load_model(ref: str, registry_root: str | Path | None = None) -> OnnxClassifier:
+    """A registered model (``NAME`` or ``NAME:VERSION``) or a model folder, ready to predict."""
+    if Path(ref).is_dir():
+        return OnnxClassifier(Path(ref))
+    return OnnxClassifier(ModelRegistry(registry_root).get(ref).path)

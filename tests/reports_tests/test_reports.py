@@ -1,0 +1,159 @@
+"""Reports from a real sweep: frames, the terminal table, the HTML file in a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from reports import build_html, compare
+from reports.terminal import render
+from sweep import Sweep
+from sweep.backends import InProcessBackend
+from sweep.cli import main
+from tests.sweep_tests import toy_trainers
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweeps")
+    common = {
+        "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0},
+                         "opt": {"type": "choice", "values": ["sgd", "adamw"]}},
+        "trainer": toy_trainers.failing, "root": root,
+        "trainer_args": {"num_epochs": 4},
+        "early_termination": {"type": "bandit", "slack_amount": 0.02},
+        "limits": {"max_total_trials": 10, "max_concurrent_trials": 1},
+    }
+    for name, seed in (("alpha", 0), ("beta", 1)):
+        Sweep(name=name, backend=InProcessBackend(),
+              sampling_algorithm={"type": "random", "seed": seed}, **common).run()
+    return root
+
+
+def test_frames_have_one_row_per_trial_and_one_per_epoch(sweeps):
+    comparison = compare(["alpha", "beta"], sweeps)
+    trials = comparison.trials
+    assert len(trials) == 20 and set(trials["sweep"]) == {"alpha", "beta"}
+    assert {"number", "state", "value", "param_x", "param_opt", "epochs_run", "epochs_asked",
+            "reason", "start", "duration_s"} <= set(trials.columns)
+    assert set(trials["state"]) == {"complete", "pruned", "failed"}
+    curves = comparison.curves
+    per_trial = curves.groupby(["sweep", "trial"]).size()
+    ran = trials[trials["state"] != "failed"].set_index(["sweep", "number"])["epochs_run"]
+    assert (per_trial.loc[ran.index] == ran).all()
+    assert {"epoch", "val_acc", "best_val_acc"} <= set(curves.columns)
+
+
+def test_terminal_table_is_ranked_and_fits_100_columns(sweeps):
+    data = compare(["alpha"], sweeps).sweeps[0]
+    text = render(data)
+    lines = text.splitlines()
+    assert all(len(line) <= 100 for line in lines)
+    assert "\033[" not in text
+    rows = [line for line in lines if re.match(r"\s+\d+\s+\d+ complete", line)]
+    values = [float(r.split()[3]) for r in rows]
+    assert values == sorted(values, reverse=True) and values
+    assert "pruning saved" in text and "best: trial" in text
+
+
+def test_report_cli_writes_csv_json_and_html(sweeps, tmp_path, capsys):
+    args = ["report", "alpha", "beta", "--root", str(sweeps), "--csv", str(tmp_path / "t.csv"),
+            "--json", str(tmp_path / "t.json"), "--html", str(tmp_path / "r.html")]
+    assert main(args) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert (tmp_path / "t.csv").read_text().startswith("sweep,number,state")
+    payload = json.loads((tmp_path / "t.json").read_text())
+    assert len(payload["trials"]) == 20 and payload["curves"]
+    assert main(["report", "alpha", "--root", str(sweeps)]) == 0
+    assert "sweep alpha: maximize best_val_acc" in capsys.readouterr().out
+
+
+def test_html_is_self_contained(sweeps, tmp_path):
+    page = build_html(compare(["alpha", "beta"], sweeps), tmp_path / "r.html")
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page)
+    assert not re.search(r"<link[^>]*href\s*=\s*[\"']https?://", page)
+    assert "Side by side" in page and "pruned at epoch" in page
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+def test_html_renders_every_chart_in_headless_chromium(sweeps, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    path = tmp_path / "report.html"
+    build_html(compare(["alpha"], sweeps), path)
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'p'}",
+             "--virtual-time-budget=15000", "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run([*flags, "--dump-dom", path.as_uri()], capture_output=True, text=True,
+                         timeout=180)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    chart_ids = re.findall(r'<div id="((?:curves|history|importances|parallel|slice)-[\d-]+)"',
+                           html)
+    assert len(chart_ids) >= 6
+    for chart in chart_ids:
+        start = html.index(f'id="{chart}"')
+        assert 'class="main-svg"' in html[start:start + 20000], f"{chart} drew no SVG"
+    errors = re.search(r'<pre id="js-errors">(.*?)</pre>', html, re.S)
+    assert errors is not None and errors.group(1).strip() == ""
+    assert not [line for line in dom.stderr.splitlines() if "CONSOLE" in line and "rror" in line]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2400", path.as_uri()],
+                   capture_output=True, timeout=180)
+    assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_optuna_dashboard_serves_the_sweep_storage(sweeps):
+    port = _free_port()
+    exe = Path(sys.executable).with_name("optuna-dashboard")
+    proc = subprocess.Popen([str(exe), str(sweeps / "alpha" / "study.journal"), "--host",
+                             "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        summaries = None
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) \
+                        as response:
+                    summaries = json.load(response)["study_summaries"]
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert summaries is not None, "the dashboard did not start"
+        (study,) = summaries
+        assert study["study_name"] == "alpha"
+        url = f"http://127.0.0.1:{port}/api/studies/{study['study_id']}?after=0"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert len(json.load(response)["trials"]) == 10
+    finally:
+        proc.terminate()
+        proc.wait(10)
