@@ -1,7 +1,7 @@
 """What pruning saves: the digits sweep with and without early termination, same seed.
 
 Prints epochs run, wall time and best validation accuracy for each, side by side.
-Usage: python benchmarks/pruning_payoff.py [--trials 16] [--policy median_stopping]
+Usage: python benchmarks/pruning_payoff.py [--trials 16] [--policies median_stopping bandit]
 """
 
 from __future__ import annotations
@@ -33,18 +33,23 @@ def run(policy: dict, trials: int, root: str, gpus: float = 0.0) -> tuple[float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=16)
-    parser.add_argument("--policy", default="median_stopping")
+    parser.add_argument("--policies", nargs="+", default=["median_stopping", "bandit"])
     args = parser.parse_args()
-    policy = {"type": args.policy, "evaluation_interval": 1, "delay_evaluation": 1}
+    extra = {"bandit": {"slack_factor": 0.1},
+             "truncation_selection": {"truncation_percentage": 25}}
     with tempfile.TemporaryDirectory() as root:
-        rows = [("no pruning", run({"type": "none"}, args.trials, root)),
-                (args.policy, run(policy, args.trials, root))]
-    print(f"{'':<18} {'wall s':>8} {'epochs':>7} {'pruned':>7} {'best val_acc':>13}")
+        rows = [("no pruning", run({"type": "none"}, args.trials, root))]
+        for name in args.policies:
+            policy = {"type": name, "evaluation_interval": 1, "delay_evaluation": 1,
+                      **extra.get(name, {})}
+            rows.append((name, run(policy, args.trials, root)))
+    print(f"{'':<22} {'wall s':>8} {'epochs':>7} {'pruned':>7} {'best val_acc':>13}")
     for label, (wall, epochs, pruned, best) in rows:
-        print(f"{label:<18} {wall:8.1f} {epochs:7d} {pruned:7d} {best:13.4f}")
-    (w0, e0, _, b0), (w1, e1, _, b1) = rows[0][1], rows[1][1]
-    print(f"pruning: {100 * (1 - e1 / e0):.0f}% fewer epochs, {100 * (1 - w1 / w0):.0f}% less "
-          f"wall time, best accuracy {100 * (b1 - b0):+.1f} points")
+        print(f"{label:<22} {wall:8.1f} {epochs:7d} {pruned:7d} {best:13.4f}")
+    w0, e0, _, b0 = rows[0][1]
+    for label, (w1, e1, _, b1) in rows[1:]:
+        print(f"{label}: {100 * (1 - e1 / e0):.0f}% fewer epochs, {100 * (1 - w1 / w0):.0f}% "
+              f"less wall time, best accuracy {100 * (b1 - b0):+.1f} points")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,11 @@ def check_azure_compatible(config: SweepConfig) -> None:
             "early_termination", "Azure ML's bayesian sampling does not support early "
             "termination; use random sampling or drop the policy"
         )
+    if config.early_termination.options.get("exclude_finished_jobs"):
+        raise SearchSpaceError(
+            "early_termination.exclude_finished_jobs", "Azure ML's v2 sweep jobs have no such "
+            "setting (finished trials always count); it works locally only"
+        )
     if config.resources.gpus_per_trial not in (0, int(config.resources.gpus_per_trial)):
         raise SearchSpaceError(
             "resources.gpus_per_trial", "Azure ML gives each trial whole nodes, not GPU fractions"
@@ -118,9 +123,8 @@ def to_azure_sweep(config: SweepConfig) -> dict[str, Any]:
         "limits": {k: v for k, v in vars(config.limits).items() if v is not None},
     }
     if config.early_termination.type != "none":
-        out["early_termination"] = {
-            "type": config.early_termination.type,
-            **config.early_termination.options,
-        }
+        options = dict(config.early_termination.options)
+        options.pop("exclude_finished_jobs", None)  # False here: v2's only behaviour
+        out["early_termination"] = {"type": config.early_termination.type, **options}
     return out
 

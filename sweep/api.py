@@ -164,9 +164,11 @@ class Sweep:
              listener: Listener | None) -> SweepResult:
         self._check_trainer_args()
         space = to_optuna(self.config.search_space)
-        if self.config.resources.workers_per_trial > 1:
+        res = self.config.resources
+        if res.workers_per_trial > 1 and res.distribution == "horovod":
             raise SweepInputError(
-                "resources.workers_per_trial: multi-worker trials are not available yet; use 1"
+                "resources.distribution: horovod trials run on Azure ML (over MPI); on Ray, "
+                "multi-worker trials use ddp"
             )
         backend = self.backend or make_backend(self.config.compute)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ PyTorch on real validation images by onnxruntime) and ``card.json`` (where it ca
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -60,8 +61,8 @@ def keep_best(sweep: Sweep, result: SweepResult) -> Path | None:
     """Copies the best model to ``best/``, exports and checks ONNX, writes the card.
 
     Returns the ``best/`` folder, or None when no trial completed or the best trial left no
-    model (a custom trainer may not save one). Nothing is redone when ``best/`` already
-    holds this trial's model.
+    model in the trainer's format (a custom trainer may save its own). Nothing is redone when
+    ``best/`` already holds this trial's model.
     """
     best = result.best
     if best is None or best.model_path is None:
@@ -69,34 +70,49 @@ def keep_best(sweep: Sweep, result: SweepResult) -> Path | None:
     folder = result.sweep_dir / "best"
     card_file = folder / "card.json"
     if card_file.exists() and (folder / "model.onnx").exists():
-        card = json.loads(card_file.read_text())
-        if card.get("trial") == best.number:
+        if json.loads(card_file.read_text()).get("trial") == best.number:
             return folder
-    from trainer.checkpoint import load_checkpoint
-    from trainer.errors import TrainerError
-    from trainer.onnx_export import export_onnx
-
-    try:
-        _, info = load_checkpoint(best.model_path)
-    except TrainerError as exc:
-        logger.info("not exporting trial %d's model: %s", best.number, exc)
-        return None  # a custom trainer's own model format: nothing we can export
-    staging = result.sweep_dir / ".best-staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    shutil.copy2(best.model_path, staging / "model.pt")
-    report = export_onnx(staging, staging / "model.onnx")
-    trial_dir = best.model_path.parent.parent
-    card = {
+    lineage = {
         "sweep": result.name,
         "trial": best.number,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "objective": {"primary_metric": sweep.config.objective.primary_metric,
                       "goal": sweep.config.objective.goal, "value": best.value},
         "params": dict(best.params),
         "metrics": dict(best.metrics),
-        "history": _history(trial_dir),
+        "history": _history(best.model_path.parent.parent),
         "trainer": {"entry": sweep.config.trainer.entry, "args": dict(sweep.config.trainer.args)},
+    }
+    return export_best(best.model_path, folder, lineage)
+
+
+def export_best(model_pt: Path, folder: Path, lineage: dict[str, Any],
+                data: str | None = None) -> Path | None:
+    """Fills ``folder`` with model.pt, a checked model.onnx and card.json, atomically.
+
+    ``lineage`` (sweep, trial, objective, params, metrics…) opens the card; the model, data,
+    ONNX check and package versions are added here. ``data`` names the data set here when
+    the model was trained elsewhere (Azure ML). None when ``model_pt`` is not a model of the
+    built-in trainer.
+    """
+    from trainer.checkpoint import load_checkpoint
+    from trainer.errors import TrainerError
+    from trainer.onnx_export import export_onnx, validation_images
+
+    try:
+        _, info = load_checkpoint(model_pt)
+    except TrainerError as exc:
+        logger.info("not exporting %s: %s", model_pt, exc)
+        return None
+    if data is not None:
+        info = dataclasses.replace(info, data=data)
+    staging = folder.with_name(f".{folder.name}-staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copy2(model_pt, staging / "model.pt")
+    report = export_onnx(staging, staging / "model.onnx", images=validation_images(info))
+    card = {
+        **lineage,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "model": {"arch": info.arch, "image_size": info.image_size, "mean": list(info.mean),
                   "std": list(info.std), "classes": info.classes},
         "data": {"source": info.data, "classes": info.classes,

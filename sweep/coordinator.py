@@ -145,7 +145,8 @@ class Coordinator:
                        **params}
         res = self.config.resources
         self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(folder),
-                                     res.cpus_per_trial, res.gpus_per_trial))
+                                     res.cpus_per_trial, res.gpus_per_trial,
+                                     res.workers_per_trial))
         self.active[trial.number] = _Active(trial, time.monotonic())
         self.listener.trial_started(trial.number, params)
 

@@ -36,12 +36,12 @@ def resolve_entry(entry: str | TrainFn) -> TrainFn:
 
 
 def run_trial(spec: TrialSpec, report: Callable[[int, dict[str, float]], bool], *,
-              capture_output: bool = True) -> dict[str, Any]:
+              capture_output: bool = True, log_name: str = "trial.log") -> dict[str, Any]:
     """Calls the trainer; its log goes to ``trial_dir/trial.log``; failures become TrialFailed."""
     trial_dir = Path(spec.trial_dir)
     trial_dir.mkdir(parents=True, exist_ok=True)
     fn = resolve_entry(spec.entry)
-    with _trial_log(trial_dir / "trial.log", capture_output) as log:
+    with _trial_log(trial_dir / log_name, capture_output) as log:
         try:
             result = fn(dict(spec.params), report)
         except TrialFailed:

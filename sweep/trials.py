@@ -21,6 +21,8 @@ class TrialSpec:
     trial_dir: str
     cpus: float = 1.0
     gpus: float = 0.0
+    workers: int = 1
+    """More than 1: a data-parallel trial, one process per worker (torch DDP)."""
 
 
 @dataclass(frozen=True)

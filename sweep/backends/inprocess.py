@@ -12,7 +12,7 @@ import threading
 
 from search_spaces import Resources
 from sweep.backends.base import Backend
-from sweep.errors import TrialFailed
+from sweep.errors import SweepInputError, TrialFailed
 from sweep.runner import run_trial
 from sweep.trials import Event, Failed, Finished, Reported, TrialSpec
 
@@ -29,6 +29,11 @@ class InProcessBackend(Backend):
         self._lock = threading.Lock()
 
     def open(self, resources: Resources, parallel: int | None) -> int:
+        if resources.workers_per_trial > 1:
+            raise SweepInputError(
+                "resources.workers_per_trial: data-parallel trials need processes; use a Ray "
+                "compute (local or ray://…), not the in-process backend"
+            )
         return parallel or max(1, int((os.cpu_count() or 1) // resources.cpus_per_trial))
 
     def start(self, spec: TrialSpec) -> None:

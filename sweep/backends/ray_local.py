@@ -12,11 +12,15 @@ import asyncio
 import logging
 import math
 import os
+import socket
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from search_spaces import Resources
 from sweep.backends.base import Backend
@@ -63,16 +67,46 @@ class ReportHub:
 class TrialWorker:
     """A process that runs one trial at a time; torch and the data stay imported between trials."""
 
-    def run(self, spec: TrialSpec, hub: Any) -> tuple[str, Any]:
-        # Ray sets OMP_NUM_THREADS to the actor's CPUs, which torch follows when imported.
+    def address(self) -> tuple[str, int]:
+        """This worker's node address and a free port: where rank 0 hosts the process group."""
+        with socket.socket() as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        return ray.util.get_node_ip_address(), port
 
+    def run(self, spec: TrialSpec, hub: Any, env: dict[str, str] | None = None,
+            log_name: str = "trial.log") -> tuple[str, Any]:
+        # Ray sets OMP_NUM_THREADS to the actor's CPUs, which torch follows when imported.
         def report(epoch: int, metrics: dict[str, float]) -> bool:
+            if hub is None:  # ranks other than 0: rank 0 alone talks to the sweep
+                return False
             return bool(ray.get(hub.report.remote(spec.number, epoch, metrics)))
 
+        saved = {k: os.environ.get(k) for k in env or {}}
+        os.environ.update(env or {})
         try:
-            return "finished", run_trial(spec, report)
+            return "finished", run_trial(spec, report, log_name=log_name)
         except TrialFailed as exc:
             return "failed", str(exc)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@dataclass
+class _Running:
+    """A running trial: its worker actors (rank 0 first), their result refs, its group."""
+
+    actors: list[Any]
+    refs: list[Any]
+    group: Any = None
+
+    @property
+    def pending(self) -> dict[Any, int]:
+        return {ref: rank for rank, ref in enumerate(self.refs) if ref is not None}
 
 
 class LocalRayBackend(Backend):
@@ -81,15 +115,15 @@ class LocalRayBackend(Backend):
     def __init__(self) -> None:
         self._hub: Any = None
         self._idle: list[Any] = []
-        self._running: dict[int, tuple[Any, Any]] = {}  # number -> (actor, result ref)
+        self._running: dict[int, _Running] = {}
         self._take: Any = None
         self._resources = Resources()
 
     def connect(self) -> None:
         if not ray.is_initialized():
-            # "local": a new Ray of our own, never a cluster some other process left running.
             # Workers import what this process can: a trainer in the user's own module works.
             path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+            # "local": a new Ray of our own, never a cluster some other process left running.
             ray.init(
                 address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                 log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}},
@@ -101,32 +135,71 @@ class LocalRayBackend(Backend):
         self._resources = resources
         self._hub = ReportHub.remote()  # type: ignore[attr-defined]
         total = ray.cluster_resources()
-        slots = math.floor(total.get("CPU", 0) / resources.cpus_per_trial + 1e-9)
+        workers = resources.workers_per_trial
+        slots = math.floor(total.get("CPU", 0) / (resources.cpus_per_trial * workers) + 1e-9)
         if resources.gpus_per_trial:
-            slots = min(slots, math.floor(total.get("GPU", 0) / resources.gpus_per_trial + 1e-9))
+            slots = min(slots, math.floor(
+                total.get("GPU", 0) / (resources.gpus_per_trial * workers) + 1e-9))
         if slots < 1:
             raise SweepError(
-                f"resources: a trial asks for {resources.cpus_per_trial} CPUs and "
-                f"{resources.gpus_per_trial} GPUs, but Ray has {total.get('CPU', 0)} CPUs and "
+                f"resources: a trial asks for {workers} x ({resources.cpus_per_trial} CPUs, "
+                f"{resources.gpus_per_trial} GPUs), but Ray has {total.get('CPU', 0)} CPUs and "
                 f"{total.get('GPU', 0)} GPUs"
             )
         return min(slots, parallel) if parallel else slots
 
-    def _worker(self) -> Any:
-        if self._idle:
-            return self._idle.pop()
-        return TrialWorker.options(  # type: ignore[attr-defined]
-            num_cpus=self._resources.cpus_per_trial, num_gpus=self._resources.gpus_per_trial,
-        ).remote()
+    def _actor_options(self) -> dict[str, float]:
+        return {"num_cpus": self._resources.cpus_per_trial,
+                "num_gpus": self._resources.gpus_per_trial}
 
     def start(self, spec: TrialSpec) -> None:
-        actor = self._worker()
-        self._running[spec.number] = (actor, actor.run.remote(spec, self._hub))
+        if spec.workers > 1:
+            self._start_data_parallel(spec)
+            return
+        actor = self._idle.pop() if self._idle else \
+            TrialWorker.options(**self._actor_options()).remote()  # type: ignore[attr-defined]
+        self._running[spec.number] = _Running([actor], [actor.run.remote(spec, self._hub)])
+
+    def _start_data_parallel(self, spec: TrialSpec) -> None:
+        """N workers in one placement group (on one node when one can hold them all), each
+        a torch DDP rank; rank 0 hosts the process group and reports."""
+        bundle = {"CPU": self._resources.cpus_per_trial}
+        if self._resources.gpus_per_trial:
+            bundle["GPU"] = self._resources.gpus_per_trial
+        one_node = any(
+            all(node["Resources"].get(k, 0) >= v * spec.workers for k, v in bundle.items())
+            for node in ray.nodes() if node.get("Alive")
+        )
+        group = placement_group([bundle] * spec.workers,
+                                strategy="STRICT_PACK" if one_node else "PACK")
+        try:
+            ray.get(group.ready(), timeout=120)
+        except ray.exceptions.GetTimeoutError:
+            remove_placement_group(group)
+            raise SweepError(
+                f"Ray could not place {spec.workers} workers of {bundle} within 2 minutes"
+            ) from None
+        actors = [
+            TrialWorker.options(  # type: ignore[attr-defined]
+                **self._actor_options(),
+                scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    group, placement_group_bundle_index=rank),
+            ).remote()
+            for rank in range(spec.workers)
+        ]
+        host, port = ray.get(actors[0].address.remote())
+        refs = []
+        for rank, actor in enumerate(actors):
+            env = {"WORLD_SIZE": str(spec.workers), "RANK": str(rank),
+                   "LOCAL_RANK": "0", "MASTER_ADDR": host, "MASTER_PORT": str(port)}
+            refs.append(actor.run.remote(spec, self._hub if rank == 0 else None, env,
+                                         "trial.log" if rank == 0 else f"trial-rank{rank}.log"))
+        self._running[spec.number] = _Running(actors, refs, group)
 
     def poll(self, timeout: float) -> list[Event]:
         if self._take is None:
             self._take = self._hub.take.remote(timeout)
-        by_ref = {ref: number for number, (_, ref) in self._running.items()}
+        by_ref = {ref: number for number, run in self._running.items() for ref in run.pending}
         ready, _ = ray.wait([self._take, *by_ref], num_returns=1, timeout=timeout)
         if ready:  # gather whatever else is done too, without waiting
             ready, _ = ray.wait([self._take, *by_ref], num_returns=len(by_ref) + 1, timeout=0)
@@ -137,34 +210,55 @@ class LocalRayBackend(Backend):
                     Reported(n, e, m) for n, e, m in ray.get(ref) if n in self._running
                 )
                 self._take = None
-            else:
-                events.append(self._outcome(by_ref[ref], ref))
+            elif by_ref[ref] in self._running:
+                event = self._outcome(by_ref[ref], ref)
+                if event is not None:
+                    events.append(event)
         return events
 
-    def _outcome(self, number: int, ref: Any) -> Event:
-        actor, _ = self._running.pop(number)
+    def _outcome(self, number: int, ref: Any) -> Event | None:
+        run = self._running[number]
+        rank = run.refs.index(ref)
+        run.refs[rank] = None
+        dead = False
         try:
             kind, value = ray.get(ref)
         except RayActorError as exc:
-            return Failed(number, f"the worker process died: {exc.__class__.__name__}")
+            dead = True
+            kind, value = "failed", f"the worker process died: {exc.__class__.__name__}"
         except RayTaskError as exc:
-            # The worker lives (e.g. the trainer could not be unpickled there): reuse it.
-            self._idle.append(actor)
             cause = exc.cause if exc.cause is not None else exc
-            return Failed(number, f"{type(cause).__name__}: {cause}")
+            kind, value = "failed", f"{type(cause).__name__}: {cause}"
         except RayError as exc:
-            return Failed(number, f"Ray could not run the trial: {exc}")
-        self._idle.append(actor)
+            kind, value = "failed", f"Ray could not run the trial: {exc}"
+        if rank > 0:
+            if kind == "finished":
+                return None  # rank 0 speaks for the trial
+            self.cancel(number)
+            return Failed(number, f"worker {rank} of {len(run.refs)}: {value}")
+        if run.group is None and not dead:
+            self._idle.append(run.actors[0])
+            del self._running[number]
+        else:
+            self._release(number)
         return Finished(number, value) if kind == "finished" else Failed(number, value)
 
     def answer(self, number: int, stop: bool) -> None:
         self._hub.answer.remote(number, stop)
 
-    def cancel(self, number: int) -> None:
-        actor, _ = self._running.pop(number, (None, None))
-        if actor is not None:
-            # A trial stuck in compute can't be interrupted politely: end its process.
+    def _release(self, number: int) -> None:
+        run = self._running.pop(number, None)
+        if run is None:
+            return
+        for actor in run.actors:
             ray.kill(actor, no_restart=True)
+        if run.group is not None:
+            remove_placement_group(run.group)
+
+    def cancel(self, number: int) -> None:
+        if number in self._running:
+            # A trial stuck in compute can't be interrupted politely: end its processes.
+            self._release(number)
             self._hub.answer.remote(number, True)
 
     def close(self) -> None:

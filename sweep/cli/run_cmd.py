@@ -24,9 +24,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "under ROOT/NAME (./sweeps/NAME). Ctrl-C stops cleanly; 'sweep resume NAME' goes on.",
     )
     p.add_argument("space", type=Path, help="the sweep file, e.g. space.yaml")
-    p.add_argument("--compute", help="override the file's compute: local, ray://HOST:PORT")
+    p.add_argument("--compute",
+                   help="override the file's compute: local, ray://HOST:PORT, azure:CLUSTER")
     _budget_flags(p)
-    p.add_argument("--dry-run", action="store_true", help="validate and print the plan only")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate and print the plan only (azure: also write the job YAML)")
+    p.add_argument("--workspace-config", type=Path, metavar="FILE",
+                   help="azure: the workspace's config.json (default: searched upwards from .)")
+    p.add_argument("--environment", metavar="NAME",
+                   help="azure: a curated environment (azureml:NAME@latest) instead of one "
+                   "built from our pinned packages")
     p.set_defaults(func=run)
 
     p = sub.add_parser(
@@ -87,19 +94,56 @@ def run(args: argparse.Namespace) -> int:
         data = to_dict(config)
         data["compute"] = args.compute
         config = parse_sweep(data, base_dir=config.base_dir)
+    from sweep.api import Sweep
+
+    sweep = Sweep(config=config, root=args.root)
+    if config.compute.startswith("azure:"):
+        return _azure(sweep, args)
     if args.dry_run:
         print(describe(config))
         return 0
-    from sweep.api import Sweep
+    return _execute(sweep, args, resume=False)
 
-    return _execute(Sweep(config=config, root=args.root), args, resume=False)
+
+def _azure(sweep: object, args: argparse.Namespace, *, resume: bool = False) -> int:
+    from sweep.api import Sweep
+    from sweep.backends.azure_ml import AzureMLRunner
+
+    assert isinstance(sweep, Sweep)
+    runner = AzureMLRunner(workspace_config=getattr(args, "workspace_config", None),
+                           environment=getattr(args, "environment", None))
+    if getattr(args, "dry_run", False):
+        print(describe(sweep.config))
+        _, path = runner.compile(sweep)
+        print(f"wrote {path} (submit it with: az ml job create -f {path})")
+        return 0
+    if not resume:
+        from search_spaces import to_dict
+
+        sweep.sweep_dir.mkdir(parents=True, exist_ok=True)
+        import yaml
+
+        (sweep.sweep_dir / "sweep.yaml").write_text(
+            yaml.safe_dump(to_dict(sweep.config), sort_keys=False))
+    outcome = runner.run(sweep)
+    print(f"Azure ML sweep job {outcome['job']} completed")
+    if outcome.get("best_dir"):
+        print(f"best model: {outcome['best_dir']}/model.pt, checked ONNX: "
+              f"{outcome['best_dir']}/model.onnx")
+    for key in ("workspace_model", "registered"):
+        if outcome.get(key):
+            print(f"{key.replace('_', ' ')}: {outcome[key]}")
+    return 0
 
 
 def resume(args: argparse.Namespace) -> int:
     _check_budget(args)
     from sweep.api import Sweep
 
-    return _execute(Sweep.load(args.name, root=args.root), args, resume=True)
+    sweep = Sweep.load(args.name, root=args.root)
+    if sweep.config.compute.startswith("azure:"):
+        return _azure(sweep, args, resume=True)
+    return _execute(sweep, args, resume=True)
 
 
 def _execute(sweep: object, args: argparse.Namespace, *, resume: bool) -> int:

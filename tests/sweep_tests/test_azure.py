@@ -1,0 +1,301 @@
+"""Azure ML: the compiled job against the SDK's own entities and loader; the submit flow
+against a fake MLClient at the SDK boundary (Azure's servers are out of reach here)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("azure.ai.ml")
+
+from azure.ai.ml import load_job  # noqa: E402
+from azure.ai.ml import sweep as s  # noqa: E402
+from azure.ai.ml.entities import AmlCompute, Model  # noqa: E402
+from azure.core.exceptions import (  # noqa: E402
+    ClientAuthenticationError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
+
+from search_spaces import parse_sweep  # noqa: E402
+from sweep import Sweep  # noqa: E402
+from sweep.azure_trial import main as trial_main  # noqa: E402
+from sweep.backends.azure_ml import AzureMLRunner  # noqa: E402
+from sweep.cli import main  # noqa: E402
+from sweep.errors import SweepInputError  # noqa: E402
+
+SPACE = {
+    "a": {"type": "choice", "values": [16, 32]},
+    "b": {"type": "randint", "upper": 4},
+    "c": {"type": "uniform", "min_value": 0.5, "max_value": 0.99},
+    "d": {"type": "quniform", "min_value": 2, "max_value": 10, "q": 2},
+    "learning_rate": {"type": "loguniform", "min_value": -9.2, "max_value": -2.3},
+    "f": {"type": "qloguniform", "min_value": 0, "max_value": 3, "q": 1},
+    "g": {"type": "normal", "mu": 0, "sigma": 1},
+    "h": {"type": "qnormal", "mu": 0, "sigma": 1, "q": 0.5},
+    "i": {"type": "lognormal", "mu": 0, "sigma": 1},
+    "j": {"type": "qlognormal", "mu": 0, "sigma": 1, "q": 1},
+    "k": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+    "m": {"type": "int", "low": 1, "high": 3},
+}
+SDK_TYPES = {"a": s.Choice, "b": s.Randint, "c": s.Uniform, "d": s.QUniform,
+             "learning_rate": s.LogUniform, "f": s.QLogUniform, "g": s.Normal, "h": s.QNormal,
+             "i": s.LogNormal, "j": s.QLogNormal, "k": s.LogUniform, "m": s.Choice}
+POLICIES = [
+    ({"type": "bandit", "slack_factor": 0.1, "delay_evaluation": 2}, s.BanditPolicy),
+    ({"type": "median_stopping", "evaluation_interval": 2}, s.MedianStoppingPolicy),
+    ({"type": "truncation_selection", "truncation_percentage": 20, "delay_evaluation": 3},
+     s.TruncationSelectionPolicy),
+]
+
+
+def _config(tmp_path: Path, **extra) -> dict:
+    data = tmp_path / "fowl_data"
+    for split in ("train", "val"):
+        for cls in ("chickens", "turkeys"):
+            (data / split / cls).mkdir(parents=True, exist_ok=True)
+    return {
+        "name": "fowl", "search_space": SPACE, "compute": "azure:gpu-cluster",
+        "trainer": {"args": {"data": str(data), "image_size": 16}},
+        "sampling_algorithm": {"type": "random", "seed": 7, "rule": "sobol"},
+        "limits": {"max_total_trials": 8, "max_concurrent_trials": 2, "timeout": 3600,
+                   "trial_timeout": 600},
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("policy, cls", POLICIES, ids=[p[0]["type"] for p in POLICIES])
+def test_job_yaml_loads_with_the_sdk_and_means_the_same_search(tmp_path, policy, cls):
+    config = parse_sweep(_config(tmp_path, early_termination=policy))
+    sweep = Sweep(config=config, root=tmp_path / "sweeps")
+    _, path = AzureMLRunner().compile(sweep)
+    assert path == tmp_path / "sweeps" / "fowl" / "azure" / "sweep-job.yaml"
+    job = load_job(str(path))
+    assert isinstance(job, s.SweepJob)
+    for key, expected in SDK_TYPES.items():
+        assert type(job.search_space[key]) is expected, key
+    assert job.search_space["learning_rate"].min_value == -9.2
+    assert job.search_space["m"].values == [1, 2, 3]
+    assert isinstance(job.early_termination, cls)
+    for key, value in policy.items():
+        if key != "type":
+            assert getattr(job.early_termination, key) == value
+    assert job.sampling_algorithm.seed == 7 and job.sampling_algorithm.rule == "sobol"
+    assert (job.objective.goal, job.objective.primary_metric) == ("maximize", "best_val_acc")
+    assert (job.limits.max_total_trials, job.limits.max_concurrent_trials) == (8, 2)
+    assert (job.limits.timeout, job.limits.trial_timeout) == (3600, 600)
+    assert job.compute == "gpu-cluster"
+    # The data folder travels as a local uri_folder input, relative to the YAML file.
+    assert (path.parent / job.inputs["data"].path).resolve() == (tmp_path / "fowl_data")
+    command = job.trial.command
+    for key in SPACE:
+        assert f"--{key} ${{{{search_space.{key}}}}}" in command
+    assert "--data ${{inputs.data}}" in command and "--metric best_val_acc" in command
+    assert (path.parent / job.trial.code / "trainer" / "fit.py").is_file()
+
+
+@pytest.mark.parametrize("workers, dist, cls", [(2, "ddp", "PyTorchDistribution"),
+                                                (3, "horovod", "MpiDistribution")])
+def test_multi_worker_trials_map_to_azure_distributions(tmp_path, workers, dist, cls):
+    data = _config(tmp_path, resources={"workers_per_trial": workers, "distribution": dist,
+                                        "gpus_per_trial": 1})
+    _, path = AzureMLRunner().compile(Sweep(config=parse_sweep(data), root=tmp_path / "s"))
+    job = load_job(str(path))
+    assert type(job.trial.distribution).__name__ == cls
+    assert job.trial.distribution.process_count_per_instance == 1
+    assert job.trial.resources.instance_count == workers
+
+
+def test_dry_run_cli_writes_the_job_and_submits_nothing(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(_config(tmp_path)))
+    assert main(["run", "space.yaml", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "sweeps/fowl/azure/sweep-job.yaml" in out
+    assert not (tmp_path / "sweeps" / "fowl" / "azure" / "submitted.json").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"objective": {"primary_metric": "accuracy"}}, "objective.primary_metric: the built-in"),
+    ({"sampling_algorithm": "bayesian"}, "bayesian sampling accepts only"),
+    ({"sampling_algorithm": "grid"}, "grid sampling needs choice"),
+    ({"early_termination": {"type": "truncation_selection", "truncation_percentage": 20,
+                            "exclude_finished_jobs": True}}, "exclude_finished_jobs: Azure"),
+])
+def test_what_azure_would_refuse_is_refused_before_submitting(tmp_path, capsys, extra,
+                                                               message):
+    import yaml
+
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(_config(tmp_path, **extra)))
+    assert main(["run", str(tmp_path / "space.yaml"), "--dry-run", "--root",
+                 str(tmp_path / "sweeps")]) == 2
+    assert message in capsys.readouterr().err
+
+
+# --- the submit flow, against a fake MLClient at the SDK boundary ---------------------------
+
+
+class FakeJobs:
+    def __init__(self, client: FakeMLClient) -> None:
+        self.client = client
+
+    def create_or_update(self, job, **kwargs):
+        self.client.calls.append(("jobs.create_or_update", job, kwargs))
+        self.client.raise_if("submit")
+        job.name = "sweep-job-1"
+        return job
+
+    def stream(self, name):
+        self.client.calls.append(("jobs.stream", name))
+        print(f"RunId: {name}\nStatus: Completed")
+
+    def get(self, name):
+        self.client.calls.append(("jobs.get", name))
+        return SimpleNamespace(name=name, status=self.client.status, studio_url="https://ml/x")
+
+    def download(self, name, download_path, output_name):
+        self.client.calls.append(("jobs.download", name, output_name))
+        target = Path(download_path) / "named-outputs" / output_name
+        shutil.copytree(self.client.model_dir, target, dirs_exist_ok=True)
+
+
+class FakeModels:
+    def __init__(self, client: FakeMLClient) -> None:
+        self.client = client
+
+    def create_or_update(self, model):
+        self.client.calls.append(("models.create_or_update", model))
+        assert isinstance(model, Model)
+        model.version = "1"
+        return model
+
+
+class FakeCompute:
+    def __init__(self, client: FakeMLClient) -> None:
+        self.client = client
+
+    def get(self, name):
+        self.client.calls.append(("compute.get", name))
+        self.client.raise_if("compute")
+        if name != "gpu-cluster":
+            raise ResourceNotFoundError(f"Compute {name} not found")
+        return AmlCompute(name=name, size="STANDARD_NC6s_v3")
+
+
+class FakeMLClient:
+    """Records every call; answers with SDK entities. ``fail`` makes one step raise."""
+
+    def __init__(self, model_dir: Path, status: str = "Completed", fail: dict | None = None):
+        self.model_dir, self.status, self.fail = model_dir, status, fail or {}
+        self.calls: list[tuple] = []
+        self.jobs, self.models, self.compute = FakeJobs(self), FakeModels(self), FakeCompute(self)
+
+    def raise_if(self, step: str) -> None:
+        if step in self.fail:
+            raise self.fail[step]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """What a real Azure trial leaves in its outputs: trained here by the same entry."""
+    from tests.conftest import make_image_folder
+
+    tmp = tmp_path_factory.mktemp("azure")
+    data = make_image_folder(tmp / "fowl_data")
+    out = tmp / "outputs"
+    logged: list[tuple[dict, int]] = []
+    code = trial_main(["--entry", "trainer", "--metric", "best_val_acc", "--data", str(data),
+                       "--image_size", "16", "--batch_size", "8", "--num_epochs", "2",
+                       "--threads", "1", "--output_dir", str(out), "--learning_rate", "0.01"],
+                      log=lambda metrics, step: logged.append((metrics, step)))
+    assert code == 0
+    return data, out, logged
+
+
+def test_trial_entry_logs_the_primary_metric_every_epoch(trained):
+    _, out, logged = trained
+    steps = [step for metrics, step in logged if "best_val_acc" in metrics]
+    assert steps == [0, 1, 2]  # two epochs, then the final result
+    assert (out / "model.pt").is_file()
+
+
+def _azure_sweep(tmp_path, data, register=True):
+    config = {"name": "fowl", "compute": "azure:gpu-cluster",
+              "search_space": {"learning_rate": SPACE["learning_rate"]},
+              "trainer": {"args": {"data": str(data), "image_size": 16}},
+              "limits": {"max_total_trials": 2}}
+    if register:
+        config["register"] = {"model_name": "pt-dnn", "root": str(tmp_path / "models")}
+    return Sweep(config=parse_sweep(config), root=tmp_path / "sweeps")
+
+
+def test_submit_stream_download_register(trained, tmp_path):
+    data, out, _ = trained
+    client = FakeMLClient(out)
+    outcome = AzureMLRunner(client).run(_azure_sweep(tmp_path, data))
+    steps = [c[0] for c in client.calls]
+    assert steps == ["compute.get", "jobs.create_or_update", "jobs.stream", "jobs.get",
+                     "jobs.download", "models.create_or_update"]
+    job = client.calls[1][1]
+    assert isinstance(job, s.SweepJob) and job.compute == "gpu-cluster"
+    model = client.calls[-1][1]
+    assert model.path == "azureml://jobs/sweep-job-1/outputs/model" and model.name == "pt-dnn"
+    assert outcome["workspace_model"] == "pt-dnn:1" and outcome["registered"] == "pt-dnn:1"
+    best = tmp_path / "sweeps" / "fowl" / "best"
+    card = json.loads((best / "card.json").read_text())
+    assert card["trial"] == "azureml:sweep-job-1" and card["onnx"]["max_abs_diff"] < 1e-3
+    assert card["params"]["learning_rate"] == 0.01
+    submitted = json.loads((tmp_path / "sweeps" / "fowl" / "azure" / "submitted.json")
+                           .read_text())
+    assert submitted["job"] == "sweep-job-1"
+
+
+def test_resume_reattaches_instead_of_submitting_twice(trained, tmp_path):
+    data, out, _ = trained
+    sweep = _azure_sweep(tmp_path, data, register=False)
+    AzureMLRunner(FakeMLClient(out)).run(sweep)
+    again = FakeMLClient(out)
+    AzureMLRunner(again).run(sweep)
+    assert "jobs.create_or_update" not in [c[0] for c in again.calls]
+
+
+@pytest.mark.parametrize("fail, message, kind", [
+    ({"compute": ClientAuthenticationError("no token")}, "Azure sign-in failed", SweepInputError),
+    ({"submit": ServiceRequestError("offline")}, "cannot reach Azure ML", Exception),
+])
+def test_azure_failures_are_one_sentence_and_nothing_half_submitted(trained, tmp_path, fail,
+                                                                    message, kind):
+    data, out, _ = trained
+    client = FakeMLClient(out, fail=fail)
+    with pytest.raises(kind, match=message):
+        AzureMLRunner(client).run(_azure_sweep(tmp_path, data))
+    assert not (tmp_path / "sweeps" / "fowl" / "azure" / "submitted.json").exists()
+
+
+def test_unknown_cluster_is_refused_before_submitting(trained, tmp_path):
+    _, out, _ = trained
+    config = parse_sweep({"name": "fowl", "compute": "azure:cpu-cluster",
+                          "search_space": {"x": {"type": "uniform", "min_value": 0,
+                                                 "max_value": 1}}})
+    client = FakeMLClient(out)
+    with pytest.raises(SweepInputError, match="cluster 'cpu-cluster': not found"):
+        AzureMLRunner(client).run(Sweep(config=config, root=tmp_path / "sweeps"))
+    assert [c[0] for c in client.calls] == ["compute.get"]
+
+
+def test_a_failed_sweep_job_is_a_failure_with_its_status(trained, tmp_path):
+    data, out, _ = trained
+    with pytest.raises(Exception, match="ended Failed"):
+        AzureMLRunner(FakeMLClient(out, status="Failed")).run(_azure_sweep(tmp_path, data))
+
+
+def test_no_workspace_config_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SweepInputError, match="no Azure ML workspace"):
+        _ = AzureMLRunner(workspace_config=tmp_path / "config.json").client
