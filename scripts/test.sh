@@ -15,6 +15,9 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# Horovod's last release needs patches to build against torch 2.14: built once, cached.
+bash scripts/build_horovod.sh
+
 .venv/bin/ruff check .
 .venv/bin/mypy
 exec .venv/bin/pytest "$@"

@@ -16,10 +16,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-        if args.distributed == "horovod":
-            raise TrainerInputError(
-                "--distributed horovod needs Horovod, which this install does not have"
-            )
         from trainer.fit import fit
 
         def report(epoch: int, metrics: dict[str, float]) -> bool:

@@ -5,17 +5,21 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
-from trainer.errors import TrainerError
+from trainer.errors import TrainerError, TrainerInputError
 
 
 @dataclass(frozen=True)
 class Ranks:
     rank: int = 0
     world_size: int = 1
+    backend: str = "none"
+    """none, ddp (torch.distributed) or horovod."""
 
     @property
     def is_main(self) -> bool:
@@ -26,8 +30,14 @@ class Ranks:
         return self.world_size > 1
 
 
-def start(device: torch.device) -> Ranks:
-    """Joins the process group when a launcher (torchrun, our Ray backend) set WORLD_SIZE > 1."""
+HOROVOD_HINT = "bash scripts/build_horovod.sh builds and installs it"
+
+
+def start(device: torch.device, mode: str = "auto") -> Ranks:
+    """Joins the process group when a launcher (torchrun, our Ray backend) set WORLD_SIZE > 1,
+    or Horovod's when ``mode`` is horovod (under horovodrun)."""
+    if mode == "horovod":
+        return _start_horovod(device)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Ranks()
@@ -38,11 +48,27 @@ def start(device: torch.device) -> Ranks:
             dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
         except Exception as exc:
             raise TrainerError(f"could not join the {backend} process group: {exc}") from None
-    return Ranks(rank, world_size)
+    return Ranks(rank, world_size, "ddp")
+
+
+def _horovod() -> Any:
+    try:
+        import horovod.torch as hvd
+    except ImportError:
+        raise TrainerInputError(f"distributed: horovod is not installed; {HOROVOD_HINT}") from None
+    return hvd
+
+
+def _start_horovod(device: torch.device) -> Ranks:
+    hvd = _horovod()
+    hvd.init()
+    if device.type == "cuda":
+        torch.cuda.set_device(hvd.local_rank())
+    return Ranks(hvd.rank(), hvd.size(), "horovod")
 
 
 def stop(ranks: Ranks) -> None:
-    if ranks.distributed and dist.is_initialized():
+    if ranks.backend == "ddp" and dist.is_initialized():
         dist.destroy_process_group()
 
 
@@ -50,8 +76,11 @@ def sum_across(ranks: Ranks, *values: float, device: torch.device) -> list[float
     if not ranks.distributed:
         return list(values)
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    if ranks.backend == "horovod":
+        hvd = _horovod()
+        return list(hvd.allreduce(tensor, op=hvd.Sum, name="metric_sums").tolist())
     dist.all_reduce(tensor)
-    return tensor.tolist()
+    return list(tensor.tolist())
 
 
 def agree_to_stop(ranks: Ranks, stop_here: bool, device: torch.device) -> bool:
@@ -59,8 +88,29 @@ def agree_to_stop(ranks: Ranks, stop_here: bool, device: torch.device) -> bool:
     if not ranks.distributed:
         return stop_here
     flag = torch.tensor([1 if stop_here else 0], device=device)
+    if ranks.backend == "horovod":
+        return bool(_horovod().broadcast(flag, root_rank=0, name="stop").item())
     dist.broadcast(flag, src=0)
     return bool(flag.item())
+
+
+def wrap_for_training(ranks: Ranks, model: nn.Module, optimizer: torch.optim.Optimizer,
+                      device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The model to train and the optimizer to step, for this kind of data parallelism.
+
+    DDP wraps the model; Horovod wraps the optimizer and broadcasts rank 0's starting point.
+    Either way gradients are averaged over ranks.
+    """
+    if ranks.backend == "ddp":
+        ids = [device.index] if device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids), optimizer
+    if ranks.backend == "horovod":
+        hvd = _horovod()
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        optimizer = hvd.DistributedOptimizer(optimizer, named_parameters=named)
+        hvd.broadcast_parameters(model.state_dict(), root_rank=0)
+        hvd.broadcast_optimizer_state(optimizer, root_rank=0)
+    return model, optimizer
 
 
 class GlobalBatchSampler:

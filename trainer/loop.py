@@ -18,6 +18,11 @@ class EpochStats:
     correct: int = 0
     count: int = 0
 
+    def add(self, loss_sum: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss_sum += loss_sum.item()
+        self.correct += int((logits.argmax(1) == labels).sum())
+        self.count += labels.numel()
+
     @property
     def loss(self) -> float:
         return self.loss_sum / max(self.count, 1)
@@ -63,7 +68,7 @@ def train_one_epoch(
         with precision.autocast():
             logits = model(images)
             loss_sum = criterion(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()  # set_to_none by default; Horovod's wrapper takes no argument
         # Mean over the local batch; DDP then averages the gradients over ranks.
         loss = loss_sum / labels.numel()
         if scaler is not None:
@@ -73,9 +78,7 @@ def train_one_epoch(
         else:
             loss.backward()
             optimizer.step()
-        stats.loss_sum += loss_sum.item()
-        stats.correct += int((logits.argmax(1) == labels).sum())
-        stats.count += labels.numel()
+        stats.add(loss_sum.detach(), logits.detach(), labels)
     return stats
 
 
@@ -92,7 +95,5 @@ def evaluate(
         images, labels = _to_device(images, labels, precision)
         with precision.autocast():
             logits = model(images).float()
-        stats.loss_sum += criterion(logits, labels).item()
-        stats.correct += int((logits.argmax(1) == labels).sum())
-        stats.count += labels.numel()
+        stats.add(criterion(logits, labels), logits, labels)
     return stats

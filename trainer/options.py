@@ -39,6 +39,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     threads: int = 0
+    distributed: str = "auto"
     output_dir: str = "outputs"
 
     def __post_init__(self) -> None:
@@ -48,6 +49,7 @@ class TrainConfig:
             (self.optimizer in ("sgd", "adamw"), "optimizer", "sgd or adamw"),
             (self.scheduler in ("step", "cosine", "none"), "scheduler", "step, cosine or none"),
             (self.device in ("auto", "cpu", "cuda"), "device", "auto, cpu or cuda"),
+            (self.distributed in ("auto", "horovod"), "distributed", "auto or horovod"),
             (self.num_epochs >= 1, "num_epochs", "1 or more"),
             (self.batch_size >= 1, "batch_size", "1 or more"),
             (self.image_size >= 16, "image_size", "16 or more"),
@@ -129,6 +131,8 @@ def build_arg_parser(prog: str = "python -m trainer") -> argparse.ArgumentParser
         "amp": "mixed precision on CUDA (true/false)",
         "threads": "torch CPU threads; 0 keeps torch's default",
         "seed": "same seed, same data order, same metrics on CPU",
+        "distributed": "auto: torch DDP when launched by torchrun (WORLD_SIZE > 1); "
+        "horovod: Horovod, under horovodrun",
     }
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
@@ -140,8 +144,4 @@ def build_arg_parser(prog: str = "python -m trainer") -> argparse.ArgumentParser
             type=(lambda s: _coerce("amp", s, bool)) if kind is bool else kind,
             help=f"{helps.get(f.name, '')} (default: {default})".strip(),
         )
-    parser.add_argument(
-        "--distributed", choices=("none", "ddp", "horovod"), default="none",
-        help="ddp: torch DDP when launched by torchrun (WORLD_SIZE > 1); horovod: under horovodrun",
-    )
     return parser

@@ -87,6 +87,10 @@ def trial_command(config: SweepConfig, data_input: bool) -> str:
     elif data is not None:
         args += ["--data", shlex.quote(str(data))]
     args += ["--output_dir", "${{outputs.model}}"]
+    res = config.resources
+    if res.workers_per_trial > 1 and res.distribution == "horovod" and \
+            config.trainer.entry == "trainer":
+        args += ["--distributed", "horovod"]  # Azure's MPI launch; DDP is picked up from env
     for key in config.search_space:
         args += [f"--{key}", "${{search_space." + key + "}}"]
     return " ".join(args)

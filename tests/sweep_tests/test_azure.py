@@ -106,6 +106,7 @@ def test_multi_worker_trials_map_to_azure_distributions(tmp_path, workers, dist,
     _, path = AzureMLRunner().compile(Sweep(config=parse_sweep(data), root=tmp_path / "s"))
     job = load_job(str(path))
     assert type(job.trial.distribution).__name__ == cls
+    assert ("--distributed horovod" in job.trial.command) == (dist == "horovod")
     assert job.trial.distribution.process_count_per_instance == 1
     assert job.trial.resources.instance_count == workers
 

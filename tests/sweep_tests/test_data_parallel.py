@@ -26,8 +26,8 @@ def test_a_two_worker_sweep_trains_with_ddp(tmp_path, ray_local):
     ).run()
     assert result.counts == {"complete": 1}
     folder = result.sweep_dir / "trials" / "0000"
-    assert "data-parallel: rank 0 of 2" in (folder / "trial.log").read_text()
-    assert "data-parallel: rank 1 of 2" in (folder / "trial-rank1.log").read_text()
+    assert "data-parallel (ddp): rank 0 of 2" in (folder / "trial.log").read_text()
+    assert "data-parallel (ddp): rank 1 of 2" in (folder / "trial-rank1.log").read_text()
     # Rank 0 alone wrote the outputs: one metrics line per epoch.
     assert len((folder / "outputs" / "metrics.jsonl").read_text().splitlines()) == 2
     assert result.best_dir is not None and (result.best_dir / "model.onnx").is_file()
