@@ -171,13 +171,19 @@ class Sweep:
                 "multi-worker trials use ddp"
             )
         backend = self.backend or make_backend(self.config.compute)
-        self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        config_path = self.sweep_dir / CONFIG_FILE
-        if not config_path.exists():
-            config_path.write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
-        study = open_study(self.config, space, self.sweep_dir)
-        Coordinator(self.config, study, space, backend, self.sweep_dir, entry=self.entry,
-                    max_trials=max_trials, parallel=parallel, listener=listener).run()
+        # Connect first: an unreachable cluster must leave no half-made sweep behind.
+        slots = backend.open(res, parallel or self.config.limits.max_concurrent_trials)
+        try:
+            self.sweep_dir.mkdir(parents=True, exist_ok=True)
+            config_path = self.sweep_dir / CONFIG_FILE
+            if not config_path.exists():
+                config_path.write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
+            study = open_study(self.config, space, self.sweep_dir)
+        except BaseException:
+            backend.close()
+            raise
+        Coordinator(self.config, study, space, backend, slots, self.sweep_dir,
+                    entry=self.entry, max_trials=max_trials, listener=listener).run()
         return self.finish(self.result(study))
 
     def finish(self, result: SweepResult) -> SweepResult:
@@ -234,9 +240,22 @@ class Sweep:
                     f"(options: {', '.join(sorted(known))})"
                 )
         try:
-            TrainConfig.from_params(self.config.trainer.args)
+            args = TrainConfig.from_params(self.config.trainer.args)
         except TrainerInputError as exc:
             raise SweepInputError(f"trainer.args.{exc}") from None
+        # Missing weights would fail every trial the same way: say it once, before any runs.
+        if "weights" not in self.config.search_space and "model" not in self.config.search_space:
+            if args.weights == "imagenet":
+                from trainer.model import imagenet_weights_file
+
+                path, url = imagenet_weights_file(args.model)
+                if not path.is_file():
+                    raise SweepInputError(
+                        f"trainer.args.weights: ImageNet weights for {args.model} are not in "
+                        f"torchvision's local cache; download {url} once and put it at {path}"
+                    )
+            elif args.weights != "none" and not Path(args.weights).is_file():
+                raise SweepInputError(f"trainer.args.weights: {args.weights} does not exist")
 
 
 def _entry_name(fn: TrainFn) -> str:

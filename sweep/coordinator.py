@@ -75,10 +75,11 @@ def replaced_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
 
 
 class Coordinator:
+    """Runs a sweep's trials on an opened ``backend`` with ``slots`` trials at a time."""
+
     def __init__(self, config: SweepConfig, study: optuna.Study, space: OptunaSpace,
-                 backend: Backend, sweep_dir: Path, *, entry: str | TrainFn,
-                 max_trials: int | None = None, parallel: int | None = None,
-                 listener: Listener | None = None) -> None:
+                 backend: Backend, slots: int, sweep_dir: Path, *, entry: str | TrainFn,
+                 max_trials: int | None = None, listener: Listener | None = None) -> None:
         self.config, self.study, self.space, self.backend = config, study, space, backend
         self.sweep_dir = sweep_dir
         self.entry = entry
@@ -88,7 +89,7 @@ class Coordinator:
         if config.sampling_algorithm.type == "grid":
             total = min(total, math.prod(len(v) for v in space.grid().values()))
         self.total = total
-        self.parallel = parallel or config.limits.max_concurrent_trials
+        self.slots = slots
         self.active: dict[int, _Active] = {}
 
     # -- the loop ---------------------------------------------------------------------------
@@ -96,7 +97,7 @@ class Coordinator:
     def run(self) -> None:
         """Runs trials until the budget, the timeout or Ctrl-C; the study then holds them all."""
         self._requeue_interrupted()
-        slots = self.backend.open(self.config.resources, self.parallel)
+        slots = self.slots
         deadline = (time.monotonic() + self.config.limits.timeout
                     if self.config.limits.timeout else math.inf)
         counted = self._counted()

@@ -1,0 +1,71 @@
+"""``sweep run`` as a user runs it: a real subprocess, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from search_spaces import example_path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sweep(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "sweep.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_run_status_best_report_on_the_builtin_trainer(tmp_path):
+    space = yaml.safe_load(example_path("digits").read_text())
+    space["trainer"]["args"].update({"image_size": 16})
+    space["search_space"]["num_epochs"] = {"type": "choice", "values": [2]}
+    space["limits"] = {"max_total_trials": 2, "max_concurrent_trials": 2}
+    space["register"] = {"model_name": "digits-test", "root": str(tmp_path / "models")}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+
+    run = _sweep("run", "space.yaml", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "trial 0" in run.stdout and "best: trial" in run.stdout
+    assert "registered: digits-test:1" in run.stdout
+    folder = tmp_path / "sweeps" / "digits-resnet18"
+    assert {"sweep.yaml", "study.journal", "trials", "best", "report.html", "trials.csv"} <= {
+        p.name for p in folder.iterdir()}
+
+    status = _sweep("status", "digits-resnet18", "--json", cwd=tmp_path)
+    assert status.returncode == 0 and '"state": "complete"' in status.stdout
+    best = _sweep("best", "digits-resnet18", cwd=tmp_path)
+    assert best.returncode == 0 and "learning_rate" in best.stdout
+    again = _sweep("run", "space.yaml", cwd=tmp_path)
+    assert again.returncode == 2 and "sweep resume digits-resnet18" in again.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["status", "nope"], "no sweep named 'nope'"),
+    (["resume", "nope"], "no sweep named 'nope'"),
+    (["run", "missing.yaml"], "missing.yaml: no such file"),
+    (["run", "space.yaml", "--parallel", "0"], "--parallel: must be 1 or more"),
+    (["run", "space.yaml", "--compute", "ray://127.0.0.1:1"], "cannot reach the Ray cluster"),
+    (["models", "show", "nothing"], "no model named 'nothing'"),
+])
+def test_user_errors_are_one_sentence_with_exit_code(tmp_path, args, message):
+    space = yaml.safe_load(example_path("digits").read_text())
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    proc = _sweep(*args, cwd=tmp_path)
+    assert proc.returncode in (1, 2), proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "sweeps" / "digits-resnet18" / "study.journal").exists()
+
+
+def test_help_teaches(tmp_path):
+    proc = _sweep("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for word in ("validate", "run", "resume", "status", "report", "models", "export",
+                 "exit codes"):
+        assert word in proc.stdout
