@@ -9,6 +9,7 @@ measurements. A database URL (``postgresql://…``) is for several coordinators 
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,10 +37,14 @@ def open_storage(storage: str, sweep_dir: Path) -> BaseStorage:
         # The open(O_EXCL) lock works on every filesystem, symlinks don't on some mounts.
         backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
         return optuna.storages.JournalStorage(backend)
+    # ${VARS} are expanded only here, so a password kept in the environment never lands in
+    # sweep.yaml, a log or a report.
+    url = os.path.expandvars(storage)
     try:
-        return optuna.storages.RDBStorage(storage)
+        return optuna.storages.RDBStorage(url)
     except Exception as exc:
-        raise SweepError(f"storage: cannot open {_redact(storage)}: {exc}") from None
+        message = str(exc).replace(url, _redact(url))
+        raise SweepError(f"storage: cannot open {_redact(url)}: {message}") from None
 
 
 def _redact(url: str) -> str:

@@ -119,3 +119,20 @@ def test_every_policy_has_a_pruner(kind, cls):
                                                  "max_value": 1}}, "early_termination": et})
     assert isinstance(config.early_termination, EarlyTermination)
     assert type(make_pruner(config.early_termination)).__name__ == cls
+
+
+def test_storage_urls_expand_variables_and_never_show_the_password(tmp_path, monkeypatch):
+    from search_spaces import parse_sweep
+    from search_spaces.optuna_form import to_optuna
+    from sweep.errors import SweepError
+    from sweep.study import open_study
+
+    monkeypatch.setenv("SWEEP_TEST_PASSWORD", "hunter2")
+    config = parse_sweep({
+        "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+        "storage": "postgresql://me:${SWEEP_TEST_PASSWORD}@127.0.0.1:1/nodb",
+    })
+    with pytest.raises(SweepError) as caught:
+        open_study(config, to_optuna(config.search_space), tmp_path)
+    assert "hunter2" not in str(caught.value) and "me:***@127.0.0.1:1" in str(caught.value)
+    assert "${SWEEP_TEST_PASSWORD}" in config.storage
