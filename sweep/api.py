@@ -174,10 +174,7 @@ class Sweep:
         # Connect first: an unreachable cluster must leave no half-made sweep behind.
         slots = backend.open(res, parallel or self.config.limits.max_concurrent_trials)
         try:
-            self.sweep_dir.mkdir(parents=True, exist_ok=True)
-            config_path = self.sweep_dir / CONFIG_FILE
-            if not config_path.exists():
-                config_path.write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
+            self.save_config()
             study = open_study(self.config, space, self.sweep_dir)
         except BaseException:
             backend.close()
@@ -185,6 +182,13 @@ class Sweep:
         Coordinator(self.config, study, space, backend, slots, self.sweep_dir,
                     entry=self.entry, max_trials=max_trials, listener=listener).run()
         return self.finish(self.result(study))
+
+    def save_config(self) -> None:
+        """Writes sweep.yaml (what resume, status and reports read), once."""
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        path = self.sweep_dir / CONFIG_FILE
+        if not path.exists():
+            path.write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
 
     def finish(self, result: SweepResult) -> SweepResult:
         """What a sweep leaves at its end: trials.csv, best/ (model, ONNX, card), registration."""

@@ -116,6 +116,7 @@ class AzureMLRunner:
             name = submitted.name
             record.write_text(json.dumps({"job": name, "studio_url": submitted.studio_url},
                                          indent=2))
+            sweep.save_config()  # what 'sweep resume NAME' reads to re-attach
             print(f"submitted Azure ML sweep job {name}: {submitted.studio_url}", flush=True)
         _azure_call("streaming the sweep job", client.jobs.stream, name)
         final = _azure_call("reading the sweep job", client.jobs.get, name)

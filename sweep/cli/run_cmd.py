@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from search_spaces import SweepConfig, parse_sweep, read_sweep_file, to_dict
+
+if TYPE_CHECKING:
+    from sweep.api import Sweep
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -105,11 +109,9 @@ def run(args: argparse.Namespace) -> int:
     return _execute(sweep, args, resume=False)
 
 
-def _azure(sweep: object, args: argparse.Namespace, *, resume: bool = False) -> int:
-    from sweep.api import Sweep
+def _azure(sweep: Sweep, args: argparse.Namespace) -> int:
     from sweep.backends.azure_ml import AzureMLRunner
 
-    assert isinstance(sweep, Sweep)
     runner = AzureMLRunner(workspace_config=getattr(args, "workspace_config", None),
                            environment=getattr(args, "environment", None))
     if getattr(args, "dry_run", False):
@@ -117,14 +119,6 @@ def _azure(sweep: object, args: argparse.Namespace, *, resume: bool = False) -> 
         _, path = runner.compile(sweep)
         print(f"wrote {path} (submit it with: az ml job create -f {path})")
         return 0
-    if not resume:
-        from search_spaces import to_dict
-
-        sweep.sweep_dir.mkdir(parents=True, exist_ok=True)
-        import yaml
-
-        (sweep.sweep_dir / "sweep.yaml").write_text(
-            yaml.safe_dump(to_dict(sweep.config), sort_keys=False))
     outcome = runner.run(sweep)
     print(f"Azure ML sweep job {outcome['job']} completed")
     if outcome.get("best_dir"):
@@ -142,15 +136,13 @@ def resume(args: argparse.Namespace) -> int:
 
     sweep = Sweep.load(args.name, root=args.root)
     if sweep.config.compute.startswith("azure:"):
-        return _azure(sweep, args, resume=True)
+        return _azure(sweep, args)
     return _execute(sweep, args, resume=True)
 
 
-def _execute(sweep: object, args: argparse.Namespace, *, resume: bool) -> int:
-    from sweep.api import Sweep
+def _execute(sweep: Sweep, args: argparse.Namespace, *, resume: bool) -> int:
     from sweep.cli.progress import ProgressView, summary
 
-    assert isinstance(sweep, Sweep)
     config = sweep.config
     view = ProgressView(config.objective.primary_metric, config.objective.goal,
                         args.max_trials or config.limits.max_total_trials)

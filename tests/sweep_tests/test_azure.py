@@ -255,6 +255,7 @@ def test_submit_stream_download_register(trained, tmp_path):
     submitted = json.loads((tmp_path / "sweeps" / "fowl" / "azure" / "submitted.json")
                            .read_text())
     assert submitted["job"] == "sweep-job-1"
+    assert Sweep.load("fowl", root=tmp_path / "sweeps").config.compute == "azure:gpu-cluster"
 
 
 def test_resume_reattaches_instead_of_submitting_twice(trained, tmp_path):
