@@ -105,7 +105,11 @@ class ModelRegistry:
     def _clear_stale_staging(folder: Path) -> None:
         now = time.time()
         for path in folder.glob(f"{STAGING_PREFIX}*"):
-            if now - path.stat().st_mtime > STALE_STAGING_S:
+            try:
+                age = now - path.stat().st_mtime
+            except FileNotFoundError:
+                continue  # another writer's version, renamed into place meanwhile
+            if age > STALE_STAGING_S:
                 shutil.rmtree(path, ignore_errors=True)
 
     def names(self) -> list[str]:

@@ -49,14 +49,14 @@ def test_concurrent_registration_gets_distinct_complete_versions(tmp_path):
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
     procs = [ctx.Process(target=_register_many, args=(str(tmp_path / "models"), str(src),
-                                                      barrier, 6)) for _ in range(2)]
+                                                      barrier, 10)) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
     versions = ModelRegistry(tmp_path / "models").versions("pt-dnn")
-    assert [v.version for v in versions] == list(range(1, 13))
+    assert [v.version for v in versions] == list(range(1, 21))
     writers = {v.card["writer"] for v in versions}
     assert len(writers) == 2
     for v in versions:
