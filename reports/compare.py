@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 import pandas as pd
 
 from reports.frames import curves_frame
+
+if TYPE_CHECKING:
+    from sweep.api import SweepResult
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,13 @@ def compare(names: Sequence[str], root: str | Path | None = None) -> Comparison:
     sweeps = []
     for name in names:
         sweep = Sweep.load(name, root=root)
-        result = sweep.result()
-        sweeps.append(SweepData(
-            name=name, metric=sweep.config.objective.primary_metric,
-            goal=sweep.config.objective.goal, study=result.study, trials=result.trials,
-            curves=curves_frame(result.sweep_dir), sweep_dir=result.sweep_dir,
-        ))
+        sweeps.append(sweep_data(sweep.result(), sweep.config.objective.primary_metric,
+                                 sweep.config.objective.goal))
     return Comparison(sweeps)
+
+
+def sweep_data(result: SweepResult, metric: str, goal: str) -> SweepData:
+    """A finished (or running) sweep's result, ready for the report."""
+    return SweepData(name=result.name, metric=metric, goal=goal, study=result.study,
+                     trials=result.trials, curves=curves_frame(result.sweep_dir),
+                     sweep_dir=result.sweep_dir)

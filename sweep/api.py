@@ -192,11 +192,14 @@ class Sweep:
 
     def finish(self, result: SweepResult) -> SweepResult:
         """What a sweep leaves at its end: trials.csv, best/ (model, ONNX, card), registration."""
-        from reports import build_html, compare
+        from reports import Comparison, build_html
+        from reports.compare import sweep_data
         from sweep.best_model import keep_best, register_best
 
+        objective = self.config.objective
         result.trials.to_csv(self.sweep_dir / "trials.csv", index=False)
-        build_html(compare([self.name], self.root), self.sweep_dir / "report.html")
+        report = Comparison([sweep_data(result, objective.primary_metric, objective.goal)])
+        build_html(report, self.sweep_dir / "report.html")
         best_dir = keep_best(self, result)
         if best_dir is None:
             return result
