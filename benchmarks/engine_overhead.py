@@ -7,7 +7,7 @@ parallel, with the same median pruner, at 100 and 300 trials. The marginal cost 
 - sweep: ``Sweep`` on the local Ray backend, default storage (a journal file).
 - optuna-memory / optuna-journal: ``study.optimize`` in one process (no parallel workers).
 - raytune: ``Tuner`` + ``OptunaSearch`` + ASHA at its best settings for short trials
-  (reuse_actors, max_concurrent_trials=2, auto loggers off). Needs ``pip install 'ray[tune]'``.
+  (reuse_actors, max_concurrent_trials=2, auto loggers off). Needs ``pip install -e '.[bench]'``.
 
 Usage: python benchmarks/engine_overhead.py [--sizes 100 300]
 """
