@@ -233,7 +233,17 @@ class Sweep:
                          model if model.exists() else None)
 
     def _check_trainer_args(self) -> None:
-        """For the built-in trainer, refuse unknown options before any trial starts."""
+        """Refuse a trainer that cannot run (unknown options, missing weights, an entry that
+        does not import) before any trial starts: it would fail every trial the same way."""
+        if isinstance(self.entry, str) and self.entry != "trainer":
+            from sweep.errors import TrialFailed
+            from sweep.runner import resolve_entry
+
+            try:
+                resolve_entry(self.entry)
+            except TrialFailed as exc:
+                raise SweepInputError(str(exc)) from None
+            return
         if self.entry != "trainer":
             return
         from trainer.errors import TrainerInputError

@@ -69,3 +69,13 @@ def test_help_teaches(tmp_path):
     for word in ("validate", "run", "resume", "status", "report", "models", "export",
                  "exit codes"):
         assert word in proc.stdout
+
+
+def test_an_entry_that_does_not_import_is_refused_before_any_trial(tmp_path):
+    space = {"search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+             "trainer": {"entry": "no_such_package.train:fit"}}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    proc = _sweep("run", "space.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "trainer.entry: cannot import no_such_package.train" in proc.stderr
+    assert not (tmp_path / "sweeps").exists()
