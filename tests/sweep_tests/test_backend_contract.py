@@ -97,15 +97,17 @@ def test_nan_metric_fails_the_trial(tmp_path, make_backend):
 
 
 def test_a_hanging_trial_fails_at_trial_timeout(tmp_path, make_backend):
+    # 8 s: well above a normal trial's start on a loaded 2-CPU machine (a new Ray worker
+    # process), far below the hour the hanging trainer sleeps.
     result = _sweep(tmp_path, make_backend, toy_trainers.hanging,
                     trainer_args={"num_epochs": 1},
                     limits={"max_total_trials": 4, "max_concurrent_trials": 2,
-                            "trial_timeout": 3}).run()
+                            "trial_timeout": 8}).run()
     frame = result.trials
     hung = frame[frame["param_x"] > 0.5]
     assert len(hung) > 0
     assert (hung["state"] == "failed").all()
-    assert all("ran past trial_timeout (3 s)" in r for r in hung["reason"])
+    assert all("ran past trial_timeout (8 s)" in r for r in hung["reason"])
     assert (frame[frame["param_x"] <= 0.5]["state"] == "complete").all()
 
 
