@@ -55,6 +55,16 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
     return frame
 
 
+def epochs_saved(trials: pd.DataFrame) -> tuple[int, int]:
+    """(epochs pruning did not run, epochs asked in all), over trials that say what they asked."""
+    if trials.empty:
+        return 0, 0
+    frame = trials.dropna(subset=["epochs_asked"])
+    pruned = frame[frame["state"] == "pruned"]
+    saved = (pruned["epochs_asked"] - pruned["epochs_run"]).clip(lower=0).sum()
+    return int(saved), int(frame["epochs_asked"].sum())
+
+
 def _last(trial: optuna.trial.FrozenTrial) -> float | None:
     values = trial.intermediate_values
     return values[max(values)] if values else None

@@ -11,7 +11,8 @@ from plotly.offline import get_plotlyjs
 
 from reports import plots
 from reports.compare import Comparison, SweepData
-from reports.terminal import epochs_saved, ranked
+from reports.frames import epochs_saved
+from reports.terminal import ranked
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
@@ -78,7 +79,7 @@ def _summary(data: SweepData) -> str:
     counts = data.trials["state"].value_counts().to_dict()
     done = ranked(data)
     done = done[done["state"] == "complete"]
-    saved, asked = epochs_saved(data)
+    saved, asked = epochs_saved(data.trials)
     parts = [f"<b>{html.escape(data.name)}</b>: {data.goal} {html.escape(data.metric)}; "
              + ", ".join(f"{n} {html.escape(str(s))}" for s, n in sorted(counts.items()))]
     if not done.empty:

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from reports.compare import Comparison, SweepData
+from reports.frames import epochs_saved
 
 WIDTH = 100
 _COLOURS = {"complete": "32", "pruned": "33", "failed": "31"}
@@ -46,14 +47,6 @@ def ranked(data: SweepData) -> pd.DataFrame:
         columns=["_state", "_value"])
 
 
-def epochs_saved(data: SweepData) -> tuple[int, int]:
-    """(epochs pruning did not run, epochs asked in all), over trials that say what they asked."""
-    frame = data.trials.dropna(subset=["epochs_asked"])
-    asked = int(frame["epochs_asked"].sum())
-    pruned = frame[frame["state"] == "pruned"]
-    return int((pruned["epochs_asked"] - pruned["epochs_run"]).clip(lower=0).sum()), asked
-
-
 def render(data: SweepData, colour: bool = False) -> str:
     frame = ranked(data)
     params = data.params
@@ -83,7 +76,7 @@ def render(data: SweepData, colour: bool = False) -> str:
     else:
         lines.append("best: no trial completed")
     lines.append("trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    saved, asked = epochs_saved(data)
+    saved, asked = epochs_saved(data.trials)
     if asked:
         lines.append(f"pruning saved {saved} of {asked} epochs asked ({saved / asked:.0%})")
     return "\n".join(lines)

@@ -14,7 +14,6 @@ import yaml
 from search_spaces import _checks as c
 from search_spaces._errors import SearchSpaceError
 from search_spaces.config import (
-    AZURE_SAMPLERS,
     BUILTIN_DATASETS,
     POLICIES,
     SAMPLERS,
@@ -453,4 +452,4 @@ def _register(value: Any) -> Register | None:
 
 
 __all__ = ["SearchSpaceWarning", "load_yaml", "parse_expression", "parse_search_space",
-           "parse_sweep", "read_sweep_file", "AZURE_SAMPLERS"]
+           "parse_sweep", "read_sweep_file"]

@@ -67,10 +67,9 @@ class SweepResult:
     @property
     def epochs_saved(self) -> int:
         """Epochs that pruning did not have to run (asked minus run, over pruned trials)."""
-        pruned = self.trials[self.trials["state"] == "pruned"] if not self.trials.empty else None
-        if pruned is None or pruned.empty or pruned["epochs_asked"].isna().all():
-            return 0
-        return int((pruned["epochs_asked"] - pruned["epochs_run"]).clip(lower=0).sum())
+        from reports.frames import epochs_saved
+
+        return epochs_saved(self.trials)[0]
 
 
 class Sweep:

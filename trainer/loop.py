@@ -23,14 +23,6 @@ class EpochStats:
         self.correct += int((logits.argmax(1) == labels).sum())
         self.count += labels.numel()
 
-    @property
-    def loss(self) -> float:
-        return self.loss_sum / max(self.count, 1)
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / max(self.count, 1)
-
 
 @dataclass(frozen=True)
 class Precision:

@@ -13,7 +13,7 @@ from sweep.coordinator import SweepInterrupted
 from sweep.errors import SweepError, SweepInputError
 from trainer.errors import TrainerInputError
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
 DESCRIPTION = """\
 Hyperparameter sweeps for PyTorch: Optuna samples and prunes, Ray runs the trials.

@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from reports.frames import epochs_saved
 from sweep.api import SweepResult
 
 
@@ -19,8 +20,8 @@ def _fmt(value: Any) -> str:
 class ProgressView:
     """Prints trial starts, epochs, prunes, completions and failures as they happen."""
 
-    def __init__(self, metric: str, goal: str, total: int, out: TextIO | None = None) -> None:
-        self.metric, self.maximize, self.total = metric, goal == "maximize", total
+    def __init__(self, metric: str, goal: str, out: TextIO | None = None) -> None:
+        self.metric, self.maximize = metric, goal == "maximize"
         self.out = out or sys.stdout
         self.best: tuple[int, float] | None = None
         self.started = time.monotonic()
@@ -65,11 +66,10 @@ def summary(result: SweepResult, metric: str) -> str:
             lines.append(f"  model: {best.model_path}")
     else:
         lines.append("no trial completed")
-    frame = result.trials
-    asked = int(frame["epochs_asked"].fillna(0).sum()) if not frame.empty else 0
+    saved, asked = epochs_saved(result.trials)
     lines.append(
         f"trials: {counts.get('complete', 0)} complete, {counts.get('pruned', 0)} pruned, "
-        f"{counts.get('failed', 0)} failed; pruning saved {result.epochs_saved} of {asked} "
+        f"{counts.get('failed', 0)} failed; pruning saved {saved} of {asked} "
         f"epochs asked"
     )
     lines.append(f"files: {result.sweep_dir}")

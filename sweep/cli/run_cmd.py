@@ -144,8 +144,7 @@ def _execute(sweep: Sweep, args: argparse.Namespace, *, resume: bool) -> int:
     from sweep.cli.progress import ProgressView, summary
 
     config = sweep.config
-    view = ProgressView(config.objective.primary_metric, config.objective.goal,
-                        args.max_trials or config.limits.max_total_trials)
+    view = ProgressView(config.objective.primary_metric, config.objective.goal)
     print(f"{'resuming' if resume else 'running'} sweep {config.name} on {config.compute}; "
           f"files in {sweep.sweep_dir}", flush=True)
     go = sweep.resume if resume else sweep.run
