@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from search_spaces._errors import SearchSpaceError
+from search_spaces._errors import SearchSpaceError, SearchSpaceErrors
 
 _MISSING = object()
 
@@ -20,11 +21,36 @@ def mapping(value: Any, path: str) -> Mapping[str, Any]:
     return value
 
 
-def no_unknown_keys(value: Mapping[str, Any], path: str, allowed: set[str]) -> None:
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        where = f"{path}.{unknown[0]}" if path else unknown[0]
-        raise SearchSpaceError(where, f"unknown key; expected one of {', '.join(sorted(allowed))}")
+class Problems:
+    """Collects the problems of a whole file so that validation reports them all at once."""
+
+    def __init__(self) -> None:
+        self.errors: list[SearchSpaceError] = []
+
+    @contextlib.contextmanager
+    def check(self) -> Iterator[None]:
+        try:
+            yield
+        except SearchSpaceError as exc:
+            self.errors.append(exc)
+
+    def raise_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise SearchSpaceErrors(self.errors)
+
+
+def no_unknown_keys(value: Mapping[str, Any], path: str, allowed: set[str],
+                    hint: str | None = None) -> None:
+    """Raises naming every unknown key (one line each), not only the first."""
+    unknown = [k for k in value if k not in allowed]
+    if not unknown:
+        return
+    expected = hint or f"expected one of {', '.join(sorted(allowed))}"
+    errors = [SearchSpaceError(f"{path}.{k}" if path else k, f"unknown key; {expected}")
+              for k in unknown]
+    raise errors[0] if len(errors) == 1 else SearchSpaceErrors(errors)
 
 
 def _kind(value: Any) -> str:

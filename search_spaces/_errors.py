@@ -11,3 +11,16 @@ class SearchSpaceError(ValueError):
         self.path = path
         self.reason = message
         super().__init__(f"{path}: {message}" if path else message)
+
+
+class SearchSpaceErrors(SearchSpaceError):
+    """Every problem found in one file, one line each (``errors`` holds them in file order)."""
+
+    def __init__(self, errors: list[SearchSpaceError]) -> None:
+        flat: list[SearchSpaceError] = []
+        for error in errors:
+            flat.extend(error.errors if isinstance(error, SearchSpaceErrors) else [error])
+        self.errors = flat
+        ValueError.__init__(self, "\n".join(str(e) for e in flat))
+        self.path = flat[0].path
+        self.reason = flat[0].reason

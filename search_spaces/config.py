@@ -73,6 +73,54 @@ class Register:
 
 
 @dataclass(frozen=True)
+class JobInput:
+    """One of an Azure ML job's ``inputs``: a literal value, or a file or folder by path."""
+
+    type: str
+    """``literal`` for a plain value; else Azure's asset type (uri_file, uri_folder, …)."""
+    value: Any = None
+    """The literal's value, or the path as written (local, or remote: https://, azureml:…)."""
+    mode: str | None = None
+
+    @property
+    def is_remote(self) -> bool:
+        return self.type != "literal" and isinstance(self.value, str) and \
+            self.value.startswith(REMOTE_PREFIXES)
+
+
+REMOTE_PREFIXES = ("azureml:", "http://", "https://", "wasbs://", "wasb://", "abfss://",
+                   "abfs://", "adl://", "s3://", "gs://")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """How many processes one trial starts, as Azure ML's ``trial.distribution`` says."""
+
+    type: str
+    """pytorch (torch.distributed's environment), mpi (Horovod's launcher) or tensorflow."""
+    process_count_per_instance: int = 1
+    instance_count: int = 1
+
+    @property
+    def processes(self) -> int:
+        return self.process_count_per_instance * self.instance_count
+
+
+@dataclass(frozen=True)
+class CommandTrial:
+    """An Azure ML command trial: a shell command run in a snapshot of ``code`` per trial."""
+
+    command: str
+    code: Path | None = None
+    environment: Any = None
+    """As written; used on Azure ML only (locally, trials run in the current environment)."""
+    environment_variables: Mapping[str, str] = field(default_factory=dict)
+    distribution: Distribution | None = None
+    inputs: Mapping[str, JobInput] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     """One whole sweep, as a sweep file describes it."""
 
@@ -87,6 +135,10 @@ class SweepConfig:
     compute: str = "local"
     storage: str = "default"
     register: Register | None = None
+    command: CommandTrial | None = None
+    """Set for an Azure ML sweep-job file: its ``trial`` runs instead of ``trainer``."""
+    azure_job: Mapping[str, Any] | None = field(default=None, compare=False)
+    """The Azure ML sweep-job document as written (after --set): what goes to Azure ML."""
     # Where relative paths in the file (the data folder) are resolved from; not a key.
     base_dir: Path = field(default=Path("."), compare=False)
 

@@ -50,17 +50,40 @@ def _on_grid(value: float, q: float) -> bool:
 
 @dataclass(frozen=True)
 class Choice:
-    values: tuple[Scalar, ...]
+    """One of ``values``. A value may be a mapping (Azure's nested search space): its
+    scalars are fixed and its expressions are sampled when that value is chosen."""
+
+    values: tuple[Any, ...]
     type: ClassVar[str] = "choice"
 
-    def sample(self, rng: random.Random) -> Scalar:
-        return rng.choice(self.values)
+    @property
+    def nested(self) -> bool:
+        return any(isinstance(v, dict) for v in self.values)
+
+    def sample(self, rng: random.Random) -> Any:
+        value = rng.choice(self.values)
+        if isinstance(value, dict):
+            return {k: v.sample(rng) if hasattr(v, "sample") else v for k, v in value.items()}
+        return value
 
     def contains(self, value: Any) -> bool:
-        return value in self.values
+        if not isinstance(value, dict):
+            return value in self.values
+        for option in self.values:
+            if isinstance(option, dict) and option.keys() == value.keys() and all(
+                    o.contains(value[k]) if hasattr(o, "contains") else o == value[k]
+                    for k, o in option.items()):
+                return True
+        return False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "values": list(self.values)}
+        def plain(v: Any) -> Any:
+            if isinstance(v, dict):
+                return {k: x.to_dict() if hasattr(x, "to_dict") else plain(x)
+                        for k, x in v.items()}
+            return v
+
+        return {"type": self.type, "values": [plain(v) for v in self.values]}
 
 
 @dataclass(frozen=True)

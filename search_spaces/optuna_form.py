@@ -57,22 +57,66 @@ class OptunaParam:
 
 
 @dataclass(frozen=True)
+class NestedChoiceParam:
+    """Azure's choice of mappings: Optuna picks an option's index under the parameter's name;
+    each option's expressions are Optuna parameters of their own (``NAME.INDEX.KEY``), asked
+    in every trial and read only when their option is chosen, so the space stays fixed."""
+
+    optuna_name: str
+    distribution: BaseDistribution
+    options: tuple[Any, ...]
+    """Per option: a scalar, or a mapping of its keys to a scalar or a parameter."""
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        out = {self.optuna_name: self.distribution}
+        for option in self.options:
+            if isinstance(option, dict):
+                for value in option.values():
+                    if isinstance(value, OptunaParam | NestedChoiceParam):
+                        out.update(_dists(value))
+        return out
+
+    def decode(self, optuna_params: Mapping[str, Any]) -> Any:
+        option = self.options[optuna_params[self.optuna_name]]
+        if not isinstance(option, dict):
+            return option
+        return {k: _decode(v, optuna_params) if isinstance(v, OptunaParam | NestedChoiceParam)
+                else v for k, v in option.items()}
+
+
+def _dists(p: OptunaParam | NestedChoiceParam) -> dict[str, BaseDistribution]:
+    if isinstance(p, NestedChoiceParam):
+        return p.distributions()
+    return {p.optuna_name: p.distribution}
+
+
+def _decode(p: OptunaParam | NestedChoiceParam, optuna_params: Mapping[str, Any]) -> Any:
+    if isinstance(p, NestedChoiceParam):
+        return p.decode(optuna_params)
+    return p.decode(optuna_params[p.optuna_name])
+
+
+@dataclass(frozen=True)
 class OptunaSpace:
-    params: Mapping[str, OptunaParam]
+    params: Mapping[str, OptunaParam | NestedChoiceParam]
 
     def distributions(self) -> dict[str, BaseDistribution]:
         """What to pass to ``study.ask(...)``, keyed by Optuna's parameter names."""
-        return {p.optuna_name: p.distribution for p in self.params.values()}
+        out: dict[str, BaseDistribution] = {}
+        for p in self.params.values():
+            out.update(_dists(p))
+        return out
 
     def decode(self, optuna_params: Mapping[str, Any]) -> dict[str, Any]:
         """The user's parameter values for the values Optuna chose."""
-        return {key: p.decode(optuna_params[p.optuna_name]) for key, p in self.params.items()}
+        return {key: _decode(p, optuna_params) for key, p in self.params.items()}
 
     def grid(self) -> dict[str, list[Any]]:
         """The grid for Optuna's GridSampler; every parameter must be a choice."""
         grid = {}
         for key, p in self.params.items():
-            if not isinstance(p.distribution, CategoricalDistribution):
+            if not isinstance(p.distribution, CategoricalDistribution) or \
+                    (isinstance(p, NestedChoiceParam) and len(p.distributions()) > 1):
                 raise SearchSpaceError(f"search_space.{key}", "grid sampling needs a choice")
             grid[p.optuna_name] = list(p.distribution.choices)
         return grid
@@ -93,9 +137,23 @@ def _qround(q: float) -> Callable[[float], float]:
     return lambda x: round(x / q) * q
 
 
-def _param(key: str, expr: Expression) -> OptunaParam:  # noqa: C901 - one branch per type
+def _nested_choice(key: str, expr: Choice) -> NestedChoiceParam:
+    options: list[Any] = []
+    for i, value in enumerate(expr.values):
+        if isinstance(value, dict):
+            value = {k: _param(f"{key}.{i}.{k}", v) if hasattr(v, "to_dict") else v
+                     for k, v in value.items()}
+        options.append(value)
+    return NestedChoiceParam(key, CategoricalDistribution(tuple(range(len(options)))),
+                             tuple(options))
+
+
+def _param(key: str, expr: Expression  # noqa: C901 - one branch per type
+           ) -> OptunaParam | NestedChoiceParam:
     latent = key + LATENT_SUFFIX
     if isinstance(expr, Choice):
+        if expr.nested:
+            return _nested_choice(key, expr)
         return OptunaParam(key, CategoricalDistribution(expr.values), _identity)
     if isinstance(expr, RandInt):
         return OptunaParam(key, IntDistribution(0, expr.upper - 1), _identity)

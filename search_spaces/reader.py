@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,11 @@ from search_spaces.expressions import (
     Expression,
     FloatRange,
     IntRange,
+    LogNormal,
+    LogUniform,
     Normal,
+    QLogNormal,
+    QLogUniform,
     RandInt,
     Uniform,
 )
@@ -44,7 +49,8 @@ _COMPUTE = re.compile(r"^(local|ray://[^\s/]+|ray:[^\s/]+|azure:[A-Za-z][A-Za-z0
 
 TOP_KEYS = {
     "$schema", "type", "name", "trainer", "search_space", "objective", "sampling_algorithm",
-    "early_termination", "limits", "resources", "compute", "storage", "register",
+    "early_termination", "limits", "resources", "local_resources", "compute", "storage",
+    "register",
 }
 
 # Each expression's keys, as Azure ML's sweep-job schema names them (plus our float/int).
@@ -96,16 +102,26 @@ class SearchSpaceWarning(UserWarning):
     """A sweep file that is valid but probably not what its author meant."""
 
 
-def read_sweep_file(path: str | Path) -> SweepConfig:
+def read_sweep_file(path: str | Path, overrides: Sequence[str] = (),
+                    trainer: str | None = None) -> SweepConfig:
     """Reads and validates a sweep file.
+
+    Args:
+        overrides: ``KEY=VALUE`` items set on the file before it is checked (``--set``).
+        trainer: the trainer entry for a W&B sweep config (``--trainer``).
 
     Example:
         >>> config = read_sweep_file("space.yaml")  # doctest: +SKIP
         >>> sorted(config.search_space)             # doctest: +SKIP
         ['learning_rate', 'momentum', 'num_epochs']
     """
+    from search_spaces.overrides import apply_overrides
+
     path = Path(path)
-    data = load_yaml(path)
+    data = apply_overrides(load_yaml(path), overrides)
+    if trainer is not None and "trial" not in data:
+        section = data.get("trainer")
+        data["trainer"] = {**(section if isinstance(section, Mapping) else {}), "entry": trainer}
     return parse_sweep(data, default_name=path.stem, base_dir=path.parent)
 
 
@@ -139,47 +155,53 @@ def load_yaml(path: Path) -> Mapping[str, Any]:
 def parse_sweep(
     data: Mapping[str, Any], *, default_name: str = "sweep", base_dir: Path | None = None
 ) -> SweepConfig:
-    """Builds a SweepConfig from a sweep file's mapping (see SPEC section 1)."""
+    """Builds a SweepConfig from a sweep file's mapping (see SPEC section 1).
+
+    Three kinds of file are sweep files: ours, an Azure ML v2 sweep job as written (it has a
+    ``trial``), and a W&B sweep config (``method`` and ``parameters``; it needs ``trainer``).
+    Every problem of the file is reported at once, one line each.
+    """
     data = c.mapping(data, "")
-    c.no_unknown_keys(data, "", TOP_KEYS)
-    if "type" in data and data["type"] != "sweep":
-        raise SearchSpaceError("type", f"expected 'sweep', got {data['type']!r}")
     base_dir = Path(base_dir) if base_dir is not None else Path(".")
-    name = c.string(data, "name", "", default_name)
-    if not SAFE_NAME.match(name):
-        raise SearchSpaceError(
-            "name", f"{name!r} must be letters, digits, '.', '_' or '-' (it becomes a folder name)"
-        )
-    if "search_space" not in data:
-        raise SearchSpaceError("search_space", "is required")
-    space = parse_search_space(data["search_space"])
-    trainer = _trainer(data.get("trainer", {}), base_dir)
-    clash = sorted(set(space) & set(trainer.args))
-    if clash:
-        raise SearchSpaceError(
-            f"search_space.{clash[0]}", "is also fixed in trainer.args; keep it in one place"
-        )
-    sampling = _sampling(data.get("sampling_algorithm", "random"))
-    if sampling.type == "grid":
-        for key, expr in space.items():
-            if not isinstance(expr, Choice):
-                raise SearchSpaceError(
-                    f"search_space.{key}",
-                    f"grid sampling needs choice expressions only, got {expr.type}",
-                )
+    _refuse_other_job_types(data)
+    if "trial" in data:
+        from search_spaces.azure_job_file import parse_azure_job
+
+        return parse_azure_job(data, default_name=default_name, base_dir=base_dir)
+    if is_wandb(data):
+        return _parse_wandb(data, default_name, base_dir)
+    problems = c.Problems()
+    with problems.check():
+        c.no_unknown_keys(data, "", TOP_KEYS)
+    if "resources" in data and "local_resources" in data:
+        problems.errors.append(SearchSpaceError(
+            "local_resources", "is the new spelling of resources; keep only one of them"))
+    name = default_name
+    with problems.check():
+        name = sweep_name(data, default_name)
+    trainer = TrainerSpec()
+    with problems.check():
+        trainer = _trainer(data.get("trainer", {}), base_dir)
+    sections = sweep_sections(data, problems, azure=False)
+    space = sections.get("search_space") or {}
+    with problems.check():
+        clash = sorted(set(space) & set(trainer.args))
+        if clash:
+            raise SearchSpaceError(
+                f"search_space.{clash[0]}", "is also fixed in trainer.args; keep it in one place"
+            )
+    resources = Resources()
+    with problems.check():
+        resources = parse_resources(data.get("local_resources", data.get("resources", {})),
+                                    "local_resources" if "local_resources" in data
+                                    else "resources")
+    compute = "local"
+    with problems.check():
+        compute = parse_compute(data.get("compute", "local"))
+    problems.raise_any()
     config = SweepConfig(
-        name=name,
-        search_space=space,
-        trainer=trainer,
-        objective=_objective(data.get("objective", {})),
-        sampling_algorithm=sampling,
-        early_termination=_early_termination(data.get("early_termination")),
-        limits=_limits(data.get("limits", {})),
-        resources=_resources(data.get("resources", {})),
-        compute=_compute(data.get("compute", "local")),
-        storage=_storage(data.get("storage", "default")),
-        register=_register(data.get("register")),
-        base_dir=base_dir,
+        name=name, search_space=space, trainer=trainer, resources=resources, compute=compute,
+        base_dir=base_dir, **{k: v for k, v in sections.items() if k != "search_space"},
     )
     if config.compute.startswith("azure:"):
         # Azure ML refuses some combinations that run fine locally: check them now, not on submit.
@@ -189,11 +211,127 @@ def parse_sweep(
     return config
 
 
-def parse_search_space(value: Any) -> dict[str, Expression]:
-    space = c.mapping(value, "search_space")
-    if not space:
-        raise SearchSpaceError("search_space", "is empty; add at least one parameter")
-    return {key: parse_expression(expr, f"search_space.{key}") for key, expr in space.items()}
+def _parse_wandb(data: Mapping[str, Any], default_name: str, base_dir: Path) -> SweepConfig:
+    from search_spaces._errors import SearchSpaceErrors
+    from search_spaces.wandb_form import from_wandb, wandb_path
+
+    wandb = {k: v for k, v in data.items() if k != "trainer"}
+    trainer = data.get("trainer")
+    converted = from_wandb(wandb, trainer=c.mapping(trainer, "trainer") if trainer else None)
+    if "trainer" not in converted:
+        raise SearchSpaceError(
+            "trainer", "a W&B sweep config needs our trainer: section (or --trainer "
+            "package.module:function) in place of W&B's program"
+        )
+    try:
+        return parse_sweep(converted, default_name=default_name, base_dir=base_dir)
+    except SearchSpaceError as exc:
+        errors = exc.errors if isinstance(exc, SearchSpaceErrors) else [exc]
+        renamed = [SearchSpaceError(wandb_path(e.path), e.reason) for e in errors]
+        raise (renamed[0] if len(renamed) == 1 else SearchSpaceErrors(renamed)) from None
+
+
+def is_wandb(data: Mapping[str, Any]) -> bool:
+    """A W&B sweep config: ``parameters`` and ``method``, none of our or Azure's sections."""
+    return "parameters" in data and "method" in data and "search_space" not in data
+
+
+def _refuse_other_job_types(data: Mapping[str, Any]) -> None:
+    kind = data.get("type")
+    if kind is None or kind == "sweep":
+        return
+    if kind == "pipeline":
+        raise SearchSpaceError(
+            "type", "this is an Azure ML pipeline job, not a sweep job; sweep runs files of "
+            "type: sweep (a sweep step inside a pipeline runs on Azure ML only)"
+        )
+    if kind == "sweep_job":
+        raise SearchSpaceError(
+            "type", "'sweep_job' is the pre-GA (preview) spelling that Azure ML no longer "
+            "accepts; write type: sweep, as the v2 sweepJob schema does"
+        )
+    raise SearchSpaceError("type", f"expected 'sweep', got {kind!r}")
+
+
+def sweep_name(data: Mapping[str, Any], default_name: str) -> str:
+    name = c.string(data, "name", "", default_name)
+    if not SAFE_NAME.match(name):
+        raise SearchSpaceError(
+            "name", f"{name!r} must be letters, digits, '.', '_' or '-' (it becomes a folder name)"
+        )
+    return name
+
+
+def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
+                   ) -> dict[str, Any]:
+    """The sections ours and Azure's files share, each checked on its own so that every
+    problem is reported: search_space, objective, sampling, early termination, limits,
+    storage, register."""
+    out: dict[str, Any] = {}
+    sampling = SamplingAlgorithm()
+    with problems.check():
+        sampling = _sampling(data.get("sampling_algorithm", "random"))
+        out["sampling_algorithm"] = dataclasses.replace(sampling, options={
+            k: v for k, v in sampling.options.items() if k != "logbase"})
+    if "search_space" not in data:
+        problems.errors.append(SearchSpaceError("search_space", "is required"))
+    else:
+        logbase = sampling.options.get("logbase", "e")
+        space = parse_search_space(data["search_space"], problems, logbase=logbase)
+        out["search_space"] = space
+        if sampling.type == "grid":
+            for key, expr in space.items():
+                if not isinstance(expr, Choice):
+                    problems.errors.append(SearchSpaceError(
+                        f"search_space.{key}",
+                        f"grid sampling needs choice expressions only, got {expr.type}"))
+    if azure and "objective" not in data:
+        problems.errors.append(SearchSpaceError("objective", "is required in an Azure ML "
+                                                "sweep job (primary_metric and goal)"))
+    readers = {
+        "objective": lambda: _objective(data.get("objective", {})),
+        "early_termination": lambda: _early_termination(data.get("early_termination")),
+        "limits": lambda: _limits(data.get("limits", {})),
+        "storage": lambda: _storage(data.get("storage", "default")),
+        "register": lambda: _register(data.get("register")),
+    }
+    for key, read in readers.items():
+        with problems.check():
+            out[key] = read()
+    return out
+
+
+def parse_search_space(value: Any, problems: c.Problems | None = None, *,
+                       logbase: float | str = "e") -> dict[str, Expression]:
+    """Reads ``search_space``; with ``problems``, every bad parameter is collected, else the
+    first raises. ``logbase`` is Azure's random-sampling base of the log expressions."""
+    own = problems is None
+    problems = problems or c.Problems()
+    out: dict[str, Expression] = {}
+    with problems.check():
+        space = c.mapping(value, "search_space")
+        if not space:
+            raise SearchSpaceError("search_space", "is empty; add at least one parameter")
+        for key, expr in space.items():
+            with problems.check():
+                out[key] = rebase_log(parse_expression(expr, f"search_space.{key}"), logbase)
+    if own:
+        problems.raise_any()
+    return out
+
+
+def rebase_log(expr: Expression, logbase: float | str) -> Expression:
+    """Azure's ``logbase`` b makes loguniform b**uniform(a, c) = exp(uniform(a ln b, c ln b)):
+    the same expression in base e with its bounds (or mu, sigma) scaled by ln b."""
+    if logbase == "e":
+        return expr
+    scale = math.log(float(logbase))
+    if isinstance(expr, LogUniform | QLogUniform):
+        return dataclasses.replace(expr, min_value=expr.min_value * scale,
+                                   max_value=expr.max_value * scale)
+    if isinstance(expr, LogNormal | QLogNormal):
+        return dataclasses.replace(expr, mu=expr.mu * scale, sigma=expr.sigma * scale)
+    return expr
 
 
 def parse_expression(value: Any, path: str) -> Expression:
@@ -205,12 +343,8 @@ def parse_expression(value: Any, path: str) -> Expression:
         values = d.get("values")
         if not isinstance(values, list) or not values:
             raise SearchSpaceError(f"{path}.values", f"expected a non-empty list, got {values!r}")
-        for v in values:
-            if not isinstance(v, str | int | float | bool) and v is not None:
-                raise SearchSpaceError(
-                    f"{path}.values", f"choices must be numbers, strings or booleans, got {v!r}"
-                )
-        return Choice(tuple(values))
+        return Choice(tuple(_choice_value(v, f"{path}.values[{i}]")
+                            for i, v in enumerate(values)))
     if kind == "randint":
         upper = c.integer(d, "upper", path)
         c.positive(upper, f"{path}.upper")
@@ -237,6 +371,20 @@ def parse_expression(value: Any, path: str) -> Expression:
     c.positive(sigma, f"{path}.sigma")
     expr = cls(mu, sigma, **q)
     return expr
+
+
+def _choice_value(v: Any, path: str) -> Any:
+    """A choice's value: a scalar, or (Azure's nested search space) a mapping of scalars and
+    expressions, sampled together when that value is chosen."""
+    if isinstance(v, str | int | float | bool) or v is None:
+        return v
+    if isinstance(v, Mapping):
+        c.mapping(v, path)
+        return {k: (parse_expression(x, f"{path}.{k}") if isinstance(x, Mapping)
+                    else _choice_value(x, f"{path}.{k}")) for k, x in v.items()}
+    raise SearchSpaceError(
+        path, f"choices must be numbers, strings, booleans or mappings, got {v!r}"
+    )
 
 
 def _range(d: Mapping[str, Any], path: str, kind: str) -> FloatRange | IntRange:
@@ -329,13 +477,15 @@ def _sampling(value: Any) -> SamplingAlgorithm:
     options: dict[str, Any] = {}
     if "rule" in d:
         options["rule"] = c.one_of(c.string(d, "rule", path), ("random", "sobol"), f"{path}.rule")
-    if "logbase" in d:
-        # Another base would change what every log expression means; we implement base e only.
-        if d["logbase"] != "e":
+    if d.get("logbase") is not None:
+        base = d["logbase"]
+        ok = base == "e" or (isinstance(base, int | float) and not isinstance(base, bool)
+                             and base > 0 and base != 1)
+        if not ok:
             raise SearchSpaceError(
-                f"{path}.logbase", f"only 'e' is supported, got {d['logbase']!r}"
+                f"{path}.logbase", f"must be 'e' or a positive number other than 1, got {base!r}"
             )
-        options["logbase"] = "e"
+        options["logbase"] = base
     return SamplingAlgorithm(kind, seed, options)
 
 
@@ -363,8 +513,15 @@ def _early_termination(value: Any) -> EarlyTermination:
         else:
             options[key] = c.number(d, key, path)
             c.positive(options[key], f"{path}.{key}", allow_zero=True)
-    if kind == "bandit" and ("slack_factor" in options) == ("slack_amount" in options):
-        raise SearchSpaceError(path, "bandit needs exactly one of slack_factor or slack_amount")
+    if kind == "bandit":
+        # Azure's SDK writes the unused slack as 0.0 beside the one that is set.
+        if options.get("slack_factor") and options.get("slack_amount") == 0:
+            del options["slack_amount"]
+        elif options.get("slack_amount") and options.get("slack_factor") == 0:
+            del options["slack_factor"]
+        if ("slack_factor" in options) == ("slack_amount" in options):
+            raise SearchSpaceError(path, "bandit needs exactly one of slack_factor or "
+                                   "slack_amount")
     if kind == "truncation_selection":
         pct = options.get("truncation_percentage")
         if pct is None or not 1 <= pct <= 99:
@@ -397,8 +554,7 @@ def _limits(value: Any) -> Limits:
     return Limits(total, concurrent, timeout, trial_timeout)
 
 
-def _resources(value: Any) -> Resources:
-    path = "resources"
+def parse_resources(value: Any, path: str = "resources") -> Resources:
     d = c.mapping(value, path)
     c.no_unknown_keys(
         d, path, {"cpus_per_trial", "gpus_per_trial", "workers_per_trial", "distribution"}
@@ -419,10 +575,14 @@ def _resources(value: Any) -> Resources:
     return Resources(float(cpus), float(gpus), workers, dist)
 
 
-def _compute(value: Any) -> str:
+def parse_compute(value: Any, path: str = "compute") -> str:
+    """Where the sweep runs; Azure's own spelling ``azureml:NAME`` means ``azure:NAME``."""
+    if isinstance(value, str) and value.startswith("azureml:"):
+        value = "azure:" + value.removeprefix("azureml:")
     if not isinstance(value, str) or not _COMPUTE.match(value):
         raise SearchSpaceError(
-            "compute", f"{value!r} must be local, ray://HOST:PORT, ray:HOST:PORT or azure:CLUSTER"
+            path, f"{value!r} must be local, ray://HOST:PORT, ray:HOST:PORT, azure:CLUSTER "
+            "or azureml:CLUSTER"
         )
     return value
 
@@ -451,5 +611,6 @@ def _register(value: Any) -> Register | None:
     return Register(name, root)
 
 
-__all__ = ["SearchSpaceWarning", "load_yaml", "parse_expression", "parse_search_space",
-           "parse_sweep", "read_sweep_file"]
+__all__ = ["SearchSpaceWarning", "is_wandb", "load_yaml", "parse_compute", "parse_expression",
+           "parse_resources", "parse_search_space", "parse_sweep", "read_sweep_file",
+           "sweep_name", "sweep_sections"]

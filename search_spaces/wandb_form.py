@@ -33,7 +33,7 @@ def from_wandb(config: Mapping[str, Any], *, trainer: Mapping[str, Any] | None =
     """
     out: dict[str, Any] = {}
     for key, value in config.items():
-        path = f"wandb.{key}"
+        path = key
         if key == "method":
             if value not in _METHODS:
                 raise SearchSpaceError(path, f"{value!r} is not one of {', '.join(_METHODS)}")
@@ -65,6 +65,21 @@ def from_wandb(config: Mapping[str, Any], *, trainer: Mapping[str, Any] | None =
     if trainer is not None:
         out["trainer"] = dict(trainer)
     return out
+
+
+# Our key paths back to W&B's, so that a message about a converted file names the W&B key.
+_WANDB_PATHS = (("search_space.", "parameters."), (".min_value", ".min"), (".max_value", ".max"),
+                (".low", ".min"), (".high", ".max"), ("objective.primary_metric", "metric.name"),
+                ("objective.goal", "metric.goal"), ("limits.max_total_trials", "run_cap"),
+                ("sampling_algorithm", "method"), ("early_termination", "early_terminate"))
+
+
+def wandb_path(path: str) -> str:
+    """``search_space.lr.min_value`` -> ``parameters.lr.min``: where the problem is in W&B's
+    own file."""
+    for ours, theirs in _WANDB_PATHS:
+        path = path.replace(ours, theirs)
+    return path
 
 
 def _parameter(spec: Any, path: str) -> dict[str, Any]:
@@ -120,14 +135,20 @@ def _ln(value: Any, path: str) -> float:
 def _early_terminate(value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, Mapping) or value.get("type") != "hyperband":
         raise SearchSpaceError(path, "only W&B's hyperband early termination has an equivalent")
-    extra = set(value) - {"type", "min_iter", "max_iter", "eta"}
+    extra = set(value) - {"type", "min_iter", "max_iter", "eta", "s"}
     if extra:
         raise SearchSpaceError(
             f"{path}.{sorted(extra)[0]}", "has no equivalent in Optuna's hyperband pruner"
         )
-    out: dict[str, Any] = {"type": "hyperband", "reduction_factor": value.get("eta", 3)}
+    eta = value.get("eta", 3)
+    out: dict[str, Any] = {"type": "hyperband", "reduction_factor": eta}
     if "min_iter" in value:
         out["min_resource"] = value["min_iter"]
+    elif "s" in value:
+        # W&B's documented form: s brackets below max_iter, i.e. min_iter = max_iter / eta**s.
+        if "max_iter" not in value:
+            raise SearchSpaceError(f"{path}.s", "needs max_iter beside it (W&B's hyperband)")
+        out["min_resource"] = max(1, int(value["max_iter"] // eta ** value["s"]))
     if "max_iter" in value:
         out["max_resource"] = value["max_iter"]
     return out

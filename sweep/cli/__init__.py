@@ -76,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SearchSpaceError, SweepInputError, TrainerInputError) as exc:
         if debug:
             raise
-        print(f"sweep: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # a file with several problems: one line each
+            print(f"sweep: error: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except SweepError as exc:
         if debug:

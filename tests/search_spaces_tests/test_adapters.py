@@ -100,16 +100,31 @@ def test_wandb_config_converts_exactly():
 
 
 @pytest.mark.parametrize("wandb, where", [
-    ({"parameters": {"x": {"distribution": "beta", "a": 1, "b": 2}}}, "wandb.parameters.x"),
-    ({"parameters": {"x": {"parameters": {"y": {"values": [1]}}}}}, "wandb.parameters.x"),
-    ({"parameters": {"x": {"values": [1]}}, "program": "train.py"}, "wandb.program"),
+    ({"parameters": {"x": {"distribution": "beta", "a": 1, "b": 2}}}, "parameters.x"),
+    ({"parameters": {"x": {"parameters": {"y": {"values": [1]}}}}}, "parameters.x"),
+    ({"parameters": {"x": {"values": [1]}}, "program": "train.py"}, "program"),
+    # W&B's s needs max_iter beside it to say where the brackets start.
     ({"parameters": {"x": {"values": [1]}}, "early_terminate": {"type": "hyperband", "s": 2}},
-     "wandb.early_terminate.s"),
-    ({"parameters": {"x": {"values": [1]}}, "method": "evolution"}, "wandb.method"),
+     "early_terminate.s"),
+    ({"parameters": {"x": {"values": [1]}}, "early_terminate": {"type": "hyperband",
+                                                                "strict": True}},
+     "early_terminate.strict"),
+    ({"parameters": {"x": {"values": [1]}}, "method": "evolution"}, "method"),
 ])
 def test_wandb_config_we_cannot_express_raises(wandb, where):
-    with pytest.raises(SearchSpaceError, match=where.replace(".", r"\.")):
+    with pytest.raises(SearchSpaceError, match="^" + where.replace(".", r"\.")):
         from_wandb(wandb)
+
+
+def test_wandb_hyperband_s_form_is_accepted():
+    # W&B's documented example: s brackets below max_iter with eta 3.
+    config = parse_sweep({"method": "random", "metric": {"name": "acc", "goal": "maximize"},
+                          "parameters": {"x": {"values": [1, 2]}},
+                          "early_terminate": {"type": "hyperband", "s": 2, "eta": 3,
+                                              "max_iter": 27},
+                          "trainer": {"entry": "tests.sweep_tests.toy_trainers:quadratic"}})
+    assert config.early_termination.options == {"min_resource": 3, "max_resource": 27,
+                                                "reduction_factor": 3}
 
 
 def test_search_space_parses_alone():

@@ -91,8 +91,26 @@ def test_malformed_file_is_one_sentence_and_exit_2(tmp_path, capsys, text, expec
     err = capsys.readouterr().err
     assert expected in err
     assert "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1
+    # One line per problem, each a sentence of its own.
+    assert all(line.startswith("sweep: error: ") for line in err.strip().splitlines())
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path, capsys):
+    path = tmp_path / "space.yaml"
+    path.write_text(
+        "search_space:\n"
+        "  lr: {type: uniform, min_value: 1, max_value: 0}\n"
+        "  m: {type: choice, values: []}\n"
+        "objective: {primary_metric: acc, goal: up}\n"
+        "limits: {max_total_trials: 0, max_trials: 3}\n"
+        "colour: blue\nshape: round\n"
+    )
+    assert main(["validate", str(path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    for where in ("search_space.lr", "search_space.m.values", "objective.goal",
+                  "limits.max_trials", "colour", "shape"):
+        assert any(line.startswith(f"sweep: error: {where}") for line in lines), (where, lines)
 
 
 def test_there_are_at_least_25_malformed_cases():
