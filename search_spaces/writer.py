@@ -8,7 +8,12 @@ from search_spaces.config import SweepConfig
 
 
 def to_dict(config: SweepConfig) -> dict[str, Any]:
-    """The sweep file's mapping for ``config``; ``parse_sweep(to_dict(c)) == c``."""
+    """The sweep file's mapping for ``config``; ``parse_sweep(to_dict(c)) == c``.
+
+    An Azure ML job file comes back as the job document it was, with our keys beside it.
+    """
+    if config.azure_job is not None:
+        return _azure_document(config)
     sampling: dict[str, Any] = {"type": config.sampling_algorithm.type}
     if config.sampling_algorithm.seed is not None:
         sampling["seed"] = config.sampling_algorithm.seed
@@ -41,3 +46,18 @@ def to_dict(config: SweepConfig) -> dict[str, Any]:
             k: v for k, v in vars(config.register).items() if v is not None
         }
     return out
+
+
+def _azure_document(config: SweepConfig) -> dict[str, Any]:
+    assert config.azure_job is not None
+    doc = dict(config.azure_job)
+    doc["name"] = config.name
+    if config.compute.startswith("azure:"):
+        doc["compute"] = "azureml:" + config.compute.removeprefix("azure:")
+    else:
+        doc["compute"] = config.compute
+    doc["local_resources"] = dict(vars(config.resources))
+    doc["storage"] = config.storage
+    if config.register is not None:
+        doc["register"] = {k: v for k, v in vars(config.register).items() if v is not None}
+    return doc

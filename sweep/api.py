@@ -124,8 +124,13 @@ class Sweep:
         self.backend = backend
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **kwargs: Any) -> Sweep:
-        return cls(config=read_sweep_file(path), **kwargs)
+    def from_yaml(cls, path: str | Path, *, overrides: list[str] | tuple[str, ...] = (),
+                  **kwargs: Any) -> Sweep:
+        """The sweep of a sweep file: ours, an Azure ML sweep job, or a W&B config.
+
+        ``overrides`` are ``KEY=VALUE`` items set on the file first, as ``--set`` does.
+        """
+        return cls(config=read_sweep_file(path, overrides), **kwargs)
 
     @classmethod
     def load(cls, name: str, *, root: str | Path | None = None, **kwargs: Any) -> Sweep:
@@ -173,6 +178,10 @@ class Sweep:
         # Connect first: an unreachable cluster must leave no half-made sweep behind.
         slots = backend.open(res, parallel or self.config.limits.max_concurrent_trials)
         try:
+            if self.config.command is not None:
+                from sweep.command_sweep import command_trainer
+
+                self.entry = command_trainer(self.config, self.sweep_dir)
             self.save_config()
             study = open_study(self.config, space, self.sweep_dir)
         except BaseException:
@@ -187,7 +196,12 @@ class Sweep:
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         path = self.sweep_dir / CONFIG_FILE
         if not path.exists():
-            path.write_text(yaml.safe_dump(to_dict(self.config), sort_keys=False))
+            data = to_dict(self.config)
+            if self.config.command is not None:
+                from sweep.command_sweep import as_started
+
+                data = as_started(self.config, data, self.sweep_dir)
+            path.write_text(yaml.safe_dump(data, sort_keys=False))
 
     def finish(self, result: SweepResult) -> SweepResult:
         """What a sweep leaves at its end: trials.csv, best/ (model, ONNX, card), registration."""
@@ -234,6 +248,11 @@ class Sweep:
     def _check_trainer_args(self) -> None:
         """Refuse a trainer that cannot run (unknown options, missing weights, an entry that
         does not import) before any trial starts: it would fail every trial the same way."""
+        if self.config.command is not None:
+            from sweep.command_sweep import check_runs_here
+
+            check_runs_here(self.config)
+            return
         if isinstance(self.entry, str) and self.entry != "trainer":
             from sweep.errors import TrialFailed
             from sweep.runner import resolve_entry

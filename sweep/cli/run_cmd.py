@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search_spaces import SweepConfig, parse_sweep, read_sweep_file, to_dict
+from search_spaces import SweepConfig, read_sweep_file
 
 if TYPE_CHECKING:
     from sweep.api import Sweep
@@ -19,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the data folder. Prints the plan on success.",
     )
     p.add_argument("space", type=Path, help="the sweep file, e.g. space.yaml")
+    _file_flags(p)
     p.set_defaults(func=validate)
 
     p = sub.add_parser(
@@ -29,7 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("space", type=Path, help="the sweep file, e.g. space.yaml")
     p.add_argument("--compute",
-                   help="override the file's compute: local, ray://HOST:PORT, azure:CLUSTER")
+                   help="where to run, whatever the file says: local, ray://HOST:PORT, "
+                   "azure:CLUSTER (or azureml:CLUSTER)")
+    _file_flags(p)
+    p.add_argument("--register", metavar="MODEL_NAME",
+                   help="register the best trial's model under this name (register.model_name)")
     _budget_flags(p)
     p.add_argument("--dry-run", action="store_true",
                    help="validate and print the plan only (azure: also write the job YAML)")
@@ -50,6 +56,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=resume)
 
 
+def _file_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="set a key of the file first, as 'az ml job create --set' does, e.g. "
+                   "--set inputs.iris_csv.path=./iris.csv --set limits.max_total_trials=4 "
+                   "(repeatable)")
+    p.add_argument("--trainer", metavar="ENTRY",
+                   help="the trainer (package.module:function) for a W&B sweep config, or to "
+                   "replace trainer.entry")
+
+
+def read_config(args: argparse.Namespace) -> SweepConfig:
+    """The sweep file with --set, --compute, --register and --trainer applied, then checked."""
+    overrides = list(args.overrides)
+    if getattr(args, "compute", None):
+        overrides.append(f"compute={args.compute}")
+    if getattr(args, "register", None):
+        overrides.append(f"register.model_name={args.register}")
+    data_is_wandb = False
+    if args.trainer:
+        from search_spaces.reader import is_wandb, load_yaml
+
+        data_is_wandb = is_wandb(load_yaml(args.space))
+    config = read_sweep_file(args.space, overrides, trainer=args.trainer)
+    if data_is_wandb:
+        print(f"{args.space}: a W&B sweep config, converted (method -> sampling_algorithm, "
+              "parameters -> search_space, metric -> objective)", file=sys.stderr)
+    return config
+
+
 def _budget_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-trials", type=int, metavar="N", help="override limits.max_total_trials")
     p.add_argument("--parallel", type=int, metavar="N", help="run at most N trials at once")
@@ -66,9 +101,17 @@ def describe(config: SweepConfig) -> str:
         f"  objective: {config.objective.goal} {config.objective.primary_metric}",
         f"  trials: up to {lim.max_total_trials}, "
         f"{lim.max_concurrent_trials or 'as many as fit'} at a time, on {config.compute}",
-        f"  trainer: {config.trainer.entry} "
-        + " ".join(f"{k}={v}" for k, v in config.trainer.args.items()),
     ]
+    if config.command is not None:
+        code = config.command.code
+        lines.append(f"  command: {config.command.command}")
+        lines.append(f"  code: {code if code else '(none)'}")
+        dist = config.command.distribution
+        if dist is not None:
+            lines.append(f"  distribution: {dist.type}, {dist.processes} processes per trial")
+    else:
+        lines.append(f"  trainer: {config.trainer.entry} "
+                     + " ".join(f"{k}={v}" for k, v in config.trainer.args.items()))
     for key, expr in config.search_space.items():
         shown = ", ".join(f"{k}={v}" for k, v in expr.to_dict().items() if k != "type")
         lines.append(f"  {key}: {expr.type}({shown})")
@@ -76,7 +119,7 @@ def describe(config: SweepConfig) -> str:
 
 
 def validate(args: argparse.Namespace) -> int:
-    config = read_sweep_file(args.space)
+    config = read_config(args)
     print(f"{args.space}: valid")
     print(describe(config))
     return 0
@@ -93,11 +136,7 @@ def _check_budget(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_budget(args)
-    config = read_sweep_file(args.space)
-    if args.compute:
-        data = to_dict(config)
-        data["compute"] = args.compute
-        config = parse_sweep(data, base_dir=config.base_dir)
+    config = read_config(args)
     from sweep.api import Sweep
 
     sweep = Sweep(config=config, root=args.root)
@@ -147,6 +186,11 @@ def _execute(sweep: Sweep, args: argparse.Namespace, *, resume: bool) -> int:
     view = ProgressView(config.objective.primary_metric, config.objective.goal)
     print(f"{'resuming' if resume else 'running'} sweep {config.name} on {config.compute}; "
           f"files in {sweep.sweep_dir}", flush=True)
+    if config.command is not None:
+        env = config.command.environment
+        print(f"trials run their command in this Python environment ({sys.executable})"
+              + (f"; trial.environment ({env if isinstance(env, str) else 'inline'}) is "
+                 "used on Azure ML only" if env else ""), flush=True)
     go = sweep.resume if resume else sweep.run
     result = go(max_trials=args.max_trials, parallel=args.parallel, listener=view)
     print(summary(result, config.objective.primary_metric))

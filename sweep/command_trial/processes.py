@@ -1,0 +1,155 @@
+"""A trial's processes: their own process group, logs with a size cap, and a tree that ends.
+
+Ending only the direct child would leave its children (a DataLoader's workers, torchrun's
+ranks) running: the whole group gets SIGTERM, a grace period, then SIGKILL. A watchdog
+in a session of its own does the same if the process that started the trial dies first
+(a Ray worker killed for a timeout never runs its ``finally``).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+GRACE_S = 5.0
+LOG_CAP_BYTES = 20 * 2**20  # a script that floods stdout keeps its head and its last lines
+
+_WATCHDOG = """
+import os, signal, sys, time
+parent, group, grace = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+while alive(parent) and alive(group):
+    time.sleep(0.5)
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    try:
+        os.killpg(group, sig)
+    except OSError:
+        break
+    time.sleep(grace)
+"""
+
+
+class _LogPump(threading.Thread):
+    """Copies one stream to a file, up to a cap, keeping the last lines for error messages."""
+
+    def __init__(self, stream: IO[bytes], path: Path) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.path = stream, path
+        self.tail: collections.deque[str] = collections.deque(maxlen=20)
+
+    def run(self) -> None:
+        written, dropped = 0, 0
+        with self.path.open("ab") as out:
+            for line in iter(self.stream.readline, b""):
+                self.tail.append(line.decode(errors="replace").rstrip())
+                if written < LOG_CAP_BYTES:
+                    out.write(line)
+                    out.flush()
+                    written += len(line)
+                else:
+                    dropped += len(line)
+            if dropped:
+                out.write(f"[sweep: {dropped} more bytes of output not kept]\n".encode())
+
+
+class ProcessGroup:
+    """Processes started together in one new session; ``stop`` ends all of them."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.pumps: list[_LogPump] = []
+        self.stderr_tails: list[collections.deque[str]] = []
+        self._pgid: int | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
+
+    def start(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str],
+              log: Path, err_log: Path) -> subprocess.Popen[bytes]:
+        group = ({"start_new_session": True} if self._pgid is None
+                 else {"process_group": self._pgid})
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                **group)  # type: ignore[call-overload]
+        if self._pgid is None:
+            self._pgid = proc.pid
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(proc.pid),
+                 str(GRACE_S)], start_new_session=True, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert proc.stdout is not None and proc.stderr is not None
+        for stream, path in ((proc.stdout, log), (proc.stderr, err_log)):
+            pump = _LogPump(stream, path)
+            pump.start()
+            self.pumps.append(pump)
+        self.stderr_tails.append(self.pumps[-1].tail)
+        self.procs.append(proc)
+        return proc
+
+    @property
+    def pgid(self) -> int | None:
+        return self._pgid
+
+    def running(self) -> bool:
+        return any(p.poll() is None for p in self.procs)
+
+    def first_failure(self) -> tuple[int, int] | None:
+        """(rank, exit code) of the first process that exited non-zero, if any."""
+        for rank, p in enumerate(self.procs):
+            code = p.poll()
+            if code not in (None, 0):
+                return rank, code
+        return None
+
+    def stderr_tail(self, rank: int, lines: int = 5) -> str:
+        self.pumps[2 * rank + 1].join(timeout=2)
+        tail = [line for line in self.stderr_tails[rank] if line.strip()][-lines:]
+        return " | ".join(tail)
+
+    def stop(self, grace: float = GRACE_S) -> None:
+        """SIGTERM to the whole group, up to ``grace`` seconds, then SIGKILL."""
+        if self._pgid is None:
+            return
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+            try:
+                os.killpg(self._pgid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and self._group_alive():
+                time.sleep(0.05)
+            if not self._group_alive():
+                break
+        for p in self.procs:
+            try:
+                p.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+        self.close()
+
+    def _group_alive(self) -> bool:
+        for p in self.procs:
+            p.poll()
+        try:
+            os.killpg(self._pgid or 0, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def close(self) -> None:
+        for pump in self.pumps:
+            pump.join(timeout=2)
+        if self._watchdog is not None and self._watchdog.poll() is None:
+            self._watchdog.kill()
+            self._watchdog.wait()
