@@ -207,13 +207,14 @@ class Sweep:
         """What a sweep leaves at its end: trials.csv, best/ (model, ONNX, card), registration."""
         from reports import Comparison, build_html
         from reports.compare import sweep_data
-        from sweep.best_model import keep_best, register_best
+        from sweep.best_model import keep_best, keep_best_outputs, register_best
 
         objective = self.config.objective
         result.trials.to_csv(self.sweep_dir / "trials.csv", index=False)
         report = Comparison([sweep_data(result, objective.primary_metric, objective.goal)])
         build_html(report, self.sweep_dir / "report.html")
-        best_dir = keep_best(self, result)
+        keep = keep_best_outputs if self.config.command is not None else keep_best
+        best_dir = keep(self, result)
         if best_dir is None:
             return result
         registered = register_best(self, best_dir)

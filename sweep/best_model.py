@@ -127,6 +127,66 @@ def export_best(model_pt: Path, folder: Path, lineage: dict[str, Any],
     return folder
 
 
+def keep_best_outputs(sweep: Sweep, result: SweepResult) -> Path | None:
+    """A command sweep's ``best/``: the best trial's whole ``outputs/`` folder, its card (the
+    command, the code snapshot's fingerprint, params, metrics), and, when the outputs hold a
+    ``model.pt`` of the built-in trainer, that model with a checked ONNX file; an ``.onnx``
+    file the script wrote is kept as ``model.onnx``. The card says why when neither is there.
+    """
+    from sweep.command_sweep import SNAPSHOT, code_fingerprint
+    from sweep.coordinator import trial_dir
+
+    best = result.best
+    if best is None:
+        return None
+    folder = result.sweep_dir / "best"
+    card_file = folder / "card.json"
+    if card_file.exists() and json.loads(card_file.read_text()).get("trial") == best.number:
+        return folder
+    trial = trial_dir(result.sweep_dir, best.number)
+    outputs = trial / "outputs"
+    snapshot = result.sweep_dir / SNAPSHOT
+    command = (trial / "command.txt").read_text().strip() if (trial / "command.txt").exists() \
+        else None
+    lineage: dict[str, Any] = {
+        "sweep": result.name,
+        "trial": best.number,
+        "objective": {"primary_metric": sweep.config.objective.primary_metric,
+                      "goal": sweep.config.objective.goal, "value": best.value},
+        "params": dict(best.params),
+        "metrics": dict(best.metrics),
+        "history": _history(trial),
+        "command": command,
+        "code": {"fingerprint": code_fingerprint(snapshot)} if snapshot.is_dir() else None,
+    }
+    models = sorted(outputs.rglob("model.pt")) if outputs.is_dir() else []
+    exported = None
+    for model_pt in models:
+        exported = export_best(model_pt, folder, lineage)
+        if exported is not None:
+            break
+    if exported is None:
+        staging = folder.with_name(f".{folder.name}-staging")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        onnx_files = sorted(outputs.rglob("*.onnx")) if outputs.is_dir() else []
+        if onnx_files:
+            shutil.copy2(onnx_files[0], staging / "model.onnx")
+            lineage["onnx"] = {"file": "model.onnx", "from": str(onnx_files[0].relative_to(
+                outputs)), "checked": "written by the script; not compared with PyTorch"}
+        else:
+            lineage["onnx"] = {"file": None, "why": "the best trial's outputs hold neither a "
+                               "model.pt of the built-in trainer nor an .onnx file"}
+        lineage["versions"] = package_versions()
+        lineage["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        (staging / "card.json").write_text(json.dumps(lineage, indent=2, default=str) + "\n")
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    if outputs.is_dir():
+        shutil.copytree(outputs, folder / "outputs", symlinks=True, dirs_exist_ok=True)
+    return folder
+
+
 def register_best(sweep: Sweep, best_dir: Path) -> ModelVersion | None:
     """Registers ``best/`` under the sweep's ``register.model_name``, once per sweep and trial."""
     if sweep.config.register is None:
@@ -138,5 +198,6 @@ def register_best(sweep: Sweep, best_dir: Path) -> ModelVersion | None:
         theirs = existing.card
         if theirs.get("sweep") == card["sweep"] and theirs.get("trial") == card["trial"]:
             return existing  # a resumed sweep whose best did not change
-    files = {n: best_dir / n for n in ("model.pt", "model.onnx")}
+    files = {n: best_dir / n for n in ("model.pt", "model.onnx", "outputs")
+             if (best_dir / n).exists()}
     return registry.register(name, files, {**card, "model_name": name})

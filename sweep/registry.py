@@ -80,7 +80,10 @@ class ModelRegistry:
         staging.mkdir()
         try:
             for target, source in files.items():
-                shutil.copy2(source, staging / target)
+                if Path(source).is_dir():  # a command trial's outputs folder
+                    shutil.copytree(source, staging / target, symlinks=True)
+                else:
+                    shutil.copy2(source, staging / target)
             (staging / "card.json").write_text(json.dumps(dict(card), indent=2, default=str))
             while True:
                 version = max(self._versions(folder), default=0) + 1
@@ -143,5 +146,8 @@ class ModelRegistry:
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         for path in mv.path.iterdir():
-            shutil.copy2(path, dest / path.name)
+            if path.is_dir():
+                shutil.copytree(path, dest / path.name, dirs_exist_ok=True)
+            else:
+                shutil.copy2(path, dest / path.name)
         return dest

@@ -85,11 +85,18 @@ def show(args: argparse.Namespace) -> int:
     print(f"  {objective.get('primary_metric')} = {objective.get('value')}")
     for k, v in card.get("params", {}).items():
         print(f"  {k}: {v}")
-    data = card.get("data", {})
-    print(f"  data: {data.get('source')} ({len(data.get('classes', []))} classes, "
-          f"{data.get('fingerprint', '')[:19]}…)")
-    onnx = card.get("onnx", {})
-    print(f"  onnx: opset {onnx.get('opset')}, max abs diff vs PyTorch {onnx.get('max_abs_diff')}")
+    if card.get("command"):
+        print(f"  command: {card['command']}")
+        print(f"  code: {(card.get('code') or {}).get('fingerprint', 'none')}")
+    data = card.get("data")
+    if data:
+        print(f"  data: {data.get('source')} ({len(data.get('classes', []))} classes, "
+              f"{data.get('fingerprint', '')[:19]}…)")
+    onnx = card.get("onnx") or {}
+    if onnx.get("opset") is not None:
+        print(f"  onnx: opset {onnx['opset']}, max abs diff vs PyTorch {onnx.get('max_abs_diff')}")
+    else:
+        print(f"  onnx: {onnx.get('checked') or onnx.get('why') or 'none'}")
     return 0
 
 

@@ -73,10 +73,16 @@ def summary(result: SweepResult, metric: str) -> str:
         f"epochs asked"
     )
     lines.append(f"files: {result.sweep_dir}")
-    if result.best_dir is not None:
-        lines.append(f"best model: {result.best_dir}/model.pt, checked ONNX: "
-                     f"{result.best_dir}/model.onnx")
+    best = result.best_dir
+    if best is not None and (best / "model.pt").exists():
+        lines.append(f"best model: {best}/model.pt, checked ONNX: {best}/model.onnx")
+    elif best is not None:
+        onnx = "model.onnx (the script's own, unchecked)" if (best / "model.onnx").exists() \
+            else "no ONNX file (see card.json)"
+        lines.append(f"best trial's outputs: {best}/outputs; {onnx}")
     if result.registered:
-        lines.append(f"registered: {result.registered}; try it with: "
-                     f"sweep models predict {result.registered} IMAGE.png")
+        predict = (best is not None and (best / "model.pt").exists())
+        lines.append(f"registered: {result.registered}" + (
+            f"; try it with: sweep models predict {result.registered} IMAGE.png"
+            if predict else ""))
     return "\n".join(lines)
