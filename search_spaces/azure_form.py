@@ -16,6 +16,7 @@ from search_spaces.expressions import Expression, FloatRange, IntRange
 
 # What Azure ML's Bayesian sampling accepts (its hyperparameter-tuning documentation).
 BAYESIAN_EXPRESSIONS = ("choice", "uniform", "quniform")
+MIN_TIMEOUT_S = 60
 # An int range wider than this would make an unwieldy choice list.
 _MAX_CHOICE_FOR_INT = 1000
 
@@ -91,6 +92,13 @@ def check_azure_compatible(config: SweepConfig) -> None:
             "early_termination.exclude_finished_jobs", "Azure ML's v2 sweep jobs have no such "
             "setting (finished trials always count); it works locally only"
         )
+    for key in ("timeout", "trial_timeout"):
+        value = getattr(config.limits, key)
+        if value is not None and value < MIN_TIMEOUT_S:
+            # azure-ai-ml would quietly raise it to 60 s: a different sweep than the file says.
+            raise SearchSpaceError(
+                f"limits.{key}", f"Azure ML takes {MIN_TIMEOUT_S} seconds or more, got {value:g}"
+            )
     if config.resources.gpus_per_trial not in (0, int(config.resources.gpus_per_trial)):
         raise SearchSpaceError(
             "resources.gpus_per_trial", "Azure ML gives each trial whole nodes, not GPU fractions"

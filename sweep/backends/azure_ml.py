@@ -91,6 +91,11 @@ class AzureMLRunner:
         """Builds the job and writes ``sweeps/NAME/azure/sweep-job.yaml``; submits nothing."""
         folder = sweep.sweep_dir / "azure"
         folder.mkdir(parents=True, exist_ok=True)
+        if sweep.config.command is not None:
+            from sweep.backends.azure_job_file import write_and_load
+
+            path = folder / "sweep-job.yaml"
+            return write_and_load(sweep.config, path), path
         job = build_sweep_job(sweep.config, code_dir=stage_code(folder),
                               environment=make_environment(folder, self.environment))
         return job, write_job_yaml(job, folder / "sweep-job.yaml")
@@ -131,11 +136,21 @@ class AzureMLRunner:
 
         from sweep.best_model import export_best, register_best
 
+        output = "model"
+        if sweep.config.command is not None:
+            if not sweep.config.command.outputs:
+                return {"job": name, "best_dir": None}  # the job declares no outputs to fetch
+            output = sweep.config.command.outputs[0]
         download = sweep.sweep_dir / "azure" / "best-trial"
         _azure_call("downloading the best trial's outputs", self.client.jobs.download, name,
-                    download_path=str(download), output_name="model")
-        outputs = download / "named-outputs" / "model"
-        model_pt = outputs / "model.pt"
+                    download_path=str(download), output_name=output)
+        outputs = download / "named-outputs" / output
+        found = sorted(outputs.rglob("model.pt")) if outputs.is_dir() else []
+        model_pt = found[0] if found else outputs / "model.pt"
+        if not model_pt.is_file() and sweep.config.command is not None:
+            logger.info("the best trial's %s output holds no model.pt; kept in %s", output,
+                        outputs)
+            return {"job": name, "best_dir": None, "outputs": outputs}
         if not model_pt.is_file():
             raise SweepError(f"the best trial of {name} left no model.pt in its outputs")
         params = _read_json(outputs / "params.json")
@@ -155,7 +170,7 @@ class AzureMLRunner:
                                data=str(data) if data else None)
         registered: dict[str, Any] = {"job": name, "best_dir": best_dir}
         if sweep.config.register is not None:
-            model = Model(path=f"azureml://jobs/{name}/outputs/model",
+            model = Model(path=f"azureml://jobs/{name}/outputs/{output}",
                           name=sweep.config.register.model_name, type=AssetTypes.CUSTOM_MODEL,
                           description=f"best trial of sweep {sweep.name} ({name})")
             remote = _azure_call("registering the model in the workspace",
