@@ -195,11 +195,16 @@ def _input(spec: Any, path: str, base_dir: Path) -> JobInput:
             raise SearchSpaceError(path, "expected a value or a mapping with type and path")
         return JobInput("literal", spec)
     d = c.mapping(spec, path)
+    if set(d) == {"value"}:  # Azure's InputLiteralValueSchema
+        return JobInput("literal", d["value"])
     kind = c.string(d, "type", path, "uri_folder")
     if kind in LITERAL_TYPES:
-        c.no_unknown_keys(d, path, {"type", "default", "value", "description", "optional"})
-        return JobInput("literal", d.get("value", d.get("default")))
-    c.one_of(kind, ASSET_TYPES + LITERAL_TYPES, f"{path}.type")
+        raise SearchSpaceError(
+            f"{path}.type", f"a job's literal input is a plain value ({path.split('.')[-1]}: 3) "
+            f"or {{value: 3}}; type: {kind} with a default belongs to components, and Azure ML "
+            "refuses it in a job"
+        )
+    c.one_of(kind, ASSET_TYPES, f"{path}.type")
     c.no_unknown_keys(d, path, {"type", "path", "mode", "description", "optional",
                                 "datastore", "path_on_compute"})
     where = c.string(d, "path", path)
@@ -226,7 +231,9 @@ def check_references(command: str, space: Mapping[str, Expression],
                      problems: c.Problems) -> None:
     """Every ``${{…}}`` in the command names something the file defines."""
     known = {"search_space": set(space), "inputs": set(inputs), "outputs": set(outputs)}
-    for match in EXPRESSION.finditer(command):
+    # Inside Azure's optional blocks $[[ … ]] an input may be missing: the block is dropped.
+    required = re.sub(r"\$\[\[.*?\]\]", "", command, flags=re.DOTALL)
+    for match in EXPRESSION.finditer(required):
         group, name = match.group(1), match.group(2)
         if group not in known:
             problems.errors.append(SearchSpaceError(

@@ -22,6 +22,15 @@ def job_document(config: SweepConfig, folder: Path) -> dict[str, Any]:
     trial = dict(doc["trial"])
     if config.command.code is not None:
         trial["code"] = _relative(config.command.code, folder)
+    env = trial.get("environment")
+    if isinstance(env, dict):  # an inline environment names local files relative to the job
+        env = dict(env)
+        if _local(env.get("conda_file")):
+            env["conda_file"] = _relative(config.base_dir / env["conda_file"], folder)
+        if isinstance(env.get("build"), dict) and _local(env["build"].get("path")):
+            env["build"] = {**env["build"],
+                            "path": _relative(config.base_dir / env["build"]["path"], folder)}
+        trial["environment"] = env
     doc["trial"] = trial
     inputs = dict(doc.get("inputs") or {})
     for name, spec in config.command.inputs.items():
@@ -43,6 +52,11 @@ def write_and_load(config: SweepConfig, path: Path) -> Any:
     except Exception as exc:  # the SDK's ValidationException and marshmallow's errors
         message = " ".join(str(exc).split())
         raise SweepInputError(f"Azure ML's own schema refuses the job: {message[:400]}") from None
+
+
+def _local(value: Any) -> bool:
+    return isinstance(value, str) and ":" not in value.split("/")[0] and \
+        not Path(value).is_absolute()
 
 
 def _relative(target: Path, start: Path) -> str:
