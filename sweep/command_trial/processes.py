@@ -24,20 +24,21 @@ LOG_CAP_BYTES = 20 * 2**20  # a script that floods stdout keeps its head and its
 
 _WATCHDOG = """
 import os, signal, sys, time
-parent, group, grace = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+parent, grace, groups = int(sys.argv[1]), float(sys.argv[2]), [int(g) for g in sys.argv[3:]]
 def alive(pid):
     try:
         os.kill(pid, 0)
         return True
     except OSError:
         return False
-while alive(parent) and alive(group):
+while alive(parent):
     time.sleep(0.5)
 for sig in (signal.SIGTERM, signal.SIGKILL):
-    try:
-        os.killpg(group, sig)
-    except OSError:
-        break
+    for group in groups:
+        try:
+            os.killpg(group, sig)
+        except OSError:
+            pass
     time.sleep(grace)
 """
 
@@ -66,28 +67,20 @@ class _LogPump(threading.Thread):
 
 
 class ProcessGroup:
-    """Processes started together in one new session; ``stop`` ends all of them."""
+    """A trial's processes, each the leader of a new session and process group (one group
+    cannot span sessions); ``stop`` ends every group."""
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.pumps: list[_LogPump] = []
         self.stderr_tails: list[collections.deque[str]] = []
-        self._pgid: int | None = None
         self._watchdog: subprocess.Popen[bytes] | None = None
 
     def start(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str],
               log: Path, err_log: Path) -> subprocess.Popen[bytes]:
-        group = ({"start_new_session": True} if self._pgid is None
-                 else {"process_group": self._pgid})
         proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                **group)  # type: ignore[call-overload]
-        if self._pgid is None:
-            self._pgid = proc.pid
-            self._watchdog = subprocess.Popen(
-                [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(proc.pid),
-                 str(GRACE_S)], start_new_session=True, stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                start_new_session=True)
         assert proc.stdout is not None and proc.stderr is not None
         for stream, path in ((proc.stdout, log), (proc.stderr, err_log)):
             pump = _LogPump(stream, path)
@@ -97,9 +90,12 @@ class ProcessGroup:
         self.procs.append(proc)
         return proc
 
-    @property
-    def pgid(self) -> int | None:
-        return self._pgid
+    def guard(self) -> None:
+        """Starts the watchdog that ends every group if this process dies first."""
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(GRACE_S),
+             *(str(p.pid) for p in self.procs)], start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def running(self) -> bool:
         return any(p.poll() is None for p in self.procs)
@@ -118,14 +114,15 @@ class ProcessGroup:
         return " | ".join(tail)
 
     def stop(self, grace: float = GRACE_S) -> None:
-        """SIGTERM to the whole group, up to ``grace`` seconds, then SIGKILL."""
-        if self._pgid is None:
+        """SIGTERM to every group, up to ``grace`` seconds, then SIGKILL."""
+        if not self.procs:
             return
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
-            try:
-                os.killpg(self._pgid, sig)
-            except ProcessLookupError:
-                break
+            for p in self.procs:
+                try:
+                    os.killpg(p.pid, sig)
+                except ProcessLookupError:
+                    pass
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline and self._group_alive():
                 time.sleep(0.05)
@@ -141,11 +138,13 @@ class ProcessGroup:
     def _group_alive(self) -> bool:
         for p in self.procs:
             p.poll()
-        try:
-            os.killpg(self._pgid or 0, 0)
-            return True
-        except ProcessLookupError:
-            return False
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, 0)
+                return True
+            except ProcessLookupError:
+                continue
+        return False
 
     def close(self) -> None:
         for pump in self.pumps:

@@ -66,6 +66,7 @@ class CommandTrainer:
         group = ProcessGroup()
         try:
             self._start(group, command, cwd, env, trial_dir)
+            group.guard()
             stopped = self._watch(group, run, report)
         finally:
             group.stop(self.grace_s)

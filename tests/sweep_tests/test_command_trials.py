@@ -1,0 +1,238 @@
+"""Command trials: Azure ML job files whose scripts run unchanged, metrics through MLflow.
+
+Trials run in threads here (the in-process backend) except where Ray is the point; the
+scripts are real processes logging to a real MLflow store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sweep import Sweep
+from sweep.backends import InProcessBackend
+
+SCRIPTS = Path(__file__).parent / "command_scripts"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _job(tmp_path: Path, command: str, *, metric: str = "acc", space: dict | None = None,
+         **extra: object) -> Path:
+    doc = {
+        "$schema": "https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json",
+        "type": "sweep",
+        "display_name": "test job",
+        "experiment_name": "tests",
+        "trial": {"code": str(SCRIPTS), "command": command,
+                  "environment": "azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu@latest"},
+        "search_space": space or {"quality": {"type": "choice", "values": [0.9, 0.5]}},
+        "objective": {"primary_metric": metric, "goal": "maximize"},
+        "sampling_algorithm": "grid",
+        "limits": {"max_total_trials": 2, "max_concurrent_trials": 1},
+        "compute": "azureml:cpu-cluster",
+        **extra,
+    }
+    path = tmp_path / "job.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _run(path: Path, tmp_path: Path, *overrides: str):
+    sweep = Sweep.from_yaml(path, overrides=["compute=local", *overrides],
+                            root=tmp_path / "sweeps", backend=InProcessBackend())
+    return sweep.run()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie that nobody reaped yet counts as gone.
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "\tZ" in status.read_text())
+
+
+def test_substitution_inputs_outputs_nested_choice_and_optional_blocks(tmp_path):
+    data = tmp_path / "data.txt"
+    data.write_text("rows")
+    space = {"model": {"type": "choice", "values": [
+        {"name": "resnet", "lr": {"type": "uniform", "min_value": 0.1, "max_value": 0.2}},
+        {"name": "vit", "lr": {"type": "choice", "values": [0.5]}}]}}
+    path = _job(tmp_path, "python echo_params.py --model ${{search_space.model.name}} "
+                "--lr ${{search_space.model.lr}} --data ${{inputs.data}} "
+                "$[[--extra ${{inputs.extra}}]] --out ${{outputs.result}}",
+                metric="score", space=space,
+                inputs={"data": {"type": "uri_file", "path": "./elsewhere.txt"}},
+                outputs={"result": {"type": "uri_folder"}},
+                sampling_algorithm={"type": "random", "seed": 3},
+                limits={"max_total_trials": 4, "max_concurrent_trials": 2})
+    result = _run(path, tmp_path, f"inputs.data.path={data}")
+    assert list(result.trials["state"]) == ["complete"] * 4
+    for row in result.trials.itertuples():
+        folder = tmp_path / "sweeps" / "job" / "trials" / f"{row.number:04d}"
+        args = json.loads((folder / "outputs" / "result" / "args.json").read_text())
+        params = json.loads((folder / "params.json").read_text())
+        assert args["model"] == params["model"]["name"]
+        assert args["lr"] == pytest.approx(params["model"]["lr"]) == pytest.approx(row.value)
+        assert args["data_text"] == "rows" and args["extra"] is None
+    # The code ran from the sweep's snapshot, not from the source folder.
+    assert (tmp_path / "sweeps" / "job" / "code" / "echo_params.py").is_file()
+    assert result.best is not None and result.best.value == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_pruned_trial_leaves_no_process_behind(tmp_path):
+    pids = tmp_path / "pids"
+    # Both trials run at once, so the good one's curve is there when the bad one is judged.
+    path = _job(tmp_path, f"python curve.py --quality ${{{{search_space.quality}}}} --epochs 8 "
+                f"--sleep 0.5 --pid_dir {pids} --child",
+                space={"quality": {"type": "choice", "values": [0.9, 0.1]}},
+                early_termination={"type": "bandit", "slack_factor": 0.1,
+                                   "delay_evaluation": 2, "evaluation_interval": 1},
+                limits={"max_total_trials": 2, "max_concurrent_trials": 2})
+    result = _run(path, tmp_path)
+    states = dict(zip(result.trials["param_quality"], result.trials["state"], strict=True))
+    pruned = [q for q, s in states.items() if s == "pruned"]
+    assert pruned, states
+    for quality in pruned:
+        for suffix in ("pid", "child"):
+            pid = int((pids / f"{quality:.6f}.{suffix}").read_text())
+            assert not _alive(pid), f"{suffix} of pruned trial {quality} still runs"
+    frame = result.trials.set_index("param_quality")
+    assert all(frame.loc[q, "epochs_run"] < 8 for q in pruned)
+    reasons = [r for r in result.trials["reason"] if r]
+    assert any("slack_factor" in r for r in reasons)
+
+
+@pytest.mark.slow
+def test_a_process_that_ignores_sigterm_is_killed(tmp_path):
+    pids = tmp_path / "pids"
+    path = _job(tmp_path, f"python curve.py --quality ${{{{search_space.quality}}}} --epochs 30 "
+                f"--sleep 0.3 --pid_dir {pids} --ignore_sigterm",
+                space={"quality": {"type": "choice", "values": [0.9, 0.1]}},
+                early_termination={"type": "bandit", "slack_amount": 0.05,
+                                   "delay_evaluation": 2},
+                limits={"max_total_trials": 2, "max_concurrent_trials": 2})
+    result = _run(path, tmp_path)
+    assert "pruned" in set(result.trials["state"])
+    for pid_file in pids.glob("*.pid"):
+        assert not _alive(int(pid_file.read_text()))
+
+
+@pytest.mark.parametrize("command, metric, expected", [
+    ("python fails.py", "loss", "the command exited with code 1: about to fail | "
+                                "the data folder is empty"),
+    ("python wrong_metric.py", "acc", "the script never logged 'acc' (the objective's "
+                                      "primary_metric) with MLflow; it logged: accuracy, loss"),
+    ("python no_such_script.py", "acc", "can't open file"),
+])
+def test_a_failing_script_fails_its_trial_with_the_reason(tmp_path, command, metric, expected):
+    path = _job(tmp_path, command + " --q ${{search_space.quality}}", metric=metric)
+    result = _run(path, tmp_path)
+    assert list(result.trials["state"]) == ["failed", "failed"]
+    assert all(expected in reason for reason in result.trials["reason"]), \
+        list(result.trials["reason"])
+
+
+@pytest.mark.slow
+def test_sklearn_autolog_reports_without_a_log_metric_call(tmp_path):
+    path = _job(tmp_path, "python sklearn_autolog.py --C ${{search_space.C}}",
+                metric="training_accuracy_score",
+                space={"C": {"type": "choice", "values": [0.01, 10.0]}})
+    result = _run(path, tmp_path)
+    assert list(result.trials["state"]) == ["complete", "complete"], list(result.trials["reason"])
+    assert result.best is not None and result.best.params["C"] == 10.0
+    params = json.loads((tmp_path / "sweeps" / "job" / "trials" / "0000" /
+                         "mlflow_params.json").read_text())
+    assert "C" in params  # what autolog logged lands in the trial's records
+
+
+@pytest.mark.slow
+def test_pytorch_distribution_starts_ranks_with_azure_environment(tmp_path):
+    path = _job(tmp_path, "python ddp.py --ignored ${{search_space.quality}}",
+                metric="ranks_sum", space={"quality": {"type": "choice", "values": [1]}},
+                limits={"max_total_trials": 1})
+    doc = yaml.safe_load(path.read_text())
+    doc["trial"]["distribution"] = {"type": "pytorch", "process_count_per_instance": 2}
+    path.write_text(yaml.safe_dump(doc))
+    result = _run(path, tmp_path)
+    assert list(result.trials["state"]) == ["complete"], list(result.trials["reason"])
+    assert result.best is not None
+    assert result.best.value == 3.0  # ranks 1 + 2: both processes joined
+    assert result.best.metrics["world"] == 2.0 and result.best.metrics["local_rank_env"] == 0.0
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "sweep.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_remote_input_stops_the_run_before_any_trial(tmp_path):
+    path = _job(tmp_path, "python curve.py --data ${{inputs.iris}} "
+                "--quality ${{search_space.quality}}",
+                inputs={"iris": {"type": "uri_file",
+                                 "path": "https://example.invalid/iris.csv"}})
+    run = _cli("run", str(path), "--compute", "local", cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.strip() == (
+        "sweep: error: inputs.iris: https://example.invalid/iris.csv is remote and is not "
+        "fetched here; download it and point the input at the copy: "
+        "--set inputs.iris.path=./local-copy")
+    assert not (tmp_path / "sweeps").exists()
+
+
+@pytest.mark.slow
+def test_job_file_on_local_ray_pruned_reported_registered(tmp_path):
+    path = _job(tmp_path, "python curve.py --quality ${{search_space.quality}} --epochs 4 "
+                "--sleep 0.2 --output_dir ${{outputs.model}}",
+                outputs={"model": {"type": "uri_folder"}},
+                register={"model_name": "curve", "root": str(tmp_path / "models")})
+    run = _cli("run", str(path), "--compute", "local", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert lines[1].startswith("trials run their command in this Python environment")
+    assert "registered: curve:1" in run.stdout
+    best = tmp_path / "sweeps" / "job" / "best"
+    assert (best / "outputs" / "model" / "weights.txt").read_text() == "0.9"
+    card = json.loads((best / "card.json").read_text())
+    assert card["command"].startswith("python curve.py --quality 0.9")
+    assert card["code"]["fingerprint"].startswith("sha256:")
+    assert "neither a model.pt" in card["onnx"]["why"]
+    shown = _cli("models", "show", "curve", "--registry", str(tmp_path / "models"),
+                 cwd=tmp_path)
+    assert "command: python curve.py" in shown.stdout, shown.stderr
+    status = _cli("status", "job", "--json", cwd=tmp_path)
+    trials = json.loads(status.stdout)["trials"]
+    assert {t["state"] for t in trials} == {"complete"}
+    # Resume of the finished sweep reads the saved job (code from its snapshot) again.
+    saved = yaml.safe_load((tmp_path / "sweeps" / "job" / "sweep.yaml").read_text())
+    assert saved["trial"]["code"] == "code" and saved["compute"] == "local"
+
+
+def test_delay_between_log_and_decision_is_bounded(tmp_path):
+    """The pruner's answer reaches the trial within a few poll intervals of the log."""
+    from sweep.command_trial import CommandTrainer
+    from sweep.command_trial.trainer import POLL_S
+
+    seen: list[float] = []
+    start = time.monotonic()
+
+    def report(epoch: int, metrics: dict) -> bool:
+        seen.append(time.monotonic())
+        return epoch == 1
+
+    trainer = CommandTrainer(command="python curve.py --quality 0.5 --epochs 20 --sleep 0.2",
+                             metric="acc", code=str(SCRIPTS))
+    metrics = trainer({"output_dir": str(tmp_path / "t" / "outputs")}, report)
+    assert len(seen) == 2 and metrics["acc"] == pytest.approx(0.05)
+    assert time.monotonic() - start < 20 * 0.2  # stopped well before the script's end
+    assert seen[1] - seen[0] < 0.2 + 4 * POLL_S + 0.5
