@@ -16,10 +16,13 @@ class SearchSpaceError(ValueError):
 class SearchSpaceErrors(SearchSpaceError):
     """Every problem found in one file, one line each (``errors`` holds them in file order)."""
 
+    errors: list[SearchSpaceError]
+
     def __init__(self, errors: list[SearchSpaceError]) -> None:
         flat: list[SearchSpaceError] = []
         for error in errors:
-            flat.extend(error.errors if isinstance(error, SearchSpaceErrors) else [error])
+            inner: list[SearchSpaceError] = getattr(error, "errors", [error])
+            flat.extend(inner)
         self.errors = flat
         ValueError.__init__(self, "\n".join(str(e) for e in flat))
         self.path = flat[0].path

@@ -73,15 +73,15 @@ def summary(result: SweepResult, metric: str) -> str:
         f"epochs asked"
     )
     lines.append(f"files: {result.sweep_dir}")
-    best = result.best_dir
-    if best is not None and (best / "model.pt").exists():
-        lines.append(f"best model: {best}/model.pt, checked ONNX: {best}/model.onnx")
-    elif best is not None:
-        onnx = "model.onnx (the script's own, unchecked)" if (best / "model.onnx").exists() \
-            else "no ONNX file (see card.json)"
-        lines.append(f"best trial's outputs: {best}/outputs; {onnx}")
+    best_dir = result.best_dir
+    if best_dir is not None and (best_dir / "model.pt").exists():
+        lines.append(f"best model: {best_dir}/model.pt, checked ONNX: {best_dir}/model.onnx")
+    elif best_dir is not None:
+        onnx = "model.onnx (the script's own, unchecked)" \
+            if (best_dir / "model.onnx").exists() else "no ONNX file (see card.json)"
+        lines.append(f"best trial's outputs: {best_dir}/outputs; {onnx}")
     if result.registered:
-        predict = (best is not None and (best / "model.pt").exists())
+        predict = best_dir is not None and (best_dir / "model.pt").exists()
         lines.append(f"registered: {result.registered}" + (
             f"; try it with: sweep models predict {result.registered} IMAGE.png"
             if predict else ""))
