@@ -227,7 +227,8 @@ def _parse_wandb(data: Mapping[str, Any], default_name: str, base_dir: Path) -> 
         return parse_sweep(converted, default_name=default_name, base_dir=base_dir)
     except SearchSpaceError as exc:
         errors = exc.errors if isinstance(exc, SearchSpaceErrors) else [exc]
-        renamed = [SearchSpaceError(wandb_path(e.path), e.reason) for e in errors]
+        renamed = [SearchSpaceError(wandb_path(e.path), e.reason.replace("min_value", "min")
+                                    .replace("max_value", "max")) for e in errors]
         raise (renamed[0] if len(renamed) == 1 else SearchSpaceErrors(renamed)) from None
 
 

@@ -148,11 +148,16 @@ class LocalRayBackend(Backend):
             )
         return min(slots, parallel) if parallel else slots
 
-    def _actor_options(self) -> dict[str, float]:
+    def _actor_options(self) -> dict[str, Any]:
         return {"num_cpus": self._resources.cpus_per_trial,
                 "num_gpus": self._resources.gpus_per_trial}
 
+    def _prepare(self, spec: TrialSpec) -> TrialSpec:
+        """The spec as this place runs it (a cluster ships the trainer's code first)."""
+        return spec
+
     def start(self, spec: TrialSpec) -> None:
+        spec = self._prepare(spec)
         if spec.workers > 1:
             self._start_data_parallel(spec)
             return
@@ -276,21 +281,38 @@ class LocalRayBackend(Backend):
 class RayClusterBackend(LocalRayBackend):
     """An existing Ray cluster, by ``ray://HOST:PORT`` (Ray Client) or ``ray:HOST:PORT`` (GCS).
 
-    Every node needs this package installed (the same environment as the coordinator).
+    Every node needs the same Python environment as the coordinator (this package, torch…);
+    the trainer's own code travels with each worker: a command trial's snapshot as Ray's
+    ``working_dir``, a ``package.module:function`` trainer's package as ``py_modules``.
     """
 
     def __init__(self, address: str) -> None:
         super().__init__()
         self.address = address[len("ray:"):] if address.startswith("ray:") and not \
             address.startswith("ray://") else address
+        self._runtime_env: dict[str, Any] = {}
 
     def connect(self) -> None:
         if ray.is_initialized():
             return
-        try:
-            ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
-                     configure_logging=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise SweepError(
-                f"compute: cannot reach the Ray cluster at {self.address}: {exc}"
-            ) from None
+        from sweep.backends.ray_auth import join_cluster
+
+        join_cluster(self.address)
+
+    def _prepare(self, spec: TrialSpec) -> TrialSpec:
+        import dataclasses
+
+        from sweep.backends.ray_code import code_runtime_env
+        from sweep.command_trial import CommandTrainer
+
+        self._runtime_env = code_runtime_env(spec.entry)
+        if isinstance(spec.entry, CommandTrainer) and "working_dir" in self._runtime_env:
+            entry = dataclasses.replace(spec.entry, code=None, code_in_working_dir=True)
+            return dataclasses.replace(spec, entry=entry)
+        return spec
+
+    def _actor_options(self) -> dict[str, Any]:
+        options = super()._actor_options()
+        if self._runtime_env:
+            options["runtime_env"] = self._runtime_env
+        return options

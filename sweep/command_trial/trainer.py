@@ -46,6 +46,9 @@ class CommandTrainer:
     distribution: str | None = None
     processes: int = 1
     grace_s: float = GRACE_S
+    code_in_working_dir: bool = False
+    """On a Ray cluster the snapshot travels as the worker's runtime_env working_dir: the
+    worker's current folder is the code to copy."""
 
     def __call__(self, params: dict[str, Any], report: Report) -> dict[str, Any]:
         out_dir = Path(params.pop("output_dir")).resolve()
@@ -92,8 +95,9 @@ class CommandTrainer:
         cwd = trial_dir / "code"
         if cwd.exists():
             shutil.rmtree(cwd)
-        if self.code:
-            shutil.copytree(self.code, cwd, symlinks=True)
+        source = os.getcwd() if self.code_in_working_dir else self.code
+        if source:
+            shutil.copytree(source, cwd, symlinks=True)
         else:
             cwd.mkdir(parents=True)
         link = cwd / "outputs"

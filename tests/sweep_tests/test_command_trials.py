@@ -236,3 +236,33 @@ def test_delay_between_log_and_decision_is_bounded(tmp_path):
     assert len(seen) == 2 and metrics["acc"] == pytest.approx(0.05)
     assert time.monotonic() - start < 20 * 0.2  # stopped well before the script's end
     assert seen[1] - seen[0] < 0.2 + 4 * POLL_S + 0.5
+
+
+WANDB = """\
+method: bayes
+metric: {name: score, goal: maximize}
+parameters:
+  x: {min: 0.0, max: 1.0}
+  weight_decay: {min: 0.1, max: 0.01}
+early_terminate: {type: hyperband, s: 2, eta: 3, max_iter: 27}
+run_cap: 3
+"""
+
+
+def test_wandb_config_on_the_command_line(tmp_path):
+    bad = tmp_path / "wandb.yaml"
+    bad.write_text(WANDB)
+    run = _cli("validate", str(bad), "--trainer", "tests.sweep_tests.toy_trainers:quadratic",
+               cwd=tmp_path)
+    assert run.returncode == 2
+    assert "sweep: error: parameters.weight_decay: min 0.1 is greater than max 0.01" in \
+        run.stderr, run.stderr
+    good = tmp_path / "wandb-ok.yaml"
+    good.write_text(WANDB.replace("{min: 0.1, max: 0.01}", "{min: 0.01, max: 0.1}"))
+    no_trainer = _cli("validate", str(good), cwd=tmp_path)
+    assert no_trainer.returncode == 2 and "--trainer" in no_trainer.stderr
+    ok = _cli("validate", str(good), "--trainer", "tests.sweep_tests.toy_trainers:quadratic",
+              cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "a W&B sweep config, converted" in ok.stderr
+    assert "hyperband" in ok.stdout and "3 parameters" not in ok.stdout
