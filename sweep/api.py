@@ -174,7 +174,7 @@ class Sweep:
                 "resources.distribution: horovod trials run on Azure ML (over MPI); on Ray, "
                 "multi-worker trials use ddp"
             )
-        backend = self.backend or make_backend(self.config.compute)
+        backend = self.backend or make_backend(self.config.compute, self._code_env())
         # Connect first: an unreachable cluster must leave no half-made sweep behind.
         slots = backend.open(res, parallel or self.config.limits.max_concurrent_trials)
         try:
@@ -190,6 +190,15 @@ class Sweep:
         Coordinator(self.config, study, space, backend, slots, self.sweep_dir,
                     entry=self.entry, max_trials=max_trials, listener=listener).run()
         return self.finish(self.result(study))
+
+    def _code_env(self) -> dict[str, Any] | None:
+        """For a Ray cluster: how the trainer's own code reaches the nodes."""
+        if not self.config.compute.startswith("ray"):
+            return None
+        from sweep.backends.ray_code import code_runtime_env
+
+        code = self.config.command.code if self.config.command is not None else None
+        return code_runtime_env(self.entry, code)
 
     def save_config(self) -> None:
         """Writes sweep.yaml (what resume, status and reports read), once."""

@@ -142,10 +142,12 @@ class Coordinator:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "params.json").write_text(json.dumps(params, indent=2) + "\n")
         (folder / "metrics.jsonl").write_text("")
-        call_params = {**self.config.trainer.args, "output_dir": str(folder / "outputs"),
+        # Absolute: a worker may start elsewhere (a cluster node in its runtime_env's folder).
+        where = folder.resolve()
+        call_params = {**self.config.trainer.args, "output_dir": str(where / "outputs"),
                        **params}
         res = self.config.resources
-        self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(folder),
+        self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(where),
                                      res.cpus_per_trial, res.gpus_per_trial,
                                      res.workers_per_trial))
         self.active[trial.number] = _Active(trial, time.monotonic())

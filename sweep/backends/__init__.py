@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sweep.backends.base import Backend
 from sweep.backends.inprocess import InProcessBackend
 from sweep.errors import SweepInputError
 
 
-def make_backend(compute: str) -> Backend:
-    """The backend for a sweep file's ``compute`` value."""
+def make_backend(compute: str, runtime_env: dict[str, Any] | None = None) -> Backend:
+    """The backend for a sweep file's ``compute`` value; ``runtime_env`` brings the trainer's
+    code to a Ray cluster's nodes."""
     if compute == "local":
         from sweep.backends.ray_local import LocalRayBackend
 
         return LocalRayBackend()
     if compute.startswith("ray:"):
+        from sweep.backends.ray_auth import use_token_if_available
+
+        use_token_if_available()
         from sweep.backends.ray_local import RayClusterBackend
 
-        return RayClusterBackend(compute)
+        return RayClusterBackend(compute, runtime_env)
     if compute == "inprocess":
         return InProcessBackend()
     raise SweepInputError(

@@ -1,10 +1,12 @@
 """Joining a Ray cluster as it comes, token authentication included.
 
-Ray 2.59 started local clusters with token authentication by default (``RAY_AUTH_MODE``), so
-a head started with ``ray start --head`` may expect a token that a driver only sends when it
-is told to: when the first connection fails and a token is to be had where Ray looks for it
-(``RAY_AUTH_TOKEN``, the file at ``RAY_AUTH_TOKEN_PATH``, or ``~/.ray/auth_token``), the
-driver joins again in token mode.
+Ray 2.59 starts local clusters with token authentication by default, so a head started with
+``ray start --head`` expects a token that a driver sends only in ``RAY_AUTH_MODE=token``;
+without it ``ray.init`` retries for about 30 s and fails with "Failed to connect". A process
+reads the mode once, at its first ``ray.init``, so it is decided before joining: token mode
+whenever a token is to be had where Ray looks for one (``RAY_AUTH_TOKEN``, the file at
+``RAY_AUTH_TOKEN_PATH``, or ``~/.ray/auth_token``); a cluster without authentication ignores
+the token.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-
-import ray
+from typing import Any
 
 from sweep.errors import SweepError
 
@@ -29,26 +30,26 @@ def token_available() -> bool:
     return DEFAULT_TOKEN_FILE.expanduser().is_file()
 
 
-def _init(address: str) -> None:
-    ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-             configure_logging=False)
+def use_token_if_available() -> None:
+    """Token mode when a token is to be had; call before ``ray`` is first imported, which
+    is when Ray reads the mode."""
+    if "RAY_AUTH_MODE" not in os.environ and token_available():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
-def join_cluster(address: str) -> None:
+def join_cluster(address: str, runtime_env: dict[str, Any] | None = None) -> None:
+    import ray
+    from ray.exceptions import RayError
+
+    # What ray.init raises when it cannot join: no cluster there, or one that wants a token.
+    join_errors = (ConnectionError, RuntimeError, ValueError, RayError)
     try:
-        _init(address)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
+                 configure_logging=False, runtime_env=runtime_env or None)
         return
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except join_errors as exc:
         first = exc
         ray.shutdown()
-    if os.environ.get("RAY_AUTH_MODE") != "token" and token_available():
-        os.environ["RAY_AUTH_MODE"] = "token"
-        try:
-            _init(address)
-            return
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            first = exc
-            ray.shutdown()
     hint = "" if token_available() else (
         "; if the cluster uses Ray's token authentication, give this machine its token: "
         "RAY_AUTH_TOKEN, a file named by RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token "

@@ -13,12 +13,19 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
+# What a code snapshot leaves out (sweep.command_sweep's snapshot does the same).
+EXCLUDES = ["__pycache__", "*.pyc", ".git", ".venv", "mlruns", "outputs", ".ipynb_checkpoints"]
 
-def code_runtime_env(entry: Any) -> dict[str, Any]:
-    from sweep.command_trial import CommandTrainer
 
-    if isinstance(entry, CommandTrainer):
-        return {"working_dir": entry.code} if entry.code else {}
+def code_runtime_env(entry: Any, code: Path | None = None) -> dict[str, Any]:
+    """The runtime_env that brings ``entry``'s code (or a command trial's ``code`` folder)
+    to every worker of a cluster; ``{}`` when the nodes' environment already has it.
+
+    Ray uploads local folders only for the whole job (``ray.init``), so this is decided
+    before the cluster is joined.
+    """
+    if code is not None:
+        return {"working_dir": str(code), "excludes": EXCLUDES} if code.is_dir() else {}
     if not isinstance(entry, str) or entry == "trainer":
         return {}
     top = entry.partition(":")[0].split(".")[0]

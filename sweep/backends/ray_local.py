@@ -286,33 +286,27 @@ class RayClusterBackend(LocalRayBackend):
     ``working_dir``, a ``package.module:function`` trainer's package as ``py_modules``.
     """
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, runtime_env: dict[str, Any] | None = None) -> None:
+        """``runtime_env``: what brings the trainer's code to the nodes (see ray_code)."""
         super().__init__()
         self.address = address[len("ray:"):] if address.startswith("ray:") and not \
             address.startswith("ray://") else address
-        self._runtime_env: dict[str, Any] = {}
+        self.runtime_env = runtime_env or {}
 
     def connect(self) -> None:
         if ray.is_initialized():
             return
         from sweep.backends.ray_auth import join_cluster
 
-        join_cluster(self.address)
+        join_cluster(self.address, self.runtime_env)
 
     def _prepare(self, spec: TrialSpec) -> TrialSpec:
         import dataclasses
 
-        from sweep.backends.ray_code import code_runtime_env
         from sweep.command_trial import CommandTrainer
 
-        self._runtime_env = code_runtime_env(spec.entry)
-        if isinstance(spec.entry, CommandTrainer) and "working_dir" in self._runtime_env:
+        if isinstance(spec.entry, CommandTrainer) and "working_dir" in self.runtime_env:
+            # Workers start in the uploaded copy of the code, wherever their node is.
             entry = dataclasses.replace(spec.entry, code=None, code_in_working_dir=True)
             return dataclasses.replace(spec, entry=entry)
         return spec
-
-    def _actor_options(self) -> dict[str, Any]:
-        options = super()._actor_options()
-        if self._runtime_env:
-            options["runtime_env"] = self._runtime_env
-        return options

@@ -1,0 +1,115 @@
+"""A Ray cluster started as the README says (``ray start --head``, then ``ray start
+--address``), with Ray's token authentication as it comes, and no trainer code installed on
+its nodes: a command sweep and a function-trainer sweep both run on it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = Path(__file__).parent / "command_scripts"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _processes_of(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.fixture
+def ray_start_cluster(tmp_path):
+    """Head and worker node as separate `ray start` daemons; stopped by their own temp folder
+    only (a plain `ray stop` would also end this session's other Ray)."""
+    ray = str(Path(sys.executable).parent / "ray")
+    temp = tempfile.mkdtemp(prefix="swr", dir="/tmp")  # short: Ray's socket paths are bounded
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.pop("RAY_ADDRESS", None)
+    common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    try:
+        subprocess.run([ray, "start", "--head", f"--port={port}", f"--temp-dir={temp}",
+                        "--include-dashboard=false", *common], env=env, cwd=tmp_path,
+                       check=True, capture_output=True, timeout=120)
+        # A node joins in the head's authentication mode (token by default since Ray 2.59).
+        node_env = {**env, "RAY_AUTH_MODE": "token"} if _token_file() else env
+        subprocess.run([ray, "start", f"--address=127.0.0.1:{port}", *common],
+                       env=node_env, cwd=tmp_path, check=True, capture_output=True,
+                       timeout=120)
+        yield f"ray:127.0.0.1:{port}"
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in _processes_of(temp):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            time.sleep(1)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _token_file() -> bool:
+    return Path("~/.ray/auth_token").expanduser().is_file() or \
+        bool(os.environ.get("RAY_AUTH_TOKEN"))
+
+
+def _cli(*args: str, cwd: Path, pythonpath: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_AUTH_MODE")}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    return subprocess.run([sys.executable, "-m", "sweep.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_command_and_function_sweeps_on_a_ray_start_cluster(ray_start_cluster, tmp_path):
+    job = {
+        "type": "sweep",
+        "trial": {"code": str(SCRIPTS), "environment": "azureml:x@latest",
+                  "command": "python curve.py --quality ${{search_space.quality}} --epochs 3 "
+                             "--sleep 0.1 --output_dir ${{outputs.model}}"},
+        "outputs": {"model": {"type": "uri_folder"}},
+        "search_space": {"quality": {"type": "choice", "values": [0.9, 0.5]}},
+        "objective": {"primary_metric": "acc", "goal": "maximize"},
+        "sampling_algorithm": "grid",
+        "limits": {"max_total_trials": 2, "max_concurrent_trials": 2},
+    }
+    (tmp_path / "job.yml").write_text(yaml.safe_dump(job))
+    run = _cli("run", "job.yml", "--compute", ray_start_cluster, cwd=tmp_path, pythonpath=None)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "sweeps" / "job" / "best" / "outputs" / "model" /
+            "weights.txt").read_text() == "0.9"
+
+    # The trainer's module is importable where the coordinator runs, not on the nodes:
+    # it reaches them as Ray's py_modules.
+    fn = {"name": "fn", "trainer": {"entry": "tests.sweep_tests.toy_trainers:quadratic"},
+          "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+          "objective": {"primary_metric": "best_val_acc", "goal": "maximize"},
+          "limits": {"max_total_trials": 2, "max_concurrent_trials": 2}}
+    (tmp_path / "fn.yaml").write_text(yaml.safe_dump(fn))
+    run = _cli("run", "fn.yaml", "--compute", ray_start_cluster, cwd=tmp_path,
+               pythonpath=str(ROOT))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "trials: 2 complete" in run.stdout
