@@ -184,13 +184,14 @@ def _execute(sweep: Sweep, args: argparse.Namespace, *, resume: bool) -> int:
 
     config = sweep.config
     view = ProgressView(config.objective.primary_metric, config.objective.goal)
-    print(f"{'resuming' if resume else 'running'} sweep {config.name} on {config.compute}; "
-          f"files in {sweep.sweep_dir}", flush=True)
     if config.command is not None:
+        # First, before anything runs: the file's environment is not what runs here.
         env = config.command.environment
         print(f"trials run their command in this Python environment ({sys.executable})"
               + (f"; trial.environment ({env if isinstance(env, str) else 'inline'}) is "
                  "used on Azure ML only" if env else ""), flush=True)
+    print(f"{'resuming' if resume else 'running'} sweep {config.name} on {config.compute}; "
+          f"files in {sweep.sweep_dir}", flush=True)
     go = sweep.resume if resume else sweep.run
     result = go(max_trials=args.max_trials, parallel=args.parallel, listener=view)
     print(summary(result, config.objective.primary_metric))

@@ -63,7 +63,9 @@ class _LogPump(threading.Thread):
                 else:
                     dropped += len(line)
             if dropped:
-                out.write(f"[sweep: {dropped} more bytes of output not kept]\n".encode())
+                out.write(f"[sweep: {dropped} more bytes of output not kept; the last "
+                          f"lines follow]\n".encode())
+                out.write(("\n".join(self.tail) + "\n").encode())
 
 
 class ProcessGroup:

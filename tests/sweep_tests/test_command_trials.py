@@ -199,7 +199,7 @@ def test_job_file_on_local_ray_pruned_reported_registered(tmp_path):
     run = _cli("run", str(path), "--compute", "local", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.splitlines()
-    assert lines[1].startswith("trials run their command in this Python environment")
+    assert lines[0].startswith("trials run their command in this Python environment")
     assert "registered: curve:1" in run.stdout
     best = tmp_path / "sweeps" / "job" / "best"
     assert (best / "outputs" / "model" / "weights.txt").read_text() == "0.9"
@@ -266,3 +266,23 @@ def test_wandb_config_on_the_command_line(tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert "a W&B sweep config, converted" in ok.stderr
     assert "hyperband" in ok.stdout and "3 parameters" not in ok.stdout
+
+
+def test_a_script_that_floods_stdout_keeps_a_bounded_log(tmp_path, monkeypatch):
+    from sweep.command_trial import processes
+
+    monkeypatch.setattr(processes, "LOG_CAP_BYTES", 100_000)
+    flood = tmp_path / "flood"
+    flood.mkdir()
+    (flood / "flood.py").write_text(
+        "import mlflow, sys\n"
+        "for i in range(200_000):\n"
+        "    sys.stdout.write('x' * 40 + '\\n')\n"
+        "mlflow.log_metric('acc', 1.0)\n")
+    from sweep.command_trial import CommandTrainer
+
+    trainer = CommandTrainer(command="python flood.py", metric="acc", code=str(flood))
+    metrics = trainer({"output_dir": str(tmp_path / "t" / "outputs")}, lambda e, m: False)
+    assert metrics["acc"] == 1.0
+    log = (tmp_path / "t" / "trial.log").read_text()
+    assert len(log) < 150_000 and "more bytes of output not kept" in log
