@@ -115,11 +115,17 @@ def test_dry_run_cli_writes_the_job_and_submits_nothing(tmp_path, capsys, monkey
     import yaml
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump(_config(tmp_path)))
+    bandit = {"type": "bandit", "slack_factor": 0.1, "delay_evaluation": 2}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(_config(tmp_path,
+                                                                early_termination=bandit)))
     assert main(["run", "space.yaml", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "sweeps/fowl/azure/sweep-job.yaml" in out
     assert not (tmp_path / "sweeps" / "fowl" / "azure" / "submitted.json").exists()
+    # What we write for Azure is a sweep file of ours too (the SDK writes bandit's unused
+    # slack as 0.0): an Azure job file now, with a command trial.
+    written = tmp_path / "sweeps" / "fowl" / "azure" / "sweep-job.yaml"
+    assert main(["validate", str(written)]) == 0, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -286,3 +286,20 @@ def test_a_script_that_floods_stdout_keeps_a_bounded_log(tmp_path, monkeypatch):
     assert metrics["acc"] == 1.0
     log = (tmp_path / "t" / "trial.log").read_text()
     assert len(log) < 150_000 and "more bytes of output not kept" in log
+
+
+@pytest.mark.slow
+def test_mpi_distribution_runs_under_horovods_launcher(tmp_path):
+    import shutil
+
+    if shutil.which("horovodrun", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("horovod is not installed (bash scripts/build_horovod.sh)")
+    path = _job(tmp_path, "python hvd_env.py --ignored ${{search_space.quality}}",
+                metric="size", space={"quality": {"type": "choice", "values": [1]}},
+                limits={"max_total_trials": 1})
+    doc = yaml.safe_load(path.read_text())
+    doc["trial"]["distribution"] = {"type": "mpi", "process_count_per_instance": 2}
+    path.write_text(yaml.safe_dump(doc))
+    result = _run(path, tmp_path)
+    assert list(result.trials["state"]) == ["complete"], list(result.trials["reason"])
+    assert result.best is not None and result.best.value == 2.0
