@@ -4,13 +4,30 @@ Example:
     >>> from sweep import Sweep
     >>> result = Sweep.from_yaml("space.yaml").run()   # doctest: +SKIP
     >>> result.best.params                             # doctest: +SKIP
+
+The heavy parts (Optuna, pandas, Ray, torch) load when first used, not on ``import sweep``:
+a Ray worker, ``sweep --help`` and ``sweep validate`` never pay for them.
 """
 
 from __future__ import annotations
 
-from sweep.api import BestTrial, Sweep, SweepResult, sweeps_root
-from sweep.coordinator import SweepInterrupted
-from sweep.errors import SweepError, SweepInputError, TrialFailed
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sweep.errors import SweepError, SweepInputError, SweepInterrupted, TrialFailed
+
+if TYPE_CHECKING:
+    from sweep.api import BestTrial, Sweep, SweepResult, sweeps_root
+
+_LAZY = {"BestTrial": "sweep.api", "Sweep": "sweep.api", "SweepResult": "sweep.api",
+         "sweeps_root": "sweep.api"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sweep' has no attribute {name!r}")
+
 
 __all__ = ["BestTrial", "Sweep", "SweepError", "SweepInputError", "SweepInterrupted",
            "SweepResult", "TrialFailed", "sweeps_root"]

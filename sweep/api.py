@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from sweep.coordinator import Coordinator, Listener, trial_dir
 from sweep.errors import SweepInputError
 from sweep.study import JOURNAL, open_study
 from sweep.trials import TrainFn
+
+logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "sweep.yaml"
 
@@ -155,14 +158,33 @@ class Sweep:
         if (self.sweep_dir / CONFIG_FILE).exists() or (self.sweep_dir / JOURNAL).exists():
             raise SweepInputError(
                 f"a sweep named {self.name!r} already exists in {self.sweep_dir}; continue it "
-                f"with 'sweep resume {self.name}', or give this one another name"
+                f"with 'sweep resume {self.name}', or start over after 'rm -r "
+                f"{self.sweep_dir}' (registered models stay), or give this one another name"
             )
         return self._run(max_trials, parallel, listener)
 
     def resume(self, *, max_trials: int | None = None, parallel: int | None = None,
                listener: Listener | None = None) -> SweepResult:
-        """Continues the sweep: finished trials are kept, interrupted ones run again."""
+        """Continues the sweep: finished trials are kept, interrupted ones run again.
+
+        A sweep with nothing left to run is returned as it stands, without starting Ray
+        (see :meth:`trials_left`).
+        """
+        if self.trials_left(max_trials) == 0:
+            logger.info("sweep %s has no trial left to run", self.name)
+            return self.result()
         return self._run(max_trials, parallel, listener)
+
+    def trials_left(self, max_trials: int | None = None) -> int | None:
+        """How many trials a resume would run; None when the sweep has no study yet."""
+        from sweep.coordinator import planned_total, trials_left
+
+        space = to_optuna(self.config.search_space)
+        try:
+            study = open_study(self.config, space, self.sweep_dir, create=False)
+        except KeyError:
+            return None
+        return trials_left(study, planned_total(self.config, space, max_trials))
 
     def _run(self, max_trials: int | None, parallel: int | None,
              listener: Listener | None) -> SweepResult:

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from search_spaces import SweepConfig
 from search_spaces.optuna_form import OptunaSpace
 from sweep.backends.base import Backend
-from sweep.errors import SweepError
+from sweep.errors import SweepInterrupted
 from sweep.pruners import prune_reason
 from sweep.trials import Finished, Reported, TrainFn, TrialSpec
 
@@ -30,10 +30,6 @@ logger = logging.getLogger(__name__)
 
 # User attributes the coordinator keeps on each Optuna trial.
 REASON, REPLACES, ATTEMPT, EPOCHS = "reason", "replaces", "attempt", "epochs"
-
-
-class SweepInterrupted(SweepError):
-    """Ctrl-C: running trials were stopped and queued to run again on resume."""
 
 
 class Listener(Protocol):
@@ -74,6 +70,24 @@ def replaced_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
     return {t.user_attrs[REPLACES] for t in trials if REPLACES in t.user_attrs}
 
 
+def planned_total(config: SweepConfig, space: OptunaSpace, max_trials: int | None) -> int:
+    """How many trials the sweep runs in all: the budget, or the whole grid if smaller."""
+    total = max_trials or config.limits.max_total_trials
+    if config.sampling_algorithm.type == "grid":
+        total = min(total, math.prod(len(v) for v in space.grid().values()))
+    return total
+
+
+def trials_left(study: optuna.Study, total: int) -> int:
+    """Trials a resume would still run: the budget minus those that count, where a trial
+    left RUNNING by a dead coordinator runs again under a new number."""
+    trials = study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    counted = sum(1 for t in trials if t.state not in (TrialState.WAITING, TrialState.RUNNING)
+                  and t.number not in replaced)
+    return max(total - counted, 0)
+
+
 class Coordinator:
     """Runs a sweep's trials on an opened ``backend`` with ``slots`` trials at a time."""
 
@@ -85,10 +99,7 @@ class Coordinator:
         self.entry = entry
         self.listener: Listener = listener or _Quiet()
         self.metric = config.objective.primary_metric
-        total = max_trials or config.limits.max_total_trials
-        if config.sampling_algorithm.type == "grid":
-            total = min(total, math.prod(len(v) for v in space.grid().values()))
-        self.total = total
+        self.total = planned_total(config, space, max_trials)
         self.slots = slots
         self.active: dict[int, _Active] = {}
 

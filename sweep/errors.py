@@ -11,3 +11,7 @@ class SweepInputError(SweepError):
 
 class TrialFailed(SweepError):
     """One trial failed; the sweep records it and goes on."""
+
+
+class SweepInterrupted(SweepError):
+    """Ctrl-C: running trials were stopped and queued to run again on resume."""

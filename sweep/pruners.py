@@ -29,6 +29,7 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import EarlyTermination
+from sweep.errors import SweepInputError
 
 _PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
@@ -166,7 +167,10 @@ def make_pruner(policy: EarlyTermination) -> BasePruner:
             min_resource=o["min_resource"], max_resource=o.get("max_resource", "auto"),
             reduction_factor=o["reduction_factor"],
         )
-    return optuna.pruners.NopPruner()
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    # An unknown type must not quietly become "never prune" (make_sampler raises too).
+    raise SweepInputError(f"early_termination.type: {kind!r} has no pruner")
 
 
 def prune_reason(pruner: BasePruner, trial_number: int, epoch: int) -> str:

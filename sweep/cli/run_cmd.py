@@ -176,6 +176,11 @@ def resume(args: argparse.Namespace) -> int:
     sweep = Sweep.load(args.name, root=args.root)
     if sweep.config.compute.startswith("azure:"):
         return _azure(sweep, args)
+    if sweep.trials_left(args.max_trials) == 0:
+        total = args.max_trials or sweep.config.limits.max_total_trials
+        print(f"sweep {sweep.name} is finished: its {total} trials ran, nothing to resume "
+              f"(--max-trials N runs more; 'sweep status {sweep.name}' shows them)")
+        return 0
     return _execute(sweep, args, resume=True)
 
 

@@ -8,8 +8,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sweep.api import CONFIG_FILE, Sweep, sweeps_root
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ls", help="list the sweeps under the sweeps folder")
@@ -32,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def ls(args: argparse.Namespace) -> int:
+    from sweep.api import CONFIG_FILE, Sweep, sweeps_root
+
     root = sweeps_root(args.root)
     names = sorted(p.parent.name for p in root.glob(f"*/{CONFIG_FILE}"))
     if not names:
@@ -56,6 +56,8 @@ def _clean(value: Any) -> Any:
 
 
 def status(args: argparse.Namespace) -> int:
+    from sweep.api import Sweep
+
     result = Sweep.load(args.name, root=args.root).result()
     frame = result.trials
     if args.json:
@@ -82,6 +84,8 @@ def _short(value: Any) -> str:
 
 
 def best(args: argparse.Namespace) -> int:
+    from sweep.api import Sweep
+
     result = Sweep.load(args.name, root=args.root).result()
     if result.best is None:
         print(f"sweep {args.name} has no completed trial yet")
