@@ -1,0 +1,51 @@
+"""What starting the tool costs and says: light imports, a resume with nothing to do."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from search_spaces import EarlyTermination
+from sweep import Sweep
+from sweep.backends import InProcessBackend
+from sweep.cli import main
+from sweep.errors import SweepInputError
+from sweep.pruners import make_pruner
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("optuna", "pandas", "torch", "ray", "plotly")
+
+
+@pytest.mark.parametrize("code", [
+    "import sweep",
+    "from sweep.cli import build_parser; build_parser()",
+    "from sweep.cli import main; main(['validate', "
+    "'search_spaces/examples/azure_job/job.yml'])",
+])
+def test_entry_points_import_nothing_heavy(code):
+    probe = (f"{code}\nimport sys\n"
+             f"print('LOADED:' + ' '.join(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    assert out[-1] == "LOADED:", out[-1]
+
+
+def test_resume_of_a_finished_sweep_says_so_and_runs_nothing(tmp_path, capsys):
+    Sweep(name="done", trainer="tests.sweep_tests.toy_trainers:quadratic",
+          search_space={"x": {"type": "choice", "values": [0.1, 0.3]}},
+          limits={"max_total_trials": 2}, root=tmp_path,
+          backend=InProcessBackend()).run()
+    journal = (tmp_path / "done" / "study.journal").read_bytes()
+    assert main(["resume", "done", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sweep done is finished: its 2 trials ran, nothing to resume")
+    assert (tmp_path / "done" / "study.journal").read_bytes() == journal
+    assert Sweep.load("done", root=tmp_path).trials_left(3) == 1
+
+
+def test_an_unknown_policy_type_is_an_error_not_a_silent_no_op():
+    with pytest.raises(SweepInputError, match="early_termination.type: 'sometimes'"):
+        make_pruner(EarlyTermination("sometimes"))
