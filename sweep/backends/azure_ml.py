@@ -148,9 +148,17 @@ class AzureMLRunner:
         found = sorted(outputs.rglob("model.pt")) if outputs.is_dir() else []
         model_pt = found[0] if found else outputs / "model.pt"
         if not model_pt.is_file() and sweep.config.command is not None:
-            logger.info("the best trial's %s output holds no model.pt; kept in %s", output,
-                        outputs)
-            return {"job": name, "best_dir": None, "outputs": outputs}
+            # The script's own outputs: registered in the workspace as they are.
+            found_out: dict[str, Any] = {"job": name, "best_dir": None, "outputs": outputs}
+            if sweep.config.register is not None:
+                model = Model(path=f"azureml://jobs/{name}/outputs/{output}",
+                              name=sweep.config.register.model_name,
+                              type=AssetTypes.CUSTOM_MODEL,
+                              description=f"best trial of sweep {sweep.name} ({name})")
+                remote = _azure_call("registering the model in the workspace",
+                                     self.client.models.create_or_update, model)
+                found_out["workspace_model"] = f"{remote.name}:{remote.version}"
+            return found_out
         if not model_pt.is_file():
             raise SweepError(f"the best trial of {name} left no model.pt in its outputs")
         params = _read_json(outputs / "params.json")

@@ -163,6 +163,8 @@ def _azure(sweep: Sweep, args: argparse.Namespace) -> int:
     if outcome.get("best_dir"):
         print(f"best model: {outcome['best_dir']}/model.pt, checked ONNX: "
               f"{outcome['best_dir']}/model.onnx")
+    if outcome.get("outputs"):
+        print(f"the best trial's outputs: {outcome['outputs']}")
     for key in ("workspace_model", "registered"):
         if outcome.get(key):
             print(f"{key.replace('_', ' ')}: {outcome[key]}")

@@ -307,3 +307,33 @@ def test_no_workspace_config_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SweepInputError, match="no Azure ML workspace"):
         _ = AzureMLRunner(workspace_config=tmp_path / "config.json").client
+
+
+def test_an_azure_job_file_is_submitted_as_written(tmp_path):
+    """A user's job file goes to Azure ML with its own command, inputs and outputs, loaded by
+    the SDK; the best trial's named output comes back and is registered by that name."""
+    from sweep.cli.run_cmd import read_config  # noqa: F401 - the CLI's reading path
+
+    jobs = Path(__file__).resolve().parents[1] / "search_spaces_tests" / "azure_jobs"
+    outputs = tmp_path / "remote-outputs"
+    outputs.mkdir()
+    (outputs / "weights.txt").write_text("trained")
+    sweep = Sweep.from_yaml(jobs / "no-compute-ours.yml",
+                            overrides=["compute=azureml:gpu-cluster",
+                                       f"register.root={tmp_path / 'models'}"],
+                            root=tmp_path / "sweeps")
+    client = FakeMLClient(outputs)
+    outcome = AzureMLRunner(client).run(sweep)
+    job = client.calls[1][1]
+    assert isinstance(job, s.SweepJob) and job.compute == "gpu-cluster"
+    assert job.trial.command == ("python train.py --lr ${{search_space.lr}} "
+                                 "--out ${{outputs.model}}")
+    assert set(job.search_space) == {"lr"}
+    download = [c for c in client.calls if c[0] == "jobs.download"][0]
+    assert download[2] == "model"  # the file's own output name
+    model = [c for c in client.calls if c[0] == "models.create_or_update"]
+    assert outcome["job"] == "sweep-job-1"
+    assert (Path(outcome["outputs"]) / "weights.txt").read_text() == "trained"
+    # No model.pt of ours in the outputs: the output folder is the workspace's model.
+    assert model[0][1].path == "azureml://jobs/sweep-job-1/outputs/model"
+    assert outcome["workspace_model"] == "with-our-keys:1"

@@ -303,3 +303,22 @@ def test_mpi_distribution_runs_under_horovods_launcher(tmp_path):
     result = _run(path, tmp_path)
     assert list(result.trials["state"]) == ["complete"], list(result.trials["reason"])
     assert result.best is not None and result.best.value == 2.0
+
+
+def test_resume_runs_the_snapshot_the_sweep_started_with(tmp_path):
+    code = tmp_path / "src"
+    code.mkdir()
+    (code / "score.py").write_text("import mlflow, sys\nmlflow.log_metric('acc', 1.0)\n")
+    path = _job(tmp_path, "python score.py ${{search_space.quality}}",
+                limits={"max_total_trials": 1})
+    doc = yaml.safe_load(path.read_text())
+    doc["trial"]["code"] = str(code)
+    path.write_text(yaml.safe_dump(doc))
+    _run(path, tmp_path)
+    # The source changes after the start; the resumed sweep still runs what it started with.
+    (code / "score.py").write_text("raise SystemExit('changed')\n")
+    sweep = Sweep.load("job", root=tmp_path / "sweeps", backend=InProcessBackend())
+    assert sweep.config.command is not None
+    assert sweep.config.command.code == (tmp_path / "sweeps" / "job" / "code").resolve()
+    result = sweep.resume(max_trials=2)
+    assert list(result.trials["state"]) == ["complete", "complete"]
