@@ -11,6 +11,7 @@ import pandas as pd
 
 from reports.compare import Comparison, SweepData
 from reports.frames import epochs_saved
+from reports.table import format_table
 
 WIDTH = 100
 _COLOURS = {"complete": "32", "pruned": "33", "failed": "31"}
@@ -50,21 +51,23 @@ def ranked(data: SweepData) -> pd.DataFrame:
 def render(data: SweepData, colour: bool = False) -> str:
     frame = ranked(data)
     params = data.params
-    pw = max(8, min(12, (WIDTH - 50) // max(len(params), 1) - 1))
-    header = (f"{'rank':>4} {'#':>4} {'state':<9} {data.metric[:10]:>10} "
-              + " ".join(f"{p[:pw]:>{pw}}" for p in params) + f" {'epochs':>7} {'time s':>7}")
-    lines = [f"sweep {data.name}: {data.goal} {data.metric}", header[:WIDTH]]
-    for rank, row in enumerate(frame.to_dict("records"), start=1):
-        state = _cell(row["state"], 9)
-        if colour and row["state"] in _COLOURS:
-            state = f"\033[{_COLOURS[row['state']]}m{state:<9}\033[0m"
-        else:
-            state = f"{state:<9}"
+    header = ["rank", "#", "state", data.metric, *params, "epochs", "time s"]
+    records = frame.to_dict("records")
+    rows = []
+    for rank, row in enumerate(records, start=1):
         asked = row["epochs_asked"]
         epochs = f"{row['epochs_run']}/{_cell(int(asked) if pd.notna(asked) else None, 3)}"
-        line = (f"{rank:>4} {row['number']:>4} {state} {_cell(row['value'], 10):>10} "
-                + " ".join(f"{_cell(row[f'param_{p}'], pw):>{pw}}" for p in params)
-                + f" {epochs:>7} {_seconds(row['duration_s']):>7}")
+        rows.append([rank, row["number"], row["state"], row["value"],
+                     *[row[f"param_{p}"] for p in params], epochs,
+                     _seconds(row["duration_s"])])
+    table = format_table(header, rows, left=(2,), gap=" ")
+    lines = [f"sweep {data.name}: {data.goal} {data.metric}", table[0]]
+    for row, line in zip(records, table[1:], strict=True):
+        if colour and row["state"] in _COLOURS:
+            # Colour the padded state cell in place: widths stay those of the plain text.
+            state = str(row["state"])
+            at = line.index(state)  # rank and number come first, and they are digits
+            line = f"{line[:at]}\033[{_COLOURS[state]}m{state}\033[0m{line[at + len(state):]}"
         lines.append(line)
     counts = data.trials["state"].value_counts().to_dict()
     done = frame[frame["state"] == "complete"]

@@ -64,13 +64,15 @@ def status(args: argparse.Namespace) -> int:
         rows = [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
         print(json.dumps({"name": result.name, "trials": rows}, indent=2, default=str))
         return 0
+    from reports.table import format_table
+
     params = [c for c in frame.columns if c.startswith("param_")]
     header = ["#", "state", *[p[len("param_"):] for p in params], "value", "epochs", "reason"]
-    print("  ".join(f"{h:<10}" for h in header))
-    for row in frame.to_dict("records"):
-        cells = [row["number"], row["state"], *[row[p] for p in params], row["value"],
-                 f"{row['epochs_run']}/{_clean(row['epochs_asked']) or '?'}", row["reason"]]
-        print("  ".join(f"{_short(c):<10}" for c in cells))
+    table = [[row["number"], row["state"], *[_clean(row[p]) for p in params],
+              _clean(row["value"]), f"{row['epochs_run']}/{_clean(row['epochs_asked']) or '?'}",
+              row["reason"] or ""] for row in frame.to_dict("records")]
+    print("\n".join(format_table(header, table, left=(1, len(header) - 1),
+                                 ragged_last=True)))
     return 0
 
 
