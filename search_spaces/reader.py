@@ -450,7 +450,8 @@ def _check_data(value: Any, path: str, base_dir: Path) -> None:
     if not folder.is_dir():
         raise SearchSpaceError(
             path, f"{value!r} is neither a built-in data set ({', '.join(BUILTIN_DATASETS)}) "
-            f"nor a folder ({folder} does not exist)"
+            f"nor a folder ({folder} does not exist); point it at yours with --set "
+            f"{path}=PATH, or use --set {path}=digits"
         )
     for split in ("train", "val"):
         if not (folder / split).is_dir():
