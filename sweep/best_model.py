@@ -57,6 +57,22 @@ def _history(trial_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _lineage(sweep: Sweep, result: SweepResult, trial_folder: Path) -> dict[str, Any]:
+    """What every card says of where its model came from: sweep, trial, objective, params,
+    final metrics and the per-epoch history."""
+    best = result.best
+    assert best is not None
+    return {
+        "sweep": result.name,
+        "trial": best.number,
+        "objective": {"primary_metric": sweep.config.objective.primary_metric,
+                      "goal": sweep.config.objective.goal, "value": best.value},
+        "params": dict(best.params),
+        "metrics": dict(best.metrics),
+        "history": _history(trial_folder),
+    }
+
+
 def keep_best(sweep: Sweep, result: SweepResult) -> Path | None:
     """Copies the best model to ``best/``, exports and checks ONNX, writes the card.
 
@@ -73,13 +89,7 @@ def keep_best(sweep: Sweep, result: SweepResult) -> Path | None:
         if json.loads(card_file.read_text()).get("trial") == best.number:
             return folder
     lineage = {
-        "sweep": result.name,
-        "trial": best.number,
-        "objective": {"primary_metric": sweep.config.objective.primary_metric,
-                      "goal": sweep.config.objective.goal, "value": best.value},
-        "params": dict(best.params),
-        "metrics": dict(best.metrics),
-        "history": _history(best.model_path.parent.parent),
+        **_lineage(sweep, result, best.model_path.parent.parent),
         "trainer": {"entry": sweep.config.trainer.entry, "args": dict(sweep.config.trainer.args)},
     }
     return export_best(best.model_path, folder, lineage)
@@ -149,13 +159,7 @@ def keep_best_outputs(sweep: Sweep, result: SweepResult) -> Path | None:
     command = (trial / "command.txt").read_text().strip() if (trial / "command.txt").exists() \
         else None
     lineage: dict[str, Any] = {
-        "sweep": result.name,
-        "trial": best.number,
-        "objective": {"primary_metric": sweep.config.objective.primary_metric,
-                      "goal": sweep.config.objective.goal, "value": best.value},
-        "params": dict(best.params),
-        "metrics": dict(best.metrics),
-        "history": _history(trial),
+        **_lineage(sweep, result, trial),
         "command": command,
         "code": {"fingerprint": code_fingerprint(snapshot)} if snapshot.is_dir() else None,
     }
