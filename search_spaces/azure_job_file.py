@@ -9,6 +9,7 @@ meaning here. Nothing here imports Azure's SDK.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -95,6 +96,12 @@ def parse_azure_job(data: Mapping[str, Any], *, default_name: str, base_dir: Pat
         )
     problems.raise_any()
     assert trial is not None
+    dist = trial.distribution
+    asked = data.get("local_resources") or {}
+    if dist is not None and dist.processes > 1 and "cpus_per_trial" not in asked:
+        # A trial's processes all run where its worker runs: it takes a CPU for each.
+        resources = dataclasses.replace(
+            resources, cpus_per_trial=resources.cpus_per_trial * dist.processes)
     config = SweepConfig(
         name=name, search_space=space, resources=resources, compute=compute,
         command=trial, azure_job=dict(data), base_dir=base_dir,

@@ -103,6 +103,11 @@ def test_distribution_and_instance_count_give_the_process_count():
     config = read_sweep_file(JOBS / "pytorch-cifar-distributed.yml")
     assert config.command is not None and config.command.distribution is not None
     assert config.command.distribution.processes == 4
+    # Ray reserves a CPU per process unless local_resources says otherwise.
+    assert config.resources.cpus_per_trial == 4
+    mine = read_sweep_file(JOBS / "pytorch-cifar-distributed.yml",
+                           ["local_resources.cpus_per_trial=1"])
+    assert mine.resources.cpus_per_trial == 1
 
 
 @pytest.mark.parametrize("name, expected", [
