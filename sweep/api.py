@@ -168,11 +168,11 @@ class Sweep:
         """Continues the sweep: finished trials are kept, interrupted ones run again.
 
         A sweep with nothing left to run is returned as it stands, without starting Ray
-        (see :meth:`trials_left`).
+        (see :meth:`trials_left`); its registered version is the one it already had.
         """
         if self.trials_left(max_trials) == 0:
             logger.info("sweep %s has no trial left to run", self.name)
-            return self.result()
+            return self.finish(self.result())  # idempotent: the same best/ and version
         return self._run(max_trials, parallel, listener)
 
     def trials_left(self, max_trials: int | None = None) -> int | None:
