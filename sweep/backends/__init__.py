@@ -13,6 +13,9 @@ def make_backend(compute: str, runtime_env: dict[str, Any] | None = None) -> Bac
     """The backend for a sweep file's ``compute`` value; ``runtime_env`` brings the trainer's
     code to a Ray cluster's nodes."""
     if compute == "local":
+        from sweep.backends.ray_auth import local_token_mode
+
+        local_token_mode()
         from sweep.backends.ray_local import LocalRayBackend
 
         return LocalRayBackend()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,14 @@ def token_available() -> bool:
     if path:
         return Path(path).expanduser().is_file()
     return DEFAULT_TOKEN_FILE.expanduser().is_file()
+
+
+def local_token_mode() -> None:
+    """A local Ray with token authentication, said explicitly: Ray then keeps it on without
+    printing its "Token authentication is enabled…" banner on every run. Only before Ray is
+    imported, when its configuration is read; a mode the user set is left alone."""
+    if "RAY_AUTH_MODE" not in os.environ and "ray" not in sys.modules:
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def use_token_if_available() -> None:

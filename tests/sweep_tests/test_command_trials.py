@@ -200,6 +200,8 @@ def test_job_file_on_local_ray_pruned_reported_registered(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.splitlines()
     assert lines[0].startswith("trials run their command in this Python environment")
+    # Ray's token authentication stays on, said explicitly, so Ray prints no banner about it.
+    assert "Token authentication" not in run.stderr
     assert "registered: curve:1" in run.stdout
     best = tmp_path / "sweeps" / "job" / "best"
     assert (best / "outputs" / "model" / "weights.txt").read_text() == "0.9"
