@@ -225,6 +225,7 @@ def trained(tmp_path_factory):
     return data, out, logged
 
 
+@pytest.mark.slow
 def test_trial_entry_logs_the_primary_metric_every_epoch(trained):
     _, out, logged = trained
     steps = [step for metrics, step in logged if "best_val_acc" in metrics]
@@ -242,6 +243,7 @@ def _azure_sweep(tmp_path, data, register=True):
     return Sweep(config=parse_sweep(config), root=tmp_path / "sweeps")
 
 
+@pytest.mark.slow
 def test_submit_stream_download_register(trained, tmp_path):
     data, out, _ = trained
     client = FakeMLClient(out)
@@ -264,6 +266,7 @@ def test_submit_stream_download_register(trained, tmp_path):
     assert Sweep.load("fowl", root=tmp_path / "sweeps").config.compute == "azure:gpu-cluster"
 
 
+@pytest.mark.slow
 def test_resume_reattaches_instead_of_submitting_twice(trained, tmp_path):
     data, out, _ = trained
     sweep = _azure_sweep(tmp_path, data, register=False)
@@ -273,6 +276,7 @@ def test_resume_reattaches_instead_of_submitting_twice(trained, tmp_path):
     assert "jobs.create_or_update" not in [c[0] for c in again.calls]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fail, message, kind", [
     ({"compute": ClientAuthenticationError("no token")}, "Azure sign-in failed", SweepInputError),
     ({"submit": ServiceRequestError("offline")}, "cannot reach Azure ML", Exception),
@@ -286,6 +290,7 @@ def test_azure_failures_are_one_sentence_and_nothing_half_submitted(trained, tmp
     assert not (tmp_path / "sweeps" / "fowl" / "azure" / "submitted.json").exists()
 
 
+@pytest.mark.slow
 def test_unknown_cluster_is_refused_before_submitting(trained, tmp_path):
     _, out, _ = trained
     config = parse_sweep({"name": "fowl", "compute": "azure:cpu-cluster",
@@ -297,6 +302,7 @@ def test_unknown_cluster_is_refused_before_submitting(trained, tmp_path):
     assert [c[0] for c in client.calls] == ["compute.get"]
 
 
+@pytest.mark.slow
 def test_a_failed_sweep_job_is_a_failure_with_its_status(trained, tmp_path):
     data, out, _ = trained
     with pytest.raises(Exception, match="ended Failed"):

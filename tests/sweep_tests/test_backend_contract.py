@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sweep import Sweep
 from tests.sweep_tests import toy_trainers
 
@@ -96,6 +98,7 @@ def test_nan_metric_fails_the_trial(tmp_path, make_backend):
     assert row["state"] == "failed" and "best_val_acc is nan at epoch 1" in row["reason"]
 
 
+@pytest.mark.slow
 def test_a_hanging_trial_fails_at_trial_timeout(tmp_path, make_backend):
     # 8 s: well above a normal trial's start on a loaded 2-CPU machine (a new Ray worker
     # process), far below the hour the hanging trainer sleeps.

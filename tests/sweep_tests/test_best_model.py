@@ -16,6 +16,8 @@ from sweep.registry import ModelRegistry
 from trainer.checkpoint import load_checkpoint
 from trainer.data import AugmentedImages, load_image_data
 
+pytestmark = pytest.mark.slow  # trains a small sweep to the end once for the whole module
+
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):

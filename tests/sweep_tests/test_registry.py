@@ -63,6 +63,7 @@ def test_concurrent_registration_gets_distinct_complete_versions(tmp_path):
         assert {p.name for p in v.path.iterdir()} == {"model.pt", "model.onnx", "card.json"}
 
 
+@pytest.mark.slow
 def test_a_killed_write_leaves_no_version(tmp_path):
     fifo = tmp_path / "model.pt"
     os.mkfifo(fifo)  # copying from it blocks: the writer is caught mid-write

@@ -15,6 +15,7 @@ FAST = {"data": "digits", "image_size": 16, "batch_size": 64, "learning_rate": 0
         "threads": 1, "model": "resnet18"}
 
 
+@pytest.mark.slow
 def test_fit_reports_every_epoch_and_writes_its_outputs(tmp_path):
     seen = []
     result = fit(TrainConfig(**FAST, num_epochs=2, output_dir=str(tmp_path)),
@@ -45,6 +46,7 @@ def test_a_true_report_stops_at_once_and_leaves_a_consistent_folder(tmp_path):
     load_checkpoint(tmp_path)  # the model file is complete and loads
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_on_cpu(tmp_path):
     runs = [
         fit(TrainConfig(**FAST, num_epochs=1, seed=5, output_dir=str(tmp_path / str(i))))
@@ -76,6 +78,7 @@ def test_frozen_backbone_keeps_its_batchnorm_statistics():
     assert torch.equal(before, model.bn1.running_mean)
 
 
+@pytest.mark.slow
 def test_weights_file_is_loaded_with_weights_only(tmp_path):
     import torchvision
 
@@ -86,6 +89,7 @@ def test_weights_file_is_loaded_with_weights_only(tmp_path):
     assert result["epochs_run"] == 1
 
 
+@pytest.mark.slow
 def test_cli_accepts_the_azure_sample_flags(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "trainer", "--data_dir", "digits", "--num_epochs", "1",
