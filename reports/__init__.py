@@ -1,7 +1,11 @@
 """Trial comparison: frames, a terminal table, charts, and one offline HTML report.
 
+It works on plain data (a study, a trials frame, a sweep folder) and knows nothing of how a
+sweep ran; ``sweep.compare`` loads sweeps by name into a Comparison.
+
 Example:
-    >>> from reports import build_html, compare
+    >>> from reports import build_html
+    >>> from sweep import compare
     >>> comparison = compare(["digits-resnet18"])          # doctest: +SKIP
     >>> comparison.trials                                   # doctest: +SKIP
     >>> build_html(comparison, "report.html")               # doctest: +SKIP
@@ -9,10 +13,10 @@ Example:
 
 from __future__ import annotations
 
-from reports.compare import Comparison, SweepData, compare
+from reports.compare import Comparison, SweepData, sweep_data
 from reports.frames import curves_frame, trials_frame
 from reports.html import build_html
 from reports.terminal import print_report
 
-__all__ = ["Comparison", "SweepData", "build_html", "compare", "curves_frame", "print_report",
-           "trials_frame"]
+__all__ = ["Comparison", "SweepData", "build_html", "curves_frame", "print_report",
+           "sweep_data", "trials_frame"]

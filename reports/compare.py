@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import optuna
 import pandas as pd
 
 from reports.frames import curves_frame
-
-if TYPE_CHECKING:
-    from sweep.api import SweepResult
 
 
 @dataclass(frozen=True)
@@ -53,25 +48,9 @@ class Comparison:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def compare(names: Sequence[str], root: str | Path | None = None) -> Comparison:
-    """Loads sweeps by name from the sweeps folder.
-
-    Example:
-        >>> from reports import compare
-        >>> compare(["digits-resnet18"]).trials.head()    # doctest: +SKIP
-    """
-    from sweep.api import Sweep
-
-    sweeps = []
-    for name in names:
-        sweep = Sweep.load(name, root=root)
-        sweeps.append(sweep_data(sweep.result(), sweep.config.objective.primary_metric,
-                                 sweep.config.objective.goal))
-    return Comparison(sweeps)
-
-
-def sweep_data(result: SweepResult, metric: str, goal: str) -> SweepData:
-    """A finished (or running) sweep's result, ready for the report."""
-    return SweepData(name=result.name, metric=metric, goal=goal, study=result.study,
-                     trials=result.trials, curves=curves_frame(result.sweep_dir),
-                     sweep_dir=result.sweep_dir)
+def sweep_data(name: str, sweep_dir: Path, study: optuna.Study, trials: pd.DataFrame,
+               metric: str, goal: str) -> SweepData:
+    """A sweep as the report needs it: its study, its trials frame and its folder (for the
+    learning curves); plain values, so reports never depends on how a sweep ran."""
+    return SweepData(name=name, metric=metric, goal=goal, study=study, trials=trials,
+                     curves=curves_frame(sweep_dir), sweep_dir=sweep_dir)

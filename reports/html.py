@@ -111,7 +111,8 @@ def build_html(comparison: Comparison, path: str | Path | None = None) -> str:
     """The whole report as one HTML document; written to ``path`` when given.
 
     Example:
-        >>> from reports import build_html, compare
+        >>> from reports import build_html
+        >>> from sweep import compare
         >>> build_html(compare(["digits-resnet18"]), "report.html")  # doctest: +SKIP
     """
     names = ", ".join(s.name for s in comparison.sweeps)

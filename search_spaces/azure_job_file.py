@@ -25,6 +25,7 @@ from search_spaces.config import (
     SweepConfig,
 )
 from search_spaces.expressions import Choice, Expression
+from search_spaces.sections import parse_compute, parse_resources, sweep_name, sweep_sections
 
 # Azure's sweepJob keys (BaseJobSchema + ParameterizedSweepSchema + SweepJobSchema).
 AZURE_KEYS = {
@@ -54,8 +55,6 @@ _OUR_RESOURCES = {"cpus_per_trial", "gpus_per_trial", "workers_per_trial", "dist
 def parse_azure_job(data: Mapping[str, Any], *, default_name: str, base_dir: Path
                     ) -> SweepConfig:
     """A SweepConfig whose trials run ``trial.command``; every problem is reported at once."""
-    from search_spaces.reader import parse_compute, parse_resources, sweep_name, sweep_sections
-
     problems = c.Problems()
     with problems.check():
         c.no_unknown_keys(data, "", AZURE_KEYS | OUR_KEYS | {"trainer"},

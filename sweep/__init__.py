@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 from sweep.errors import SweepError, SweepInputError, SweepInterrupted, TrialFailed
 
 if TYPE_CHECKING:
-    from sweep.api import BestTrial, Sweep, SweepResult, sweeps_root
+    from sweep.api import Sweep, compare, sweeps_root
+    from sweep.result import BestTrial, SweepResult
 
-_LAZY = {"BestTrial": "sweep.api", "Sweep": "sweep.api", "SweepResult": "sweep.api",
-         "sweeps_root": "sweep.api"}
+_LAZY = {"BestTrial": "sweep.result", "Sweep": "sweep.api", "SweepResult": "sweep.result",
+         "compare": "sweep.api", "sweeps_root": "sweep.api"}
 
 
 def __getattr__(name: str) -> Any:
@@ -30,4 +31,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["BestTrial", "Sweep", "SweepError", "SweepInputError", "SweepInterrupted",
-           "SweepResult", "TrialFailed", "sweeps_root"]
+           "SweepResult", "TrialFailed", "compare", "sweeps_root"]

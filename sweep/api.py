@@ -6,10 +6,9 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import pandas as pd
@@ -27,8 +26,12 @@ from search_spaces.config import BUILTIN_DATASETS
 from sweep.backends import Backend, make_backend
 from sweep.coordinator import Coordinator, Listener, trial_dir
 from sweep.errors import SweepInputError
+from sweep.result import BestTrial, SweepResult
 from sweep.study import JOURNAL, open_study
 from sweep.trials import TrainFn
+
+if TYPE_CHECKING:
+    from reports import Comparison, SweepData
 
 logger = logging.getLogger(__name__)
 
@@ -38,41 +41,6 @@ CONFIG_FILE = "sweep.yaml"
 def sweeps_root(root: str | Path | None = None) -> Path:
     """Where sweeps live: ``root``, else $SWEEP_ROOT, else ./sweeps."""
     return Path(root or os.environ.get("SWEEP_ROOT") or "sweeps")
-
-
-@dataclass(frozen=True)
-class BestTrial:
-    number: int
-    params: Mapping[str, Any]
-    value: float
-    metrics: Mapping[str, Any]
-    model_path: Path | None
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    name: str
-    sweep_dir: Path
-    study: optuna.Study
-    best: BestTrial | None
-    trials: pd.DataFrame
-    best_dir: Path | None = None
-    """``best/``: the best model, its checked ONNX file and its card."""
-    registered: str | None = None
-    """``NAME:VERSION`` in the model registry, when the sweep registers its best model."""
-
-    @property
-    def counts(self) -> dict[str, int]:
-        if self.trials.empty:
-            return {}
-        return {str(k): int(v) for k, v in self.trials["state"].value_counts().items()}
-
-    @property
-    def epochs_saved(self) -> int:
-        """Epochs that pruning did not have to run (asked minus run, over pruned trials)."""
-        from reports.frames import epochs_saved
-
-        return epochs_saved(self.trials)[0]
 
 
 class Sweep:
@@ -237,18 +205,16 @@ class Sweep:
     def finish(self, result: SweepResult) -> SweepResult:
         """What a sweep leaves at its end: trials.csv, best/ (model, ONNX, card), registration."""
         from reports import Comparison, build_html
-        from reports.compare import sweep_data
         from sweep.best_model import keep_best, keep_best_outputs, register_best
 
-        objective = self.config.objective
         result.trials.to_csv(self.sweep_dir / "trials.csv", index=False)
-        report = Comparison([sweep_data(result, objective.primary_metric, objective.goal)])
-        build_html(report, self.sweep_dir / "report.html")
+        build_html(Comparison([report_data(self.config, result)]),
+                   self.sweep_dir / "report.html")
         keep = keep_best_outputs if self.config.command is not None else keep_best
-        best_dir = keep(self, result)
+        best_dir = keep(self.config, result)
         if best_dir is None:
             return result
-        registered = register_best(self, best_dir)
+        registered = register_best(self.config, best_dir)
         return dataclasses.replace(result, best_dir=best_dir,
                                    registered=str(registered) if registered else None)
 
@@ -323,6 +289,30 @@ class Sweep:
                     )
             elif args.weights != "none" and not Path(args.weights).is_file():
                 raise SweepInputError(f"trainer.args.weights: {args.weights} does not exist")
+
+
+def compare(names: Sequence[str], root: str | Path | None = None) -> Comparison:
+    """Sweeps by name from the sweeps folder, gathered for a report.
+
+    Example:
+        >>> from sweep import compare
+        >>> compare(["digits-resnet18"]).trials.head()    # doctest: +SKIP
+    """
+    from reports import Comparison
+
+    sweeps = []
+    for name in names:
+        sweep = Sweep.load(name, root=root)
+        sweeps.append(report_data(sweep.config, sweep.result()))
+    return Comparison(sweeps)
+
+
+def report_data(config: SweepConfig, result: SweepResult) -> SweepData:
+    from reports.compare import sweep_data
+
+    objective = config.objective
+    return sweep_data(result.name, result.sweep_dir, result.study, result.trials,
+                      objective.primary_metric, objective.goal)
 
 
 def _entry_name(fn: TrainFn) -> str:

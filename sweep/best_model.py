@@ -17,8 +17,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from sweep.api import Sweep, SweepResult
+from search_spaces import SweepConfig
 from sweep.registry import ModelRegistry, ModelVersion
+from sweep.result import SweepResult
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def _history(trial_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _lineage(sweep: Sweep, result: SweepResult, trial_folder: Path) -> dict[str, Any]:
+def _lineage(config: SweepConfig, result: SweepResult, trial_folder: Path) -> dict[str, Any]:
     """What every card says of where its model came from: sweep, trial, objective, params,
     final metrics and the per-epoch history."""
     best = result.best
@@ -65,15 +66,15 @@ def _lineage(sweep: Sweep, result: SweepResult, trial_folder: Path) -> dict[str,
     return {
         "sweep": result.name,
         "trial": best.number,
-        "objective": {"primary_metric": sweep.config.objective.primary_metric,
-                      "goal": sweep.config.objective.goal, "value": best.value},
+        "objective": {"primary_metric": config.objective.primary_metric,
+                      "goal": config.objective.goal, "value": best.value},
         "params": dict(best.params),
         "metrics": dict(best.metrics),
         "history": _history(trial_folder),
     }
 
 
-def keep_best(sweep: Sweep, result: SweepResult) -> Path | None:
+def keep_best(config: SweepConfig, result: SweepResult) -> Path | None:
     """Copies the best model to ``best/``, exports and checks ONNX, writes the card.
 
     Returns the ``best/`` folder, or None when no trial completed or the best trial left no
@@ -89,8 +90,8 @@ def keep_best(sweep: Sweep, result: SweepResult) -> Path | None:
         if json.loads(card_file.read_text()).get("trial") == best.number:
             return folder
     lineage = {
-        **_lineage(sweep, result, best.model_path.parent.parent),
-        "trainer": {"entry": sweep.config.trainer.entry, "args": dict(sweep.config.trainer.args)},
+        **_lineage(config, result, best.model_path.parent.parent),
+        "trainer": {"entry": config.trainer.entry, "args": dict(config.trainer.args)},
     }
     return export_best(best.model_path, folder, lineage)
 
@@ -137,7 +138,7 @@ def export_best(model_pt: Path, folder: Path, lineage: dict[str, Any],
     return folder
 
 
-def keep_best_outputs(sweep: Sweep, result: SweepResult) -> Path | None:
+def keep_best_outputs(config: SweepConfig, result: SweepResult) -> Path | None:
     """A command sweep's ``best/``: the best trial's whole ``outputs/`` folder, its card (the
     command, the code snapshot's fingerprint, params, metrics), and, when the outputs hold a
     ``model.pt`` of the built-in trainer, that model with a checked ONNX file; an ``.onnx``
@@ -159,7 +160,7 @@ def keep_best_outputs(sweep: Sweep, result: SweepResult) -> Path | None:
     command = (trial / "command.txt").read_text().strip() if (trial / "command.txt").exists() \
         else None
     lineage: dict[str, Any] = {
-        **_lineage(sweep, result, trial),
+        **_lineage(config, result, trial),
         "command": command,
         "code": {"fingerprint": code_fingerprint(snapshot)} if snapshot.is_dir() else None,
     }
@@ -191,12 +192,12 @@ def keep_best_outputs(sweep: Sweep, result: SweepResult) -> Path | None:
     return folder
 
 
-def register_best(sweep: Sweep, best_dir: Path) -> ModelVersion | None:
+def register_best(config: SweepConfig, best_dir: Path) -> ModelVersion | None:
     """Registers ``best/`` under the sweep's ``register.model_name``, once per sweep and trial."""
-    if sweep.config.register is None:
+    if config.register is None:
         return None
-    registry = ModelRegistry(sweep.config.register.root)
-    name = sweep.config.register.model_name
+    registry = ModelRegistry(config.register.root)
+    name = config.register.model_name
     card = json.loads((best_dir / "card.json").read_text())
     for existing in registry.versions(name):
         theirs = existing.card

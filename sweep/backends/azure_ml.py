@@ -185,7 +185,7 @@ class AzureMLRunner:
                                  self.client.models.create_or_update, model)
             registered["workspace_model"] = f"{remote.name}:{remote.version}"
             if best_dir is not None:
-                local = register_best(sweep, best_dir)
+                local = register_best(sweep.config, best_dir)
                 registered["registered"] = str(local) if local else None
         return registered
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from reports.frames import epochs_saved
-from sweep.api import SweepResult
+from sweep.result import SweepResult
 
 
 def _fmt(value: Any) -> str:

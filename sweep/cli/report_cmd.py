@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def report(args: argparse.Namespace) -> int:
-    from reports import build_html, compare, print_report
+    from reports import build_html, print_report
+    from sweep.api import compare
 
     comparison = compare(args.names, args.root)
     wrote = []

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from reports import build_html, compare
+from reports import build_html
 from reports.terminal import render
-from sweep import Sweep
+from sweep import Sweep, compare
 from sweep.backends import InProcessBackend
 from sweep.cli import main
 from tests.sweep_tests import toy_trainers

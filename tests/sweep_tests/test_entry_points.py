@@ -49,3 +49,13 @@ def test_resume_of_a_finished_sweep_says_so_and_runs_nothing(tmp_path, capsys):
 def test_an_unknown_policy_type_is_an_error_not_a_silent_no_op():
     with pytest.raises(SweepInputError, match="early_termination.type: 'sometimes'"):
         make_pruner(EarlyTermination("sometimes"))
+
+
+def test_no_import_cycles_between_or_inside_packages():
+    tool = ROOT.parent / "shared" / "tools" / "import_cycles.py"
+    if not tool.is_file():
+        pytest.skip("shared/tools/import_cycles.py is not beside this checkout")
+    run = subprocess.run([sys.executable, str(tool), str(ROOT)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout
+    assert run.stdout.strip().endswith("0 import cycles among " +
+                                       run.stdout.strip().split(" among ")[-1])

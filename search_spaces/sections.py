@@ -1,0 +1,256 @@
+"""The sections every sweep file shares (ours and Azure ML's): objective, sampling,
+early termination, limits, resources, compute, storage, register; each checked on its own."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from search_spaces import _checks as c
+from search_spaces._errors import SearchSpaceError
+from search_spaces.config import (
+    POLICIES,
+    SAMPLERS,
+    EarlyTermination,
+    Limits,
+    Objective,
+    Register,
+    Resources,
+    SamplingAlgorithm,
+)
+from search_spaces.expressions import (
+    Choice,
+)
+
+# Names that become folder names (the sweep, a registered model): no separators, no "..".
+from search_spaces.space_reader import parse_search_space
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+_COMPUTE = re.compile(r"^(local|ray://[^\s/]+|ray:[^\s/]+|azure:[A-Za-z][A-Za-z0-9-]{1,31})$")
+
+# Each policy's settings: (kind, default). Azure ML's defaults for its own three.
+_POLICY_FIELDS: dict[str, dict[str, tuple[str, Any]]] = {
+    "bandit": {
+        "slack_factor": ("number", None), "slack_amount": ("number", None),
+        "evaluation_interval": ("int", 1), "delay_evaluation": ("int", 0),
+    },
+    "median_stopping": {"evaluation_interval": ("int", 1), "delay_evaluation": ("int", 0)},
+    "truncation_selection": {
+        "truncation_percentage": ("int", None), "exclude_finished_jobs": ("bool", False),
+        "evaluation_interval": ("int", 1), "delay_evaluation": ("int", 0),
+    },
+    "median": {
+        "n_startup_trials": ("int", 5), "n_warmup_steps": ("int", 0), "interval_steps": ("int", 1),
+    },
+    "percentile": {
+        "percentile": ("number", 25.0), "n_startup_trials": ("int", 5),
+        "n_warmup_steps": ("int", 0), "interval_steps": ("int", 1),
+    },
+    "asha": {
+        "min_resource": ("int", 1), "reduction_factor": ("int", 3),
+        "min_early_stopping_rate": ("int", 0),
+    },
+    "hyperband": {
+        "min_resource": ("int", 1), "max_resource": ("int", None), "reduction_factor": ("int", 3),
+    },
+    "none": {},
+}
+
+def sweep_name(data: Mapping[str, Any], default_name: str) -> str:
+    name = c.string(data, "name", "", default_name)
+    if not SAFE_NAME.match(name):
+        raise SearchSpaceError(
+            "name", f"{name!r} must be letters, digits, '.', '_' or '-' (it becomes a folder name)"
+        )
+    return name
+
+def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
+                   ) -> dict[str, Any]:
+    """The sections ours and Azure's files share, each checked on its own so that every
+    problem is reported: search_space, objective, sampling, early termination, limits,
+    storage, register."""
+    out: dict[str, Any] = {}
+    sampling = SamplingAlgorithm()
+    with problems.check():
+        sampling = _sampling(data.get("sampling_algorithm", "random"))
+        out["sampling_algorithm"] = dataclasses.replace(sampling, options={
+            k: v for k, v in sampling.options.items() if k != "logbase"})
+    if "search_space" not in data:
+        problems.errors.append(SearchSpaceError("search_space", "is required"))
+    else:
+        logbase = sampling.options.get("logbase", "e")
+        space = parse_search_space(data["search_space"], problems, logbase=logbase)
+        out["search_space"] = space
+        if sampling.type == "grid":
+            for key, expr in space.items():
+                if not isinstance(expr, Choice):
+                    problems.errors.append(SearchSpaceError(
+                        f"search_space.{key}",
+                        f"grid sampling needs choice expressions only, got {expr.type}"))
+    if azure and "objective" not in data:
+        problems.errors.append(SearchSpaceError("objective", "is required in an Azure ML "
+                                                "sweep job (primary_metric and goal)"))
+    readers = {
+        "objective": lambda: _objective(data.get("objective", {})),
+        "early_termination": lambda: _early_termination(data.get("early_termination")),
+        "limits": lambda: _limits(data.get("limits", {})),
+        "storage": lambda: _storage(data.get("storage", "default")),
+        "register": lambda: _register(data.get("register")),
+    }
+    for key, read in readers.items():
+        with problems.check():
+            out[key] = read()
+    return out
+
+def _objective(value: Any) -> Objective:
+    d = c.mapping(value, "objective")
+    c.no_unknown_keys(d, "objective", {"primary_metric", "goal"})
+    metric = c.string(d, "primary_metric", "objective", "best_val_acc")
+    goal = c.string(d, "goal", "objective", "maximize")
+    c.one_of(goal, ("maximize", "minimize"), "objective.goal")
+    return Objective(metric, goal)
+
+def _sampling(value: Any) -> SamplingAlgorithm:
+    path = "sampling_algorithm"
+    if isinstance(value, str):
+        return SamplingAlgorithm(c.one_of(value, SAMPLERS, path))
+    d = c.mapping(value, path)
+    kind = c.one_of(c.string(d, "type", path), SAMPLERS, f"{path}.type")
+    allowed = {"type", "seed"} | ({"rule", "logbase"} if kind == "random" else set())
+    c.no_unknown_keys(d, path, allowed)
+    seed = c.optional_integer(d, "seed", path)
+    options: dict[str, Any] = {}
+    if "rule" in d:
+        options["rule"] = c.one_of(c.string(d, "rule", path), ("random", "sobol"), f"{path}.rule")
+    if d.get("logbase") is not None:
+        base = d["logbase"]
+        ok = base == "e" or (isinstance(base, int | float) and not isinstance(base, bool)
+                             and base > 0 and base != 1)
+        if not ok:
+            raise SearchSpaceError(
+                f"{path}.logbase", f"must be 'e' or a positive number other than 1, got {base!r}"
+            )
+        options["logbase"] = base
+    return SamplingAlgorithm(kind, seed, options)
+
+def _early_termination(value: Any) -> EarlyTermination:
+    path = "early_termination"
+    if value is None:
+        return EarlyTermination()
+    if isinstance(value, str):
+        value = {"type": value}
+    d = c.mapping(value, path)
+    kind = c.one_of(c.string(d, "type", path), POLICIES, f"{path}.type")
+    fields = _POLICY_FIELDS[kind]
+    c.no_unknown_keys(d, path, set(fields) | {"type"})
+    options: dict[str, Any] = {}
+    for key, (ftype, default) in fields.items():
+        if d.get(key) is None:
+            if default is not None:
+                options[key] = default
+            continue
+        if ftype == "int":
+            options[key] = c.integer(d, key, path)
+            c.positive(options[key], f"{path}.{key}", allow_zero=key != "reduction_factor")
+        elif ftype == "bool":
+            options[key] = c.boolean(d, key, path, default)
+        else:
+            options[key] = c.number(d, key, path)
+            c.positive(options[key], f"{path}.{key}", allow_zero=True)
+    if kind == "bandit":
+        # Azure's SDK writes the unused slack as 0.0 beside the one that is set.
+        if options.get("slack_factor") and options.get("slack_amount") == 0:
+            del options["slack_amount"]
+        elif options.get("slack_amount") and options.get("slack_factor") == 0:
+            del options["slack_factor"]
+        if ("slack_factor" in options) == ("slack_amount" in options):
+            raise SearchSpaceError(path, "bandit needs exactly one of slack_factor or "
+                                   "slack_amount")
+    if kind == "truncation_selection":
+        pct = options.get("truncation_percentage")
+        if pct is None or not 1 <= pct <= 99:
+            raise SearchSpaceError(
+                f"{path}.truncation_percentage", f"must be an integer from 1 to 99, got {pct!r}"
+            )
+    if kind == "percentile" and not 0 < options["percentile"] < 100:
+        raise SearchSpaceError(f"{path}.percentile", "must be between 0 and 100")
+    if kind in ("asha", "hyperband") and options["reduction_factor"] < 2:
+        raise SearchSpaceError(f"{path}.reduction_factor", "must be 2 or more")
+    return EarlyTermination(kind, options)
+
+def _limits(value: Any) -> Limits:
+    path = "limits"
+    d = c.mapping(value, path)
+    c.no_unknown_keys(
+        d, path, {"max_total_trials", "max_concurrent_trials", "timeout", "trial_timeout"}
+    )
+    total = c.integer(d, "max_total_trials", path, 20)
+    c.positive(total, f"{path}.max_total_trials")
+    concurrent = c.optional_integer(d, "max_concurrent_trials", path)
+    if concurrent is not None:
+        c.positive(concurrent, f"{path}.max_concurrent_trials")
+    timeout = c.optional_number(d, "timeout", path)
+    trial_timeout = c.optional_number(d, "trial_timeout", path)
+    for key, v in (("timeout", timeout), ("trial_timeout", trial_timeout)):
+        if v is not None:
+            c.positive(v, f"{path}.{key}")
+    return Limits(total, concurrent, timeout, trial_timeout)
+
+def parse_resources(value: Any, path: str = "resources") -> Resources:
+    d = c.mapping(value, path)
+    c.no_unknown_keys(
+        d, path, {"cpus_per_trial", "gpus_per_trial", "workers_per_trial", "distribution"}
+    )
+    cpus = c.number(d, "cpus_per_trial", path, 1.0)
+    c.positive(cpus, f"{path}.cpus_per_trial")
+    gpus = c.number(d, "gpus_per_trial", path, 0.0)
+    c.positive(gpus, f"{path}.gpus_per_trial", allow_zero=True)
+    if gpus > 1 and gpus != int(gpus):
+        raise SearchSpaceError(
+            f"{path}.gpus_per_trial", f"above 1 must be a whole number of GPUs, got {gpus}"
+        )
+    workers = c.integer(d, "workers_per_trial", path, 1)
+    c.positive(workers, f"{path}.workers_per_trial")
+    dist = c.one_of(
+        c.string(d, "distribution", path, "ddp"), ("ddp", "horovod"), f"{path}.distribution"
+    )
+    return Resources(float(cpus), float(gpus), workers, dist)
+
+def parse_compute(value: Any, path: str = "compute") -> str:
+    """Where the sweep runs; Azure's own spelling ``azureml:NAME`` means ``azure:NAME``."""
+    if isinstance(value, str) and value.startswith("azureml:"):
+        value = "azure:" + value.removeprefix("azureml:")
+    if not isinstance(value, str) or not _COMPUTE.match(value):
+        raise SearchSpaceError(
+            path, f"{value!r} must be local, ray://HOST:PORT, ray:HOST:PORT, azure:CLUSTER "
+            "or azureml:CLUSTER"
+        )
+    return value
+
+def _storage(value: Any) -> str:
+    if not isinstance(value, str) or not (value == "default" or "://" in value):
+        raise SearchSpaceError(
+            "storage", f"{value!r} must be 'default' or a database URL such as postgresql://…"
+        )
+    return value
+
+def _register(value: Any) -> Register | None:
+    if value is None:
+        return None
+    d = c.mapping(value, "register")
+    c.no_unknown_keys(d, "register", {"model_name", "root"})
+    name = c.string(d, "model_name", "register")
+    if not SAFE_NAME.match(name):
+        raise SearchSpaceError(
+            "register.model_name", f"{name!r} must be letters, digits, '.', '_' or '-'"
+        )
+    root = d.get("root")
+    if root is not None:
+        root = c.string(d, "root", "register")
+    return Register(name, root)
+
+
+__all__ = ["SAFE_NAME", "parse_compute", "parse_resources", "sweep_name", "sweep_sections"]
