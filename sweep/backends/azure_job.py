@@ -19,11 +19,11 @@ import yaml
 from search_spaces import SweepConfig, to_azure_sweep
 from search_spaces.config import BUILTIN_DATASETS
 from sweep.errors import SweepInputError
+from trainer.metrics import EPOCH_METRICS
 
 PACKAGES = ("sweep", "search_spaces", "trainer", "reports")
 # What the built-in trainer reports each epoch (and returns): the names Azure ML will see.
-TRAINER_METRICS = ("train_loss", "val_loss", "val_acc", "best_val_acc", "lr", "epoch_s",
-                   "images_per_s")
+TRAINER_METRICS = EPOCH_METRICS
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 _PINNED = ("torch", "torchvision", "optuna", "onnx", "onnxruntime", "onnxscript", "numpy",
            "pandas", "plotly", "pillow", "pyyaml", "scikit-learn", "ray")
