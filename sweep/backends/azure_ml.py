@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,10 +77,14 @@ class AzureMLRunner:
     """Runs a sweep as an Azure ML sweep job."""
 
     def __init__(self, client: Any = None, *, workspace_config: str | Path | None = None,
-                 environment: str | None = None) -> None:
+                 environment: str | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        """``progress`` hears what the user should see as it happens (the job's name and
+        studio URL); the library only logs it, the CLI prints it."""
         self._client = client
         self.workspace_config = workspace_config
         self.environment = environment
+        self.progress = progress or logger.info
 
     @property
     def client(self) -> Any:
@@ -111,7 +116,7 @@ class AzureMLRunner:
         client = self.client
         if record.exists():
             name = json.loads(record.read_text())["job"]
-            print(f"re-attaching to Azure ML sweep job {name}", flush=True)
+            self.progress(f"re-attaching to Azure ML sweep job {name}")
         else:
             cluster = cluster_name(sweep.config.compute)
             _azure_call(f"compute: cluster {cluster!r}", client.compute.get, cluster)
@@ -122,7 +127,7 @@ class AzureMLRunner:
             record.write_text(json.dumps({"job": name, "studio_url": submitted.studio_url},
                                          indent=2))
             sweep.save_config()  # what 'sweep resume NAME' reads to re-attach
-            print(f"submitted Azure ML sweep job {name}: {submitted.studio_url}", flush=True)
+            self.progress(f"submitted Azure ML sweep job {name}: {submitted.studio_url}")
         _azure_call("streaming the sweep job", client.jobs.stream, name)
         final = _azure_call("reading the sweep job", client.jobs.get, name)
         if final.status != TERMINAL_OK:

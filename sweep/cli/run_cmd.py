@@ -152,7 +152,8 @@ def _azure(sweep: Sweep, args: argparse.Namespace) -> int:
     from sweep.backends.azure_ml import AzureMLRunner
 
     runner = AzureMLRunner(workspace_config=getattr(args, "workspace_config", None),
-                           environment=getattr(args, "environment", None))
+                           environment=getattr(args, "environment", None),
+                           progress=lambda line: print(line, flush=True))
     if getattr(args, "dry_run", False):
         print(describe(sweep.config))
         _, path = runner.compile(sweep)

@@ -270,10 +270,14 @@ def test_submit_stream_download_register(trained, tmp_path):
 def test_resume_reattaches_instead_of_submitting_twice(trained, tmp_path):
     data, out, _ = trained
     sweep = _azure_sweep(tmp_path, data, register=False)
-    AzureMLRunner(FakeMLClient(out)).run(sweep)
+    heard: list[str] = []
+    AzureMLRunner(FakeMLClient(out), progress=heard.append).run(sweep)
     again = FakeMLClient(out)
-    AzureMLRunner(again).run(sweep)
+    AzureMLRunner(again, progress=heard.append).run(sweep)
     assert "jobs.create_or_update" not in [c[0] for c in again.calls]
+    # What the user is told goes through the progress callable, never print.
+    assert heard == ["submitted Azure ML sweep job sweep-job-1: None",  # the fake has no URL
+                     "re-attaching to Azure ML sweep job sweep-job-1"]
 
 
 @pytest.mark.slow
