@@ -15,7 +15,7 @@ from reports.frames import epochs_saved
 from reports.terminal import ranked
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
+body{font-family:system-ui,sans-serif;margin:24px;color:#222}
 h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.85em}th,td{padding:3px 8px;border-bottom:1px solid #eee;
 text-align:right}th{cursor:pointer;background:#f4f4f4;position:sticky;top:0}

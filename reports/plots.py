@@ -12,6 +12,22 @@ from reports.compare import SweepData
 
 STATE_COLOURS = {"complete": "#2a9d8f", "pruned": "#e9c46a", "failed": "#e76f51",
                  "running": "#8ab17d", "waiting": "#aaaaaa"}
+# One colour per trial (a curve is found by its colour); the state shows in the line's dash.
+TRIAL_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                 "#7f7f7f", "#bcbd22", "#17becf")
+STATE_DASH = {"complete": "solid", "pruned": "dot", "failed": "dash"}
+# A whole-number parameter with this few distinct values (num_epochs: choice of 3, 5) is
+# shown at those values only, never at 3.5.
+_FEW_VALUES = 10
+
+
+def few_whole_values(values: pd.Series) -> list[float] | None:
+    """The sorted distinct values of a parameter that reads as a choice of whole numbers."""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return None
+    if values.empty or values.nunique() > _FEW_VALUES or not (values == values.round()).all():
+        return None
+    return sorted(values.unique())
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
@@ -26,13 +42,14 @@ def learning_curves(data: SweepData) -> go.Figure:
     curves, trials = data.curves, data.trials.set_index("number")
     if curves.empty or data.metric not in curves:
         return _layout(fig, "Learning curves (no per-epoch reports)", "epoch", data.metric)
-    for number, curve in curves.groupby("trial"):
+    for index, (number, curve) in enumerate(curves.groupby("trial")):
         state = trials.loc[number, "state"] if number in trials.index else "running"
-        colour = STATE_COLOURS.get(state, "#888888")
+        colour = TRIAL_COLOURS[index % len(TRIAL_COLOURS)]
         fig.add_trace(go.Scatter(
             x=curve["epoch"] + 1, y=curve[data.metric], mode="lines+markers",
-            name=f"trial {number} ({state})", line={"color": colour, "width": 1.5},
-            marker={"size": 4}, legendgroup=state,
+            name=f"trial {number} ({state})",
+            line={"color": colour, "width": 1.5, "dash": STATE_DASH.get(state, "solid")},
+            marker={"size": 4},
         ))
         if state == "pruned":
             last = curve.iloc[-1]
@@ -42,7 +59,11 @@ def learning_curves(data: SweepData) -> go.Figure:
                 hovertext=[f"trial {number} pruned at epoch {int(last['epoch']) + 1}: "
                            f"{trials.loc[number, 'reason']}"], hoverinfo="text",
             ))
-    return _layout(fig, "Learning curves (X: pruned there)", "epoch", data.metric)
+    # Epochs are whole numbers: ticks on them, never at 1.5.
+    last_epoch = int(curves["epoch"].max()) + 1
+    fig.update_xaxes(tickmode="linear", tick0=1, dtick=max(1, math.ceil(last_epoch / 12)))
+    return _layout(fig, "Learning curves (dotted: pruned, X where it stopped)", "epoch",
+                   data.metric)
 
 
 def history(data: SweepData) -> go.Figure:
@@ -63,7 +84,13 @@ def parallel_coordinates(data: SweepData) -> go.Figure:
     dims = []
     for name in data.params:
         values = done[f"param_{name}"]
-        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numeric = pd.api.types.is_numeric_dtype(values) and \
+            not pd.api.types.is_bool_dtype(values)
+        levels = few_whole_values(values)
+        if levels is not None:
+            dims.append({"label": name, "values": values, "tickvals": levels,
+                         "ticktext": [f"{v:g}" for v in levels]})
+        elif numeric:
             log = bool((values > 0).all() and values.max() / max(values.min(), 1e-300) > 100)
             dims.append({"label": f"log10 {name}" if log else name,
                          "values": values.map(math.log10) if log else values})
@@ -75,7 +102,10 @@ def parallel_coordinates(data: SweepData) -> go.Figure:
     fig = go.Figure(go.Parcoords(
         line={"color": done["value"], "colorscale": "Viridis", "showscale": True}, dimensions=dims,
     ))
-    return _layout(fig, "Parallel coordinates (completed trials)", "", "")
+    _layout(fig, "Parallel coordinates (completed trials)", "", "")
+    # Parcoords puts its axis labels above the plot: room for them under the title.
+    fig.update_layout(margin={"l": 60, "r": 40, "t": 110, "b": 40}, title_y=0.97)
+    return fig
 
 
 def importances(data: SweepData) -> go.Figure:
@@ -114,7 +144,10 @@ def slices(data: SweepData) -> list[go.Figure]:
                 hovertext=[f"trial {n}" for n in group["number"]],
             ))
         values = frame[f"param_{name}"]
-        if pd.api.types.is_numeric_dtype(values) and (values > 0).all() and len(values) and \
+        levels = few_whole_values(values)
+        if levels is not None:
+            fig.update_xaxes(tickvals=levels)
+        elif pd.api.types.is_numeric_dtype(values) and (values > 0).all() and len(values) and \
                 values.max() / max(values.min(), 1e-300) > 100:
             fig.update_xaxes(type="log")
         figures.append(_layout(fig, f"Slice: {name}", name, data.metric))

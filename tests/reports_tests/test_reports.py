@@ -157,3 +157,19 @@ def test_optuna_dashboard_serves_the_sweep_storage(sweeps):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_charts_read_as_a_person_expects(sweeps):
+    from reports import plots
+
+    data = compare(["alpha"], sweeps).sweeps[0]
+    curves = plots.learning_curves(data)
+    lines = [t for t in curves.data if t.mode == "lines+markers"]
+    assert len({t.line.color for t in lines}) == min(len(lines), len(plots.TRIAL_COLOURS))
+    assert curves.layout.xaxis.dtick == 1 and curves.layout.xaxis.tick0 == 1  # whole epochs
+    pruned = [t for t in lines if "(pruned)" in t.name]
+    assert pruned and all(t.line.dash == "dot" for t in pruned)
+    import pandas as pd
+
+    assert plots.few_whole_values(pd.Series([3, 5, 3, 5])) == [3, 5]
+    assert plots.few_whole_values(pd.Series([0.1, 0.25])) is None
