@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -72,10 +71,8 @@ def _last(trial: optuna.trial.FrozenTrial) -> float | None:
 
 def curves_frame(sweep_dir: Path) -> pd.DataFrame:
     """Every trial's per-epoch metrics, long format: trial, epoch, and one column per metric."""
-    rows = []
-    for path in sorted((Path(sweep_dir) / "trials").glob("*/metrics.jsonl")):
-        number = int(path.parent.name)
-        for line in path.read_text().splitlines():
-            if line.strip():
-                rows.append({"trial": number, **json.loads(line)})
+    from sweep.layout import histories
+
+    rows = [{"trial": number, **report} for number, history in histories(sweep_dir)
+            for report in history]
     return pd.DataFrame(rows)

@@ -23,11 +23,13 @@ from search_spaces import (
     to_optuna,
 )
 from search_spaces.config import BUILTIN_DATASETS
+from sweep import layout
 from sweep.backends import Backend, make_backend
 from sweep.coordinator import Coordinator, Listener, trial_dir
 from sweep.errors import SweepInputError
+from sweep.layout import CONFIG_FILE, JOURNAL, REPORT_HTML, RESULT, TRIALS_CSV
 from sweep.result import BestTrial, SweepResult
-from sweep.study import JOURNAL, open_study
+from sweep.study import open_study
 from sweep.trials import TrainFn
 
 if TYPE_CHECKING:
@@ -35,7 +37,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "sweep.yaml"
 
 
 def sweeps_root(root: str | Path | None = None) -> Path:
@@ -207,9 +208,9 @@ class Sweep:
         from reports import Comparison, build_html
         from sweep.best_model import keep_best, keep_best_outputs, register_best
 
-        result.trials.to_csv(self.sweep_dir / "trials.csv", index=False)
+        result.trials.to_csv(self.sweep_dir / TRIALS_CSV, index=False)
         build_html(Comparison([report_data(self.config, result)]),
-                   self.sweep_dir / "report.html")
+                   self.sweep_dir / REPORT_HTML)
         keep = keep_best_outputs if self.config.command is not None else keep_best
         best_dir = keep(self.config, result)
         if best_dir is None:
@@ -236,9 +237,9 @@ class Sweep:
             return None
         best = study.best_trial
         folder = trial_dir(self.sweep_dir, best.number)
-        result_file = folder / "result.json"
+        result_file = folder / RESULT
         metrics = json.loads(result_file.read_text()) if result_file.exists() else {}
-        model = folder / "outputs" / "model.pt"
+        model = folder / layout.OUTPUTS / "model.pt"
         params = to_optuna(self.config.search_space).decode(best.params)
         return BestTrial(best.number, params, float(best.value or 0), metrics,
                          model if model.exists() else None)

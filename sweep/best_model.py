@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces import SweepConfig
+from sweep import layout
 from sweep.registry import ModelRegistry, ModelVersion
 from sweep.result import SweepResult
 
@@ -51,11 +52,6 @@ def data_fingerprint(source: str) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def _history(trial_dir: Path) -> list[dict[str, Any]]:
-    path = trial_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _lineage(config: SweepConfig, result: SweepResult, trial_folder: Path) -> dict[str, Any]:
@@ -70,7 +66,7 @@ def _lineage(config: SweepConfig, result: SweepResult, trial_folder: Path) -> di
                       "goal": config.objective.goal, "value": best.value},
         "params": dict(best.params),
         "metrics": dict(best.metrics),
-        "history": _history(trial_folder),
+        "history": layout.read_history(trial_folder),
     }
 
 
@@ -84,7 +80,7 @@ def keep_best(config: SweepConfig, result: SweepResult) -> Path | None:
     best = result.best
     if best is None or best.model_path is None:
         return None
-    folder = result.sweep_dir / "best"
+    folder = result.sweep_dir / layout.BEST
     card_file = folder / "card.json"
     if card_file.exists() and (folder / "model.onnx").exists():
         if json.loads(card_file.read_text()).get("trial") == best.number:
@@ -144,19 +140,18 @@ def keep_best_outputs(config: SweepConfig, result: SweepResult) -> Path | None:
     ``model.pt`` of the built-in trainer, that model with a checked ONNX file; an ``.onnx``
     file the script wrote is kept as ``model.onnx``. The card says why when neither is there.
     """
-    from sweep.command_sweep import SNAPSHOT, code_fingerprint
-    from sweep.coordinator import trial_dir
+    from sweep.command_sweep import code_fingerprint
 
     best = result.best
     if best is None:
         return None
-    folder = result.sweep_dir / "best"
+    folder = result.sweep_dir / layout.BEST
     card_file = folder / "card.json"
     if card_file.exists() and json.loads(card_file.read_text()).get("trial") == best.number:
         return folder
-    trial = trial_dir(result.sweep_dir, best.number)
-    outputs = trial / "outputs"
-    snapshot = result.sweep_dir / SNAPSHOT
+    trial = layout.trial_dir(result.sweep_dir, best.number)
+    outputs = trial / layout.OUTPUTS
+    snapshot = result.sweep_dir / layout.CODE
     command = (trial / "command.txt").read_text().strip() if (trial / "command.txt").exists() \
         else None
     lineage: dict[str, Any] = {

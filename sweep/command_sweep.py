@@ -13,10 +13,10 @@ from typing import Any
 from search_spaces import SweepConfig
 from sweep.command_trial import CommandTrainer
 from sweep.errors import SweepInputError
+from sweep.layout import CODE
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT = "code"
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", "mlruns", "outputs",
                                  ".ipynb_checkpoints")
 
@@ -46,13 +46,13 @@ def snapshot_code(config: SweepConfig, sweep_dir: Path) -> Path | None:
     uploads it); a resumed sweep runs the same snapshot."""
     trial = config.command
     assert trial is not None
-    target = sweep_dir / SNAPSHOT
+    target = sweep_dir / CODE
     if target.exists():
         return target
     if trial.code is None:
         return None
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    staging = sweep_dir / f".{SNAPSHOT}-staging"
+    staging = sweep_dir / f".{CODE}-staging"
     shutil.rmtree(staging, ignore_errors=True)
     if trial.code.is_dir():
         shutil.copytree(trial.code, staging, ignore=_IGNORE, symlinks=True)
@@ -93,8 +93,8 @@ def as_started(config: SweepConfig, data: dict[str, Any], sweep_dir: Path) -> di
     beside sweep.yaml) and local inputs are absolute, so a resumed sweep runs the code and
     data it started with."""
     assert config.command is not None
-    if (sweep_dir / SNAPSHOT).exists():
-        data["trial"] = {**data["trial"], "code": SNAPSHOT}
+    if (sweep_dir / CODE).exists():
+        data["trial"] = {**data["trial"], "code": CODE}
     inputs = dict(data.get("inputs") or {})
     for name, spec in config.command.inputs.items():
         if spec.type != "literal" and isinstance(inputs.get(name), dict) and not spec.is_remote:

@@ -21,8 +21,10 @@ from optuna.trial import TrialState
 
 from search_spaces import SweepConfig
 from search_spaces.optuna_form import OptunaSpace
+from sweep import layout
 from sweep.backends.base import Backend
 from sweep.errors import SweepInterrupted
+from sweep.layout import trial_dir
 from sweep.pruners import prune_reason
 from sweep.trials import Finished, Reported, TrainFn, TrialSpec
 
@@ -59,10 +61,6 @@ class _Active:
     last_value: float | None = None
     pruned: str | None = None
     failure: str | None = None
-
-
-def trial_dir(sweep_dir: Path, number: int) -> Path:
-    return sweep_dir / "trials" / f"{number:04d}"
 
 
 def replaced_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
@@ -151,11 +149,11 @@ class Coordinator:
         params = self.space.decode(trial.params)
         folder = trial_dir(self.sweep_dir, trial.number)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "params.json").write_text(json.dumps(params, indent=2) + "\n")
-        (folder / "metrics.jsonl").write_text("")
+        (folder / layout.PARAMS).write_text(json.dumps(params, indent=2) + "\n")
+        (folder / layout.METRICS).write_text("")
         # Absolute: a worker may start elsewhere (a cluster node in its runtime_env's folder).
         where = folder.resolve()
-        call_params = {**self.config.trainer.args, "output_dir": str(where / "outputs"),
+        call_params = {**self.config.trainer.args, "output_dir": str(where / layout.OUTPUTS),
                        **params}
         res = self.config.resources
         self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(where),
@@ -171,7 +169,7 @@ class Coordinator:
         if active is None:
             return  # a trial we already ended (timed out) still talking
         folder = trial_dir(self.sweep_dir, event.number)
-        with (folder / "metrics.jsonl").open("a") as f:
+        with (folder / layout.METRICS).open("a") as f:
             f.write(json.dumps({"epoch": event.epoch, **event.metrics}) + "\n")
         active.epochs = event.epoch + 1
         value = event.metrics.get(self.metric)
@@ -196,7 +194,7 @@ class Coordinator:
         if active is None:
             return 0
         folder = trial_dir(self.sweep_dir, event.number)
-        (folder / "result.json").write_text(json.dumps(event.result, indent=2, default=str))
+        (folder / layout.RESULT).write_text(json.dumps(event.result, indent=2, default=str))
         trial = active.trial
         trial.set_user_attr(EPOCHS, active.epochs)
         if active.failure:

@@ -23,9 +23,8 @@ from optuna.study import StudyDirection
 from search_spaces import SamplingAlgorithm, SweepConfig
 from search_spaces.optuna_form import OptunaSpace
 from sweep.errors import SweepError
+from sweep.layout import JOURNAL
 from sweep.pruners import make_pruner
-
-JOURNAL = "study.journal"
 
 
 def open_storage(storage: str, sweep_dir: Path) -> BaseStorage:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sweep import layout
 from sweep.api import Sweep
 from sweep.backends.azure_job import (
     build_sweep_job,
@@ -94,7 +95,7 @@ class AzureMLRunner:
 
     def compile(self, sweep: Sweep) -> tuple[Any, Path]:
         """Builds the job and writes ``sweeps/NAME/azure/sweep-job.yaml``; submits nothing."""
-        folder = sweep.sweep_dir / "azure"
+        folder = sweep.sweep_dir / layout.AZURE
         folder.mkdir(parents=True, exist_ok=True)
         if sweep.config.command is not None:
             from sweep.backends.azure_job_file import write_and_load
@@ -111,7 +112,7 @@ class AzureMLRunner:
         Returns what the sweep left: the job's name, the local best/ folder and the
         registered model names.
         """
-        folder = sweep.sweep_dir / "azure"
+        folder = sweep.sweep_dir / layout.AZURE
         record = folder / SUBMITTED
         client = self.client
         if record.exists():
@@ -146,7 +147,7 @@ class AzureMLRunner:
             if not sweep.config.command.outputs:
                 return {"job": name, "best_dir": None}  # the job declares no outputs to fetch
             output = sweep.config.command.outputs[0]
-        download = sweep.sweep_dir / "azure" / "best-trial"
+        download = sweep.sweep_dir / layout.AZURE / "best-trial"
         _azure_call("downloading the best trial's outputs", self.client.jobs.download, name,
                     download_path=str(download), output_name=output)
         outputs = download / "named-outputs" / output
@@ -179,7 +180,7 @@ class AzureMLRunner:
                         "args": dict(sweep.config.trainer.args)},
         }
         data = sweep.config.trainer.args.get("data")
-        best_dir = export_best(model_pt, sweep.sweep_dir / "best", lineage,
+        best_dir = export_best(model_pt, sweep.sweep_dir / layout.BEST, lineage,
                                data=str(data) if data else None)
         registered: dict[str, Any] = {"job": name, "best_dir": best_dir}
         if sweep.config.register is not None:

@@ -1,0 +1,51 @@
+"""Where a sweep keeps what it leaves (SPEC section 4): every name under ``sweeps/NAME/``, and
+the reader of a trial's history. The one owner of these names; nothing else spells them.
+
+    sweeps/NAME/
+      sweep.yaml          the sweep as it was started (what resume reads)
+      study.journal       the Optuna study (the default storage)
+      code/               a command sweep's snapshot of trial.code
+      trials/0007/        params.json, metrics.jsonl, result.json, outputs/, trial.log
+      best/               the best model, its checked ONNX file, card.json
+      trials.csv, report.html
+      azure/              what went to Azure ML (sweep-job.yaml, submitted.json)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "sweep.yaml"
+JOURNAL = "study.journal"
+CODE = "code"
+TRIALS = "trials"
+BEST = "best"
+AZURE = "azure"
+TRIALS_CSV = "trials.csv"
+REPORT_HTML = "report.html"
+# In each trial's folder:
+PARAMS = "params.json"
+METRICS = "metrics.jsonl"
+RESULT = "result.json"
+OUTPUTS = "outputs"
+
+
+def trial_dir(sweep_dir: Path, number: int) -> Path:
+    return Path(sweep_dir) / TRIALS / f"{number:04d}"
+
+
+def read_history(trial_folder: Path) -> list[dict[str, Any]]:
+    """A trial's reports in order: one mapping per reported epoch (epoch and metrics)."""
+    path = Path(trial_folder) / METRICS
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def histories(sweep_dir: Path) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Every trial's number and history, in trial order."""
+    for path in sorted((Path(sweep_dir) / TRIALS).glob(f"*/{METRICS}")):
+        yield int(path.parent.name), read_history(path.parent)
