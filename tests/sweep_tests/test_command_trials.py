@@ -324,3 +324,29 @@ def test_resume_runs_the_snapshot_the_sweep_started_with(tmp_path):
     assert sweep.config.command.code == (tmp_path / "sweeps" / "job" / "code").resolve()
     result = sweep.resume(max_trials=2)
     assert list(result.trials["state"]) == ["complete", "complete"]
+
+
+@pytest.mark.slow
+def test_the_shipped_azure_job_example_runs_here_and_predicts(tmp_path):
+    """search_spaces/examples/azure_job: an unchanged pytorch_train.py-style script, swept by
+    its Azure ML job file on the built-in digits, ends registered with a checked ONNX file."""
+    job = ROOT / "search_spaces" / "examples" / "azure_job" / "job.yml"
+    registry = tmp_path / "models"
+    run = _cli("run", str(job), "--set", "limits.max_total_trials=2",
+               "--set", "inputs.num_epochs=1", "--set", f"register.root={registry}",
+               cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "registered: digits-azure-job:1" in run.stdout
+    best = tmp_path / "sweeps" / "digits-azure-job" / "best"
+    card = json.loads((best / "card.json").read_text())
+    assert card["onnx"]["max_abs_diff"] < 1e-3 and card["command"].startswith(
+        "python pytorch_train.py --data_dir digits --num_epochs 1")
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    image = tmp_path / "seven.png"
+    Image.fromarray((load_digits().images[7] * 15).astype("uint8")).save(image)
+    predicted = _cli("models", "predict", "digits-azure-job", str(image), "--registry",
+                     str(registry), cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    assert "seven.png" in predicted.stdout
