@@ -13,6 +13,7 @@ from typing import Any
 from search_spaces._errors import SearchSpaceError
 from search_spaces.config import AZURE_POLICIES, AZURE_SAMPLERS, SweepConfig
 from search_spaces.expressions import Expression, FloatRange, IntRange
+from search_spaces.policies import TABLE as POLICY_TABLE
 
 # What Azure ML's Bayesian sampling accepts (its hyperparameter-tuning documentation).
 BAYESIAN_EXPRESSIONS = ("choice", "uniform", "quniform")
@@ -70,7 +71,7 @@ def check_azure_compatible(config: SweepConfig) -> None:
             "sampling_algorithm.seed", f"Azure ML's {sampling.type} sampling takes no seed"
         )
     policy = config.early_termination.type
-    if policy not in AZURE_POLICIES + ("none",):
+    if policy != "none" and not POLICY_TABLE[policy].azure:
         raise SearchSpaceError(
             "early_termination.type", f"{policy!r} runs locally only; Azure ML offers "
             f"{', '.join(AZURE_POLICIES)}"

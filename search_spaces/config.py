@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces.expressions import Expression
+from search_spaces.policies import TABLE as POLICY_TABLE
+from search_spaces.policies import Policy
 
 # Sampling algorithms: Azure ML's three, then ours (Optuna's samplers by name).
 AZURE_SAMPLERS = ("random", "grid", "bayesian")
 SAMPLERS = AZURE_SAMPLERS + ("tpe", "cmaes", "gp", "qmc")
 
 # Early-termination policies: Azure ML's three, then Optuna's pruners, then none.
-AZURE_POLICIES = ("bandit", "median_stopping", "truncation_selection")
-POLICIES = AZURE_POLICIES + ("median", "percentile", "asha", "hyperband", "none")
+POLICIES = tuple(POLICY_TABLE)
+AZURE_POLICIES = tuple(k for k, cls in POLICY_TABLE.items() if cls.azure)
 
 BUILTIN_DATASETS = ("digits",)
 
@@ -48,6 +50,11 @@ class EarlyTermination:
 
     type: str = "none"
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def policy(self) -> Policy:
+        """The policy as its dataclass (search_spaces.policies), checked again."""
+        return POLICY_TABLE[self.type](**self.options)
 
 
 @dataclass(frozen=True)

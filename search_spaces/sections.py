@@ -11,7 +11,6 @@ from typing import Any
 from search_spaces import _checks as c
 from search_spaces._errors import SearchSpaceError
 from search_spaces.config import (
-    POLICIES,
     SAMPLERS,
     EarlyTermination,
     Limits,
@@ -25,39 +24,13 @@ from search_spaces.expressions import (
 )
 
 # Names that become folder names (the sweep, a registered model): no separators, no "..".
+from search_spaces.policies import TABLE as POLICY_TABLE
+from search_spaces.policies import field_kinds
 from search_spaces.space_reader import parse_search_space
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 _COMPUTE = re.compile(r"^(local|ray://[^\s/]+|ray:[^\s/]+|azure:[A-Za-z][A-Za-z0-9-]{1,31})$")
-
-# Each policy's settings: (kind, default). Azure ML's defaults for its own three.
-_POLICY_FIELDS: dict[str, dict[str, tuple[str, Any]]] = {
-    "bandit": {
-        "slack_factor": ("number", None), "slack_amount": ("number", None),
-        "evaluation_interval": ("int", 1), "delay_evaluation": ("int", 0),
-    },
-    "median_stopping": {"evaluation_interval": ("int", 1), "delay_evaluation": ("int", 0)},
-    "truncation_selection": {
-        "truncation_percentage": ("int", None), "exclude_finished_jobs": ("bool", False),
-        "evaluation_interval": ("int", 1), "delay_evaluation": ("int", 0),
-    },
-    "median": {
-        "n_startup_trials": ("int", 5), "n_warmup_steps": ("int", 0), "interval_steps": ("int", 1),
-    },
-    "percentile": {
-        "percentile": ("number", 25.0), "n_startup_trials": ("int", 5),
-        "n_warmup_steps": ("int", 0), "interval_steps": ("int", 1),
-    },
-    "asha": {
-        "min_resource": ("int", 1), "reduction_factor": ("int", 3),
-        "min_early_stopping_rate": ("int", 0),
-    },
-    "hyperband": {
-        "min_resource": ("int", 1), "max_resource": ("int", None), "reduction_factor": ("int", 3),
-    },
-    "none": {},
-}
 
 def sweep_name(data: Mapping[str, Any], default_name: str) -> str:
     name = c.string(data, "name", "", default_name)
@@ -143,43 +116,18 @@ def _early_termination(value: Any) -> EarlyTermination:
     if isinstance(value, str):
         value = {"type": value}
     d = c.mapping(value, path)
-    kind = c.one_of(c.string(d, "type", path), POLICIES, f"{path}.type")
-    fields = _POLICY_FIELDS[kind]
-    c.no_unknown_keys(d, path, set(fields) | {"type"})
-    options: dict[str, Any] = {}
-    for key, (ftype, default) in fields.items():
+    kind = c.one_of(c.string(d, "type", path), tuple(POLICY_TABLE), f"{path}.type")
+    cls = POLICY_TABLE[kind]
+    kinds = field_kinds(cls)
+    c.no_unknown_keys(d, path, set(kinds) | {"type"})
+    given: dict[str, Any] = {}
+    for key, of in kinds.items():
         if d.get(key) is None:
-            if default is not None:
-                options[key] = default
             continue
-        if ftype == "int":
-            options[key] = c.integer(d, key, path)
-            c.positive(options[key], f"{path}.{key}", allow_zero=key != "reduction_factor")
-        elif ftype == "bool":
-            options[key] = c.boolean(d, key, path, default)
-        else:
-            options[key] = c.number(d, key, path)
-            c.positive(options[key], f"{path}.{key}", allow_zero=True)
-    if kind == "bandit":
-        # Azure's SDK writes the unused slack as 0.0 beside the one that is set.
-        if options.get("slack_factor") and options.get("slack_amount") == 0:
-            del options["slack_amount"]
-        elif options.get("slack_amount") and options.get("slack_factor") == 0:
-            del options["slack_factor"]
-        if ("slack_factor" in options) == ("slack_amount" in options):
-            raise SearchSpaceError(path, "bandit needs exactly one of slack_factor or "
-                                   "slack_amount")
-    if kind == "truncation_selection":
-        pct = options.get("truncation_percentage")
-        if pct is None or not 1 <= pct <= 99:
-            raise SearchSpaceError(
-                f"{path}.truncation_percentage", f"must be an integer from 1 to 99, got {pct!r}"
-            )
-    if kind == "percentile" and not 0 < options["percentile"] < 100:
-        raise SearchSpaceError(f"{path}.percentile", "must be between 0 and 100")
-    if kind in ("asha", "hyperband") and options["reduction_factor"] < 2:
-        raise SearchSpaceError(f"{path}.reduction_factor", "must be 2 or more")
-    return EarlyTermination(kind, options)
+        given[key] = (c.integer(d, key, path) if of == "int" else
+                      c.boolean(d, key, path, False) if of == "bool" else c.number(d, key, path))
+    return EarlyTermination(kind, cls(**given).options())
+
 
 def _limits(value: Any) -> Limits:
     path = "limits"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -29,6 +29,20 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import EarlyTermination
+from search_spaces.policies import (
+    TABLE as POLICY_TABLE,
+)
+from search_spaces.policies import (
+    Asha,
+    Bandit,
+    Hyperband,
+    Median,
+    MedianStopping,
+    NoPolicy,
+    Percentile,
+    Policy,
+    TruncationSelection,
+)
 from sweep.errors import SweepInputError
 
 _PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -146,31 +160,33 @@ class TruncationSelectionPruner(AzurePolicy):
         return None
 
 
+def _hyperband(p: Hyperband) -> BasePruner:
+    return optuna.pruners.HyperbandPruner(
+        min_resource=p.min_resource, max_resource=p.max_resource or "auto",
+        reduction_factor=p.reduction_factor)
+
+
+# Each policy (search_spaces.policies) and the Optuna pruner that runs it.
+PRUNERS: dict[type[Policy], Callable[[Any], BasePruner]] = {
+    Bandit: lambda p: BanditPruner(**p.options()),
+    MedianStopping: lambda p: MedianStoppingPruner(**p.options()),
+    TruncationSelection: lambda p: TruncationSelectionPruner(**p.options()),
+    Median: lambda p: optuna.pruners.MedianPruner(**p.options()),
+    Percentile: lambda p: optuna.pruners.PercentilePruner(**p.options()),
+    Asha: lambda p: optuna.pruners.SuccessiveHalvingPruner(**p.options()),
+    Hyperband: _hyperband,
+    NoPolicy: lambda p: optuna.pruners.NopPruner(),
+}
+
+
 def make_pruner(policy: EarlyTermination) -> BasePruner:
     """The Optuna pruner for a sweep file's ``early_termination``."""
-    o: Mapping[str, Any] = policy.options
-    kind = policy.type
-    if kind == "bandit":
-        return BanditPruner(**o)
-    if kind == "median_stopping":
-        return MedianStoppingPruner(**o)
-    if kind == "truncation_selection":
-        return TruncationSelectionPruner(**o)
-    if kind == "median":
-        return optuna.pruners.MedianPruner(**o)
-    if kind == "percentile":
-        return optuna.pruners.PercentilePruner(**o)
-    if kind == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(**o)
-    if kind == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=o["min_resource"], max_resource=o.get("max_resource", "auto"),
-            reduction_factor=o["reduction_factor"],
-        )
-    if kind == "none":
-        return optuna.pruners.NopPruner()
-    # An unknown type must not quietly become "never prune" (make_sampler raises too).
-    raise SweepInputError(f"early_termination.type: {kind!r} has no pruner")
+    cls = POLICY_TABLE.get(policy.type)
+    factory = PRUNERS.get(cls) if cls is not None else None
+    if cls is None or factory is None:
+        # An unknown type must not quietly become "never prune" (make_sampler raises too).
+        raise SweepInputError(f"early_termination.type: {policy.type!r} has no pruner")
+    return factory(policy.policy)
 
 
 def prune_reason(pruner: BasePruner, trial_number: int, epoch: int) -> str:

@@ -1,0 +1,170 @@
+"""Early-termination policies as plain values: one frozen dataclass per policy that checks
+itself when built (its messages show the values), and one table from a policy's ``type`` to
+its class. The sweep file's reader takes each policy's keys, kinds and defaults from the
+class's fields; ``sweep.pruners`` maps each class to its Optuna pruner; ``azure`` marks
+Azure ML's own three. Adding a policy: a dataclass here (and its row in ``TABLE``), and the
+pruner that runs it (a row in ``sweep.pruners``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from search_spaces._errors import SearchSpaceError
+
+_PATH = "early_termination"
+
+
+def _at_least(policy: Any, name: str, low: float) -> None:
+    value = getattr(policy, name)
+    if value is not None and value < low:
+        raise SearchSpaceError(f"{_PATH}.{name}", f"must be {low:g} or more, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Policy:
+    type: ClassVar[str] = ""
+    azure: ClassVar[bool] = False
+    """One of Azure ML's own policies (the rest run locally only)."""
+
+    def options(self) -> dict[str, Any]:
+        """The settings that are set, by name (what the sweep file and Azure ML spell out)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True)
+class AzurePolicy(Policy):
+    """Azure ML's policies apply every ``evaluation_interval`` reports from
+    ``delay_evaluation`` on."""
+
+    evaluation_interval: int = 1
+    delay_evaluation: int = 0
+    azure: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _at_least(self, "evaluation_interval", 1)
+        _at_least(self, "delay_evaluation", 0)
+
+
+@dataclass(frozen=True)
+class Bandit(AzurePolicy):
+    slack_factor: float | None = None
+    slack_amount: float | None = None
+    type: ClassVar[str] = "bandit"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # Azure's SDK writes the unused slack as 0.0 beside the one that is set.
+        if self.slack_factor and self.slack_amount == 0:
+            object.__setattr__(self, "slack_amount", None)
+        elif self.slack_amount and self.slack_factor == 0:
+            object.__setattr__(self, "slack_factor", None)
+        if (self.slack_factor is None) == (self.slack_amount is None):
+            raise SearchSpaceError(_PATH, "bandit needs exactly one of slack_factor or "
+                                   f"slack_amount, got slack_factor={self.slack_factor!r}, "
+                                   f"slack_amount={self.slack_amount!r}")
+        _at_least(self, "slack_factor", 0)
+        _at_least(self, "slack_amount", 0)
+
+
+@dataclass(frozen=True)
+class MedianStopping(AzurePolicy):
+    type: ClassVar[str] = "median_stopping"
+
+
+@dataclass(frozen=True)
+class TruncationSelection(AzurePolicy):
+    truncation_percentage: int | None = None
+    exclude_finished_jobs: bool = False
+    type: ClassVar[str] = "truncation_selection"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        pct = self.truncation_percentage
+        if pct is None or not 1 <= pct <= 99:
+            raise SearchSpaceError(f"{_PATH}.truncation_percentage",
+                                   f"must be an integer from 1 to 99, got {pct!r}")
+
+
+@dataclass(frozen=True)
+class Median(Policy):
+    """Optuna's MedianPruner."""
+
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+    type: ClassVar[str] = "median"
+
+    def __post_init__(self) -> None:
+        for name in ("n_startup_trials", "n_warmup_steps"):
+            _at_least(self, name, 0)
+        _at_least(self, "interval_steps", 1)
+
+
+@dataclass(frozen=True)
+class Percentile(Median):
+    """Optuna's PercentilePruner."""
+
+    percentile: float = 25.0
+    type: ClassVar[str] = "percentile"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.percentile < 100:
+            raise SearchSpaceError(f"{_PATH}.percentile",
+                                   f"must be between 0 and 100, got {self.percentile!r}")
+
+
+@dataclass(frozen=True)
+class Asha(Policy):
+    """Optuna's SuccessiveHalvingPruner."""
+
+    min_resource: int = 1
+    reduction_factor: int = 3
+    min_early_stopping_rate: int = 0
+    type: ClassVar[str] = "asha"
+
+    def __post_init__(self) -> None:
+        _at_least(self, "min_resource", 1)
+        _at_least(self, "reduction_factor", 2)
+        _at_least(self, "min_early_stopping_rate", 0)
+
+
+@dataclass(frozen=True)
+class Hyperband(Policy):
+    """Optuna's HyperbandPruner; max_resource unset means Optuna's "auto"."""
+
+    min_resource: int = 1
+    max_resource: int | None = None
+    reduction_factor: int = 3
+    type: ClassVar[str] = "hyperband"
+
+    def __post_init__(self) -> None:
+        _at_least(self, "min_resource", 1)
+        _at_least(self, "max_resource", 1)
+        _at_least(self, "reduction_factor", 2)
+
+
+@dataclass(frozen=True)
+class NoPolicy(Policy):
+    type: ClassVar[str] = "none"
+
+
+TABLE: dict[str, type[Policy]] = {
+    cls.type: cls for cls in (Bandit, MedianStopping, TruncationSelection, Median, Percentile,
+                              Asha, Hyperband, NoPolicy)
+}
+"""Every policy by its ``type``: Azure ML's three first, then Optuna's, then none."""
+
+
+def field_kinds(cls: type[Policy]) -> dict[str, str]:
+    """Each setting of a policy and its kind (``int``, ``number`` or ``bool``), from its
+    fields: what the reader checks a file's values against."""
+    kinds = {}
+    for f in dataclasses.fields(cls):
+        hint = str(f.type)
+        kinds[f.name] = "bool" if hint.startswith("bool") else \
+            "int" if hint.startswith("int") else "number"
+    return kinds
