@@ -80,7 +80,8 @@ class CommandTrainer:
         failure = group.first_failure()
         if failure is not None:
             rank, code = failure
-            who = f"process {rank} of {self.processes}" if self.processes > 1 else "the command"
+            who = ("the command" if len(group.procs) == 1 else
+                   f"process {rank} of {len(group.procs)}")  # horovodrun is one process
             tail = group.stderr_tail(rank, lines=3)
             raise TrialFailed(f"{who} exited with code {code}" + (f": {tail}" if tail else ""))
         if self.metric not in metrics:
