@@ -216,7 +216,7 @@ def _input(spec: Any, path: str, base_dir: Path) -> JobInput:
     where = c.string(d, "path", path)
     mode = d.get("mode")
     local = JobInput(kind, where, mode)
-    if local.is_remote or where.startswith("azureml://"):
+    if local.is_remote:
         return local
     resolved = Path(where) if Path(where).is_absolute() else base_dir / where
     return JobInput(kind, str(resolved.resolve()), mode)

@@ -15,8 +15,7 @@ from search_spaces.policies import Policy
 AZURE_SAMPLERS = ("random", "grid", "bayesian")
 SAMPLERS = AZURE_SAMPLERS + ("tpe", "cmaes", "gp", "qmc")
 
-# Early-termination policies: Azure ML's three, then Optuna's pruners, then none.
-POLICIES = tuple(POLICY_TABLE)
+# Azure ML's own early-termination policies (search_spaces.policies has them all).
 AZURE_POLICIES = tuple(k for k, cls in POLICY_TABLE.items() if cls.azure)
 
 BUILTIN_DATASETS = ("digits",)

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-
 def sweeps_root(root: str | Path | None = None) -> Path:
     """Where sweeps live: ``root``, else $SWEEP_ROOT, else ./sweeps."""
     return Path(root or os.environ.get("SWEEP_ROOT") or "sweeps")

@@ -37,19 +37,22 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def data_fingerprint(source: str) -> str:
-    """sha256 over the data's content: file names and bytes for a folder, pixels for digits."""
+def folder_fingerprint(root: Path) -> str:
+    """sha256 over a folder's file names and bytes: which data, or which code, it was."""
     digest = hashlib.sha256()
-    if source == "digits":
-        from sklearn.datasets import load_digits
-
-        digest.update(load_digits().images.tobytes())
-    else:
-        root = Path(source)
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
     return f"sha256:{digest.hexdigest()}"
+
+
+def data_fingerprint(source: str) -> str:
+    """sha256 over the data's content: a folder's files, or the built-in digits' pixels."""
+    if source != "digits":
+        return folder_fingerprint(Path(source))
+    from sklearn.datasets import load_digits
+
+    return f"sha256:{hashlib.sha256(load_digits().images.tobytes()).hexdigest()}"
 
 
 
@@ -140,8 +143,6 @@ def keep_best_outputs(config: SweepConfig, result: SweepResult) -> Path | None:
     ``model.pt`` of the built-in trainer, that model with a checked ONNX file; an ``.onnx``
     file the script wrote is kept as ``model.onnx``. The card says why when neither is there.
     """
-    from sweep.command_sweep import code_fingerprint
-
     best = result.best
     if best is None:
         return None
@@ -157,7 +158,7 @@ def keep_best_outputs(config: SweepConfig, result: SweepResult) -> Path | None:
     lineage: dict[str, Any] = {
         **_lineage(config, result, trial),
         "command": command,
-        "code": {"fingerprint": code_fingerprint(snapshot)} if snapshot.is_dir() else None,
+        "code": {"fingerprint": folder_fingerprint(snapshot)} if snapshot.is_dir() else None,
     }
     models = sorted(outputs.rglob("model.pt")) if outputs.is_dir() else []
     exported = None

@@ -3,7 +3,6 @@ and the ``CommandTrainer`` every trial runs."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import sys
@@ -17,8 +16,9 @@ from sweep.layout import CODE
 
 logger = logging.getLogger(__name__)
 
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", "mlruns", "outputs",
-                                 ".ipynb_checkpoints")
+# What a code snapshot leaves out, here and when Ray uploads the code to a cluster.
+SNAPSHOT_EXCLUDES = ("__pycache__", "*.pyc", ".git", ".venv", "mlruns", "outputs",
+                     ".ipynb_checkpoints")
 
 
 def check_runs_here(config: SweepConfig) -> None:
@@ -26,7 +26,7 @@ def check_runs_here(config: SweepConfig) -> None:
     trial = config.command
     assert trial is not None
     for name, spec in trial.inputs.items():
-        if spec.is_remote or str(spec.value).startswith("azureml://"):
+        if spec.is_remote:
             raise SweepInputError(
                 f"inputs.{name}: {spec.value} is remote and is not fetched here; download it "
                 f"and point the input at the copy: --set inputs.{name}.path=./local-copy"
@@ -55,21 +55,13 @@ def snapshot_code(config: SweepConfig, sweep_dir: Path) -> Path | None:
     staging = sweep_dir / f".{CODE}-staging"
     shutil.rmtree(staging, ignore_errors=True)
     if trial.code.is_dir():
-        shutil.copytree(trial.code, staging, ignore=_IGNORE, symlinks=True)
+        shutil.copytree(trial.code, staging, symlinks=True,
+                        ignore=shutil.ignore_patterns(*SNAPSHOT_EXCLUDES))
     else:
         staging.mkdir()
         shutil.copy2(trial.code, staging / trial.code.name)
     staging.rename(target)
     return target
-
-
-def code_fingerprint(folder: Path) -> str:
-    """sha256 over the snapshot's file names and bytes: which code trained a model."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode())
-        digest.update(path.read_bytes())
-    return f"sha256:{digest.hexdigest()}"
 
 
 def command_trainer(config: SweepConfig, sweep_dir: Path) -> CommandTrainer:

@@ -22,8 +22,6 @@ from sweep.errors import SweepInputError
 from trainer.metrics import EPOCH_METRICS
 
 PACKAGES = ("sweep", "search_spaces", "trainer", "reports")
-# What the built-in trainer reports each epoch (and returns): the names Azure ML will see.
-TRAINER_METRICS = EPOCH_METRICS
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 _PINNED = ("torch", "torchvision", "optuna", "onnx", "onnxruntime", "onnxscript", "numpy",
            "pandas", "plotly", "pillow", "pyyaml", "scikit-learn", "ray")
@@ -36,9 +34,9 @@ def cluster_name(compute: str) -> str:
 def check_metric(config: SweepConfig) -> None:
     """Azure ML users' most common sweep bug: a primary metric the script never logs."""
     metric = config.objective.primary_metric
-    if config.trainer.entry == "trainer" and metric not in TRAINER_METRICS:
+    if config.trainer.entry == "trainer" and metric not in EPOCH_METRICS:
         raise SweepInputError(
-            f"objective.primary_metric: the built-in trainer logs {', '.join(TRAINER_METRICS)}"
+            f"objective.primary_metric: the built-in trainer logs {', '.join(EPOCH_METRICS)}"
             f", not {metric!r}; Azure ML would never see it and could not rank or stop trials"
         )
 
@@ -207,15 +205,16 @@ def write_job_yaml(job: Any, path: Path) -> Path:
     for holder in (data, data.get("trial", {})):
         for spec in (holder.get("inputs") or {}).values():
             if isinstance(spec, dict) and str(spec.get("path", "")).startswith("azureml:/"):
-                spec["path"] = _relative(Path(spec["path"].removeprefix("azureml:")), path.parent)
+                local = Path(spec["path"].removeprefix("azureml:"))
+                spec["path"] = relative_path(local, path.parent)
     trial = data.get("trial", {})
     if "code" in trial and Path(trial["code"]).is_absolute():
-        trial["code"] = _relative(Path(trial["code"]), path.parent)
+        trial["code"] = relative_path(Path(trial["code"]), path.parent)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 
-def _relative(target: Path, start: Path) -> str:
+def relative_path(target: Path, start: Path) -> str:
     import os
 
     return os.path.relpath(target.resolve(), start.resolve())

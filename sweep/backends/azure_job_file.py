@@ -4,7 +4,6 @@ result loaded by the SDK's ``load_job`` (Azure's own schema), which is what gets
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import yaml
 
 from search_spaces import SweepConfig, to_dict
 from search_spaces.azure_job_file import OUR_KEYS
+from sweep.backends.azure_job import relative_path
 from sweep.errors import SweepInputError
 
 
@@ -21,21 +21,21 @@ def job_document(config: SweepConfig, folder: Path) -> dict[str, Any]:
     doc = {k: v for k, v in to_dict(config).items() if k not in OUR_KEYS}
     trial = dict(doc["trial"])
     if config.command.code is not None:
-        trial["code"] = _relative(config.command.code, folder)
+        trial["code"] = relative_path(config.command.code, folder)
     env = trial.get("environment")
     if isinstance(env, dict):  # an inline environment names local files relative to the job
         env = dict(env)
         if _local(env.get("conda_file")):
-            env["conda_file"] = _relative(config.base_dir / env["conda_file"], folder)
+            env["conda_file"] = relative_path(config.base_dir / env["conda_file"], folder)
         if isinstance(env.get("build"), dict) and _local(env["build"].get("path")):
             env["build"] = {**env["build"],
-                            "path": _relative(config.base_dir / env["build"]["path"], folder)}
+                            "path": relative_path(config.base_dir / env["build"]["path"], folder)}
         trial["environment"] = env
     doc["trial"] = trial
     inputs = dict(doc.get("inputs") or {})
     for name, spec in config.command.inputs.items():
         if spec.type != "literal" and not spec.is_remote and isinstance(inputs.get(name), dict):
-            inputs[name] = {**inputs[name], "path": _relative(Path(str(spec.value)), folder)}
+            inputs[name] = {**inputs[name], "path": relative_path(Path(str(spec.value)), folder)}
     if inputs:
         doc["inputs"] = inputs
     return doc
@@ -57,7 +57,3 @@ def write_and_load(config: SweepConfig, path: Path) -> Any:
 def _local(value: Any) -> bool:
     return isinstance(value, str) and ":" not in value.split("/")[0] and \
         not Path(value).is_absolute()
-
-
-def _relative(target: Path, start: Path) -> str:
-    return os.path.relpath(target.resolve(), start.resolve())

@@ -137,9 +137,6 @@ class AzureMLRunner:
         return self._collect(sweep, name)
 
     def _collect(self, sweep: Sweep, name: str) -> dict[str, Any]:
-        from azure.ai.ml.constants import AssetTypes
-        from azure.ai.ml.entities import Model
-
         from sweep.best_model import export_best, register_best
 
         output = "model"
@@ -157,18 +154,12 @@ class AzureMLRunner:
             # The script's own outputs: registered in the workspace as they are.
             found_out: dict[str, Any] = {"job": name, "best_dir": None, "outputs": outputs}
             if sweep.config.register is not None:
-                model = Model(path=f"azureml://jobs/{name}/outputs/{output}",
-                              name=sweep.config.register.model_name,
-                              type=AssetTypes.CUSTOM_MODEL,
-                              description=f"best trial of sweep {sweep.name} ({name})")
-                remote = _azure_call("registering the model in the workspace",
-                                     self.client.models.create_or_update, model)
-                found_out["workspace_model"] = f"{remote.name}:{remote.version}"
+                found_out["workspace_model"] = self._register_output(sweep, name, output)
             return found_out
         if not model_pt.is_file():
             raise SweepError(f"the best trial of {name} left no model.pt in its outputs")
         params = _read_json(outputs / "params.json")
-        history = _read_jsonl(outputs / "metrics.jsonl")
+        history = layout.read_history(outputs)  # the trainer's own metrics.jsonl, same form
         metric = sweep.config.objective.primary_metric
         lineage = {
             "sweep": sweep.name, "trial": f"azureml:{name}",
@@ -184,23 +175,25 @@ class AzureMLRunner:
                                data=str(data) if data else None)
         registered: dict[str, Any] = {"job": name, "best_dir": best_dir}
         if sweep.config.register is not None:
-            model = Model(path=f"azureml://jobs/{name}/outputs/{output}",
-                          name=sweep.config.register.model_name, type=AssetTypes.CUSTOM_MODEL,
-                          description=f"best trial of sweep {sweep.name} ({name})")
-            remote = _azure_call("registering the model in the workspace",
-                                 self.client.models.create_or_update, model)
-            registered["workspace_model"] = f"{remote.name}:{remote.version}"
+            registered["workspace_model"] = self._register_output(sweep, name, output)
             if best_dir is not None:
                 local = register_best(sweep.config, best_dir)
                 registered["registered"] = str(local) if local else None
         return registered
 
+    def _register_output(self, sweep: Sweep, job: str, output: str) -> str:
+        """Registers the best trial's named output in the workspace; ``NAME:VERSION``."""
+        from azure.ai.ml.constants import AssetTypes
+        from azure.ai.ml.entities import Model
+
+        assert sweep.config.register is not None
+        model = Model(path=f"azureml://jobs/{job}/outputs/{output}",
+                      name=sweep.config.register.model_name, type=AssetTypes.CUSTOM_MODEL,
+                      description=f"best trial of sweep {sweep.name} ({job})")
+        remote = _azure_call("registering the model in the workspace",
+                             self.client.models.create_or_update, model)
+        return f"{remote.name}:{remote.version}"
+
 
 def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -13,9 +13,6 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-# What a code snapshot leaves out (sweep.command_sweep's snapshot does the same).
-EXCLUDES = ["__pycache__", "*.pyc", ".git", ".venv", "mlruns", "outputs", ".ipynb_checkpoints"]
-
 
 def code_runtime_env(entry: Any, code: Path | None = None) -> dict[str, Any]:
     """The runtime_env that brings ``entry``'s code (or a command trial's ``code`` folder)
@@ -25,7 +22,10 @@ def code_runtime_env(entry: Any, code: Path | None = None) -> dict[str, Any]:
     before the cluster is joined.
     """
     if code is not None:
-        return {"working_dir": str(code), "excludes": EXCLUDES} if code.is_dir() else {}
+        from sweep.command_sweep import SNAPSHOT_EXCLUDES
+
+        return {"working_dir": str(code), "excludes": list(SNAPSHOT_EXCLUDES)} \
+            if code.is_dir() else {}
     if not isinstance(entry, str) or entry == "trainer":
         return {}
     top = entry.partition(":")[0].split(".")[0]
