@@ -1,8 +1,16 @@
-"""One self-contained HTML report: plotly's JavaScript inlined, no network needed to open it."""
+"""One self-contained HTML report: plotly's JavaScript inlined, no network needed to open it.
+
+Every string a user controls (names, values, failure messages) reaches the page through
+``_text`` (escaped) or plotly's JSON (escaped by plotly), and the page's Content-Security-Policy
+lets only its own inline scripts run, by hash: a payload that slipped past both still could not.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -51,6 +59,11 @@ def _value(v: object) -> str:
     return str(v)
 
 
+def _text(v: object) -> str:
+    """Any value as page text: the one way a user's string reaches the HTML."""
+    return html.escape(_value(v))
+
+
 def _table(data: SweepData) -> str:
     frame = ranked(data)
     cols = ["number", "state", "value", *[f"param_{p}" for p in data.params], "epochs_run",
@@ -58,7 +71,7 @@ def _table(data: SweepData) -> str:
     labels = ["#", "state", data.metric, *data.params, "epochs run", "epochs asked", "time s",
               "reason"]
     head = "".join(
-        f'<th class="{"l" if c in ("state", "reason") else ""}">{html.escape(lab)}</th>'
+        f'<th class="{"l" if c in ("state", "reason") else ""}">{_text(lab)}</th>'
         for c, lab in zip(cols, labels, strict=True)
     )
     rows = []
@@ -66,10 +79,9 @@ def _table(data: SweepData) -> str:
         cells = []
         for c in cols:
             v = row.get(c)
-            cls = f"l state-{v}" if c == "state" else ("l" if c == "reason" else "")
+            cls = f"l state-{_text(v)}" if c == "state" else ("l" if c == "reason" else "")
             raw = "" if v is None or (isinstance(v, float) and v != v) else str(v)
-            cells.append(f'<td class="{cls}" data-v="{html.escape(raw)}">'
-                         f"{html.escape(_value(v))}</td>")
+            cells.append(f'<td class="{cls}" data-v="{html.escape(raw)}">{_text(v)}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return (f'<table class="sortable"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
@@ -80,21 +92,20 @@ def _summary(data: SweepData) -> str:
     done = ranked(data)
     done = done[done["state"] == "complete"]
     saved, asked = epochs_saved(data.trials)
-    parts = [f"<b>{html.escape(data.name)}</b>: {data.goal} {html.escape(data.metric)}; "
-             + ", ".join(f"{n} {html.escape(str(s))}" for s, n in sorted(counts.items()))]
+    parts = [f"<b>{_text(data.name)}</b>: {_text(data.goal)} {_text(data.metric)}; "
+             + ", ".join(f"{n} {_text(s)}" for s, n in sorted(counts.items()))]
     if not done.empty:
         best = done.iloc[0]
-        params = ", ".join(f"{html.escape(p)} = {_value(best[f'param_{p}'])}"
-                           for p in data.params)
-        parts.append(f"Best: trial {best['number']} with {html.escape(data.metric)} "
-                     f"<b>{_value(best['value'])}</b> ({params})")
+        params = ", ".join(f"{_text(p)} = {_text(best[f'param_{p}'])}" for p in data.params)
+        parts.append(f"Best: trial {_text(best['number'])} with {_text(data.metric)} "
+                     f"<b>{_text(best['value'])}</b> ({params})")
     if asked:
         parts.append(f"Pruning saved {saved} of {asked} epochs asked ({saved / asked:.0%}).")
     return '<div class="summary">' + "<br>".join(parts) + "</div>"
 
 
 def _sweep_section(data: SweepData, index: int) -> Iterable[str]:
-    yield f"<h2>{html.escape(data.name)}</h2>"
+    yield f"<h2>{_text(data.name)}</h2>"
     yield _summary(data)
     yield "<h3>Trials</h3>" + _table(data)
     yield '<div class="charts">'
@@ -116,19 +127,37 @@ def build_html(comparison: Comparison, path: str | Path | None = None) -> str:
         >>> build_html(compare(["digits-resnet18"]), "report.html")  # doctest: +SKIP
     """
     names = ", ".join(s.name for s in comparison.sweeps)
-    body: list[str] = [f"<h1>Sweep report: {html.escape(names)}</h1>", '<pre id="js-errors"></pre>']
+    body: list[str] = [f"<h1>Sweep report: {_text(names)}</h1>", '<pre id="js-errors"></pre>']
     if len(comparison.sweeps) > 1:
         body.append("<h2>Side by side</h2>" + "".join(_summary(s) + "<br>"
                                                       for s in comparison.sweeps))
     for i, data in enumerate(comparison.sweeps):
         body.extend(_sweep_section(data, i))
+    page_body = "\n".join(body) + f"<script>{_SORT}</script>"
+    head_scripts = f"<script>{_ERRORS}</script><script>{get_plotlyjs()}</script>"
+    policy = content_security_policy(head_scripts + page_body)
     page = (
         "<!doctype html><html><head><meta charset=\"utf-8\">"
-        f"<title>Sweep report: {html.escape(names)}</title><style>{_STYLE}</style>"
-        f"<script>{_ERRORS}</script><script>{get_plotlyjs()}</script></head><body>"
-        + "\n".join(body)
-        + f"<script>{_SORT}</script></body></html>"
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+        f"<title>Sweep report: {_text(names)}</title><style>{_STYLE}</style>"
+        f"{head_scripts}</head><body>{page_body}</body></html>"
     )
     if path is not None:
-        Path(path).write_text(page, encoding="utf-8")
+        from reports.files import write_atomic
+
+        write_atomic(Path(path), page)
     return page
+
+
+_SCRIPT = re.compile(r"<script(?: [^>]*)?>(.*?)</script>", re.S)
+
+
+def content_security_policy(markup: str) -> str:
+    """Scripts: only the inline ones in ``markup``, by their SHA-256 (no handler attributes,
+    no injected tags, no eval); plotly styles its charts inline and draws with data: images."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(m.encode()).digest()).decode() + "'"
+        for m in _SCRIPT.findall(markup)
+    )
+    return (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; "
+            "img-src data: blob:; font-src data:; worker-src blob:")

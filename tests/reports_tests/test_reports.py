@@ -173,3 +173,45 @@ def test_charts_read_as_a_person_expects(sweeps):
 
     assert plots.few_whole_values(pd.Series([3, 5, 3, 5])) == [3, 5]
     assert plots.few_whole_values(pd.Series([0.1, 0.25])) is None
+
+
+@pytest.mark.slow
+def test_report_runs_no_script_a_user_put_in_any_field(tmp_path):
+    """Payloads in parameter names and values, the metric name and failure messages: the page
+    shows them as text; and a payload that got past escaping is still blocked by the CSP."""
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    xss = toy_trainers.XSS
+    Sweep(name="hostile", backend=InProcessBackend(), trainer=toy_trainers.hostile,
+          root=tmp_path, objective={"primary_metric": xss, "goal": "maximize"},
+          search_space={"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0},
+                        xss: {"type": "choice", "values": [xss, toy_trainers.XSS_SCRIPT]}},
+          sampling_algorithm={"type": "random", "seed": 3},
+          limits={"max_total_trials": 8, "max_concurrent_trials": 1}).run()
+    page = (tmp_path / "hostile" / "report.html").read_text()
+    assert 'http-equiv="Content-Security-Policy"' in page
+    # The second layer on its own: a raw payload, as if escaping had missed one field.
+    leaked = tmp_path / "leaked.html"
+    leaked.write_text(page.replace("<h3>Trials</h3>", f"<h3>Trials</h3>{xss}"))
+    for path, raw_tags in ((tmp_path / "hostile" / "report.html", 0), (leaked, 1)):
+        dom, log = _dump_dom(browser, path, tmp_path)
+        # The page's own scripts all pass its policy; only the planted payload is refused.
+        assert ("Content Security Policy" in log) == bool(raw_tags), log[-2000:]
+        body = re.search(r"<body[^>]*>", dom)
+        assert body is not None and "pwned" not in body.group(0), f"script ran in {path.name}"
+        assert dom.count("<img") == raw_tags
+        assert dom.count('class="main-svg"') >= 6, "the CSP stopped the charts"
+
+
+def _dump_dom(browser: str, path: Path, tmp_path: Path) -> tuple[str, str]:
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
+             "--virtual-time-budget=15000", "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run([*flags, "--dump-dom", path.as_uri()], capture_output=True, text=True,
+                         timeout=180)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    return dom.stdout, dom.stderr

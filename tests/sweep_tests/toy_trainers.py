@@ -68,3 +68,17 @@ def nan_metric(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
 def slow(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     """For the kill -9 test: each epoch takes a while."""
     return quadratic({**params, "epoch_s": 0.5}, report)
+
+
+# A payload that marks the page when it runs: the report tests look for the mark.
+XSS = '<img src=x onerror="document.body.dataset.pwned=1">'
+XSS_SCRIPT = "</script><script>document.body.dataset.pwned=2</script>"
+
+
+def hostile(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """Puts script payloads in everything a trainer controls: metric names, failures."""
+    if params["x"] > 0.7:
+        raise RuntimeError(f"exploded {XSS} {XSS_SCRIPT}")
+    for epoch in range(2):
+        report(epoch, {XSS: params["x"] + epoch})
+    return {XSS: params["x"] + 1}
