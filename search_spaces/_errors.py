@@ -1,5 +1,20 @@
 from __future__ import annotations
 
+from typing import Any
+
+# A message is one line a person reads: a 1 MB value quoted in it would bury the point.
+MAX_MESSAGE = 300
+
+
+def abbreviate(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters with an ellipsis (for names in messages)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
 
 class SearchSpaceError(ValueError):
     """A sweep file or search space that cannot be used, with the key path at fault.
@@ -8,9 +23,9 @@ class SearchSpaceError(ValueError):
     """
 
     def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        self.reason = message
-        super().__init__(f"{path}: {message}" if path else message)
+        self.path = _clip(path)
+        self.reason = _clip(message)
+        super().__init__(_clip(f"{self.path}: {self.reason}" if path else self.reason))
 
 
 class SearchSpaceErrors(SearchSpaceError):

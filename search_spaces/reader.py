@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from search_spaces import _checks as c
 from search_spaces._errors import SearchSpaceError
@@ -25,6 +24,7 @@ from search_spaces.sections import (
     sweep_sections,
 )
 from search_spaces.space_reader import SearchSpaceWarning, parse_expression, parse_search_space
+from search_spaces.yaml_file import load_yaml
 
 _ENTRY = re.compile(r"^(trainer|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
 
@@ -56,32 +56,6 @@ def read_sweep_file(path: str | Path, overrides: Sequence[str] = (),
         section = data.get("trainer")
         data["trainer"] = {**(section if isinstance(section, Mapping) else {}), "entry": trainer}
     return parse_sweep(data, default_name=path.stem, base_dir=path.parent)
-
-def load_yaml(path: Path) -> Mapping[str, Any]:
-    """Loads a YAML mapping with ``safe_load``; every failure is a one-line SearchSpaceError."""
-    if not path.is_file():
-        raise SearchSpaceError(str(path), "no such file")
-    raw = path.read_bytes()
-    if b"\x00" in raw:
-        raise SearchSpaceError(str(path), "is a binary file, not YAML")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SearchSpaceError(str(path), f"is not UTF-8 text (byte {exc.start})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise SearchSpaceError(where, f"YAML syntax error: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise SearchSpaceError(str(path), f"YAML error: {exc}") from None
-    if data is None:
-        raise SearchSpaceError(str(path), "is empty; expected a sweep mapping with search_space")
-    if not isinstance(data, Mapping):
-        kind = type(data).__name__
-        raise SearchSpaceError(str(path), f"expected a mapping at the top, got {kind}")
-    return data
 
 def parse_sweep(
     data: Mapping[str, Any], *, default_name: str = "sweep", base_dir: Path | None = None

@@ -23,12 +23,14 @@ from search_spaces.expressions import (
     Choice,
 )
 
-# Names that become folder names (the sweep, a registered model): no separators, no "..".
 from search_spaces.policies import TABLE as POLICY_TABLE
 from search_spaces.policies import field_kinds
 from search_spaces.space_reader import parse_search_space
+from search_spaces.storage_url import check_storage
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# Names that become folder names (the sweep, a registered model): no separators, no "..", no
+# control characters. \Z, not $: "$" also matches before a trailing newline.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 
 _COMPUTE = re.compile(r"^(local|ray://[^\s/]+|ray:[^\s/]+|azure:[A-Za-z][A-Za-z0-9-]{1,31})$")
 
@@ -70,7 +72,7 @@ def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
         "objective": lambda: _objective(data.get("objective", {})),
         "early_termination": lambda: _early_termination(data.get("early_termination")),
         "limits": lambda: _limits(data.get("limits", {})),
-        "storage": lambda: _storage(data.get("storage", "default")),
+        "storage": lambda: check_storage(data.get("storage", "default")),
         "register": lambda: _register(data.get("register")),
     }
     for key, read in readers.items():
@@ -175,13 +177,6 @@ def parse_compute(value: Any, path: str = "compute") -> str:
         raise SearchSpaceError(
             path, f"{value!r} must be local, ray://HOST:PORT, ray:HOST:PORT, azure:CLUSTER "
             "or azureml:CLUSTER"
-        )
-    return value
-
-def _storage(value: Any) -> str:
-    if not isinstance(value, str) or not (value == "default" or "://" in value):
-        raise SearchSpaceError(
-            "storage", f"{value!r} must be 'default' or a database URL such as postgresql://…"
         )
     return value
 

@@ -127,12 +127,15 @@ def test_storage_urls_expand_variables_and_never_show_the_password(tmp_path, mon
     from sweep.errors import SweepError
     from sweep.study import open_study
 
-    monkeypatch.setenv("SWEEP_TEST_PASSWORD", "hunter2")
+    secret = "p@ss:w/rd%41hunter2"  # every character that breaks a hand-split URL
+    monkeypatch.setenv("SWEEP_TEST_PASSWORD", secret)
     config = parse_sweep({
         "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
         "storage": "postgresql://me:${SWEEP_TEST_PASSWORD}@127.0.0.1:1/nodb",
     })
     with pytest.raises(SweepError) as caught:
         open_study(config, to_optuna(config.search_space), tmp_path)
-    assert "hunter2" not in str(caught.value) and "me:***@127.0.0.1:1" in str(caught.value)
+    message = str(caught.value)
+    assert "hunter2" not in message and "p%40ss" not in message and "@127.0.0.1:1" in message
+    assert "me:${SWEEP_TEST_PASSWORD}@" in message  # shown as written in the file
     assert "${SWEEP_TEST_PASSWORD}" in config.storage

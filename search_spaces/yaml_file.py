@@ -1,0 +1,102 @@
+"""YAML in, bounded: ``safe_load`` semantics, a size limit, and a limit on what aliases expand to.
+
+A sweep file is small; one that is not is a mistake or an attack. Aliases are shared while
+loading, so a ``billion laughs`` document loads in microseconds, but anything that walks the
+value afterwards (a check, an error message, the dry-run plan) would expand it: the expanded
+size is counted on the node graph first, in time linear in the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from search_spaces._errors import SearchSpaceError
+
+MAX_FILE_BYTES = 1_000_000
+MAX_VALUES = 100_000  # scalars, lists and mappings after every alias is expanded
+
+
+def load_yaml(path: Path) -> Mapping[str, Any]:
+    """Loads a sweep file's top-level mapping; every failure is a one-line SearchSpaceError."""
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise SearchSpaceError(str(path), "is not a file")
+        if size > MAX_FILE_BYTES:
+            raise SearchSpaceError(str(path), f"is {size / 1e6:.1f} MB; a sweep file may be at "
+                                   f"most {MAX_FILE_BYTES // 1_000_000} MB")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SearchSpaceError(str(path), "no such file") from None
+    except OSError as exc:
+        raise SearchSpaceError(str(path), f"cannot be read ({exc.strerror})") from None
+    if b"\x00" in raw:
+        raise SearchSpaceError(str(path), "is a binary file, not YAML")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SearchSpaceError(str(path), f"is not UTF-8 text (byte {exc.start})") from None
+    data = parse_yaml(text, str(path))
+    if data is None:
+        raise SearchSpaceError(str(path), "is empty; expected a sweep mapping with search_space")
+    if not isinstance(data, Mapping):
+        kind = type(data).__name__
+        raise SearchSpaceError(str(path), f"expected a mapping at the top, got {kind}")
+    return data
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load(text)``, refusing documents whose aliases expand past MAX_VALUES."""
+    loader = None
+    try:
+        loader = yaml.SafeLoader(text)  # it reads (and may refuse) the text right here
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if expanded_size(node) > MAX_VALUES:
+            raise SearchSpaceError(where, f"its YAML aliases expand to more than {MAX_VALUES} "
+                                   "values; write the values out or use fewer aliases")
+        return loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        at = f"{where}:{mark.line + 1}" if mark is not None else where
+        raise SearchSpaceError(at, f"YAML syntax error: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise SearchSpaceError(where, f"YAML error: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise SearchSpaceError(where, "is nested too deeply to be a sweep file") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has once every alias is expanded (memoised per node)."""
+    sizes: dict[int, int] = {}
+    # Iterative post-order: a deep document must not hit Python's recursion limit here.
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if children_done or not children:
+            sizes[id(node)] = 1 + sum(sizes.get(id(c), 0) for c in children)
+            if sizes[id(node)] > MAX_VALUES:
+                return sizes[id(node)]
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
