@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,8 +17,11 @@ import pandas as pd
 import yaml
 from optuna.trial import TrialState
 
+from reports.files import write_atomic
 from search_spaces import (
+    SAFE_NAME,
     SweepConfig,
+    abbreviate,
     parse_sweep,
     read_sweep_file,
     to_dict,
@@ -27,7 +32,9 @@ from sweep import layout
 from sweep.backends import Backend, make_backend
 from sweep.coordinator import Coordinator, Listener, trial_dir
 from sweep.errors import SweepInputError
+from sweep.journal import heal
 from sweep.layout import CONFIG_FILE, JOURNAL, REPORT_HTML, RESULT, TRIALS_CSV
+from sweep.lock import SweepLock
 from sweep.result import BestTrial, SweepResult
 from sweep.study import open_study
 from sweep.trials import TrainFn
@@ -106,6 +113,9 @@ class Sweep:
     @classmethod
     def load(cls, name: str, *, root: str | Path | None = None, **kwargs: Any) -> Sweep:
         """The sweep called ``name`` under ``root``, as it was started (for resume, status)."""
+        if not SAFE_NAME.match(name):
+            raise SweepInputError(f"{abbreviate(name)} is not a sweep name (letters, digits, "
+                                  "'.', '_' or '-')")
         folder = sweeps_root(root) / name
         if not (folder / CONFIG_FILE).is_file():
             raise SweepInputError(f"no sweep named {name!r} in {sweeps_root(root)}")
@@ -122,14 +132,30 @@ class Sweep:
 
     def run(self, *, max_trials: int | None = None, parallel: int | None = None,
             listener: Listener | None = None) -> SweepResult:
-        """Starts the sweep; a sweep of the same name must not exist yet (see :meth:`resume`)."""
-        if (self.sweep_dir / CONFIG_FILE).exists() or (self.sweep_dir / JOURNAL).exists():
-            raise SweepInputError(
-                f"a sweep named {self.name!r} already exists in {self.sweep_dir}; continue it "
-                f"with 'sweep resume {self.name}', or start over after 'rm -r "
-                f"{self.sweep_dir}' (registered models stay), or give this one another name"
-            )
-        return self._run(max_trials, parallel, listener)
+        """Starts the sweep; a sweep of the same name must not exist yet (see :meth:`resume`).
+
+        All or nothing until trials start: a run that fails before (an unreachable cluster, a
+        storage that does not open) leaves no sweep folder behind.
+        """
+        made = [p for p in (self.root, self.sweep_dir) if not p.exists()]
+        lock = SweepLock(self.sweep_dir).acquire()
+        try:
+            if (self.sweep_dir / CONFIG_FILE).exists() or (self.sweep_dir / JOURNAL).exists():
+                raise SweepInputError(
+                    f"a sweep named {self.name!r} already exists in {self.sweep_dir}; continue "
+                    f"it with 'sweep resume {self.name}', or start over after 'rm -r "
+                    f"{self.sweep_dir}' (registered models stay), or give this one another name"
+                )
+            return self._run(max_trials, parallel, listener, fresh=True)
+        except BaseException:
+            if made and not (self.sweep_dir / CONFIG_FILE).exists():
+                lock.path.unlink(missing_ok=True)
+                for folder in reversed(made):
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()  # only when empty: never anything of someone else's
+            raise
+        finally:
+            lock.release()
 
     def resume(self, *, max_trials: int | None = None, parallel: int | None = None,
                listener: Listener | None = None) -> SweepResult:
@@ -138,10 +164,12 @@ class Sweep:
         A sweep with nothing left to run is returned as it stands, without starting Ray
         (see :meth:`trials_left`); its registered version is the one it already had.
         """
-        if self.trials_left(max_trials) == 0:
-            logger.info("sweep %s has no trial left to run", self.name)
-            return self.finish(self.result())  # idempotent: the same best/ and version
-        return self._run(max_trials, parallel, listener)
+        with SweepLock(self.sweep_dir):
+            heal(self.sweep_dir / JOURNAL)
+            if self.trials_left(max_trials) == 0:
+                logger.info("sweep %s has no trial left to run", self.name)
+                return self.finish(self.result())  # idempotent: the same best/ and version
+            return self._run(max_trials, parallel, listener, fresh=False)
 
     def trials_left(self, max_trials: int | None = None) -> int | None:
         """How many trials a resume would run; None when the sweep has no study yet."""
@@ -155,7 +183,7 @@ class Sweep:
         return trials_left(study, planned_total(self.config, space, max_trials))
 
     def _run(self, max_trials: int | None, parallel: int | None,
-             listener: Listener | None) -> SweepResult:
+             listener: Listener | None, *, fresh: bool) -> SweepResult:
         self._check_trainer_args()
         space = to_optuna(self.config.search_space)
         res = self.config.resources
@@ -176,10 +204,25 @@ class Sweep:
             study = open_study(self.config, space, self.sweep_dir)
         except BaseException:
             backend.close()
+            if fresh:
+                self._discard()
             raise
         Coordinator(self.config, study, space, backend, slots, self.sweep_dir,
                     entry=self.entry, max_trials=max_trials, listener=listener).run()
         return self.finish(self.result(study))
+
+    def _discard(self) -> None:
+        """Removes what a failed start wrote (only our own names: the folder may hold more)."""
+        for name in (CONFIG_FILE, JOURNAL, layout.CODE, layout.TRIALS):
+            path = self.sweep_dir / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        if self.config.storage != "default":
+            from sweep.study import delete_study
+
+            delete_study(self.config, self.sweep_dir)
 
     def _code_env(self) -> dict[str, Any] | None:
         """For a Ray cluster: how the trainer's own code reaches the nodes."""
@@ -200,14 +243,14 @@ class Sweep:
                 from sweep.command_sweep import as_started
 
                 data = as_started(self.config, data, self.sweep_dir)
-            path.write_text(yaml.safe_dump(data, sort_keys=False))
+            write_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
     def finish(self, result: SweepResult) -> SweepResult:
         """What a sweep leaves at its end: trials.csv, best/ (model, ONNX, card), registration."""
         from reports import Comparison, build_html
         from sweep.best_model import keep_best, keep_best_outputs, register_best
 
-        result.trials.to_csv(self.sweep_dir / TRIALS_CSV, index=False)
+        write_atomic(self.sweep_dir / TRIALS_CSV, result.trials.to_csv(index=False))
         build_html(Comparison([report_data(self.config, result)]),
                    self.sweep_dir / REPORT_HTML)
         keep = keep_best_outputs if self.config.command is not None else keep_best

@@ -3,6 +3,7 @@ the reader of a trial's history. The one owner of these names; nothing else spel
 
     sweeps/NAME/
       sweep.yaml          the sweep as it was started (what resume reads)
+      coordinator.lock    held by the one coordinator running the sweep
       study.journal       the Optuna study (the default storage)
       code/               a command sweep's snapshot of trial.code
       trials/0007/        params.json, metrics.jsonl, result.json, outputs/, trial.log
@@ -20,6 +21,7 @@ from typing import Any
 
 CONFIG_FILE = "sweep.yaml"
 JOURNAL = "study.journal"
+LOCK = "coordinator.lock"
 CODE = "code"
 TRIALS = "trials"
 BEST = "best"
@@ -38,11 +40,22 @@ def trial_dir(sweep_dir: Path, number: int) -> Path:
 
 
 def read_history(trial_folder: Path) -> list[dict[str, Any]]:
-    """A trial's reports in order: one mapping per reported epoch (epoch and metrics)."""
+    """A trial's reports in order: one mapping per reported epoch (epoch and metrics).
+
+    A last line cut short by a crash is left out (the trial ran again under a new number).
+    """
     path = Path(trial_folder) / METRICS
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    history = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            history.append(record)
+    return history
 
 
 def histories(sweep_dir: Path) -> Iterator[tuple[int, list[dict[str, Any]]]]:

@@ -9,7 +9,8 @@ measurements. A database URL (``postgresql://…``) is for several coordinators 
 
 from __future__ import annotations
 
-import os
+import dataclasses
+import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,8 +21,9 @@ from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 
-from search_spaces import SamplingAlgorithm, SweepConfig
+from search_spaces import SamplingAlgorithm, SearchSpaceError, SweepConfig
 from search_spaces.optuna_form import OptunaSpace
+from search_spaces.storage_url import expand, scrub
 from sweep.errors import SweepError
 from sweep.layout import JOURNAL
 from sweep.pruners import make_pruner
@@ -37,23 +39,14 @@ def open_storage(storage: str, sweep_dir: Path) -> BaseStorage:
         backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
         return optuna.storages.JournalStorage(backend)
     # ${VARS} are expanded only here, so a password kept in the environment never lands in
-    # sweep.yaml, a log or a report.
-    url = os.path.expandvars(storage)
+    # sweep.yaml, a log or a report; messages show the URL as written.
     try:
-        return optuna.storages.RDBStorage(url)
+        return optuna.storages.RDBStorage(expand(storage))
+    except SearchSpaceError:
+        raise
     except Exception as exc:
-        message = str(exc).replace(url, _redact(url))
-        raise SweepError(f"storage: cannot open {_redact(url)}: {message}") from None
-
-
-def _redact(url: str) -> str:
-    """A database URL without its password, for messages and logs."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
+        message = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, storage)
+        raise SweepError(f"storage: cannot open {storage}: {message}") from None
 
 
 def make_sampler(algorithm: SamplingAlgorithm, space: OptunaSpace) -> BaseSampler:
@@ -103,19 +96,60 @@ def _qmc(**kwargs: Any) -> BaseSampler:
 
 def open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
                *, create: bool = True) -> optuna.Study:
-    """Creates the sweep's study, or loads it when it exists (``sweep resume``, reports)."""
+    """Creates the sweep's study, or loads it when it exists (``sweep resume``, reports).
+
+    A seeded sampler continues its sequence on resume instead of starting it over: its seed
+    is derived from the sweep's seed and the trials already in the study, so resumed trials
+    do not replay the first trials' parameters (and the same resume is still reproducible).
+    """
+    try:
+        return _open_study(config, space, sweep_dir, create)
+    except (json.JSONDecodeError, ValueError) as exc:
+        if not isinstance(exc, json.JSONDecodeError) and "log format" not in str(exc):
+            raise
+        raise SweepError(
+            f"{sweep_dir / JOURNAL} has a damaged record; 'sweep resume {config.name}' cuts "
+            "off a torn last record and goes on"
+        ) from None
+
+
+def _open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
+                create: bool) -> optuna.Study:
+    storage = open_storage(config.storage, sweep_dir)
+    done = _trials_so_far(storage, config.name)
+    sampler = make_sampler(_continued(config.sampling_algorithm, done), space)
+    pruner = make_pruner(config.early_termination)
     if not create:
-        return optuna.load_study(
-            study_name=config.name, storage=open_storage(config.storage, sweep_dir),
-            sampler=make_sampler(config.sampling_algorithm, space),
-            pruner=make_pruner(config.early_termination),
-        )
+        return optuna.load_study(study_name=config.name, storage=storage, sampler=sampler,
+                                 pruner=pruner)
     return optuna.create_study(
-        study_name=config.name,
-        storage=open_storage(config.storage, sweep_dir),
-        sampler=make_sampler(config.sampling_algorithm, space),
-        pruner=make_pruner(config.early_termination),
+        study_name=config.name, storage=storage, sampler=sampler, pruner=pruner,
         direction=(StudyDirection.MAXIMIZE if config.objective.goal == "maximize"
                    else StudyDirection.MINIMIZE),
         load_if_exists=True,
     )
+
+
+def delete_study(config: SweepConfig, sweep_dir: Path) -> None:
+    """Removes the sweep's study from a database storage (after a start that failed)."""
+    try:
+        optuna.delete_study(study_name=config.name,
+                            storage=open_storage(config.storage, sweep_dir))
+    except (KeyError, SweepError):
+        pass
+
+
+def _trials_so_far(storage: BaseStorage, name: str) -> int:
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))
+
+
+def _continued(algorithm: SamplingAlgorithm, done: int) -> SamplingAlgorithm:
+    if algorithm.seed is None or done == 0:
+        return algorithm
+    # A fixed odd multiplier spreads (seed, done) pairs; any injective mix would do.
+    seed = (algorithm.seed * 1_000_003 + done) % 2**32
+    return dataclasses.replace(algorithm, seed=seed)
