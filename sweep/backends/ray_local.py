@@ -123,6 +123,9 @@ class LocalRayBackend(Backend):
         if not ray.is_initialized():
             # Workers import what this process can: a trainer in the user's own module works.
             path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+            from sweep.backends.ray_reaper import guard_ray_processes
+
+            guard_ray_processes()
             # "local": a new Ray of our own, never a cluster some other process left running.
             ray.init(
                 address="local", num_cpus=os.cpu_count(), include_dashboard=False,
