@@ -39,8 +39,12 @@ class ModelVersion:
 
     @property
     def card(self) -> dict[str, Any]:
-        card_file = self.path / "card.json"
-        return json.loads(card_file.read_text()) if card_file.exists() else {}
+        """The version's card; {} when it is missing or unreadable (a foreign folder)."""
+        try:
+            card = json.loads((self.path / "card.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return card if isinstance(card, dict) else {}
 
     def __str__(self) -> str:
         return f"{self.name}:{self.version}"
@@ -118,7 +122,9 @@ class ModelRegistry:
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self._versions(p))
+        # Anything else under the root (a README, someone's folder) is not ours to list.
+        return sorted(p.name for p in self.root.iterdir()
+                      if SAFE_NAME.match(p.name) and p.is_dir() and self._versions(p))
 
     def versions(self, name: str) -> list[ModelVersion]:
         folder = self.root / check_name(name)
@@ -140,10 +146,19 @@ class ModelRegistry:
             f"{', '.join(str(v.version) for v in versions)})"
         )
 
-    def download(self, ref: str, dest: str | Path) -> Path:
-        """Copies a version's files into ``dest`` (created if needed); returns ``dest``."""
+    def download(self, ref: str, dest: str | Path, *, force: bool = False) -> Path:
+        """Copies a version's files into ``dest`` (created if needed); returns ``dest``.
+
+        A ``dest`` that already holds files is refused unless ``force``: they may be the
+        user's own, and a model.pt of the same name would be overwritten.
+        """
         mv = self.get(ref)
         dest = Path(dest)
+        if dest.exists() and not dest.is_dir():
+            raise SweepInputError(f"{dest} is a file; give a folder to download {mv} into")
+        if dest.is_dir() and any(dest.iterdir()) and not force:
+            raise SweepInputError(f"{dest} is not empty; choose an empty or new folder, or "
+                                  "add --force to write over files of the same names")
         dest.mkdir(parents=True, exist_ok=True)
         for path in mv.path.iterdir():
             if path.is_dir():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,8 +112,15 @@ def decode_image(path: Path, size: int) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB")
+        # Past PIL's pixel limit (89 M) a file is a decompression bomb, not a photo: refused
+        # instead of decoded into gigabytes (PIL itself only warns below twice that).
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                rgb = img.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"{path} is not a readable image: more than "
+                        f"{Image.MAX_IMAGE_PIXELS} pixels (a decompression bomb?)") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(f"{path} is not a readable image: {exc}") from None
     tensor = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)

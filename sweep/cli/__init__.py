@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 import warnings
@@ -13,6 +14,8 @@ from sweep.errors import SweepError, SweepInputError, SweepInterrupted
 from trainer.errors import TrainerInputError
 
 EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+_USER_PATH_ERRORS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
+                     errno.EEXIST, errno.EROFS, errno.ENAMETOOLONG}
 
 DESCRIPTION = """\
 Hyperparameter sweeps for PyTorch: Optuna samples and prunes, Ray runs the trials.
@@ -87,6 +90,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(f"sweep: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:
+        # A path the user gave that cannot be written (a missing folder, no permission, a
+        # folder where a file should go) is bad input; a full disk or an I/O error is not.
+        if debug or exc.errno is None:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        if exc.errno in _USER_PATH_ERRORS:
+            print(f"sweep: error: {where}{exc.strerror}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"sweep: failed: {where}{exc.strerror}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("sweep: interrupted", file=sys.stderr)

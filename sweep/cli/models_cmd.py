@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = verbs.add_parser("download", help="copy a version's files into a folder")
     p.add_argument("ref", metavar="NAME[:VERSION]")
-    p.add_argument("dest", type=Path, metavar="DIR")
+    p.add_argument("dest", type=Path, metavar="DIR", help="a new or empty folder")
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder that already holds files (same names replaced)")
     _registry_flag(p)
     p.set_defaults(func=download)
 
@@ -103,7 +105,7 @@ def show(args: argparse.Namespace) -> int:
 def download(args: argparse.Namespace) -> int:
     from sweep.registry import ModelRegistry
 
-    dest = ModelRegistry(args.registry).download(args.ref, args.dest)
+    dest = ModelRegistry(args.registry).download(args.ref, args.dest, force=args.force)
     print(f"{args.ref}: files in {dest}")
     return 0
 

@@ -27,22 +27,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def report(args: argparse.Namespace) -> int:
     from reports import build_html, print_report
+    from reports.files import write_atomic
     from sweep.api import compare
 
     comparison = compare(args.names, args.root)
     wrote = []
     if args.csv:
-        comparison.trials.to_csv(args.csv, index=False)
+        write_atomic(args.csv, comparison.trials.to_csv(index=False))
         wrote.append(args.csv)
     if args.curves_csv:
-        comparison.curves.to_csv(args.curves_csv, index=False)
+        write_atomic(args.curves_csv, comparison.curves.to_csv(index=False))
         wrote.append(args.curves_csv)
     if args.json:
         payload = {
             "trials": json.loads(comparison.trials.to_json(orient="records", date_format="iso")),
             "curves": json.loads(comparison.curves.to_json(orient="records")),
         }
-        args.json.write_text(json.dumps(payload, indent=2))
+        write_atomic(args.json, json.dumps(payload, indent=2))
         wrote.append(args.json)
     if args.html:
         build_html(comparison, args.html)
