@@ -68,6 +68,13 @@ def _resume(tmp_path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _session_processes(sid: int) -> list[str]:
+    """The processes still in the session the coordinator led (its Ray included)."""
+    out = subprocess.run(["ps", "-o", "pid=,stat=,args=", "-s", str(sid)], capture_output=True,
+                         text=True).stdout
+    return [line for line in out.splitlines() if line.split()[1:2] != ["Z"]]
+
+
 def _check_totals(study: optuna.Study, kept: dict[int, float]) -> None:
     trials = study.get_trials(deepcopy=False)
     replaced = replaced_numbers(trials)
@@ -77,6 +84,8 @@ def _check_totals(study: optuna.Study, kept: dict[int, float]) -> None:
     # Completed trials survived with their values; nothing ran twice under one number.
     for number, value in kept.items():
         assert trials[number].state == TrialState.COMPLETE and trials[number].value == value
+    # A seeded sampler resumed continues its sequence: no finished trial's params replayed.
+    assert len({t.params["x"] for t in counted}) == len(counted)
     by_number = {t.number: t for t in trials}
     for t in trials:
         if "replaces" in t.user_attrs:
@@ -92,6 +101,14 @@ def test_kill_9_then_resume_loses_nothing_and_counts_once(tmp_path):
                   and any(t.state == TrialState.RUNNING for t in ts))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+        # Nothing of the sweep outlives it: Ray's processes, its agents, the trials.
+        left = _session_processes(proc.pid)
+        for _ in range(30):
+            if not left:
+                break
+            time.sleep(0.5)
+            left = _session_processes(proc.pid)
+        assert not left, left
     finally:
         time.sleep(1)
         try:
@@ -132,3 +149,46 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     done = _resume(tmp_path)
     assert done.returncode == 0, done.stderr
     _check_totals(_study(root), kept)
+
+
+@pytest.mark.slow
+def test_two_coordinators_raced_on_one_sweep_the_second_is_refused(tmp_path):
+    root = tmp_path / "sweeps"
+    first = _start(tmp_path)
+    second = _start(tmp_path)  # the same file at the same moment
+    _wait_for(root, lambda ts: any(t.state == TrialState.RUNNING for t in ts))
+    during = _resume(tmp_path)  # and a resume while the winner runs
+    still_running = first.poll() is None or second.poll() is None
+    out = [p.communicate(timeout=300) for p in (first, second)]
+    codes = [first.returncode, second.returncode]
+    assert sorted(codes) == [0, 2], out
+    loser = out[codes.index(2)][1]
+    assert "already running" in loser or "already exists" in loser, loser
+    assert "Traceback" not in loser
+    if still_running:
+        assert during.returncode == 2 and "already running (coordinator pid" in during.stderr
+    trials = _study(root).get_trials(deepcopy=False)
+    assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({t.params["x"] for t in trials}) == 6  # nothing ran twice
+
+
+@pytest.mark.slow
+def test_a_storage_secret_appears_in_no_file_and_no_output(tmp_path):
+    secret = "s3cr@t:/%41-xyzzy"
+    (tmp_path / "space.yaml").write_text(SPACE.replace("crash", "secret") + (
+        f"storage: sqlite:///{tmp_path}/study.db?password=${{SWEEP_TEST_SECRET}}\n"))
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "run", "space.yaml", "--root", "sweeps"],
+        env={**_env(), "SWEEP_TEST_SECRET": secret}, cwd=tmp_path, capture_output=True,
+        text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "${SWEEP_TEST_SECRET}" in (tmp_path / "sweeps" / "secret" / "sweep.yaml").read_text()
+    from urllib.parse import quote
+
+    forms = {secret, quote(secret, safe=""), "xyzzy"}
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) > 10
+    for path in written:
+        data = path.read_bytes()
+        assert not [f for f in forms if f.encode() in data], path
+    assert not [f for f in forms if f in done.stdout + done.stderr]
