@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-
 from search_spaces import _checks as c
 from search_spaces._errors import SearchSpaceError
 from search_spaces.config import (

@@ -22,7 +22,6 @@ from search_spaces.config import (
 from search_spaces.expressions import (
     Choice,
 )
-
 from search_spaces.policies import TABLE as POLICY_TABLE
 from search_spaces.policies import field_kinds
 from search_spaces.space_reader import parse_search_space
