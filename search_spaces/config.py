@@ -73,6 +73,15 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Keep:
+    """What a sweep keeps on disk besides every trial's records, logs and ``best/``."""
+
+    models: int | None = 3
+    """How many completed trials, the best first, keep their model files; None ('all'):
+    every trial keeps them, pruned and failed ones too."""
+
+
+@dataclass(frozen=True)
 class Register:
     model_name: str
     root: str | None = None
@@ -141,6 +150,7 @@ class SweepConfig:
     compute: str = "local"
     storage: str = "default"
     register: Register | None = None
+    keep: Keep = field(default_factory=Keep)
     command: CommandTrial | None = None
     """Set for an Azure ML sweep-job file: its ``trial`` runs instead of ``trainer``."""
     azure_job: Mapping[str, Any] | None = field(default=None, compare=False)

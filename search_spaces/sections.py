@@ -9,10 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from search_spaces import _checks as c
-from search_spaces._errors import SearchSpaceError
+from search_spaces._errors import SearchSpaceError, abbreviate
 from search_spaces.config import (
     SAMPLERS,
     EarlyTermination,
+    Keep,
     Limits,
     Objective,
     Register,
@@ -73,6 +74,7 @@ def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
         "limits": lambda: _limits(data.get("limits", {})),
         "storage": lambda: check_storage(data.get("storage", "default")),
         "register": lambda: _register(data.get("register")),
+        "keep": lambda: _keep(data.get("keep")),
     }
     for key, read in readers.items():
         with problems.check():
@@ -178,6 +180,20 @@ def parse_compute(value: Any, path: str = "compute") -> str:
             "or azureml:CLUSTER"
         )
     return value
+
+def _keep(value: Any) -> Keep:
+    if value is None:
+        return Keep()
+    d = c.mapping(value, "keep")
+    c.no_unknown_keys(d, "keep", {"models"})
+    models = d.get("models", Keep.models)
+    if models == "all":
+        return Keep(None)
+    if isinstance(models, bool) or not isinstance(models, int) or models < 1:
+        raise SearchSpaceError("keep.models", f"expected a number of trials (1 or more: the "
+                               f"best is copied to best/ at the end) or 'all', got "
+                               f"{abbreviate(models)}")
+    return Keep(models)
 
 def _register(value: Any) -> Register | None:
     if value is None:

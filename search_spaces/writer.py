@@ -45,7 +45,12 @@ def to_dict(config: SweepConfig) -> dict[str, Any]:
         out["register"] = {
             k: v for k, v in vars(config.register).items() if v is not None
         }
+    out["keep"] = _keep(config)
     return out
+
+
+def _keep(config: SweepConfig) -> dict[str, Any]:
+    return {"models": "all" if config.keep.models is None else config.keep.models}
 
 
 def _azure_document(config: SweepConfig) -> dict[str, Any]:
@@ -60,4 +65,5 @@ def _azure_document(config: SweepConfig) -> dict[str, Any]:
     doc["storage"] = config.storage
     if config.register is not None:
         doc["register"] = {k: v for k, v in vars(config.register).items() if v is not None}
+    doc["keep"] = _keep(config)
     return doc

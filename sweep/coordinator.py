@@ -23,6 +23,7 @@ from search_spaces import SweepConfig
 from search_spaces.optuna_form import OptunaSpace
 from sweep import layout
 from sweep.backends.base import Backend
+from sweep.disk import ModelFiles
 from sweep.errors import SweepInterrupted
 from sweep.layout import trial_dir
 from sweep.pruners import prune_reason
@@ -100,6 +101,10 @@ class Coordinator:
         self.total = planned_total(config, space, max_trials)
         self.slots = slots
         self.active: dict[int, _Active] = {}
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        self.model_files = ModelFiles(sweep_dir, config.keep, maximize=config.direction ==
+                                      "maximize", completed=[(t.number, float(t.value or 0))
+                                                             for t in done])
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -155,10 +160,7 @@ class Coordinator:
         where = folder.resolve()
         call_params = {**self.config.trainer.args, "output_dir": str(where / layout.OUTPUTS),
                        **params}
-        res = self.config.resources
-        self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(where),
-                                     res.cpus_per_trial, res.gpus_per_trial,
-                                     res.workers_per_trial))
+        self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(where)))
         self.active[trial.number] = _Active(trial, time.monotonic())
         self.listener.trial_started(trial.number, params)
 
@@ -202,6 +204,7 @@ class Coordinator:
         if active.pruned:
             trial.set_user_attr(REASON, active.pruned)
             self.study.tell(trial, state=TrialState.PRUNED)
+            self.model_files.ended(trial.number, None)
             self.listener.trial_ended(trial.number, "PRUNED", active.last_value, active.pruned)
             return 0
         value = event.result.get(self.metric)
@@ -212,6 +215,7 @@ class Coordinator:
         if not isinstance(value, int | float) or not math.isfinite(value):
             return self._fail(active, f"{self.metric} is {value!r}")
         self.study.tell(trial, float(value))
+        self.model_files.ended(trial.number, float(value))
         self.listener.trial_ended(trial.number, "COMPLETE", float(value), "")
         return 0
 
@@ -228,6 +232,7 @@ class Coordinator:
         retry = attempt < self.config.trainer.retries
         trial.set_user_attr(REASON, reason)
         self.study.tell(trial, state=TrialState.FAIL)
+        self.model_files.ended(trial.number, None)
         if retry:
             self.study.enqueue_trial(trial.params, user_attrs={REPLACES: trial.number,
                                                                ATTEMPT: attempt + 1})

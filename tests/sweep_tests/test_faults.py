@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
+from search_spaces import SearchSpaceError
 from sweep import Sweep
 from sweep.backends import InProcessBackend
 from sweep.cli import main
@@ -195,3 +196,34 @@ def test_a_decompression_bomb_image_is_one_line(tmp_path, capsys):
 
     with pytest.raises(DataError, match="decompression bomb"):
         decode_image(bomb, 32)
+
+
+@pytest.mark.parametrize("keep", [None, {"models": 2}, {"models": "all"}])
+def test_keep_leaves_model_files_only_to_the_best_completed_trials(tmp_path, keep):
+    settings = {"keep": keep} if keep else {}
+    result = Sweep(name="k", search_space=SPACE, trainer=toy_trainers.saving, root=tmp_path,
+                   backend=InProcessBackend(), trainer_args={"num_epochs": 3},
+                   early_termination={"type": "median_stopping", "delay_evaluation": 1},
+                   sampling_algorithm={"type": "random", "seed": 1},
+                   limits={"max_total_trials": 10, "max_concurrent_trials": 1},
+                   **settings).run()
+    study = result.study
+    done = sorted((t for t in study.trials if t.state == TrialState.COMPLETE),
+                  key=lambda t: -float(t.value or 0))
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned and len(done) > 3
+    models = {t.number for t in study.trials
+              if (trial_dir(tmp_path / "k", t.number) / "outputs" / "model.pt").exists()}
+    if keep == {"models": "all"}:
+        assert models == {t.number for t in study.trials}
+    else:
+        assert models == {t.number for t in done[: 3 if keep is None else 2]}
+    assert result.best is not None and result.best.number in models
+    for t in study.trials:  # records and other outputs stay, whatever happened
+        folder = trial_dir(tmp_path / "k", t.number)
+        assert (folder / "outputs" / "curve.png").exists() and read_history(folder)
+
+
+def test_keep_is_checked(tmp_path):
+    with pytest.raises(SearchSpaceError, match="keep.models: expected a number of trials"):
+        _sweep(tmp_path, keep={"models": 0})

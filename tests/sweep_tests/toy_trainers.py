@@ -82,3 +82,12 @@ def hostile(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     for epoch in range(2):
         report(epoch, {XSS: params["x"] + epoch})
     return {XSS: params["x"] + 1}
+
+
+def saving(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """Writes a 100 kB model file and a plot, as a real script would, then trains."""
+    out = Path(params["output_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.pt").write_bytes(b"\0" * 100_000)
+    (out / "curve.png").write_bytes(b"png")
+    return quadratic(params, report)
