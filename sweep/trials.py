@@ -12,17 +12,14 @@ TrainFn = Callable[[dict[str, Any], Callable[[int, dict[str, float]], bool]], Ma
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """One trial to run: who trains, with what, where its files go, on what resources."""
+    """One trial to run: who trains, with what, where its files go (what it runs on is the
+    backend's, from the resources it was opened with)."""
 
     number: int
     params: Mapping[str, Any]
     """The sampled parameters merged over the trainer's fixed args and ``output_dir``."""
     entry: str | TrainFn
     trial_dir: str
-    cpus: float = 1.0
-    gpus: float = 0.0
-    workers: int = 1
-    """More than 1: a data-parallel trial, one process per worker (torch DDP)."""
 
 
 @dataclass(frozen=True)

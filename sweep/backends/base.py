@@ -39,9 +39,3 @@ class Backend(ABC):
     @abstractmethod
     def close(self) -> None:
         """Cancels what still runs and frees everything."""
-
-    def __enter__(self) -> Backend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -14,6 +14,7 @@ import math
 import os
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,13 +97,24 @@ class TrialWorker:
                     os.environ[key] = value
 
 
+# A data-parallel trial whose workers Ray cannot place in this long fails (the others run).
+PLACEMENT_TIMEOUT_S = 120.0
+
+
 @dataclass
 class _Running:
-    """A running trial: its worker actors (rank 0 first), their result refs, its group."""
+    """A running trial: its worker actors (rank 0 first), their result refs, its group.
+
+    A data-parallel trial starts as a placement group being placed (``placing``, the group's
+    ready ref): its actors exist only once the group is ready, so ``start`` never waits.
+    """
 
     actors: list[Any]
     refs: list[Any]
     group: Any = None
+    placing: Any = None
+    spec: TrialSpec | None = None
+    since: float = 0.0
 
     @property
     def pending(self) -> dict[Any, int]:
@@ -161,58 +173,83 @@ class LocalRayBackend(Backend):
 
     def start(self, spec: TrialSpec) -> None:
         spec = self._prepare(spec)
-        if spec.workers > 1:
-            self._start_data_parallel(spec)
+        if self._resources.workers_per_trial > 1:
+            self._place(spec)
             return
         actor = self._idle.pop() if self._idle else \
             TrialWorker.options(**self._actor_options()).remote()  # type: ignore[attr-defined]
         self._running[spec.number] = _Running([actor], [actor.run.remote(spec, self._hub)])
 
-    def _start_data_parallel(self, spec: TrialSpec) -> None:
-        """N workers in one placement group (on one node when one can hold them all), each
-        a torch DDP rank; rank 0 hosts the process group and reports."""
+    def _place(self, spec: TrialSpec) -> None:
+        """Asks Ray for a data-parallel trial's N bundles (on one node when one can hold them
+        all); the workers start in ``poll`` once the group is ready."""
+        workers = self._resources.workers_per_trial
+        bundle = self._bundle()
+        one_node = any(
+            all(node["Resources"].get(k, 0) >= v * workers for k, v in bundle.items())
+            for node in ray.nodes() if node.get("Alive")
+        )
+        group = placement_group([bundle] * workers,
+                                strategy="STRICT_PACK" if one_node else "PACK")
+        self._running[spec.number] = _Running([], [], group, group.ready(), spec,
+                                              time.monotonic())
+
+    def _bundle(self) -> dict[str, float]:
         bundle = {"CPU": self._resources.cpus_per_trial}
         if self._resources.gpus_per_trial:
             bundle["GPU"] = self._resources.gpus_per_trial
-        one_node = any(
-            all(node["Resources"].get(k, 0) >= v * spec.workers for k, v in bundle.items())
-            for node in ray.nodes() if node.get("Alive")
-        )
-        group = placement_group([bundle] * spec.workers,
-                                strategy="STRICT_PACK" if one_node else "PACK")
-        try:
-            ray.get(group.ready(), timeout=120)
-        except ray.exceptions.GetTimeoutError:
-            remove_placement_group(group)
-            raise SweepError(
-                f"Ray could not place {spec.workers} workers of {bundle} within 2 minutes"
-            ) from None
-        actors = [
+        return bundle
+
+    def _start_ranks(self, run: _Running) -> None:
+        """The placed group's workers, each a torch DDP rank; rank 0 hosts the process group
+        and reports."""
+        spec, workers = run.spec, self._resources.workers_per_trial
+        assert spec is not None
+        run.placing = None
+        run.actors = [
             TrialWorker.options(  # type: ignore[attr-defined]
                 **self._actor_options(),
                 scheduling_strategy=PlacementGroupSchedulingStrategy(
-                    group, placement_group_bundle_index=rank),
+                    run.group, placement_group_bundle_index=rank),
             ).remote()
-            for rank in range(spec.workers)
+            for rank in range(workers)
         ]
-        host, port = ray.get(actors[0].address.remote())
-        refs = []
-        for rank, actor in enumerate(actors):
-            env = {"WORLD_SIZE": str(spec.workers), "RANK": str(rank),
+        host, port = ray.get(run.actors[0].address.remote())
+        for rank, actor in enumerate(run.actors):
+            env = {"WORLD_SIZE": str(workers), "RANK": str(rank),
                    "LOCAL_RANK": "0", "MASTER_ADDR": host, "MASTER_PORT": str(port)}
-            refs.append(actor.run.remote(spec, self._hub if rank == 0 else None, env,
-                                         "trial.log" if rank == 0 else f"trial-rank{rank}.log"))
-        self._running[spec.number] = _Running(actors, refs, group)
+            run.refs.append(actor.run.remote(spec, self._hub if rank == 0 else None, env,
+                                             "trial.log" if rank == 0 else
+                                             f"trial-rank{rank}.log"))
+
+    def _placements(self) -> list[Event]:
+        """Starts the trials whose groups are placed; fails those that waited too long."""
+        events: list[Event] = []
+        for number, run in list(self._running.items()):
+            if run.placing is None:
+                continue
+            ready, _ = ray.wait([run.placing], timeout=0)
+            if ready:
+                self._start_ranks(run)
+            elif time.monotonic() - run.since > PLACEMENT_TIMEOUT_S:
+                self._release(number)
+                events.append(Failed(number, (
+                    f"Ray could not place {self._resources.workers_per_trial} workers of "
+                    f"{self._bundle()} within {PLACEMENT_TIMEOUT_S:.0f} s")))
+        return events
 
     def poll(self, timeout: float) -> list[Event]:
+        events: list[Event] = self._placements()
         if self._take is None:
             self._take = self._hub.take.remote(timeout)
         by_ref = {ref: number for number, run in self._running.items() for ref in run.pending}
-        ready, _ = ray.wait([self._take, *by_ref], num_returns=1, timeout=timeout)
+        placing = [run.placing for run in self._running.values() if run.placing is not None]
+        ready, _ = ray.wait([self._take, *by_ref, *placing], num_returns=1, timeout=timeout)
         if ready:  # gather whatever else is done too, without waiting
             ready, _ = ray.wait([self._take, *by_ref], num_returns=len(by_ref) + 1, timeout=0)
-        events: list[Event] = []
         for ref in ready:
+            if ref not in by_ref and ref != self._take:
+                continue  # a group got placed: it starts on the next poll
             if ref == self._take:
                 events.extend(
                     Reported(n, e, m) for n, e, m in ray.get(ref) if n in self._running

@@ -35,7 +35,7 @@ def test_a_two_worker_sweep_trains_with_ddp(tmp_path, ray_local):
 
 def _spec(tmp_path: Path) -> TrialSpec:
     return TrialSpec(0, {**ARGS, "output_dir": str(tmp_path / "out")}, "trainer",
-                     str(tmp_path), cpus=1, workers=2)
+                     str(tmp_path))
 
 
 def _drive(backend, stop_at: int) -> tuple[list, Finished]:  # type: ignore[no-untyped-def]
@@ -71,8 +71,10 @@ def test_pruning_stops_every_worker(tmp_path, request, where):
     assert backend.open(Resources(cpus_per_trial=1, workers_per_trial=2), None) == 1
     try:
         backend.start(_spec(tmp_path))
-        workers, group = backend._running[0].actors, backend._running[0].group
+        run = backend._running[0]
+        assert run.actors == [] and run.placing is not None  # start did not wait for Ray
         reports, finished = _drive(backend, stop_at=0)
+        workers, group = run.actors, run.group
     finally:
         backend.close()
     assert [r.epoch for r in reports] == [0]  # rank 0 alone reports
