@@ -91,6 +91,9 @@ def _budget_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
 
 
+PLAN_WIDTH = 160
+
+
 def describe(config: SweepConfig) -> str:
     """A few lines that say what a sweep would do."""
     lim = config.limits
@@ -115,7 +118,9 @@ def describe(config: SweepConfig) -> str:
     for key, expr in config.search_space.items():
         shown = ", ".join(f"{k}={v}" for k, v in expr.to_dict().items() if k != "type")
         lines.append(f"  {key}: {expr.type}({shown})")
-    return "\n".join(lines)
+    # A plan is read at a glance: a 5,000-value choice or a long argument is cut short.
+    return "\n".join(line if len(line) <= PLAN_WIDTH else line[: PLAN_WIDTH - 1] + "…"
+                     for line in lines)
 
 
 def validate(args: argparse.Namespace) -> int:

@@ -146,3 +146,15 @@ def test_random_bytes_validate_or_fail_in_one_line_each(tmp_path, capsys, raw):
     path = tmp_path / "fuzz.yaml"
     path.write_bytes(raw)
     _validate_once(path, capsys)
+
+
+def test_the_plan_stays_readable_with_huge_values(tmp_path, capsys):
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump({
+        "trainer": {"entry": "trainer", "args": {"data": "digits", "note": "v" * 5000}},
+        "search_space": {"num_epochs": {"type": "choice", "values": list(range(1, 3000))},
+                         "momentum" + "m" * 400: {"type": "uniform", "min_value": 0,
+                                                  "max_value": 1}}}))
+    main(["validate", str(path)])
+    out = capsys.readouterr()
+    assert out.out and max(len(line) for line in out.out.splitlines()) <= 160
