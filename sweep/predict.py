@@ -41,21 +41,20 @@ class OnnxClassifier:
         self.session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
 
     def preprocess(self, paths: list[Path]) -> np.ndarray:
-        import torch
-
-        from trainer.data import decode_image, eval_transform, resize_size
+        """The model's input batch: the pixels validation saw (trainer.images), no torch."""
         from trainer.errors import DataError
+        from trainer.images import eval_array, read_image, resize_size
 
-        transform = eval_transform(self.image_size, self.mean, self.std)
         images = []
         for path in paths:
             if not path.is_file():
                 raise SweepInputError(f"{path}: no such image file")
             try:
-                images.append(transform(decode_image(path, resize_size(self.image_size))))
+                decoded = read_image(path, resize_size(self.image_size))
             except DataError as exc:
                 raise SweepInputError(str(exc)) from None
-        return torch.stack(images).numpy()
+            images.append(eval_array(decoded, self.image_size, self.mean, self.std))
+        return np.stack(images)
 
     def predict(self, paths: list[str | Path]) -> list[Prediction]:
         files = [Path(p) for p in paths]

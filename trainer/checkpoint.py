@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer.data import IMAGENET_MEAN, IMAGENET_STD, resize_size
+from trainer.images import IMAGENET_MEAN, IMAGENET_STD, resize_size
 from trainer.errors import TrainerError
 from trainer.model import build_model
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +20,10 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from trainer.errors import DataError
+from trainer.images import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, read_image, resize_size
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 BUILTIN = ("digits",)
 
 
@@ -46,11 +43,6 @@ class ImageData:
     source: str
     # Mirrors and narrow crops change what a digit means; photos don't mind them.
     natural_augment: bool
-
-
-def resize_size(image_size: int) -> int:
-    """The short side images are resized to before the centre crop (256 for 224, as ImageNet)."""
-    return math.ceil(image_size * 256 / 224)
 
 
 def load_image_data(data: str, image_size: int, base_dir: Path | None = None) -> ImageData:
@@ -105,27 +97,10 @@ def _folder(root: Path, image_size: int) -> ImageData:
 
 
 def decode_image(path: Path, size: int) -> torch.Tensor:
-    """An image file as uint8 C x H x W, its short side resized to ``size``.
-
-    Raises DataError when the file is not a readable image.
+    """An image file as uint8 C x H x W, its short side resized to ``size`` (see
+    :func:`trainer.images.read_image`). Raises DataError when the file is not a readable image.
     """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        # Past PIL's pixel limit (89 M) a file is a decompression bomb, not a photo: refused
-        # instead of decoded into gigabytes (PIL itself only warns below twice that).
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                rgb = img.convert("RGB")
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError(f"{path} is not a readable image: more than "
-                        f"{Image.MAX_IMAGE_PIXELS} pixels (a decompression bomb?)") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{path} is not a readable image: {exc}") from None
-    tensor = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
-    tensor = tensor.view(rgb.height, rgb.width, 3).permute(2, 0, 1)
-    return v2.functional.resize(tensor, [size], antialias=True).contiguous()
+    return torch.from_numpy(read_image(path, size).copy()).permute(2, 0, 1).contiguous()
 
 
 def eval_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN,

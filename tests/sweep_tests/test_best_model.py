@@ -103,3 +103,19 @@ def test_export_command_writes_a_checked_onnx(finished, capsys, tmp_path):
     out = tmp_path / "exported.onnx"
     assert main(["export", "fowl", "--onnx", str(out), "--root", str(tmp / "sweeps")]) == 0
     assert out.is_file() and "max abs diff" in capsys.readouterr().out
+
+
+def test_predict_imports_no_torch(finished):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tmp, data, _, _ = finished
+    image = next((data / "val" / "turkeys").iterdir())
+    probe = (f"from sweep.cli import main; code = main(['models', 'predict', 'pt-dnn', "
+             f"{str(image)!r}, '--registry', {str(tmp / 'models')!r}])\n"
+             "import sys; print('LOADED:' + ' '.join(m for m in ('torch', 'torchvision', "
+             "'optuna', 'pandas', 'ray') if m in sys.modules), code)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2], check=True).stdout
+    assert out.splitlines()[-1] == "LOADED: 0", out

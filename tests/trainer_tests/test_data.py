@@ -77,3 +77,21 @@ def test_class_with_only_corrupt_images_is_an_error(image_folder):
         path.write_bytes(b"garbage")
     with pytest.raises(DataError, match="turkeys has no readable images"):
         load_image_data(str(image_folder), 16)
+
+
+def test_prediction_sees_exactly_the_pixels_validation_sees(tmp_path):
+    """trainer.images (numpy, used by `models predict`) against the trainer's torch path."""
+    import numpy as np
+    from PIL import Image
+
+    from trainer.data import decode_image, eval_transform
+    from trainer.images import eval_array, read_image, resize_size
+
+    rng = np.random.default_rng(0)
+    for width, height, size in ((640, 480, 224), (50, 70, 16), (8, 8, 32), (123, 457, 64)):
+        path = tmp_path / f"{width}x{height}.png"
+        Image.fromarray((rng.random((height, width, 3)) * 255).astype("uint8")).save(path)
+        torch_path = eval_transform(size)(decode_image(path, resize_size(size))).numpy()
+        numpy_path = eval_array(read_image(path, resize_size(size)), size)
+        assert numpy_path.shape == torch_path.shape == (3, size, size)
+        assert np.abs(numpy_path - torch_path).max() < 1e-6
