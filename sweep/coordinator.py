@@ -43,15 +43,21 @@ class Listener(Protocol):
     def trial_ended(self, number: int, state: str, value: float | None, reason: str) -> None: ...
 
 
-class _Quiet:
+class LogProgress:
+    """The library's default listener: progress as log records (INFO, epochs at DEBUG), shown
+    wherever the caller's logging configuration sends them; nothing is printed."""
+
     def trial_started(self, number: int, params: Mapping[str, Any]) -> None:
-        pass
+        logger.info("trial %d started: %s", number,
+                    ", ".join(f"{k}={v}" for k, v in params.items()))
 
     def trial_reported(self, number: int, epoch: int, value: float | None) -> None:
-        pass
+        logger.debug("trial %d epoch %d: %s", number, epoch + 1, value)
 
     def trial_ended(self, number: int, state: str, value: float | None, reason: str) -> None:
-        pass
+        logger.info("trial %d %s%s%s", number, state.lower(),
+                    f" with {value:.4g}" if value is not None else "",
+                    f": {reason}" if reason else "")
 
 
 @dataclass
@@ -96,7 +102,7 @@ class Coordinator:
         self.config, self.study, self.space, self.backend = config, study, space, backend
         self.sweep_dir = sweep_dir
         self.entry = entry
-        self.listener: Listener = listener or _Quiet()
+        self.listener: Listener = listener or LogProgress()
         self.metric = config.objective.primary_metric
         self.total = planned_total(config, space, max_trials)
         self.slots = slots
@@ -236,7 +242,6 @@ class Coordinator:
         if retry:
             self.study.enqueue_trial(trial.params, user_attrs={REPLACES: trial.number,
                                                                ATTEMPT: attempt + 1})
-        logger.info("trial %d failed: %s", trial.number, reason)
         self.listener.trial_ended(trial.number, "FAIL", None,
                                   reason + (" (will retry)" if retry else ""))
         return 1 if retry else 0

@@ -115,6 +115,7 @@ def open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
 
 def _open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
                 create: bool) -> optuna.Study:
+    _log_like_a_library()
     storage = open_storage(config.storage, sweep_dir)
     done = _trials_so_far(storage, config.name)
     sampler = make_sampler(_continued(config.sampling_algorithm, done), space)
@@ -128,6 +129,20 @@ def _open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
                    else StudyDirection.MINIMIZE),
         load_if_exists=True,
     )
+
+
+def _log_like_a_library() -> None:
+    """Optuna's own stderr handler would print a line per study and per trial from inside a
+    library call; its records go through ``logging`` instead, like ours (the CLI shows
+    warnings; a caller's logging configuration decides the rest)."""
+    global _LOGGING_SET
+    if not _LOGGING_SET:
+        optuna.logging.disable_default_handler()
+        optuna.logging.enable_propagation()
+        _LOGGING_SET = True
+
+
+_LOGGING_SET = False
 
 
 def delete_study(config: SweepConfig, sweep_dir: Path) -> None:

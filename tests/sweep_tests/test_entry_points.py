@@ -59,3 +59,17 @@ def test_no_import_cycles_between_or_inside_packages():
     assert run.returncode == 0, run.stdout
     assert run.stdout.strip().endswith("0 import cycles among " +
                                        run.stdout.strip().split(" among ")[-1])
+
+
+def test_a_library_run_prints_nothing_and_logs_its_progress(tmp_path, capfd, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        Sweep(name="quiet", trainer="tests.sweep_tests.toy_trainers:quadratic",
+              search_space={"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+              limits={"max_total_trials": 2}, root=tmp_path, backend=InProcessBackend()).run()
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    progress = [r.getMessage() for r in caplog.records if r.name == "sweep.coordinator"]
+    assert any(m.startswith("trial 0 started: x=") for m in progress)
+    assert any(m.startswith("trial 1 complete with ") for m in progress)
