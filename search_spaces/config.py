@@ -10,10 +10,11 @@ from typing import Any
 from search_spaces.expressions import Expression
 from search_spaces.policies import TABLE as POLICY_TABLE
 from search_spaces.policies import Policy
+from search_spaces.samplers import TABLE as SAMPLER_TABLE
 
-# Sampling algorithms: Azure ML's three, then ours (Optuna's samplers by name).
-AZURE_SAMPLERS = ("random", "grid", "bayesian")
-SAMPLERS = AZURE_SAMPLERS + ("tpe", "cmaes", "gp", "qmc")
+# Sampling algorithms: Azure ML's three, then ours (search_spaces.samplers has them all).
+SAMPLERS = tuple(SAMPLER_TABLE)
+AZURE_SAMPLERS = tuple(k for k, cls in SAMPLER_TABLE.items() if cls.azure)
 
 # Azure ML's own early-termination policies (search_spaces.policies has them all).
 AZURE_POLICIES = tuple(k for k, cls in POLICY_TABLE.items() if cls.azure)

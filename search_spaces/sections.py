@@ -11,7 +11,6 @@ from typing import Any
 from search_spaces import _checks as c
 from search_spaces._errors import SearchSpaceError, abbreviate
 from search_spaces.config import (
-    SAMPLERS,
     EarlyTermination,
     Keep,
     Limits,
@@ -25,6 +24,8 @@ from search_spaces.expressions import (
 )
 from search_spaces.policies import TABLE as POLICY_TABLE
 from search_spaces.policies import field_kinds
+from search_spaces.samplers import TABLE as SAMPLER_TABLE
+from search_spaces.samplers import setting_names
 from search_spaces.space_reader import parse_search_space
 from search_spaces.storage_url import check_storage
 
@@ -92,25 +93,13 @@ def _objective(value: Any) -> Objective:
 def _sampling(value: Any) -> SamplingAlgorithm:
     path = "sampling_algorithm"
     if isinstance(value, str):
-        return SamplingAlgorithm(c.one_of(value, SAMPLERS, path))
+        value = {"type": value}
     d = c.mapping(value, path)
-    kind = c.one_of(c.string(d, "type", path), SAMPLERS, f"{path}.type")
-    allowed = {"type", "seed"} | ({"rule", "logbase"} if kind == "random" else set())
-    c.no_unknown_keys(d, path, allowed)
-    seed = c.optional_integer(d, "seed", path)
-    options: dict[str, Any] = {}
-    if "rule" in d:
-        options["rule"] = c.one_of(c.string(d, "rule", path), ("random", "sobol"), f"{path}.rule")
-    if d.get("logbase") is not None:
-        base = d["logbase"]
-        ok = base == "e" or (isinstance(base, int | float) and not isinstance(base, bool)
-                             and base > 0 and base != 1)
-        if not ok:
-            raise SearchSpaceError(
-                f"{path}.logbase", f"must be 'e' or a positive number other than 1, got {base!r}"
-            )
-        options["logbase"] = base
-    return SamplingAlgorithm(kind, seed, options)
+    kind = c.one_of(c.string(d, "type", path), tuple(SAMPLER_TABLE), f"{path}.type")
+    cls = SAMPLER_TABLE[kind]
+    c.no_unknown_keys(d, path, setting_names(cls) | {"type"})
+    sampler = cls(**{k: v for k, v in d.items() if k != "type" and v is not None})
+    return SamplingAlgorithm(kind, sampler.seed, sampler.options())
 
 def _early_termination(value: Any) -> EarlyTermination:
     path = "early_termination"

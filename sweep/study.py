@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,10 @@ from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 
-from search_spaces import SamplingAlgorithm, SearchSpaceError, SweepConfig
+from search_spaces import SamplingAlgorithm, SearchSpaceError, SweepConfig, samplers
 from search_spaces.optuna_form import OptunaSpace
+from search_spaces.samplers import TABLE as SAMPLER_TABLE
+from search_spaces.samplers import Sampler
 from search_spaces.storage_url import expand, scrub
 from sweep.errors import SweepError
 from sweep.layout import JOURNAL
@@ -50,29 +52,37 @@ def open_storage(storage: str, sweep_dir: Path) -> BaseStorage:
 
 
 def make_sampler(algorithm: SamplingAlgorithm, space: OptunaSpace) -> BaseSampler:
-    """The Optuna sampler for a sweep file's ``sampling_algorithm``.
+    """The Optuna sampler for a sweep file's ``sampling_algorithm`` (see ``SAMPLERS``)."""
+    cls = SAMPLER_TABLE.get(algorithm.type)
+    if cls is None or cls not in SAMPLERS:
+        raise SweepError(f"sampling_algorithm: {algorithm.type!r} has no sampler")
+    return SAMPLERS[cls](cls(seed=algorithm.seed, **algorithm.options), space)
 
-    ``bayesian`` is TPE (multivariate, with the constant liar for parallel trials): it handles
-    choices, log scales and conditional spaces natively, copes with trials running in
-    parallel, and costs milliseconds per trial. ``gp`` asks for Optuna's Gaussian process.
-    """
-    seed = algorithm.seed
-    kind = algorithm.type
-    if kind == "random":
-        if algorithm.options.get("rule") == "sobol":
-            return _qmc(qmc_type="sobol", scramble=True, seed=seed)
-        return optuna.samplers.RandomSampler(seed=seed)
-    if kind == "grid":
-        return _AskTellGridSampler(space.grid(), seed=seed)
-    if kind in ("bayesian", "tpe"):
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-    if kind == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    if kind == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    if kind == "qmc":
-        return _qmc(seed=seed)
-    raise SweepError(f"sampling_algorithm: {kind!r} has no sampler")
+
+def _random(s: Sampler, space: OptunaSpace) -> BaseSampler:
+    assert isinstance(s, samplers.Random)
+    if s.rule == "sobol":
+        return _qmc(qmc_type="sobol", scramble=True, seed=s.seed)
+    return optuna.samplers.RandomSampler(seed=s.seed)
+
+
+def _tpe(s: Sampler, space: OptunaSpace) -> BaseSampler:
+    # Multivariate with the constant liar: choices, log scales and conditional spaces
+    # natively, trials running in parallel, milliseconds per trial.
+    return optuna.samplers.TPESampler(seed=s.seed, multivariate=True, constant_liar=True)
+
+
+SAMPLERS: dict[type[Sampler], Callable[[Sampler, OptunaSpace], BaseSampler]] = {
+    samplers.Random: _random,
+    samplers.Grid: lambda s, space: _AskTellGridSampler(space.grid(), seed=s.seed),
+    samplers.Bayesian: _tpe,
+    samplers.Tpe: _tpe,
+    samplers.CmaEs: lambda s, space: optuna.samplers.CmaEsSampler(
+        seed=s.seed, warn_independent_sampling=False),
+    samplers.Gp: lambda s, space: optuna.samplers.GPSampler(seed=s.seed),
+    samplers.Qmc: lambda s, space: _qmc(seed=s.seed),
+}
+"""Each sampling algorithm's Optuna sampler, by its class in search_spaces.samplers."""
 
 
 class _AskTellGridSampler(optuna.samplers.GridSampler):

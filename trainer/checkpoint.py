@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer.images import IMAGENET_MEAN, IMAGENET_STD, resize_size
 from trainer.errors import TrainerError
+from trainer.images import IMAGENET_MEAN, IMAGENET_STD, resize_size
 from trainer.model import build_model
 
 FORMAT = "sweep.trainer.model/1"

@@ -54,3 +54,39 @@ def test_adding_a_policy_is_one_dataclass_and_one_table_row(monkeypatch):
     with pytest.raises(SearchSpaceError, match="'patient' runs locally only"):
         parse_sweep({"search_space": SPACE, "compute": "azure:cpu",
                      "early_termination": {"type": "patient"}})
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"type": "random", "rule": "halton"}, "sampling_algorithm.rule: 'halton' is not one of"),
+    ({"type": "random", "logbase": 1}, "sampling_algorithm.logbase: must be 'e' or a positive "
+                                       "number other than 1, got 1"),
+    ({"type": "tpe", "seed": "7"}, "sampling_algorithm.seed: expected an integer, got '7'"),
+    ({"type": "grid", "rule": "sobol"}, "sampling_algorithm.rule: unknown key"),
+])
+def test_a_sampler_checks_itself_and_shows_the_values(settings, message):
+    with pytest.raises(SearchSpaceError, match=message.replace("(", r"\(")):
+        parse_sweep({"search_space": SPACE, "sampling_algorithm": settings})
+
+
+def test_adding_a_sampler_is_one_dataclass_and_one_table_row(monkeypatch):
+    from search_spaces import samplers
+    from search_spaces.optuna_form import to_optuna
+    from sweep import study
+
+    @dataclass(frozen=True)
+    class Nsga(samplers.Sampler):
+        population_size: int | None = None
+        type: ClassVar[str] = "nsga"
+
+    monkeypatch.setitem(samplers.TABLE, "nsga", Nsga)
+    monkeypatch.setitem(study.SAMPLERS, Nsga, lambda s, space: optuna.samplers.NSGAIISampler(
+        seed=s.seed, population_size=s.population_size))
+    config = parse_sweep({"search_space": SPACE, "sampling_algorithm": {
+        "type": "nsga", "seed": 3, "population_size": 8}})
+    assert config.sampling_algorithm.options == {"population_size": 8}
+    sampler = study.make_sampler(config.sampling_algorithm, to_optuna(config.search_space))
+    assert isinstance(sampler, optuna.samplers.NSGAIISampler)
+    assert sampler._population_size == 8
+    with pytest.raises(SearchSpaceError, match="'nsga' runs locally only"):
+        parse_sweep({"search_space": SPACE, "compute": "azure:cpu",
+                     "sampling_algorithm": {"type": "nsga"}})
