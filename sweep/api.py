@@ -41,6 +41,7 @@ from sweep.trials import TrainFn
 
 if TYPE_CHECKING:
     from reports import Comparison, SweepData
+    from sweep.azure.runner import AzureMLRunner
 
 logger = logging.getLogger(__name__)
 
@@ -71,18 +72,25 @@ class Sweep:
     def __init__(self, name: str | None = None, search_space: Mapping[str, Any] | None = None,
                  *, trainer: str | TrainFn = "trainer", config: SweepConfig | None = None,
                  root: str | Path | None = None, backend: Backend | None = None,
-                 **settings: Any) -> None:
+                 azure: AzureMLRunner | None = None, **settings: Any) -> None:
         """Builds a sweep from keyword settings named as in the sweep file.
 
         Args:
             trainer: ``"trainer"``, ``"package.module:function"``, or the function itself.
-            config: an already-read SweepConfig (then name/search_space/settings are unused).
+            config: an already-read SweepConfig (instead of name/search_space/settings).
             root: the folder of sweeps (default ./sweeps).
-            backend: where trials run; by default from ``compute`` (a local Ray).
+            backend: where trials run; by default from ``compute`` (a local Ray or a cluster).
+            azure: the Azure ML runner for ``compute: azure:CLUSTER`` (by default one that
+                reads the workspace's config.json and logs its progress).
             settings: ``trainer_args``, ``objective``, ``sampling_algorithm``,
                 ``early_termination``, ``limits``, ``resources``, ``compute``, ``storage``,
-                ``register``, ``retries``: the sweep file's sections.
+                ``register``, ``keep``, ``retries``: the sweep file's sections.
         """
+        if config is not None and (name is not None or search_space is not None or settings):
+            given = [k for k, v in (("name", name), ("search_space", search_space)) if v] + \
+                list(settings)
+            raise SweepInputError(f"Sweep(config=…) takes its settings from the config; "
+                                  f"{', '.join(given)} would be ignored: pass one or the other")
         if config is None:
             if search_space is None:
                 raise SweepInputError("search_space: is required")
@@ -99,7 +107,14 @@ class Sweep:
         self.config = _absolute_data(config)
         self.entry: str | TrainFn = trainer if callable(trainer) else self.config.trainer.entry
         self.root = sweeps_root(root)
+        on_azure = self.config.compute.startswith("azure:")
+        if backend is not None and on_azure:
+            raise SweepInputError(f"backend: compute {self.config.compute} runs the whole "
+                                  "sweep on Azure ML; no trial backend is used there")
+        if azure is not None and not on_azure:
+            raise SweepInputError(f"azure: compute is {self.config.compute}, not azure:CLUSTER")
         self.backend = backend
+        self.azure = azure
 
     @classmethod
     def from_yaml(cls, path: str | Path, *, overrides: list[str] | tuple[str, ...] = (),
@@ -146,7 +161,7 @@ class Sweep:
                     f"it with 'sweep resume {self.name}', or start over after 'rm -r "
                     f"{self.sweep_dir}' (registered models stay), or give this one another name"
                 )
-            return self._run(max_trials, parallel, listener, fresh=True)
+            return self._place(max_trials, parallel, listener, fresh=True)
         except BaseException:
             if made and not (self.sweep_dir / CONFIG_FILE).exists():
                 lock.path.unlink(missing_ok=True)
@@ -165,11 +180,43 @@ class Sweep:
         (see :meth:`trials_left`); its registered version is the one it already had.
         """
         with SweepLock(self.sweep_dir):
+            if self._on_azure:
+                return self._place(max_trials, parallel, listener, fresh=False)
             heal(self.sweep_dir / JOURNAL)
             if self.trials_left(max_trials) == 0:
                 logger.info("sweep %s has no trial left to run", self.name)
                 return self.finish(self.result())  # idempotent: the same best/ and version
-            return self._run(max_trials, parallel, listener, fresh=False)
+            return self._place(max_trials, parallel, listener, fresh=False)
+
+    @property
+    def _on_azure(self) -> bool:
+        return self.config.compute.startswith("azure:")
+
+    def _place(self, max_trials: int | None, parallel: int | None,
+               listener: Listener | None, *, fresh: bool) -> SweepResult:
+        """Where the sweep runs: its trials on a backend (threads, a local Ray, a Ray
+        cluster), or the whole sweep on Azure ML."""
+        if self._on_azure:
+            return self._run_on_azure(max_trials, parallel, listener, fresh=fresh)
+        return self._run(max_trials, parallel, listener, fresh=fresh)
+
+    def _run_on_azure(self, max_trials: int | None, parallel: int | None,
+                      listener: Listener | None, *, fresh: bool) -> SweepResult:
+        from sweep.azure.runner import AzureMLRunner
+
+        if listener is not None:
+            raise SweepInputError("listener: Azure ML runs the trials and shows them in its "
+                                  "studio; AzureMLRunner(progress=…) hears the job's progress")
+        runner = self.azure or AzureMLRunner()
+        config = _with_limits(self.config, max_trials, parallel)
+        if runner.submitted(self.sweep_dir) is None:
+            self.save_config()  # what 'sweep resume NAME' reads to re-attach
+        try:
+            return runner.run(config, self.sweep_dir)
+        except BaseException:
+            if fresh and runner.submitted(self.sweep_dir) is None:
+                self._discard()  # nothing reached Azure: nothing to re-attach to
+            raise
 
     def trials_left(self, max_trials: int | None = None) -> int | None:
         """How many trials a resume would run; None when the sweep has no study yet."""
@@ -213,7 +260,7 @@ class Sweep:
 
     def _discard(self) -> None:
         """Removes what a failed start wrote (only our own names: the folder may hold more)."""
-        for name in (CONFIG_FILE, JOURNAL, layout.CODE, layout.TRIALS):
+        for name in (CONFIG_FILE, JOURNAL, layout.CODE, layout.TRIALS, layout.AZURE):
             path = self.sweep_dir / name
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -256,6 +303,12 @@ class Sweep:
         keep = keep_best_outputs if self.config.command is not None else keep_best
         best_dir = keep(self.config, result)
         if best_dir is None:
+            if self.config.register is not None and result.best is not None:
+                logger.warning(
+                    "register: nothing registered as %s: the best trial (%s) left no model "
+                    "of the built-in trainer in its outputs/ (save one with "
+                    "trainer.checkpoint.save_checkpoint, as the built-in trainer does)",
+                    self.config.register.model_name, result.best.number)
             return result
         registered = register_best(self.config, best_dir)
         return dataclasses.replace(result, best_dir=best_dir,
@@ -353,9 +406,26 @@ def compare(names: Sequence[str], root: str | Path | None = None) -> Comparison:
 def report_data(config: SweepConfig, result: SweepResult) -> SweepData:
     from reports.compare import sweep_data
 
+    if result.study is None:
+        raise SweepInputError(f"sweep {result.name} ran on Azure ML: its trials are in Azure "
+                              f"ML studio (job {result.job}), not in a local study")
     objective = config.objective
     return sweep_data(result.name, result.sweep_dir, result.study, result.trials,
                       objective.primary_metric, objective.goal)
+
+
+def _with_limits(config: SweepConfig, max_trials: int | None,
+                 parallel: int | None) -> SweepConfig:
+    """The config with ``run``'s budget in its limits (an Azure job file's document too)."""
+    if max_trials is None and parallel is None:
+        return config
+    changed = {k: v for k, v in (("max_total_trials", max_trials),
+                                 ("max_concurrent_trials", parallel)) if v is not None}
+    doc = config.azure_job
+    if doc is not None:
+        doc = {**doc, "limits": {**(doc.get("limits") or {}), **changed}}
+    return dataclasses.replace(config, limits=dataclasses.replace(config.limits, **changed),
+                               azure_job=doc)
 
 
 def _entry_name(fn: TrainFn) -> str:

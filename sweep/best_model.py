@@ -144,7 +144,7 @@ def keep_best_outputs(config: SweepConfig, result: SweepResult) -> Path | None:
     file the script wrote is kept as ``model.onnx``. The card says why when neither is there.
     """
     best = result.best
-    if best is None:
+    if best is None or best.number is None:
         return None
     folder = result.sweep_dir / layout.BEST
     card_file = folder / "card.json"

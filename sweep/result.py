@@ -13,7 +13,8 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class BestTrial:
-    number: int
+    number: int | None
+    """The trial's number in the study; None for an Azure ML sweep (see SweepResult.job)."""
     params: Mapping[str, Any]
     value: float
     metrics: Mapping[str, Any]
@@ -24,13 +25,21 @@ class BestTrial:
 class SweepResult:
     name: str
     sweep_dir: Path
-    study: optuna.Study
+    study: optuna.Study | None
+    """The Optuna study; None for a sweep that ran on Azure ML (its trials live there)."""
     best: BestTrial | None
     trials: pd.DataFrame
+    """One row per trial (empty for an Azure ML sweep: see its studio page)."""
     best_dir: Path | None = None
     """``best/``: the best model, its checked ONNX file and its card."""
     registered: str | None = None
     """``NAME:VERSION`` in the model registry, when the sweep registers its best model."""
+    job: str | None = None
+    """The Azure ML sweep job's name, for a sweep that ran there."""
+    outputs: Path | None = None
+    """An Azure ML sweep's best trial's outputs, as downloaded."""
+    workspace_model: str | None = None
+    """``NAME:VERSION`` of the best trial's outputs registered in the Azure ML workspace."""
 
     @property
     def counts(self) -> dict[str, int]:

@@ -29,8 +29,8 @@ def make_backend(compute: str, runtime_env: dict[str, Any] | None = None) -> Bac
     if compute == "inprocess":
         return InProcessBackend()
     raise SweepInputError(
-        f"compute: {compute!r} runs the whole sweep in Azure ML: use 'sweep run' or "
-        "sweep.backends.azure_ml.AzureMLRunner, not a trial backend"
+        f"compute: {compute!r} runs the whole sweep in Azure ML (Sweep.run picks "
+        "sweep.azure.runner.AzureMLRunner for it), not on a trial backend"
     )
 
 

@@ -86,3 +86,21 @@ def summary(result: SweepResult, metric: str) -> str:
             f"; try it with: sweep models predict {result.registered} IMAGE.png"
             if predict else ""))
     return "\n".join(lines)
+
+
+def azure_summary(result: SweepResult) -> str:
+    """The end of a sweep that ran on Azure ML: its best trial as it came back."""
+    lines = [f"files: {result.sweep_dir}"]
+    if result.best is not None:
+        lines.insert(0, "best: " + "  ".join(f"{k} {_fmt(v)}"
+                                             for k, v in result.best.params.items()))
+    if result.best_dir is not None:
+        lines.append(f"best model: {result.best_dir}/model.pt, checked ONNX: "
+                     f"{result.best_dir}/model.onnx")
+    if result.outputs is not None:
+        lines.append(f"the best trial's outputs: {result.outputs}")
+    if result.workspace_model:
+        lines.append(f"workspace model: {result.workspace_model}")
+    if result.registered:
+        lines.append(f"registered: {result.registered}")
+    return "\n".join(lines)

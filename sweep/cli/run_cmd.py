@@ -11,6 +11,7 @@ from search_spaces import SweepConfig, read_sweep_file
 
 if TYPE_CHECKING:
     from sweep.api import Sweep
+    from sweep.azure.runner import AzureMLRunner
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -144,47 +145,35 @@ def run(args: argparse.Namespace) -> int:
     config = read_config(args)
     from sweep.api import Sweep
 
-    sweep = Sweep(config=config, root=args.root)
-    if config.compute.startswith("azure:"):
-        return _azure(sweep, args)
+    sweep = Sweep(config=config, root=args.root, azure=_azure_runner(config, args))
     if args.dry_run:
         print(describe(config))
+        if sweep.azure is not None:
+            _, path = sweep.azure.compile(sweep.config, sweep.sweep_dir)
+            print(f"wrote {path} (submit it with: az ml job create -f {path})")
         return 0
     return _execute(sweep, args, resume=False)
 
 
-def _azure(sweep: Sweep, args: argparse.Namespace) -> int:
-    from sweep.backends.azure_ml import AzureMLRunner
+def _azure_runner(config: SweepConfig, args: argparse.Namespace) -> AzureMLRunner | None:
+    """For azure: compute, a runner that prints the job's progress as it happens."""
+    if not config.compute.startswith("azure:"):
+        return None
+    from sweep.azure.runner import AzureMLRunner
 
-    runner = AzureMLRunner(workspace_config=getattr(args, "workspace_config", None),
-                           environment=getattr(args, "environment", None),
-                           progress=lambda line: print(line, flush=True))
-    if getattr(args, "dry_run", False):
-        print(describe(sweep.config))
-        _, path = runner.compile(sweep)
-        print(f"wrote {path} (submit it with: az ml job create -f {path})")
-        return 0
-    outcome = runner.run(sweep)
-    print(f"Azure ML sweep job {outcome['job']} completed")
-    if outcome.get("best_dir"):
-        print(f"best model: {outcome['best_dir']}/model.pt, checked ONNX: "
-              f"{outcome['best_dir']}/model.onnx")
-    if outcome.get("outputs"):
-        print(f"the best trial's outputs: {outcome['outputs']}")
-    for key in ("workspace_model", "registered"):
-        if outcome.get(key):
-            print(f"{key.replace('_', ' ')}: {outcome[key]}")
-    return 0
+    return AzureMLRunner(workspace_config=getattr(args, "workspace_config", None),
+                         environment=getattr(args, "environment", None),
+                         progress=lambda line: print(line, flush=True))
 
 
 def resume(args: argparse.Namespace) -> int:
     _check_budget(args)
     from sweep.api import Sweep
 
-    sweep = Sweep.load(args.name, root=args.root)
-    if sweep.config.compute.startswith("azure:"):
-        return _azure(sweep, args)
-    if sweep.trials_left(args.max_trials) == 0:
+    loaded = Sweep.load(args.name, root=args.root)
+    sweep = Sweep(config=loaded.config, root=args.root,
+                  azure=_azure_runner(loaded.config, args))
+    if sweep.azure is None and sweep.trials_left(args.max_trials) == 0:
         total = args.max_trials or sweep.config.limits.max_total_trials
         print(f"sweep {sweep.name} is finished: its {total} trials ran, nothing to resume "
               f"(--max-trials N runs more; 'sweep status {sweep.name}' shows them)")
@@ -193,9 +182,14 @@ def resume(args: argparse.Namespace) -> int:
 
 
 def _execute(sweep: Sweep, args: argparse.Namespace, *, resume: bool) -> int:
-    from sweep.cli.progress import ProgressView, summary
+    from sweep.cli.progress import ProgressView, azure_summary, summary
 
     config = sweep.config
+    go = sweep.resume if resume else sweep.run
+    if sweep.azure is not None:
+        result = go(max_trials=args.max_trials, parallel=args.parallel)
+        print(azure_summary(result))
+        return 0
     view = ProgressView(config.objective.primary_metric, config.objective.goal)
     if config.command is not None:
         # First, before anything runs: the file's environment is not what runs here.
@@ -205,7 +199,6 @@ def _execute(sweep: Sweep, args: argparse.Namespace, *, resume: bool) -> int:
                  "used on Azure ML only" if env else ""), flush=True)
     print(f"{'resuming' if resume else 'running'} sweep {config.name} on {config.compute}; "
           f"files in {sweep.sweep_dir}", flush=True)
-    go = sweep.resume if resume else sweep.run
     result = go(max_trials=args.max_trials, parallel=args.parallel, listener=view)
     print(summary(result, config.objective.primary_metric))
     return 0 if result.best is not None else 1

@@ -23,10 +23,10 @@ from azure.core.exceptions import (  # noqa: E402
 
 from search_spaces import parse_sweep  # noqa: E402
 from sweep import Sweep  # noqa: E402
-from sweep.azure_trial import main as trial_main  # noqa: E402
-from sweep.backends.azure_ml import AzureMLRunner  # noqa: E402
+from sweep.azure.runner import AzureMLRunner  # noqa: E402
+from sweep.azure.trial import main as trial_main  # noqa: E402
 from sweep.cli import main  # noqa: E402
-from sweep.errors import SweepInputError  # noqa: E402
+from sweep.errors import SweepError, SweepInputError  # noqa: E402
 
 SPACE = {
     "a": {"type": "choice", "values": [16, 32]},
@@ -72,7 +72,7 @@ def _config(tmp_path: Path, **extra) -> dict:
 def test_job_yaml_loads_with_the_sdk_and_means_the_same_search(tmp_path, policy, cls):
     config = parse_sweep(_config(tmp_path, early_termination=policy))
     sweep = Sweep(config=config, root=tmp_path / "sweeps")
-    _, path = AzureMLRunner().compile(sweep)
+    _, path = AzureMLRunner().compile(sweep.config, sweep.sweep_dir)
     assert path == tmp_path / "sweeps" / "fowl" / "azure" / "sweep-job.yaml"
     job = load_job(str(path))
     assert isinstance(job, s.SweepJob)
@@ -103,7 +103,8 @@ def test_job_yaml_loads_with_the_sdk_and_means_the_same_search(tmp_path, policy,
 def test_multi_worker_trials_map_to_azure_distributions(tmp_path, workers, dist, cls):
     data = _config(tmp_path, resources={"workers_per_trial": workers, "distribution": dist,
                                         "gpus_per_trial": 1})
-    _, path = AzureMLRunner().compile(Sweep(config=parse_sweep(data), root=tmp_path / "s"))
+    sweep = Sweep(config=parse_sweep(data), root=tmp_path / "s")
+    _, path = AzureMLRunner().compile(sweep.config, sweep.sweep_dir)
     job = load_job(str(path))
     assert type(job.trial.distribution).__name__ == cls
     assert ("--distributed horovod" in job.trial.command) == (dist == "horovod")
@@ -233,21 +234,22 @@ def test_trial_entry_logs_the_primary_metric_every_epoch(trained):
     assert (out / "model.pt").is_file()
 
 
-def _azure_sweep(tmp_path, data, register=True):
+def _azure_sweep(tmp_path, data, register=True, client=None, **runner):
     config = {"name": "fowl", "compute": "azure:gpu-cluster",
               "search_space": {"learning_rate": SPACE["learning_rate"]},
               "trainer": {"args": {"data": str(data), "image_size": 16}},
               "limits": {"max_total_trials": 2}}
     if register:
         config["register"] = {"model_name": "pt-dnn", "root": str(tmp_path / "models")}
-    return Sweep(config=parse_sweep(config), root=tmp_path / "sweeps")
+    return Sweep(config=parse_sweep(config), root=tmp_path / "sweeps",
+                 azure=AzureMLRunner(client, **runner) if client is not None else None)
 
 
 @pytest.mark.slow
 def test_submit_stream_download_register(trained, tmp_path):
     data, out, _ = trained
     client = FakeMLClient(out)
-    outcome = AzureMLRunner(client).run(_azure_sweep(tmp_path, data))
+    result = _azure_sweep(tmp_path, data, client=client).run()
     steps = [c[0] for c in client.calls]
     assert steps == ["compute.get", "jobs.create_or_update", "jobs.stream", "jobs.get",
                      "jobs.download", "models.create_or_update"]
@@ -255,8 +257,11 @@ def test_submit_stream_download_register(trained, tmp_path):
     assert isinstance(job, s.SweepJob) and job.compute == "gpu-cluster"
     model = client.calls[-1][1]
     assert model.path == "azureml://jobs/sweep-job-1/outputs/model" and model.name == "pt-dnn"
-    assert outcome["workspace_model"] == "pt-dnn:1" and outcome["registered"] == "pt-dnn:1"
+    assert result.workspace_model == "pt-dnn:1" and result.registered == "pt-dnn:1"
+    assert result.job == "sweep-job-1" and result.study is None
     best = tmp_path / "sweeps" / "fowl" / "best"
+    assert result.best_dir == best and result.best is not None
+    assert result.best.params["learning_rate"] == 0.01 and result.best.value > 0
     card = json.loads((best / "card.json").read_text())
     assert card["trial"] == "azureml:sweep-job-1" and card["onnx"]["max_abs_diff"] < 1e-3
     assert card["params"]["learning_rate"] == 0.01
@@ -269,29 +274,37 @@ def test_submit_stream_download_register(trained, tmp_path):
 @pytest.mark.slow
 def test_resume_reattaches_instead_of_submitting_twice(trained, tmp_path):
     data, out, _ = trained
-    sweep = _azure_sweep(tmp_path, data, register=False)
     heard: list[str] = []
-    AzureMLRunner(FakeMLClient(out), progress=heard.append).run(sweep)
+    first = _azure_sweep(tmp_path, data, register=False, client=FakeMLClient(out),
+                         progress=heard.append)
+    first.run()
     again = FakeMLClient(out)
-    AzureMLRunner(again, progress=heard.append).run(sweep)
+    with pytest.raises(SweepInputError, match="already exists"):
+        first.run()
+    loaded = Sweep.load("fowl", root=tmp_path / "sweeps")
+    Sweep(config=loaded.config, root=tmp_path / "sweeps",
+          azure=AzureMLRunner(again, progress=heard.append)).resume()
     assert "jobs.create_or_update" not in [c[0] for c in again.calls]
     # What the user is told goes through the progress callable, never print.
     assert heard == ["submitted Azure ML sweep job sweep-job-1: None",  # the fake has no URL
-                     "re-attaching to Azure ML sweep job sweep-job-1"]
+                     "Azure ML sweep job sweep-job-1 completed",
+                     "re-attaching to Azure ML sweep job sweep-job-1",
+                     "Azure ML sweep job sweep-job-1 completed"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fail, message, kind", [
     ({"compute": ClientAuthenticationError("no token")}, "Azure sign-in failed", SweepInputError),
-    ({"submit": ServiceRequestError("offline")}, "cannot reach Azure ML", Exception),
+    ({"submit": ServiceRequestError("offline")}, "cannot reach Azure ML", SweepError),
 ])
 def test_azure_failures_are_one_sentence_and_nothing_half_submitted(trained, tmp_path, fail,
                                                                     message, kind):
     data, out, _ = trained
     client = FakeMLClient(out, fail=fail)
     with pytest.raises(kind, match=message):
-        AzureMLRunner(client).run(_azure_sweep(tmp_path, data))
-    assert not (tmp_path / "sweeps" / "fowl" / "azure" / "submitted.json").exists()
+        _azure_sweep(tmp_path, data, client=client).run()
+    # Nothing reached Azure: nothing is left to re-attach to, and the same run can go again.
+    assert not (tmp_path / "sweeps" / "fowl").exists()
 
 
 @pytest.mark.slow
@@ -302,15 +315,17 @@ def test_unknown_cluster_is_refused_before_submitting(trained, tmp_path):
                                                  "max_value": 1}}})
     client = FakeMLClient(out)
     with pytest.raises(SweepInputError, match="cluster 'cpu-cluster': not found"):
-        AzureMLRunner(client).run(Sweep(config=config, root=tmp_path / "sweeps"))
+        Sweep(config=config, root=tmp_path / "sweeps", azure=AzureMLRunner(client)).run()
     assert [c[0] for c in client.calls] == ["compute.get"]
 
 
 @pytest.mark.slow
 def test_a_failed_sweep_job_is_a_failure_with_its_status(trained, tmp_path):
     data, out, _ = trained
-    with pytest.raises(Exception, match="ended Failed"):
-        AzureMLRunner(FakeMLClient(out, status="Failed")).run(_azure_sweep(tmp_path, data))
+    with pytest.raises(SweepError, match="ended Failed"):
+        _azure_sweep(tmp_path, data, client=FakeMLClient(out, status="Failed")).run()
+    # Submitted: resume re-attaches to it, so everything stays.
+    assert (tmp_path / "sweeps" / "fowl" / "azure" / "submitted.json").exists()
 
 
 def test_no_workspace_config_is_a_clear_error(tmp_path, monkeypatch):
@@ -328,12 +343,12 @@ def test_an_azure_job_file_is_submitted_as_written(tmp_path):
     outputs = tmp_path / "remote-outputs"
     outputs.mkdir()
     (outputs / "weights.txt").write_text("trained")
+    client = FakeMLClient(outputs)
     sweep = Sweep.from_yaml(jobs / "no-compute-ours.yml",
                             overrides=["compute=azureml:gpu-cluster",
                                        f"register.root={tmp_path / 'models'}"],
-                            root=tmp_path / "sweeps")
-    client = FakeMLClient(outputs)
-    outcome = AzureMLRunner(client).run(sweep)
+                            root=tmp_path / "sweeps", azure=AzureMLRunner(client))
+    result = sweep.run(max_trials=3)
     job = client.calls[1][1]
     assert isinstance(job, s.SweepJob) and job.compute == "gpu-cluster"
     assert job.trial.command == ("python train.py --lr ${{search_space.lr}} "
@@ -342,8 +357,34 @@ def test_an_azure_job_file_is_submitted_as_written(tmp_path):
     download = [c for c in client.calls if c[0] == "jobs.download"][0]
     assert download[2] == "model"  # the file's own output name
     model = [c for c in client.calls if c[0] == "models.create_or_update"]
-    assert outcome["job"] == "sweep-job-1"
-    assert (Path(outcome["outputs"]) / "weights.txt").read_text() == "trained"
+    assert job.limits.max_total_trials == 3  # run()'s budget reached the job
+    assert result.job == "sweep-job-1" and result.outputs is not None
+    assert (result.outputs / "weights.txt").read_text() == "trained"
     # No model.pt of ours in the outputs: the output folder is the workspace's model.
     assert model[0][1].path == "azureml://jobs/sweep-job-1/outputs/model"
-    assert outcome["workspace_model"] == "with-our-keys:1"
+    assert result.workspace_model == "with-our-keys:1"
+
+
+def test_options_that_cannot_apply_are_refused(tmp_path):
+    from sweep.backends import InProcessBackend
+
+    config = parse_sweep(_config(tmp_path))
+    with pytest.raises(SweepInputError, match="no trial backend is used there"):
+        Sweep(config=config, root=tmp_path, backend=InProcessBackend())
+    with pytest.raises(SweepInputError, match="azure: compute is local"):
+        Sweep(config=parse_sweep({"search_space": SPACE}), azure=AzureMLRunner())
+    with pytest.raises(SweepInputError, match="name would be ignored"):
+        Sweep(config=config, name="other")
+    with pytest.raises(SweepInputError, match="listener: Azure ML runs the trials"):
+        Sweep(config=config, root=tmp_path, azure=AzureMLRunner(object())).run(
+            listener=object())  # type: ignore[arg-type]
+
+
+def test_a_broken_workspace_config_says_what_is_wrong_with_it(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text('{"subscription_id": "x"}')
+    with pytest.raises(SweepInputError, match="does not seem to contain the required"):
+        _ = AzureMLRunner(workspace_config=config).client
+    config.write_text("{not json")
+    with pytest.raises(SweepInputError, match="is not valid JSON"):
+        _ = AzureMLRunner(workspace_config=config).client

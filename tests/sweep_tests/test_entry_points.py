@@ -73,3 +73,16 @@ def test_a_library_run_prints_nothing_and_logs_its_progress(tmp_path, capfd, cap
     progress = [r.getMessage() for r in caplog.records if r.name == "sweep.coordinator"]
     assert any(m.startswith("trial 0 started: x=") for m in progress)
     assert any(m.startswith("trial 1 complete with ") for m in progress)
+
+
+def test_register_with_a_trainer_that_saves_no_model_says_so(tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="sweep.api"):
+        result = Sweep(name="nomodel", trainer="tests.sweep_tests.toy_trainers:quadratic",
+                       search_space={"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+                       limits={"max_total_trials": 1}, root=tmp_path,
+                       register={"model_name": "m", "root": str(tmp_path / "models")},
+                       backend=InProcessBackend()).run()
+    assert result.registered is None
+    assert "register: nothing registered as m" in caplog.text

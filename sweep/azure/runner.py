@@ -7,15 +7,18 @@ thing that talks to Azure; tests hand in a fake one at exactly that boundary.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from search_spaces import SweepConfig
 from sweep import layout
-from sweep.api import Sweep
-from sweep.backends.azure_job import (
+from sweep.azure.job import (
     build_sweep_job,
     cluster_name,
     make_environment,
@@ -23,6 +26,7 @@ from sweep.backends.azure_job import (
     write_job_yaml,
 )
 from sweep.errors import SweepError, SweepInputError
+from sweep.result import BestTrial, SweepResult
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +43,21 @@ def connect(workspace_config: str | Path | None = None) -> Any:
         raise SweepInputError(
             "compute: azure needs the Azure extra: pip install 'sweep[azure]'"
         ) from None
+    from azure.ai.ml.exceptions import ValidationException
+
+    where = str(workspace_config) if workspace_config else None
     try:
-        return MLClient.from_config(credential=DefaultAzureCredential(),
-                                    path=str(workspace_config) if workspace_config else None)
-    except Exception as exc:  # the SDK raises a bare ValidationException/ValueError here
-        raise SweepInputError(
-            "no Azure ML workspace: put the workspace's config.json (from its overview page in "
-            "Azure ML studio) in this folder or a parent, or pass --workspace-config"
-            f" ({type(exc).__name__})"
-        ) from None
+        return MLClient.from_config(credential=DefaultAzureCredential(), path=where)
+    except ValidationException as exc:
+        if "could not find config.json" in str(exc):
+            raise SweepInputError(
+                "no Azure ML workspace: put the workspace's config.json (from its overview "
+                "page in Azure ML studio) in this folder or a parent, or pass "
+                "--workspace-config") from None
+        raise SweepInputError(f"the workspace's config.json: {str(exc)[:200]}") from None
+    except ValueError as exc:  # the SDK reads config.json with json.load
+        raise SweepInputError(f"the workspace's config.json is not valid JSON ({exc})"
+                              ) from None
 
 
 def _azure_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -75,13 +85,21 @@ def _azure_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 class AzureMLRunner:
-    """Runs a sweep as an Azure ML sweep job."""
+    """Runs a sweep as an Azure ML sweep job (``Sweep.run`` uses one for ``azure:`` compute).
+
+    Example:
+        >>> from sweep import Sweep
+        >>> from sweep.azure.runner import AzureMLRunner
+        >>> runner = AzureMLRunner(workspace_config="config.json", progress=print)  # doctest: +SKIP
+        >>> Sweep.from_yaml("job.yml", azure=runner).run().workspace_model  # doctest: +SKIP
+        'pt-dnn:3'
+    """
 
     def __init__(self, client: Any = None, *, workspace_config: str | Path | None = None,
                  environment: str | None = None,
                  progress: Callable[[str], None] | None = None) -> None:
         """``progress`` hears what the user should see as it happens (the job's name and
-        studio URL); the library only logs it, the CLI prints it."""
+        studio URL); by default it is only logged, the CLI prints it."""
         self._client = client
         self.workspace_config = workspace_config
         self.environment = environment
@@ -93,103 +111,113 @@ class AzureMLRunner:
             self._client = connect(self.workspace_config)
         return self._client
 
-    def compile(self, sweep: Sweep) -> tuple[Any, Path]:
+    def compile(self, config: SweepConfig, sweep_dir: Path) -> tuple[Any, Path]:
         """Builds the job and writes ``sweeps/NAME/azure/sweep-job.yaml``; submits nothing."""
-        folder = sweep.sweep_dir / layout.AZURE
+        folder = sweep_dir / layout.AZURE
         folder.mkdir(parents=True, exist_ok=True)
-        if sweep.config.command is not None:
-            from sweep.backends.azure_job_file import write_and_load
+        if config.command is not None:
+            from sweep.azure.job_file import write_and_load
 
             path = folder / "sweep-job.yaml"
-            return write_and_load(sweep.config, path), path
-        job = build_sweep_job(sweep.config, code_dir=stage_code(folder),
+            return write_and_load(config, path), path
+        job = build_sweep_job(config, code_dir=stage_code(folder),
                               environment=make_environment(folder, self.environment))
         return job, write_job_yaml(job, folder / "sweep-job.yaml")
 
-    def run(self, sweep: Sweep) -> dict[str, Any]:
-        """Submits (or, on resume, re-attaches to) the sweep job and sees it to the end.
+    @staticmethod
+    def submitted(sweep_dir: Path) -> str | None:
+        """The name of the job this sweep already submitted (resume re-attaches to it)."""
+        record = sweep_dir / layout.AZURE / SUBMITTED
+        return str(json.loads(record.read_text())["job"]) if record.exists() else None
 
-        Returns what the sweep left: the job's name, the local best/ folder and the
-        registered model names.
-        """
-        folder = sweep.sweep_dir / layout.AZURE
-        record = folder / SUBMITTED
+    def run(self, config: SweepConfig, sweep_dir: Path) -> SweepResult:
+        """Submits (or, on resume, re-attaches to) the sweep job and sees it to the end: the
+        best trial's outputs come back to ``best/`` and are registered."""
         client = self.client
-        if record.exists():
-            name = json.loads(record.read_text())["job"]
+        name = self.submitted(sweep_dir)
+        if name is not None:
             self.progress(f"re-attaching to Azure ML sweep job {name}")
         else:
-            cluster = cluster_name(sweep.config.compute)
+            cluster = cluster_name(config.compute)
             _azure_call(f"compute: cluster {cluster!r}", client.compute.get, cluster)
-            job, _ = self.compile(sweep)
+            job, _ = self.compile(config, sweep_dir)
             submitted = _azure_call("submitting the sweep job", client.jobs.create_or_update,
-                                    job, experiment_name=sweep.name)
+                                    job, experiment_name=config.name)
             name = submitted.name
-            record.write_text(json.dumps({"job": name, "studio_url": submitted.studio_url},
-                                         indent=2))
-            sweep.save_config()  # what 'sweep resume NAME' reads to re-attach
+            (sweep_dir / layout.AZURE / SUBMITTED).write_text(json.dumps(
+                {"job": name, "studio_url": submitted.studio_url}, indent=2))
             self.progress(f"submitted Azure ML sweep job {name}: {submitted.studio_url}")
         _azure_call("streaming the sweep job", client.jobs.stream, name)
         final = _azure_call("reading the sweep job", client.jobs.get, name)
         if final.status != TERMINAL_OK:
             raise SweepError(f"the Azure ML sweep job {name} ended {final.status}; "
                              f"see {final.studio_url}")
-        return self._collect(sweep, name)
+        self.progress(f"Azure ML sweep job {name} completed")
+        return self._collect(config, sweep_dir, name)
 
-    def _collect(self, sweep: Sweep, name: str) -> dict[str, Any]:
+    def _collect(self, config: SweepConfig, sweep_dir: Path, name: str) -> SweepResult:
         from sweep.best_model import export_best, register_best
 
+        result = SweepResult(config.name, sweep_dir, None, None, pd.DataFrame(), job=name)
         output = "model"
-        if sweep.config.command is not None:
-            if not sweep.config.command.outputs:
-                return {"job": name, "best_dir": None}  # the job declares no outputs to fetch
-            output = sweep.config.command.outputs[0]
-        download = sweep.sweep_dir / layout.AZURE / "best-trial"
+        if config.command is not None:
+            if not config.command.outputs:
+                logger.warning("the job declares no outputs: nothing of its best trial to "
+                               "fetch or register")
+                return result
+            output = config.command.outputs[0]
+        download = sweep_dir / layout.AZURE / "best-trial"
         _azure_call("downloading the best trial's outputs", self.client.jobs.download, name,
                     download_path=str(download), output_name=output)
         outputs = download / "named-outputs" / output
+        result = dataclasses.replace(result, outputs=outputs)
         found = sorted(outputs.rglob("model.pt")) if outputs.is_dir() else []
         model_pt = found[0] if found else outputs / "model.pt"
-        if not model_pt.is_file() and sweep.config.command is not None:
+        if not model_pt.is_file() and config.command is not None:
             # The script's own outputs: registered in the workspace as they are.
-            found_out: dict[str, Any] = {"job": name, "best_dir": None, "outputs": outputs}
-            if sweep.config.register is not None:
-                found_out["workspace_model"] = self._register_output(sweep, name, output)
-            return found_out
+            if config.register is not None:
+                result = dataclasses.replace(
+                    result, workspace_model=self._register_output(config, name, output))
+            return result
         if not model_pt.is_file():
             raise SweepError(f"the best trial of {name} left no model.pt in its outputs")
         params = _read_json(outputs / "params.json")
         history = layout.read_history(outputs)  # the trainer's own metrics.jsonl, same form
-        metric = sweep.config.objective.primary_metric
+        metric = config.objective.primary_metric
+        metrics = history[-1] if history else {}
+        value = metrics.get(metric)
+        best_params = {k: params.get(k) for k in config.search_space}
         lineage = {
-            "sweep": sweep.name, "trial": f"azureml:{name}",
-            "objective": {"primary_metric": metric, "goal": sweep.config.objective.goal,
-                          "value": history[-1].get(metric) if history else None},
-            "params": {k: params.get(k) for k in sweep.config.search_space},
-            "metrics": history[-1] if history else {}, "history": history,
-            "trainer": {"entry": sweep.config.trainer.entry,
-                        "args": dict(sweep.config.trainer.args)},
+            "sweep": config.name, "trial": f"azureml:{name}",
+            "objective": {"primary_metric": metric, "goal": config.objective.goal,
+                          "value": value},
+            "params": best_params,
+            "metrics": metrics, "history": history,
+            "trainer": {"entry": config.trainer.entry, "args": dict(config.trainer.args)},
         }
-        data = sweep.config.trainer.args.get("data")
-        best_dir = export_best(model_pt, sweep.sweep_dir / layout.BEST, lineage,
+        data = config.trainer.args.get("data")
+        best_dir = export_best(model_pt, sweep_dir / layout.BEST, lineage,
                                data=str(data) if data else None)
-        registered: dict[str, Any] = {"job": name, "best_dir": best_dir}
-        if sweep.config.register is not None:
-            registered["workspace_model"] = self._register_output(sweep, name, output)
+        best = BestTrial(None, best_params, float(value) if value is not None else
+                         float("nan"), metrics, best_dir / "model.pt" if best_dir else model_pt)
+        result = dataclasses.replace(result, best=best, best_dir=best_dir)
+        if config.register is not None:
+            result = dataclasses.replace(
+                result, workspace_model=self._register_output(config, name, output))
             if best_dir is not None:
-                local = register_best(sweep.config, best_dir)
-                registered["registered"] = str(local) if local else None
-        return registered
+                local = register_best(config, best_dir)
+                result = dataclasses.replace(result, registered=str(local) if local else None)
+        return result
 
-    def _register_output(self, sweep: Sweep, job: str, output: str) -> str:
+    def _register_output(self, config: SweepConfig, job: str, output: str) -> str:
         """Registers the best trial's named output in the workspace; ``NAME:VERSION``."""
         from azure.ai.ml.constants import AssetTypes
         from azure.ai.ml.entities import Model
 
-        assert sweep.config.register is not None
+        assert config.register is not None
         model = Model(path=f"azureml://jobs/{job}/outputs/{output}",
-                      name=sweep.config.register.model_name, type=AssetTypes.CUSTOM_MODEL,
-                      description=f"best trial of sweep {sweep.name} ({job})")
+                      name=config.register.model_name, type=AssetTypes.CUSTOM_MODEL,
+                      description=f"best trial of sweep {config.name} ({job})")
         remote = _azure_call("registering the model in the workspace",
                              self.client.models.create_or_update, model)
         return f"{remote.name}:{remote.version}"

@@ -1,9 +1,9 @@
 """A sweep compiled to a real Azure ML v2 sweep job, with the SDK's public entities.
 
-The trial is a command job running ``python -m sweep.azure_trial`` (which calls the trainer
+The trial is a command job running ``python -m sweep.azure.trial`` (which calls the trainer
 and logs per-epoch metrics to MLflow under their own names) on a copy of our packages, with
 the search space, sampling, objective, early termination and limits translated exactly by
-``search_spaces.to_azure_sweep``. azure-ai-ml is imported here and in azure_ml.py only.
+``search_spaces.to_azure_sweep``. azure-ai-ml is imported in this package only.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def write_conda_file(folder: Path) -> Path:
 
 
 def trial_command(config: SweepConfig, data_input: bool) -> str:
-    args: list[str] = ["python", "-m", "sweep.azure_trial", "--entry", config.trainer.entry,
+    args: list[str] = ["python", "-m", "sweep.azure.trial", "--entry", config.trainer.entry,
                        "--metric", config.objective.primary_metric]
     for key, value in config.trainer.args.items():
         if key in ("data", "data_dir", "output_dir"):

@@ -1,4 +1,4 @@
-"""What one Azure ML trial runs: ``python -m sweep.azure_trial --entry … --metric … --KEY VALUE…``.
+"""What one Azure ML trial runs: ``python -m sweep.azure.trial --entry … --metric … --KEY VALUE…``.
 
 Azure ML's sweep samples the parameters and passes them as flags; this calls the trainer with
 the sweep's ``fn(params, report)`` signature, and ``report`` logs every metric to MLflow with
@@ -24,11 +24,11 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
     it = iter(pairs)
     for flag in it:
         if not flag.startswith("--"):
-            raise SystemExit(f"azure_trial: expected --KEY VALUE, got {flag!r}")
+            raise SystemExit(f"sweep.azure.trial: expected --KEY VALUE, got {flag!r}")
         try:
             value = next(it)
         except StopIteration:
-            raise SystemExit(f"azure_trial: {flag} has no value") from None
+            raise SystemExit(f"sweep.azure.trial: {flag} has no value") from None
         params[flag[2:]] = yaml.safe_load(value) if value else value
     return params
 
@@ -37,7 +37,7 @@ def mlflow_logger() -> LogMetrics:
     try:
         import mlflow
     except ImportError:
-        raise SystemExit("azure_trial: mlflow is needed to log metrics in Azure ML "
+        raise SystemExit("sweep.azure.trial: mlflow is needed to log metrics in Azure ML "
                          "(the environment sweep builds includes it)") from None
 
     def log(metrics: dict[str, float], step: int) -> None:
@@ -60,7 +60,7 @@ def run(entry: str, metric: str, params: dict[str, Any], log: LogMetrics) -> dic
 
     result = dict(fn(params, report))
     if metric not in result:
-        raise SystemExit(f"azure_trial: the trainer returned no {metric!r} "
+        raise SystemExit(f"sweep.azure.trial: the trainer returned no {metric!r} "
                          f"(it returned: {', '.join(sorted(result)) or 'nothing'})")
     log({k: v for k, v in result.items() if isinstance(v, int | float)
          and not isinstance(v, bool)}, last[0] + 1)
@@ -68,7 +68,7 @@ def run(entry: str, metric: str, params: dict[str, Any], log: LogMetrics) -> dic
 
 
 def main(argv: Sequence[str] | None = None, log: LogMetrics | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sweep.azure_trial")
+    parser = argparse.ArgumentParser(prog="python -m sweep.azure.trial")
     parser.add_argument("--entry", required=True)
     parser.add_argument("--metric", required=True)
     known, rest = parser.parse_known_args(argv)

@@ -11,7 +11,7 @@ import yaml
 
 from search_spaces import SweepConfig, to_dict
 from search_spaces.azure_job_file import OUR_KEYS
-from sweep.backends.azure_job import relative_path
+from sweep.azure.job import relative_path
 from sweep.errors import SweepInputError
 
 
