@@ -83,18 +83,17 @@ class TrialWorker:
                 return False
             return bool(ray.get(hub.report.remote(spec.number, epoch, metrics)))
 
-        saved = {k: os.environ.get(k) for k in env or {}}
+        # The next trial in this reused process starts from the environment Ray gave it
+        # (CUDA_VISIBLE_DEVICES included), whatever this one set.
+        saved = dict(os.environ)
         os.environ.update(env or {})
         try:
             return "finished", run_trial(spec, report, log_name=log_name)
         except TrialFailed as exc:
             return "failed", str(exc)
         finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 # A data-parallel trial whose workers Ray cannot place in this long fails (the others run).
@@ -281,10 +280,12 @@ class LocalRayBackend(Backend):
                 return None  # rank 0 speaks for the trial
             self.cancel(number)
             return Failed(number, f"worker {rank} of {len(run.refs)}: {value}")
-        if run.group is None and not dead:
+        if run.group is None and not dead and kind == "finished":
             self._idle.append(run.actors[0])
             del self._running[number]
         else:
+            # A failed trial may leave its process broken (a CUDA error poisons the context
+            # for good): the next trial gets a fresh worker.
             self._release(number)
         return Finished(number, value) if kind == "finished" else Failed(number, value)
 

@@ -91,3 +91,37 @@ def saving(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     (out / "model.pt").write_bytes(b"\0" * 100_000)
     (out / "curve.png").write_bytes(b"png")
     return quadratic(params, report)
+
+
+def gpu_probe(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """Records the card Ray assigned (CUDA_VISIBLE_DEVICES) and its rank, then holds it 3 s
+    (written first: rank 0's end ends the other ranks of its trial)."""
+    start = time.time()
+    _mark(params, f"probe-rank{os.environ.get('RANK', '0')}.jsonl", {
+        "start": start, "end": start + 3.0, "pid": os.getpid(),
+        "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"), "rank": os.environ.get("RANK", "0"),
+        "world": os.environ.get("WORLD_SIZE", "1")})
+    time.sleep(3.0)
+    report(0, {"best_val_acc": params["x"]})
+    return {"best_val_acc": params["x"]}
+
+
+_POISONED = []
+
+
+def gpu_poison(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """The first call leaves its process broken and fails; later calls record what they see."""
+    record = {"start": time.time(), "pid": os.getpid(), "poisoned": bool(_POISONED),
+              "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+              "cuda_before": os.environ.get("CUDA_VISIBLE_DEVICES"), "failed_next": False}
+    first = not Path(params["output_dir"]).parent.parent.joinpath("0000", "outputs",
+                                                                  "probe.jsonl").exists()
+    if first:
+        record["failed_next"] = True
+        _mark(params, "probe.jsonl", record)
+        _POISONED.append(True)
+        os.environ["CUDA_VISIBLE_DEVICES"] = "99"
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+    _mark(params, "probe.jsonl", record)
+    report(0, {"best_val_acc": params["x"]})
+    return {"best_val_acc": params["x"]}
