@@ -2,7 +2,8 @@
 
 1. Training images/s of ``trainer.fit`` against the plain tutorial loop (ResNet-18, 224 px,
    batch 128; the trainer with its GPU defaults: bf16 autocast, channels_last, images
-   decoded once), both from benchmarks/trainer_throughput.py, in this one process.
+   decoded once and kept on the GPU, augmented there), both from
+   benchmarks/trainer_throughput.py, in this one process.
 2. Trials per hour on one GPU: the same 16 small trials (``python -m trainer`` on the digits
    set) one at a time (``gpus_per_trial: 1``) and four at a time (``gpus_per_trial: 0.25``:
    what Ray does with fractional GPUs is set CUDA_VISIBLE_DEVICES and start them together;
@@ -114,6 +115,8 @@ def inference(model_dir: Path, image_size: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--parts", type=int, nargs="*", default=[1, 2, 3],
+                        help="which of the three to run (3 needs 1's model)")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes: checks the script end to end (CPU is fine)")
     args = parser.parse_args()
@@ -123,9 +126,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "digits"
         write_digits(root)
-        throughput(root, image_size, batch, epochs, Path(tmp) / "out")
-        packing(trials, 16 if args.smoke else 64, 1 if args.smoke else 3)
-        inference(Path(tmp) / "out", image_size)
+        if 1 in args.parts:
+            throughput(root, image_size, batch, epochs, Path(tmp) / "out")
+        if 2 in args.parts:
+            packing(trials, 16 if args.smoke else 64, 1 if args.smoke else 3)
+        if 3 in args.parts and 1 in args.parts:
+            inference(Path(tmp) / "out", image_size)
     print(f"done in {time.perf_counter() - started:.0f} s")
 
 

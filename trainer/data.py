@@ -142,6 +142,7 @@ class AugmentedImages(Dataset[tuple[torch.Tensor, int]]):
     def __init__(self, split: Split, image_size: int, *, train: bool, natural: bool,
                  seed: int = 0) -> None:
         self.split = split
+        self.image_size = image_size
         self.train = train
         self.seed = seed
         self.epoch = 0

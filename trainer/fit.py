@@ -7,7 +7,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Subset
 from trainer import distributed
 from trainer.checkpoint import ModelInfo, save_checkpoint
 from trainer.data import AugmentedImages, ImageData, load_image_data
+from trainer.device_batches import DeviceBatches, fits_on_device
 from trainer.errors import DataError, TrainerError
 from trainer.loop import Precision, evaluate, train_one_epoch
 from trainer.model import build_model
@@ -85,10 +86,18 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
                               natural=data.natural_augment)
     sampler = distributed.GlobalBatchSampler(len(train_set), config.batch_size, ranks,
                                              config.seed)
-    pin = device.type == "cuda"
-    train_loader = DataLoader(train_set, batch_sampler=sampler, pin_memory=pin)
-    val_loader = DataLoader(Subset(val_set, distributed.shard(len(val_set), ranks)),
-                            batch_size=max(config.batch_size, 64), pin_memory=pin)
+    val_indices = distributed.shard(len(val_set), ranks)
+    val_batch = max(config.batch_size, 64)
+    train_loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
+    val_loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
+    if device.type == "cuda" and fits_on_device(train_set) and fits_on_device(val_set):
+        train_loader = DeviceBatches(train_set, device, sampler)
+        val_loader = DeviceBatches(val_set, device, batch_size=val_batch, indices=val_indices)
+    else:
+        train_loader = DataLoader(train_set, batch_sampler=sampler,
+                                  pin_memory=device.type == "cuda")
+        val_loader = DataLoader(Subset(val_set, val_indices), batch_size=val_batch,
+                                pin_memory=device.type == "cuda")
 
     model = build_model(config.model, len(data.classes), config.weights, config.freeze)
     precision, scaler = _precision(config, device)

@@ -12,16 +12,29 @@ from torch import nn
 
 @dataclass
 class EpochStats:
-    """Sums over one pass; sums (not means) so data-parallel ranks can add theirs up."""
+    """Sums over one pass; sums (not means) so data-parallel ranks can add theirs up.
+
+    The sums stay on the device until ``done``: reading one back every batch would make the
+    CPU wait for the GPU at every step.
+    """
 
     loss_sum: float = 0.0
     correct: int = 0
     count: int = 0
+    _loss: torch.Tensor | None = None
+    _right: torch.Tensor | None = None
 
     def add(self, loss_sum: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        self.loss_sum += loss_sum.item()
-        self.correct += int((logits.argmax(1) == labels).sum())
+        loss = loss_sum.detach().float()
+        right = (logits.argmax(1) == labels).sum()
+        self._loss = loss if self._loss is None else self._loss + loss
+        self._right = right if self._right is None else self._right + right
         self.count += labels.numel()
+
+    def done(self) -> EpochStats:
+        if self._loss is not None and self._right is not None:
+            self.loss_sum, self.correct = float(self._loss), int(self._right)
+        return self
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,7 @@ def train_one_epoch(
             loss.backward()
             optimizer.step()
         stats.add(loss_sum.detach(), logits.detach(), labels)
-    return stats
+    return stats.done()
 
 
 @torch.inference_mode()
@@ -88,4 +101,4 @@ def evaluate(
         with precision.autocast():
             logits = model(images).float()
         stats.add(criterion(logits, labels), logits, labels)
-    return stats
+    return stats.done()

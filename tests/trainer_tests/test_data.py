@@ -95,3 +95,25 @@ def test_prediction_sees_exactly_the_pixels_validation_sees(tmp_path):
         numpy_path = eval_array(read_image(path, resize_size(size)), size)
         assert numpy_path.shape == torch_path.shape == (3, size, size)
         assert np.abs(numpy_path - torch_path).max() < 1e-6
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_device_batches_are_the_dataloaders_batches(train):
+    """The GPU path (images kept on the device, augmented there) sees the same crops, flips
+    and labels as the DataLoader path; run here on the CPU device."""
+    from trainer.device_batches import DeviceBatches
+
+    data = load_image_data("digits", 32)
+    split = data.train if train else data.val
+    dataset = AugmentedImages(split, 32, train=train, natural=True, seed=3)
+    dataset.set_epoch(2)
+    chosen = [5, 0, 17, 3, 40, 41]
+    expected = torch.stack([dataset[i][0] for i in chosen])
+    batches = DeviceBatches(dataset, torch.device("cpu"), sampler=[chosen] if train else None,
+                            batch_size=len(chosen), indices=None if train else chosen)
+    images, labels = next(iter(batches))
+    assert labels.tolist() == [dataset[i][1] for i in chosen]
+    assert images.shape == expected.shape == (len(chosen), 3, 32, 32)
+    # Eval: exact. Train: the same crop resized in float rather than uint8 (a step or two).
+    tolerance = 0.03 if train else 1e-5
+    assert (images - expected).abs().max() < tolerance
