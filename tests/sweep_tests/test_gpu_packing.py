@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import json, sys, ray
-ray.init(num_cpus=16, num_gpus=4, include_dashboard=False, log_to_driver=False)
+ray.init(address="local", num_cpus=16, num_gpus=4, include_dashboard=False,
+         log_to_driver=False)
 from sweep import Sweep
 from search_spaces import Resources
 from sweep.backends.ray_local import LocalRayBackend
@@ -56,7 +57,8 @@ def _probes(folder: Path) -> list[dict]:
 def test_fractional_gpus_pack_trials_on_declared_gpus(tmp_path):
     run = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+                         env={**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+                              "PYTHONPATH": str(ROOT)})
     assert run.returncode == 0, run.stderr[-3000:]
     slots = json.loads(run.stdout.split("RESULT ", 1)[1])
     assert slots == {"slots 0.25x1": 16, "slots 0.5x2": 4, "slots 1x1": 4, "slots 2x1": 2}
