@@ -57,8 +57,16 @@ def _start(tmp_path: Path) -> subprocess.Popen[str]:
         [sys.executable, "-m", "sweep.cli", "run", str(tmp_path / "space.yaml"), "--root",
          str(tmp_path / "sweeps")],
         env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=_interruptible,
     )
+
+
+def _interruptible() -> None:
+    # An ignored or blocked signal stays so across exec (a shell without job control starts
+    # background commands with SIGINT ignored; a library may block it in the suite's
+    # process): the coordinator must hear Ctrl-C as a terminal's foreground process would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _resume(tmp_path: Path) -> subprocess.CompletedProcess[str]:
