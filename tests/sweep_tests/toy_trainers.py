@@ -94,14 +94,21 @@ def saving(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
 
 
 def gpu_probe(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
-    """Records the card Ray assigned (CUDA_VISIBLE_DEVICES) and its rank, then holds it 3 s
-    (written first: rank 0's end ends the other ranks of its trial)."""
-    start = time.time()
-    _mark(params, f"probe-rank{os.environ.get('RANK', '0')}.jsonl", {
-        "start": start, "end": start + 3.0, "pid": os.getpid(),
-        "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"), "rank": os.environ.get("RANK", "0"),
-        "world": os.environ.get("WORLD_SIZE", "1")})
-    time.sleep(3.0)
+    """Records the card Ray assigned (CUDA_VISIBLE_DEVICES) and its rank, then waits until
+    ``together`` processes of the sweep have recorded theirs (a barrier: it passes only if
+    they all run at once) and says whether they did."""
+    trials = Path(params["output_dir"]).parent.parent
+    record = {"pid": os.getpid(), "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+              "rank": os.environ.get("RANK", "0"), "world": os.environ.get("WORLD_SIZE", "1")}
+    _mark(params, f"probe-rank{record['rank']}.jsonl", record)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if len(list(trials.glob("*/outputs/probe-rank*.jsonl"))) >= int(params["together"]):
+            break
+        time.sleep(0.2)
+    together = len(list(trials.glob("*/outputs/probe-rank*.jsonl"))) >= int(params["together"])
+    _mark(params, f"together-rank{record['rank']}.jsonl", {"together": together})
+    time.sleep(0.5)  # rank 0's end ends the other ranks of its trial: let them write first
     report(0, {"best_val_acc": params["x"]})
     return {"best_val_acc": params["x"]}
 
