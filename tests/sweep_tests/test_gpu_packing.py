@@ -83,4 +83,5 @@ def test_fractional_gpus_pack_trials_on_declared_gpus(tmp_path):
     poison = sorted(_probes(tmp_path / "poison"), key=lambda p: p["start"])
     assert poison[0]["failed_next"] and not poison[1]["poisoned"]
     assert poison[1]["pid"] != poison[0]["pid"]
-    assert poison[1]["cuda"] == poison[0]["cuda_before"]
+    assert poison[0]["cuda_before"] in {"0", "1", "2", "3"}
+    assert poison[1]["cuda"] in {"0", "1", "2", "3"}  # Ray's card, not the "99" trial 0 set
