@@ -231,14 +231,9 @@ class Sweep:
 
     def _run(self, max_trials: int | None, parallel: int | None,
              listener: Listener | None, *, fresh: bool) -> SweepResult:
-        self._check_trainer_args()
+        self.check()
         space = to_optuna(self.config.search_space)
         res = self.config.resources
-        if res.workers_per_trial > 1 and res.distribution == "horovod":
-            raise SweepInputError(
-                "resources.distribution: horovod trials run on Azure ML (over MPI); on Ray, "
-                "multi-worker trials use ddp"
-            )
         backend = self.backend or make_backend(self.config.compute, self._code_env())
         # Connect first: an unreachable cluster must leave no half-made sweep behind.
         slots = backend.open(res, parallel or self.config.limits.max_concurrent_trials)
@@ -339,52 +334,12 @@ class Sweep:
         return BestTrial(best.number, params, float(best.value or 0), metrics,
                          model if model.exists() else None)
 
-    def _check_trainer_args(self) -> None:
-        """Refuse a trainer that cannot run (unknown options, missing weights, an entry that
-        does not import) before any trial starts: it would fail every trial the same way."""
-        if self.config.command is not None:
-            from sweep.command_sweep import check_runs_here
+    def check(self) -> None:
+        """What would make every trial fail here, refused before anything runs (see
+        :func:`sweep.checks.check_runs_here`: ``validate`` and ``--dry-run`` make them too)."""
+        from sweep.checks import check_runs_here
 
-            check_runs_here(self.config)
-            return
-        if isinstance(self.entry, str) and self.entry != "trainer":
-            from sweep.errors import TrialFailed
-            from sweep.runner import resolve_entry
-
-            try:
-                resolve_entry(self.entry)
-            except TrialFailed as exc:
-                raise SweepInputError(str(exc)) from None
-            return
-        if self.entry != "trainer":
-            return
-        from trainer.errors import TrainerInputError
-        from trainer.options import ALIASES, TrainConfig
-
-        known = {f.name for f in dataclasses.fields(TrainConfig)} | set(ALIASES)
-        for key in self.config.search_space:
-            if key not in known:
-                raise SweepInputError(
-                    f"search_space.{key}: the built-in trainer has no such option "
-                    f"(options: {', '.join(sorted(known))})"
-                )
-        try:
-            args = TrainConfig.from_params(self.config.trainer.args)
-        except TrainerInputError as exc:
-            raise SweepInputError(f"trainer.args.{exc}") from None
-        # Missing weights would fail every trial the same way: say it once, before any runs.
-        if "weights" not in self.config.search_space and "model" not in self.config.search_space:
-            if args.weights == "imagenet":
-                from trainer.model import imagenet_weights_file
-
-                path, url = imagenet_weights_file(args.model)
-                if not path.is_file():
-                    raise SweepInputError(
-                        f"trainer.args.weights: ImageNet weights for {args.model} are not in "
-                        f"torchvision's local cache; download {url} once and put it at {path}"
-                    )
-            elif args.weights != "none" and not Path(args.weights).is_file():
-                raise SweepInputError(f"trainer.args.weights: {args.weights} does not exist")
+        check_runs_here(self.config, self.entry)
 
 
 def compare(names: Sequence[str], root: str | Path | None = None) -> Comparison:

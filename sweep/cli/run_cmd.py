@@ -126,6 +126,9 @@ def describe(config: SweepConfig) -> str:
 
 def validate(args: argparse.Namespace) -> int:
     config = read_config(args)
+    from sweep.checks import check_runs_here
+
+    check_runs_here(config)  # run's own checks: a file that validates is a file that runs
     print(f"{args.space}: valid")
     print(describe(config))
     return 0
@@ -147,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
     sweep = Sweep(config=config, root=args.root, azure=_azure_runner(config, args))
     if args.dry_run:
+        sweep.check()
         print(describe(config))
         if sweep.azure is not None:
             _, path = sweep.azure.compile(sweep.config, sweep.sweep_dir)

@@ -151,10 +151,11 @@ def test_random_bytes_validate_or_fail_in_one_line_each(tmp_path, capsys, raw):
 def test_the_plan_stays_readable_with_huge_values(tmp_path, capsys):
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump({
-        "trainer": {"entry": "trainer", "args": {"data": "digits", "note": "v" * 5000}},
+        "trainer": {"entry": "tests.sweep_tests.toy_trainers:quadratic",
+                    "args": {"data": "digits", "note": "v" * 5000}},
         "search_space": {"num_epochs": {"type": "choice", "values": list(range(1, 3000))},
                          "momentum" + "m" * 400: {"type": "uniform", "min_value": 0,
                                                   "max_value": 1}}}))
-    main(["validate", str(path)])
+    assert main(["validate", str(path)]) == 0
     out = capsys.readouterr()
     assert out.out and max(len(line) for line in out.out.splitlines()) <= 160

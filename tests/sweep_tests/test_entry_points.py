@@ -86,3 +86,24 @@ def test_register_with_a_trainer_that_saves_no_model_says_so(tmp_path, caplog):
                        backend=InProcessBackend()).run()
     assert result.registered is None
     assert "register: nothing registered as m" in caplog.text
+
+
+@pytest.mark.parametrize("command", [["validate"], ["run", "--dry-run"], ["run"]])
+def test_validate_dry_run_and_run_refuse_the_same_file(tmp_path, monkeypatch, capsys, command):
+    """One set of checks: a file whose every trial would fail (ImageNet weights that are not
+    in the local cache) is refused by all three, with the same sentence, before anything."""
+    import yaml
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump({
+        "trainer": {"args": {"data": "digits", "weights": "imagenet"}},
+        "search_space": {"learning_rate": {"type": "uniform", "min_value": 0.01,
+                                           "max_value": 0.1}}}))
+    code = main([command[0], str(tmp_path / "space.yaml"), *command[1:], "--root",
+                 str(tmp_path / "sweeps")] if command[0] == "run" else
+                [command[0], str(tmp_path / "space.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "trainer.args.weights: ImageNet weights for resnet18 are not in torchvision's " \
+           "local cache" in err
+    assert not (tmp_path / "sweeps").exists()
