@@ -12,8 +12,7 @@ from search_spaces.policies import TABLE as POLICY_TABLE
 from search_spaces.policies import Policy
 from search_spaces.samplers import TABLE as SAMPLER_TABLE
 
-# Sampling algorithms: Azure ML's three, then ours (search_spaces.samplers has them all).
-SAMPLERS = tuple(SAMPLER_TABLE)
+# Azure ML's own sampling algorithms (search_spaces.samplers has them all).
 AZURE_SAMPLERS = tuple(k for k, cls in SAMPLER_TABLE.items() if cls.azure)
 
 # Azure ML's own early-termination policies (search_spaces.policies has them all).
