@@ -1,6 +1,6 @@
 """Trial comparison: frames, a terminal table, charts, and one offline HTML report.
 
-It works on plain data (a study, a trials frame, a sweep folder) and knows nothing of how a
+It works on plain data (trials frames read from a study, a sweep folder) and knows nothing of how a
 sweep ran; ``sweep.compare`` loads sweeps by name into a Comparison.
 
 Example:

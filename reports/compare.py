@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import optuna
 import pandas as pd
 
 from reports.frames import curves_frame
@@ -16,11 +15,9 @@ class SweepData:
     name: str
     metric: str
     goal: str
-    study: optuna.Study
     trials: pd.DataFrame
     curves: pd.DataFrame
     sweep_dir: Path
-    latent_suffix: str = "__latent"
 
     @property
     def params(self) -> list[str]:
@@ -48,9 +45,9 @@ class Comparison:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def sweep_data(name: str, sweep_dir: Path, study: optuna.Study, trials: pd.DataFrame,
-               metric: str, goal: str) -> SweepData:
-    """A sweep as the report needs it: its study, its trials frame and its folder (for the
-    learning curves); plain values, so reports never depends on how a sweep ran."""
-    return SweepData(name=name, metric=metric, goal=goal, study=study, trials=trials,
+def sweep_data(name: str, sweep_dir: Path, trials: pd.DataFrame, metric: str,
+               goal: str) -> SweepData:
+    """A sweep as the report needs it: its trials frame and its folder (for the learning
+    curves); plain values, so reports never depends on how a sweep ran."""
+    return SweepData(name=name, metric=metric, goal=goal, trials=trials,
                      curves=curves_frame(sweep_dir), sweep_dir=sweep_dir)

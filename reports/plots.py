@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-import warnings
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from reports.compare import SweepData
+from reports.importance import MIN_TRIALS, main_effects
 
 STATE_COLOURS = {"complete": "#2a9d8f", "pruned": "#e9c46a", "failed": "#e76f51",
                  "running": "#8ab17d", "waiting": "#aaaaaa"}
@@ -16,6 +17,7 @@ STATE_COLOURS = {"complete": "#2a9d8f", "pruned": "#e9c46a", "failed": "#e76f51"
 TRIAL_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                  "#7f7f7f", "#bcbd22", "#17becf")
 STATE_DASH = {"complete": "solid", "pruned": "dot", "failed": "dash"}
+TRIALS_AS_TRACES = 40
 # A whole-number parameter with this few distinct values (num_epochs: choice of 3, 5) is
 # shown at those values only, never at 3.5.
 _FEW_VALUES = 10
@@ -37,28 +39,53 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
 
 
 def learning_curves(data: SweepData) -> go.Figure:
-    """Every trial's metric by epoch; a pruned trial ends in an X carrying the pruner's reason."""
+    """Every trial's metric by epoch; a pruned trial ends in an X carrying the pruner's reason.
+
+    Up to ``TRIALS_AS_TRACES`` trials, a line (and a legend entry) per trial; beyond, a line
+    per state, each trial's curve one segment of it with its number on hover: a trace per
+    trial makes a 2,000-trial report slow to write and to open, and its colours repeat anyway.
+    """
     fig = go.Figure()
     curves, trials = data.curves, data.trials.set_index("number")
     if curves.empty or data.metric not in curves:
         return _layout(fig, "Learning curves (no per-epoch reports)", "epoch", data.metric)
+    states = {number: trials.loc[number, "state"] if number in trials.index else "running"
+              for number in curves["trial"].unique()}
+    per_trial = len(states) <= TRIALS_AS_TRACES
+    segments: dict[str, tuple[list[Any], list[Any], list[str]]] = {}
+    ends: tuple[list[Any], list[Any], list[str]] = ([], [], [])
     for index, (number, curve) in enumerate(curves.groupby("trial")):
-        state = trials.loc[number, "state"] if number in trials.index else "running"
-        colour = TRIAL_COLOURS[index % len(TRIAL_COLOURS)]
-        fig.add_trace(go.Scatter(
-            x=curve["epoch"] + 1, y=curve[data.metric], mode="lines+markers",
-            name=f"trial {number} ({state})",
-            line={"color": colour, "width": 1.5, "dash": STATE_DASH.get(state, "solid")},
-            marker={"size": 4},
-        ))
-        if state == "pruned":
-            last = curve.iloc[-1]
+        state = states[number]
+        x, y = (curve["epoch"] + 1).tolist(), curve[data.metric].tolist()
+        if per_trial:
             fig.add_trace(go.Scatter(
-                x=[last["epoch"] + 1], y=[last[data.metric]], mode="markers",
-                marker={"symbol": "x", "size": 12, "color": "#d62828"}, showlegend=False,
-                hovertext=[f"trial {number} pruned at epoch {int(last['epoch']) + 1}: "
-                           f"{trials.loc[number, 'reason']}"], hoverinfo="text",
+                x=x, y=y, mode="lines+markers", name=f"trial {number} ({state})",
+                line={"color": TRIAL_COLOURS[index % len(TRIAL_COLOURS)], "width": 1.5,
+                      "dash": STATE_DASH.get(state, "solid")},
+                marker={"size": 4},
             ))
+        else:
+            xs, ys, texts = segments.setdefault(state, ([], [], []))
+            xs.extend([*x, None])
+            ys.extend([*y, None])
+            texts.extend([f"trial {number}"] * len(x) + [""])
+        if state == "pruned":
+            ends[0].append(x[-1])
+            ends[1].append(y[-1])
+            ends[2].append(f"trial {number} pruned at epoch {x[-1]}: "
+                           f"{trials.loc[number, 'reason']}")
+    for state, (xs, ys, texts) in segments.items():
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, text=texts, mode="lines+markers", name=f"{state} trials",
+            line={"color": STATE_COLOURS.get(state, "#888"), "width": 1,
+                  "dash": STATE_DASH.get(state, "solid")},
+            marker={"size": 3}, opacity=0.6, hovertemplate="%{text}: %{y}<extra></extra>",
+        ))
+    if ends[0]:
+        fig.add_trace(go.Scatter(
+            x=ends[0], y=ends[1], hovertext=ends[2], mode="markers", showlegend=False,
+            marker={"symbol": "x", "size": 12, "color": "#d62828"}, hoverinfo="text",
+        ))
     # Epochs are whole numbers: ticks on them, never at 1.5.
     last_epoch = int(curves["epoch"].max()) + 1
     fig.update_xaxes(tickmode="linear", tick0=1, dtick=max(1, math.ceil(last_epoch / 12)))
@@ -109,26 +136,19 @@ def parallel_coordinates(data: SweepData) -> go.Figure:
 
 
 def importances(data: SweepData) -> go.Figure:
-    """Optuna's fANOVA importances (its default evaluator), with a fixed seed."""
-    import optuna
-
+    """Each parameter's share of the metric's variance it explains alone (see importance)."""
     fig = go.Figure()
-    title = "Parameter importances (fANOVA)"
-    done = data.trials[data.trials["state"] == "complete"]
-    if len(done) < 2 or not data.params:
-        return _layout(fig, f"{title}: needs 2 or more completed trials", "", "")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            raw = optuna.importance.get_param_importances(
-                data.study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
-    except (RuntimeError, ValueError) as exc:
-        return _layout(fig, f"{title}: {exc}", "", "")
-    names = {k: k.removesuffix(data.latent_suffix) for k in raw}
-    fig.add_trace(go.Bar(x=list(raw.values()), y=[names[k] for k in raw], orientation="h",
-                         marker={"color": "#2a9d8f"}))
+    title = "Parameter importances (main effects)"
+    raw = main_effects(data.trials, data.params)
+    if not raw:
+        return _layout(fig, f"{title}: needs {MIN_TRIALS} or more completed trials with "
+                            "different values", "", "")
+    fig.add_trace(go.Bar(x=list(raw.values()), y=list(raw), orientation="h",
+                         marker={"color": "#2a9d8f"},
+                         hovertemplate="%{y}: explains %{x:.0%} of the variance<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, title, "importance", "")
+    fig.update_xaxes(range=[0, max(1e-9, *raw.values()) * 1.05], tickformat=".0%")
+    return _layout(fig, title, "share of the metric's variance explained alone (ω²)", "")
 
 
 def slices(data: SweepData) -> list[go.Figure]:

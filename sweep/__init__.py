@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 from sweep.errors import SweepError, SweepInputError, SweepInterrupted, TrialFailed
 
 if TYPE_CHECKING:
-    from sweep.api import Sweep, compare, sweeps_root
+    from sweep.api import Sweep, compare
+    from sweep.layout import sweeps_root
     from sweep.result import BestTrial, SweepResult
 
 _LAZY = {"BestTrial": "sweep.result", "Sweep": "sweep.api", "SweepResult": "sweep.result",
-         "compare": "sweep.api", "sweeps_root": "sweep.api"}
+         "compare": "sweep.api", "sweeps_root": "sweep.layout"}
 
 
 def __getattr__(name: str) -> Any:

@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ from sweep.backends import Backend, make_backend
 from sweep.coordinator import Coordinator, Listener, trial_dir
 from sweep.errors import SweepInputError
 from sweep.journal import heal
-from sweep.layout import CONFIG_FILE, JOURNAL, REPORT_HTML, RESULT, TRIALS_CSV
+from sweep.layout import CONFIG_FILE, JOURNAL, REPORT_HTML, RESULT, TRIALS_CSV, sweeps_root
 from sweep.lock import SweepLock
 from sweep.result import BestTrial, SweepResult
 from sweep.study import open_study
@@ -44,11 +43,6 @@ if TYPE_CHECKING:
     from sweep.azure.runner import AzureMLRunner
 
 logger = logging.getLogger(__name__)
-
-
-def sweeps_root(root: str | Path | None = None) -> Path:
-    """Where sweeps live: ``root``, else $SWEEP_ROOT, else ./sweeps."""
-    return Path(root or os.environ.get("SWEEP_ROOT") or "sweeps")
 
 
 class Sweep:
@@ -155,7 +149,7 @@ class Sweep:
         made = [p for p in (self.root, self.sweep_dir) if not p.exists()]
         lock = SweepLock(self.sweep_dir).acquire()
         try:
-            if (self.sweep_dir / CONFIG_FILE).exists() or (self.sweep_dir / JOURNAL).exists():
+            if layout.started(self.sweep_dir):
                 raise SweepInputError(
                     f"a sweep named {self.name!r} already exists in {self.sweep_dir}; continue "
                     f"it with 'sweep resume {self.name}', or start over after 'rm -r "
@@ -365,8 +359,8 @@ def report_data(config: SweepConfig, result: SweepResult) -> SweepData:
         raise SweepInputError(f"sweep {result.name} ran on Azure ML: its trials are in Azure "
                               f"ML studio (job {result.job}), not in a local study")
     objective = config.objective
-    return sweep_data(result.name, result.sweep_dir, result.study, result.trials,
-                      objective.primary_metric, objective.goal)
+    return sweep_data(result.name, result.sweep_dir, result.trials, objective.primary_metric,
+                      objective.goal)
 
 
 def _with_limits(config: SweepConfig, max_trials: int | None,

@@ -15,6 +15,7 @@ the reader of a trial's history. The one owner of these names; nothing else spel
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,16 @@ PARAMS = "params.json"
 METRICS = "metrics.jsonl"
 RESULT = "result.json"
 OUTPUTS = "outputs"
+
+
+def sweeps_root(root: str | Path | None = None) -> Path:
+    """Where sweeps live: ``root``, else $SWEEP_ROOT, else ./sweeps."""
+    return Path(root or os.environ.get("SWEEP_ROOT") or "sweeps")
+
+
+def started(sweep_dir: Path) -> bool:
+    """Whether a sweep already ran in this folder (a new run there is refused)."""
+    return (Path(sweep_dir) / CONFIG_FILE).exists() or (Path(sweep_dir) / JOURNAL).exists()
 
 
 def trial_dir(sweep_dir: Path, number: int) -> Path:
