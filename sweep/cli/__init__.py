@@ -33,10 +33,6 @@ exit codes: 0 success, 1 a failure while running, 2 bad input (file, flag, data)
 Add --debug to any command to see the traceback behind an error."""
 
 
-# Commands that never open a study: they start without importing Optuna (about 0.5 s).
-_WITHOUT_OPTUNA = ("validate", "models")
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # argparse exits with 2 already; keep its one line and drop the usage block's noise.
@@ -63,17 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.DEBUG if debug else logging.WARNING
+    # The level on the handler too: a library that sets its own logger to INFO (Optuna, a
+    # line per trial) would otherwise drown the live view through propagation.
+    shown = logging.StreamHandler()
+    shown.setLevel(level)
+    shown.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[shown])
     warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command not in _WITHOUT_OPTUNA:
-        import optuna  # its per-trial INFO lines would drown the live view
-
-        optuna.logging.set_verbosity(logging.DEBUG if debug else logging.WARNING)
     try:
         code: int = args.func(args)
         return code
