@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ from sweep.disk import ModelFiles
 from sweep.errors import SweepInterrupted
 from sweep.layout import trial_dir
 from sweep.pruners import prune_reason
+from sweep.study import batched_writes
 from sweep.trials import Finished, Reported, TrainFn, TrialSpec
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class Coordinator:
         self.total = planned_total(config, space, max_trials)
         self.slots = slots
         self.active: dict[int, _Active] = {}
+        self._commit: Callable[[], None] = lambda: None
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         self.model_files = ModelFiles(sweep_dir, config.keep, maximize=config.direction ==
                                       "maximize", completed=[(t.number, float(t.value or 0))
@@ -116,6 +118,13 @@ class Coordinator:
 
     def run(self) -> None:
         """Runs trials until the budget, the timeout or Ctrl-C; the study then holds them all."""
+        try:
+            with batched_writes(self.study) as self._commit:
+                self._loop()
+        finally:
+            self.backend.close()
+
+    def _loop(self) -> None:
         self._requeue_interrupted()
         slots = self.slots
         deadline = (time.monotonic() + self.config.limits.timeout
@@ -137,14 +146,13 @@ class Coordinator:
                     else:
                         counted -= self._on_failed(event.number, event.reason)
                 counted -= self._enforce_timeouts(deadline)
+                self._commit()  # the batch's records, after its answers went out
         except KeyboardInterrupt:
             stopped = self._stop_all_for_resume()
             raise SweepInterrupted(
                 f"interrupted: {stopped} running trials stopped and queued to run again; "
                 f"continue with: sweep resume {self.config.name}"
             ) from None
-        finally:
-            self.backend.close()
 
     def _counted(self) -> int:
         trials = self.study.get_trials(deepcopy=False)
@@ -166,6 +174,7 @@ class Coordinator:
         where = folder.resolve()
         call_params = {**self.config.trainer.args, "output_dir": str(where / layout.OUTPUTS),
                        **params}
+        self._commit()  # a trial is on disk before it runs
         self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(where)))
         self.active[trial.number] = _Active(trial, time.monotonic())
         self.listener.trial_started(trial.number, params)

@@ -1,4 +1,4 @@
-"""The study journal after a crash: a torn last record is cut off, never appended to.
+"""The study journal: written in batches by its one writer, and healed after a crash.
 
 Optuna appends one JSON line per operation. A power cut or a full disk can leave the last
 line half-written; Optuna would skip it when reading but glue the next record onto it when
@@ -11,7 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
+
+from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 
 logger = logging.getLogger(__name__)
 
@@ -49,3 +53,46 @@ def _good_prefix(data: bytes) -> int:
             return at
         at = end + 1
     return at
+
+
+class GroupCommit(BaseJournalBackend):
+    """The journal file, appended a batch of records at a time while ``batching``.
+
+    Optuna writes each operation on its own: open, lock, write, fsync, about 0.6 ms, six or
+    more times per trial, and every read opens and stats the file again. The coordinator is
+    the default journal's only writer, so while it runs its records wait in memory until it
+    commits them: when a trial starts (before it runs, so a started trial is on disk) and
+    after each batch of events. A crash loses at most the last batch: its trials were still
+    running as far as the file knows, and a resume runs them again. Reads are served from
+    the file up to what it holds, then from the records in memory; the file is not opened
+    when nothing new can be in it. Outside ``batching`` every record is written at once.
+    """
+
+    def __init__(self, file: JournalFileBackend) -> None:
+        self._file = file
+        self._pending: list[dict[str, Any]] = []
+        self._in_file: int | None = None  # records in the file, once read to its end
+        self.batching = False
+
+    def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
+        if self._in_file is None or log_number_from < self._in_file:
+            read = 0
+            for log in self._file.read_logs(log_number_from):
+                read += 1
+                yield log
+            self._in_file = log_number_from + read
+        yield from self._pending[max(0, log_number_from - self._in_file):]
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        self._pending.extend(logs)
+        if not self.batching:
+            self.commit()
+
+    def commit(self) -> None:
+        """Writes the records held in memory (one write, one fsync)."""
+        if not self._pending:
+            return
+        self._file.append_logs(self._pending)
+        if self._in_file is not None:
+            self._in_file += len(self._pending)
+        self._pending = []

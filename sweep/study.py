@@ -9,10 +9,12 @@ measurements. A database URL (``postgresql://…``) is for several coordinators 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import warnings
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from search_spaces.samplers import TABLE as SAMPLER_TABLE
 from search_spaces.samplers import Sampler
 from search_spaces.storage_url import expand, scrub
 from sweep.errors import SweepError
+from sweep.journal import GroupCommit
 from sweep.layout import JOURNAL
 from sweep.pruners import make_pruner
 
@@ -38,8 +41,11 @@ def open_storage(storage: str, sweep_dir: Path) -> BaseStorage:
         path = sweep_dir / JOURNAL
         path.parent.mkdir(parents=True, exist_ok=True)
         # The open(O_EXCL) lock works on every filesystem, symlinks don't on some mounts.
-        backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
-        return optuna.storages.JournalStorage(backend)
+        backend = GroupCommit(JournalFileBackend(str(path),
+                                                 lock_obj=JournalFileOpenLock(str(path))))
+        journal = optuna.storages.JournalStorage(backend)
+        _GROUP_COMMITS[journal] = backend
+        return journal
     # ${VARS} are expanded only here, so a password kept in the environment never lands in
     # sweep.yaml, a log or a report; messages show the URL as written.
     try:
@@ -49,6 +55,27 @@ def open_storage(storage: str, sweep_dir: Path) -> BaseStorage:
     except Exception as exc:
         message = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, storage)
         raise SweepError(f"storage: cannot open {storage}: {message}") from None
+
+
+# The journal behind each storage open_storage made, and each study _open_study opened on one.
+_GROUP_COMMITS: weakref.WeakKeyDictionary[object, GroupCommit] = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def batched_writes(study: optuna.Study) -> Iterator[Callable[[], None]]:
+    """Within: the study's journal keeps its records in memory until the ``commit`` this
+    yields is called, and at the end (see journal.GroupCommit). A database storage writes
+    as it always does; its commit does nothing."""
+    backend = _GROUP_COMMITS.get(study)
+    if backend is None:
+        yield lambda: None
+        return
+    backend.batching = True
+    try:
+        yield backend.commit
+    finally:
+        backend.batching = False
+        backend.commit()
 
 
 def make_sampler(algorithm: SamplingAlgorithm, space: OptunaSpace) -> BaseSampler:
@@ -131,14 +158,18 @@ def _open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
     sampler = make_sampler(_continued(config.sampling_algorithm, done), space)
     pruner = make_pruner(config.early_termination)
     if not create:
-        return optuna.load_study(study_name=config.name, storage=storage, sampler=sampler,
-                                 pruner=pruner)
-    return optuna.create_study(
-        study_name=config.name, storage=storage, sampler=sampler, pruner=pruner,
-        direction=(StudyDirection.MAXIMIZE if config.objective.goal == "maximize"
-                   else StudyDirection.MINIMIZE),
-        load_if_exists=True,
-    )
+        study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler,
+                                  pruner=pruner)
+    else:
+        study = optuna.create_study(
+            study_name=config.name, storage=storage, sampler=sampler, pruner=pruner,
+            direction=(StudyDirection.MAXIMIZE if config.objective.goal == "maximize"
+                       else StudyDirection.MINIMIZE),
+            load_if_exists=True,
+        )
+    if storage in _GROUP_COMMITS:
+        _GROUP_COMMITS[study] = _GROUP_COMMITS[storage]
+    return study
 
 
 def _log_like_a_library() -> None:
