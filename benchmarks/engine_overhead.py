@@ -9,13 +9,14 @@ parallel, with the same median pruner, at 100 and 300 trials. The marginal cost 
 - raytune: ``Tuner`` + ``OptunaSearch`` + ASHA at its best settings for short trials
   (reuse_actors, max_concurrent_trials=2, auto loggers off). Needs ``pip install -e '.[bench]'``.
 
-Usage: python benchmarks/engine_overhead.py [--sizes 100 300]
+Usage: python benchmarks/engine_overhead.py [--sizes 100 300] [--repeat 3] [--only sweep raytune]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -126,6 +127,8 @@ def timed(kind: str, n: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs=2, default=[100, 300])
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="interleaved rounds; medians are shown (default 3)")
     parser.add_argument("--child", nargs=2)
     parser.add_argument("--only", nargs="*", default=list(CONTENDERS))
     args = parser.parse_args()
@@ -133,12 +136,25 @@ def main() -> None:
         child(args.child[0], int(args.child[1]))
         return
     small, large = args.sizes
+    times: dict[tuple[str, int], list[float]] = {}
+    for round_ in range(args.repeat):
+        for kind in args.only:  # interleaved: a noisy minute hits every contender alike
+            for n in (small, large):
+                times.setdefault((kind, n), []).append(timed(kind, n))
+        print(f"round {round_ + 1} of {args.repeat}: " + ", ".join(
+            f"{kind} {times[kind, small][-1]:.2f}/{times[kind, large][-1]:.2f} s"
+            for kind in args.only), flush=True)
+    print(f"\nmedians of {args.repeat} rounds, whole processes")
     print(f"{'contender':<16} {small:>5} trials {large:>5} trials  marginal/trial  start-up")
     for kind in args.only:
-        t_small, t_large = timed(kind, small), timed(kind, large)
+        t_small, t_large = (statistics.median(times[kind, n]) for n in (small, large))
         marginal = (t_large - t_small) / (large - small)
         print(f"{kind:<16} {t_small:10.2f} s {t_large:10.2f} s  {marginal * 1000:10.1f} ms "
-              f"{t_small - marginal * small:8.2f} s", flush=True)
+              f"{t_small - marginal * small:8.2f} s")
+    if "sweep" in args.only and "raytune" in args.only:
+        ratio = statistics.median(times["sweep", large]) / statistics.median(
+            times["raytune", large])
+        print(f"\nsweep / Ray Tune at {large} trials: {ratio:.2f}x")
 
 
 if __name__ == "__main__":
