@@ -5,7 +5,8 @@ model, batch size, image size and thread count, in one process run, one after th
 
 - plain: torchvision's ImageFolder + PIL transforms + DataLoader, the transfer-learning
   tutorial's way (decodes and augments every image from disk every epoch);
-- trainer: ``trainer.fit`` on the same folder (decoded once, in-memory, same augmentations).
+- trainer: ``trainer.fit`` on the same folder (decoded once, in-memory, same augmentations);
+  on a CPU with native bf16 (AMX, AVX512-BF16), once more with ``cpu_bf16``.
 
 Usage: python benchmarks/trainer_throughput.py [--epochs 3] [--image-size 64] [--threads 2]
 """
@@ -76,7 +77,8 @@ def plain_loop(root: Path, epochs: int, image_size: int, batch: int, device: tor
     return seen / (time.perf_counter() - started)
 
 
-def trainer_fit(root: Path, epochs: int, image_size: int, batch: int, out: Path) -> float:
+def trainer_fit(root: Path, epochs: int, image_size: int, batch: int, out: Path,
+                cpu_bf16: bool = False) -> float:
     from trainer.data import load_image_data
     from trainer.fit import fit
     from trainer.options import TrainConfig
@@ -89,7 +91,8 @@ def trainer_fit(root: Path, epochs: int, image_size: int, batch: int, out: Path)
         return False
 
     config = TrainConfig(data=str(root), image_size=image_size, batch_size=batch,
-                         num_epochs=epochs, learning_rate=0.01, output_dir=str(out))
+                         num_epochs=epochs, learning_rate=0.01, output_dir=str(out),
+                         cpu_bf16=cpu_bf16)
     fit(config, count, data=data)
     seen = (len(data.train.labels) // batch) * batch * epochs
     return seen / (time.perf_counter() - started)
@@ -148,6 +151,12 @@ def main() -> None:
         ours = trainer_fit(root, args.epochs, args.image_size, args.batch, Path(tmp) / "out")
         print(f"plain tutorial loop : {plain:8.1f} images/s")
         print(f"trainer.fit         : {ours:8.1f} images/s   ({ours / plain:.2f}x)")
+        from trainer.fit import cpu_has_bf16
+
+        if device.type == "cpu" and cpu_has_bf16():
+            bf16 = trainer_fit(root, args.epochs, args.image_size, args.batch,
+                               Path(tmp) / "out-bf16", cpu_bf16=True)
+            print(f"trainer.fit cpu_bf16: {bf16:8.1f} images/s   ({bf16 / plain:.2f}x)")
         for batch, torch_ms, ort_ms in onnx_vs_torch(Path(tmp) / "out", args.image_size):
             print(f"inference batch {batch:2d}: pytorch {torch_ms:7.2f} ms, onnxruntime "
                   f"{ort_ms:7.2f} ms ({ort_ms / torch_ms:.2f}x)")
