@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -283,6 +284,11 @@ class Sweep:
 
     def finish(self, result: SweepResult) -> SweepResult:
         """What a sweep leaves at its end: trials.csv, best/ (model, ONNX, card), registration."""
+        started = time.perf_counter()
+        finished = self._finish(result)
+        return dataclasses.replace(finished, finish_s=time.perf_counter() - started)
+
+    def _finish(self, result: SweepResult) -> SweepResult:
         from reports import Comparison, build_html
         from sweep.best_model import keep_best, keep_best_outputs, register_best
 

@@ -40,6 +40,9 @@ class SweepResult:
     """An Azure ML sweep's best trial's outputs, as downloaded."""
     workspace_model: str | None = None
     """``NAME:VERSION`` of the best trial's outputs registered in the Azure ML workspace."""
+    finish_s: float | None = None
+    """Seconds the end of the run took: trials.csv, report.html, the best model's ONNX export
+    and check, its registration."""
 
     @property
     def counts(self) -> dict[str, int]:

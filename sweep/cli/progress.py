@@ -72,7 +72,9 @@ def summary(result: SweepResult, metric: str) -> str:
         f"{counts.get('failed', 0)} failed; pruning saved {saved} of {asked} "
         f"epochs asked"
     )
-    lines.append(f"files: {result.sweep_dir}")
+    lines.append(f"files: {result.sweep_dir}" + (
+        f" (report and best model written in {result.finish_s:.1f} s)"
+        if result.finish_s is not None else ""))
     best_dir = result.best_dir
     if best_dir is not None and (best_dir / "model.pt").exists():
         lines.append(f"best model: {best_dir}/model.pt, checked ONNX: {best_dir}/model.onnx")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ def test_run_status_best_report_on_the_builtin_trainer(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "trial 0" in run.stdout and "best: trial" in run.stdout
     assert "registered: digits-test:1" in run.stdout
+    assert re.search(r"files: \S+ \(report and best model written in \d+\.\d s\)", run.stdout)
     folder = tmp_path / "sweeps" / "digits-resnet18"
     assert {"sweep.yaml", "study.journal", "trials", "best", "report.html", "trials.csv"} <= {
         p.name for p in folder.iterdir()}
