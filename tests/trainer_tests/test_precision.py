@@ -30,3 +30,9 @@ def test_cpu_bf16_is_refused_where_it_would_be_emulated(monkeypatch) -> None:
     monkeypatch.setattr(fit_module, "cpu_has_bf16", lambda: False)
     with pytest.raises(TrainerError, match="cpu_bf16: this CPU has no native bf16"):
         fit_module._precision(TrainConfig(cpu_bf16=True), CPU)
+
+
+def test_fp32_cpu_uses_channels_last_on_large_images_only() -> None:
+    small, _ = fit_module._precision(TrainConfig(image_size=64), CPU)
+    large, _ = fit_module._precision(TrainConfig(image_size=224), CPU)
+    assert not small.channels_last and large.channels_last
