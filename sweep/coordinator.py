@@ -32,6 +32,8 @@ from sweep.trials import Finished, Reported, TrainFn, TrialSpec
 
 logger = logging.getLogger(__name__)
 
+# The journal's records of ended trials wait at most this long in memory (see journal.py).
+COMMIT_EVERY_S = 0.25
 # User attributes the coordinator keeps on each Optuna trial.
 REASON, REPLACES, ATTEMPT, EPOCHS = "reason", "replaces", "attempt", "epochs"
 
@@ -109,6 +111,7 @@ class Coordinator:
         self.slots = slots
         self.active: dict[int, _Active] = {}
         self._commit: Callable[[], None] = lambda: None
+        self._committed = 0.0
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         self.model_files = ModelFiles(sweep_dir, config.keep, maximize=config.direction ==
                                       "maximize", completed=[(t.number, float(t.value or 0))
@@ -146,13 +149,20 @@ class Coordinator:
                     else:
                         counted -= self._on_failed(event.number, event.reason)
                 counted -= self._enforce_timeouts(deadline)
-                self._commit()  # the batch's records, after its answers went out
+                # The batch's records, after its answers went out; trivial trials end every
+                # few ms, so at most every COMMIT_EVERY_S (a launch commits too).
+                if time.monotonic() - self._committed >= COMMIT_EVERY_S:
+                    self._commit_now()
         except KeyboardInterrupt:
             stopped = self._stop_all_for_resume()
             raise SweepInterrupted(
                 f"interrupted: {stopped} running trials stopped and queued to run again; "
                 f"continue with: sweep resume {self.config.name}"
             ) from None
+
+    def _commit_now(self) -> None:
+        self._commit()
+        self._committed = time.monotonic()
 
     def _counted(self) -> int:
         trials = self.study.get_trials(deepcopy=False)
@@ -174,7 +184,7 @@ class Coordinator:
         where = folder.resolve()
         call_params = {**self.config.trainer.args, "output_dir": str(where / layout.OUTPUTS),
                        **params}
-        self._commit()  # a trial is on disk before it runs
+        self._commit_now()  # a trial is on disk before it runs
         self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(where)))
         self.active[trial.number] = _Active(trial, time.monotonic())
         self.listener.trial_started(trial.number, params)
