@@ -64,8 +64,9 @@ class GroupCommit(BaseJournalBackend):
     commits them: when a trial starts (before it runs, so a started trial is on disk) and
     after each batch of events. A crash loses at most the last batch: its trials were still
     running as far as the file knows, and a resume runs them again. Reads are served from
-    the file up to what it holds, then from the records in memory; the file is not opened
-    when nothing new can be in it. Outside ``batching`` every record is written at once.
+    the file up to what it holds, then from the records in memory; while batching, the file
+    is not opened when nothing new can be in it. Outside ``batching`` every record is
+    written at once and every read looks at the file.
     """
 
     def __init__(self, file: JournalFileBackend) -> None:
@@ -75,7 +76,9 @@ class GroupCommit(BaseJournalBackend):
         self.batching = False
 
     def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
-        if self._in_file is None or log_number_from < self._in_file:
+        # Only a batching writer knows the file has nothing new: a reader (``sweep status``, a
+        # study held in a notebook) reads it each time, as Optuna does, to see a running sweep.
+        if not self.batching or self._in_file is None or log_number_from < self._in_file:
             read = 0
             for log in self._file.read_logs(log_number_from):
                 read += 1

@@ -87,3 +87,16 @@ def test_a_trial_is_on_disk_before_it_runs_and_all_is_there_at_the_end(tmp_path)
     in_memory = result.study.get_trials()
     assert [(t.state, t.value, t.intermediate_values, t.user_attrs) for t in on_disk] == \
         [(t.state, t.value, t.intermediate_values, t.user_attrs) for t in in_memory]
+
+
+def test_a_reader_sees_what_a_running_sweep_writes_after_it_opened(tmp_path):
+    config = parse_sweep({"name": "s", "search_space": {"x": {"type": "uniform", "min_value": 0,
+                                                               "max_value": 1}}})
+    space = to_optuna(config.search_space)
+    writer = open_study(config, space, tmp_path)
+    reader = open_study(config, space, tmp_path, create=False)
+    assert reader.get_trials() == []
+    with batched_writes(writer) as commit:
+        writer.tell(writer.ask(), 1.0)
+        commit()
+    assert [t.value for t in reader.get_trials()] == [1.0]
