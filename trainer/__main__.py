@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -16,6 +18,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+        if not config.checkpoint_dir and os.environ.get("SWEEP_CHECKPOINT_DIR"):
+            # Run as a sweep's command trial: the trial's checkpoint folder.
+            config = dataclasses.replace(config,
+                                         checkpoint_dir=os.environ["SWEEP_CHECKPOINT_DIR"])
         from trainer.fit import fit
 
         def report(epoch: int, metrics: dict[str, float]) -> bool:

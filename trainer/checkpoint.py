@@ -1,4 +1,5 @@
-"""``model.pt``: a state_dict plus what it takes to rebuild the model and preprocess images."""
+"""``model.pt``: a state_dict plus what it takes to rebuild the model and preprocess images;
+``state.pt``: what it takes to continue a training run (``save_state`` / ``load_state``)."""
 
 from __future__ import annotations
 
@@ -43,9 +44,7 @@ def save_checkpoint(path: Path, model: nn.Module, info: ModelInfo) -> None:
         "std": list(info.std),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    save_atomically(payload, path)
 
 
 def load_checkpoint(path: Path) -> tuple[nn.Module, ModelInfo]:
@@ -69,3 +68,94 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, ModelInfo]:
     model = build_model(info.arch, len(info.classes))
     model.load_state_dict(payload["state_dict"])
     return model.eval(), info
+
+
+# -- training state: what it takes to continue a run where it stopped --------------------------
+
+STATE_FORMAT = "sweep.trainer.state/1"
+STATE_FILE = "state.pt"
+
+
+def save_state(folder: str | Path, epoch: int, *, extra: dict[str, Any] | None = None,
+               **objects: Any) -> None:
+    """Saves a run's state after ``epoch`` into ``folder``, atomically.
+
+    ``objects`` are anything with ``state_dict()`` (model, optimizer, scheduler, grad
+    scaler); torch's and Python's random states are saved too, and ``extra`` holds plain
+    values (best so far, …). Call it before reporting the epoch: a sweep keeps what the
+    folder holds when the report is made.
+
+    Example:
+        >>> save_state(params["checkpoint_dir"], epoch, model=model, optimizer=opt,
+        ...            extra={"best": best})                           # doctest: +SKIP
+    """
+    payload: dict[str, Any] = {
+        "format": STATE_FORMAT,
+        "epoch": int(epoch),
+        "states": {name: obj.state_dict() for name, obj in objects.items()},
+        "rng": _rng_state(),
+        "extra": dict(extra or {}),
+    }
+    save_atomically(payload, Path(folder) / STATE_FILE)
+
+
+def load_state(folder: str | Path | None, **objects: Any) -> tuple[int, dict[str, Any]]:
+    """Restores what :func:`save_state` saved into ``objects``; returns the epoch to run
+    next and ``extra``. ``(0, {})`` when the folder holds no state: start afresh.
+
+    Example:
+        >>> start, extra = load_state(params.get("checkpoint_dir"), model=model,
+        ...                           optimizer=opt)                     # doctest: +SKIP
+        >>> for epoch in range(start, params["num_epochs"]): ...         # doctest: +SKIP
+    """
+    path = Path(folder) / STATE_FILE if folder else None
+    if path is None or not path.is_file():
+        return 0, {}
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainerError(f"{path} is not a readable training state: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
+        raise TrainerError(f"{path} is not a training state written by save_state")
+    for name, obj in objects.items():
+        if name not in payload["states"]:
+            raise TrainerError(f"{path} has no state for {name!r} "
+                               f"(it has: {', '.join(payload['states'])})")
+        obj.load_state_dict(payload["states"][name])
+    _set_rng_state(payload["rng"])
+    return int(payload["epoch"]) + 1, dict(payload["extra"])
+
+
+def save_atomically(payload: Any, path: Path) -> None:
+    """torch.save to ``path`` through a ``.tmp`` file and a rename: a reader (or a sweep
+    copying the folder) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state() -> dict[str, Any]:
+    import random
+
+    state: dict[str, Any] = {"torch": torch.get_rng_state(),
+                             "python": _plain(random.getstate())}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import random
+
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available() and \
+            len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _plain(value: Any) -> Any:
+    # weights_only loading takes lists, not tuples nested as Python's random state has them.
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value

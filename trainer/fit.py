@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from trainer import distributed
-from trainer.checkpoint import ModelInfo, save_checkpoint
+from trainer.checkpoint import ModelInfo, load_state, save_atomically, save_checkpoint, save_state
 from trainer.data import AugmentedImages, ImageData, load_image_data
 from trainer.device_batches import DeviceBatches, fits_on_device
 from trainer.errors import DataError, TrainerError
@@ -128,14 +128,16 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
 
     out = Path(config.output_dir)
     info = ModelInfo(config.model, data.classes, config.image_size, data.source)
+    resume = _Resume(config.checkpoint_dir, model, optimizer, scheduler)
     if ranks.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "params.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-        (out / "metrics.jsonl").write_text("")
+        if resume.start == 0:
+            (out / "metrics.jsonl").write_text("")
 
-    best_acc, best_state, metrics = -1.0, copy.deepcopy(model.state_dict()), {}
-    pruned, epoch = False, -1
-    for epoch in range(config.num_epochs):
+    best_acc, best_state, metrics = resume.best_acc, resume.best_state, resume.metrics
+    pruned, epoch = False, resume.start - 1
+    for epoch in range(resume.start, config.num_epochs):
         started = time.perf_counter()
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
@@ -150,7 +152,7 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
         )
         train_loss, val_loss, val_acc = sums[0] / sums[1], sums[2] / sums[4], sums[3] / sums[4]
         if val_acc > best_acc:
-            best_acc = val_acc
+            best_acc, resume.best_epoch = val_acc, epoch
             best_state = copy.deepcopy(model.state_dict())
         metrics = {
             "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
@@ -159,6 +161,7 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
         }
         stop = False
         if ranks.is_main:
+            resume.save(epoch, best_acc, best_state, metrics)  # before the report: see save_state
             with (out / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps({"epoch": epoch, **metrics}) + "\n")
             logger.info("epoch %d: %s", epoch, metrics)
@@ -174,6 +177,45 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
         model.load_state_dict(best_state)
         save_checkpoint(out / "model.pt", model, info)
     return {**metrics, "best_val_acc": best_acc, "epochs_run": epoch + 1, "pruned": pruned}
+
+
+class _Resume:
+    """The run's state in ``checkpoint_dir`` (none when empty): loaded once, saved per epoch.
+
+    ``state.pt`` holds model, optimizer, scheduler and random states; the best epoch's
+    weights go to ``best.pt`` only when they are not the current ones (an improving run
+    writes no second copy of its weights).
+    """
+
+    def __init__(self, folder: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler: Any) -> None:
+        self.folder = Path(folder) if folder else None
+        self.model = model
+        self.objects: dict[str, Any] = {"model": model, "optimizer": optimizer}
+        if scheduler is not None:
+            self.objects["scheduler"] = scheduler
+        self.start, extra = load_state(self.folder, **self.objects)
+        self.best_acc = float(extra.get("best_acc", -1.0))
+        self.best_epoch = int(extra.get("best_epoch", -1))
+        self.metrics: dict[str, Any] = dict(extra.get("metrics", {}))
+        self.best_state = copy.deepcopy(model.state_dict())
+        self._best_file = -1
+        if self.folder is not None and 0 <= self.best_epoch < self.start - 1:
+            saved = torch.load(self.folder / "best.pt", map_location="cpu", weights_only=True)
+            self.best_state, self._best_file = saved["state_dict"], int(saved["epoch"])
+        if self.start:
+            logger.info("continuing from %s at epoch %d", self.folder, self.start)
+
+    def save(self, epoch: int, best_acc: float, best_state: dict[str, Any],
+             metrics: dict[str, Any]) -> None:
+        if self.folder is None:
+            return
+        if self.best_epoch != epoch and self._best_file != self.best_epoch:
+            save_atomically({"epoch": self.best_epoch, "state_dict": best_state},
+                            self.folder / "best.pt")
+            self._best_file = self.best_epoch
+        save_state(self.folder, epoch, **self.objects, extra={
+            "best_acc": best_acc, "best_epoch": self.best_epoch, "metrics": metrics})
 
 
 def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:

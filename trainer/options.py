@@ -42,6 +42,7 @@ class TrainConfig:
     threads: int = 0
     distributed: str = "auto"
     output_dir: str = "outputs"
+    checkpoint_dir: str = ""
 
     def __post_init__(self) -> None:
         checks = [
@@ -137,6 +138,9 @@ def build_arg_parser(prog: str = "python -m trainer") -> argparse.ArgumentParser
         "seed": "same seed, same data order, same metrics on CPU",
         "distributed": "auto: torch DDP when launched by torchrun (WORLD_SIZE > 1); "
         "horovod: Horovod, under horovodrun",
+        "checkpoint_dir": "a folder for the training state after every epoch; a run that "
+        "finds one there continues from it with the same results as a run never stopped "
+        "(a sweep sets it; $SWEEP_CHECKPOINT_DIR when empty)",
     }
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):

@@ -121,3 +121,56 @@ def test_cli_help_lists_every_option():
     for flag in ("--data_dir", "--num_epochs", "--output_dir", "--learning_rate", "--momentum",
                  "--image_size", "--weights", "--freeze", "--seed"):
         assert flag in proc.stdout
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_a_run_interrupted_after_epoch_k_and_continued_equals_one_never_stopped(tmp_path):
+    """CPU, fp32: model, optimizer, scheduler, random state, data order and best-so-far all
+    come back, so every per-epoch metric matches an uninterrupted run to 1e-6."""
+    # Cosine: the learning rate changes every epoch, so a scheduler not restored shows.
+    config = {**FAST, "num_epochs": 5, "scheduler": "cosine", "device": "cpu"}
+    whole: list[dict] = []
+    full = fit(TrainConfig(**config, output_dir=str(tmp_path / "whole")),
+               lambda epoch, m: whole.append(m) or False)
+
+    parts: list[dict] = []
+    ckpt = str(tmp_path / "checkpoint")
+
+    def stop_after_epoch_2(epoch, metrics):  # a crash right after the report of epoch 2
+        parts.append(metrics)
+        if epoch == 2:
+            raise _Interrupt
+        return False
+
+    with pytest.raises(_Interrupt):
+        fit(TrainConfig(**config, output_dir=str(tmp_path / "cut"), checkpoint_dir=ckpt),
+            stop_after_epoch_2)
+    epochs = []
+    continued = fit(TrainConfig(**config, output_dir=str(tmp_path / "cut"), checkpoint_dir=ckpt),
+                    lambda epoch, m: epochs.append(epoch) or parts.append(m) or False)
+    assert epochs == [3, 4]
+    assert len(parts) == len(whole) == 5
+    for a, b in zip(whole, parts, strict=True):
+        for key in ("train_loss", "val_loss", "val_acc", "best_val_acc", "lr"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6), key
+    assert continued["best_val_acc"] == pytest.approx(full["best_val_acc"], abs=1e-6)
+    assert continued["epochs_run"] == 5
+    # The saved best model is the same weights.
+    a, _ = load_checkpoint(tmp_path / "whole")
+    b, _ = load_checkpoint(tmp_path / "cut")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.allclose(x.float(), y.float(), atol=1e-6), name
+
+
+def test_a_finished_run_continued_trains_nothing_and_returns_its_result(tmp_path):
+    ckpt = str(tmp_path / "checkpoint")
+    first = fit(TrainConfig(**FAST, num_epochs=1, output_dir=str(tmp_path), checkpoint_dir=ckpt))
+    calls = []
+    again = fit(TrainConfig(**FAST, num_epochs=1, output_dir=str(tmp_path), checkpoint_dir=ckpt),
+                lambda epoch, m: calls.append(epoch) or False)
+    assert calls == [] and again["best_val_acc"] == first["best_val_acc"]
+    assert again["epochs_run"] == 1

@@ -4,9 +4,13 @@ Run alone:   python pytorch_train.py --data_dir digits --num_epochs 3 --output_d
 In a sweep:  the job file next to this folder passes the sampled --learning_rate and
              --momentum; every epoch's metrics go to MLflow, which Azure ML (or sweep, locally)
              reads to rank and stop trials. The model lands in --output_dir/model.pt.
+Checkpoints: the training state is saved to $SWEEP_CHECKPOINT_DIR (or --checkpoint_dir)
+             after every epoch, before its metrics are logged; a trial that is stopped (a
+             crash, a lost node, a preempted low-priority VM) continues from it.
 """
 
 import argparse
+import os
 
 import mlflow
 
@@ -25,12 +29,17 @@ def main() -> None:
     parser.add_argument("--model", type=str, default="resnet18")
     parser.add_argument("--image_size", type=int, default=32)
     parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--checkpoint_dir", type=str, default="",
+                        help="where the training state goes after every epoch "
+                             "(default: $SWEEP_CHECKPOINT_DIR, which a sweep sets)")
     args = parser.parse_args()
+    checkpoint_dir = args.checkpoint_dir or os.environ.get("SWEEP_CHECKPOINT_DIR", "")
 
     config = TrainConfig(data=args.data_dir, num_epochs=args.num_epochs,
                          learning_rate=args.learning_rate, momentum=args.momentum,
                          output_dir=args.output_dir, model=args.model, weights="none",
-                         image_size=args.image_size, batch_size=args.batch_size)
+                         image_size=args.image_size, batch_size=args.batch_size,
+                         checkpoint_dir=checkpoint_dir)
     mlflow.log_params({"learning_rate": args.learning_rate, "momentum": args.momentum})
 
     def log_epoch(epoch: int, metrics: dict) -> bool:
