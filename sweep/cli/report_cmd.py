@@ -29,7 +29,11 @@ def report(args: argparse.Namespace) -> int:
     from reports import build_html, print_report
     from reports.files import write_atomic
     from sweep.api import compare
+    from sweep.output_paths import check_output_path
 
+    for option in ("html", "csv", "curves_csv", "json"):
+        if getattr(args, option):
+            check_output_path(getattr(args, option), f"--{option.replace('_', '-')}")
     comparison = compare(args.names, args.root)
     wrote = []
     if args.csv:
