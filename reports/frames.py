@@ -21,8 +21,10 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
                  ) -> pd.DataFrame:
     """One row per trial: number, state, value, each parameter, epochs run/asked, reason, time.
 
-    A trial that was re-run (a retry, or after an interruption) keeps its row, with ``rerun_as``
-    naming the trial that replaced it. ``decode`` turns Optuna's parameters into the user's
+    A trial that was re-run from its start (a retry, or after an interruption, without a
+    checkpoint) keeps its row, with ``rerun_as`` naming the trial that replaced it; one that
+    continued from its checkpoint is one row, ``restarts`` saying how often it did.
+    ``decode`` turns Optuna's parameters into the user's
     (see ``search_spaces.optuna_form``); without it they are shown as Optuna has them.
     """
     trials = study.get_trials(deepcopy=False)
@@ -36,6 +38,8 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
         reason = t.user_attrs.get("reason", "")
         if t.number in rerun_as and not reason:
             reason = "interrupted"
+        if "continues" in t.user_attrs and not reason:
+            reason = f"continues trial {t.user_attrs['continues']}"
         rows.append({
             "number": t.number,
             "state": STATE_NAMES.get(t.state, t.state.name.lower()),
@@ -45,6 +49,7 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
             "epochs_asked": asked,
             "reason": reason,
             "rerun_as": rerun_as.get(t.number),
+            "restarts": int(t.user_attrs.get("restarts", 0)),
             "start": t.datetime_start,
             "duration_s": duration,
         })

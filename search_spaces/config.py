@@ -79,6 +79,10 @@ class Keep:
     models: int | None = 3
     """How many completed trials, the best first, keep their model files; None ('all'):
     every trial keeps them, pruned and failed ones too."""
+    checkpoints: str = "latest"
+    """``latest``: a running trial's latest checkpoint, kept afterwards only by the completed
+    trials that keep their models (so they can be trained further); ``all``: every trial's
+    latest checkpoint stays when it ends."""
 
 
 @dataclass(frozen=True)

@@ -174,15 +174,17 @@ def _keep(value: Any) -> Keep:
     if value is None:
         return Keep()
     d = c.mapping(value, "keep")
-    c.no_unknown_keys(d, "keep", {"models"})
+    c.no_unknown_keys(d, "keep", {"models", "checkpoints"})
+    checkpoints = c.one_of(c.string(d, "checkpoints", "keep", Keep.checkpoints),
+                           ("latest", "all"), "keep.checkpoints")
     models = d.get("models", Keep.models)
     if models == "all":
-        return Keep(None)
+        return Keep(None, checkpoints)
     if isinstance(models, bool) or not isinstance(models, int) or models < 1:
         raise SearchSpaceError("keep.models", f"expected a number of trials (1 or more: the "
                                f"best is copied to best/ at the end) or 'all', got "
                                f"{abbreviate(models)}")
-    return Keep(models)
+    return Keep(models, checkpoints)
 
 def _register(value: Any) -> Register | None:
     if value is None:

@@ -50,7 +50,8 @@ def to_dict(config: SweepConfig) -> dict[str, Any]:
 
 
 def _keep(config: SweepConfig) -> dict[str, Any]:
-    return {"models": "all" if config.keep.models is None else config.keep.models}
+    return {"models": "all" if config.keep.models is None else config.keep.models,
+            "checkpoints": config.keep.checkpoints}
 
 
 def _azure_document(config: SweepConfig) -> dict[str, Any]:

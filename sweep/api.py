@@ -30,10 +30,19 @@ from search_spaces import (
 from search_spaces.config import BUILTIN_DATASETS
 from sweep import layout
 from sweep.backends import Backend, make_backend
-from sweep.coordinator import Coordinator, Listener, trial_dir
+from sweep.coordinator import Coordinator
 from sweep.errors import SweepInputError
 from sweep.journal import heal
-from sweep.layout import CONFIG_FILE, JOURNAL, REPORT_HTML, RESULT, TRIALS_CSV, sweeps_root
+from sweep.layout import (
+    CONFIG_FILE,
+    JOURNAL,
+    REPORT_HTML,
+    RESULT,
+    TRIALS_CSV,
+    sweeps_root,
+    trial_dir,
+)
+from sweep.listener import Listener
 from sweep.lock import SweepLock
 from sweep.result import BestTrial, SweepResult
 from sweep.study import open_study
@@ -215,7 +224,7 @@ class Sweep:
 
     def trials_left(self, max_trials: int | None = None) -> int | None:
         """How many trials a resume would run; None when the sweep has no study yet."""
-        from sweep.coordinator import planned_total, trials_left
+        from sweep.budget import planned_total, trials_left
 
         space = to_optuna(self.config.search_space)
         try:
@@ -224,8 +233,46 @@ class Sweep:
             return None
         return trials_left(study, planned_total(self.config, space, max_trials))
 
+    def continue_trial(self, number: int, *, epochs: int, parallel: int | None = None,
+                       listener: Listener | None = None) -> SweepResult:
+        """Trains completed trial ``number`` further, to ``epochs`` epochs in all, from its
+        checkpoint: a new trial (its ``continues`` attribute names ``number``) with the same
+        params, outside the trial budget; the sweep's end (best, registration) follows.
+        """
+        from sweep.budget import CONTINUES, OVERRIDES
+        from sweep.checkpoint_store import CheckpointStore
+
+        if self._on_azure:
+            raise SweepInputError("continue: Azure ML keeps no trial checkpoints for sweep; "
+                                  "trials continue on a local or Ray compute only")
+        with SweepLock(self.sweep_dir):
+            heal(self.sweep_dir / JOURNAL)
+            study = open_study(self.config, to_optuna(self.config.search_space),
+                               self.sweep_dir, create=False)
+            trials = study.get_trials(deepcopy=False)
+            if not 0 <= number < len(trials):
+                raise SweepInputError(f"--trial: sweep {self.name} has no trial {number} "
+                                      f"(it has 0 to {len(trials) - 1})")
+            trial = trials[number]
+            if trial.state != TrialState.COMPLETE:
+                state = {TrialState.FAIL: "failed"}.get(trial.state, trial.state.name.lower())
+                raise SweepInputError(f"--trial: trial {number} is {state}; only a completed "
+                                      "trial is trained further")
+            latest = CheckpointStore(trial_dir(self.sweep_dir, number)).latest()
+            if latest is None:
+                raise SweepInputError(
+                    f"--trial: trial {number} kept no checkpoint (its trainer wrote none, or "
+                    "it fell out of the best keep.models; keep: {checkpoints: all} keeps "
+                    "every trial's)")
+            if epochs <= latest.epoch + 1:
+                raise SweepInputError(f"--epochs: trial {number} has trained {latest.epoch + 1} "
+                                      f"epochs already; ask for more than that")
+            study.enqueue_trial(trial.params, user_attrs={
+                CONTINUES: number, OVERRIDES: {"num_epochs": epochs}})
+            return self._run(None, parallel, listener, fresh=False, extra_trials=1)
+
     def _run(self, max_trials: int | None, parallel: int | None,
-             listener: Listener | None, *, fresh: bool) -> SweepResult:
+             listener: Listener | None, *, fresh: bool, extra_trials: int = 0) -> SweepResult:
         self.check()
         space = to_optuna(self.config.search_space)
         res = self.config.resources
@@ -245,7 +292,8 @@ class Sweep:
                 self._discard()
             raise
         Coordinator(self.config, study, space, backend, slots, self.sweep_dir,
-                    entry=self.entry, max_trials=max_trials, listener=listener).run()
+                    entry=self.entry, max_trials=max_trials, extra_trials=extra_trials,
+                    listener=listener).run()
         return self.finish(self.result(study))
 
     def _discard(self) -> None:

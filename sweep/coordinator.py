@@ -1,20 +1,23 @@
 """The coordinator: Optuna decides (ask, report, prune, tell), a backend executes.
 
 It is the only writer of the study and of the trial folders' records (params.json,
-metrics.jsonl, result.json), so the default journal file never sees two writers and a
-trial on a remote Ray node still leaves its curve here.
+metrics.jsonl, result.json, the committed checkpoint), so the default journal file never
+sees two writers and a trial on a remote Ray node still leaves its curve and checkpoint here.
+
+A trial with a checkpoint keeps its number and its history through every interruption: a
+crash of the coordinator (then ``resume``), a lost worker or node, a retry after an
+exception or a ``trial_timeout`` all continue it from its last report. A trial without one
+runs again from its start under a new number, as ``replaces`` records.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
 import optuna
 from optuna.trial import TrialState
@@ -23,77 +26,48 @@ from search_spaces import SweepConfig
 from search_spaces.optuna_form import OptunaSpace
 from sweep import layout
 from sweep.backends.base import Backend
+from sweep.budget import (
+    ATTEMPT,
+    CONTINUES,
+    EPOCHS,
+    LOSSES,
+    OVERRIDES,
+    REASON,
+    REPLACES,
+    RESTARTS,
+    planned_total,
+    started_so_far,
+)
 from sweep.disk import ModelFiles
 from sweep.errors import SweepInterrupted
-from sweep.layout import trial_dir
+from sweep.listener import Listener, LogProgress
 from sweep.pruners import prune_reason
 from sweep.study import batched_writes
-from sweep.trials import Finished, Reported, TrainFn, TrialSpec
+from sweep.trial_records import TrialRecords
+from sweep.trials import CheckpointFiles, Failed, Finished, Reported, TrainFn, TrialSpec
 
 logger = logging.getLogger(__name__)
 
 # The journal's records of ended trials wait at most this long in memory (see journal.py).
 COMMIT_EVERY_S = 0.25
-# User attributes the coordinator keeps on each Optuna trial.
-REASON, REPLACES, ATTEMPT, EPOCHS = "reason", "replaces", "attempt", "epochs"
-
-
-class Listener(Protocol):
-    """Whoever shows progress (the CLI's live view); every method is optional to act on."""
-
-    def trial_started(self, number: int, params: Mapping[str, Any]) -> None: ...
-    def trial_reported(self, number: int, epoch: int, value: float | None) -> None: ...
-    def trial_ended(self, number: int, state: str, value: float | None, reason: str) -> None: ...
-
-
-class LogProgress:
-    """The library's default listener: progress as log records (INFO, epochs at DEBUG), shown
-    wherever the caller's logging configuration sends them; nothing is printed."""
-
-    def trial_started(self, number: int, params: Mapping[str, Any]) -> None:
-        logger.info("trial %d started: %s", number,
-                    ", ".join(f"{k}={v}" for k, v in params.items()))
-
-    def trial_reported(self, number: int, epoch: int, value: float | None) -> None:
-        logger.debug("trial %d epoch %d: %s", number, epoch + 1, value)
-
-    def trial_ended(self, number: int, state: str, value: float | None, reason: str) -> None:
-        logger.info("trial %d %s%s%s", number, state.lower(),
-                    f" with {value:.4g}" if value is not None else "",
-                    f": {reason}" if reason else "")
+# A trial whose worker, node or coordinator is lost this often is failed: a trainer that
+# takes its process down (out of memory) must not loop for ever.
+MAX_LOSSES = 3
 
 
 @dataclass
 class _Active:
     trial: optuna.Trial
     started: float
-    epochs: int = 0
+    records: TrialRecords
+    last_epoch: int = -1
     last_value: float | None = None
     pruned: str | None = None
     failure: str | None = None
 
-
-def replaced_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
-    """Trials that were re-run under another number (retried or interrupted): not counted."""
-    return {t.user_attrs[REPLACES] for t in trials if REPLACES in t.user_attrs}
-
-
-def planned_total(config: SweepConfig, space: OptunaSpace, max_trials: int | None) -> int:
-    """How many trials the sweep runs in all: the budget, or the whole grid if smaller."""
-    total = max_trials or config.limits.max_total_trials
-    if config.sampling_algorithm.type == "grid":
-        total = min(total, math.prod(len(v) for v in space.grid().values()))
-    return total
-
-
-def trials_left(study: optuna.Study, total: int) -> int:
-    """Trials a resume would still run: the budget minus those that count, where a trial
-    left RUNNING by a dead coordinator runs again under a new number."""
-    trials = study.get_trials(deepcopy=False)
-    replaced = replaced_numbers(trials)
-    counted = sum(1 for t in trials if t.state not in (TrialState.WAITING, TrialState.RUNNING)
-                  and t.number not in replaced)
-    return max(total - counted, 0)
+    @property
+    def epochs(self) -> int:
+        return self.last_epoch + 1
 
 
 class Coordinator:
@@ -101,15 +75,19 @@ class Coordinator:
 
     def __init__(self, config: SweepConfig, study: optuna.Study, space: OptunaSpace,
                  backend: Backend, slots: int, sweep_dir: Path, *, entry: str | TrainFn,
-                 max_trials: int | None = None, listener: Listener | None = None) -> None:
+                 max_trials: int | None = None, extra_trials: int = 0,
+                 listener: Listener | None = None) -> None:
+        """``extra_trials``: trials queued beyond the budget (``sweep continue``'s)."""
         self.config, self.study, self.space, self.backend = config, study, space, backend
         self.sweep_dir = sweep_dir
         self.entry = entry
         self.listener: Listener = listener or LogProgress()
         self.metric = config.objective.primary_metric
-        self.total = planned_total(config, space, max_trials)
+        self.total = planned_total(config, space, max_trials) + extra_trials
         self.slots = slots
         self.active: dict[int, _Active] = {}
+        self.to_continue: list[tuple[int, str]] = []
+        """Trials that continue from their checkpoints under their own numbers, and why."""
         self._commit: Callable[[], None] = lambda: None
         self._committed = 0.0
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -128,17 +106,20 @@ class Coordinator:
             self.backend.close()
 
     def _loop(self) -> None:
-        self._requeue_interrupted()
-        slots = self.slots
+        self._take_over_interrupted()
         deadline = (time.monotonic() + self.config.limits.timeout
                     if self.config.limits.timeout else math.inf)
-        counted = self._counted()
+        counted = started_so_far(self.study)
         try:
             while True:
-                while (len(self.active) < slots and counted < self.total
-                       and time.monotonic() < deadline):
-                    self._launch()
-                    counted += 1
+                while len(self.active) < self.slots and time.monotonic() < deadline:
+                    if self.to_continue:
+                        self._continue(*self.to_continue.pop(0))
+                    elif counted < self.total:
+                        self._launch()
+                        counted += 1
+                    else:
+                        break
                 if not self.active:
                     break
                 for event in self.backend.poll(timeout=0.5):
@@ -147,7 +128,7 @@ class Coordinator:
                     elif isinstance(event, Finished):
                         counted -= self._on_finished(event)
                     else:
-                        counted -= self._on_failed(event.number, event.reason)
+                        counted -= self._on_failed(event)
                 counted -= self._enforce_timeouts(deadline)
                 # The batch's records, after its answers went out; trivial trials end every
                 # few ms, so at most every COMMIT_EVERY_S (a launch commits too).
@@ -156,38 +137,73 @@ class Coordinator:
         except KeyboardInterrupt:
             stopped = self._stop_all_for_resume()
             raise SweepInterrupted(
-                f"interrupted: {stopped} running trials stopped and queued to run again; "
-                f"continue with: sweep resume {self.config.name}"
+                f"interrupted: {stopped} running trials stopped (those with a checkpoint "
+                f"continue from it, the others run again); continue with: "
+                f"sweep resume {self.config.name}"
             ) from None
+        for number, _ in self.to_continue:  # the sweep's timeout came first
+            self._give_up(number, f"stopped: the sweep's timeout "
+                                  f"({self.config.limits.timeout:g} s) passed")
 
     def _commit_now(self) -> None:
         self._commit()
         self._committed = time.monotonic()
 
-    def _counted(self) -> int:
-        trials = self.study.get_trials(deepcopy=False)
-        replaced = replaced_numbers(trials)
-        return sum(
-            1 for t in trials if t.state != TrialState.WAITING and t.number not in replaced
-        )
-
     # -- starting ---------------------------------------------------------------------------
 
     def _launch(self) -> None:
         trial = self.study.ask(self.space.distributions())
-        params = self.space.decode(trial.params)
-        folder = trial_dir(self.sweep_dir, trial.number)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / layout.PARAMS).write_text(json.dumps(params, indent=2) + "\n")
-        (folder / layout.METRICS).write_text("")
+        params = {**self.space.decode(trial.params), **trial.user_attrs.get(OVERRIDES, {})}
+        records = TrialRecords(self.sweep_dir, trial.number)
+        records.start(params)
+        checkpoint, first_epoch = None, 0
+        source = trial.user_attrs.get(CONTINUES)
+        if source is not None:  # sweep continue: from another trial's last checkpoint
+            checkpoint, first_epoch, history = records.adopt(
+                TrialRecords(self.sweep_dir, int(source)))
+            self._report_history(trial, history, {})
+        self._commit_now()  # a trial is on disk before it runs
+        self._start(trial, records, params, checkpoint, first_epoch)
+        self.listener.trial_started(trial.number, params)
+
+    def _report_history(self, trial: optuna.Trial, history: list[dict[str, object]],
+                        known: dict[int, float]) -> None:
+        """Tells the study the reports in ``history`` it does not know yet."""
+        for record in history:
+            value, epoch = record.get(self.metric), record["epoch"]
+            if isinstance(epoch, int) and epoch not in known and \
+                    isinstance(value, int | float) and math.isfinite(value):
+                trial.report(float(value), epoch)
+
+    def _continue(self, number: int, why: str) -> None:
+        """Starts trial ``number`` again from its checkpoint, under its own number."""
+        frozen = self.study.get_trials(deepcopy=False)[number]
+        trial = optuna.Trial(self.study, frozen._trial_id)
+        records = TrialRecords(self.sweep_dir, number)
+        checkpoint, first_epoch, history = records.continue_from()
+        # Reports that reached the checkpoint but not the journal (its last batch, lost
+        # with a killed coordinator): the pruner sees every epoch once.
+        self._report_history(trial, history, dict(frozen.intermediate_values))
+        trial.set_user_attr(RESTARTS, int(frozen.user_attrs.get(RESTARTS, 0)) + 1)
+        params = {**self.space.decode(frozen.params), **frozen.user_attrs.get(OVERRIDES, {})}
+        active = self._start(trial, records, params, checkpoint, first_epoch)
+        value = history[-1].get(self.metric) if history else None
+        active.last_value = float(value) if isinstance(value, int | float) else None
+        notify = getattr(self.listener, "trial_continued", None)
+        if callable(notify):
+            notify(number, first_epoch, why)
+
+    def _start(self, trial: optuna.Trial, records: TrialRecords, params: dict[str, object],
+               checkpoint: CheckpointFiles | None, first_epoch: int) -> _Active:
         # Absolute: a worker may start elsewhere (a cluster node in its runtime_env's folder).
-        where = folder.resolve()
+        where = records.folder.resolve()
         call_params = {**self.config.trainer.args, "output_dir": str(where / layout.OUTPUTS),
                        **params}
-        self._commit_now()  # a trial is on disk before it runs
-        self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(where)))
-        self.active[trial.number] = _Active(trial, time.monotonic())
-        self.listener.trial_started(trial.number, params)
+        self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(where),
+                                     checkpoint, first_epoch))
+        active = _Active(trial, time.monotonic(), records, last_epoch=first_epoch - 1)
+        self.active[trial.number] = active
+        return active
 
     # -- events -----------------------------------------------------------------------------
 
@@ -195,10 +211,13 @@ class Coordinator:
         active = self.active.get(event.number)
         if active is None:
             return  # a trial we already ended (timed out) still talking
-        folder = trial_dir(self.sweep_dir, event.number)
-        with (folder / layout.METRICS).open("a") as f:
-            f.write(json.dumps({"epoch": event.epoch, **event.metrics}) + "\n")
-        active.epochs = event.epoch + 1
+        if event.epoch <= active.last_epoch:
+            # An epoch it reported before: a trainer that ignored its checkpoint and started
+            # over. Its history and the pruner keep the first report of each epoch.
+            self.backend.answer(event.number, False)
+            return
+        active.records.report(event.epoch, event.metrics, event.checkpoint)
+        active.last_epoch = event.epoch
         value = event.metrics.get(self.metric)
         stop = False
         if value is not None:
@@ -220,8 +239,7 @@ class Coordinator:
         active = self.active.pop(event.number, None)
         if active is None:
             return 0
-        folder = trial_dir(self.sweep_dir, event.number)
-        (folder / layout.RESULT).write_text(json.dumps(event.result, indent=2, default=str))
+        active.records.finish(event.result)
         trial = active.trial
         trial.set_user_attr(EPOCHS, active.epochs)
         if active.failure:
@@ -229,7 +247,7 @@ class Coordinator:
         if active.pruned:
             trial.set_user_attr(REASON, active.pruned)
             self.study.tell(trial, state=TrialState.PRUNED)
-            self.model_files.ended(trial.number, None)
+            self._ended(active.records, trial.number, None)
             self.listener.trial_ended(trial.number, "PRUNED", active.last_value, active.pruned)
             return 0
         value = event.result.get(self.metric)
@@ -240,30 +258,61 @@ class Coordinator:
         if not isinstance(value, int | float) or not math.isfinite(value):
             return self._fail(active, f"{self.metric} is {value!r}")
         self.study.tell(trial, float(value))
-        self.model_files.ended(trial.number, float(value))
+        self._ended(active.records, trial.number, float(value))
         self.listener.trial_ended(trial.number, "COMPLETE", float(value), "")
         return 0
 
-    def _on_failed(self, number: int, reason: str) -> int:
-        active = self.active.pop(number, None)
+    def _ended(self, records: TrialRecords, number: int, value: float | None) -> None:
+        """A trial ended for good: ``keep`` decides what stays of its files."""
+        records.ended(keep_checkpoint=True)
+        self.model_files.ended(number, value)
+
+    def _on_failed(self, event: Failed) -> int:
+        active = self.active.pop(event.number, None)
         if active is None:
             return 0
         active.trial.set_user_attr(EPOCHS, active.epochs)
-        return self._fail(active, reason)
+        return self._fail(active, event.reason, lost=event.lost)
 
-    def _fail(self, active: _Active, reason: str) -> int:
+    def _fail(self, active: _Active, reason: str, *, lost: bool = False) -> int:
+        """A trial failed: it continues from its checkpoint when it has one and may (a loss,
+        or a retry left), else it fails and maybe runs again under a new number (returns 1:
+        no longer counted)."""
         trial = active.trial
-        attempt = int(trial.user_attrs.get(ATTEMPT, 0))
+        attrs = self.study.get_trials(deepcopy=False)[trial.number].user_attrs
+        attempt = int(attrs.get(ATTEMPT, 0))
+        losses = int(attrs.get(LOSSES, 0))
+        if active.records.can_continue():
+            if lost and losses < MAX_LOSSES:
+                trial.set_user_attr(LOSSES, losses + 1)
+                self._queue_continue(trial.number, reason)
+                return 0
+            if not lost and attempt < self.config.trainer.retries:
+                trial.set_user_attr(ATTEMPT, attempt + 1)
+                self._queue_continue(trial.number, reason)
+                return 0
         retry = attempt < self.config.trainer.retries
         trial.set_user_attr(REASON, reason)
         self.study.tell(trial, state=TrialState.FAIL)
-        self.model_files.ended(trial.number, None)
+        self._ended(active.records, trial.number, None)
         if retry:
             self.study.enqueue_trial(trial.params, user_attrs={REPLACES: trial.number,
                                                                ATTEMPT: attempt + 1})
         self.listener.trial_ended(trial.number, "FAIL", None,
                                   reason + (" (will retry)" if retry else ""))
         return 1 if retry else 0
+
+    def _queue_continue(self, number: int, reason: str) -> None:
+        self.to_continue.append((number, reason))
+        logger.info("trial %d: %s; it continues from its checkpoint", number, reason)
+
+    def _give_up(self, number: int, reason: str) -> None:
+        """Fails a trial that was waiting to continue (the sweep ran out of time)."""
+        trial = optuna.Trial(self.study, self.study.get_trials(deepcopy=False)[number]._trial_id)
+        trial.set_user_attr(REASON, reason)
+        self.study.tell(number, state=TrialState.FAIL)
+        self._ended(TrialRecords(self.sweep_dir, number), number, None)
+        self.listener.trial_ended(number, "FAIL", None, reason)
 
     def _enforce_timeouts(self, deadline: float) -> int:
         now = time.monotonic()
@@ -277,29 +326,44 @@ class Coordinator:
             else:
                 continue
             self.backend.cancel(number)
-            freed += self._on_failed(number, reason)
+            if now >= deadline:
+                self.active.pop(number)
+                active.trial.set_user_attr(EPOCHS, active.epochs)
+                self._give_up(number, reason)
+                continue
+            freed += self._on_failed(Failed(number, reason))
         return freed
 
     # -- interruption and resume ------------------------------------------------------------
 
     def _stop_all_for_resume(self) -> int:
+        """Ctrl-C: trials with a checkpoint stay RUNNING in the study (``resume`` continues
+        them); the others fail and are queued to run again from their start."""
         stopped = 0
         for number, active in list(self.active.items()):
             self.backend.cancel(number)
-            active.trial.set_user_attr(REASON, "interrupted; queued to run again")
             active.trial.set_user_attr(EPOCHS, active.epochs)
-            self.study.tell(active.trial, state=TrialState.FAIL)
-            self.study.enqueue_trial(active.trial.params, user_attrs={
-                REPLACES: number, ATTEMPT: int(active.trial.user_attrs.get(ATTEMPT, 0))})
+            if not active.records.can_continue():
+                active.trial.set_user_attr(REASON, "interrupted; queued to run again")
+                self.study.tell(active.trial, state=TrialState.FAIL)
+                self.study.enqueue_trial(active.trial.params, user_attrs={
+                    REPLACES: number,
+                    ATTEMPT: int(self.study.get_trials(deepcopy=False)[number].user_attrs.get(
+                        ATTEMPT, 0))})
             stopped += 1
         self.active.clear()
         return stopped
 
-    def _requeue_interrupted(self) -> None:
-        """Trials left RUNNING by a coordinator that died: failed, and queued to run again."""
+    def _take_over_interrupted(self) -> None:
+        """Trials left RUNNING by a coordinator that died or was stopped: those with a
+        checkpoint continue from it; the others fail and are queued to run again."""
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            records = TrialRecords(self.sweep_dir, t.number)
+            if records.can_continue():
+                self.to_continue.append((t.number, "the sweep was interrupted"))
+                continue
             self.study.tell(t.number, state=TrialState.FAIL)
+            records.ended(keep_checkpoint=False)
             self.study.enqueue_trial(t.params, user_attrs={
                 REPLACES: t.number, ATTEMPT: int(t.user_attrs.get(ATTEMPT, 0))})
             logger.info("trial %d was interrupted; it will run again", t.number)
-

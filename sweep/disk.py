@@ -5,6 +5,8 @@ A ResNet-18 checkpoint is 43 MB; a sweep that kept one per trial, pruned ones in
 433 MB after the README's 8-trial demo. Pruned and failed trials can never become the best,
 so their weights go when they end; a completed trial's go when it drops out of the best
 ``keep.models``. Records stay: params.json, metrics.jsonl, result.json, trial.log.
+A trial's checkpoint (``keep.checkpoints: latest``) goes with its model files: a completed
+trial that keeps its model keeps what it takes to train it further.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from search_spaces.config import Keep
 from sweep import layout
+from sweep.checkpoint_store import CheckpointStore
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +54,11 @@ class ModelFiles:
 
     def ended(self, number: int, value: float | None) -> None:
         """A trial ended: completed with ``value``, or pruned/failed (``value`` None)."""
-        if self.keep.models is None:
-            return
         if value is None:
-            self._drop(number)
+            if self.keep.models is not None:
+                self._drop(number)
+            elif self.keep.checkpoints != "all":
+                CheckpointStore(layout.trial_dir(self.sweep_dir, number)).remove()
         else:
             self._completed(number, value)
 
@@ -67,7 +71,11 @@ class ModelFiles:
             self._drop(worst)
 
     def _drop(self, number: int) -> None:
-        freed = drop_model_files(layout.trial_dir(self.sweep_dir, number))
+        """Its model files go, and its checkpoint (what would train it further) with them."""
+        folder = layout.trial_dir(self.sweep_dir, number)
+        if self.keep.checkpoints != "all":
+            CheckpointStore(folder).remove()
+        freed = drop_model_files(folder)
         if freed:
             logger.debug("trial %d: removed %.1f MB of model files (keep.models = %s)",
                          number, freed / 1e6, self.keep.models)

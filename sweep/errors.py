@@ -13,5 +13,10 @@ class TrialFailed(SweepError):
     """One trial failed; the sweep records it and goes on."""
 
 
+class TrialLost(TrialFailed):
+    """A trial was stopped from outside (its process killed, its node preempted): a trial
+    with a checkpoint continues from it."""
+
+
 class SweepInterrupted(SweepError):
     """Ctrl-C: running trials were stopped and queued to run again on resume."""

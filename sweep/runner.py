@@ -6,12 +6,13 @@ import contextlib
 import importlib
 import logging
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from sweep.checkpoint_folder import LiveCheckpoint
 from sweep.errors import TrialFailed
-from sweep.trials import TrainFn, TrialSpec
+from sweep.trials import SendReport, TrainFn, TrialSpec
 
 BUILTIN = "trainer"
 
@@ -35,20 +36,36 @@ def resolve_entry(entry: str | TrainFn) -> TrainFn:
     return fn
 
 
-def run_trial(spec: TrialSpec, report: Callable[[int, dict[str, float]], bool], *,
-              capture_output: bool = True, log_name: str = "trial.log") -> dict[str, Any]:
-    """Calls the trainer; its log goes to ``trial_dir/trial.log``; failures become TrialFailed."""
+def run_trial(spec: TrialSpec, send: SendReport, *, capture_output: bool = True,
+              log_name: str = "trial.log", rank: int = 0) -> dict[str, Any]:
+    """Calls the trainer; its log goes to ``trial_dir/trial.log``; failures become TrialFailed.
+
+    The trainer gets ``params["checkpoint_dir"]``, filled with the trial's checkpoint as of
+    its last report; each report sends what changed there (rank 0 only: it alone reports).
+    """
     trial_dir = Path(spec.trial_dir)
     trial_dir.mkdir(parents=True, exist_ok=True)
     fn = resolve_entry(spec.entry)
-    with _trial_log(trial_dir / log_name, capture_output) as log:
-        try:
-            result = fn(dict(spec.params), report)
-        except TrialFailed:
-            raise
-        except Exception as exc:
-            log.write(traceback.format_exc())
-            raise TrialFailed(f"{type(exc).__name__}: {exc}") from None
+    resume_at = getattr(fn, "resume_at", None)
+    if callable(resume_at):  # a trainer that numbers its reports itself (a command trial)
+        fn = resume_at(spec.first_epoch)
+    live = LiveCheckpoint(trial_dir, rank)
+    params = {**spec.params, "checkpoint_dir": str(live.fill(spec.checkpoint))}
+
+    def report(epoch: int, metrics: dict[str, float]) -> bool:
+        return send(epoch, metrics, live.changes() if rank == 0 else None)
+
+    try:
+        with _trial_log(trial_dir / log_name, capture_output) as log:
+            try:
+                result = fn(params, report)
+            except TrialFailed:
+                raise
+            except Exception as exc:
+                log.write(traceback.format_exc())
+                raise TrialFailed(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        live.remove()
     if not isinstance(result, Mapping):
         raise TrialFailed(f"the trainer returned {type(result).__name__}, not a dict of metrics")
     return dict(result)

@@ -9,6 +9,26 @@ from typing import Any
 TrainFn = Callable[[dict[str, Any], Callable[[int, dict[str, float]], bool]], Mapping[str, Any]]
 """A trainer: ``fn(params, report) -> metrics``; ``report(epoch, metrics)`` True means stop."""
 
+SendReport = Callable[[int, dict[str, float], "CheckpointFiles | None"], bool]
+"""How a worker sends one report (with its checkpoint's changes) and hears the answer."""
+
+
+@dataclass(frozen=True)
+class CheckpointFiles:
+    """A trial's checkpoint folder in transit between a worker and the coordinator.
+
+    From a worker at a report: the files new or changed since its last report (``changed``)
+    and every file the folder holds now (``names``; a name in neither was deleted). From the
+    coordinator at a start: the whole folder as of the trial's last report.
+    """
+
+    changed: Mapping[str, bytes]
+    names: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(len(data) for data in self.changed.values())
+
 
 @dataclass(frozen=True)
 class TrialSpec:
@@ -20,6 +40,10 @@ class TrialSpec:
     """The sampled parameters merged over the trainer's fixed args and ``output_dir``."""
     entry: str | TrainFn
     trial_dir: str
+    checkpoint: CheckpointFiles | None = None
+    """The trial's checkpoint folder as of its last report; None: the trial starts afresh."""
+    first_epoch: int = 0
+    """The epoch the trial's next report is about (the one after its checkpoint's)."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +53,8 @@ class Reported:
     number: int
     epoch: int
     metrics: Mapping[str, float]
+    checkpoint: CheckpointFiles | None = None
+    """What changed in the trial's checkpoint folder since its last report."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +67,9 @@ class Finished:
 class Failed:
     number: int
     reason: str
+    lost: bool = False
+    """The trial's process or node died, or it was preempted: not the trainer's fault, so a
+    trial with a checkpoint continues from it without spending a retry."""
 
 
 Event = Reported | Finished | Failed

@@ -12,9 +12,9 @@ import threading
 
 from search_spaces import Resources
 from sweep.backends.base import Backend
-from sweep.errors import SweepInputError, TrialFailed
+from sweep.errors import SweepInputError, TrialFailed, TrialLost
 from sweep.runner import run_trial
-from sweep.trials import Event, Failed, Finished, Reported, TrialSpec
+from sweep.trials import CheckpointFiles, Event, Failed, Finished, Reported, TrialSpec
 
 
 class _Cancelled(BaseException):
@@ -45,10 +45,11 @@ class InProcessBackend(Backend):
     def _run(self, spec: TrialSpec) -> None:
         number = spec.number
 
-        def report(epoch: int, metrics: dict[str, float]) -> bool:
+        def report(epoch: int, metrics: dict[str, float],
+                   checkpoint: CheckpointFiles | None) -> bool:
             if number in self._cancelled:
                 raise _Cancelled
-            self._emit(Reported(number, epoch, dict(metrics)))
+            self._emit(Reported(number, epoch, dict(metrics), checkpoint))
             stop = self._answers[number].get()
             if stop is None:
                 raise _Cancelled
@@ -59,7 +60,7 @@ class InProcessBackend(Backend):
         except _Cancelled:
             return
         except TrialFailed as exc:
-            self._emit(Failed(number, str(exc)))
+            self._emit(Failed(number, str(exc), lost=isinstance(exc, TrialLost)))
             return
         self._emit(Finished(number, result))
 

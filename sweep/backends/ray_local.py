@@ -27,11 +27,17 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from search_spaces import Resources
 from sweep.backends.base import Backend
-from sweep.errors import SweepError, TrialFailed
+from sweep.errors import SweepError, TrialFailed, TrialLost
 from sweep.runner import run_trial
-from sweep.trials import Event, Failed, Finished, Reported, TrialSpec
+from sweep.trials import CheckpointFiles, Event, Failed, Finished, Reported, TrialSpec
 
 logger = logging.getLogger(__name__)
+
+
+# A report as the hub keeps it: trial, epoch, metrics, and its checkpoint's changes as
+# ``[ObjectRef]`` (in a list, so that Ray hands the hub the reference, not the bytes: they go
+# from the worker's object store to the coordinator once, when it takes them).
+HubReport = tuple[int, int, dict[str, float], list[Any]]
 
 
 @ray.remote(num_cpus=0)
@@ -39,18 +45,19 @@ class ReportHub:
     """Holds reports until the coordinator takes them, and each reporter until it is answered."""
 
     def __init__(self) -> None:
-        self._events: list[tuple[int, int, dict[str, float]]] = []
+        self._events: list[HubReport] = []
         self._waiting: dict[int, asyncio.Future[bool]] = {}
         self._new = asyncio.Event()
 
-    async def report(self, number: int, epoch: int, metrics: dict[str, float]) -> bool:
+    async def report(self, number: int, epoch: int, metrics: dict[str, float],
+                     checkpoint: list[Any]) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting[number] = future
-        self._events.append((number, epoch, metrics))
+        self._events.append((number, epoch, metrics, checkpoint))
         self._new.set()
         return await future
 
-    async def take(self, timeout: float) -> list[tuple[int, int, dict[str, float]]]:
+    async def take(self, timeout: float) -> list[HubReport]:
         if not self._events:
             try:
                 await asyncio.wait_for(self._new.wait(), timeout)
@@ -80,17 +87,24 @@ class TrialWorker:
     def run(self, spec: TrialSpec, hub: Any, env: dict[str, str] | None = None,
             log_name: str = "trial.log") -> tuple[str, Any]:
         # Ray sets OMP_NUM_THREADS to the actor's CPUs, which torch follows when imported.
-        def report(epoch: int, metrics: dict[str, float]) -> bool:
+        def report(epoch: int, metrics: dict[str, float],
+                   checkpoint: CheckpointFiles | None) -> bool:
             if hub is None:  # ranks other than 0: rank 0 alone talks to the sweep
                 return False
-            return bool(ray.get(hub.report.remote(spec.number, epoch, metrics)))
+            # The object stays alive while this call waits: the coordinator has taken and
+            # committed it before it answers.
+            refs = [ray.put(checkpoint)] if checkpoint is not None else []
+            return bool(ray.get(hub.report.remote(spec.number, epoch, metrics, refs)))
 
         # The next trial in this reused process starts from the environment Ray gave it
         # (CUDA_VISIBLE_DEVICES included), whatever this one set.
         saved = dict(os.environ)
         os.environ.update(env or {})
+        rank = int((env or {}).get("RANK", "0"))
         try:
-            return "finished", run_trial(spec, report, log_name=log_name)
+            return "finished", run_trial(spec, report, log_name=log_name, rank=rank)
+        except TrialLost as exc:
+            return "lost", str(exc)
         except TrialFailed as exc:
             return "failed", str(exc)
         finally:
@@ -138,6 +152,18 @@ def _stop_local_ray(started: Any) -> None:
     ray.shutdown()
 
 
+def _this_node() -> Any:
+    """The coordinator's own node, where the hub lives: a worker node lost on a cluster must
+    not take every trial's pending reports with it (soft: a Ray Client driver has none)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    try:
+        node = ray.get_runtime_context().get_node_id()
+    except Exception:
+        return "DEFAULT"
+    return NodeAffinitySchedulingStrategy(node_id=node, soft=True)
+
+
 # A data-parallel trial whose workers Ray cannot place in this long fails (the others run).
 PLACEMENT_TIMEOUT_S = 120.0
 
@@ -156,6 +182,8 @@ class _Running:
     placing: Any = None
     spec: TrialSpec | None = None
     since: float = 0.0
+    created: Any = None
+    """A new worker's ``__ray_ready__`` ref: ready once Ray has placed and started it."""
 
     @property
     def pending(self) -> dict[Any, int]:
@@ -179,7 +207,8 @@ class LocalRayBackend(Backend):
     def open(self, resources: Resources, parallel: int | None) -> int:
         self.connect()
         self._resources = resources
-        self._hub = ReportHub.remote()  # type: ignore[attr-defined]
+        self._hub = ReportHub.options(  # type: ignore[attr-defined]
+            scheduling_strategy=_this_node()).remote()
         total = ray.cluster_resources()
         workers = resources.workers_per_trial
         slots = math.floor(total.get("CPU", 0) / (resources.cpus_per_trial * workers) + 1e-9)
@@ -207,9 +236,15 @@ class LocalRayBackend(Backend):
         if self._resources.workers_per_trial > 1:
             self._place(spec)
             return
-        actor = self._idle.pop() if self._idle else \
-            TrialWorker.options(**self._actor_options()).remote()  # type: ignore[attr-defined]
-        self._running[spec.number] = _Running([actor], [actor.run.remote(spec, self._hub)])
+        created = None
+        if self._idle:
+            actor = self._idle.pop()
+        else:
+            actor = TrialWorker.options(  # type: ignore[attr-defined]
+                **self._actor_options()).remote()
+            created = actor.__ray_ready__.remote()
+        self._running[spec.number] = _Running([actor], [actor.run.remote(spec, self._hub)],
+                                              created=created)
 
     def _place(self, spec: TrialSpec) -> None:
         """Asks Ray for a data-parallel trial's N bundles (on one node when one can hold them
@@ -282,14 +317,27 @@ class LocalRayBackend(Backend):
             if ref not in by_ref and ref != self._take:
                 continue  # a group got placed: it starts on the next poll
             if ref == self._take:
-                events.extend(
-                    Reported(n, e, m) for n, e, m in ray.get(ref) if n in self._running
-                )
+                events.extend(self._reports(ray.get(ref)))
                 self._take = None
             elif by_ref[ref] in self._running:
                 event = self._outcome(by_ref[ref], ref)
                 if event is not None:
                     events.append(event)
+        return events
+
+    def _reports(self, taken: list[HubReport]) -> list[Event]:
+        events: list[Event] = []
+        for number, epoch, metrics, refs in taken:
+            if number not in self._running:
+                continue
+            checkpoint: CheckpointFiles | None = None
+            if refs:
+                try:
+                    got: Any = ray.get(refs[0])
+                    checkpoint = got
+                except RayError:
+                    continue  # its worker died holding it: the trial's failure follows
+            events.append(Reported(number, epoch, metrics, checkpoint))
         return events
 
     def _outcome(self, number: int, ref: Any) -> Event | None:
@@ -301,7 +349,7 @@ class LocalRayBackend(Backend):
             kind, value = ray.get(ref)
         except RayActorError as exc:
             dead = True
-            kind, value = "failed", f"the worker process died: {exc.__class__.__name__}"
+            kind, value = "lost", f"the worker process died: {exc.__class__.__name__}"
         except RayTaskError as exc:
             cause = exc.cause if exc.cause is not None else exc
             kind, value = "failed", f"{type(cause).__name__}: {cause}"
@@ -311,15 +359,31 @@ class LocalRayBackend(Backend):
             if kind == "finished":
                 return None  # rank 0 speaks for the trial
             self.cancel(number)
-            return Failed(number, f"worker {rank} of {len(run.refs)}: {value}")
-        if run.group is None and not dead and kind == "finished":
+            return Failed(number, f"worker {rank} of {len(run.refs)}: {value}",
+                          lost=kind == "lost")
+        if run.group is None and not dead and kind == "finished" and not self._waiting_for_room():
             self._idle.append(run.actors[0])
             del self._running[number]
         else:
             # A failed trial may leave its process broken (a CUDA error poisons the context
             # for good): the next trial gets a fresh worker.
             self._release(number)
-        return Finished(number, value) if kind == "finished" else Failed(number, value)
+        if kind == "finished":
+            return Finished(number, value)
+        return Failed(number, value, lost=kind == "lost")
+
+    def _waiting_for_room(self) -> bool:
+        """Whether a new worker still waits for Ray to place it: then a finished worker
+        ends rather than idles, or its CPUs would never free (a cluster that lost a node
+        holds fewer workers than the sweep started with)."""
+        waiting = [run.created for run in self._running.values() if run.created is not None]
+        if not waiting:
+            return False
+        ready, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0)
+        for run in self._running.values():
+            if run.created is not None and run.created in ready:
+                run.created = None
+        return len(ready) < len(waiting)
 
     def answer(self, number: int, stop: bool) -> None:
         self._hub.answer.remote(number, stop)

@@ -36,6 +36,9 @@ class ProgressView:
         shown = "  ".join(f"{k}={_fmt(v)}" for k, v in params.items())
         self._print(f"trial {number:<3} started    {shown}")
 
+    def trial_continued(self, number: int, epoch: int, why: str) -> None:
+        self._print(f"trial {number:<3} continues  from epoch {epoch + 1} ({why})")
+
     def trial_reported(self, number: int, epoch: int, value: float | None) -> None:
         shown = f"{self.metric} {_fmt(value)}" if value is not None else ""
         self._print(f"trial {number:<3} epoch {epoch + 1}/{self.epochs.get(number, '?')}  {shown}")

@@ -1,4 +1,4 @@
-"""``sweep validate``, ``sweep run`` and ``sweep resume``."""
+"""``sweep validate``, ``sweep run``, ``sweep resume`` and ``sweep continue``."""
 
 from __future__ import annotations
 
@@ -48,13 +48,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
     p = sub.add_parser(
-        "resume", help="continue a stopped or crashed sweep",
+        "resume", help="continue a stopped or crashed sweep, or add trials to a finished one",
         description="Continue a sweep: completed and pruned trials are kept, interrupted ones "
-        "run again with the same parameters, and the trial budget still holds.",
+        "continue from their checkpoints (those without one run again with the same "
+        "parameters), and the trial budget still holds. A finished sweep runs more trials "
+        "with --max-trials N (N in all).",
     )
     p.add_argument("name", help="the sweep's name (see 'sweep ls')")
     _budget_flags(p)
     p.set_defaults(func=resume)
+
+    p = sub.add_parser(
+        "continue", help="train a completed trial further from its checkpoint",
+        description="Train a completed trial for more epochs, from its last checkpoint, as a "
+        "new trial of the sweep (same params, num_epochs raised; 'continues' names the trial "
+        "it came from). The sweep's best model and registration are updated as after a run. "
+        "Completed trials among the best keep.models keep their checkpoints (keep: "
+        "{checkpoints: all} keeps every trial's).",
+    )
+    p.add_argument("name", help="the sweep's name (see 'sweep ls')")
+    p.add_argument("--trial", type=int, required=True, metavar="N",
+                   help="the completed trial to continue (see 'sweep status NAME')")
+    p.add_argument("--epochs", type=int, required=True, metavar="E",
+                   help="epochs in all, counting those it trained already")
+    p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
+    p.set_defaults(func=continue_trial)
 
 
 def _file_flags(p: argparse.ArgumentParser) -> None:
@@ -183,6 +201,20 @@ def resume(args: argparse.Namespace) -> int:
               f"(--max-trials N runs more; 'sweep status {sweep.name}' shows them)")
         return 0
     return _execute(sweep, args, resume=True)
+
+
+def continue_trial(args: argparse.Namespace) -> int:
+    from sweep.api import Sweep
+    from sweep.cli.progress import ProgressView, summary
+
+    sweep = Sweep.load(args.name, root=args.root)
+    config = sweep.config
+    view = ProgressView(config.objective.primary_metric, config.objective.goal)
+    print(f"continuing trial {args.trial} of sweep {config.name} to {args.epochs} epochs on "
+          f"{config.compute}", flush=True)
+    result = sweep.continue_trial(args.trial, epochs=args.epochs, listener=view)
+    print(summary(result, config.objective.primary_metric))
+    return 0 if result.best is not None else 1
 
 
 def _execute(sweep: Sweep, args: argparse.Namespace, *, resume: bool) -> int:

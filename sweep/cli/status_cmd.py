@@ -68,10 +68,13 @@ def status(args: argparse.Namespace) -> int:
     from reports.table import format_table
 
     params = [c for c in frame.columns if c.startswith("param_")]
-    header = ["#", "state", *[p[len("param_"):] for p in params], "value", "epochs", "reason"]
+    restarts = "restarts" in frame and bool(frame["restarts"].any())
+    header = ["#", "state", *[p[len("param_"):] for p in params], "value", "epochs",
+              *(["restarts"] if restarts else []), "reason"]
     table = [[row["number"], row["state"], *[_clean(row[p]) for p in params],
               _clean(row["value"]), f"{row['epochs_run']}/{_clean(row['epochs_asked']) or '?'}",
-              row["reason"] or ""] for row in frame.to_dict("records")]
+              *([row["restarts"]] if restarts else []), row["reason"] or ""]
+             for row in frame.to_dict("records")]
     print("\n".join(format_table(header, table, left=(1, len(header) - 1),
                                  ragged_last=True)))
     return 0

@@ -39,7 +39,10 @@ class MlflowRun:
 
     def create(self, name: str) -> MlflowRun:
         client = self.client()
-        self.experiment_id = client.create_experiment("sweep-trial")
+        # A trial that continues from its checkpoint logs to a new run beside the first.
+        existing = client.get_experiment_by_name("sweep-trial")
+        self.experiment_id = existing.experiment_id if existing is not None else \
+            client.create_experiment("sweep-trial")
         self.run_id = client.create_run(self.experiment_id, run_name=name).info.run_id
         self._client = client
         return self

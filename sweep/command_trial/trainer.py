@@ -9,9 +9,11 @@ Horovod's launcher for ``mpi``), and turns each logged value of the primary metr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -23,12 +25,15 @@ from typing import Any
 from sweep.command_trial.mlflow_run import MlflowRun
 from sweep.command_trial.processes import GRACE_S, ProcessGroup
 from sweep.command_trial.substitute import expand_command
-from sweep.errors import TrialFailed
+from sweep.errors import TrialFailed, TrialLost
 
 POLL_S = 0.1
 """How often the MLflow run is read; most of the delay between a log and its decision."""
 
 Report = Callable[[int, dict[str, float]], bool]
+
+PREEMPTED = (-signal.SIGTERM, 128 + signal.SIGTERM)
+"""Exit codes of a process ended by SIGTERM (Popen's, and bash's for its child)."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,16 @@ class CommandTrainer:
     code_in_working_dir: bool = False
     """On a Ray cluster the snapshot travels as the worker's runtime_env working_dir: the
     worker's current folder is the code to copy."""
+    first_epoch: int = 0
+    """The epoch the first logged value of the primary metric is about (after a checkpoint)."""
+
+    def resume_at(self, epoch: int) -> CommandTrainer:
+        """This trainer for a trial that continues from its checkpoint at ``epoch - 1``: the
+        script's logs are counted from there."""
+        return dataclasses.replace(self, first_epoch=epoch)
 
     def __call__(self, params: dict[str, Any], report: Report) -> dict[str, Any]:
+        checkpoint_dir = params.pop("checkpoint_dir", None)
         out_dir = Path(params.pop("output_dir")).resolve()
         trial_dir = out_dir.parent
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +78,8 @@ class CommandTrainer:
         cwd = self._workdir(trial_dir, out_dir)
         run = MlflowRun(trial_dir / "mlruns").create(trial_dir.name)
         env = self._env(params, run, out_dir)
+        if checkpoint_dir:
+            env["SWEEP_CHECKPOINT_DIR"] = str(checkpoint_dir)
         (trial_dir / "command.txt").write_text(command + "\n")
         group = ProcessGroup()
         try:
@@ -82,6 +97,10 @@ class CommandTrainer:
             rank, code = failure
             who = ("the command" if len(group.procs) == 1 else
                    f"process {rank} of {len(group.procs)}")  # horovodrun is one process
+            if code in PREEMPTED:
+                # SIGTERM from outside (a spot node's preemption notice, a cluster's drain):
+                # the script had its grace period; the trial continues from its checkpoint.
+                raise TrialLost(f"{who} was stopped by a signal (exit code {code})")
             tail = group.stderr_tail(rank, lines=3)
             raise TrialFailed(f"{who} exited with code {code}" + (f": {tail}" if tail else ""))
         if self.metric not in metrics:
@@ -147,7 +166,7 @@ class CommandTrainer:
     def _watch(self, group: ProcessGroup, run: MlflowRun, report: Report) -> bool:
         """Reports each new value of the primary metric; True when the trial was told to
         stop (pruned), False when its processes ended by themselves."""
-        index = 0
+        index = self.first_epoch
         while True:
             done = not group.running() or group.first_failure() is not None
             values = run.new_values(self.metric)

@@ -5,74 +5,23 @@ its nodes: a command sweep and a function-trainer sweep both run on it."""
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.sweep_tests.ray_start import ray_start_cluster as start_cluster
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).parent / "command_scripts"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _processes_of(marker: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
-
 @pytest.fixture
 def ray_start_cluster(tmp_path):
-    """Head and worker node as separate `ray start` daemons; stopped by their own temp folder
-    only (a plain `ray stop` would also end this session's other Ray)."""
-    ray = str(Path(sys.executable).parent / "ray")
-    temp = tempfile.mkdtemp(prefix="swr", dir="/tmp")  # short: Ray's socket paths are bounded
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.pop("RAY_ADDRESS", None)
-    common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-    try:
-        subprocess.run([ray, "start", "--head", f"--port={port}", f"--temp-dir={temp}",
-                        "--include-dashboard=false", *common], env=env, cwd=tmp_path,
-                       check=True, capture_output=True, timeout=120)
-        # A node joins in the head's authentication mode (token by default since Ray 2.59).
-        node_env = {**env, "RAY_AUTH_MODE": "token"} if _token_file() else env
-        subprocess.run([ray, "start", f"--address=127.0.0.1:{port}", *common],
-                       env=node_env, cwd=tmp_path, check=True, capture_output=True,
-                       timeout=120)
-        yield f"ray:127.0.0.1:{port}"
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in _processes_of(temp):
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            time.sleep(1)
-        shutil.rmtree(temp, ignore_errors=True)
-
-
-def _token_file() -> bool:
-    return Path("~/.ray/auth_token").expanduser().is_file() or \
-        bool(os.environ.get("RAY_AUTH_TOKEN"))
+    with start_cluster(tmp_path) as address:
+        yield address
 
 
 def _cli(*args: str, cwd: Path, pythonpath: str | None) -> subprocess.CompletedProcess[str]:

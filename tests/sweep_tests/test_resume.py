@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sweep.coordinator import replaced_numbers
+from sweep.budget import replaced_numbers
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACE = """\
@@ -203,3 +203,58 @@ def test_a_storage_secret_appears_in_no_file_and_no_output(tmp_path):
         data = path.read_bytes()
         assert not [f for f in forms if f.encode() in data], path
     assert not [f for f in forms if f in done.stdout + done.stderr]
+
+
+CHECKPOINTING = SPACE.replace("toy_trainers:slow", "toy_trainers:slow_checkpointing").replace(
+    "args: {num_epochs: 4}", "args: {num_epochs: 4, epoch_s: 1.0}")
+
+
+def _ran_epochs(root: Path) -> int:
+    return sum(len((p).read_text().splitlines())
+               for p in (root / "crash" / "trials").glob("*/outputs/ran.jsonl"))
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_continues_each_trial_from_its_last_report(tmp_path):
+    from sweep.layout import read_history, trial_dir
+
+    root = tmp_path / "sweeps"
+    (tmp_path / "space.yaml").write_text(CHECKPOINTING)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep.cli", "run", "space.yaml", "--root", str(root)],
+        env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        # Mid-trial: a trial RUNNING with two of its four 1-second epochs reported (what the
+        # journal shows is at most a second old), one trial completed already.
+        _wait_for(root, lambda ts: sum(t.state == TrialState.COMPLETE for t in ts) >= 1
+                  and any(t.state == TrialState.RUNNING and len(t.intermediate_values) == 2
+                          for t in ts))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        time.sleep(1)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    before = _study(root).get_trials(deepcopy=False)
+    interrupted = [t.number for t in before if t.state == TrialState.RUNNING]
+    assert interrupted
+
+    done = _resume(tmp_path)
+    assert done.returncode == 0, done.stderr
+    trials = _study(root).get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    counted = [t for t in trials if t.number not in replaced]
+    assert len(counted) == 6 and all(t.state == TrialState.COMPLETE for t in counted)
+    continued = [n for n in interrupted if n not in replaced]
+    assert continued, "no interrupted trial had a checkpoint"
+    for number in continued:
+        # The same trial, its history once per epoch, its pruner's values too.
+        assert trials[number].user_attrs["restarts"] == 1
+        folder = trial_dir(root / "crash", number)
+        assert [r["epoch"] for r in read_history(folder)] == [0, 1, 2, 3]
+        assert sorted(trials[number].intermediate_values) == [0, 1, 2, 3]
+    # Epochs executed: the planned ones, plus at most one per interrupted trial.
+    assert _ran_epochs(root) <= 6 * 4 + len(interrupted)

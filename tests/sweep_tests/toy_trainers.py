@@ -132,3 +132,50 @@ def gpu_poison(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     _mark(params, "probe.jsonl", record)
     report(0, {"best_val_acc": params["x"]})
     return {"best_val_acc": params["x"]}
+
+
+def checkpointing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """Keeps its progress in ``checkpoint_dir`` (state.json, and weights.bin, which changes
+    every other epoch) and continues from it; records every epoch it really ran and every
+    start (the epoch it started from, its process and the Ray node's raylet, its parent).
+
+    ``fail_at`` raises, and ``die_at`` ends its process, the first time it reaches that
+    epoch; ``die_always_at`` ends it every time.
+    """
+    ckpt = Path(params["checkpoint_dir"])
+    state_file = ckpt / "state.json"
+    start, best = 0, -math.inf
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        start, best = state["epoch"] + 1, state["best"]
+    _mark(params, "span.jsonl", {"start": time.time(), "from": start, "pid": os.getpid(),
+                                 "raylet": os.getppid()})
+    trial = Path(params["output_dir"]).parent
+    acc = best
+    for epoch in range(start, int(params.get("num_epochs", 3))):
+        time.sleep(float(params.get("epoch_s", 0.0)))
+        once = trial / f"failed-at-{epoch}"
+        if epoch == params.get("fail_at") and not once.exists():
+            once.write_text("")
+            raise RuntimeError(f"failed at epoch {epoch}")
+        if epoch == params.get("die_at") and not once.exists():
+            once.write_text("")
+            os._exit(1)
+        if epoch == params.get("die_always_at"):
+            os._exit(1)
+        acc = 1 - (params["x"] - 0.3) ** 2 + 0.01 * epoch
+        best = max(best, acc)
+        _mark(params, "ran.jsonl", {"epoch": epoch})
+        if epoch % 2 == 0:
+            (ckpt / "weights.bin").write_bytes(bytes([epoch % 256]) * 10_000)
+        tmp = ckpt / "state.json.tmp"
+        tmp.write_text(json.dumps({"epoch": epoch, "best": best}))
+        os.replace(tmp, state_file)
+        if report(epoch, {"val_acc": acc, "best_val_acc": best}):
+            break
+    return {"best_val_acc": best, "val_acc": acc}
+
+
+def slow_checkpointing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """For the kill -9 and node-loss tests: each epoch takes a while."""
+    return checkpointing({**params, "epoch_s": params.get("epoch_s", 0.5)}, report)

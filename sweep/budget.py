@@ -1,0 +1,55 @@
+"""How many trials a sweep has run and has left: the totals every path must honour.
+
+A trial re-run under a new number (a retry or an interruption of a trainer without a
+checkpoint) counts once; a trial that continues from its checkpoint keeps its number.
+"""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+from optuna.trial import TrialState
+
+from search_spaces import SweepConfig
+from search_spaces.optuna_form import OptunaSpace
+
+# User attributes the coordinator keeps on each Optuna trial.
+REASON, REPLACES, ATTEMPT, EPOCHS = "reason", "replaces", "attempt", "epochs"
+RESTARTS = "restarts"
+"""How often the trial continued from its checkpoint (after a crash, a loss or a retry)."""
+LOSSES = "losses"
+"""How often its worker, node or coordinator was lost under it."""
+CONTINUES, OVERRIDES = "continues", "overrides"
+"""A trial made by ``sweep continue``: the trial whose checkpoint it starts from, and the
+trainer arguments it changes (``num_epochs``)."""
+
+
+def replaced_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+    """Trials that were re-run under another number (retried or interrupted): not counted."""
+    return {t.user_attrs[REPLACES] for t in trials if REPLACES in t.user_attrs}
+
+
+def planned_total(config: SweepConfig, space: OptunaSpace, max_trials: int | None) -> int:
+    """How many trials the sweep runs in all: the budget, or the whole grid if smaller."""
+    total = max_trials or config.limits.max_total_trials
+    if config.sampling_algorithm.type == "grid":
+        total = min(total, math.prod(len(v) for v in space.grid().values()))
+    return total
+
+
+def trials_left(study: optuna.Study, total: int) -> int:
+    """Trials a resume would still run: the budget minus those that ended, where a trial
+    left RUNNING by a dead coordinator continues (or runs again under a new number)."""
+    trials = study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    counted = sum(1 for t in trials if t.state not in (TrialState.WAITING, TrialState.RUNNING)
+                  and t.number not in replaced)
+    return max(total - counted, 0)
+
+
+def started_so_far(study: optuna.Study) -> int:
+    """Trials that count against the budget: started, and not replaced by another."""
+    trials = study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    return sum(1 for t in trials if t.state != TrialState.WAITING and t.number not in replaced)

@@ -1,0 +1,226 @@
+"""Trials that keep their progress: the committed checkpoint, the working copy, and a trial
+that continues from its last report after a retry or a lost worker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from sweep import Sweep
+from sweep.backends import InProcessBackend
+from sweep.checkpoint_folder import LiveCheckpoint
+from sweep.checkpoint_store import CheckpointStore
+from sweep.errors import SweepError
+from sweep.layout import read_history, trial_dir
+from sweep.trials import CheckpointFiles
+from tests.sweep_tests import toy_trainers
+
+SPACE = {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}}
+
+
+def _records(folder: Path, name: str) -> list[dict]:
+    path = folder / "outputs" / name
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+# -- the coordinator's copy ------------------------------------------------------------------
+
+def test_a_commit_writes_only_what_changed_and_keeps_one_version(tmp_path):
+    store = CheckpointStore(tmp_path)
+    store.commit(0, {"acc": 0.1}, CheckpointFiles({"w.bin": b"a" * 10, "s.json": b"0"},
+                                                   ("s.json", "w.bin")))
+    first = store.latest()
+    assert first is not None and first.epoch == 0 and first.metrics == {"acc": 0.1}
+    store.commit(1, {"acc": 0.2}, CheckpointFiles({"s.json": b"1"}, ("s.json", "w.bin")))
+    latest = store.latest()
+    assert latest is not None and latest.epoch == 1
+    files = store.read()
+    assert files is not None and dict(files.changed) == {"s.json": b"1", "w.bin": b"a" * 10}
+    # The unchanged file is the same inode as before (linked, not written again), and the
+    # previous version is gone: at most the latest checkpoint per trial on disk.
+    versions = [p for p in store.root.iterdir() if p.is_dir()]
+    assert versions == [latest.folder]
+    assert (latest.folder / "w.bin").stat().st_nlink == 1
+    # A file the worker deleted is gone from the next version.
+    store.commit(2, {}, CheckpointFiles({}, ("s.json",)))
+    files = store.read()
+    assert files is not None and set(files.changed) == {"s.json"}
+
+
+def test_a_commit_cut_half_way_leaves_the_previous_checkpoint_usable(tmp_path, monkeypatch):
+    import sweep.checkpoint_store as module
+
+    store = CheckpointStore(tmp_path)
+    store.commit(3, {"acc": 0.3}, CheckpointFiles({"a": b"old-a", "b": b"old-b"}, ("a", "b")))
+    real = module._write_durably
+    calls = []
+
+    def cut(path: Path, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) == 2:  # the first file is written, the process dies on the second
+            path.write_bytes(data[: len(data) // 2])
+            raise KeyboardInterrupt
+        real(path, data)
+
+    monkeypatch.setattr(module, "_write_durably", cut)
+    with pytest.raises(KeyboardInterrupt):
+        store.commit(4, {"acc": 0.4}, CheckpointFiles({"a": b"new-a", "b": b"new-b"},
+                                                       ("a", "b")))
+    monkeypatch.setattr(module, "_write_durably", real)
+    latest = store.latest()
+    assert latest is not None and latest.epoch == 3 and latest.metrics == {"acc": 0.3}
+    files = store.read()
+    assert files is not None and dict(files.changed) == {"a": b"old-a", "b": b"old-b"}
+    store.commit(4, {}, CheckpointFiles({"a": b"new-a"}, ("a", "b")))
+    files = store.read()
+    assert files is not None and dict(files.changed) == {"a": b"new-a", "b": b"old-b"}
+    assert [p.name for p in store.root.iterdir() if p.is_dir()] == [store.latest().folder.name]
+
+
+def test_names_from_a_worker_cannot_leave_the_folder(tmp_path):
+    store = CheckpointStore(tmp_path)
+    for name in ("../escape", "/etc/passwd", "a/../../b"):
+        with pytest.raises(SweepError, match="not a file name inside"):
+            store.commit(0, {}, CheckpointFiles({name: b"x"}, (name,)))
+    assert store.latest() is None
+    assert not (tmp_path / "escape").exists()
+
+
+# -- the trainer's working copy --------------------------------------------------------------
+
+def test_the_working_copy_sends_only_changes_and_skips_work_in_progress(tmp_path):
+    live = LiveCheckpoint(tmp_path)
+    folder = live.fill(CheckpointFiles({"keep.bin": b"k", "sub/s.json": b"1"},
+                                       ("keep.bin", "sub/s.json")))
+    assert live.changes() is None  # what it was filled with is not a change
+    (folder / "sub" / "s.json").write_text("2")
+    (folder / "half.pt.tmp").write_text("writing")
+    changes = live.changes()
+    assert changes is not None and dict(changes.changed) == {"sub/s.json": b"2"}
+    assert set(changes.names) == {"keep.bin", "sub/s.json"}
+    (folder / "keep.bin").unlink()
+    changes = live.changes()
+    assert changes is not None and not changes.changed and changes.names == ("sub/s.json",)
+    live.remove()
+    assert not folder.exists()
+
+
+# -- trials that continue ----------------------------------------------------------------------
+
+def _sweep(root: Path, *, make_backend=InProcessBackend, retries: int = 0,  # type: ignore[no-untyped-def]
+           **args) -> Sweep:
+    return Sweep(name="ck", search_space=SPACE, trainer=toy_trainers.checkpointing, root=root,
+                 backend=make_backend(), trainer_args={"num_epochs": 8, **args},
+                 limits={"max_total_trials": 1, "max_concurrent_trials": 1},
+                 sampling_algorithm={"type": "random", "seed": 1}, retries=retries)
+
+
+def _one_history(result, sweep_dir: Path, epochs: int = 8) -> Path:  # type: ignore[no-untyped-def]
+    (trial,) = result.study.get_trials(deepcopy=False)
+    assert trial.state == TrialState.COMPLETE, trial.user_attrs
+    folder = trial_dir(sweep_dir, trial.number)
+    assert [r["epoch"] for r in read_history(folder)] == list(range(epochs))
+    assert sorted(trial.intermediate_values) == list(range(epochs))
+    return folder
+
+
+def test_a_retry_after_an_exception_at_epoch_5_continues_at_epoch_5(tmp_path):
+    result = _sweep(tmp_path, fail_at=5, retries=1).run()
+    folder = _one_history(result, tmp_path / "ck")
+    starts = [s["from"] for s in _records(folder, "span.jsonl") if "from" in s]
+    assert starts == [0, 5]
+    assert [r["epoch"] for r in _records(folder, "ran.jsonl")] == list(range(8))  # none twice
+    (trial,) = result.study.get_trials(deepcopy=False)
+    assert trial.user_attrs["restarts"] == 1 and trial.user_attrs["attempt"] == 1
+    # A completed trial that keeps its model keeps its checkpoint (to be trained further).
+    assert CheckpointStore(folder).latest().epoch == 7
+    assert not (folder / ".live").exists()
+
+
+def test_without_retries_the_exception_fails_the_trial_and_its_checkpoint_goes(tmp_path):
+    result = _sweep(tmp_path, fail_at=5).run()
+    (trial,) = result.study.get_trials(deepcopy=False)
+    assert trial.state == TrialState.FAIL and "failed at epoch 5" in trial.user_attrs["reason"]
+    assert CheckpointStore(trial_dir(tmp_path / "ck", 0)).latest() is None
+
+
+def test_keep_checkpoints_all_keeps_a_failed_trials_checkpoint(tmp_path):
+    sweep = Sweep(name="ck", search_space=SPACE, trainer=toy_trainers.checkpointing,
+                  root=tmp_path, backend=InProcessBackend(),
+                  trainer_args={"num_epochs": 8, "fail_at": 5},
+                  limits={"max_total_trials": 1}, keep={"checkpoints": "all"})
+    sweep.run()
+    latest = CheckpointStore(trial_dir(tmp_path / "ck", 0)).latest()
+    assert latest is not None and latest.epoch == 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make_backend", ["local_ray", "ray_cluster"], indirect=True)
+def test_a_worker_process_that_dies_is_continued_from_its_checkpoint(tmp_path, make_backend):
+    result = _sweep(tmp_path, make_backend=make_backend, die_at=3).run()
+    folder = _one_history(result, tmp_path / "ck")
+    starts = [s["from"] for s in _records(folder, "span.jsonl") if "from" in s]
+    assert starts == [0, 3]
+    (trial,) = result.study.get_trials(deepcopy=False)
+    assert trial.user_attrs["losses"] == 1 and "attempt" not in trial.user_attrs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make_backend", ["local_ray"], indirect=True)
+def test_a_trial_that_kills_its_worker_every_time_fails_after_a_few_losses(tmp_path,
+                                                                          make_backend):
+    result = _sweep(tmp_path, make_backend=make_backend, die_always_at=2).run()
+    (trial,) = result.study.get_trials(deepcopy=False)
+    assert trial.state == TrialState.FAIL and "worker process died" in trial.user_attrs["reason"]
+    starts = [s["from"] for s in _records(trial_dir(tmp_path / "ck", 0), "span.jsonl")
+              if "from" in s]
+    assert starts == [0, 2, 2, 2]
+
+
+# -- training a completed trial further --------------------------------------------------------
+
+def test_continue_trains_a_completed_trial_further_as_a_new_linked_trial(tmp_path):
+    sweep = Sweep(name="ck", search_space=SPACE, trainer=toy_trainers.checkpointing,
+                  root=tmp_path, backend=InProcessBackend(), trainer_args={"num_epochs": 3},
+                  limits={"max_total_trials": 2}, sampling_algorithm={"type": "random",
+                                                                       "seed": 2})
+    first = sweep.run()
+    best = first.best.number
+    again = Sweep.load("ck", root=tmp_path, trainer=toy_trainers.checkpointing,
+                       backend=InProcessBackend())
+    result = again.continue_trial(best, epochs=6)
+    trials = result.study.get_trials(deepcopy=False)
+    assert len(trials) == 3
+    new = trials[2]
+    assert new.state == TrialState.COMPLETE and new.user_attrs["continues"] == best
+    assert new.params == trials[best].params
+    folder = trial_dir(tmp_path / "ck", 2)
+    history = read_history(folder)
+    assert [r["epoch"] for r in history] == list(range(6))
+    assert history[:3] == read_history(trial_dir(tmp_path / "ck", best))
+    assert [s["from"] for s in _records(folder, "span.jsonl") if "from" in s] == [3]
+    assert json.loads((folder / "params.json").read_text())["num_epochs"] == 6
+    assert result.best.number == 2  # trained longer, better: the sweep's best now
+    assert "continues trial" in result.trials.set_index("number").loc[2, "reason"]
+
+
+@pytest.mark.parametrize(("trainer", "args", "trial", "epochs", "message"), [
+    ("checkpointing", {}, 7, 6, "has no trial 7"),
+    ("checkpointing", {}, 0, 3, "has trained 3 epochs already"),
+    ("checkpointing", {"fail_at": 0}, 0, 6, "trial 0 is failed"),
+    ("quadratic", {}, 0, 6, "kept no checkpoint"),
+])
+def test_continue_refuses_what_it_cannot_do_in_one_sentence(tmp_path, trainer, args, trial,
+                                                            epochs, message):
+    from sweep.errors import SweepInputError
+
+    fn = getattr(toy_trainers, trainer)
+    Sweep(name="ck", search_space=SPACE, trainer=fn, root=tmp_path, backend=InProcessBackend(),
+          trainer_args={"num_epochs": 3, **args}, limits={"max_total_trials": 1}).run()
+    again = Sweep.load("ck", root=tmp_path, trainer=fn, backend=InProcessBackend())
+    with pytest.raises(SweepInputError, match=message):
+        again.continue_trial(trial, epochs=epochs)
+    assert len(again.result().trials) == 1  # nothing was added

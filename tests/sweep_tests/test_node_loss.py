@@ -1,0 +1,80 @@
+"""A Ray worker node lost mid-trial, on a real ``ray start`` cluster (a head with no CPUs and
+two worker nodes on this machine): the trial on it continues on the other node from its last
+reported epoch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sweep.layout import read_history, trial_dir
+from tests.sweep_tests.ray_start import ray_start_cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+EPOCHS = 8
+# The head notices a silent node within about 3 s instead of Ray's default 30 s or so.
+FAST_HEALTH_CHECKS = {"RAY_health_check_period_ms": "1000",
+                      "RAY_health_check_failure_threshold": "3",
+                      "RAY_health_check_timeout_ms": "1000"}
+
+
+def _spans(folder: Path) -> list[dict]:
+    path = folder / "outputs" / "span.jsonl"
+    if not path.exists():
+        return []
+    return [r for r in map(json.loads, path.read_text().splitlines()) if "from" in r]
+
+
+@pytest.mark.slow
+def test_a_lost_worker_node_s_trial_continues_on_the_other_node(tmp_path):
+    sweep_file = {
+        "name": "nodes",
+        "trainer": {"entry": "tests.sweep_tests.toy_trainers:slow_checkpointing",
+                    "args": {"num_epochs": EPOCHS, "epoch_s": 1.0}},
+        "search_space": {"x": {"type": "choice", "values": [0.2, 0.4]}},
+        "objective": {"primary_metric": "best_val_acc", "goal": "maximize"},
+        "sampling_algorithm": "grid",
+        "limits": {"max_total_trials": 2, "max_concurrent_trials": 2},
+    }
+    (tmp_path / "nodes.yaml").write_text(yaml.safe_dump(sweep_file))
+    sweep_dir = tmp_path / "sweeps" / "nodes"
+    with ray_start_cluster(tmp_path, head_cpus=0, node_cpus=(1, 1),
+                           head_env=FAST_HEALTH_CHECKS) as address:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_AUTH_MODE")}
+        env["PYTHONPATH"] = str(ROOT)
+        run = subprocess.Popen([sys.executable, "-m", "sweep.cli", "run", "nodes.yaml",
+                                "--compute", address], cwd=tmp_path, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            histories = [read_history(trial_dir(sweep_dir, n)) for n in (0, 1)]
+            if all(len(h) >= 2 for h in histories):
+                break
+            time.sleep(0.2)
+        else:
+            run.kill()
+            raise AssertionError(f"trials did not start: {run.communicate()}")
+        (victim,) = _spans(trial_dir(sweep_dir, 0))
+        (other,) = _spans(trial_dir(sweep_dir, 1))
+        assert victim["raylet"] != other["raylet"]  # one trial per node
+        os.kill(victim["raylet"], signal.SIGKILL)  # the node's raylet: the node is gone
+        lost_after = len(read_history(trial_dir(sweep_dir, 0)))
+        out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err[-3000:]
+    assert "trials: 2 complete" in out
+    folder = trial_dir(sweep_dir, 0)
+    assert [r["epoch"] for r in read_history(folder)] == list(range(EPOCHS))
+    starts = _spans(folder)
+    assert len(starts) == 2 and starts[1]["raylet"] == other["raylet"]
+    # It continued from its last report: at most the epoch in progress ran twice.
+    assert starts[1]["from"] >= lost_after - 1 >= 1
+    ran = (folder / "outputs" / "ran.jsonl").read_text().splitlines()
+    assert len(ran) <= EPOCHS + 1
