@@ -224,3 +224,45 @@ def test_continue_refuses_what_it_cannot_do_in_one_sentence(tmp_path, trainer, a
     with pytest.raises(SweepInputError, match=message):
         again.continue_trial(trial, epochs=epochs)
     assert len(again.result().trials) == 1  # nothing was added
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make_backend", ["local_ray"], indirect=True)
+def test_a_retry_after_a_trial_timeout_continues_from_the_checkpoint(tmp_path, make_backend):
+    sweep = Sweep(name="ck", search_space=SPACE, trainer=toy_trainers.checkpointing,
+                  root=tmp_path, backend=make_backend(),
+                  trainer_args={"num_epochs": 5, "hang_at": 3}, retries=1,
+                  limits={"max_total_trials": 1, "trial_timeout": 4})
+    result = sweep.run()
+    folder = _one_history(result, tmp_path / "ck", epochs=5)
+    assert [s["from"] for s in _records(folder, "span.jsonl") if "from" in s] == [0, 3]
+
+
+class _CtrlCAt:
+    """A listener that presses Ctrl-C when trial 0 has reported ``epoch``."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def trial_started(self, number, params):  # type: ignore[no-untyped-def]
+        pass
+
+    def trial_reported(self, number, epoch, value):  # type: ignore[no-untyped-def]
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+    def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
+        pass
+
+
+def test_ctrl_c_then_resume_continues_the_trial_from_its_last_report(tmp_path):
+    from sweep.errors import SweepInterrupted
+
+    with pytest.raises(SweepInterrupted, match="continue from it"):
+        _sweep(tmp_path).run(listener=_CtrlCAt(2))
+    (trial,) = Sweep.load("ck", root=tmp_path).result().study.get_trials(deepcopy=False)
+    assert trial.state == TrialState.RUNNING  # kept for resume, not failed
+    result = Sweep.load("ck", root=tmp_path, trainer=toy_trainers.checkpointing,
+                        backend=InProcessBackend()).resume()
+    folder = _one_history(result, tmp_path / "ck")
+    assert [s["from"] for s in _records(folder, "span.jsonl") if "from" in s] == [0, 3]

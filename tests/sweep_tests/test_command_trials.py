@@ -350,3 +350,44 @@ def test_the_shipped_azure_job_example_runs_here_and_predicts(tmp_path):
                      str(registry), cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     assert "seven.png" in predicted.stdout
+
+
+@pytest.mark.slow
+def test_the_shipped_example_stopped_by_sigterm_continues_from_its_checkpoint(tmp_path):
+    """A spot node's preemption notice: the script gets SIGTERM mid-run; the trial continues
+    through $SWEEP_CHECKPOINT_DIR from the epoch after its last logged one, as one trial."""
+    from sweep.layout import read_history, trial_dir
+
+    job = ROOT / "search_spaces" / "examples" / "azure_job" / "job.yml"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "sweep.cli", "run", str(job), "--set", "compute=local",
+         "--set", "limits.max_total_trials=1", "--set", "inputs.num_epochs=4",
+         "--set", "register.root=models"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    folder = trial_dir(tmp_path / "sweeps" / "digits-azure-job", 0)
+    deadline = time.monotonic() + 300
+    while len(read_history(folder)) < 2 and time.monotonic() < deadline:
+        assert run.poll() is None, run.communicate()
+        time.sleep(0.1)
+    (script,) = [pid for pid in _pids_of("pytorch_train.py") if _alive(pid)]
+    os.kill(script, 15)
+    out, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err[-3000:]
+    assert "trials: 1 complete" in out and "continues" in out
+    assert [r["epoch"] for r in read_history(folder)] == [0, 1, 2, 3]
+    # The script's second run started from its checkpoint (the trainer logs where).
+    logs = (folder / "trial.log").read_text() + (folder / "stderr.log").read_text()
+    assert "continuing from" in logs or "epoch 3/4" in logs.split("epoch 2/4")[-1]
+
+
+def _pids_of(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids

@@ -139,8 +139,8 @@ def checkpointing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     every other epoch) and continues from it; records every epoch it really ran and every
     start (the epoch it started from, its process and the Ray node's raylet, its parent).
 
-    ``fail_at`` raises, and ``die_at`` ends its process, the first time it reaches that
-    epoch; ``die_always_at`` ends it every time.
+    ``fail_at`` raises, ``die_at`` ends its process and ``hang_at`` hangs, the first time it
+    reaches that epoch; ``die_always_at`` ends it every time.
     """
     ckpt = Path(params["checkpoint_dir"])
     state_file = ckpt / "state.json"
@@ -163,6 +163,9 @@ def checkpointing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
             os._exit(1)
         if epoch == params.get("die_always_at"):
             os._exit(1)
+        if epoch == params.get("hang_at") and not once.exists():
+            once.write_text("")
+            time.sleep(3600)
         acc = 1 - (params["x"] - 0.3) ** 2 + 0.01 * epoch
         best = max(best, acc)
         _mark(params, "ran.jsonl", {"epoch": epoch})
