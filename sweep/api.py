@@ -46,6 +46,7 @@ from sweep.listener import Listener
 from sweep.lock import SweepLock
 from sweep.result import BestTrial, SweepResult
 from sweep.study import open_study
+from sweep.trial_kinds import TrialKind, trial_kind
 from sweep.trials import TrainFn
 
 if TYPE_CHECKING:
@@ -193,6 +194,10 @@ class Sweep:
             return self._place(max_trials, parallel, listener, fresh=False)
 
     @property
+    def kind(self) -> TrialKind:
+        return trial_kind(self.config)
+
+    @property
     def _on_azure(self) -> bool:
         return self.config.compute.startswith("azure:")
 
@@ -280,10 +285,7 @@ class Sweep:
         # Connect first: an unreachable cluster must leave no half-made sweep behind.
         slots = backend.open(res, parallel or self.config.limits.max_concurrent_trials)
         try:
-            if self.config.command is not None:
-                from sweep.command_sweep import command_trainer
-
-                self.entry = command_trainer(self.config, self.sweep_dir)
+            self.entry = self.kind.entry(self.config, self.sweep_dir, self.entry)
             self.save_config()
             study = open_study(self.config, space, self.sweep_dir)
         except BaseException:
@@ -315,19 +317,14 @@ class Sweep:
             return None
         from sweep.backends.ray_code import code_runtime_env
 
-        code = self.config.command.code if self.config.command is not None else None
-        return code_runtime_env(self.entry, code)
+        return code_runtime_env(self.entry, self.kind.code(self.config))
 
     def save_config(self) -> None:
         """Writes sweep.yaml (what resume, status and reports read), once."""
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         path = self.sweep_dir / CONFIG_FILE
         if not path.exists():
-            data = to_dict(self.config)
-            if self.config.command is not None:
-                from sweep.command_sweep import as_started
-
-                data = as_started(self.config, data, self.sweep_dir)
+            data = self.kind.as_started(self.config, to_dict(self.config), self.sweep_dir)
             write_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
     def finish(self, result: SweepResult) -> SweepResult:
@@ -338,13 +335,12 @@ class Sweep:
 
     def _finish(self, result: SweepResult) -> SweepResult:
         from reports import Comparison, build_html
-        from sweep.best_model import keep_best, keep_best_outputs, register_best
+        from sweep.best_model import register_best
 
         write_atomic(self.sweep_dir / TRIALS_CSV, result.trials.to_csv(index=False))
         build_html(Comparison([report_data(self.config, result)]),
                    self.sweep_dir / REPORT_HTML)
-        keep = keep_best_outputs if self.config.command is not None else keep_best
-        best_dir = keep(self.config, result)
+        best_dir = self.kind.keep_best(self.config, result)
         if best_dir is None:
             if self.config.register is not None and result.best is not None:
                 logger.warning(

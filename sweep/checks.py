@@ -7,9 +7,6 @@ Optuna, pandas or Ray (torch only to locate ImageNet weights, when a file asks f
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 from search_spaces import SweepConfig
 from sweep.errors import SweepInputError
 from sweep.trials import TrainFn
@@ -26,51 +23,7 @@ def check_runs_here(config: SweepConfig, entry: str | TrainFn | None = None) -> 
             "resources.distribution: horovod trials run on Azure ML (over MPI); on Ray, "
             "multi-worker trials use ddp"
         )
-    if config.command is not None:
-        from sweep.command_sweep import check_runs_here as check_command
+    from sweep.trial_kinds import trial_kind
 
-        check_command(config)
-        return
-    entry = entry if entry is not None else config.trainer.entry
-    if isinstance(entry, str) and entry != "trainer":
-        from sweep.errors import TrialFailed
-        from sweep.runner import resolve_entry
-
-        try:
-            resolve_entry(entry)
-        except TrialFailed as exc:
-            raise SweepInputError(str(exc)) from None
-        return
-    if entry == "trainer":
-        _check_builtin_trainer(config)
-
-
-def _check_builtin_trainer(config: SweepConfig) -> None:
-    """Unknown options and missing weights of the built-in trainer."""
-    from trainer.errors import TrainerInputError
-    from trainer.options import ALIASES, TrainConfig
-
-    known = {f.name for f in dataclasses.fields(TrainConfig)} | set(ALIASES)
-    for key in config.search_space:
-        if key not in known:
-            raise SweepInputError(
-                f"search_space.{key}: the built-in trainer has no such option "
-                f"(options: {', '.join(sorted(known))})"
-            )
-    try:
-        args = TrainConfig.from_params(config.trainer.args)
-    except TrainerInputError as exc:
-        raise SweepInputError(f"trainer.args.{exc}") from None
-    if "weights" in config.search_space or "model" in config.search_space:
-        return
-    if args.weights == "imagenet":
-        from trainer.model import imagenet_weights_file
-
-        path, url = imagenet_weights_file(args.model)
-        if not path.is_file():
-            raise SweepInputError(
-                f"trainer.args.weights: ImageNet weights for {args.model} are not in "
-                f"torchvision's local cache; download {url} once and put it at {path}"
-            )
-    elif args.weights != "none" and not Path(args.weights).is_file():
-        raise SweepInputError(f"trainer.args.weights: {args.weights} does not exist")
+    trial_kind(config).check_runs_here(config, entry if entry is not None
+                                       else config.trainer.entry)

@@ -21,7 +21,7 @@ SNAPSHOT_EXCLUDES = ("__pycache__", "*.pyc", ".git", ".venv", "mlruns", "outputs
                      ".ipynb_checkpoints")
 
 
-def check_runs_here(config: SweepConfig) -> None:
+def check_command(config: SweepConfig) -> None:
     """Refuses, before any trial starts, what a command trial cannot have on this machine."""
     trial = config.command
     assert trial is not None

@@ -18,15 +18,10 @@ import pandas as pd
 
 from search_spaces import SweepConfig
 from sweep import layout
-from sweep.azure.job import (
-    build_sweep_job,
-    cluster_name,
-    make_environment,
-    stage_code,
-    write_job_yaml,
-)
+from sweep.azure.job import cluster_name
 from sweep.errors import SweepError, SweepInputError
 from sweep.result import BestTrial, SweepResult
+from sweep.trial_kinds import trial_kind
 
 logger = logging.getLogger(__name__)
 
@@ -115,14 +110,7 @@ class AzureMLRunner:
         """Builds the job and writes ``sweeps/NAME/azure/sweep-job.yaml``; submits nothing."""
         folder = sweep_dir / layout.AZURE
         folder.mkdir(parents=True, exist_ok=True)
-        if config.command is not None:
-            from sweep.azure.job_file import write_and_load
-
-            path = folder / "sweep-job.yaml"
-            return write_and_load(config, path), path
-        job = build_sweep_job(config, code_dir=stage_code(folder),
-                              environment=make_environment(folder, self.environment))
-        return job, write_job_yaml(job, folder / "sweep-job.yaml")
+        return trial_kind(config).azure_job(config, folder, self.environment)
 
     @staticmethod
     def submitted(sweep_dir: Path) -> str | None:
@@ -159,13 +147,12 @@ class AzureMLRunner:
         from sweep.best_model import export_best, register_best
 
         result = SweepResult(config.name, sweep_dir, None, None, pd.DataFrame(), job=name)
-        output = "model"
-        if config.command is not None:
-            if not config.command.outputs:
-                logger.warning("the job declares no outputs: nothing of its best trial to "
-                               "fetch or register")
-                return result
-            output = config.command.outputs[0]
+        kind = trial_kind(config)
+        output = kind.azure_output(config)
+        if output is None:
+            logger.warning("the job declares no outputs: nothing of its best trial to "
+                           "fetch or register")
+            return result
         download = sweep_dir / layout.AZURE / "best-trial"
         _azure_call("downloading the best trial's outputs", self.client.jobs.download, name,
                     download_path=str(download), output_name=output)
@@ -173,7 +160,7 @@ class AzureMLRunner:
         result = dataclasses.replace(result, outputs=outputs)
         found = sorted(outputs.rglob("model.pt")) if outputs.is_dir() else []
         model_pt = found[0] if found else outputs / "model.pt"
-        if not model_pt.is_file() and config.command is not None:
+        if not model_pt.is_file() and kind.own_outputs:
             # The script's own outputs: registered in the workspace as they are.
             if config.register is not None:
                 result = dataclasses.replace(

@@ -124,16 +124,9 @@ def describe(config: SweepConfig) -> str:
         f"  trials: up to {lim.max_total_trials}, "
         f"{lim.max_concurrent_trials or 'as many as fit'} at a time, on {config.compute}",
     ]
-    if config.command is not None:
-        code = config.command.code
-        lines.append(f"  command: {config.command.command}")
-        lines.append(f"  code: {code if code else '(none)'}")
-        dist = config.command.distribution
-        if dist is not None:
-            lines.append(f"  distribution: {dist.type}, {dist.processes} processes per trial")
-    else:
-        lines.append(f"  trainer: {config.trainer.entry} "
-                     + " ".join(f"{k}={v}" for k, v in config.trainer.args.items()))
+    from sweep.trial_kinds import trial_kind
+
+    lines.extend(trial_kind(config).plan(config))
     for key, expr in config.search_space.items():
         shown = ", ".join(f"{k}={v}" for k, v in expr.to_dict().items() if k != "type")
         lines.append(f"  {key}: {expr.type}({shown})")
@@ -227,12 +220,9 @@ def _execute(sweep: Sweep, args: argparse.Namespace, *, resume: bool) -> int:
         print(azure_summary(result))
         return 0
     view = ProgressView(config.objective.primary_metric, config.objective.goal)
-    if config.command is not None:
-        # First, before anything runs: the file's environment is not what runs here.
-        env = config.command.environment
-        print(f"trials run their command in this Python environment ({sys.executable})"
-              + (f"; trial.environment ({env if isinstance(env, str) else 'inline'}) is "
-                 "used on Azure ML only" if env else ""), flush=True)
+    notice = sweep.kind.notice(config)
+    if notice:
+        print(notice, flush=True)
     print(f"{'resuming' if resume else 'running'} sweep {config.name} on {config.compute}; "
           f"files in {sweep.sweep_dir}", flush=True)
     result = go(max_trials=args.max_trials, parallel=args.parallel, listener=view)
