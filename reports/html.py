@@ -66,10 +66,12 @@ def _text(v: object) -> str:
 
 def _table(data: SweepData) -> str:
     frame = ranked(data)
+    # Restarts only when a trial continued from its checkpoint: most sweeps have none.
+    restarts = "restarts" in frame and bool(frame["restarts"].any())
     cols = ["number", "state", "value", *[f"param_{p}" for p in data.params], "epochs_run",
-            "epochs_asked", "duration_s", "reason"]
-    labels = ["#", "state", data.metric, *data.params, "epochs run", "epochs asked", "time s",
-              "reason"]
+            "epochs_asked", *(["restarts"] if restarts else []), "duration_s", "reason"]
+    labels = ["#", "state", data.metric, *data.params, "epochs run", "epochs asked",
+              *(["restarts"] if restarts else []), "time s", "reason"]
     head = "".join(
         f'<th class="{"l" if c in ("state", "reason") else ""}">{_text(lab)}</th>'
         for c, lab in zip(cols, labels, strict=True)

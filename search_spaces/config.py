@@ -80,9 +80,10 @@ class Keep:
     """How many completed trials, the best first, keep their model files; None ('all'):
     every trial keeps them, pruned and failed ones too."""
     checkpoints: str = "latest"
-    """``latest``: a running trial's latest checkpoint, kept afterwards only by the completed
-    trials that keep their models (so they can be trained further); ``all``: every trial's
-    latest checkpoint stays when it ends."""
+    """``latest``: a running trial's latest checkpoint, removed when it ends except the best
+    completed trial's (which ``sweep continue`` trains further); ``all``: every trial's
+    latest checkpoint stays when it ends; ``none``: trials get no checkpoint folder (every
+    interruption starts them over)."""
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,7 @@ def _keep(value: Any) -> Keep:
     d = c.mapping(value, "keep")
     c.no_unknown_keys(d, "keep", {"models", "checkpoints"})
     checkpoints = c.one_of(c.string(d, "checkpoints", "keep", Keep.checkpoints),
-                           ("latest", "all"), "keep.checkpoints")
+                           ("latest", "all", "none"), "keep.checkpoints")
     models = d.get("models", Keep.models)
     if models == "all":
         return Keep(None, checkpoints)

@@ -8,6 +8,7 @@ size is counted on the node graph first, in time linear in the file.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,17 +50,31 @@ def load_yaml(path: Path) -> Mapping[str, Any]:
     return data
 
 
+class SweepLoader(yaml.SafeLoader):
+    """``safe_load``'s loader, reading numbers as YAML 1.2 and JSON do: ``1e-6`` is a float
+    (YAML 1.1, which PyYAML follows, wants a dot and reads it as a string). Nothing else that
+    PyYAML accepts changes."""
+
+
+SweepLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
 def parse_yaml(text: str, where: str) -> Any:
-    """``yaml.safe_load(text)``, refusing documents whose aliases expand past MAX_VALUES."""
+    """``yaml.safe_load(text)`` with YAML 1.2 numbers, refusing keys written twice and
+    documents whose aliases expand past MAX_VALUES."""
     loader = None
     try:
-        loader = yaml.SafeLoader(text)  # it reads (and may refuse) the text right here
+        loader = SweepLoader(text)  # it reads (and may refuse) the text right here
         node = loader.get_single_node()
         if node is None:
             return None
         if expanded_size(node) > MAX_VALUES:
             raise SearchSpaceError(where, f"its YAML aliases expand to more than {MAX_VALUES} "
                                    "values; write the values out or use fewer aliases")
+        check_unique_keys(node, where)
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
@@ -72,6 +87,34 @@ def parse_yaml(text: str, where: str) -> Any:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def check_unique_keys(root: yaml.Node, where: str) -> None:
+    """Refuses a mapping that names a key twice: YAML keeps the last one without a word (a
+    second ``limits:`` once raised a budget from 3 to 300). Merge keys (``<<``) may be
+    overridden, as YAML means them to be."""
+    seen_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen_nodes:
+            continue  # an alias: checked where it was defined
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            lines: dict[str, int] = {}
+            for key, value in node.value:
+                name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+                full = f"{path}.{name}" if path else name
+                if isinstance(key, yaml.ScalarNode) and name != "<<":
+                    line = key.start_mark.line + 1
+                    if name in lines:
+                        raise SearchSpaceError(
+                            f"{where}:{line}", f"{full} is written twice (lines "
+                            f"{lines[name]} and {line}); YAML would keep the last one silently")
+                    lines[name] = line
+                stack.append((value, full))
 
 
 def expanded_size(root: yaml.Node) -> int:

@@ -267,8 +267,8 @@ class Sweep:
             if latest is None:
                 raise SweepInputError(
                     f"--trial: trial {number} kept no checkpoint (its trainer wrote none, or "
-                    "it fell out of the best keep.models; keep: {checkpoints: all} keeps "
-                    "every trial's)")
+                    "it is not the best completed trial, the one whose checkpoint stays; "
+                    "keep: {checkpoints: all} keeps every trial's)")
             if epochs <= latest.epoch + 1:
                 raise SweepInputError(f"--epochs: trial {number} has trained {latest.epoch + 1} "
                                       f"epochs already; ask for more than that")

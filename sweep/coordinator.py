@@ -200,7 +200,8 @@ class Coordinator:
         call_params = {**self.config.trainer.args, "output_dir": str(where / layout.OUTPUTS),
                        **params}
         self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(where),
-                                     checkpoint, first_epoch))
+                                     checkpoint, first_epoch,
+                                     checkpoints=self.config.keep.checkpoints != "none"))
         active = _Active(trial, time.monotonic(), records, last_epoch=first_epoch - 1)
         self.active[trial.number] = active
         return active

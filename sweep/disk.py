@@ -5,8 +5,8 @@ A ResNet-18 checkpoint is 43 MB; a sweep that kept one per trial, pruned ones in
 433 MB after the README's 8-trial demo. Pruned and failed trials can never become the best,
 so their weights go when they end; a completed trial's go when it drops out of the best
 ``keep.models``. Records stay: params.json, metrics.jsonl, result.json, trial.log.
-A trial's checkpoint (``keep.checkpoints: latest``) goes with its model files: a completed
-trial that keeps its model keeps what it takes to train it further.
+A trial's checkpoint (``keep.checkpoints: latest``) goes when it ends, except the best
+completed trial's: what ``sweep continue`` trains further.
 """
 
 from __future__ import annotations
@@ -49,33 +49,42 @@ class ModelFiles:
         self.keep = keep
         self.sign = -1.0 if maximize else 1.0
         self._kept: list[tuple[float, int]] = []  # (sign * value, number), best first
-        for number, value in completed:
+        self._best: tuple[float, int] | None = None  # the one completed trial with a checkpoint
+        for number, value in sorted(completed, key=lambda c: self.sign * c[1]):
             self._completed(number, value)
 
     def ended(self, number: int, value: float | None) -> None:
         """A trial ended: completed with ``value``, or pruned/failed (``value`` None)."""
         if value is None:
+            self._drop_checkpoint(number)
             if self.keep.models is not None:
                 self._drop(number)
-            elif self.keep.checkpoints != "all":
-                CheckpointStore(layout.trial_dir(self.sweep_dir, number)).remove()
         else:
             self._completed(number, value)
 
     def _completed(self, number: int, value: float) -> None:
+        # The best completed trial keeps its checkpoint (``sweep continue`` trains it
+        # further); a trial that is not, or no longer, the best loses its own.
+        entry = (self.sign * value, number)
+        if self._best is None or entry < self._best:
+            if self._best is not None:
+                self._drop_checkpoint(self._best[1])
+            self._best = entry
+        else:
+            self._drop_checkpoint(number)
         if self.keep.models is None:
             return
-        bisect.insort(self._kept, (self.sign * value, number))
+        bisect.insort(self._kept, entry)
         while len(self._kept) > self.keep.models:
             _, worst = self._kept.pop()
             self._drop(worst)
 
-    def _drop(self, number: int) -> None:
-        """Its model files go, and its checkpoint (what would train it further) with them."""
-        folder = layout.trial_dir(self.sweep_dir, number)
+    def _drop_checkpoint(self, number: int) -> None:
         if self.keep.checkpoints != "all":
-            CheckpointStore(folder).remove()
-        freed = drop_model_files(folder)
+            CheckpointStore(layout.trial_dir(self.sweep_dir, number)).remove()
+
+    def _drop(self, number: int) -> None:
+        freed = drop_model_files(layout.trial_dir(self.sweep_dir, number))
         if freed:
             logger.debug("trial %d: removed %.1f MB of model files (keep.models = %s)",
                          number, freed / 1e6, self.keep.models)

@@ -42,6 +42,7 @@ def run_trial(spec: TrialSpec, send: SendReport, *, capture_output: bool = True,
 
     The trainer gets ``params["checkpoint_dir"]``, filled with the trial's checkpoint as of
     its last report; each report sends what changed there (rank 0 only: it alone reports).
+    With ``spec.checkpoints`` off there is no such folder.
     """
     trial_dir = Path(spec.trial_dir)
     trial_dir.mkdir(parents=True, exist_ok=True)
@@ -50,10 +51,13 @@ def run_trial(spec: TrialSpec, send: SendReport, *, capture_output: bool = True,
     if callable(resume_at):  # a trainer that numbers its reports itself (a command trial)
         fn = resume_at(spec.first_epoch)
     live = LiveCheckpoint(trial_dir, rank)
-    params = {**spec.params, "checkpoint_dir": str(live.fill(spec.checkpoint))}
+    params = dict(spec.params)
+    if spec.checkpoints:
+        params["checkpoint_dir"] = str(live.fill(spec.checkpoint))
+    sends = spec.checkpoints and rank == 0  # rank 0 alone reports
 
     def report(epoch: int, metrics: dict[str, float]) -> bool:
-        return send(epoch, metrics, live.changes() if rank == 0 else None)
+        return send(epoch, metrics, live.changes() if sends else None)
 
     try:
         with _trial_log(trial_dir / log_name, capture_output) as log:

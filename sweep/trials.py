@@ -44,6 +44,8 @@ class TrialSpec:
     """The trial's checkpoint folder as of its last report; None: the trial starts afresh."""
     first_epoch: int = 0
     """The epoch the trial's next report is about (the one after its checkpoint's)."""
+    checkpoints: bool = True
+    """Whether the trainer gets a checkpoint folder (``keep.checkpoints: none``: not)."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,12 @@ the objective, the sampler, the early-termination policy and the limits. Start w
   sweep run search_spaces/examples/digits.yaml
 then look at the result with
   sweep status digits-resnet18    sweep best digits-resnet18    sweep models list
+
+Checkpoints: a trial owns a folder, params["checkpoint_dir"] for a trainer function and
+$SWEEP_CHECKPOINT_DIR for a command trial. What the trainer has written there when it
+reports an epoch is kept by the coordinator; a trial that runs again (sweep resume after a
+crash, a lost worker or node, a retry, a trial_timeout) starts with the folder as of its last
+report and reports the next epoch. The built-in trainer checkpoints every epoch.
 """
 
 EPILOG = """\

@@ -63,8 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train a completed trial for more epochs, from its last checkpoint, as a "
         "new trial of the sweep (same params, num_epochs raised; 'continues' names the trial "
         "it came from). The sweep's best model and registration are updated as after a run. "
-        "Completed trials among the best keep.models keep their checkpoints (keep: "
-        "{checkpoints: all} keeps every trial's).",
+        "The best completed trial keeps its checkpoint (keep: {checkpoints: all} keeps "
+        "every trial's).",
     )
     p.add_argument("name", help="the sweep's name (see 'sweep ls')")
     p.add_argument("--trial", type=int, required=True, metavar="N",

@@ -135,7 +135,7 @@ def test_a_retry_after_an_exception_at_epoch_5_continues_at_epoch_5(tmp_path):
     assert [r["epoch"] for r in _records(folder, "ran.jsonl")] == list(range(8))  # none twice
     (trial,) = result.study.get_trials(deepcopy=False)
     assert trial.user_attrs["restarts"] == 1 and trial.user_attrs["attempt"] == 1
-    # A completed trial that keeps its model keeps its checkpoint (to be trained further).
+    # The best completed trial keeps its checkpoint (to be trained further).
     assert CheckpointStore(folder).latest().epoch == 7
     assert not (folder / ".live").exists()
 
@@ -189,6 +189,9 @@ def test_continue_trains_a_completed_trial_further_as_a_new_linked_trial(tmp_pat
                                                                        "seed": 2})
     first = sweep.run()
     best = first.best.number
+    # Only the best completed trial keeps a checkpoint on the coordinator's disk.
+    kept = [n for n in (0, 1) if CheckpointStore(trial_dir(tmp_path / "ck", n)).latest()]
+    assert kept == [best]
     again = Sweep.load("ck", root=tmp_path, trainer=toy_trainers.checkpointing,
                        backend=InProcessBackend())
     result = again.continue_trial(best, epochs=6)
@@ -266,3 +269,42 @@ def test_ctrl_c_then_resume_continues_the_trial_from_its_last_report(tmp_path):
                         backend=InProcessBackend()).resume()
     folder = _one_history(result, tmp_path / "ck")
     assert [s["from"] for s in _records(folder, "span.jsonl") if "from" in s] == [0, 3]
+
+
+def test_keep_checkpoints_none_gives_no_folder_and_a_retry_starts_over(tmp_path):
+    sweep = Sweep(name="ck", search_space=SPACE, trainer=toy_trainers.checkpointing,
+                  root=tmp_path, backend=InProcessBackend(),
+                  trainer_args={"num_epochs": 8, "fail_at": 5}, retries=1,
+                  limits={"max_total_trials": 1}, keep={"checkpoints": "none"})
+    trials = sweep.run().study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].user_attrs["replaces"] == 0
+    assert [r["epoch"] for r in read_history(trial_dir(tmp_path / "ck", 1))] == list(range(8))
+    assert not (trial_dir(tmp_path / "ck", 0) / "checkpoint").exists()
+
+
+@pytest.mark.slow
+def test_continue_with_the_built_in_trainer_on_the_command_line_registers_the_new_best(
+        tmp_path, capsys):
+    import yaml
+
+    from sweep.cli import main
+
+    (tmp_path / "digits.yaml").write_text(yaml.safe_dump({
+        "name": "digits",
+        "trainer": {"args": {"data": "digits", "image_size": 16, "batch_size": 64,
+                             "num_epochs": 2, "threads": 1, "scheduler": "none"}},
+        "search_space": {"learning_rate": {"type": "choice", "values": [0.05]}},
+        "limits": {"max_total_trials": 1},
+        "register": {"model_name": "dg", "root": str(tmp_path / "models")},
+    }))
+    root = ["--root", str(tmp_path / "sweeps")]
+    assert main(["run", str(tmp_path / "digits.yaml"), *root]) == 0
+    assert main(["continue", "digits", "--trial", "0", "--epochs", "4", *root]) == 0
+    out = capsys.readouterr().out
+    assert "trial 1" in out and "registered: dg:2" in out
+    card = json.loads((tmp_path / "models" / "dg" / "2" / "card.json").read_text())
+    assert card["trial"] == 1 and [h["epoch"] for h in card["history"]] == [0, 1, 2, 3]
+    # The built-in trainer continued from its state: epochs 3 and 4 ran, 1 and 2 did not.
+    ran = (tmp_path / "sweeps" / "digits" / "trials" / "0001" / "outputs" / "metrics.jsonl")
+    assert [json.loads(line)["epoch"] for line in ran.read_text().splitlines()] == [2, 3]

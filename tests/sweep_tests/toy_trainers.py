@@ -142,10 +142,10 @@ def checkpointing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     ``fail_at`` raises, ``die_at`` ends its process and ``hang_at`` hangs, the first time it
     reaches that epoch; ``die_always_at`` ends it every time.
     """
-    ckpt = Path(params["checkpoint_dir"])
+    ckpt = Path(params.get("checkpoint_dir") or params["output_dir"]) / "."  # none: no folder
     state_file = ckpt / "state.json"
     start, best = 0, -math.inf
-    if state_file.exists():
+    if "checkpoint_dir" in params and state_file.exists():
         state = json.loads(state_file.read_text())
         start, best = state["epoch"] + 1, state["best"]
     _mark(params, "span.jsonl", {"start": time.time(), "from": start, "pid": os.getpid(),
@@ -154,7 +154,8 @@ def checkpointing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     acc = best
     for epoch in range(start, int(params.get("num_epochs", 3))):
         time.sleep(float(params.get("epoch_s", 0.0)))
-        once = trial / f"failed-at-{epoch}"
+        # Once per params: a trial run again under a new number has the same ones.
+        once = trial.parent / f"once-{params['x']:.9f}-at-{epoch}"
         if epoch == params.get("fail_at") and not once.exists():
             once.write_text("")
             raise RuntimeError(f"failed at epoch {epoch}")
