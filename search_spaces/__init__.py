@@ -13,7 +13,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search_spaces._errors import SearchSpaceError, abbreviate
+from search_spaces._errors import SearchSpaceError, abbreviate, clip_message
 from search_spaces.azure_form import check_azure_compatible, to_azure_sweep
 from search_spaces.config import (
     EarlyTermination,
@@ -60,6 +60,7 @@ __all__ = [
     "EXPRESSION_TYPES", "SAFE_NAME", "EarlyTermination", "Expression", "Limits", "Objective",
     "Register", "Resources", "SamplingAlgorithm", "SearchSpaceError", "SearchSpaceWarning",
     "abbreviate",
+    "clip_message",
     "SweepConfig", "TrainerSpec", "check_azure_compatible", "example_path", "from_wandb",
     "parse_expression", "parse_search_space", "parse_sweep", "read_sweep_file", "to_azure_sweep",
     "to_dict", "to_optuna",

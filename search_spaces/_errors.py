@@ -12,8 +12,12 @@ def abbreviate(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _clip(text: str) -> str:
+def clip_message(text: str) -> str:
+    """Any message a user reads, bounded: the one place that says how long one may be."""
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
+_clip = clip_message
 
 
 class SearchSpaceError(ValueError):

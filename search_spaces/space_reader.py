@@ -24,6 +24,7 @@ from search_spaces.expressions import (
     QLogUniform,
     RandInt,
     Uniform,
+    normal_from_quantile,
 )
 
 # Each expression's keys, as Azure ML's sweep-job schema names them (plus our float/int).
@@ -108,12 +109,32 @@ def parse_expression(value: Any, path: str) -> Expression:
         if kind in ("loguniform", "qloguniform"):
             _warn_if_log_bounds_look_like_values(path, lo, hi)
         expr: Expression = cls(lo, hi, **q)
+        _check_finite(expr, path, kind, (lo, hi))
         return expr
     assert issubclass(cls, Normal)
     mu, sigma = c.number(d, "mu", path), c.number(d, "sigma", path)
     c.positive(sigma, f"{path}.sigma")
     expr = cls(mu, sigma, **q)
+    # Its latent draws are truncated at about 7 sigma (see expressions._QUANTILE_EPS).
+    _check_finite(expr, path, kind, (normal_from_quantile(0.0, mu, sigma),
+                                     normal_from_quantile(1.0, mu, sigma)))
     return expr
+
+
+def _check_finite(expr: Uniform | Normal, path: str, kind: str,
+                  latent: tuple[float, float]) -> None:
+    """Refuses an expression whose values overflow a float anywhere in its range (exp(1000),
+    the value written where the exponent belongs): a file that validates must run."""
+    for end in latent:
+        try:
+            value = expr.transform(end)
+        except (OverflowError, ZeroDivisionError):
+            value = math.inf
+        if not math.isfinite(value):
+            hint = (" (its bounds are natural-log exponents: max_value 1000 means exp(1000); "
+                    "for values up to 1000 write max_value: 6.9)") if "loguniform" in kind else ""
+            raise SearchSpaceError(path, f"{kind} reaches {value} at {end:.6g}, beyond what a "
+                                   f"float holds{hint}")
 
 def _choice_value(v: Any, path: str) -> Any:
     """A choice's value: a scalar, or (Azure's nested search space) a mapping of scalars and

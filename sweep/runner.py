@@ -30,10 +30,21 @@ def resolve_entry(entry: str | TrainFn) -> TrainFn:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise TrialFailed(f"trainer.entry: cannot import {module_name}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # any bug at import, exit() included: one line
+        raise TrialFailed(f"trainer.entry: importing {module_name} failed at "
+                          f"{_where(exc)}: {type(exc).__name__}: {exc}") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise TrialFailed(f"trainer.entry: {module_name} has no function {attr}")
     return fn
+
+
+def _where(exc: BaseException) -> str:
+    """file:line of what went wrong: a SyntaxError's own, else the deepest frame's."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
 
 
 def run_trial(spec: TrialSpec, send: SendReport, *, capture_output: bool = True,

@@ -9,7 +9,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from search_spaces import SearchSpaceError
+from search_spaces import SearchSpaceError, clip_message
 from sweep.errors import SweepError, SweepInputError, SweepInterrupted
 from trainer.errors import TrainerInputError
 
@@ -85,12 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         for line in str(exc).splitlines():  # a file with several problems: one line each
-            print(f"sweep: error: {line}", file=sys.stderr)
+            print(f"sweep: error: {clip_message(line)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except SweepError as exc:
         if debug:
             raise
-        print(f"sweep: failed: {exc}", file=sys.stderr)
+        print(f"sweep: failed: {clip_message(' '.join(str(exc).split()))}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as exc:
         # A path the user gave that cannot be written (a missing folder, no permission, a

@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from search_spaces import clip_message
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ls", help="list the sweeps under the sweeps folder")
@@ -40,7 +42,11 @@ def ls(args: argparse.Namespace) -> int:
         return 0
     print(f"{'sweep':<28} {'trials':>6} {'complete':>8} {'pruned':>6} {'failed':>6}  best")
     for name in names:
-        result = Sweep.load(name, root=args.root).result()
+        try:
+            result = Sweep.load(name, root=args.root).result()
+        except Exception as exc:  # one odd sweep must not hide the others
+            print(f"{name:<28} (cannot be read: {clip_message(str(exc) or type(exc).__name__)})")
+            continue
         c = result.counts
         shown = f"{result.best.value:.4g}" if result.best else "-"
         print(f"{name:<28} {len(result.trials):>6} {c.get('complete', 0):>8} "

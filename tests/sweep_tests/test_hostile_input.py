@@ -1,0 +1,83 @@
+"""The second hostile-input round: what a user types never crashes the tool or floods it."""
+
+from __future__ import annotations
+
+import pytest
+
+from search_spaces._errors import MAX_MESSAGE
+from sweep.cli import main
+
+MODULES = {
+    "bad_name": ("x = 1\nundefined_name + 1\n", "bad_name.py:2: NameError"),
+    "bad_syntax": ("def f(:\n", "bad_syntax.py:1: SyntaxError"),
+    "bad_exit": ("raise SystemExit(5)\n", "bad_exit.py:1: SystemExit: 5"),
+    "bad_long": ("raise RuntimeError('x' * 5000)\n", "bad_long.py:1: RuntimeError"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_trainer_module_that_fails_at_import_is_one_bounded_line(tmp_path, monkeypatch,
+                                                                   capsys, module, command):
+    source, where = MODULES[module]
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "s.yaml").write_text(f"trainer: {{entry: '{module}:train'}}\nsearch_space: "
+                                     "{x: {type: uniform, min_value: 0, max_value: 1}}\n")
+    argv = [command, str(tmp_path / "s.yaml")] + (["--root", str(tmp_path / "sw")]
+                                                  if command == "run" else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"importing {module} failed at " in err and where in err
+    assert len(err) <= len("sweep: error: ") + MAX_MESSAGE + 1
+    assert not (tmp_path / "sw").exists()
+
+
+def test_a_huge_set_value_gives_a_bounded_message(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text("search_space: {learning_rate: {type: uniform, "
+                                     "min_value: 0.01, max_value: 0.1}}\n")
+    assert main(["validate", str(tmp_path / "s.yaml"), "--set",
+                 "trainer.entry=" + "m" * 6000 + ":f"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) <= len("sweep: error: ") + MAX_MESSAGE + 1
+
+
+@pytest.mark.parametrize("expression", [
+    "{type: loguniform, min_value: -3, max_value: 1000}",
+    "{type: qloguniform, min_value: -3, max_value: 800, q: 1}",
+    "{type: lognormal, mu: 800, sigma: 1}",
+    "{type: qlognormal, mu: 700, sigma: 3, q: 1}",
+    "{type: normal, mu: 1e308, sigma: 1e308}",
+])
+def test_an_expression_that_overflows_is_refused_by_validate_naming_its_key(tmp_path, capsys,
+                                                                            expression):
+    (tmp_path / "s.yaml").write_text(f"search_space: {{learning_rate: {expression}}}\n")
+    assert main(["validate", str(tmp_path / "s.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sweep: error: search_space.learning_rate: ") and "float" in err
+
+
+@pytest.mark.parametrize("expression", [
+    "{type: loguniform, min_value: -9.2, max_value: -2.3}",
+    "{type: lognormal, mu: 0, sigma: 1}", "{type: qnormal, mu: 10, sigma: 2, q: 1}",
+])
+def test_ordinary_expressions_still_validate(tmp_path, expression):
+    (tmp_path / "s.yaml").write_text(f"search_space: {{learning_rate: {expression}}}\n")
+    assert main(["validate", str(tmp_path / "s.yaml")]) == 0
+
+
+def test_ls_names_a_sweep_it_cannot_read_and_lists_the_others(tmp_path, capsys):
+    from sweep import Sweep
+    from sweep.backends import InProcessBackend
+    from tests.sweep_tests import toy_trainers
+
+    Sweep(name="good", search_space={"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+          trainer=toy_trainers.quadratic, root=tmp_path, backend=InProcessBackend(),
+          limits={"max_total_trials": 1}).run()
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "sweep.yaml").write_text("search_space: {x: {type: lognormal, "
+                                                 "mu: 800, sigma: 1}}\n")
+    assert main(["ls", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "good" in out and "odd" in out and "cannot be read" in out
