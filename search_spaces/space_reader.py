@@ -108,13 +108,14 @@ def parse_expression(value: Any, path: str) -> Expression:
             )
         if kind in ("loguniform", "qloguniform"):
             _warn_if_log_bounds_look_like_values(path, lo, hi)
-        expr: Expression = cls(lo, hi, **q)
-        _check_finite(expr, path, kind, (lo, hi))
-        return expr
+        bounded = cls(lo, hi, **q)
+        _check_finite(bounded, path, kind, (lo, hi))
+        return bounded
     assert issubclass(cls, Normal)
     mu, sigma = c.number(d, "mu", path), c.number(d, "sigma", path)
     c.positive(sigma, f"{path}.sigma")
     expr = cls(mu, sigma, **q)
+    assert isinstance(expr, Normal)
     # Its latent draws are truncated at about 7 sigma (see expressions._QUANTILE_EPS).
     _check_finite(expr, path, kind, (normal_from_quantile(0.0, mu, sigma),
                                      normal_from_quantile(1.0, mu, sigma)))

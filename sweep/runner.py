@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
+import io
 import logging
 import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from sweep.checkpoint_folder import LiveCheckpoint
+from sweep.command_trial.processes import LOG_CAP_BYTES
 from sweep.errors import TrialFailed
 from sweep.trials import SendReport, TrainFn, TrialSpec
 
@@ -86,9 +89,43 @@ def run_trial(spec: TrialSpec, send: SendReport, *, capture_output: bool = True,
     return dict(result)
 
 
+class CappedLog(io.TextIOBase):
+    """A trial's log, capped as a command trial's is: past ``LOG_CAP_BYTES`` only the last
+    lines are kept, written at the end with how much was left out."""
+
+    def __init__(self, file: TextIO, cap: int = LOG_CAP_BYTES) -> None:
+        self.file, self.cap = file, cap
+        self.written = self.dropped = 0
+        self.tail: collections.deque[str] = collections.deque(maxlen=20)
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        if self.written < self.cap:
+            self.file.write(text)
+            self.written += len(text.encode(errors="replace"))
+        else:
+            self.dropped += len(text.encode(errors="replace"))
+            lines = (self._partial + text).split("\n")
+            self._partial = lines.pop()[-1000:]
+            self.tail.extend(line[-1000:] for line in lines)
+        return len(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.dropped:
+            self.file.write(f"[sweep: {self.dropped} more bytes of output not kept; the last "
+                            "lines follow]\n" + "\n".join([*self.tail, self._partial]) + "\n")
+            self.dropped = 0
+        self.file.flush()
+        super().close()
+
+
 @contextlib.contextmanager
 def _trial_log(path: Path, capture_output: bool) -> Iterator[Any]:
-    with path.open("a", buffering=1) as log:
+    with path.open("a", buffering=1) as file, CappedLog(file) as capped:
+        log: Any = capped
         if not capture_output:
             yield log
             return

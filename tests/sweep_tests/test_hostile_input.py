@@ -81,3 +81,20 @@ def test_ls_names_a_sweep_it_cannot_read_and_lists_the_others(tmp_path, capsys):
     assert main(["ls", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "good" in out and "odd" in out and "cannot be read" in out
+
+
+def test_a_function_trial_that_prints_30_mb_leaves_a_capped_log_with_its_last_lines(tmp_path):
+    from sweep.command_trial.processes import LOG_CAP_BYTES
+    from sweep.layout import trial_dir
+    from sweep.runner import run_trial
+    from sweep.trials import TrialSpec
+    from tests.sweep_tests import toy_trainers
+
+    folder = trial_dir(tmp_path, 0)
+    spec = TrialSpec(0, {"x": 0.3, "output_dir": str(folder / "outputs")},
+                     toy_trainers.chatty, str(folder))
+    run_trial(spec, lambda epoch, metrics, checkpoint: False)
+    log = folder / "trial.log"
+    assert LOG_CAP_BYTES <= log.stat().st_size <= LOG_CAP_BYTES + 100_000
+    assert log.read_text().rstrip().endswith("THE END")
+    assert "more bytes of output not kept" in log.read_text()[-30_000:]

@@ -183,3 +183,12 @@ def checkpointing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
 def slow_checkpointing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     """For the kill -9 and node-loss tests: each epoch takes a while."""
     return checkpointing({**params, "epoch_s": params.get("epoch_s", 0.5)}, report)
+
+
+def chatty(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """Prints 30 MB (a runaway debug print), then its last words, then trains."""
+    line = "x" * 999
+    for _ in range(30_000):
+        print(line)
+    print("THE END")
+    return quadratic(params, report)
