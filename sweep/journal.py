@@ -16,43 +16,58 @@ from pathlib import Path
 from typing import Any
 
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
+from optuna.storages.journal._storage import JournalOperation, JournalStorageReplayResult
 
 logger = logging.getLogger(__name__)
 
+_OPS = {op.value for op in JournalOperation}
+CUT_SHORT = "a record cut short"
+
 
 def heal(path: Path) -> Path | None:
-    """Cuts the journal at its first damaged record; the cut bytes go to a side file, whose
-    path is returned (None when the journal was whole or does not exist)."""
+    """Cuts the journal at its first damaged record; it and every record after it go to a
+    side file, whose path is returned (None when the journal was whole or does not exist)."""
     if not path.is_file():
         return None
     data = path.read_bytes()
-    good = _good_prefix(data)
-    if good == len(data):
+    damage = find_damage(data)
+    if damage is None:
         return None
+    good, line, what = damage
     side = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
     side.write_bytes(data[good:])
     with path.open("r+b") as f:
         f.truncate(good)
         f.flush()
-    logger.warning("%s ended in a damaged record (%d bytes, from a crash or a full disk); "
-                   "it was cut off and kept in %s, and the sweep goes on from the records "
-                   "before it", path, len(data) - good, side)
+    logger.warning("%s: line %d is damaged (%s; from a crash, a full disk or an edit); it and "
+                   "the %d bytes after it were moved to %s, and the sweep goes on from the "
+                   "records before it", path, line, what, len(data) - good, side)
     return side
 
 
-def _good_prefix(data: bytes) -> int:
-    """The length of the leading run of complete, parseable lines."""
-    at = 0
+def find_damage(data: bytes) -> tuple[int, int, str] | None:
+    """Where the journal's first damaged record starts (byte offset, line number) and what is
+    wrong with it; None when every record reads and replays as Optuna would. A record that
+    parses but that Optuna cannot apply (``{}``, an unknown op code, a trial that does not
+    exist) is damage too: Optuna would fail on it each time the study is opened."""
+    replay = JournalStorageReplayResult("")
+    at, line = 0, 1
     while at < len(data):
         end = data.find(b"\n", at)
         if end < 0:
-            return at
+            return at, line, CUT_SHORT
         try:
-            json.loads(data[at:end])
+            record = json.loads(data[at:end])
         except ValueError:
-            return at
-        at = end + 1
-    return at
+            return at, line, "not a JSON record"
+        if not isinstance(record, dict) or record.get("op_code") not in _OPS:
+            return at, line, "not a record of Optuna's journal"
+        try:
+            replay.apply_logs([record])
+        except Exception as exc:  # AssertionError included: Optuna's own 'Should not reach'
+            return at, line, f"Optuna cannot apply it: {type(exc).__name__}"
+        at, line = end + 1, line + 1
+    return None
 
 
 class GroupCommit(BaseJournalBackend):

@@ -34,11 +34,23 @@ class OnnxClassifier:
         card_file, onnx_file = folder / "card.json", folder / "model.onnx"
         if not card_file.exists() or not onnx_file.exists():
             raise SweepInputError(f"{folder} has no model.onnx and card.json")
-        model = json.loads(card_file.read_text())["model"]
-        self.classes: list[str] = list(model["classes"])
-        self.image_size = int(model["image_size"])
-        self.mean, self.std = model["mean"], model["std"]
-        self.session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+        try:
+            model = json.loads(card_file.read_text())["model"]
+            self.classes: list[str] = [str(c) for c in model["classes"]]
+            self.image_size = int(model["image_size"])
+            self.mean = [float(v) for v in model["mean"]]
+            self.std = [float(v) for v in model["std"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SweepInputError(f"{card_file} is damaged: it is not a model card with "
+                                  f"classes, image_size, mean and std ({type(exc).__name__}: "
+                                  f"{exc})") from None
+        try:
+            self.session = ort.InferenceSession(str(onnx_file),
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own error types, one per kind of damage
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SweepInputError(f"{onnx_file} is damaged: onnxruntime cannot load it "
+                                  f"({first})") from None
 
     def preprocess(self, paths: list[Path]) -> np.ndarray:
         """The model's input batch: the pixels validation saw (trainer.images), no torch."""

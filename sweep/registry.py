@@ -156,6 +156,11 @@ class ModelRegistry:
         dest = Path(dest)
         if dest.exists() and not dest.is_dir():
             raise SweepInputError(f"{dest} is a file; give a folder to download {mv} into")
+        versions = self.root.resolve()
+        target = dest.resolve()
+        if target == versions or versions in target.parents or target in versions.parents:
+            raise SweepInputError(f"{dest} is inside the registry (or holds it); its versions "
+                                  "are never written over: download to a folder outside it")
         if dest.is_dir() and any(dest.iterdir()) and not force:
             raise SweepInputError(f"{dest} is not empty; choose an empty or new folder, or "
                                   "add --force to write over files of the same names")

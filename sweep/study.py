@@ -29,7 +29,7 @@ from search_spaces.samplers import TABLE as SAMPLER_TABLE
 from search_spaces.samplers import Sampler
 from search_spaces.storage_url import expand, scrub
 from sweep.errors import SweepError
-from sweep.journal import GroupCommit
+from sweep.journal import CUT_SHORT, GroupCommit, find_damage
 from sweep.layout import JOURNAL
 from sweep.pruners import make_pruner
 
@@ -139,14 +139,24 @@ def open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
     is derived from the sweep's seed and the trials already in the study, so resumed trials
     do not replay the first trials' parameters (and the same resume is still reproducible).
     """
+    journal = sweep_dir / JOURNAL
+    if config.storage == "default" and journal.is_file():
+        damage = find_damage(journal.read_bytes())
+        # A last record cut short is skipped by Optuna's reader (a crash, or a writer that
+        # is mid-line right now); anything else would break every open.
+        if damage is not None and damage[2] != CUT_SHORT:
+            raise SweepError(
+                f"{journal}: line {damage[1]} is damaged ({damage[2]}); 'sweep resume "
+                f"{config.name}' moves it and the records after it to a side file and goes "
+                "on from those before it")
     try:
         return _open_study(config, space, sweep_dir, create)
     except (json.JSONDecodeError, ValueError) as exc:
         if not isinstance(exc, json.JSONDecodeError) and "log format" not in str(exc):
             raise
         raise SweepError(
-            f"{sweep_dir / JOURNAL} has a damaged record; 'sweep resume {config.name}' cuts "
-            "off a torn last record and goes on"
+            f"{journal} has a damaged record; 'sweep resume {config.name}' cuts it off "
+            "and goes on"
         ) from None
 
 

@@ -98,3 +98,81 @@ def test_a_function_trial_that_prints_30_mb_leaves_a_capped_log_with_its_last_li
     assert LOG_CAP_BYTES <= log.stat().st_size <= LOG_CAP_BYTES + 100_000
     assert log.read_text().rstrip().endswith("THE END")
     assert "more bytes of output not kept" in log.read_text()[-30_000:]
+
+
+@pytest.mark.parametrize(("card", "onnx", "named"), [
+    ("", b"\x08\x01garbage", "card.json is damaged"),
+    ('{"model": {"classes": ["a"]}}', b"", "card.json is damaged"),
+    ('{"model": {"classes": ["a", "b"], "image_size": 16, "mean": [0, 0, 0], '
+     '"std": [1, 1, 1]}}', b"\x08\x01garbage", "model.onnx is damaged"),
+])
+def test_a_damaged_model_version_is_one_line_naming_the_file(tmp_path, capsys, card, onnx,
+                                                            named):
+    from sweep.registry import ModelRegistry
+
+    (tmp_path / "model.onnx").write_bytes(b"")
+    registry = tmp_path / "models"
+    version = ModelRegistry(registry).register("m", {"model.onnx": tmp_path / "model.onnx"},
+                                               {})
+    # Damaged after it was registered: a disk error, a hand edit.
+    (version.path / "card.json").write_text(card)
+    (version.path / "model.onnx").write_bytes(onnx)
+    image = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(image)
+    code = main(["models", "predict", "m", str(image), "--registry", str(registry)])
+    err = capsys.readouterr().err
+    assert code == 2 and named in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_download_onto_the_versions_own_folder_is_refused(tmp_path, capsys):
+    from sweep.registry import ModelRegistry
+
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    registry = ModelRegistry(tmp_path / "models")
+    version = registry.register("m", {"model.pt": tmp_path / "model.pt"}, {"n": 1})
+    for dest in (version.path, tmp_path / "models", tmp_path):
+        code = main(["models", "download", "m", str(dest), "--force", "--registry",
+                     str(tmp_path / "models")])
+        err = capsys.readouterr().err
+        assert code == 2 and "inside the registry" in err and "Traceback" not in err
+    assert (version.path / "model.pt").read_bytes() == b"weights"
+
+
+@pytest.mark.parametrize(("damage", "what"), [
+    (b"{}\n", "not a record of Optuna's journal"),
+    (b'{"op_code": 99, "worker_id": "w"}\n', "not a record of Optuna's journal"),
+    (b'{"op_code": 4, "worker_id": "w"}\n',
+     "Optuna cannot apply it"),
+    (b"garbage that is not json\n", "not a JSON record"),
+])
+def test_journal_damage_in_the_middle_is_named_and_resume_keeps_every_record_before(
+        tmp_path, capsys, damage, what):
+    from sweep import Sweep
+    from sweep.backends import InProcessBackend
+    from sweep.layout import JOURNAL
+    from tests.sweep_tests import toy_trainers
+
+    def sweep() -> Sweep:
+        return Sweep(name="s", search_space={"x": {"type": "uniform", "min_value": 0,
+                                                   "max_value": 1}},
+                     trainer=toy_trainers.quadratic, root=tmp_path, backend=InProcessBackend(),
+                     limits={"max_total_trials": 4}, sampling_algorithm={"type": "random"})
+
+    sweep().run(max_trials=2)
+    journal = tmp_path / "s" / JOURNAL
+    lines = journal.read_bytes().splitlines(keepends=True)
+    cut = len(lines) // 2
+    journal.write_bytes(b"".join(lines[:cut]) + damage + b"".join(lines[cut:]))
+    for command in (["status", "s"], ["ls"]):
+        code = main([*command, "--root", str(tmp_path)])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err
+        assert f"line {cut + 1} is damaged ({what}" in err + out
+    assert code == 0  # ls lists what it can
+    result = Sweep.load("s", root=tmp_path, trainer=toy_trainers.quadratic,
+                        backend=InProcessBackend()).resume()
+    (side,) = (tmp_path / "s").glob(f"{JOURNAL}.torn-*")
+    assert side.read_bytes() == damage + b"".join(lines[cut:])
+    assert len(result.trials) >= 2 and main(["status", "s", "--root", str(tmp_path)]) == 0
