@@ -26,6 +26,19 @@ def resize_size(image_size: int) -> int:
     return math.ceil(image_size * 256 / 224)
 
 
+MAX_RESIZED_PIXELS = 4096 * 4096
+"""The most pixels an image may have once resized (48 MB as RGB): a 1 x 60000 strip, 196
+bytes as a PNG, would otherwise ask for 12 GB when its short side is scaled up."""
+
+
+def resized_shape(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) after the short side is resized to ``short_side``, by torchvision's
+    rule for a one-number size: the long side is truncated, not rounded."""
+    if width <= height:
+        return short_side, int(short_side * height / width)
+    return int(short_side * width / height), short_side
+
+
 def read_image(path: Path, short_side: int) -> np.ndarray:
     """An image file as uint8 H x W x 3 (RGB), its short side resized to ``short_side`` with
     antialiased bilinear filtering. Raises DataError when the file is not a readable image."""
@@ -37,18 +50,20 @@ def read_image(path: Path, short_side: int) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
+                width, height = img.size  # known before anything is decoded
+                new_w, new_h = resized_shape(max(width, 1), max(height, 1), short_side)
+                if new_w * new_h > MAX_RESIZED_PIXELS:
+                    raise DataError(
+                        f"{path} is not a usable image: {width} x {height} pixels would be "
+                        f"{new_w} x {new_h} once resized (more than {MAX_RESIZED_PIXELS} "
+                        "pixels; an extreme aspect ratio)")
                 rgb = img.convert("RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DataError(f"{path} is not a readable image: more than "
                         f"{Image.MAX_IMAGE_PIXELS} pixels (a decompression bomb?)") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(f"{path} is not a readable image: {exc}") from None
-    width, height = rgb.size
-    # torchvision's rule for a one-number size: the long side is truncated, not rounded.
-    if width <= height:
-        size = (short_side, int(short_side * height / width))
-    else:
-        size = (int(short_side * width / height), short_side)
+    size = resized_shape(*rgb.size, short_side)
     if size != rgb.size:
         rgb = rgb.resize(size, Image.Resampling.BILINEAR)  # PIL antialiases when shrinking
     return np.asarray(rgb, dtype=np.uint8)

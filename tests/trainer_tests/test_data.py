@@ -117,3 +117,18 @@ def test_device_batches_are_the_dataloaders_batches(train):
     # Eval: exact. Train: the same crop resized in float rather than uint8 (a step or two).
     tolerance = 0.03 if train else 1e-5
     assert (images - expected).abs().max() < tolerance
+
+
+def test_an_image_that_resizes_to_gigabytes_is_skipped_before_it_is_allocated(image_folder,
+                                                                               caplog):
+    """A 1 x 60000 PNG (196 bytes) passes the pixel limit, but its short side scaled to the
+    model's input would take 12 GB; it is skipped like a corrupt file."""
+    from PIL import Image
+
+    strip = image_folder / "train" / "chickens" / "strip.png"
+    Image.new("L", (1, 60000)).save(strip)
+    assert strip.stat().st_size < 1000
+    with caplog.at_level(logging.WARNING, logger="trainer.data"):
+        data = load_image_data(str(image_folder), 224)
+    assert len(data.train.labels) == 24
+    assert str(strip) in caplog.text and "extreme aspect ratio" in caplog.text
