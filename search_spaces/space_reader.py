@@ -136,6 +136,10 @@ def _check_finite(expr: Uniform | Normal, path: str, kind: str,
                     "for values up to 1000 write max_value: 6.9)") if "loguniform" in kind else ""
             raise SearchSpaceError(path, f"{kind} reaches {value} at {end:.6g}, beyond what a "
                                    f"float holds{hint}")
+    if "loguniform" in kind and math.exp(latent[0]) == 0.0:
+        raise SearchSpaceError(path, f"{kind} with min_value {latent[0]:.6g} starts at "
+                               f"exp({latent[0]:.6g}), which is 0 as a float; a log scale needs "
+                               "a start above 0 (min_value -700 or more)")
 
 def _choice_value(v: Any, path: str) -> Any:
     """A choice's value: a scalar, or (Azure's nested search space) a mapping of scalars and

@@ -60,10 +60,25 @@ def scrub(text: str, url: str) -> str:
     for match in _VAR.finditer(url):
         value = os.environ.get(match.group(1) or match.group(2), "")
         if len(value) >= 3:  # a 1-2 character value would blank out ordinary text
-            secrets |= {value, quote(value, safe=""), quote_plus(value)}
+            secrets |= _forms(value)
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
+
+
+def _forms(value: str) -> set[str]:
+    """The ways a driver may echo a secret: as it is, percent-encoded, and escaped and quoted
+    as Python's repr, JSON and a C-style string write it (``'x"y\\z\\'q'``)."""
+    import json
+
+    forms = {value, quote(value, safe=""), quote_plus(value)}
+    for form in list(forms):
+        for written in (repr(form), json.dumps(form)):
+            forms.add(written)
+            forms.add(written[1:-1])  # the same escapes without the quotes
+        forms.add(form.replace("\\", "\\\\").replace("'", "\\'"))
+        forms.add(form.replace("\\", "\\\\").replace('"', '\\"'))
+    return {f for f in forms if f}
 
 
 def _fill(text: str, *, quoted: bool) -> str:

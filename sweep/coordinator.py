@@ -22,7 +22,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from search_spaces import SweepConfig
+from search_spaces import SweepConfig, clip_message
 from search_spaces.optuna_form import OptunaSpace
 from sweep import layout
 from sweep.backends.base import Backend
@@ -292,7 +292,18 @@ class Coordinator:
                 trial.set_user_attr(ATTEMPT, attempt + 1)
                 self._queue_continue(trial.number, reason)
                 return 0
+        elif lost and losses < MAX_LOSSES:
+            # Lost before its first checkpoint: placed again from its start, as an
+            # interrupted trial is, without spending a retry.
+            trial.set_user_attr(REASON, active.records.failed(f"{reason}; runs again"))
+            self.study.tell(trial, state=TrialState.FAIL)
+            self._ended(active.records, trial.number, None)
+            self.study.enqueue_trial(trial.params, user_attrs={
+                REPLACES: trial.number, ATTEMPT: attempt, LOSSES: losses + 1})
+            self.listener.trial_ended(trial.number, "FAIL", None, f"{reason} (runs again)")
+            return 1
         retry = attempt < self.config.trainer.retries
+        reason = active.records.failed(reason)
         trial.set_user_attr(REASON, reason)
         self.study.tell(trial, state=TrialState.FAIL)
         self._ended(active.records, trial.number, None)
@@ -304,6 +315,7 @@ class Coordinator:
         return 1 if retry else 0
 
     def _queue_continue(self, number: int, reason: str) -> None:
+        reason = clip_message(" ".join(reason.split()))
         self.to_continue.append((number, reason))
         logger.info("trial %d: %s; it continues from its checkpoint", number, reason)
 

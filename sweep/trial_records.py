@@ -23,6 +23,9 @@ from sweep.trials import CheckpointFiles
 
 logger = logging.getLogger(__name__)
 
+FAILURE = "failure.txt"
+MAX_REASON = 300
+
 
 class TrialRecords:
     """The records of trial ``number`` under ``sweep_dir``."""
@@ -49,6 +52,16 @@ class TrialRecords:
 
     def finish(self, result: Mapping[str, Any]) -> None:
         (self.folder / layout.RESULT).write_text(json.dumps(result, indent=2, default=str))
+
+    def failed(self, reason: str) -> str:
+        """Keeps a failure's whole message in ``failure.txt``; returns it cut to one line of
+        a readable length, as the study, ``status`` and the report show it."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / FAILURE).write_text(reason + "\n", errors="replace")
+        line = " ".join(reason.split())
+        if len(line) <= MAX_REASON:
+            return line
+        return line[: MAX_REASON - 40] + f"… (whole message in {FAILURE})"
 
     def can_continue(self) -> bool:
         return self.checkpoint.latest() is not None

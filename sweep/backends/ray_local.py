@@ -350,6 +350,9 @@ class LocalRayBackend(Backend):
         except RayActorError as exc:
             dead = True
             kind, value = "lost", f"the worker process died: {exc.__class__.__name__}"
+            # Its node may be gone, and idle workers with it: new ones are placed on the
+            # nodes that are alive (a dead idle worker would fail the next trial at once).
+            self._drop_idle()
         except RayTaskError as exc:
             cause = exc.cause if exc.cause is not None else exc
             kind, value = "failed", f"{type(cause).__name__}: {cause}"
@@ -403,12 +406,16 @@ class LocalRayBackend(Backend):
             self._release(number)
             self._hub.answer.remote(number, True)
 
+    def _drop_idle(self) -> None:
+        for actor in self._idle:
+            with contextlib.suppress(RayError):
+                ray.kill(actor, no_restart=True)
+        self._idle.clear()
+
     def close(self) -> None:
         for number in list(self._running):
             self.cancel(number)
-        for actor in self._idle:
-            ray.kill(actor, no_restart=True)
-        self._idle.clear()
+        self._drop_idle()
         if self._hub is not None:
             ray.kill(self._hub, no_restart=True)
             self._hub = None

@@ -39,6 +39,16 @@ exit codes: 0 success, 1 a failure while running, 2 bad input (file, flag, data)
 Add --debug to any command to see the traceback behind an error."""
 
 
+def _ignore_more_interrupts() -> None:
+    """After the first Ctrl-C the exit is under way: more presses would only cut Ray's
+    shutdown short (in an atexit handler, with a traceback) and leave its processes behind."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # argparse exits with 2 already; keep its one line and drop the usage block's noise.
@@ -79,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except SweepInterrupted as exc:
+        _ignore_more_interrupts()
         print(f"sweep: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (SearchSpaceError, SweepInputError, TrainerInputError) as exc:
@@ -104,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sweep: failed: {where}{exc.strerror}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
+        _ignore_more_interrupts()
         print("sweep: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 

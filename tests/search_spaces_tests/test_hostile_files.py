@@ -159,3 +159,44 @@ def test_the_plan_stays_readable_with_huge_values(tmp_path, capsys):
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr()
     assert out.out and max(len(line) for line in out.out.splitlines()) <= 160
+
+
+_NUMBERS = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
+                     st.sampled_from([1e308, -1e308, 709.0, 710.0, 1e-300, 0.0, 800.0]),
+                     st.integers(-10**6, 10**6))
+_EXPRESSIONS = st.one_of(
+    st.builds(lambda t, lo, hi: {"type": t, "min_value": lo, "max_value": hi},
+              st.sampled_from(["uniform", "loguniform"]), _NUMBERS, _NUMBERS),
+    st.builds(lambda t, lo, hi, q: {"type": t, "min_value": lo, "max_value": hi, "q": q},
+              st.sampled_from(["quniform", "qloguniform"]), _NUMBERS, _NUMBERS, _NUMBERS),
+    st.builds(lambda t, mu, sigma: {"type": t, "mu": mu, "sigma": sigma},
+              st.sampled_from(["normal", "lognormal"]), _NUMBERS, _NUMBERS),
+    st.builds(lambda t, mu, sigma, q: {"type": t, "mu": mu, "sigma": sigma, "q": q},
+              st.sampled_from(["qnormal", "qlognormal"]), _NUMBERS, _NUMBERS, _NUMBERS),
+)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(expression=_EXPRESSIONS, draws=st.lists(st.floats(0, 1), min_size=3, max_size=3))
+def test_numeric_extremes_validate_in_one_line_or_sample_finite_values(tmp_path, capsys,
+                                                                       expression, draws):
+    """What validates, runs: an expression that passes ``validate`` gives a finite value at
+    its latent range's ends and anywhere between."""
+    import math
+
+    from search_spaces import to_optuna
+
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(yaml.safe_dump({"search_space": {"p": expression}}))
+    _validate_once(path, capsys)
+    try:
+        config = read_sweep_file(path)
+    except SearchSpaceError:
+        return
+    space = to_optuna(config.search_space)
+    ((name, dist),) = space.distributions().items()
+    for u in [0.0, 1.0, *draws]:
+        latent = dist.low * (1 - u) + dist.high * u  # type: ignore[attr-defined]
+        value = space.decode({name: latent})["p"]
+        assert math.isfinite(value), (expression, u, value)

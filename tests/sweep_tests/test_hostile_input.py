@@ -176,3 +176,36 @@ def test_journal_damage_in_the_middle_is_named_and_resume_keeps_every_record_bef
     (side,) = (tmp_path / "s").glob(f"{JOURNAL}.torn-*")
     assert side.read_bytes() == damage + b"".join(lines[cut:])
     assert len(result.trials) >= 2 and main(["status", "s", "--root", str(tmp_path)]) == 0
+
+
+def test_a_secret_is_scrubbed_in_its_escaped_and_quoted_forms(monkeypatch):
+    import json
+    from urllib.parse import quote
+
+    from search_spaces.storage_url import scrub
+
+    secret = "x\"y\\z'q@1:2"
+    monkeypatch.setenv("PGPASSWORD", secret)
+    url = "postgresql://me:${PGPASSWORD}@db/sweeps"
+    for echoed in (secret, repr(secret), json.dumps(secret), quote(secret, safe=""),
+                   repr(secret)[1:-1]):
+        shown = scrub(f"connection failed for {echoed} at db:5432", url)
+        assert "xyzq" not in shown.replace('"', "").replace("\\", "").replace("'", ""), shown
+        assert shown.endswith(" at db:5432") and "***" in shown
+
+
+def test_a_100_kb_failure_message_is_kept_whole_in_the_trial_folder_and_short_in_status(
+        tmp_path, capsys):
+    from sweep import Sweep
+    from sweep.backends import InProcessBackend
+    from sweep.layout import trial_dir
+    from tests.sweep_tests import toy_trainers
+
+    Sweep(name="s", search_space={"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+          trainer=toy_trainers.verbose_failure, root=tmp_path, backend=InProcessBackend(),
+          limits={"max_total_trials": 1}).run()
+    whole = (trial_dir(tmp_path / "s", 0) / "failure.txt").read_text()
+    assert len(whole) > 100_000 and whole.rstrip().endswith("THE END")
+    assert main(["status", "s", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert len(out) < 1000 and "failure.txt" in out

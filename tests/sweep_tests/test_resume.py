@@ -258,3 +258,16 @@ def test_kill_9_then_resume_continues_each_trial_from_its_last_report(tmp_path):
         assert sorted(trials[number].intermediate_values) == [0, 1, 2, 3]
     # Epochs executed: the planned ones, plus at most one per interrupted trial.
     assert _ran_epochs(root) <= 6 * 4 + len(interrupted)
+
+
+@pytest.mark.slow
+def test_ctrl_c_three_times_in_a_row_ends_without_a_traceback(tmp_path):
+    root = tmp_path / "sweeps"
+    proc = _start(tmp_path)
+    _wait_for(root, lambda ts: any(t.state == TrialState.RUNNING for t in ts))
+    for _ in range(3):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.15)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err

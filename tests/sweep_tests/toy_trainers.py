@@ -192,3 +192,7 @@ def chatty(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
         print(line)
     print("THE END")
     return quadratic(params, report)
+
+
+def verbose_failure(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    raise RuntimeError("line one\n" + "z" * 100_000 + " THE END")
