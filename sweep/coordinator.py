@@ -61,6 +61,8 @@ class _Active:
     started: float
     records: TrialRecords
     last_epoch: int = -1
+    planned: int | None = None
+    """The epochs the trial asked for (``num_epochs``), when its params say."""
     last_value: float | None = None
     pruned: str | None = None
     failure: str | None = None
@@ -202,7 +204,9 @@ class Coordinator:
         self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(where),
                                      checkpoint, first_epoch,
                                      checkpoints=self.config.keep.checkpoints != "none"))
-        active = _Active(trial, time.monotonic(), records, last_epoch=first_epoch - 1)
+        asked = call_params.get("num_epochs")
+        active = _Active(trial, time.monotonic(), records, last_epoch=first_epoch - 1,
+                         planned=int(asked) if isinstance(asked, int | float) else None)
         self.active[trial.number] = active
         return active
 
@@ -228,7 +232,9 @@ class Coordinator:
             else:
                 active.last_value = float(value)
                 active.trial.report(float(value), event.epoch)
-                if active.trial.should_prune():
+                # At its last epoch a trial has cost all it will: it completes, never pruned.
+                last = active.planned is not None and event.epoch + 1 >= active.planned
+                if not last and active.trial.should_prune():
                     active.pruned = prune_reason(self.study.pruner, event.number, event.epoch)
                     stop = True
         self.backend.answer(event.number, stop)

@@ -18,6 +18,7 @@ Each pruner keeps the reason of its last decision per trial, for the reports.
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 from collections.abc import Callable
@@ -160,10 +161,33 @@ class TruncationSelectionPruner(AzurePolicy):
         return None
 
 
+class EpochsTrained(BasePruner):
+    """A rung-based pruner (ASHA, Hyperband) that counts resources as epochs trained, from 1.
+
+    Reports are numbered by epoch from 0, and Optuna's SuccessiveHalvingPruner compares
+    those numbers with its rungs, so ``min_resource: 1, reduction_factor: 3`` judged a trial
+    after 2 epochs, then 4 (not 1, then 3). Ray Tune's ``training_iteration`` and Syne Tune's
+    resource attribute count epochs trained, from 1: the inner pruner sees the trial that way.
+    """
+
+    def __init__(self, inner: BasePruner) -> None:
+        self.inner = inner
+
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        shifted = copy.copy(trial)
+        shifted.intermediate_values = {step + 1: value
+                                       for step, value in trial.intermediate_values.items()}
+        return bool(self.inner.prune(study, shifted))
+
+
+def _asha(p: Asha) -> BasePruner:
+    return EpochsTrained(optuna.pruners.SuccessiveHalvingPruner(**p.options()))
+
+
 def _hyperband(p: Hyperband) -> BasePruner:
-    return optuna.pruners.HyperbandPruner(
+    return EpochsTrained(optuna.pruners.HyperbandPruner(
         min_resource=p.min_resource, max_resource=p.max_resource or "auto",
-        reduction_factor=p.reduction_factor)
+        reduction_factor=p.reduction_factor))
 
 
 # Each policy (search_spaces.policies) and the Optuna pruner that runs it.
@@ -173,7 +197,7 @@ PRUNERS: dict[type[Policy], Callable[[Any], BasePruner]] = {
     TruncationSelection: lambda p: TruncationSelectionPruner(**p.options()),
     Median: lambda p: optuna.pruners.MedianPruner(**p.options()),
     Percentile: lambda p: optuna.pruners.PercentilePruner(**p.options()),
-    Asha: lambda p: optuna.pruners.SuccessiveHalvingPruner(**p.options()),
+    Asha: _asha,
     Hyperband: _hyperband,
     NoPolicy: lambda p: optuna.pruners.NopPruner(),
 }
@@ -192,4 +216,5 @@ def make_pruner(policy: EarlyTermination) -> BasePruner:
 def prune_reason(pruner: BasePruner, trial_number: int, epoch: int) -> str:
     if isinstance(pruner, AzurePolicy) and trial_number in pruner.reasons:
         return pruner.reasons[trial_number]
-    return f"pruned by the {type(pruner).__name__} at epoch {epoch + 1}"
+    inner = pruner.inner if isinstance(pruner, EpochsTrained) else pruner
+    return f"pruned by the {type(inner).__name__} at epoch {epoch + 1}"

@@ -117,8 +117,44 @@ def test_every_policy_has_a_pruner(kind, cls):
     et = {"type": kind, **({"slack_factor": 0.1} if kind == "bandit" else {})}
     config = parse_sweep({"search_space": {"x": {"type": "uniform", "min_value": 0,
                                                  "max_value": 1}}, "early_termination": et})
-    assert isinstance(config.early_termination, EarlyTermination)
-    assert type(make_pruner(config.early_termination)).__name__ == cls
+    pruner = make_pruner(config.early_termination)
+    assert type(getattr(pruner, "inner", pruner)).__name__ == cls
+
+
+@pytest.mark.parametrize(("min_resource", "factor", "rungs"), [
+    (1, 3, (1, 3)),   # Ray Tune's ASHA, grace_period=1, reduction_factor=3: 1, 3, 9, 27
+    (1, 2, (1, 2)),
+    (2, 2, (2, 4)),   # Syne Tune's rung levels r_min * eta^k
+])
+def test_asha_judges_a_trial_after_its_rungs_epochs_trained_counted_from_1(min_resource,
+                                                                          factor, rungs):
+    """Reports are numbered by epoch from 0; a rung at resource r is decided when the trial
+    has trained r epochs (its report of epoch r - 1), as Ray Tune and Syne Tune count."""
+    from search_spaces import parse_sweep
+
+    config = parse_sweep({"search_space": {"x": {"type": "uniform", "min_value": 0,
+                                                 "max_value": 1}},
+                          "early_termination": {"type": "asha", "min_resource": min_resource,
+                                                "reduction_factor": factor}})
+    study = optuna.create_study(direction="maximize",
+                                pruner=make_pruner(config.early_termination))
+
+    def first_pruned(curve: list[float]) -> int | None:
+        """Epochs trained when the pruner first stops a trial with this curve."""
+        trial = study.ask()
+        for epoch, value in enumerate(curve):
+            trial.report(value, epoch)
+            if trial.should_prune():
+                study.tell(trial, state=TrialState.PRUNED)
+                return epoch + 1
+        study.tell(trial, curve[-1])
+        return None
+
+    for _ in range(6):  # strong trials fill the rungs first
+        assert first_pruned([1.0] * 10) is None
+    assert first_pruned([0.0] * 10) == rungs[0]   # bad from the start: the first rung
+    good_then_bad = [1.0] * rungs[0] + [0.0] * (10 - rungs[0])
+    assert first_pruned(good_then_bad) == rungs[1]  # promoted at rung 0, stopped at rung 1
 
 
 def test_storage_urls_expand_variables_and_never_show_the_password(tmp_path, monkeypatch):
@@ -139,3 +175,23 @@ def test_storage_urls_expand_variables_and_never_show_the_password(tmp_path, mon
     assert "hunter2" not in message and "p%40ss" not in message and "@127.0.0.1:1" in message
     assert "me:${SWEEP_TEST_PASSWORD}@" in message  # shown as written in the file
     assert "${SWEEP_TEST_PASSWORD}" in config.storage
+
+
+@pytest.mark.parametrize(("epochs", "some_pruned"), [(1, False), (4, True)])
+def test_a_trial_is_never_pruned_at_its_last_epoch(tmp_path, epochs, some_pruned):
+    """A trial at its last epoch has cost all it will: it completes, with its result kept.
+    (With 4 epochs the same policy does prune: it is not switched off.)"""
+    from sweep import Sweep
+    from sweep.backends import InProcessBackend
+    from tests.sweep_tests import toy_trainers
+
+    result = Sweep(name="s", search_space={"x": {"type": "uniform", "min_value": 0,
+                                                 "max_value": 1}},
+                   trainer=toy_trainers.quadratic, root=tmp_path, backend=InProcessBackend(),
+                   trainer_args={"num_epochs": epochs},
+                   sampling_algorithm={"type": "random", "seed": 4},
+                   early_termination={"type": "asha", "min_resource": 1,
+                                      "reduction_factor": 2},
+                   limits={"max_total_trials": 12, "max_concurrent_trials": 1}).run()
+    pruned = int((result.trials["state"] == "pruned").sum())
+    assert (pruned > 0) is some_pruned
