@@ -10,7 +10,7 @@ measured in the same run.
    Printed: epochs trained in all (every run of every trial) and wall time, beside the same
    sweep never interrupted.
 
-Usage: python benchmarks/failure_cost.py [--skip-nodes] [--epoch-224]
+Usage: python benchmarks/failure_cost.py [--skip-nodes] [--epoch-224] [--epoch-only]
 """
 
 from __future__ import annotations
@@ -160,6 +160,7 @@ def per_epoch(image_size: int, epochs: int) -> dict[str, tuple[float, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-nodes", action="store_true", help="no ray start cluster")
+    parser.add_argument("--epoch-only", action="store_true", help="part 1 only")
     parser.add_argument("--epoch-224", action="store_true",
                         help="also the per-epoch cost at 224 px (an epoch takes minutes)")
     args = parser.parse_args()
@@ -167,12 +168,14 @@ def main() -> None:
     sizes = [64] + ([224] if args.epoch_224 else [])
     print("1. per epoch, ResNet-18 on digits, 1 trial, 2 CPUs (median seconds between reports)")
     for size in sizes:
-        figures = per_epoch(size, 4 if size == 64 else 2)
+        figures = per_epoch(size, 7 if size == 64 else 2)
         off, _ = figures["none"]
         on, mb = figures["latest"]
         print(f"   {size:>3} px: checkpoints off {off:6.2f} s, on {on:6.2f} s "
               f"(+{on - off:.2f} s, {100 * (on - off) / off:+.1f}%), checkpoint {mb:.0f} MB")
 
+    if args.epoch_only:
+        return
     print(f"2. digits sweep, 4 trials x 4 epochs (={EPOCHS_PLANNED}), 2 at a time, 32 px, "
           "interrupted after 10 of its 16 reports")
     rows: list[tuple[str, str, int, float]] = []

@@ -50,6 +50,7 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
             "reason": reason,
             "rerun_as": rerun_as.get(t.number),
             "restarts": int(t.user_attrs.get("restarts", 0)),
+            "coordinator": t.user_attrs.get("coordinator"),
             "start": t.datetime_start,
             "duration_s": duration,
         })

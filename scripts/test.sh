@@ -7,7 +7,7 @@ python3 -m venv .venv
 # Python 3.11's own pip (23.x) crashes resolving azure-ai-ml's OpenTelemetry pins beside
 # MLflow's (InconsistentCandidate); a current pip resolves them in seconds.
 .venv/bin/pip install -q --upgrade 'pip>=25'
-.venv/bin/pip install -q -e '.[dev,azure]'
+.venv/bin/pip install -q -e '.[dev,azure,postgres]'
 
 # The HTML report is checked in a real headless browser: Debian's Chromium.
 if ! command -v chromium >/dev/null 2>&1; then

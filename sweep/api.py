@@ -293,10 +293,20 @@ class Sweep:
             if fresh:
                 self._discard()
             raise
-        Coordinator(self.config, study, space, backend, slots, self.sweep_dir,
-                    entry=self.entry, max_trials=max_trials, extra_trials=extra_trials,
-                    listener=listener).run()
-        return self.finish(self.result(study))
+        from sweep.tracking import artifacts, make_tracker
+
+        tracker = make_tracker(self.config, self.sweep_dir)
+        tracker.start_sweep()
+        best: float | None = None
+        try:
+            Coordinator(self.config, study, space, backend, slots, self.sweep_dir,
+                        entry=self.entry, max_trials=max_trials, extra_trials=extra_trials,
+                        listener=listener, tracker=tracker).run()
+            result = self.finish(self.result(study))
+            best = result.best.value if result.best is not None else None
+            return result
+        finally:
+            tracker.end_sweep(best, artifacts(self.sweep_dir))
 
     def _discard(self) -> None:
         """Removes what a failed start wrote (only our own names: the folder may hold more)."""

@@ -17,6 +17,9 @@ def check_runs_here(config: SweepConfig, entry: str | TrainFn | None = None) -> 
     rules when its file is read). ``entry``: the trainer, when it is a function."""
     if config.compute.startswith("azure:"):
         return
+    from sweep.storage_drivers import check_driver
+
+    check_driver(config.storage)
     res = config.resources
     if res.workers_per_trial > 1 and res.distribution == "horovod":
         raise SweepInputError(

@@ -36,13 +36,16 @@ from sweep.budget import (
     REPLACES,
     RESTARTS,
     planned_total,
+    replaced_numbers,
     started_so_far,
 )
 from sweep.disk import ModelFiles
 from sweep.errors import SweepInterrupted
 from sweep.listener import Listener, LogProgress
 from sweep.pruners import prune_reason
+from sweep.shared_study import COORDINATOR, SharedStudy, beat, quiet_ask, shared
 from sweep.study import batched_writes
+from sweep.tracking import NoTracking
 from sweep.trial_records import TrialRecords
 from sweep.trials import CheckpointFiles, Failed, Finished, Reported, TrainFn, TrialSpec
 
@@ -78,18 +81,21 @@ class Coordinator:
     def __init__(self, config: SweepConfig, study: optuna.Study, space: OptunaSpace,
                  backend: Backend, slots: int, sweep_dir: Path, *, entry: str | TrainFn,
                  max_trials: int | None = None, extra_trials: int = 0,
-                 listener: Listener | None = None) -> None:
-        """``extra_trials``: trials queued beyond the budget (``sweep continue``'s)."""
+                 listener: Listener | None = None, tracker: NoTracking | None = None) -> None:
+        """``extra_trials``: trials queued beyond the budget (``sweep continue``'s);
+        ``tracker``: where trials are logged besides the sweep folder (MLflow)."""
         self.config, self.study, self.space, self.backend = config, study, space, backend
         self.sweep_dir = sweep_dir
         self.entry = entry
         self.listener: Listener = listener or LogProgress()
+        self.tracker = tracker or NoTracking()
         self.metric = config.objective.primary_metric
         self.total = planned_total(config, space, max_trials) + extra_trials
         self.slots = slots
         self.active: dict[int, _Active] = {}
         self.to_continue: list[tuple[int, str]] = []
         """Trials that continue from their checkpoints under their own numbers, and why."""
+        self.shared = SharedStudy(study) if shared(study._storage) else None
         self._commit: Callable[[], None] = lambda: None
         self._committed = 0.0
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -114,6 +120,8 @@ class Coordinator:
         counted = started_so_far(self.study)
         try:
             while True:
+                if self.shared is not None:  # other coordinators spend the budget too
+                    counted = started_so_far(self.study)
                 while len(self.active) < self.slots and time.monotonic() < deadline:
                     if self.to_continue:
                         self._continue(*self.to_continue.pop(0))
@@ -123,7 +131,12 @@ class Coordinator:
                     else:
                         break
                 if not self.active:
-                    break
+                    if self.shared is None or not self.shared.others_running() or \
+                            time.monotonic() >= deadline:
+                        break
+                    time.sleep(0.5)  # another coordinator's trials: wait for their ends
+                if self.shared is not None:
+                    self._claim_stale()
                 for event in self.backend.poll(timeout=0.5):
                     if isinstance(event, Reported):
                         self._on_report(event)
@@ -154,7 +167,16 @@ class Coordinator:
     # -- starting ---------------------------------------------------------------------------
 
     def _launch(self) -> None:
-        trial = self.study.ask(self.space.distributions())
+        trial = quiet_ask(self.study, self.space.distributions())
+        if self.shared is not None:
+            trial.set_user_attr(COORDINATOR, self.shared.me)
+            beat(self.study, [trial._trial_id])
+            if self.shared.over_budget(trial.number, self.total,
+                                       replaced_numbers(self.study.get_trials(deepcopy=False))):
+                trial.set_user_attr(REASON, "not run: other coordinators reached the budget")
+                trial.set_user_attr(REPLACES, trial.number)  # counts for nothing
+                self.study.tell(trial, state=TrialState.FAIL)
+                return
         params = {**self.space.decode(trial.params), **trial.user_attrs.get(OVERRIDES, {})}
         records = TrialRecords(self.sweep_dir, trial.number)
         records.start(params)
@@ -167,6 +189,7 @@ class Coordinator:
         self._commit_now()  # a trial is on disk before it runs
         self._start(trial, records, params, checkpoint, first_epoch)
         self.listener.trial_started(trial.number, params)
+        self.tracker.trial_started(trial.number, params)
 
     def _report_history(self, trial: optuna.Trial, history: list[dict[str, object]],
                         known: dict[int, float]) -> None:
@@ -189,6 +212,7 @@ class Coordinator:
         trial.set_user_attr(RESTARTS, int(frozen.user_attrs.get(RESTARTS, 0)) + 1)
         params = {**self.space.decode(frozen.params), **frozen.user_attrs.get(OVERRIDES, {})}
         active = self._start(trial, records, params, checkpoint, first_epoch)
+        self.tracker.trial_started(number, params)
         value = history[-1].get(self.metric) if history else None
         active.last_value = float(value) if isinstance(value, int | float) else None
         notify = getattr(self.listener, "trial_continued", None)
@@ -221,7 +245,6 @@ class Coordinator:
             # over. Its history and the pruner keep the first report of each epoch.
             self.backend.answer(event.number, False)
             return
-        active.records.report(event.epoch, event.metrics, event.checkpoint)
         active.last_epoch = event.epoch
         value = event.metrics.get(self.metric)
         stop = False
@@ -238,6 +261,11 @@ class Coordinator:
                     active.pruned = prune_reason(self.study.pruner, event.number, event.epoch)
                     stop = True
         self.backend.answer(event.number, stop)
+        # After the answer: the trial trains its next epoch while its checkpoint is written
+        # (the files are in memory already). A crash before the commit costs this epoch's
+        # report, so the trial reruns this one epoch; the trial never waits for the disk.
+        active.records.report(event.epoch, event.metrics, event.checkpoint)
+        self.tracker.trial_reported(event.number, event.epoch, event.metrics)
         self.listener.trial_reported(event.number, event.epoch,
                                      float(value) if isinstance(value, int | float) else None)
 
@@ -254,7 +282,7 @@ class Coordinator:
         if active.pruned:
             trial.set_user_attr(REASON, active.pruned)
             self.study.tell(trial, state=TrialState.PRUNED)
-            self._ended(active.records, trial.number, None)
+            self._ended(active.records, trial.number, None, "PRUNED", active.pruned)
             self.listener.trial_ended(trial.number, "PRUNED", active.last_value, active.pruned)
             return 0
         value = event.result.get(self.metric)
@@ -265,14 +293,16 @@ class Coordinator:
         if not isinstance(value, int | float) or not math.isfinite(value):
             return self._fail(active, f"{self.metric} is {value!r}")
         self.study.tell(trial, float(value))
-        self._ended(active.records, trial.number, float(value))
+        self._ended(active.records, trial.number, float(value), "COMPLETE")
         self.listener.trial_ended(trial.number, "COMPLETE", float(value), "")
         return 0
 
-    def _ended(self, records: TrialRecords, number: int, value: float | None) -> None:
+    def _ended(self, records: TrialRecords, number: int, value: float | None,
+               state: str = "FAIL", reason: str = "") -> None:
         """A trial ended for good: ``keep`` decides what stays of its files."""
         records.ended(keep_checkpoint=True)
         self.model_files.ended(number, value)
+        self.tracker.trial_ended(number, state, value, reason)
 
     def _on_failed(self, event: Failed) -> int:
         active = self.active.pop(event.number, None)
@@ -303,7 +333,7 @@ class Coordinator:
             # interrupted trial is, without spending a retry.
             trial.set_user_attr(REASON, active.records.failed(f"{reason}; runs again"))
             self.study.tell(trial, state=TrialState.FAIL)
-            self._ended(active.records, trial.number, None)
+            self._ended(active.records, trial.number, None, "FAIL", reason)
             self.study.enqueue_trial(trial.params, user_attrs={
                 REPLACES: trial.number, ATTEMPT: attempt, LOSSES: losses + 1})
             self.listener.trial_ended(trial.number, "FAIL", None, f"{reason} (runs again)")
@@ -312,7 +342,7 @@ class Coordinator:
         reason = active.records.failed(reason)
         trial.set_user_attr(REASON, reason)
         self.study.tell(trial, state=TrialState.FAIL)
-        self._ended(active.records, trial.number, None)
+        self._ended(active.records, trial.number, None, "FAIL", reason)
         if retry:
             self.study.enqueue_trial(trial.params, user_attrs={REPLACES: trial.number,
                                                                ATTEMPT: attempt + 1})
@@ -330,7 +360,7 @@ class Coordinator:
         trial = optuna.Trial(self.study, self.study.get_trials(deepcopy=False)[number]._trial_id)
         trial.set_user_attr(REASON, reason)
         self.study.tell(number, state=TrialState.FAIL)
-        self._ended(TrialRecords(self.sweep_dir, number), number, None)
+        self._ended(TrialRecords(self.sweep_dir, number), number, None, "FAIL", reason)
         self.listener.trial_ended(number, "FAIL", None, reason)
 
     def _enforce_timeouts(self, deadline: float) -> int:
@@ -373,9 +403,29 @@ class Coordinator:
         self.active.clear()
         return stopped
 
+    def _claim_stale(self) -> None:
+        """Trials of coordinators that died (shared studies): run again here, once."""
+        assert self.shared is not None
+        for t in self.shared.tick([a.trial._trial_id for a in self.active.values()],
+                                  time.monotonic()):
+            if t.number in self.active:  # our own: this loop stalled past the grace period
+                self.backend.cancel(t.number)
+                self.active.pop(t.number)
+            records = TrialRecords(self.sweep_dir, t.number)
+            attrs = {REPLACES: t.number, ATTEMPT: int(t.user_attrs.get(ATTEMPT, 0))}
+            if records.can_continue():  # its checkpoint is on this coordinator's disk
+                attrs[CONTINUES] = t.number
+            self.study.enqueue_trial(t.params, user_attrs=attrs)
+            logger.info("trial %d: its coordinator (%s) stopped; it runs again here", t.number,
+                        t.user_attrs.get(COORDINATOR, "?"))
+
     def _take_over_interrupted(self) -> None:
         """Trials left RUNNING by a coordinator that died or was stopped: those with a
-        checkpoint continue from it; the others fail and are queued to run again."""
+        checkpoint continue from it; the others fail and are queued to run again. (In a
+        shared study, RUNNING trials may be another live coordinator's: only those whose
+        heartbeat stopped are taken, by ``_claim_stale``.)"""
+        if self.shared is not None:
+            return
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             records = TrialRecords(self.sweep_dir, t.number)
             if records.can_continue():

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -49,7 +51,14 @@ def open_storage(storage: str, sweep_dir: Path) -> BaseStorage:
     # ${VARS} are expanded only here, so a password kept in the environment never lands in
     # sweep.yaml, a log or a report; messages show the URL as written.
     try:
-        return optuna.storages.RDBStorage(expand(storage))
+        # Heartbeats: several coordinators may share the study, and a trial whose
+        # coordinator died is known by its silence (see shared_study).
+        from sweep.shared_study import GRACE_S, HEARTBEAT_S
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(expand(storage), heartbeat_interval=HEARTBEAT_S,
+                                              grace_period=GRACE_S)
     except SearchSpaceError:
         raise
     except Exception as exc:
@@ -165,6 +174,11 @@ def _open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
     _log_like_a_library()
     storage = open_storage(config.storage, sweep_dir)
     done = _trials_so_far(storage, config.name)
+    if config.storage != "default":
+        # Coordinators sharing a database study start together and see the same trials: a
+        # seed of their own keeps a seeded file from proposing the same params in each
+        # (a shared study is not reproducible trial for trial anyway).
+        done += 1 + (os.getpid() * 7919 + time.time_ns()) % 1_000_000_007
     sampler = make_sampler(_continued(config.sampling_algorithm, done), space)
     pruner = make_pruner(config.early_termination)
     if not create:

@@ -1,0 +1,117 @@
+"""A sweep logged to a real MLflow tracking server (``mlflow server``, SQLite backend)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sweep import Sweep
+from sweep.backends import InProcessBackend
+from tests.sweep_tests import toy_trainers
+
+SPACE = {"x": {"type": "uniform", "min_value": 0, "max_value": 1}}
+needs_server = pytest.mark.skipif(shutil.which("mlflow", path=str(Path(sys.executable).parent))
+                                  is None, reason="the full mlflow package (its server) is "
+                                  "not installed (pip install -e '.[dev]')")
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+         "--artifacts-destination", str(folder / "artifacts")],
+        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            break
+        time.sleep(0.3)
+    else:
+        server.kill()
+        raise RuntimeError("mlflow server did not start")
+    try:
+        yield f"http://127.0.0.1:{port}", server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def _sweep(root: Path, **args) -> Sweep:  # type: ignore[no-untyped-def]
+    return Sweep(name="tracked", search_space=SPACE, trainer=toy_trainers.quadratic, root=root,
+                 backend=InProcessBackend(), trainer_args={"num_epochs": 3, **args},
+                 limits={"max_total_trials": 3, "max_concurrent_trials": 1},
+                 early_termination={"type": "none"})
+
+
+@pytest.mark.slow
+@needs_server
+def test_a_sweep_is_a_parent_run_with_a_child_run_per_trial(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    with mlflow_server(tmp_path) as (uri, _):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        result = _sweep(tmp_path / "sweeps").run()
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name("tracked")
+        runs = client.search_runs([experiment.experiment_id])
+        (parent,) = [r for r in runs if r.data.tags.get("sweep.kind") == "sweep"]
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") ==
+                    parent.info.run_id]
+        assert len(children) == 3
+        for child in children:
+            number = int(child.data.tags["sweep.trial"])
+            history = client.get_metric_history(child.info.run_id, "val_acc")
+            assert sorted(m.step for m in history) == [0, 1, 2]
+            assert child.data.tags["sweep.state"] == "complete"
+            assert float(child.data.params["x"]) == result.trials.set_index("number").loc[
+                number, "param_x"]
+            assert child.info.status == "FINISHED"
+        assert parent.data.params["sampling_algorithm"] == "random"
+        best = client.get_run(parent.info.run_id).data.metrics["best_best_val_acc"]
+        assert best == pytest.approx(result.best.value)
+        names = [a.path for a in client.list_artifacts(parent.info.run_id)]
+        assert "report.html" in names
+
+
+@pytest.mark.slow
+@needs_server
+def test_a_tracking_server_that_stops_mid_sweep_costs_one_warning_and_nothing_local(
+        tmp_path, monkeypatch, caplog):
+    with mlflow_server(tmp_path) as (uri, server):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+        class StopServer:
+            def trial_started(self, number, params):  # type: ignore[no-untyped-def]
+                if number == 1:
+                    os.killpg(server.pid, signal.SIGKILL)
+
+            def trial_reported(self, number, epoch, value):  # type: ignore[no-untyped-def]
+                pass
+
+            def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
+                pass
+
+        with caplog.at_level(logging.WARNING, logger="sweep.tracking"):
+            result = _sweep(tmp_path / "sweeps", epoch_s=0.2).run(listener=StopServer())
+    assert list(result.trials["state"]) == ["complete"] * 3
+    warnings = [r for r in caplog.records if r.name == "sweep.tracking"]
+    assert len(warnings) == 1 and "stopped answering" in warnings[0].getMessage()
