@@ -18,6 +18,15 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# Shared studies are tested on a real PostgreSQL server: Debian's, started by the tests.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "note: PostgreSQL's server is not installed; the shared-study tests will be skipped" >&2
+  fi
+fi
+
 # Horovod's last release needs patches to build against torch 2.14: built once, cached.
 bash scripts/build_horovod.sh
 

@@ -45,7 +45,10 @@ def _coordinator(tmp_path: Path, path: Path, root: str) -> subprocess.Popen[str]
 
 
 def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name="shared", storage=url).get_trials(deepcopy=False)
+    try:
+        return optuna.load_study(study_name="shared", storage=url).get_trials(deepcopy=False)
+    except KeyError:  # not created yet
+        return []
 
 
 def test_a_missing_database_driver_is_one_sentence_naming_the_extra(tmp_path):
@@ -69,6 +72,8 @@ def test_two_coordinators_share_20_trials_and_one_killed_is_covered_by_the_other
         second = _coordinator(tmp_path, path, "b")
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
+            for proc in (first, second):
+                assert proc.poll() is None, proc.communicate()
             trials = _trials(url)
             mine = [t for t in trials if t.state == TrialState.COMPLETE]
             owners = {t.user_attrs.get("coordinator") for t in trials}
@@ -94,3 +99,37 @@ def test_two_coordinators_share_20_trials_and_one_killed_is_covered_by_the_other
     for t in lost:
         assert [r.number for r in trials if r.user_attrs.get("replaces") == t.number]
     assert len({t.params["x"] for t in counted}) == 20  # no two coordinators proposed alike
+
+
+@pytest.mark.slow
+@needs_server
+def test_optuna_dashboard_lists_the_shared_study(tmp_path):
+    import json
+    import socket
+    import urllib.request
+
+    with postgres_server() as url:
+        optuna.create_study(study_name="shared", storage=url)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        dashboard = subprocess.Popen(
+            [str(Path(sys.executable).parent / "optuna-dashboard"), url, "--host",
+             "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies",
+                                                timeout=2) as answer:
+                        body = json.loads(answer.read())
+                        studies = body.get("studies", body.get("study_summaries"))
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "optuna-dashboard did not answer"
+                    time.sleep(0.5)
+        finally:
+            os.killpg(dashboard.pid, signal.SIGKILL)
+            dashboard.wait()
+    assert [s["study_name"] for s in studies] == ["shared"]
