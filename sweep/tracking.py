@@ -104,6 +104,9 @@ class MlflowTracker(NoTracking):
     def client(self) -> Any:
         from mlflow.tracking import MlflowClient
 
+        # MLflow prints a "View run … at" line to stdout as each run ends: into the live view
+        # (and a library prints nothing). Unless the user asked for them, they are off.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         if not hasattr(self, "_client"):
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client

@@ -54,12 +54,7 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, ModelInfo]:
         path = path / "model.pt"
     if not path.is_file():
         raise TrainerError(f"no model at {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise TrainerError(f"{path} is not a readable model file: {exc}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise TrainerError(f"{path} is not a model.pt written by this trainer")
+    payload = _load_tagged(path, FORMAT, "model file", "a model.pt written by this trainer")
     info = ModelInfo(
         arch=payload["arch"], classes=list(payload["classes"]),
         image_size=int(payload["image_size"]), data=str(payload["data"]),
@@ -111,12 +106,8 @@ def load_state(folder: str | Path | None, **objects: Any) -> tuple[int, dict[str
     path = Path(folder) / STATE_FILE if folder else None
     if path is None or not path.is_file():
         return 0, {}
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise TrainerError(f"{path} is not a readable training state: {exc}") from None
-    if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
-        raise TrainerError(f"{path} is not a training state written by save_state")
+    payload = _load_tagged(path, STATE_FORMAT, "training state",
+                           "a training state written by save_state")
     for name, obj in objects.items():
         if name not in payload["states"]:
             raise TrainerError(f"{path} has no state for {name!r} "
@@ -124,6 +115,17 @@ def load_state(folder: str | Path | None, **objects: Any) -> tuple[int, dict[str
         obj.load_state_dict(payload["states"][name])
     _set_rng_state(payload["rng"])
     return int(payload["epoch"]) + 1, dict(payload["extra"])
+
+
+def _load_tagged(path: Path, tag: str, kind: str, expected: str) -> dict[str, Any]:
+    """A dict saved by torch, read tensors-only, whose ``format`` is ``tag``."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainerError(f"{path} is not a readable {kind}: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("format") != tag:
+        raise TrainerError(f"{path} is not {expected}")
+    return payload
 
 
 def save_atomically(payload: Any, path: Path) -> None:

@@ -18,6 +18,7 @@ import yaml
 
 from sweep import Sweep
 from sweep.backends import InProcessBackend
+from tests.sweep_tests.ray_start import processes_of
 
 SCRIPTS = Path(__file__).parent / "command_scripts"
 ROOT = Path(__file__).resolve().parents[2]
@@ -370,7 +371,7 @@ def test_the_shipped_example_stopped_by_sigterm_continues_from_its_checkpoint(tm
     while len(read_history(folder)) < 2 and time.monotonic() < deadline:
         assert run.poll() is None, run.communicate()
         time.sleep(0.1)
-    (script,) = [pid for pid in _pids_of("pytorch_train.py") if _alive(pid)]
+    (script,) = [pid for pid in processes_of("pytorch_train.py") if _alive(pid)]
     os.kill(script, 15)
     out, err = run.communicate(timeout=600)
     assert run.returncode == 0, err[-3000:]
@@ -379,15 +380,3 @@ def test_the_shipped_example_stopped_by_sigterm_continues_from_its_checkpoint(tm
     # The script's second run started from its checkpoint (the trainer logs where).
     logs = (folder / "trial.log").read_text() + (folder / "stderr.log").read_text()
     assert "continuing from" in logs or "epoch 3/4" in logs.split("epoch 2/4")[-1]
-
-
-def _pids_of(marker: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids

@@ -7,7 +7,6 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from search_spaces import EarlyTermination
 from sweep.pruners import (
     BanditPruner,
     MedianStoppingPruner,

@@ -63,12 +63,14 @@ def _sweep(root: Path, **args) -> Sweep:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 @needs_server
-def test_a_sweep_is_a_parent_run_with_a_child_run_per_trial(tmp_path, monkeypatch):
+def test_a_sweep_is_a_parent_run_with_a_child_run_per_trial(tmp_path, monkeypatch, capfd):
     from mlflow.tracking import MlflowClient
 
     with mlflow_server(tmp_path) as (uri, _):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
         result = _sweep(tmp_path / "sweeps").run()
+        assert capfd.readouterr().out == ""  # MLflow's "View run" lines stay out
         client = MlflowClient(tracking_uri=uri)
         experiment = client.get_experiment_by_name("tracked")
         runs = client.search_runs([experiment.experiment_id])
