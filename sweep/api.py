@@ -295,7 +295,8 @@ class Sweep:
             raise
         from sweep.tracking import artifacts, make_tracker
 
-        tracker = make_tracker(self.config, self.sweep_dir)
+        tracker = make_tracker(self.config, self.sweep_dir,
+                               own_metrics=self.kind.logs_own_metrics)
         tracker.start_sweep()
         best: float | None = None
         try:

@@ -189,7 +189,6 @@ class Coordinator:
         self._commit_now()  # a trial is on disk before it runs
         self._start(trial, records, params, checkpoint, first_epoch)
         self.listener.trial_started(trial.number, params)
-        self.tracker.trial_started(trial.number, params)
 
     def _report_history(self, trial: optuna.Trial, history: list[dict[str, object]],
                         known: dict[int, float]) -> None:
@@ -212,7 +211,6 @@ class Coordinator:
         trial.set_user_attr(RESTARTS, int(frozen.user_attrs.get(RESTARTS, 0)) + 1)
         params = {**self.space.decode(frozen.params), **frozen.user_attrs.get(OVERRIDES, {})}
         active = self._start(trial, records, params, checkpoint, first_epoch)
-        self.tracker.trial_started(number, params)
         value = history[-1].get(self.metric) if history else None
         active.last_value = float(value) if isinstance(value, int | float) else None
         notify = getattr(self.listener, "trial_continued", None)
@@ -225,6 +223,8 @@ class Coordinator:
         where = records.folder.resolve()
         call_params = {**self.config.trainer.args, "output_dir": str(where / layout.OUTPUTS),
                        **params}
+        # A command trial's script logs into its run on the tracking server itself.
+        call_params.update(self.tracker.trial_started(trial.number, params))
         self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(where),
                                      checkpoint, first_epoch,
                                      checkpoints=self.config.keep.checkpoints != "none"))

@@ -30,44 +30,65 @@ RUN_FILE = "mlflow-run.txt"
 _STATES = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
 
+RUN_PARAMS = ("sweep.mlflow_uri", "sweep.mlflow_run")
+"""What a trial that logs its own metrics (a command trial) finds in its params: the server
+and the run to log into (see CommandTrainer)."""
+
+
 class NoTracking:
     """What a sweep tells a tracker, when there is none."""
 
     def start_sweep(self) -> None: ...
-    def trial_started(self, number: int, params: Mapping[str, Any]) -> None: ...
+
+    def trial_started(self, number: int, params: Mapping[str, Any]) -> dict[str, str]:
+        """Returns what the trial needs to log to its own run (nothing, here)."""
+        return {}
+
     def trial_reported(self, number: int, epoch: int, metrics: Mapping[str, Any]) -> None: ...
     def trial_ended(self, number: int, state: str, value: float | None, reason: str) -> None: ...
     def end_sweep(self, best: float | None, files: list[Path]) -> None: ...
 
 
-def make_tracker(config: SweepConfig, sweep_dir: Path) -> NoTracking:
+def make_tracker(config: SweepConfig, sweep_dir: Path, *,
+                 own_metrics: bool = False) -> NoTracking:
+    """``own_metrics``: trials log their metrics themselves (command trials, with MLflow)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         return NoTracking()
     experiment = str((config.azure_job or {}).get("experiment_name") or config.name)
-    return MlflowTracker(uri, experiment, config, sweep_dir)
+    return MlflowTracker(uri, experiment, config, sweep_dir, own_metrics=own_metrics)
 
 
 class MlflowTracker(NoTracking):
     def __init__(self, uri: str, experiment: str, config: SweepConfig,
-                 sweep_dir: Path) -> None:
+                 sweep_dir: Path, *, own_metrics: bool = False) -> None:
         self.uri, self.experiment, self.config, self.sweep_dir = uri, experiment, config, sweep_dir
+        self.own_metrics = own_metrics
         self._calls: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._runs: dict[int, str] = {}
         self._parent = ""
         self._broken = False
+        self._lock = threading.Lock()  # the caller's thread and the worker, one call at a time
         self._thread = threading.Thread(target=self._work, name="mlflow-tracking", daemon=True)
         self._thread.start()
 
     # -- what the sweep says ------------------------------------------------------------------
 
     def start_sweep(self) -> None:
-        self._call(self._start_sweep)
+        # At once, not queued: a command trial's run needs its parent's id when it starts.
+        self._guarded(self._start_sweep)
 
-    def trial_started(self, number: int, params: Mapping[str, Any]) -> None:
-        self._call(lambda: self._trial_started(number, dict(params)))
+    def trial_started(self, number: int, params: Mapping[str, Any]) -> dict[str, str]:
+        if not self.own_metrics:
+            self._call(lambda: self._trial_started(number, dict(params)))
+            return {}
+        self._guarded(lambda: self._trial_started(number, dict(params)))
+        run = self._runs.get(number)
+        return dict(zip(RUN_PARAMS, (self.uri, run), strict=True)) if run else {}
 
     def trial_reported(self, number: int, epoch: int, metrics: Mapping[str, Any]) -> None:
+        if self.own_metrics:
+            return  # the script logged them into its run already
         stamp = int(time.time() * 1000)
         values = {k: float(v) for k, v in metrics.items()
                   if isinstance(v, int | float) and not isinstance(v, bool)}
@@ -89,8 +110,12 @@ class MlflowTracker(NoTracking):
 
     def _work(self) -> None:
         while (fn := self._calls.get()) is not None:
-            if self._broken:
-                continue
+            self._guarded(fn)
+
+    def _guarded(self, fn: Callable[[], None]) -> None:
+        if self._broken:
+            return
+        with self._lock:
             try:
                 fn()
             except Exception as exc:  # the server, the network, a refused value

@@ -63,6 +63,9 @@ class TrialKind(ABC):
     own_outputs = False
     """Whether a trial's outputs are the user's own, registered as they are when they hold
     no model of the built-in trainer."""
+    logs_own_metrics = False
+    """Whether a trial logs its metrics to MLflow itself (into its run on the user's tracking
+    server, when there is one) rather than the sweep logging its reports."""
 
 
 class FunctionTrials(TrialKind):
@@ -106,6 +109,7 @@ class FunctionTrials(TrialKind):
 
 class CommandTrials(TrialKind):
     own_outputs = True
+    logs_own_metrics = True
     def check_runs_here(self, config: SweepConfig, entry: str | TrainFn) -> None:
         from sweep.command_sweep import check_command
 

@@ -20,22 +20,31 @@ _FILE_STORE = {"MLFLOW_ALLOW_FILE_STORE": "true"}
 
 @dataclass
 class MlflowRun:
-    """One run in ``store`` (a folder); ``new_values`` returns what was logged since last."""
+    """One run in ``store`` (a folder), or on the user's tracking server (``server``, when the
+    sweep is tracked there); ``new_values`` returns what was logged since last."""
 
     store: Path
     run_id: str = ""
     experiment_id: str = ""
+    server: str = ""
     _seen: dict[str, int] = field(default_factory=dict)
 
     @property
     def uri(self) -> str:
-        return self.store.resolve().as_uri()
+        return self.server or self.store.resolve().as_uri()
 
     def client(self) -> Any:
-        os.environ.update(_FILE_STORE)
+        if not self.server:
+            os.environ.update(_FILE_STORE)
         from mlflow.tracking import MlflowClient
 
         return MlflowClient(tracking_uri=self.uri)
+
+    def attach(self) -> MlflowRun:
+        """Uses the existing ``run_id`` on ``server`` (made by the sweep's tracker)."""
+        self._client = self.client()
+        self.experiment_id = self._client.get_run(self.run_id).info.experiment_id
+        return self
 
     def create(self, name: str) -> MlflowRun:
         client = self.client()
@@ -49,8 +58,8 @@ class MlflowRun:
 
     def env(self) -> dict[str, str]:
         """What the script's process needs to log to this run."""
-        return {**_FILE_STORE, "MLFLOW_TRACKING_URI": self.uri, "MLFLOW_RUN_ID": self.run_id,
-                "MLFLOW_EXPERIMENT_ID": self.experiment_id}
+        return {**({} if self.server else _FILE_STORE), "MLFLOW_TRACKING_URI": self.uri,
+                "MLFLOW_RUN_ID": self.run_id, "MLFLOW_EXPERIMENT_ID": self.experiment_id}
 
     def new_values(self, metric: str) -> list[float]:
         """Values of ``metric`` logged since the last call, in the order they were logged."""

@@ -26,6 +26,7 @@ from sweep.command_trial.mlflow_run import MlflowRun
 from sweep.command_trial.processes import GRACE_S, ProcessGroup
 from sweep.command_trial.substitute import expand_command
 from sweep.errors import TrialFailed, TrialLost
+from sweep.tracking import RUN_PARAMS
 
 POLL_S = 0.1
 """How often the MLflow run is read; most of the delay between a log and its decision."""
@@ -64,6 +65,7 @@ class CommandTrainer:
 
     def __call__(self, params: dict[str, Any], report: Report) -> dict[str, Any]:
         checkpoint_dir = params.pop("checkpoint_dir", None)
+        server, run_id = (params.pop(key, None) for key in RUN_PARAMS)
         out_dir = Path(params.pop("output_dir")).resolve()
         trial_dir = out_dir.parent
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +78,10 @@ class CommandTrainer:
         except KeyError as exc:
             raise TrialFailed(f"trial.command: {exc.args[0]} has no value") from None
         cwd = self._workdir(trial_dir, out_dir)
-        run = MlflowRun(trial_dir / "mlruns").create(trial_dir.name)
+        if server and run_id:  # the sweep is tracked: log into the trial's run there
+            run = MlflowRun(trial_dir / "mlruns", run_id=run_id, server=server).attach()
+        else:
+            run = MlflowRun(trial_dir / "mlruns").create(trial_dir.name)
         env = self._env(params, run, out_dir)
         if checkpoint_dir:
             env["SWEEP_CHECKPOINT_DIR"] = str(checkpoint_dir)

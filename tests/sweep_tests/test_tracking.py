@@ -117,3 +117,38 @@ def test_a_tracking_server_that_stops_mid_sweep_costs_one_warning_and_nothing_lo
     assert list(result.trials["state"]) == ["complete"] * 3
     warnings = [r for r in caplog.records if r.name == "sweep.tracking"]
     assert len(warnings) == 1 and "stopped answering" in warnings[0].getMessage()
+
+
+@pytest.mark.slow
+@needs_server
+def test_a_command_trials_script_logs_straight_into_its_child_run(tmp_path, monkeypatch):
+    """The script's own mlflow.log_metric calls land in the trial's child run on the user's
+    server, and the pruner reads the primary metric from there."""
+    from mlflow.tracking import MlflowClient
+
+    from sweep.layout import read_history, trial_dir
+    from tests.sweep_tests.test_command_trials import _job
+
+    path = _job(tmp_path, "python curve.py --quality ${{search_space.quality}} --epochs 3",
+                experiment_name="scripts")
+    with mlflow_server(tmp_path) as (uri, _):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        result = Sweep.from_yaml(path, overrides=["compute=local"], root=tmp_path / "sweeps",
+                                 backend=InProcessBackend()).run()
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name("scripts")
+        runs = client.search_runs([experiment.experiment_id])
+        (parent,) = [r for r in runs if r.data.tags.get("sweep.kind") == "sweep"]
+        children = {int(r.data.tags["sweep.trial"]): r for r in runs
+                    if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+        assert sorted(children) == [0, 1]
+        for number, child in children.items():
+            logged = client.get_metric_history(child.info.run_id, "acc")
+            assert sorted(m.step for m in logged) == [0, 1, 2]  # the script's own logs
+            reports = [r["acc"] for r in read_history(trial_dir(tmp_path / "sweeps" / "job",
+                                                                number))]
+            # The pruner's reports, read from the server: the same values.
+            assert reports == [m.value for m in sorted(logged, key=lambda m: m.step)]
+            assert child.data.tags["sweep.state"] == "complete"
+    assert not list((tmp_path / "sweeps" / "job" / "trials").glob("*/mlruns/*/*/metrics"))
+    assert result.best is not None
