@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -45,9 +47,10 @@ class Comparison:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def sweep_data(name: str, sweep_dir: Path, trials: pd.DataFrame, metric: str,
-               goal: str) -> SweepData:
-    """A sweep as the report needs it: its trials frame and its folder (for the learning
-    curves); plain values, so reports never depends on how a sweep ran."""
+def sweep_data(name: str, sweep_dir: Path, trials: pd.DataFrame, metric: str, goal: str,
+               histories: Iterable[tuple[int, list[dict[str, Any]]]]) -> SweepData:
+    """A sweep as the report needs it: its trials frame and every trial's reports (for the
+    learning curves); plain values, so reports never depends on how a sweep ran or where
+    it keeps them."""
     return SweepData(name=name, metric=metric, goal=goal, trials=trials,
-                     curves=curves_frame(sweep_dir), sweep_dir=sweep_dir)
+                     curves=curves_frame(histories), sweep_dir=sweep_dir)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import optuna
@@ -70,15 +69,39 @@ def epochs_saved(trials: pd.DataFrame) -> tuple[int, int]:
     return int(saved), int(frame["epochs_asked"].sum())
 
 
+def pruning_saving(trials: pd.DataFrame) -> str:
+    """What pruning saved, in words that are true when trials do not say how many epochs
+    they asked for (a command trial's script decides): then the pruned trials' epochs, and
+    the saving against the completed trials' length, marked as an estimate."""
+    saved, asked = epochs_saved(trials)
+    if asked:
+        return f"pruning saved {saved} of {asked} epochs asked ({saved / asked:.0%})"
+    if trials.empty:
+        return "nothing was pruned"
+    pruned = trials[trials["state"] == "pruned"]
+    if pruned.empty:
+        return "nothing was pruned"
+    ran = int(pruned["epochs_run"].sum())
+    complete = trials[trials["state"] == "complete"]["epochs_run"]
+    if complete.empty:
+        return f"{len(pruned)} pruned trials ran {ran} epochs"
+    length = float(complete.mean())
+    estimate = max(round(len(pruned) * length - ran), 0)
+    return (f"{len(pruned)} pruned trials ran {ran} epochs; against the completed trials' "
+            f"{length:.3g} epochs each, pruning saved about {estimate} (an estimate)")
+
+
 def _last(trial: optuna.trial.FrozenTrial) -> float | None:
     values = trial.intermediate_values
     return values[max(values)] if values else None
 
 
-def curves_frame(sweep_dir: Path) -> pd.DataFrame:
-    """Every trial's per-epoch metrics, long format: trial, epoch, and one column per metric."""
-    from sweep.layout import histories
+def curves_frame(histories: Iterable[tuple[int, list[dict[str, Any]]]]) -> pd.DataFrame:
+    """Every trial's per-epoch metrics, long format: trial, epoch, and one column per metric.
 
-    rows = [{"trial": number, **report} for number, history in histories(sweep_dir)
+    ``histories``: each trial's number and reports, as ``sweep.layout.histories(sweep_dir)``
+    reads them (the caller reads the sweep's folder; reports only shape data).
+    """
+    rows = [{"trial": number, **report} for number, history in histories
             for report in history]
     return pd.DataFrame(rows)

@@ -19,7 +19,7 @@ from plotly.offline import get_plotlyjs
 
 from reports import plots
 from reports.compare import Comparison, SweepData
-from reports.frames import epochs_saved
+from reports.frames import pruning_saving
 from reports.terminal import ranked
 
 _STYLE = """
@@ -93,7 +93,6 @@ def _summary(data: SweepData) -> str:
     counts = data.trials["state"].value_counts().to_dict()
     done = ranked(data)
     done = done[done["state"] == "complete"]
-    saved, asked = epochs_saved(data.trials)
     parts = [f"<b>{_text(data.name)}</b>: {_text(data.goal)} {_text(data.metric)}; "
              + ", ".join(f"{n} {_text(s)}" for s, n in sorted(counts.items()))]
     if not done.empty:
@@ -101,8 +100,8 @@ def _summary(data: SweepData) -> str:
         params = ", ".join(f"{_text(p)} = {_text(best[f'param_{p}'])}" for p in data.params)
         parts.append(f"Best: trial {_text(best['number'])} with {_text(data.metric)} "
                      f"<b>{_text(best['value'])}</b> ({params})")
-    if asked:
-        parts.append(f"Pruning saved {saved} of {asked} epochs asked ({saved / asked:.0%}).")
+    saving = pruning_saving(data.trials)
+    parts.append(_text(saving[:1].upper() + saving[1:] + "."))
     return '<div class="summary">' + "<br>".join(parts) + "</div>"
 
 

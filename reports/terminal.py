@@ -10,7 +10,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from reports.compare import Comparison, SweepData
-from reports.frames import epochs_saved
+from reports.frames import pruning_saving
 from reports.table import format_table
 
 WIDTH = 100
@@ -79,9 +79,7 @@ def render(data: SweepData, colour: bool = False) -> str:
     else:
         lines.append("best: no trial completed")
     lines.append("trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    saved, asked = epochs_saved(data.trials)
-    if asked:
-        lines.append(f"pruning saved {saved} of {asked} epochs asked ({saved / asked:.0%})")
+    lines.append(pruning_saving(data.trials))
     return "\n".join(lines)
 
 

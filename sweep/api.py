@@ -421,7 +421,7 @@ def report_data(config: SweepConfig, result: SweepResult) -> SweepData:
                               f"ML studio (job {result.job}), not in a local study")
     objective = config.objective
     return sweep_data(result.name, result.sweep_dir, result.trials, objective.primary_metric,
-                      objective.goal)
+                      objective.goal, layout.histories(result.sweep_dir))
 
 
 def _with_limits(config: SweepConfig, max_trials: int | None,

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from reports.frames import epochs_saved
+from reports.frames import pruning_saving
 from sweep.result import SweepResult
 
 
@@ -20,7 +20,11 @@ def _fmt(value: Any) -> str:
 class ProgressView:
     """Prints trial starts, epochs, prunes, completions and failures as they happen."""
 
-    def __init__(self, metric: str, goal: str, out: TextIO | None = None) -> None:
+    def __init__(self, metric: str, goal: str, out: TextIO | None = None,
+                 planned: int | None = None) -> None:
+        """``planned``: the epochs every trial runs when the file says so outside the
+        search space (a job file's ``num_epochs`` input)."""
+        self.planned = planned
         self.metric, self.maximize = metric, goal == "maximize"
         self.out = out or sys.stdout
         self.best: tuple[int, float] | None = None
@@ -32,7 +36,7 @@ class ProgressView:
         print(f"[{elapsed:6.0f}s] {text}", file=self.out, flush=True)
 
     def trial_started(self, number: int, params: Mapping[str, Any]) -> None:
-        self.epochs[number] = params.get("num_epochs", "?")
+        self.epochs[number] = params.get("num_epochs", self.planned or "?")
         shown = "  ".join(f"{k}={_fmt(v)}" for k, v in params.items())
         self._print(f"trial {number:<3} started    {shown}")
 
@@ -41,7 +45,9 @@ class ProgressView:
 
     def trial_reported(self, number: int, epoch: int, value: float | None) -> None:
         shown = f"{self.metric} {_fmt(value)}" if value is not None else ""
-        self._print(f"trial {number:<3} epoch {epoch + 1}/{self.epochs.get(number, '?')}  {shown}")
+        planned = self.epochs.get(number, "?")
+        of = f"/{planned}" if planned != "?" else ""  # a command trial's script decides
+        self._print(f"trial {number:<3} epoch {epoch + 1}{of}  {shown}")
 
     def trial_ended(self, number: int, state: str, value: float | None, reason: str) -> None:
         if state == "COMPLETE" and value is not None:
@@ -69,11 +75,9 @@ def summary(result: SweepResult, metric: str) -> str:
             lines.append(f"  model: {best.model_path}")
     else:
         lines.append("no trial completed")
-    saved, asked = epochs_saved(result.trials)
     lines.append(
         f"trials: {counts.get('complete', 0)} complete, {counts.get('pruned', 0)} pruned, "
-        f"{counts.get('failed', 0)} failed; pruning saved {saved} of {asked} "
-        f"epochs asked"
+        f"{counts.get('failed', 0)} failed; {pruning_saving(result.trials)}"
     )
     lines.append(f"files: {result.sweep_dir}" + (
         f" (report and best model written in {result.finish_s:.1f} s)"

@@ -215,3 +215,28 @@ def _dump_dom(browser: str, path: Path, tmp_path: Path) -> tuple[str, str]:
                          timeout=180)
     assert dom.returncode == 0, dom.stderr[-2000:]
     return dom.stdout, dom.stderr
+
+
+def test_what_pruning_saved_is_true_when_trials_do_not_say_what_they_asked():
+    import pandas as pd
+
+    from reports.frames import pruning_saving
+
+    unknown = pd.DataFrame({"state": ["complete", "complete", "pruned", "pruned"],
+                            "epochs_run": [4, 4, 1, 2], "epochs_asked": [None] * 4})
+    assert pruning_saving(unknown) == ("2 pruned trials ran 3 epochs; against the completed "
+                                       "trials' 4 epochs each, pruning saved about 5 (an "
+                                       "estimate)")
+    known = unknown.assign(epochs_asked=[4, 4, 4, 4])
+    assert pruning_saving(known) == "pruning saved 5 of 16 epochs asked (31%)"
+    assert pruning_saving(unknown[unknown.state == "complete"]) == "nothing was pruned"
+
+
+def test_the_live_view_shows_a_job_files_planned_epochs():
+    from search_spaces import example_path, read_sweep_file
+    from sweep.cli.run_cmd import planned_epochs
+
+    job = read_sweep_file(example_path("digits").parent / "azure_job" / "job.yml")
+    assert planned_epochs(job) == 4  # its inputs.num_epochs
+    digits = read_sweep_file(example_path("digits"))
+    assert planned_epochs(digits) is None  # num_epochs is in its search space

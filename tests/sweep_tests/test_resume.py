@@ -51,8 +51,8 @@ def _wait_for(root: Path, ready, timeout: float = 180) -> None:  # type: ignore[
     raise AssertionError("the sweep did not get there in time")
 
 
-def _start(tmp_path: Path) -> subprocess.Popen[str]:
-    (tmp_path / "space.yaml").write_text(SPACE)
+def _start(tmp_path: Path, space: str = SPACE) -> subprocess.Popen[str]:
+    (tmp_path / "space.yaml").write_text(space)
     return subprocess.Popen(
         [sys.executable, "-m", "sweep.cli", "run", str(tmp_path / "space.yaml"), "--root",
          str(tmp_path / "sweeps")],
@@ -165,19 +165,22 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
 @pytest.mark.slow
 def test_two_coordinators_raced_on_one_sweep_the_second_is_refused(tmp_path):
     root = tmp_path / "sweeps"
-    first = _start(tmp_path)
-    second = _start(tmp_path)  # the same file at the same moment
+    # 6 trials of 4 two-second epochs, 2 at a time: the winner runs for 24 s or more, far
+    # longer than the resume below takes, so the resume always meets it running.
+    long = SPACE.replace("args: {num_epochs: 4}", "args: {num_epochs: 4, epoch_s: 2.0}")
+    first = _start(tmp_path, long)
+    second = _start(tmp_path, long)  # the same file at the same moment
     _wait_for(root, lambda ts: any(t.state == TrialState.RUNNING for t in ts))
     during = _resume(tmp_path)  # and a resume while the winner runs
     still_running = first.poll() is None or second.poll() is None
+    assert still_running  # else this test would check nothing about the resume
     out = [p.communicate(timeout=300) for p in (first, second)]
     codes = [first.returncode, second.returncode]
     assert sorted(codes) == [0, 2], out
     loser = out[codes.index(2)][1]
     assert "already running" in loser or "already exists" in loser, loser
     assert "Traceback" not in loser
-    if still_running:
-        assert during.returncode == 2 and "already running (coordinator pid" in during.stderr
+    assert during.returncode == 2 and "already running (coordinator pid" in during.stderr
     trials = _study(root).get_trials(deepcopy=False)
     assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
     assert len({t.params["x"] for t in trials}) == 6  # nothing ran twice

@@ -66,8 +66,8 @@ def nan_metric(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
 
 
 def slow(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
-    """For the kill -9 test: each epoch takes a while."""
-    return quadratic({**params, "epoch_s": 0.5}, report)
+    """For the kill -9 test: each epoch takes a while (0.5 s unless ``epoch_s`` says)."""
+    return quadratic({**params, "epoch_s": params.get("epoch_s", 0.5)}, report)
 
 
 # A payload that marks the page when it runs: the report tests look for the mark.
