@@ -41,7 +41,8 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
             reason = f"continues trial {t.user_attrs['continues']}"
         rows.append({
             "number": t.number,
-            "state": STATE_NAMES.get(t.state, t.state.name.lower()),
+            "state": "paused" if t.state == TrialState.RUNNING and t.user_attrs.get("paused_at")
+            else STATE_NAMES.get(t.state, t.state.name.lower()),
             "value": t.value if t.state == TrialState.COMPLETE else _last(t),
             **{f"param_{k}": v for k, v in params.items()},
             "epochs_run": t.user_attrs.get("epochs", len(t.intermediate_values)),

@@ -119,17 +119,33 @@ class Percentile(Median):
 
 @dataclass(frozen=True)
 class Asha(Policy):
-    """Optuna's SuccessiveHalvingPruner."""
+    """Optuna's SuccessiveHalvingPruner (``mode: stopping``), or promotion-based ASHA
+    (``mode: promotion``): a trial pauses at each rung and continues from its checkpoint
+    only when it ranks in the top 1/reduction_factor of the trials that reached that rung."""
 
     min_resource: int = 1
     reduction_factor: int = 3
     min_early_stopping_rate: int = 0
+    mode: str = "stopping"
+    max_resource: int | None = None
+    """Promotion: the epochs a trial trains at most (default: its ``num_epochs``)."""
     type: ClassVar[str] = "asha"
 
     def __post_init__(self) -> None:
         _at_least(self, "min_resource", 1)
         _at_least(self, "reduction_factor", 2)
         _at_least(self, "min_early_stopping_rate", 0)
+        _at_least(self, "max_resource", 1)
+        if self.mode not in ("stopping", "promotion"):
+            raise SearchSpaceError(f"{_PATH}.mode",
+                                   f"expected stopping or promotion, got {self.mode!r}")
+
+    def options(self) -> dict[str, Any]:
+        # The default mode is not spelled out: files and Azure's form stay as they were.
+        found = super().options()
+        if found.get("mode") == "stopping":
+            del found["mode"]
+        return found
 
 
 @dataclass(frozen=True)
@@ -166,5 +182,5 @@ def field_kinds(cls: type[Policy]) -> dict[str, str]:
     for f in dataclasses.fields(cls):
         hint = str(f.type)
         kinds[f.name] = "bool" if hint.startswith("bool") else \
-            "int" if hint.startswith("int") else "number"
+            "int" if hint.startswith("int") else "str" if hint.startswith("str") else "number"
     return kinds

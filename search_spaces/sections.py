@@ -117,7 +117,8 @@ def _early_termination(value: Any) -> EarlyTermination:
         if d.get(key) is None:
             continue
         given[key] = (c.integer(d, key, path) if of == "int" else
-                      c.boolean(d, key, path, False) if of == "bool" else c.number(d, key, path))
+                      c.boolean(d, key, path, False) if of == "bool" else
+                      c.string(d, key, path) if of == "str" else c.number(d, key, path))
     return EarlyTermination(kind, cls(**given).options())
 
 

@@ -20,6 +20,13 @@ def check_runs_here(config: SweepConfig, entry: str | TrainFn | None = None) -> 
     from sweep.storage_drivers import check_driver
 
     check_driver(config.storage)
+    if config.early_termination.options.get("mode") == "promotion" and \
+            config.keep.checkpoints == "none":
+        raise SweepInputError(
+            "early_termination.mode: promotion pauses trials and continues them from their "
+            "checkpoints, and keep.checkpoints: none gives trainers no checkpoint folder; "
+            "drop keep.checkpoints (the built-in trainer checkpoints every epoch; a trainer of "
+            "your own saves its state to params['checkpoint_dir'])")
     res = config.resources
     if res.workers_per_trial > 1 and res.distribution == "horovod":
         raise SweepInputError(

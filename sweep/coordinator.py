@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from search_spaces import SweepConfig, clip_message
 from search_spaces.optuna_form import OptunaSpace
+from search_spaces.policies import Asha
 from sweep import layout
 from sweep.backends.base import Backend
 from sweep.budget import (
@@ -42,6 +43,7 @@ from sweep.budget import (
 from sweep.disk import ModelFiles
 from sweep.errors import SweepInterrupted
 from sweep.listener import Listener, LogProgress
+from sweep.promotion import PAUSED, PROMOTED, Promotion, promoted_from, still_paused
 from sweep.pruners import prune_reason
 from sweep.shared_study import COORDINATOR, SharedStudy, beat, quiet_ask, shared
 from sweep.study import batched_writes
@@ -53,6 +55,9 @@ logger = logging.getLogger(__name__)
 
 # The journal's records of ended trials wait at most this long in memory (see journal.py).
 COMMIT_EVERY_S = 0.25
+NO_CHECKPOINT = ("early_termination.mode: promotion pauses a trial at each rung and continues "
+                 "it from its checkpoint, and this trainer wrote none: save its state to "
+                 "params['checkpoint_dir'] each epoch (README, Checkpoints)")
 # A trial whose worker, node or coordinator is lost this often is failed: a trainer that
 # takes its process down (out of memory) must not loop for ever.
 MAX_LOSSES = 3
@@ -69,6 +74,9 @@ class _Active:
     last_value: float | None = None
     pruned: str | None = None
     failure: str | None = None
+    paused: int | None = None
+    """Promotion ASHA: the rung (epochs trained) it was told to wait at."""
+    promoted: tuple[int, ...] = ()
 
     @property
     def epochs(self) -> int:
@@ -96,6 +104,9 @@ class Coordinator:
         self.to_continue: list[tuple[int, str]] = []
         """Trials that continue from their checkpoints under their own numbers, and why."""
         self.shared = SharedStudy(study) if shared(study._storage) else None
+        policy = config.early_termination.policy
+        self.promotion = Promotion(policy, config.direction == "maximize") \
+            if isinstance(policy, Asha) and policy.mode == "promotion" else None
         self._commit: Callable[[], None] = lambda: None
         self._committed = 0.0
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -125,6 +136,8 @@ class Coordinator:
                 while len(self.active) < self.slots and time.monotonic() < deadline:
                     if self.to_continue:
                         self._continue(*self.to_continue.pop(0))
+                    elif self._promote():
+                        continue
                     elif counted < self.total:
                         self._launch()
                         counted += 1
@@ -159,6 +172,7 @@ class Coordinator:
         for number, _ in self.to_continue:  # the sweep's timeout came first
             self._give_up(number, f"stopped: the sweep's timeout "
                                   f"({self.config.limits.timeout:g} s) passed")
+        self._prune_the_paused()
 
     def _commit_now(self) -> None:
         self._commit()
@@ -211,6 +225,7 @@ class Coordinator:
         trial.set_user_attr(RESTARTS, int(frozen.user_attrs.get(RESTARTS, 0)) + 1)
         params = {**self.space.decode(frozen.params), **frozen.user_attrs.get(OVERRIDES, {})}
         active = self._start(trial, records, params, checkpoint, first_epoch)
+        active.promoted = tuple(promoted_from(self.study.get_trials(deepcopy=False)[number]))
         value = history[-1].get(self.metric) if history else None
         active.last_value = float(value) if isinstance(value, int | float) else None
         notify = getattr(self.listener, "trial_continued", None)
@@ -260,6 +275,10 @@ class Coordinator:
                 if not last and active.trial.should_prune():
                     active.pruned = prune_reason(self.study.pruner, event.number, event.epoch)
                     stop = True
+                elif self.promotion is not None and self.promotion.pauses_at(
+                        event.epoch + 1, active.planned, active.promoted):
+                    active.paused = event.epoch + 1
+                    stop = True
         self.backend.answer(event.number, stop)
         # After the answer: the trial trains its next epoch while its checkpoint is written
         # (the files are in memory already). A crash before the commit costs this epoch's
@@ -279,6 +298,8 @@ class Coordinator:
         trial.set_user_attr(EPOCHS, active.epochs)
         if active.failure:
             return self._fail(active, active.failure)
+        if active.paused is not None:
+            return self._pause(active)
         if active.pruned:
             trial.set_user_attr(REASON, active.pruned)
             self.study.tell(trial, state=TrialState.PRUNED)
@@ -296,6 +317,44 @@ class Coordinator:
         self._ended(active.records, trial.number, float(value), "COMPLETE")
         self.listener.trial_ended(trial.number, "COMPLETE", float(value), "")
         return 0
+
+    def _pause(self, active: _Active) -> int:
+        """Promotion ASHA: the trial waits at its rung, RUNNING in the study, its checkpoint
+        kept, until it is promoted or the sweep ends."""
+        if not active.records.can_continue():
+            return self._fail(active, NO_CHECKPOINT)
+        active.trial.set_user_attr(PAUSED, active.paused)
+        logger.info("trial %d paused at %s epochs (a rung)", active.trial.number, active.paused)
+        return 0
+
+    def _promote(self) -> bool:
+        """Continues the trial promotion ASHA picks, if any (promotions come first)."""
+        if self.promotion is None:
+            return False
+        trials = self.study.get_trials(deepcopy=False)
+        picked = self.promotion.pick([t for t in trials if t.number not in self.active])
+        if picked is None:
+            return False
+        number, rung = picked
+        trial = optuna.Trial(self.study, trials[number]._trial_id)
+        trial.set_user_attr(PAUSED, 0)
+        trial.set_user_attr(PROMOTED, [*promoted_from(trials[number]), rung])
+        self._continue(number, f"promoted from the rung at {rung} epochs")
+        return True
+
+    def _prune_the_paused(self) -> None:
+        """Nothing can run any more: trials still paused stop where they are."""
+        if self.promotion is None or self.active:
+            return
+        for t, rung, reason in still_paused(self.study.get_trials(deepcopy=False),
+                                            self.promotion.policy.reduction_factor):
+            trial = optuna.Trial(self.study, t._trial_id)
+            trial.set_user_attr(REASON, reason)
+            trial.set_user_attr(EPOCHS, rung)
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self._ended(TrialRecords(self.sweep_dir, t.number), t.number, None, "PRUNED",
+                        reason)
+            self.listener.trial_ended(t.number, "PRUNED", None, reason)
 
     def _ended(self, records: TrialRecords, number: int, value: float | None,
                state: str = "FAIL", reason: str = "") -> None:
@@ -427,6 +486,8 @@ class Coordinator:
         if self.shared is not None:
             return
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get(PAUSED):
+                continue  # waiting at a rung (promotion ASHA), not interrupted
             records = TrialRecords(self.sweep_dir, t.number)
             if records.can_continue():
                 self.to_continue.append((t.number, "the sweep was interrupted"))

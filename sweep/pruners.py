@@ -181,7 +181,11 @@ class EpochsTrained(BasePruner):
 
 
 def _asha(p: Asha) -> BasePruner:
-    return EpochsTrained(optuna.pruners.SuccessiveHalvingPruner(**p.options()))
+    if p.mode == "promotion":
+        return optuna.pruners.NopPruner()  # the promotion scheduler decides (promotion.py)
+    return EpochsTrained(optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=p.min_resource, reduction_factor=p.reduction_factor,
+        min_early_stopping_rate=p.min_early_stopping_rate))
 
 
 def _hyperband(p: Hyperband) -> BasePruner:

@@ -1,0 +1,88 @@
+"""Promotion-based ASHA (``early_termination: {type: asha, mode: promotion}``).
+
+A trial pauses when it has trained a rung's epochs (``min_resource * reduction_factor**k``,
+counted from 1, below its last epoch) and frees its worker. When a worker is free, the
+scheduler promotes first (from the highest rung down: a paused trial among the best
+``n // reduction_factor`` of the ``n`` trials that reached that rung, not promoted from it
+before), and starts a new trial only when no one can be promoted, as in the ASHA paper's
+``get_job`` (Li et al. 2020) and Syne Tune's ``type="promotion"``. A promoted trial continues
+from its checkpoint: no epoch runs twice. What is left paused when nothing can run any more
+is pruned where it stopped.
+
+The state lives in the study: a rung's values are the trial's reports there, and two
+attributes say where a trial is paused and which rungs it was promoted from, so ``resume``
+after a crash goes on where the sweep was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from optuna.trial import FrozenTrial, TrialState
+
+from search_spaces.policies import Asha
+
+PAUSED = "paused_at"
+"""The rung (epochs trained) a trial waits at; absent or 0 when it is not paused."""
+PROMOTED = "promoted_from"
+"""The rungs (epochs trained) a trial was promoted from."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    policy: Asha
+    maximize: bool
+
+    def rungs(self, last: int | None, up_to: int = 10_000) -> list[int]:
+        """Rung levels in epochs trained, below ``last`` (a trial's final epoch count)."""
+        levels, level = [], self.policy.min_resource * \
+            self.policy.reduction_factor ** self.policy.min_early_stopping_rate
+        ceiling = self.policy.max_resource or last
+        while level < (ceiling if ceiling is not None else up_to):
+            levels.append(level)
+            level *= self.policy.reduction_factor
+        return levels
+
+    def last_epoch(self, asked: int | None) -> int | None:
+        """The epochs a trial trains at most: max_resource, else its own num_epochs."""
+        return self.policy.max_resource or asked
+
+    def pauses_at(self, trained: int, asked: int | None, promoted: Sequence[int]) -> bool:
+        """Whether a trial that has trained ``trained`` epochs waits at a rung now."""
+        return trained in self.rungs(self.last_epoch(asked)) and trained not in promoted
+
+    def pick(self, trials: Sequence[FrozenTrial]) -> tuple[int, int] | None:
+        """(trial number, rung) of the trial to promote now, if any: the highest rung first,
+        the best there first."""
+        paused = {t.number: int(t.user_attrs[PAUSED]) for t in trials
+                  if t.state == TrialState.RUNNING and t.user_attrs.get(PAUSED)}
+        if not paused:
+            return None
+        for rung in sorted(set(paused.values()), reverse=True):
+            reached = [(t.intermediate_values[rung - 1], t.number) for t in trials
+                       if rung - 1 in t.intermediate_values and t.state != TrialState.WAITING]
+            reached.sort(reverse=self.maximize)
+            quota = len(reached) // self.policy.reduction_factor
+            # At most n // eta of the n trials that reached a rung ever leave it: a trial
+            # promoted early, while few had arrived, counts against the quota for good.
+            spent = sum(1 for t in trials if rung in promoted_from(t))
+            if spent >= quota:
+                continue
+            for _, number in reached[:quota]:
+                if paused.get(number) == rung:
+                    return number, rung
+        return None
+
+
+def promoted_from(trial: FrozenTrial) -> list[int]:
+    return [int(r) for r in trial.user_attrs.get(PROMOTED, [])]
+
+
+def still_paused(trials: Sequence[FrozenTrial], eta: int) -> list[tuple[FrozenTrial, int, str]]:
+    """The trials left waiting at a rung when nothing can run any more, with the rung and
+    why each stops there."""
+    return [(t, int(t.user_attrs[PAUSED]),
+             f"paused at {t.user_attrs[PAUSED]} epochs and not promoted: not in the top "
+             f"1/{eta} of the trials that reached that rung")
+            for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get(PAUSED)]
