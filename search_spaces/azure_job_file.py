@@ -84,7 +84,9 @@ def parse_azure_job(data: Mapping[str, Any], *, default_name: str, base_dir: Pat
         outputs = _outputs(data.get("outputs"))
     trial = None
     with problems.check():
-        trial = parse_trial(data["trial"], base_dir, problems)
+        # Azure resolves a registered code asset itself; only a run here needs a local copy.
+        trial = parse_trial(data["trial"], base_dir, problems,
+                            remote_code=compute.startswith("azure:"))
     if trial is not None:
         with problems.check():
             check_references(trial.command, space, inputs, outputs, problems)
@@ -126,7 +128,8 @@ def _azure_resources(value: Any) -> None:
         )
 
 
-def parse_trial(value: Any, base_dir: Path, problems: c.Problems) -> CommandTrial:
+def parse_trial(value: Any, base_dir: Path, problems: c.Problems, *,
+                remote_code: bool = False) -> CommandTrial:
     d = c.mapping(value, "trial")
     with problems.check():
         c.no_unknown_keys(d, "trial", TRIAL_KEYS,
@@ -134,7 +137,7 @@ def parse_trial(value: Any, base_dir: Path, problems: c.Problems) -> CommandTria
     command = c.string(d, "command", "trial")
     code: Path | None = None
     with problems.check():
-        code = _code(d.get("code"), base_dir)
+        code = _code(d.get("code"), base_dir, remote_ok=remote_code)
     env_vars: dict[str, str] = {}
     with problems.check():
         raw = c.mapping(d.get("environment_variables") or {}, "trial.environment_variables")
@@ -146,12 +149,16 @@ def parse_trial(value: Any, base_dir: Path, problems: c.Problems) -> CommandTria
                         environment_variables=env_vars, distribution=distribution)
 
 
-def _code(value: Any, base_dir: Path) -> Path | None:
+def _code(value: Any, base_dir: Path, *, remote_ok: bool = False) -> Path | None:
+    """The local folder of trial.code; None when there is none here (no code, or a registered
+    code asset that goes to Azure ML as written)."""
     if value is None:
         return None
     if not isinstance(value, str) or not value:
         raise SearchSpaceError("trial.code", f"expected a folder, got {value!r}")
     if value.startswith(("azureml:", "http://", "https://", "git+")):
+        if remote_ok:
+            return None
         raise SearchSpaceError(
             "trial.code", f"{value!r} is a remote code asset; point trial.code at a local copy "
             "(--set trial.code=./src)"

@@ -58,7 +58,8 @@ class Choice:
 
     @property
     def nested(self) -> bool:
-        return any(isinstance(v, dict) for v in self.values)
+        """Sampled by index: some value is a mapping or a list (Optuna takes scalars only)."""
+        return any(isinstance(v, dict | list) for v in self.values)
 
     def sample(self, rng: random.Random) -> Any:
         value = rng.choice(self.values)

@@ -142,17 +142,31 @@ def _check_finite(expr: Uniform | Normal, path: str, kind: str,
                                "a start above 0 (min_value -700 or more)")
 
 def _choice_value(v: Any, path: str) -> Any:
-    """A choice's value: a scalar, or (Azure's nested search space) a mapping of scalars and
+    """A choice's value: a scalar, a list (W&B's ``values: [[mlm], [mlm, cls]]``, given to the
+    trainer as written), or (Azure's nested search space) a mapping of scalars and
     expressions, sampled together when that value is chosen."""
     if isinstance(v, str | int | float | bool) or v is None:
         return v
+    if isinstance(v, list):
+        return [_plain(x, f"{path}[{i}]") for i, x in enumerate(v)]
     if isinstance(v, Mapping):
         c.mapping(v, path)
         return {k: (parse_expression(x, f"{path}.{k}") if isinstance(x, Mapping)
                     else _choice_value(x, f"{path}.{k}")) for k, x in v.items()}
     raise SearchSpaceError(
-        path, f"choices must be numbers, strings, booleans or mappings, got {v!r}"
+        path, f"choices must be numbers, strings, booleans, lists or mappings, got {v!r}"
     )
+
+
+def _plain(v: Any, path: str) -> Any:
+    """A value inside a list choice: plain data only (nothing in it is sampled)."""
+    if isinstance(v, str | int | float | bool) or v is None:
+        return v
+    if isinstance(v, list):
+        return [_plain(x, f"{path}[{i}]") for i, x in enumerate(v)]
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x, f"{path}.{k}") for k, x in v.items()}
+    raise SearchSpaceError(path, f"expected plain data in a list choice, got {v!r}")
 
 def _range(d: Mapping[str, Any], path: str, kind: str) -> FloatRange | IntRange:
     get = c.number if kind == "float" else c.integer

@@ -181,3 +181,30 @@ def test_component_style_typed_inputs_are_refused_as_azure_does(tmp_path, capsys
     assert main(["validate", str(path)]) == 2
     assert "inputs.epochs.type: a job's literal input is a plain value" in \
         capsys.readouterr().err
+
+
+def test_a_registered_code_asset_is_valid_for_azure_compute_and_goes_as_written(tmp_path,
+                                                                               capsys):
+    """As the Azure SDK's own sweep-job test files write it; a local copy is needed only to
+    run the file here."""
+    import yaml
+
+    from sweep.cli import main
+
+    job = tmp_path / "job.yml"
+    job.write_text(yaml.safe_dump({
+        "$schema": "https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json",
+        "type": "sweep", "compute": "azureml:testCompute",
+        "trial": {"code": "azureml:testCode:1", "command": "python t.py --lr "
+                  "${{search_space.lr}}", "environment": "azureml:AzureML-sklearn:33"},
+        "search_space": {"lr": {"type": "uniform", "min_value": 0.01, "max_value": 0.1}},
+        "objective": {"primary_metric": "acc", "goal": "maximize"},
+        "sampling_algorithm": "random", "limits": {"max_total_trials": 4}}))
+    assert main(["validate", str(job)]) == 0
+    assert main(["run", str(job), "--dry-run", "--root", str(tmp_path / "sweeps")]) == 0
+    written = yaml.safe_load((tmp_path / "sweeps" / "job" / "azure" /
+                              "sweep-job.yaml").read_text())
+    assert written["trial"]["code"] == "azureml:testCode:1"
+    capsys.readouterr()
+    assert main(["validate", str(job), "--set", "compute=local"]) == 2
+    assert "--set trial.code=" in capsys.readouterr().err

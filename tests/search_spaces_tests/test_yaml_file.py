@@ -34,3 +34,23 @@ def test_a_key_written_twice_is_refused_naming_its_path_and_both_lines(text, mes
 def test_merge_keys_may_be_overridden_as_yaml_means_them():
     text = "base: &b {x: 1, y: 2}\nmine:\n  <<: *b\n  x: 3\n"
     assert parse_yaml(text, "f.yaml")["mine"] == {"x": 3, "y": 2}
+
+
+def test_a_choice_between_lists_is_sampled_whole_and_given_as_written():
+    """W&B configs write ``values: [[mlm], [mlm, cls]]``: a choice between lists."""
+    import optuna
+
+    from search_spaces import from_wandb, parse_sweep, to_optuna
+
+    config = parse_sweep(from_wandb({
+        "method": "grid", "metric": {"name": "acc", "goal": "maximize"},
+        "parameters": {"heads": {"values": [["mlm"], ["mlm", "cls"]]},
+                       "lr": {"values": [1e-5, 5e-7]}}}))
+    space = to_optuna(config.search_space)
+    seen = []
+    study = optuna.create_study()
+    for _ in range(6):
+        trial = study.ask(space.distributions())
+        seen.append(space.decode(trial.params)["heads"])
+    assert {tuple(h) for h in seen} == {("mlm",), ("mlm", "cls")}
+    assert len(space.grid()) == 2  # a grid over the two lists and the two rates
