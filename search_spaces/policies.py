@@ -136,9 +136,7 @@ class Asha(Policy):
         _at_least(self, "reduction_factor", 2)
         _at_least(self, "min_early_stopping_rate", 0)
         _at_least(self, "max_resource", 1)
-        if self.mode not in ("stopping", "promotion"):
-            raise SearchSpaceError(f"{_PATH}.mode",
-                                   f"expected stopping or promotion, got {self.mode!r}")
+        _check_mode(self.mode)
 
     def options(self) -> dict[str, Any]:
         # The default mode is not spelled out: files and Azure's form stay as they were.
@@ -150,17 +148,32 @@ class Asha(Policy):
 
 @dataclass(frozen=True)
 class Hyperband(Policy):
-    """Optuna's HyperbandPruner; max_resource unset means Optuna's "auto"."""
+    """Optuna's HyperbandPruner (``mode: stopping``; max_resource unset means Optuna's
+    "auto"), or brackets of promotion ASHA (``mode: promotion``): trials are dealt to the
+    brackets in turn, bracket ``s`` starts its rungs at ``min_resource * reduction_factor**s``."""
 
     min_resource: int = 1
     max_resource: int | None = None
     reduction_factor: int = 3
+    mode: str = "stopping"
     type: ClassVar[str] = "hyperband"
 
     def __post_init__(self) -> None:
         _at_least(self, "min_resource", 1)
         _at_least(self, "max_resource", 1)
         _at_least(self, "reduction_factor", 2)
+        _check_mode(self.mode)
+
+    def options(self) -> dict[str, Any]:
+        found = super().options()
+        if found.get("mode") == "stopping":
+            del found["mode"]
+        return found
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("stopping", "promotion"):
+        raise SearchSpaceError(f"{_PATH}.mode", f"expected stopping or promotion, got {mode!r}")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from optuna.trial import TrialState
 
 from search_spaces import SweepConfig, clip_message
 from search_spaces.optuna_form import OptunaSpace
-from search_spaces.policies import Asha
 from sweep import layout
 from sweep.backends.base import Backend
 from sweep.budget import (
@@ -104,9 +103,10 @@ class Coordinator:
         self.to_continue: list[tuple[int, str]] = []
         """Trials that continue from their checkpoints under their own numbers, and why."""
         self.shared = SharedStudy(study) if shared(study._storage) else None
-        policy = config.early_termination.policy
-        self.promotion = Promotion(policy, config.direction == "maximize") \
-            if isinstance(policy, Asha) and policy.mode == "promotion" else None
+        epochs = config.trainer.args.get("num_epochs")
+        self.promotion = Promotion.of(config.early_termination.policy,
+                                      config.direction == "maximize",
+                                      epochs if isinstance(epochs, int) else None)
         self._commit: Callable[[], None] = lambda: None
         self._committed = 0.0
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -276,7 +276,7 @@ class Coordinator:
                     active.pruned = prune_reason(self.study.pruner, event.number, event.epoch)
                     stop = True
                 elif self.promotion is not None and self.promotion.pauses_at(
-                        event.epoch + 1, active.planned, active.promoted):
+                        event.epoch + 1, active.planned, active.promoted, event.number):
                     active.paused = event.epoch + 1
                     stop = True
         self.backend.answer(event.number, stop)
@@ -347,7 +347,7 @@ class Coordinator:
         if self.promotion is None or self.active:
             return
         for t, rung, reason in still_paused(self.study.get_trials(deepcopy=False),
-                                            self.promotion.policy.reduction_factor):
+                                            self.promotion.reduction_factor):
             trial = optuna.Trial(self.study, t._trial_id)
             trial.set_user_attr(REASON, reason)
             trial.set_user_attr(EPOCHS, rung)

@@ -21,40 +21,81 @@ from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial, TrialState
 
-from search_spaces.policies import Asha
+from search_spaces.policies import Asha, Hyperband, Policy
 
 PAUSED = "paused_at"
 """The rung (epochs trained) a trial waits at; absent or 0 when it is not paused."""
 PROMOTED = "promoted_from"
 """The rungs (epochs trained) a trial was promoted from."""
+BRACKET = "bracket"
+"""Hyperband with promotion: the bracket a trial was dealt to."""
 
 
 @dataclass(frozen=True)
 class Promotion:
-    policy: Asha
-    maximize: bool
+    """Promotion ASHA, or Hyperband's brackets of it (``brackets`` > 1)."""
 
-    def rungs(self, last: int | None, up_to: int = 10_000) -> list[int]:
+    min_resource: int
+    reduction_factor: int
+    first_rung: int
+    """The stopping rate: a bracket's rungs start at min_resource * eta**first_rung."""
+    max_resource: int | None
+    maximize: bool
+    brackets: int = 1
+
+    @classmethod
+    def of(cls, policy: Policy, maximize: bool, epochs: int | None) -> Promotion | None:
+        """The scheduler for a policy in ``mode: promotion``; None for any other policy.
+        ``epochs``: the trainer's num_epochs when the file fixes it (Hyperband's brackets
+        need the longest a trial trains)."""
+        if isinstance(policy, Asha) and policy.mode == "promotion":
+            return cls(policy.min_resource, policy.reduction_factor,
+                       policy.min_early_stopping_rate, policy.max_resource, maximize)
+        if isinstance(policy, Hyperband) and policy.mode == "promotion":
+            longest = policy.max_resource or epochs
+            brackets = 1
+            if longest is not None:
+                while policy.min_resource * policy.reduction_factor ** brackets < longest:
+                    brackets += 1
+            return cls(policy.min_resource, policy.reduction_factor, 0, longest, maximize,
+                       brackets)
+        return None
+
+    def bracket_of(self, number: int) -> int:
+        """Trials are dealt to the brackets in turn, the most aggressive first."""
+        return number % self.brackets
+
+    def rungs(self, last: int | None, bracket: int = 0, up_to: int = 10_000) -> list[int]:
         """Rung levels in epochs trained, below ``last`` (a trial's final epoch count)."""
-        levels, level = [], self.policy.min_resource * \
-            self.policy.reduction_factor ** self.policy.min_early_stopping_rate
-        ceiling = self.policy.max_resource or last
+        levels: list[int] = []
+        level = self.min_resource * self.reduction_factor ** (self.first_rung + bracket)
+        ceiling = self.max_resource or last
         while level < (ceiling if ceiling is not None else up_to):
             levels.append(level)
-            level *= self.policy.reduction_factor
+            level *= self.reduction_factor
         return levels
 
     def last_epoch(self, asked: int | None) -> int | None:
         """The epochs a trial trains at most: max_resource, else its own num_epochs."""
-        return self.policy.max_resource or asked
+        return self.max_resource or asked
 
-    def pauses_at(self, trained: int, asked: int | None, promoted: Sequence[int]) -> bool:
-        """Whether a trial that has trained ``trained`` epochs waits at a rung now."""
-        return trained in self.rungs(self.last_epoch(asked)) and trained not in promoted
+    def pauses_at(self, trained: int, asked: int | None, promoted: Sequence[int],
+                  number: int = 0) -> bool:
+        """Whether trial ``number``, having trained ``trained`` epochs, waits at a rung now."""
+        rungs = self.rungs(self.last_epoch(asked), self.bracket_of(number))
+        return trained in rungs and trained not in promoted
 
     def pick(self, trials: Sequence[FrozenTrial]) -> tuple[int, int] | None:
         """(trial number, rung) of the trial to promote now, if any: the highest rung first,
-        the best there first."""
+        the best there first; each bracket ranks its own trials."""
+        for bracket in range(self.brackets):
+            picked = self._pick([t for t in trials
+                                 if self.bracket_of(t.number) == bracket])
+            if picked is not None:
+                return picked
+        return None
+
+    def _pick(self, trials: Sequence[FrozenTrial]) -> tuple[int, int] | None:
         paused = {t.number: int(t.user_attrs[PAUSED]) for t in trials
                   if t.state == TrialState.RUNNING and t.user_attrs.get(PAUSED)}
         if not paused:
@@ -63,7 +104,7 @@ class Promotion:
             reached = [(t.intermediate_values[rung - 1], t.number) for t in trials
                        if rung - 1 in t.intermediate_values and t.state != TrialState.WAITING]
             reached.sort(reverse=self.maximize)
-            quota = len(reached) // self.policy.reduction_factor
+            quota = len(reached) // self.reduction_factor
             # At most n // eta of the n trials that reached a rung ever leave it: a trial
             # promoted early, while few had arrived, counts against the quota for good.
             spent = sum(1 for t in trials if rung in promoted_from(t))

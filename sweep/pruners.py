@@ -189,6 +189,8 @@ def _asha(p: Asha) -> BasePruner:
 
 
 def _hyperband(p: Hyperband) -> BasePruner:
+    if p.mode == "promotion":
+        return optuna.pruners.NopPruner()  # the promotion scheduler decides (promotion.py)
     return EpochsTrained(optuna.pruners.HyperbandPruner(
         min_resource=p.min_resource, max_resource=p.max_resource or "auto",
         reduction_factor=p.reduction_factor))

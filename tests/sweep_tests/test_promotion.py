@@ -110,3 +110,29 @@ def test_validate_refuses_promotion_without_checkpoints_in_one_sentence(tmp_path
     assert main(["validate", str(tmp_path / "s.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "early_termination.mode: promotion" in err
+
+
+def test_hyperband_with_promotion_runs_brackets_of_promotion_asha(tmp_path):
+    """num_epochs 9, reduction_factor 3: bracket 0 pauses at 1 and 3 epochs, bracket 1 at 3
+    only; trials are dealt to them in turn, and each bracket ranks its own trials."""
+    result = Sweep(name="hb", search_space=SPACE, trainer=toy_trainers.checkpointing,
+                   root=tmp_path, backend=InProcessBackend(),
+                   trainer_args={"num_epochs": EPOCHS},
+                   sampling_algorithm={"type": "random", "seed": 5},
+                   early_termination={"type": "hyperband", "mode": "promotion",
+                                      "min_resource": 1, "reduction_factor": ETA},
+                   limits={"max_total_trials": 12, "max_concurrent_trials": 1}).run()
+    trials = result.study.get_trials(deepcopy=False)
+    for t in trials:
+        ran = _ran(trial_dir(tmp_path / "hb", t.number))
+        assert len(ran) == len(set(ran))
+        stops = {1, 3, EPOCHS} if t.number % 2 == 0 else {3, EPOCHS}
+        assert len(ran) in stops, (t.number, len(ran))
+        if t.number % 2 == 1:
+            assert 1 not in t.user_attrs.get("promoted_from", [])
+    for bracket in (0, 1):
+        members = [t for t in trials if t.number % 2 == bracket]
+        reached = sum(1 for t in members if 2 in t.intermediate_values)
+        promoted = sum(1 for t in members if 3 in t.user_attrs.get("promoted_from", []))
+        assert promoted <= reached // ETA
+    assert any(t.state == TrialState.COMPLETE for t in trials)
