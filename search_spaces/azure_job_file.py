@@ -34,7 +34,7 @@ AZURE_KEYS = {
     "search_space", "objective", "sampling_algorithm", "early_termination", "limits",
     "resources", "queue_settings", "notification_setting",
 }
-OUR_KEYS = {"local_resources", "storage", "register", "keep"}
+OUR_KEYS = {"local_resources", "storage", "register", "keep", "tracking"}
 TRIAL_KEYS = {"command", "code", "environment", "environment_variables", "resources",
               "distribution", "queue_settings"}
 DISTRIBUTIONS = {
@@ -59,7 +59,7 @@ def parse_azure_job(data: Mapping[str, Any], *, default_name: str, base_dir: Pat
     with problems.check():
         c.no_unknown_keys(data, "", AZURE_KEYS | OUR_KEYS | {"trainer"},
                           hint="not a key of Azure ML's sweep job (nor local_resources, "
-                          "storage, register, keep)")
+                          "storage, register, keep, tracking)")
     if "trainer" in data:
         problems.errors.append(SearchSpaceError(
             "trainer", "an Azure ML job file runs its trial.command; drop trainer (or trial)"))

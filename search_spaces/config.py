@@ -156,6 +156,9 @@ class SweepConfig:
     storage: str = "default"
     register: Register | None = None
     keep: Keep = field(default_factory=Keep)
+    tracking_uri: str | None = None
+    """``tracking: {mlflow: URI}``: the MLflow server the sweep is logged to (without it,
+    ``MLFLOW_TRACKING_URI`` if set)."""
     command: CommandTrial | None = None
     """Set for an Azure ML sweep-job file: its ``trial`` runs instead of ``trainer``."""
     azure_job: Mapping[str, Any] | None = field(default=None, compare=False)

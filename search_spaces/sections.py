@@ -76,6 +76,7 @@ def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
         "storage": lambda: check_storage(data.get("storage", "default")),
         "register": lambda: _register(data.get("register")),
         "keep": lambda: _keep(data.get("keep")),
+        "tracking_uri": lambda: _tracking(data.get("tracking")),
     }
     for key, read in readers.items():
         with problems.check():
@@ -186,6 +187,23 @@ def _keep(value: Any) -> Keep:
                                f"best is copied to best/ at the end) or 'all', got "
                                f"{abbreviate(models)}")
     return Keep(models, checkpoints)
+
+def _tracking(value: Any) -> str | None:
+    if value is None:
+        return None
+    d = c.mapping(value, "tracking")
+    c.no_unknown_keys(d, "tracking", {"mlflow"})
+    uri = c.string(d, "mlflow", "tracking")
+    if "://" not in uri and not uri.startswith(("databricks", "azureml")):
+        raise SearchSpaceError("tracking.mlflow", f"{uri!r} is not a tracking URI; expected "
+                               "http://HOST:PORT, file:///PATH or an Azure ML workspace's "
+                               "azureml://… URI")
+    if "@" in uri.partition("://")[2].split("/")[0]:
+        raise SearchSpaceError("tracking.mlflow", "holds credentials; MLflow reads them from "
+                               "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or "
+                               "MLFLOW_TRACKING_TOKEN) in the environment")
+    return uri
+
 
 def _register(value: Any) -> Register | None:
     if value is None:

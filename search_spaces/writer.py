@@ -46,6 +46,8 @@ def to_dict(config: SweepConfig) -> dict[str, Any]:
             k: v for k, v in vars(config.register).items() if v is not None
         }
     out["keep"] = _keep(config)
+    if config.tracking_uri is not None:
+        out["tracking"] = {"mlflow": config.tracking_uri}
     return out
 
 
@@ -67,4 +69,6 @@ def _azure_document(config: SweepConfig) -> dict[str, Any]:
     if config.register is not None:
         doc["register"] = {k: v for k, v in vars(config.register).items() if v is not None}
     doc["keep"] = _keep(config)
+    if config.tracking_uri is not None:
+        doc["tracking"] = {"mlflow": config.tracking_uri}
     return doc

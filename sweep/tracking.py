@@ -3,7 +3,8 @@ sweep (its settings as params, the best value, ``report.html`` and the best mode
 artifacts) and a child run per trial (``mlflow.parentRunId``) with its params, every reported
 metric as a history with step = epoch, and its end state as tags.
 
-On when ``MLFLOW_TRACKING_URI`` is set (MLflow's own convention, which Azure ML sets too).
+On when the file says ``tracking: {mlflow: URI}`` or ``MLFLOW_TRACKING_URI`` is set (MLflow's
+own convention, which Azure ML sets too).
 Calls go through one background thread, so a slow server never holds a trial's report; a
 server that stops answering gets one warning and the sweep goes on with its records local.
 The experiment is the Azure job file's ``experiment_name``, else the sweep's name.
@@ -52,7 +53,7 @@ class NoTracking:
 def make_tracker(config: SweepConfig, sweep_dir: Path, *,
                  own_metrics: bool = False) -> NoTracking:
     """``own_metrics``: trials log their metrics themselves (command trials, with MLflow)."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    uri = config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         return NoTracking()
     experiment = str((config.azure_job or {}).get("experiment_name") or config.name)

@@ -54,22 +54,29 @@ def mlflow_server(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
         server.wait()
 
 
-def _sweep(root: Path, **args) -> Sweep:  # type: ignore[no-untyped-def]
+def _sweep(root: Path, tracking: dict | None = None, **args) -> Sweep:  # type: ignore[no-untyped-def]
     return Sweep(name="tracked", search_space=SPACE, trainer=toy_trainers.quadratic, root=root,
                  backend=InProcessBackend(), trainer_args={"num_epochs": 3, **args},
                  limits={"max_total_trials": 3, "max_concurrent_trials": 1},
-                 early_termination={"type": "none"})
+                 early_termination={"type": "none"}, **({"tracking": tracking} if tracking
+                                                        else {}))
 
 
 @pytest.mark.slow
 @needs_server
-def test_a_sweep_is_a_parent_run_with_a_child_run_per_trial(tmp_path, monkeypatch, capfd):
+@pytest.mark.parametrize("given_by", ["environment", "file"])
+def test_a_sweep_is_a_parent_run_with_a_child_run_per_trial(tmp_path, monkeypatch, capfd,
+                                                            given_by):
     from mlflow.tracking import MlflowClient
 
     with mlflow_server(tmp_path) as (uri, _):
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
-        result = _sweep(tmp_path / "sweeps").run()
+        if given_by == "environment":  # MLflow's own convention (Azure ML sets it too)
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+            result = _sweep(tmp_path / "sweeps").run()
+        else:
+            monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+            result = _sweep(tmp_path / "sweeps", tracking={"mlflow": uri}).run()
         assert capfd.readouterr().out == ""  # MLflow's "View run" lines stay out
         client = MlflowClient(tracking_uri=uri)
         experiment = client.get_experiment_by_name("tracked")
@@ -91,6 +98,16 @@ def test_a_sweep_is_a_parent_run_with_a_child_run_per_trial(tmp_path, monkeypatc
         assert best == pytest.approx(result.best.value)
         names = [a.path for a in client.list_artifacts(parent.info.run_id)]
         assert "report.html" in names
+
+
+def test_a_tracking_key_with_credentials_is_refused(tmp_path, capsys):
+    from sweep.cli import main
+
+    (tmp_path / "s.yaml").write_text("search_space: {learning_rate: {type: uniform, "
+                                     "min_value: 0.01, max_value: 0.1}}\n"
+                                     "tracking: {mlflow: 'http://me:pw@host:5000'}\n")
+    assert main(["validate", str(tmp_path / "s.yaml")]) == 2
+    assert "tracking.mlflow: holds credentials" in capsys.readouterr().err
 
 
 @pytest.mark.slow
