@@ -152,13 +152,16 @@ def _stop_local_ray(started: Any) -> None:
     ray.shutdown()
 
 
-def _this_node() -> Any:
-    """The coordinator's own node, where the hub lives: a worker node lost on a cluster must
-    not take every trial's pending reports with it (soft: a Ray Client driver has none)."""
+def _hub_node() -> Any:
+    """Where the hub lives: the cluster's head node (a worker node lost must not take every
+    trial's pending reports with it, and a cluster without its head is gone anyway), else
+    this process's node. Soft: a Ray that cannot place it there places it elsewhere."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     try:
-        node = ray.get_runtime_context().get_node_id()
+        heads = [n["NodeID"] for n in ray.nodes() if n.get("Alive")
+                 and "node:__internal_head__" in n.get("Resources", {})]
+        node = heads[0] if heads else ray.get_runtime_context().get_node_id()
     except Exception:
         return "DEFAULT"
     return NodeAffinitySchedulingStrategy(node_id=node, soft=True)
@@ -207,8 +210,7 @@ class LocalRayBackend(Backend):
     def open(self, resources: Resources, parallel: int | None) -> int:
         self.connect()
         self._resources = resources
-        self._hub = ReportHub.options(  # type: ignore[attr-defined]
-            scheduling_strategy=_this_node()).remote()
+        self._hub = self._new_hub()
         total = ray.cluster_resources()
         workers = resources.workers_per_trial
         slots = math.floor(total.get("CPU", 0) / (resources.cpus_per_trial * workers) + 1e-9)
@@ -222,6 +224,25 @@ class LocalRayBackend(Backend):
                 f"{total.get('GPU', 0)} GPUs"
             )
         return min(slots, parallel) if parallel else slots
+
+    @staticmethod
+    def _new_hub() -> Any:
+        return ReportHub.options(  # type: ignore[attr-defined]
+            scheduling_strategy=_hub_node()).remote()
+
+    def _hub_lost(self) -> list[Event]:
+        """The hub died with its node: a new one, and every running trial (whose reports
+        went to the old one) is lost, to continue from its checkpoint with the new hub."""
+        logger.warning("the sweep's report hub was lost with its node; running trials "
+                       "continue from their checkpoints")
+        self._hub = self._new_hub()
+        events: list[Event] = []
+        for number in list(self._running):
+            self._release(number)
+            events.append(Failed(number, "the node holding the sweep's report hub was lost",
+                                 lost=True))
+        self._drop_idle()
+        return events
 
     def _actor_options(self) -> dict[str, Any]:
         return {"num_cpus": self._resources.cpus_per_trial,
@@ -317,8 +338,12 @@ class LocalRayBackend(Backend):
             if ref not in by_ref and ref != self._take:
                 continue  # a group got placed: it starts on the next poll
             if ref == self._take:
-                events.extend(self._reports(ray.get(ref)))
                 self._take = None
+                try:
+                    taken = ray.get(ref)
+                except RayActorError:
+                    return events + self._hub_lost()
+                events.extend(self._reports(taken))
             elif by_ref[ref] in self._running:
                 event = self._outcome(by_ref[ref], ref)
                 if event is not None:

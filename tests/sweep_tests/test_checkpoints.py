@@ -308,3 +308,33 @@ def test_continue_with_the_built_in_trainer_on_the_command_line_registers_the_ne
     # The built-in trainer continued from its state: epochs 3 and 4 ran, 1 and 2 did not.
     ran = (tmp_path / "sweeps" / "digits" / "trials" / "0001" / "outputs" / "metrics.jsonl")
     assert [json.loads(line)["epoch"] for line in ran.read_text().splitlines()] == [2, 3]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make_backend", ["local_ray"], indirect=True)
+def test_a_lost_report_hub_is_replaced_and_running_trials_continue(tmp_path, make_backend):
+    import ray
+
+    backend = make_backend()
+
+    class KillHub:
+        done = False
+
+        def trial_started(self, number, params):  # type: ignore[no-untyped-def]
+            pass
+
+        def trial_reported(self, number, epoch, value):  # type: ignore[no-untyped-def]
+            if epoch == 2 and not self.done:
+                self.done = True
+                ray.kill(backend._hub, no_restart=True)  # as if its node had died
+
+        def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
+            pass
+
+    result = Sweep(name="ck", search_space=SPACE, trainer=toy_trainers.checkpointing,
+                   root=tmp_path, backend=backend,
+                   trainer_args={"num_epochs": 6, "epoch_s": 0.3},
+                   limits={"max_total_trials": 1}).run(listener=KillHub())
+    folder = _one_history(result, tmp_path / "ck", epochs=6)
+    starts = [s["from"] for s in _records(folder, "span.jsonl") if "from" in s]
+    assert starts[0] == 0 and len(starts) == 2 and starts[1] >= 2
