@@ -118,28 +118,28 @@ class Percentile(Median):
 
 
 @dataclass(frozen=True)
-class Asha(Policy):
-    """Optuna's SuccessiveHalvingPruner (``mode: stopping``), or promotion-based ASHA
-    (``mode: promotion``): a trial pauses at each rung and continues from its checkpoint
-    only when it ranks in the top 1/reduction_factor of the trials that reached that rung."""
+class RungPolicy(Policy):
+    """A policy that judges trials at rungs of epochs trained (ASHA, Hyperband): by stopping
+    them (``mode: stopping``, Optuna's pruners) or by pausing them until they are promoted
+    (``mode: promotion``, sweep.promotion)."""
 
     min_resource: int = 1
-    reduction_factor: int = 3
-    min_early_stopping_rate: int = 0
-    mode: str = "stopping"
     max_resource: int | None = None
-    """Promotion: the epochs a trial trains at most (default: its ``num_epochs``)."""
-    type: ClassVar[str] = "asha"
+    """The epochs a trial trains at most (unset: its own ``num_epochs``; Optuna's "auto"
+    for Hyperband's stopping brackets)."""
+    reduction_factor: int = 3
+    mode: str = "stopping"
 
     def __post_init__(self) -> None:
         _at_least(self, "min_resource", 1)
-        _at_least(self, "reduction_factor", 2)
-        _at_least(self, "min_early_stopping_rate", 0)
         _at_least(self, "max_resource", 1)
-        _check_mode(self.mode)
+        _at_least(self, "reduction_factor", 2)
+        if self.mode not in ("stopping", "promotion"):
+            raise SearchSpaceError(f"{_PATH}.mode",
+                                   f"expected stopping or promotion, got {self.mode!r}")
 
     def options(self) -> dict[str, Any]:
-        # The default mode is not spelled out: files and Azure's form stay as they were.
+        # The default mode is not spelled out: files written before it stay as they were.
         found = super().options()
         if found.get("mode") == "stopping":
             del found["mode"]
@@ -147,33 +147,25 @@ class Asha(Policy):
 
 
 @dataclass(frozen=True)
-class Hyperband(Policy):
-    """Optuna's HyperbandPruner (``mode: stopping``; max_resource unset means Optuna's
-    "auto"), or brackets of promotion ASHA (``mode: promotion``): trials are dealt to the
-    brackets in turn, bracket ``s`` starts its rungs at ``min_resource * reduction_factor**s``."""
+class Asha(RungPolicy):
+    """Optuna's SuccessiveHalvingPruner, or promotion-based ASHA: a trial pauses at each
+    rung and continues from its checkpoint only when it ranks in the top 1/reduction_factor
+    of the trials that reached that rung."""
 
-    min_resource: int = 1
-    max_resource: int | None = None
-    reduction_factor: int = 3
-    mode: str = "stopping"
-    type: ClassVar[str] = "hyperband"
+    min_early_stopping_rate: int = 0
+    type: ClassVar[str] = "asha"
 
     def __post_init__(self) -> None:
-        _at_least(self, "min_resource", 1)
-        _at_least(self, "max_resource", 1)
-        _at_least(self, "reduction_factor", 2)
-        _check_mode(self.mode)
-
-    def options(self) -> dict[str, Any]:
-        found = super().options()
-        if found.get("mode") == "stopping":
-            del found["mode"]
-        return found
+        super().__post_init__()
+        _at_least(self, "min_early_stopping_rate", 0)
 
 
-def _check_mode(mode: str) -> None:
-    if mode not in ("stopping", "promotion"):
-        raise SearchSpaceError(f"{_PATH}.mode", f"expected stopping or promotion, got {mode!r}")
+@dataclass(frozen=True)
+class Hyperband(RungPolicy):
+    """Optuna's HyperbandPruner, or brackets of promotion ASHA: trials are dealt to the
+    brackets in turn, bracket ``s`` starts its rungs at ``min_resource * reduction_factor**s``."""
+
+    type: ClassVar[str] = "hyperband"
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,6 @@ from sweep.budget import (
     REPLACES,
     RESTARTS,
     planned_total,
-    replaced_numbers,
     started_so_far,
 )
 from sweep.disk import ModelFiles
@@ -131,8 +130,8 @@ class Coordinator:
         counted = started_so_far(self.study)
         try:
             while True:
-                if self.shared is not None:  # other coordinators spend the budget too
-                    counted = started_so_far(self.study)
+                if self.shared is not None and len(self.active) < self.slots:
+                    counted = started_so_far(self.study)  # others spend the budget too
                 while len(self.active) < self.slots and time.monotonic() < deadline:
                     if self.to_continue:
                         self._continue(*self.to_continue.pop(0))
@@ -181,12 +180,13 @@ class Coordinator:
     # -- starting ---------------------------------------------------------------------------
 
     def _launch(self) -> None:
-        trial = quiet_ask(self.study, self.space.distributions())
-        if self.shared is not None:
+        if self.shared is None:
+            trial = self.study.ask(self.space.distributions())
+        else:
+            trial = quiet_ask(self.study, self.space.distributions())
             trial.set_user_attr(COORDINATOR, self.shared.me)
             beat(self.study, [trial._trial_id])
-            if self.shared.over_budget(trial.number, self.total,
-                                       replaced_numbers(self.study.get_trials(deepcopy=False))):
+            if self.shared.over_budget(trial.number, self.total):
                 trial.set_user_attr(REASON, "not run: other coordinators reached the budget")
                 trial.set_user_attr(REPLACES, trial.number)  # counts for nothing
                 self.study.tell(trial, state=TrialState.FAIL)

@@ -28,6 +28,8 @@ TRIALS = "trials"
 BEST = "best"
 AZURE = "azure"
 TRIALS_CSV = "trials.csv"
+CARD = "card.json"
+"""In best/ and in every registered model version: where the model came from."""
 REPORT_HTML = "report.html"
 # In each trial's folder:
 PARAMS = "params.json"

@@ -17,7 +17,6 @@ from sweep.errors import SweepInputError
 # At the top of a sweep's folder, only these are not records (they are rewritten anyway).
 _REWRITTEN = {layout.REPORT_HTML, layout.TRIALS_CSV}
 _MARKS = (layout.CONFIG_FILE, layout.JOURNAL, layout.LOCK)
-_MODEL_CARD = "card.json"
 
 
 def check_output_path(path: Path, option: str) -> Path:
@@ -49,7 +48,7 @@ def _record_of(target: Path) -> str | None:
             if len(inside.parts) == 1 and inside.name in _REWRITTEN:
                 return None
             return f"part of the sweep {folder.name!r}'s records ({folder})"
-        if (folder / _MODEL_CARD).is_file():
+        if (folder / layout.CARD).is_file():
             return f"part of the model saved in {folder}"
     if target.name.startswith(layout.JOURNAL):
         return "a study journal"

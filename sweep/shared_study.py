@@ -23,6 +23,8 @@ from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
+from sweep.budget import replaced_numbers
+
 HEARTBEAT_S = 5
 """How often a coordinator says its trials are alive."""
 GRACE_S = 30
@@ -104,10 +106,12 @@ class SharedStudy:
         trials = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         return bool(running_elsewhere(trials, self.me))
 
-    def over_budget(self, number: int, total: int, uncounted: set[int]) -> bool:
+    def over_budget(self, number: int, total: int) -> bool:
         """Whether trial ``number``, just asked for, is beyond ``total`` once every
         coordinator's trials are counted in the order the database numbered them (two
         coordinators asking at once: the later one's trial does not run)."""
-        counted = [t.number for t in self.study.get_trials(deepcopy=False)
+        trials = self.study.get_trials(deepcopy=False)
+        uncounted = replaced_numbers(trials)
+        counted = [t.number for t in trials
                    if t.state != TrialState.WAITING and t.number not in uncounted]
         return number in counted and counted.index(number) >= total

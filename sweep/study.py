@@ -148,25 +148,26 @@ def open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
     is derived from the sweep's seed and the trials already in the study, so resumed trials
     do not replay the first trials' parameters (and the same resume is still reproducible).
     """
-    journal = sweep_dir / JOURNAL
-    if config.storage == "default" and journal.is_file():
-        damage = find_damage(journal.read_bytes())
+    try:
+        return _open_study(config, space, sweep_dir, create)
+    except (ValueError, KeyError, TypeError, AssertionError) as exc:
+        # Optuna fails on a damaged journal in many ways (a KeyError also says "no such
+        # study", its replay asserts on an unknown op code): only then is the file read
+        # again to say which line is damaged, so a whole journal is read once per open.
+        journal = sweep_dir / JOURNAL
+        damage = find_damage(journal.read_bytes()) \
+            if config.storage == "default" and journal.is_file() else None
         # A last record cut short is skipped by Optuna's reader (a crash, or a writer that
-        # is mid-line right now); anything else would break every open.
+        # is mid-line right now): not the cause.
         if damage is not None and damage[2] != CUT_SHORT:
             raise SweepError(
                 f"{journal}: line {damage[1]} is damaged ({damage[2]}); 'sweep resume "
                 f"{config.name}' moves it and the records after it to a side file and goes "
-                "on from those before it")
-    try:
-        return _open_study(config, space, sweep_dir, create)
-    except (json.JSONDecodeError, ValueError) as exc:
-        if not isinstance(exc, json.JSONDecodeError) and "log format" not in str(exc):
-            raise
-        raise SweepError(
-            f"{journal} has a damaged record; 'sweep resume {config.name}' cuts it off "
-            "and goes on"
-        ) from None
+                "on from those before it") from None
+        if isinstance(exc, json.JSONDecodeError) or "log format" in str(exc):
+            raise SweepError(f"{journal} has a damaged record; 'sweep resume {config.name}' "
+                             "cuts it off and goes on") from None
+        raise
 
 
 def _open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,

@@ -206,4 +206,4 @@ class MlflowTracker(NoTracking):
 
 def artifacts(sweep_dir: Path) -> list[Path]:
     """What the parent run keeps: the report and the best model's card."""
-    return [sweep_dir / layout.REPORT_HTML, sweep_dir / layout.BEST / "card.json"]
+    return [sweep_dir / layout.REPORT_HTML, sweep_dir / layout.BEST / layout.CARD]

@@ -241,28 +241,11 @@ def test_a_retry_after_a_trial_timeout_continues_from_the_checkpoint(tmp_path, m
     assert [s["from"] for s in _records(folder, "span.jsonl") if "from" in s] == [0, 3]
 
 
-class _CtrlCAt:
-    """A listener that presses Ctrl-C when trial 0 has reported ``epoch``."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def trial_started(self, number, params):  # type: ignore[no-untyped-def]
-        pass
-
-    def trial_reported(self, number, epoch, value):  # type: ignore[no-untyped-def]
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
-
-    def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
-        pass
-
-
 def test_ctrl_c_then_resume_continues_the_trial_from_its_last_report(tmp_path):
     from sweep.errors import SweepInterrupted
 
     with pytest.raises(SweepInterrupted, match="continue from it"):
-        _sweep(tmp_path).run(listener=_CtrlCAt(2))
+        _sweep(tmp_path).run(listener=toy_trainers.CtrlCAfter(3))  # at epoch 2
     (trial,) = Sweep.load("ck", root=tmp_path).result().study.get_trials(deepcopy=False)
     assert trial.state == TrialState.RUNNING  # kept for resume, not failed
     result = Sweep.load("ck", root=tmp_path, trainer=toy_trainers.checkpointing,

@@ -66,25 +66,9 @@ def test_promotion_invariants(tmp_path):
     assert "paused at" in " ".join(result.trials["reason"].fillna(""))
 
 
-class _CtrlCAfter:
-    def __init__(self, reports: int) -> None:
-        self.left = reports
-
-    def trial_started(self, number, params):  # type: ignore[no-untyped-def]
-        pass
-
-    def trial_reported(self, number, epoch, value):  # type: ignore[no-untyped-def]
-        self.left -= 1
-        if self.left == 0:
-            raise KeyboardInterrupt
-
-    def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
-        pass
-
-
 def test_a_resumed_promotion_sweep_keeps_its_paused_trials(tmp_path):
     with pytest.raises(SweepInterrupted):
-        _sweep(tmp_path).run(listener=_CtrlCAfter(8))
+        _sweep(tmp_path).run(listener=toy_trainers.CtrlCAfter(8))
     before = Sweep.load("asha", root=tmp_path).result().study.get_trials(deepcopy=False)
     paused = [t.number for t in before if t.user_attrs.get("paused_at")]
     assert paused

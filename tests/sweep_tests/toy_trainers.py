@@ -196,3 +196,21 @@ def chatty(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
 
 def verbose_failure(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     raise RuntimeError("line one\n" + "z" * 100_000 + " THE END")
+
+
+class CtrlCAfter:
+    """A listener that presses Ctrl-C in the coordinator after ``reports`` reports."""
+
+    def __init__(self, reports: int) -> None:
+        self.left = reports
+
+    def trial_started(self, number, params):  # type: ignore[no-untyped-def]
+        pass
+
+    def trial_reported(self, number, epoch, value):  # type: ignore[no-untyped-def]
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+
+    def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
+        pass
