@@ -91,8 +91,56 @@ class Qmc(Sampler):
     type: ClassVar[str] = "qmc"
 
 
+@dataclass(frozen=True)
+class Pbt(Sampler):
+    """Population-based training (``sweep.population``): ``population_size`` members sampled
+    at random train side by side; every ``perturbation_interval`` epochs the bottom
+    ``quantile`` copy a top-``quantile`` member's checkpoint and explore its parameters
+    (``search_spaces.explore``)."""
+
+    population_size: int = 8
+    perturbation_interval: int = 2
+    quantile: float = 0.25
+    resample_probability: float = 0.25
+    perturbation_factors: tuple[float, ...] | list[float] = (0.8, 1.2)
+    type: ClassVar[str] = "pbt"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name, low in (("population_size", 2), ("perturbation_interval", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise SearchSpaceError(f"{_PATH}.{name}", f"expected an integer of {low} or "
+                                       f"more, got {abbreviate(value)}")
+        if not _number(self.quantile) or not 0 < self.quantile <= 0.5:
+            raise SearchSpaceError(f"{_PATH}.quantile", "expected a number above 0 and at "
+                                   f"most 0.5, got {abbreviate(self.quantile)}")
+        if not _number(self.resample_probability) or not 0 <= self.resample_probability <= 1:
+            raise SearchSpaceError(f"{_PATH}.resample_probability", "expected a number from 0 "
+                                   f"to 1, got {abbreviate(self.resample_probability)}")
+        factors = self.perturbation_factors
+        if not isinstance(factors, list | tuple) or not factors or not all(
+                _number(f) and f > 0 for f in factors):
+            raise SearchSpaceError(f"{_PATH}.perturbation_factors", "expected a list of positive "
+                                   f"numbers such as [0.8, 1.2], got {abbreviate(factors)}")
+        object.__setattr__(self, "perturbation_factors", tuple(float(f) for f in factors))
+
+    def options(self) -> dict[str, Any]:
+        # Every setting, the defaults too: the plan and the coordinator read them from here
+        # (a list, not a tuple: the options are written back to YAML and JSON).
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name != "seed"}
+        out["perturbation_factors"] = list(self.perturbation_factors)
+        return out
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and \
+        value == value  # not NaN
+
+
 TABLE: dict[str, type[Sampler]] = {
-    cls.type: cls for cls in (Random, Grid, Bayesian, Tpe, CmaEs, Gp, Qmc)
+    cls.type: cls for cls in (Random, Grid, Bayesian, Tpe, CmaEs, Gp, Qmc, Pbt)
 }
 """Every sampling algorithm by its ``type``: Azure ML's three first, then Optuna's."""
 

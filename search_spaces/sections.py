@@ -81,6 +81,10 @@ def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
     for key, read in readers.items():
         with problems.check():
             out[key] = read()
+    if sampling.type == "pbt" and out.get("early_termination", EarlyTermination()).type != "none":
+        problems.errors.append(SearchSpaceError(
+            "early_termination", "PBT replaces its weakest members itself (exploit and "
+            "explore); drop early_termination from a sweep with sampling_algorithm: pbt"))
     return out
 
 def _objective(value: Any) -> Objective:

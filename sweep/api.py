@@ -44,6 +44,7 @@ from sweep.layout import (
 )
 from sweep.listener import Listener
 from sweep.lock import SweepLock
+from sweep.population import current_params, schedule
 from sweep.result import BestTrial, SweepResult
 from sweep.study import open_study
 from sweep.trial_kinds import TrialKind, trial_kind
@@ -385,9 +386,10 @@ class Sweep:
         result_file = folder / RESULT
         metrics = json.loads(result_file.read_text()) if result_file.exists() else {}
         model = folder / layout.OUTPUTS / "model.pt"
-        params = to_optuna(self.config.search_space).decode(best.params)
-        return BestTrial(best.number, params, float(best.value or 0), metrics,
-                         model if model.exists() else None)
+        decode = to_optuna(self.config.search_space).decode
+        steps = schedule(best, decode) if self.config.sampling_algorithm.type == "pbt" else None
+        return BestTrial(best.number, current_params(best, decode), float(best.value or 0),
+                         metrics, model if model.exists() else None, steps)
 
     def check(self) -> None:
         """What would make every trial fail here, refused before anything runs (see

@@ -70,6 +70,7 @@ def _lineage(config: SweepConfig, result: SweepResult, trial_folder: Path) -> di
         "params": dict(best.params),
         "metrics": dict(best.metrics),
         "history": layout.read_history(trial_folder),
+        **({"schedule": best.schedule} if best.schedule else {}),
     }
 
 

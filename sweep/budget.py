@@ -31,7 +31,10 @@ def replaced_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
 
 
 def planned_total(config: SweepConfig, space: OptunaSpace, max_trials: int | None) -> int:
-    """How many trials the sweep runs in all: the budget, or the whole grid if smaller."""
+    """How many trials the sweep runs in all: the budget, or the whole grid if smaller; PBT's
+    population whatever the budget (a member is a trial for its whole life)."""
+    if config.sampling_algorithm.type == "pbt":  # its members are its trials
+        return int(config.sampling_algorithm.options["population_size"])
     total = max_trials or config.limits.max_total_trials
     if config.sampling_algorithm.type == "grid":
         total = min(total, math.prod(len(v) for v in space.grid().values()))

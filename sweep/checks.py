@@ -20,10 +20,12 @@ def check_runs_here(config: SweepConfig, entry: str | TrainFn | None = None) -> 
     from sweep.storage_drivers import check_driver
 
     check_driver(config.storage)
-    if config.early_termination.options.get("mode") == "promotion" and \
-            config.keep.checkpoints == "none":
+    pausing = ("sampling_algorithm: pbt" if config.sampling_algorithm.type == "pbt" else
+               "early_termination.mode: promotion"
+               if config.early_termination.options.get("mode") == "promotion" else None)
+    if pausing and config.keep.checkpoints == "none":
         raise SweepInputError(
-            "early_termination.mode: promotion pauses trials and continues them from their "
+            f"{pausing} pauses trials and continues them from their "
             "checkpoints, and keep.checkpoints: none gives trainers no checkpoint folder; "
             "drop keep.checkpoints (the built-in trainer checkpoints every epoch; a trainer of "
             "your own saves its state to params['checkpoint_dir'])")

@@ -41,7 +41,9 @@ from sweep.budget import (
 from sweep.disk import ModelFiles
 from sweep.errors import SweepInterrupted
 from sweep.listener import Listener, LogProgress
-from sweep.promotion import PAUSED, PROMOTED, Promotion, promoted_from, still_paused
+from sweep.pausing import PAUSED, PausingScheduler, paused
+from sweep.population import Population
+from sweep.promotion import Promotion, promoted_from
 from sweep.pruners import prune_reason
 from sweep.shared_study import COORDINATOR, SharedStudy, beat, quiet_ask, shared
 from sweep.study import batched_writes
@@ -53,9 +55,9 @@ logger = logging.getLogger(__name__)
 
 # The journal's records of ended trials wait at most this long in memory (see journal.py).
 COMMIT_EVERY_S = 0.25
-NO_CHECKPOINT = ("early_termination.mode: promotion pauses a trial at each rung and continues "
-                 "it from its checkpoint, and this trainer wrote none: save its state to "
-                 "params['checkpoint_dir'] each epoch (README, Checkpoints)")
+NO_CHECKPOINT = ("{what} pauses a trial and continues it from its checkpoint, and this "
+                 "trainer wrote none: save its state to params['checkpoint_dir'] each epoch "
+                 "(README, Checkpoints)")
 # A trial whose worker, node or coordinator is lost this often is failed: a trainer that
 # takes its process down (out of memory) must not loop for ever.
 MAX_LOSSES = 3
@@ -73,7 +75,7 @@ class _Active:
     pruned: str | None = None
     failure: str | None = None
     paused: int | None = None
-    """Promotion ASHA: the rung (epochs trained) it was told to wait at."""
+    """The rung (epochs trained) a pausing scheduler told it to wait at."""
     promoted: tuple[int, ...] = ()
 
     @property
@@ -103,9 +105,10 @@ class Coordinator:
         """Trials that continue from their checkpoints under their own numbers, and why."""
         self.shared = SharedStudy(study) if shared(study._storage) else None
         epochs = config.trainer.args.get("num_epochs")
-        self.promotion = Promotion.of(config.early_termination.policy,
-                                      config.direction == "maximize",
-                                      epochs if isinstance(epochs, int) else None)
+        self.scheduler: PausingScheduler | None = (
+            Population.of(config, space) if config.sampling_algorithm.type == "pbt" else
+            Promotion.of(config.early_termination.policy, config.direction == "maximize",
+                         epochs if isinstance(epochs, int) else None))
         self._commit: Callable[[], None] = lambda: None
         self._committed = 0.0
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -135,7 +138,7 @@ class Coordinator:
                 while len(self.active) < self.slots and time.monotonic() < deadline:
                     if self.to_continue:
                         self._continue(*self.to_continue.pop(0))
-                    elif self._promote():
+                    elif self._schedule(launched_all=counted >= self.total):
                         continue
                     elif counted < self.total:
                         self._launch()
@@ -171,7 +174,7 @@ class Coordinator:
         for number, _ in self.to_continue:  # the sweep's timeout came first
             self._give_up(number, f"stopped: the sweep's timeout "
                                   f"({self.config.limits.timeout:g} s) passed")
-        self._prune_the_paused()
+        self._end_the_paused()
 
     def _commit_now(self) -> None:
         self._commit()
@@ -224,6 +227,7 @@ class Coordinator:
         self._report_history(trial, history, dict(frozen.intermediate_values))
         trial.set_user_attr(RESTARTS, int(frozen.user_attrs.get(RESTARTS, 0)) + 1)
         params = {**self.space.decode(frozen.params), **frozen.user_attrs.get(OVERRIDES, {})}
+        records.set_params(params)
         active = self._start(trial, records, params, checkpoint, first_epoch)
         active.promoted = tuple(promoted_from(self.study.get_trials(deepcopy=False)[number]))
         value = history[-1].get(self.metric) if history else None
@@ -275,8 +279,8 @@ class Coordinator:
                 if not last and active.trial.should_prune():
                     active.pruned = prune_reason(self.study.pruner, event.number, event.epoch)
                     stop = True
-                elif self.promotion is not None and self.promotion.pauses_at(
-                        event.epoch + 1, active.planned, active.promoted, event.number):
+                elif self.scheduler is not None and self.scheduler.pauses_at(
+                        event.number, event.epoch + 1, active.planned, active.promoted):
                     active.paused = event.epoch + 1
                     stop = True
         self.backend.answer(event.number, stop)
@@ -319,42 +323,48 @@ class Coordinator:
         return 0
 
     def _pause(self, active: _Active) -> int:
-        """Promotion ASHA: the trial waits at its rung, RUNNING in the study, its checkpoint
-        kept, until it is promoted or the sweep ends."""
+        """The trial waits at its rung, RUNNING in the study, its checkpoint kept, until its
+        scheduler continues it or the sweep ends."""
         if not active.records.can_continue():
-            return self._fail(active, NO_CHECKPOINT)
+            what = ("sampling_algorithm: pbt" if self.config.sampling_algorithm.type == "pbt"
+                    else "early_termination.mode: promotion")
+            return self._fail(active, NO_CHECKPOINT.format(what=what))
         active.trial.set_user_attr(PAUSED, active.paused)
-        logger.info("trial %d paused at %s epochs (a rung)", active.trial.number, active.paused)
+        logger.info("trial %d paused at %s epochs", active.trial.number, active.paused)
         return 0
 
-    def _promote(self) -> bool:
-        """Continues the trial promotion ASHA picks, if any (promotions come first)."""
-        if self.promotion is None:
+    def _schedule(self, *, launched_all: bool) -> bool:
+        """Continues the paused trials the scheduler picks now, if any (before new ones)."""
+        if self.scheduler is None:
             return False
         trials = self.study.get_trials(deepcopy=False)
-        picked = self.promotion.pick([t for t in trials if t.number not in self.active])
-        if picked is None:
-            return False
-        number, rung = picked
-        trial = optuna.Trial(self.study, trials[number]._trial_id)
-        trial.set_user_attr(PAUSED, 0)
-        trial.set_user_attr(PROMOTED, [*promoted_from(trials[number]), rung])
-        self._continue(number, f"promoted from the rung at {rung} epochs")
-        return True
+        moves = self.scheduler.moves(trials, self.active.keys(), launched_all)
+        for move in moves:
+            trial = optuna.Trial(self.study, trials[move.number]._trial_id)
+            if move.donor is not None:  # PBT's exploit: continue from the donor's state
+                TrialRecords(self.sweep_dir, move.number).copy_checkpoint(
+                    TrialRecords(self.sweep_dir, move.donor))
+            for key, value in move.attrs.items():
+                trial.set_user_attr(key, value)
+        # Only when every decision is written: a crash before this repeats the generation.
+        for move in moves:
+            optuna.Trial(self.study, trials[move.number]._trial_id).set_user_attr(PAUSED, 0)
+            self.to_continue.append((move.number, move.why))
+        return bool(moves)
 
-    def _prune_the_paused(self) -> None:
+    def _end_the_paused(self) -> None:
         """Nothing can run any more: trials still paused stop where they are."""
-        if self.promotion is None or self.active:
+        if self.scheduler is None or self.active:
             return
-        for t, rung, reason in still_paused(self.study.get_trials(deepcopy=False),
-                                            self.promotion.reduction_factor):
-            trial = optuna.Trial(self.study, t._trial_id)
+        trials = self.study.get_trials(deepcopy=False)
+        for number, rung in paused(trials).items():
+            reason = self.scheduler.why_left(rung)
+            trial = optuna.Trial(self.study, trials[number]._trial_id)
             trial.set_user_attr(REASON, reason)
             trial.set_user_attr(EPOCHS, rung)
             self.study.tell(trial, state=TrialState.PRUNED)
-            self._ended(TrialRecords(self.sweep_dir, t.number), t.number, None, "PRUNED",
-                        reason)
-            self.listener.trial_ended(t.number, "PRUNED", None, reason)
+            self._ended(TrialRecords(self.sweep_dir, number), number, None, "PRUNED", reason)
+            self.listener.trial_ended(number, "PRUNED", None, reason)
 
     def _ended(self, records: TrialRecords, number: int, value: float | None,
                state: str = "FAIL", reason: str = "") -> None:
@@ -487,7 +497,7 @@ class Coordinator:
             return
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.user_attrs.get(PAUSED):
-                continue  # waiting at a rung (promotion ASHA), not interrupted
+                continue  # waiting at a rung (pausing.py), not interrupted
             records = TrialRecords(self.sweep_dir, t.number)
             if records.can_continue():
                 self.to_continue.append((t.number, "the sweep was interrupted"))

@@ -16,15 +16,14 @@ after a crash goes on where the sweep was.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces.policies import Asha, Hyperband, Policy
+from sweep.pausing import Move, paused
 
-PAUSED = "paused_at"
-"""The rung (epochs trained) a trial waits at; absent or 0 when it is not paused."""
 PROMOTED = "promoted_from"
 """The rungs (epochs trained) a trial was promoted from."""
 BRACKET = "bracket"
@@ -79,11 +78,26 @@ class Promotion:
         """The epochs a trial trains at most: max_resource, else its own num_epochs."""
         return self.max_resource or asked
 
-    def pauses_at(self, trained: int, asked: int | None, promoted: Sequence[int],
-                  number: int = 0) -> bool:
+    def pauses_at(self, number: int, trained: int, asked: int | None,
+                  promoted: Sequence[int]) -> bool:
         """Whether trial ``number``, having trained ``trained`` epochs, waits at a rung now."""
         rungs = self.rungs(self.last_epoch(asked), self.bracket_of(number))
         return trained in rungs and trained not in promoted
+
+    def moves(self, trials: Sequence[FrozenTrial], active: Collection[int],
+              launched_all: bool) -> list[Move]:
+        """One promotion at a time, whenever a worker is free (new trials only when no one
+        can be promoted)."""
+        picked = self.pick([t for t in trials if t.number not in active])
+        if picked is None:
+            return []
+        number, rung = picked
+        return [Move(number, f"promoted from the rung at {rung} epochs",
+                     {PROMOTED: [*promoted_from(trials[number]), rung]})]
+
+    def why_left(self, rung: int) -> str:
+        return (f"paused at {rung} epochs and not promoted: not in the top "
+                f"1/{self.reduction_factor} of the trials that reached that rung")
 
     def pick(self, trials: Sequence[FrozenTrial]) -> tuple[int, int] | None:
         """(trial number, rung) of the trial to promote now, if any: the highest rung first,
@@ -96,11 +110,10 @@ class Promotion:
         return None
 
     def _pick(self, trials: Sequence[FrozenTrial]) -> tuple[int, int] | None:
-        paused = {t.number: int(t.user_attrs[PAUSED]) for t in trials
-                  if t.state == TrialState.RUNNING and t.user_attrs.get(PAUSED)}
-        if not paused:
+        waiting = paused(trials)
+        if not waiting:
             return None
-        for rung in sorted(set(paused.values()), reverse=True):
+        for rung in sorted(set(waiting.values()), reverse=True):
             reached = [(t.intermediate_values[rung - 1], t.number) for t in trials
                        if rung - 1 in t.intermediate_values and t.state != TrialState.WAITING]
             reached.sort(reverse=self.maximize)
@@ -111,19 +124,10 @@ class Promotion:
             if spent >= quota:
                 continue
             for _, number in reached[:quota]:
-                if paused.get(number) == rung:
+                if waiting.get(number) == rung:
                     return number, rung
         return None
 
 
 def promoted_from(trial: FrozenTrial) -> list[int]:
     return [int(r) for r in trial.user_attrs.get(PROMOTED, [])]
-
-
-def still_paused(trials: Sequence[FrozenTrial], eta: int) -> list[tuple[FrozenTrial, int, str]]:
-    """The trials left waiting at a rung when nothing can run any more, with the rung and
-    why each stops there."""
-    return [(t, int(t.user_attrs[PAUSED]),
-             f"paused at {t.user_attrs[PAUSED]} epochs and not promoted: not in the top "
-             f"1/{eta} of the trials that reached that rung")
-            for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get(PAUSED)]

@@ -19,6 +19,9 @@ class BestTrial:
     value: float
     metrics: Mapping[str, Any]
     model_path: Path | None
+    schedule: list[dict[str, Any]] | None = None
+    """PBT: its params over epochs (``sweep.population.schedule``); the params above are the
+    last entry's. None for every other sampler."""
 
 
 @dataclass(frozen=True)

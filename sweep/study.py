@@ -117,6 +117,8 @@ SAMPLERS: dict[type[Sampler], Callable[[Sampler, OptunaSpace], BaseSampler]] = {
         seed=s.seed, warn_independent_sampling=False),
     samplers.Gp: lambda s, space: optuna.samplers.GPSampler(seed=s.seed),
     samplers.Qmc: lambda s, space: _qmc(seed=s.seed),
+    # PBT's first population is random; later members' params come from its explore step.
+    samplers.Pbt: lambda s, space: optuna.samplers.RandomSampler(seed=s.seed),
 }
 """Each sampling algorithm's Optuna sampler, by its class in search_spaces.samplers."""
 

@@ -39,6 +39,10 @@ class TrialRecords:
         (self.folder / layout.PARAMS).write_text(json.dumps(params, indent=2) + "\n")
         (self.folder / layout.METRICS).write_text("")
 
+    def set_params(self, params: Mapping[str, Any]) -> None:
+        """The params it trains with from now on (PBT changes them between generations)."""
+        (self.folder / layout.PARAMS).write_text(json.dumps(params, indent=2) + "\n")
+
     def report(self, epoch: int, metrics: Mapping[str, Any],
                checkpoint: CheckpointFiles | None) -> None:
         if checkpoint is not None:
@@ -91,6 +95,16 @@ class TrialRecords:
         (self.folder / layout.METRICS).write_text(
             "".join(json.dumps(r) + "\n" for r in history))
         return files, latest.epoch + 1, history
+
+    def copy_checkpoint(self, donor: TrialRecords) -> None:
+        """PBT's exploit: ``donor``'s checkpoint (at the same epoch) becomes this trial's,
+        committed with this trial's own report of that epoch, so its history stays its own."""
+        mine, theirs = self.checkpoint.latest(), donor.checkpoint.latest()
+        files = donor.checkpoint.read()
+        if mine is None or theirs is None or files is None:
+            raise SweepError(f"trial {int(donor.folder.name)}'s or trial "
+                             f"{int(self.folder.name)}'s checkpoint is gone")
+        self.checkpoint.commit(mine.epoch, mine.metrics, files)
 
     def ended(self, *, keep_checkpoint: bool) -> None:
         """The trial will not run again: its working copies go, and its checkpoint too

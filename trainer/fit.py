@@ -129,6 +129,8 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
     out = Path(config.output_dir)
     info = ModelInfo(config.model, data.classes, config.image_size, data.source)
     resume = _Resume(config.checkpoint_dir, model, optimizer, scheduler)
+    if resume.start:
+        _take_rates(config, optimizer, scheduler)
     if ranks.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "params.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
@@ -218,6 +220,21 @@ class _Resume:
             "best_acc": best_acc, "best_epoch": self.best_epoch, "metrics": metrics})
 
 
+def _take_rates(config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+    """A run that continues trains with the learning rate and momentum it is given now, not
+    those in its checkpoint (PBT changes them between generations); a schedule keeps its
+    position and is rescaled to the new base rate. Unchanged params change nothing."""
+    for group in optimizer.param_groups:
+        base = group.get("initial_lr", group["lr"])
+        group["lr"] *= config.learning_rate / base
+        if "initial_lr" in group:
+            group["initial_lr"] = config.learning_rate
+        if "momentum" in group:
+            group["momentum"] = config.momentum
+    if scheduler is not None:
+        scheduler.base_lrs = [config.learning_rate] * len(scheduler.base_lrs)
+
+
 def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adamw":
@@ -229,9 +246,9 @@ def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
 
 def _scheduler(config: TrainConfig,
                optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
-    if config.scheduler == "step":
+    if config.lr_schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, config.step_size, config.gamma)
-    if config.scheduler == "cosine":
+    if config.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.num_epochs)
     return None
 

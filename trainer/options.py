@@ -16,7 +16,7 @@ from typing import Any
 from trainer.errors import TrainerInputError
 
 ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large")
-ALIASES = {"data_dir": "data"}
+ALIASES = {"data_dir": "data", "scheduler": "lr_schedule"}
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     optimizer: str = "sgd"
-    scheduler: str = "step"
+    lr_schedule: str = "step"
     step_size: int = 7
     gamma: float = 0.1
     seed: int = 0
@@ -49,7 +49,8 @@ class TrainConfig:
             (self.model in ARCHITECTURES, "model", f"one of {', '.join(ARCHITECTURES)}"),
             (self.freeze in ("none", "backbone"), "freeze", "none or backbone"),
             (self.optimizer in ("sgd", "adamw"), "optimizer", "sgd or adamw"),
-            (self.scheduler in ("step", "cosine", "none"), "scheduler", "step, cosine or none"),
+            (self.lr_schedule in ("step", "cosine", "none"), "lr_schedule",
+             "step, cosine or none"),
             (self.device in ("auto", "cpu", "cuda"), "device", "auto, cpu or cuda"),
             (self.distributed in ("auto", "horovod"), "distributed", "auto or horovod"),
             (self.num_epochs >= 1, "num_epochs", "1 or more"),
@@ -128,7 +129,9 @@ def build_arg_parser(prog: str = "python -m trainer") -> argparse.ArgumentParser
         "freeze": "none (fine-tune everything) or backbone (train the new head only)",
         "image_size": "side of the square image the model sees",
         "optimizer": "sgd or adamw",
-        "scheduler": "step (StepLR(step_size, gamma)), cosine, or none",
+        "lr_schedule": "step (StepLR(step_size, gamma)), cosine, or none (the learning_rate "
+        "throughout). A run that continues from a checkpoint takes learning_rate and momentum "
+        "as given now (PBT changes them), a schedule rescaled to the new rate",
         "device": "auto (CUDA when available), cpu or cuda",
         "amp": "mixed precision on CUDA (true/false)",
         "cpu_bf16": "bf16 mixed precision on a CPU with AMX or AVX512-BF16: ResNet-18 trains "
@@ -145,7 +148,7 @@ def build_arg_parser(prog: str = "python -m trainer") -> argparse.ArgumentParser
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         default = getattr(defaults, f.name)
-        flags = [f"--{f.name}"] + (["--data_dir"] if f.name == "data" else [])
+        flags = [f"--{f.name}"] + [f"--{old}" for old, new in ALIASES.items() if new == f.name]
         kind = type(default)
         parser.add_argument(
             *flags, dest=f.name, default=default,

@@ -108,7 +108,8 @@ def best(args: argparse.Namespace) -> int:
     b = result.best
     payload = {"trial": b.number, "value": b.value, "params": dict(b.params),
                "metrics": dict(b.metrics),
-               "model_path": str(b.model_path) if b.model_path else None}
+               "model_path": str(b.model_path) if b.model_path else None,
+               **({"schedule": b.schedule} if b.schedule else {})}
     if args.json:
         print(json.dumps(payload, indent=2, default=str))
         return 0
@@ -117,6 +118,9 @@ def best(args: argparse.Namespace) -> int:
         print(f"  {k}: {_short(v)}")
     for k, v in b.metrics.items():
         print(f"  {k} = {_short(v)}")
+    for step in (b.schedule or [])[1:]:  # PBT: how its params changed on the way
+        changed = "  ".join(f"{k} {_short(v)}" for k, v in step["params"].items())
+        print(f"  from epoch {step['epoch'] + 1}: copied trial {step['from']}, {changed}")
     if b.model_path:
         print(f"  model: {b.model_path}")
     return 0

@@ -276,7 +276,7 @@ def test_continue_with_the_built_in_trainer_on_the_command_line_registers_the_ne
     (tmp_path / "digits.yaml").write_text(yaml.safe_dump({
         "name": "digits",
         "trainer": {"args": {"data": "digits", "image_size": 16, "batch_size": 64,
-                             "num_epochs": 2, "threads": 1, "scheduler": "none"}},
+                             "num_epochs": 2, "threads": 1, "lr_schedule": "none"}},
         "search_space": {"learning_rate": {"type": "choice", "values": [0.05]}},
         "limits": {"max_total_trials": 1},
         "register": {"model_name": "dg", "root": str(tmp_path / "models")},

@@ -214,3 +214,31 @@ class CtrlCAfter:
 
     def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
         pass
+
+
+def curve_gain(lr: float, acc: float) -> float:
+    """A toy learning curve whose best learning rate falls as accuracy rises (from 0.1 at
+    acc 0 to 1e-4 at acc 1): a fixed rate is right for one stretch of the curve only."""
+    best_lr = 0.1 * 10 ** (-3 * acc)
+    return 0.2 * (1 - acc) * math.exp(-((math.log10(lr) - math.log10(best_lr)) / 0.4) ** 2)
+
+
+def pbt_curve(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """Climbs ``curve_gain`` with ``params['lr']``, its accuracy kept in its checkpoint; each
+    report says the accuracy it started the epoch from (``start_acc``) and the rate used."""
+    state_file = Path(params["checkpoint_dir"]) / "state.json"
+    start, acc = 0, 0.0
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        start, acc = state["epoch"] + 1, state["acc"]
+    lr = float(params["lr"])
+    for epoch in range(start, int(params["num_epochs"])):
+        time.sleep(float(params.get("epoch_s", 0.0)))
+        before, acc = acc, acc + curve_gain(lr, acc)
+        _mark(params, "ran.jsonl", {"epoch": epoch})
+        tmp = state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"epoch": epoch, "acc": acc}))
+        os.replace(tmp, state_file)
+        if report(epoch, {"acc": acc, "start_acc": before, "lr": lr}):
+            break
+    return {"acc": acc}

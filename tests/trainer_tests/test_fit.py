@@ -132,7 +132,7 @@ def test_a_run_interrupted_after_epoch_k_and_continued_equals_one_never_stopped(
     """CPU, fp32: model, optimizer, scheduler, random state, data order and best-so-far all
     come back, so every per-epoch metric matches an uninterrupted run to 1e-6."""
     # Cosine: the learning rate changes every epoch, so a scheduler not restored shows.
-    config = {**FAST, "num_epochs": 5, "scheduler": "cosine", "device": "cpu"}
+    config = {**FAST, "num_epochs": 5, "lr_schedule": "cosine", "device": "cpu"}
     whole: list[dict] = []
     full = fit(TrainConfig(**config, output_dir=str(tmp_path / "whole")),
                lambda epoch, m: whole.append(m) or False)
@@ -174,3 +174,20 @@ def test_a_finished_run_continued_trains_nothing_and_returns_its_result(tmp_path
                 lambda epoch, m: calls.append(epoch) or False)
     assert calls == [] and again["best_val_acc"] == first["best_val_acc"]
     assert again["epochs_run"] == 1
+
+
+@pytest.mark.parametrize("schedule", ["none", "step"])
+def test_a_continued_run_trains_with_the_rates_it_is_given_now(tmp_path, schedule):
+    """PBT changes learning_rate and momentum between generations: the continued run uses
+    them, not its checkpoint's; a step schedule keeps its position, rescaled."""
+    ckpt = str(tmp_path / "checkpoint")
+    base = {**FAST, "image_size": 16, "lr_schedule": schedule, "step_size": 1, "gamma": 0.5,
+            "output_dir": str(tmp_path), "checkpoint_dir": ckpt}
+    fit(TrainConfig(**{**base, "learning_rate": 0.04, "momentum": 0.9}, num_epochs=2))
+    seen: list[dict] = []
+    fit(TrainConfig(**{**base, "learning_rate": 0.01, "momentum": 0.5}, num_epochs=3),
+        lambda epoch, m: seen.append(m) or False)
+    # none: the new rate; step (halved each epoch): the new rate after 2 halvings.
+    assert seen[0]["lr"] == pytest.approx(0.01 if schedule == "none" else 0.0025)
+    state = torch.load(tmp_path / "checkpoint" / "state.pt", weights_only=True)
+    assert state["states"]["optimizer"]["param_groups"][0]["momentum"] == 0.5
