@@ -22,15 +22,21 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
 
     A trial that was re-run from its start (a retry, or after an interruption, without a
     checkpoint) keeps its row, with ``rerun_as`` naming the trial that replaced it; one that
-    continued from its checkpoint is one row, ``restarts`` saying how often it did.
+    continued from its checkpoint is one row, ``restarts`` saying how often it did. A PBT
+    member's params are those it trains with last; ``lineage`` and ``schedule`` say whose
+    checkpoint it copied when, and its params over epochs.
     ``decode`` turns Optuna's parameters into the user's
     (see ``search_spaces.optuna_form``); without it they are shown as Optuna has them.
     """
     trials = study.get_trials(deepcopy=False)
     rerun_as = {t.user_attrs["replaces"]: t.number for t in trials if "replaces" in t.user_attrs}
     rows: list[dict[str, Any]] = []
+    pbt = any(t.user_attrs.get("lineage") for t in trials)
     for t in trials:
-        params = dict(decode(t.params) if decode and t.params else t.params)
+        first = dict(decode(t.params) if decode and t.params else t.params)
+        # What it trains with now: PBT's last explore step, or `sweep continue`'s epochs.
+        overrides = t.user_attrs.get("overrides", {})
+        params = {**first, **{k: v for k, v in overrides.items() if k in first}}
         asked = params.get("num_epochs", epochs_asked)
         duration = (t.datetime_complete - t.datetime_start).total_seconds() \
             if t.datetime_complete and t.datetime_start else None
@@ -51,6 +57,7 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
             "rerun_as": rerun_as.get(t.number),
             "restarts": int(t.user_attrs.get("restarts", 0)),
             "coordinator": t.user_attrs.get("coordinator"),
+            **({"lineage": _lineage(t), "schedule": _schedule(t, first)} if pbt else {}),
             "start": t.datetime_start,
             "duration_s": duration,
         })
@@ -58,6 +65,23 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
     if not frame.empty:
         frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
     return frame
+
+
+def _lineage(trial: optuna.trial.FrozenTrial) -> str:
+    """PBT: whose checkpoint a member copied and when, in words."""
+    return "; ".join(f"copied trial {e['from']} at {e['epoch']} epochs"
+                     for e in trial.user_attrs.get("lineage", []))
+
+
+def _schedule(trial: optuna.trial.FrozenTrial, first: Mapping[str, Any]
+              ) -> list[dict[str, Any]]:
+    """PBT: a member's params over epochs, each entry in force from ``epoch`` epochs trained
+    (``sweep.population.schedule`` reads the same attributes)."""
+    out: list[dict[str, Any]] = [{"epoch": 0, "params": dict(first)}]
+    for entry in trial.user_attrs.get("lineage", []):
+        out.append({"epoch": int(entry["epoch"]), "from": int(entry["from"]),
+                    "params": {**out[-1]["params"], **entry["params"]}})
+    return out
 
 
 def epochs_saved(trials: pd.DataFrame) -> tuple[int, int]:

@@ -68,12 +68,15 @@ def _table(data: SweepData) -> str:
     frame = ranked(data)
     # Restarts only when a trial continued from its checkpoint: most sweeps have none.
     restarts = "restarts" in frame and bool(frame["restarts"].any())
+    lineage = "lineage" in frame  # PBT
     cols = ["number", "state", "value", *[f"param_{p}" for p in data.params], "epochs_run",
-            "epochs_asked", *(["restarts"] if restarts else []), "duration_s", "reason"]
+            "epochs_asked", *(["restarts"] if restarts else []), "duration_s",
+            *(["lineage"] if lineage else []), "reason"]
     labels = ["#", "state", data.metric, *data.params, "epochs run", "epochs asked",
-              *(["restarts"] if restarts else []), "time s", "reason"]
+              *(["restarts"] if restarts else []), "time s",
+              *(["copied (PBT)"] if lineage else []), "reason"]
     head = "".join(
-        f'<th class="{"l" if c in ("state", "reason") else ""}">{_text(lab)}</th>'
+        f'<th class="{"l" if c in ("state", "lineage", "reason") else ""}">{_text(lab)}</th>'
         for c, lab in zip(cols, labels, strict=True)
     )
     rows = []
@@ -81,7 +84,8 @@ def _table(data: SweepData) -> str:
         cells = []
         for c in cols:
             v = row.get(c)
-            cls = f"l state-{_text(v)}" if c == "state" else ("l" if c == "reason" else "")
+            cls = f"l state-{_text(v)}" if c == "state" else (
+                "l" if c in ("lineage", "reason") else "")
             raw = "" if v is None or (isinstance(v, float) and v != v) else str(v)
             cells.append(f'<td class="{cls}" data-v="{html.escape(raw)}">{_text(v)}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
@@ -114,6 +118,9 @@ def _sweep_section(data: SweepData, index: int) -> Iterable[str]:
     yield _div(plots.history(data), f"history-{index}")
     yield _div(plots.importances(data), f"importances-{index}")
     yield _div(plots.parallel_coordinates(data), f"parallel-{index}", wide=True)
+    schedule = plots.pbt_schedule(data)
+    if schedule is not None:
+        yield _div(schedule, f"pbt-{index}", wide=True)
     for j, fig in enumerate(plots.slices(data)):
         yield _div(fig, f"slice-{index}-{j}")
     yield "</div>"

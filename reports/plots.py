@@ -172,3 +172,49 @@ def slices(data: SweepData) -> list[go.Figure]:
             fig.update_xaxes(type="log")
         figures.append(_layout(fig, f"Slice: {name}", name, data.metric))
     return figures
+
+
+def pbt_schedule(data: SweepData) -> go.Figure | None:
+    """PBT: each member's params over epochs (a row per member, coloured by the first
+    numeric parameter, on a log scale where it spans decades), and an arrow per copy from
+    the donor's row to the member's at the epoch it copied. None for other sweeps."""
+    if "schedule" not in data.trials:
+        return None
+    rows = data.trials.dropna(subset=["schedule"]).sort_values("number")
+    numeric = [p for p in data.params
+               if pd.api.types.is_numeric_dtype(data.trials[f"param_{p}"])
+               and not pd.api.types.is_bool_dtype(data.trials[f"param_{p}"])]
+    main = numeric[0] if numeric else None
+    xs, ys, colours, texts = [], [], [], []
+    fig = go.Figure()
+    for row in rows.to_dict("records"):
+        steps, last = row["schedule"], int(row["epochs_run"] or 0)
+        for i, step in enumerate(steps):
+            end = steps[i + 1]["epoch"] if i + 1 < len(steps) else max(last, step["epoch"] + 1)
+            for epoch in range(step["epoch"], end):
+                xs.append(epoch + 1)
+                ys.append(f"trial {row['number']}")
+                colours.append(step["params"].get(main) if main else 0)
+                texts.append(", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else
+                                       f"{k} = {v}" for k, v in step["params"].items()))
+            if "from" in step:
+                fig.add_annotation(x=step["epoch"] + 0.5, y=f"trial {row['number']}",
+                                   ax=step["epoch"] + 0.5, ay=f"trial {step['from']}",
+                                   xref="x", yref="y", axref="x", ayref="y", showarrow=True,
+                                   arrowhead=2, arrowwidth=1.2, arrowcolor="#444",
+                                   hovertext=f"trial {row['number']} copied trial "
+                                             f"{step['from']} after {step['epoch']} epochs")
+    values = pd.Series(colours, dtype=float)
+    log = bool(main and (values > 0).all() and values.max() / max(values.min(), 1e-300) > 10)
+    fig.add_trace(go.Scatter(
+        x=xs, y=ys, mode="markers", text=texts, hovertemplate="epoch %{x}, %{y}: %{text}"
+        "<extra></extra>", showlegend=False,
+        marker={"symbol": "square", "size": 14,
+                "color": values.map(math.log10) if log else values, "colorscale": "Viridis",
+                "showscale": main is not None,
+                "colorbar": {"title": f"log10 {main}" if log else (main or "")}},
+    ))
+    fig.update_yaxes(categoryorder="array", categoryarray=[f"trial {n}" for n in
+                                                           rows["number"]][::-1])
+    return _layout(fig, "PBT: each member's params by epoch (arrows: copied a checkpoint)",
+                   "epoch", "member")

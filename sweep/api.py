@@ -44,7 +44,7 @@ from sweep.layout import (
 )
 from sweep.listener import Listener
 from sweep.lock import SweepLock
-from sweep.population import current_params, schedule
+from sweep.population import current_params
 from sweep.result import BestTrial, SweepResult
 from sweep.study import open_study
 from sweep.trial_kinds import TrialKind, trial_kind
@@ -376,9 +376,9 @@ class Sweep:
             except KeyError:
                 raise SweepInputError(f"sweep {self.name!r} has no study yet") from None
         frame = _trials_frame(study, self.config)
-        return SweepResult(self.name, self.sweep_dir, study, self._best(study), frame)
+        return SweepResult(self.name, self.sweep_dir, study, self._best(study, frame), frame)
 
-    def _best(self, study: optuna.Study) -> BestTrial | None:
+    def _best(self, study: optuna.Study, trials: pd.DataFrame) -> BestTrial | None:
         if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             return None
         best = study.best_trial
@@ -386,10 +386,11 @@ class Sweep:
         result_file = folder / RESULT
         metrics = json.loads(result_file.read_text()) if result_file.exists() else {}
         model = folder / layout.OUTPUTS / "model.pt"
-        decode = to_optuna(self.config.search_space).decode
-        steps = schedule(best, decode) if self.config.sampling_algorithm.type == "pbt" else None
-        return BestTrial(best.number, current_params(best, decode), float(best.value or 0),
-                         metrics, model if model.exists() else None, steps)
+        row = trials.set_index("number").loc[best.number]
+        steps = row["schedule"] if "schedule" in row else None  # PBT
+        return BestTrial(best.number, current_params(best, to_optuna(
+            self.config.search_space).decode), float(best.value or 0), metrics,
+            model if model.exists() else None, steps)
 
     def check(self) -> None:
         """What would make every trial fail here, refused before anything runs (see

@@ -12,9 +12,9 @@ moves a member's epoch count and its history stays one curve.
 
 What a generation decided is kept in the trials' attributes: ``overrides`` (the params it
 trains with now) and ``lineage`` (per copy: the epochs trained, the donor, the new params),
-from which ``schedule`` rebuilds each member's params over epochs. A crash in the middle of
-a generation repeats it with the same random draws (seeded by the sweep's seed and the
-generation), and writing a copy twice changes nothing.
+from which the trials frame (``reports.frames``) rebuilds each member's params over epochs.
+A crash in the middle of a generation repeats it with the same random draws (seeded by the
+sweep's seed and the generation), and writing a copy twice changes nothing.
 """
 
 from __future__ import annotations
@@ -100,14 +100,3 @@ def current_params(trial: FrozenTrial,
                    decode: Callable[[Mapping[str, Any]], dict[str, Any]]) -> dict[str, Any]:
     """The params a trial trains with now: as sampled, then as its last exploit left them."""
     return {**decode(trial.params), **trial.user_attrs.get(OVERRIDES, {})}
-
-
-def schedule(trial: FrozenTrial, decode: Callable[[Mapping[str, Any]], dict[str, Any]]
-             ) -> list[dict[str, Any]]:
-    """A member's params over epochs: ``[{"epoch": 0, "params": …}, {"epoch": 4, "from": 2,
-    "params": …}, …]``, each entry in force from that many epochs trained on."""
-    out: list[dict[str, Any]] = [{"epoch": 0, "params": decode(trial.params)}]
-    for entry in trial.user_attrs.get(LINEAGE, []):
-        out.append({"epoch": int(entry["epoch"]), "from": int(entry["from"]),
-                    "params": {**out[-1]["params"], **entry["params"]}})
-    return out

@@ -116,14 +116,27 @@ PLAN_WIDTH = 160
 def describe(config: SweepConfig) -> str:
     """A few lines that say what a sweep would do."""
     lim = config.limits
+    mode = config.early_termination.options.get("mode")
+    at_a_time = f"{lim.max_concurrent_trials or 'as many as fit'} at a time, on {config.compute}"
     lines = [
         f"sweep {config.name}: {len(config.search_space)} parameters, "
         f"{config.sampling_algorithm.type} sampling, early termination "
-        f"{config.early_termination.type}",
+        f"{config.early_termination.type}" + (f" ({mode})" if mode else ""),
         f"  objective: {config.objective.goal} {config.objective.primary_metric}",
-        f"  trials: up to {lim.max_total_trials}, "
-        f"{lim.max_concurrent_trials or 'as many as fit'} at a time, on {config.compute}",
     ]
+    if config.sampling_algorithm.type == "pbt":
+        pbt = config.sampling_algorithm.options
+        factors = " or x".join(f"{f:g}" for f in pbt["perturbation_factors"])
+        lines += [
+            f"  population: {pbt['population_size']} members (its trials: "
+            f"limits.max_total_trials does not apply), {at_a_time}",
+            f"  every {pbt['perturbation_interval']} epochs the bottom {pbt['quantile']:.0%} "
+            f"copy the checkpoint of one of the top {pbt['quantile']:.0%}",
+            f"  and explore its params: x{factors} a number, a neighbouring value of a "
+            f"choice, or resampled with probability {pbt['resample_probability']:g}",
+        ]
+    else:
+        lines.append(f"  trials: up to {lim.max_total_trials}, {at_a_time}")
     from sweep.trial_kinds import trial_kind
 
     lines.extend(trial_kind(config).plan(config))

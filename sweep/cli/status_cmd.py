@@ -77,12 +77,15 @@ def status(args: argparse.Namespace) -> int:
     restarts = "restarts" in frame and bool(frame["restarts"].any())
     # A shared study (several coordinators on one database): who ran each trial.
     who = "coordinator" in frame and frame["coordinator"].nunique() > 1
+    lineage = "lineage" in frame  # PBT: whose checkpoint each member copied, when
     header = ["#", "state", *[p[len("param_"):] for p in params], "value", "epochs",
-              *(["restarts"] if restarts else []), *(["coordinator"] if who else []), "reason"]
+              *(["restarts"] if restarts else []), *(["coordinator"] if who else []),
+              "lineage" if lineage else "reason"]
     table = [[row["number"], row["state"], *[_clean(row[p]) for p in params],
               _clean(row["value"]), f"{row['epochs_run']}/{_clean(row['epochs_asked']) or '?'}",
               *([row["restarts"]] if restarts else []),
-              *([row["coordinator"] or ""] if who else []), row["reason"] or ""]
+              *([row["coordinator"] or ""] if who else []),
+              "; ".join(x for x in (row.get("lineage"), row["reason"]) if x)]
              for row in frame.to_dict("records")]
     print("\n".join(format_table(header, table, left=(1, len(header) - 1),
                                  ragged_last=True)))

@@ -205,3 +205,52 @@ def test_kill_9_in_the_middle_of_a_pbt_sweep_then_resume_goes_on_where_it_was(tm
     # 3 generations of 1 copy each (4 members, quantile 0.25), none lost or repeated.
     assert sorted(e["epoch"] for t in trials for e in t.user_attrs.get("lineage", [])) == \
         [2, 4, 6]
+
+
+def test_status_best_and_the_report_show_lineage_and_schedule(tmp_path, capsys):
+    import re
+    import shutil
+
+    from reports import build_html
+    from reports.plots import pbt_schedule
+    from sweep import compare
+    from sweep.cli import main
+
+    result = _pbt(tmp_path, epochs=6, population=4).run()
+    trials = result.study.get_trials(deepcopy=False)
+    copies = [(t.number, e) for t in trials for e in t.user_attrs.get("lineage", [])]
+    assert len(copies) == 2  # 4 members, quantile 0.25: one copy at 2 and one at 4 epochs
+
+    assert main(["status", "pbt", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for number, entry in copies:
+        line = next(x for x in out.splitlines() if x.split()[:1] == [str(number)])
+        assert f"copied trial {entry['from']} at {entry['epoch']} epochs" in line
+    assert main(["best", "pbt", "--root", str(tmp_path), "--json"]) == 0
+    best = json.loads(capsys.readouterr().out)
+    schedule = best["schedule"]
+    assert schedule[0]["epoch"] == 0
+    assert best["params"] == schedule[-1]["params"]  # the params it ended with
+    mine = [e for n, e in copies if n == best["trial"]]
+    assert [s["epoch"] for s in schedule[1:]] == [e["epoch"] for e in mine]
+
+    # The chart: one square per member and epoch, one arrow per copy.
+    data = compare(["pbt"], tmp_path).sweeps[0]
+    fig = pbt_schedule(data)
+    assert fig is not None
+    assert len(fig.data[0].x) == 4 * 6 and len(fig.layout.annotations) == 2
+    page = tmp_path / "report.html"
+    build_html(compare(["pbt"], tmp_path), page)
+    assert 'id="pbt-0"' in page.read_text() and "copied trial" in page.read_text()
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
+                          "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=180)
+    start = dom.stdout.index('id="pbt-0"')
+    assert 'class="main-svg"' in dom.stdout[start:start + 20000]
+    assert re.search(r'<pre id="js-errors">\s*</pre>', dom.stdout)
