@@ -28,6 +28,9 @@ class TrainerSpec:
     entry: str = "trainer"
     args: Mapping[str, Any] = field(default_factory=dict)
     retries: int = 0
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Environment variables of the trial's process, wherever it runs (a cluster's nodes
+    too); ``${VAR}`` is filled from the coordinator's environment when a trial starts."""
 
 
 @dataclass(frozen=True)

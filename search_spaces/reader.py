@@ -15,6 +15,7 @@ from search_spaces.config import (
     SweepConfig,
     TrainerSpec,
 )
+from search_spaces.env_vars import check_env
 from search_spaces.sections import (
     SAFE_NAME,
     parse_compute,
@@ -156,7 +157,7 @@ def _refuse_other_job_types(data: Mapping[str, Any]) -> None:
 
 def _trainer(value: Any, base_dir: Path) -> TrainerSpec:
     d = c.mapping(value, "trainer")
-    c.no_unknown_keys(d, "trainer", {"entry", "args", "retries"})
+    c.no_unknown_keys(d, "trainer", {"entry", "args", "retries", "env"})
     entry = c.string(d, "entry", "trainer", "trainer")
     if not _ENTRY.match(entry):
         raise SearchSpaceError(
@@ -168,7 +169,8 @@ def _trainer(value: Any, base_dir: Path) -> TrainerSpec:
     for key in ("data", "data_dir"):
         if key in args:
             _check_data(args[key], f"trainer.args.{key}", base_dir)
-    return TrainerSpec(entry=entry, args=args, retries=retries)
+    return TrainerSpec(entry=entry, args=args, retries=retries,
+                       env=check_env(d.get("env") or {}, "trainer.env"))
 
 def _check_data(value: Any, path: str, base_dir: Path) -> None:
     if not isinstance(value, str) or not value:

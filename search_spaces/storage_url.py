@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 from search_spaces._errors import SearchSpaceError, abbreviate
+from search_spaces.env_vars import VAR as _VAR
 
-_VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 # Query keys that carry credentials in the database drivers' URLs.
 _SECRET_KEYS = frozenset({"password", "passwd", "pwd", "secret", "token", "access_token",
                           "api_key", "key", "sig", "sas"})

@@ -25,6 +25,7 @@ def to_dict(config: SweepConfig) -> dict[str, Any]:
             "entry": config.trainer.entry,
             "args": dict(config.trainer.args),
             "retries": config.trainer.retries,
+            **({"env": dict(config.trainer.env)} if config.trainer.env else {}),
         },
         "search_space": {k: e.to_dict() for k, e in config.search_space.items()},
         "objective": {

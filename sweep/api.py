@@ -88,7 +88,7 @@ class Sweep:
             backend: where trials run; by default from ``compute`` (a local Ray or a cluster).
             azure: the Azure ML runner for ``compute: azure:CLUSTER`` (by default one that
                 reads the workspace's config.json and logs its progress).
-            settings: ``trainer_args``, ``objective``, ``sampling_algorithm``,
+            settings: ``trainer_args``, ``trainer_env``, ``objective``, ``sampling_algorithm``,
                 ``early_termination``, ``limits``, ``resources``, ``compute``, ``storage``,
                 ``register``, ``keep``, ``retries``: the sweep file's sections.
         """
@@ -107,6 +107,7 @@ class Sweep:
                 "entry": trainer if isinstance(trainer, str) else _entry_name(trainer),
                 "args": dict(settings.pop("trainer_args", {})),
                 "retries": settings.pop("retries", 0),
+                "env": dict(settings.pop("trainer_env", {})),
             }
             data.update(settings)
             config = parse_sweep(data, default_name=name or "sweep")

@@ -17,9 +17,11 @@ def check_runs_here(config: SweepConfig, entry: str | TrainFn | None = None) -> 
     rules when its file is read). ``entry``: the trainer, when it is a function."""
     if config.compute.startswith("azure:"):
         return
+    from search_spaces.env_vars import expand_env
     from sweep.storage_drivers import check_driver
 
     check_driver(config.storage)
+    expand_env(config.trainer.env)  # every ${VAR} it names is set here
     pausing = ("sampling_algorithm: pbt" if config.sampling_algorithm.type == "pbt" else
                "early_termination.mode: promotion"
                if config.early_termination.options.get("mode") == "promotion" else None)

@@ -23,6 +23,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search_spaces import SweepConfig, clip_message
+from search_spaces.env_vars import expand_env
 from search_spaces.optuna_form import OptunaSpace
 from sweep import layout
 from sweep.backends.base import Backend
@@ -246,7 +247,8 @@ class Coordinator:
         call_params.update(self.tracker.trial_started(trial.number, params))
         self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(where),
                                      checkpoint, first_epoch,
-                                     checkpoints=self.config.keep.checkpoints != "none"))
+                                     checkpoints=self.config.keep.checkpoints != "none",
+                                     env=expand_env(self.config.trainer.env)))
         asked = call_params.get("num_epochs")
         active = _Active(trial, time.monotonic(), records, last_epoch=first_epoch - 1,
                          planned=int(asked) if isinstance(asked, int | float) else None)

@@ -7,6 +7,8 @@ import contextlib
 import importlib
 import io
 import logging
+import os
+import threading
 import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -74,7 +76,7 @@ def run_trial(spec: TrialSpec, send: SendReport, *, capture_output: bool = True,
         return send(epoch, metrics, live.changes() if sends else None)
 
     try:
-        with _trial_log(trial_dir / log_name, capture_output) as log:
+        with _trial_log(trial_dir / log_name, capture_output) as log, _environment(spec.env):
             try:
                 result = fn(params, report)
             except TrialFailed:
@@ -87,6 +89,39 @@ def run_trial(spec: TrialSpec, send: SendReport, *, capture_output: bool = True,
     if not isinstance(result, Mapping):
         raise TrialFailed(f"the trainer returned {type(result).__name__}, not a dict of metrics")
     return dict(result)
+
+
+_ENV_LOCK = threading.Lock()
+_env_users = 0
+_env_before: dict[str, str | None] = {}
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    """``trainer.env`` while trials run: a worker process runs other trials next. Trials
+    in threads of one process (the in-process backend) share it; the values before are back
+    when the last of them ends."""
+    global _env_users
+    if not env:
+        yield
+        return
+    with _ENV_LOCK:
+        for name in env:
+            _env_before.setdefault(name, os.environ.get(name))
+        os.environ.update(env)
+        _env_users += 1
+    try:
+        yield
+    finally:
+        with _ENV_LOCK:
+            _env_users -= 1
+            if not _env_users:
+                for name, value in _env_before.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+                _env_before.clear()
 
 
 class CappedLog(io.TextIOBase):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 TrainFn = Callable[[dict[str, Any], Callable[[int, dict[str, float]], bool]], Mapping[str, Any]]
@@ -46,6 +46,8 @@ class TrialSpec:
     """The epoch the trial's next report is about (the one after its checkpoint's)."""
     checkpoints: bool = True
     """Whether the trainer gets a checkpoint folder (``keep.checkpoints: none``: not)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """``trainer.env``, filled in: set in the trainer's process while the trial runs."""
 
 
 @dataclass(frozen=True)

@@ -223,3 +223,36 @@ def test_example_round_trips_through_yaml_text(tmp_path: Path):
     path = tmp_path / "again.yaml"
     path.write_text(yaml.safe_dump(to_dict(config)))
     assert read_sweep_file(path) == config
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"WANDB_API_KEY": "abc123"}, "trainer.env.WANDB_API_KEY: looks like a secret"),
+    ({"9LIVES": "x"}, "trainer.env.9LIVES: is not an environment variable name"),
+    ({"OK": ["a"]}, "trainer.env.OK: expected text"),
+])
+def test_trainer_env_refuses_secrets_written_in_the_file_and_bad_names(env, says):
+    data = {**_good(), "trainer": {"entry": "trainer", "env": env}}
+    with pytest.raises(SearchSpaceError) as err:
+        parse_sweep(data)
+    assert says in str(err.value)
+
+
+def test_trainer_env_keeps_references_and_validate_refuses_an_unset_one(tmp_path, capsys,
+                                                                          monkeypatch):
+    data = {**_good(), "trainer": {"entry": "trainer",
+                                   "env": {"HF_TOKEN": "${MY_HF_TOKEN}", "DEBUG": 1}}}
+    assert dict(parse_sweep(data).trainer.env) == {"HF_TOKEN": "${MY_HF_TOKEN}", "DEBUG": "1"}
+    import yaml
+
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.delenv("MY_HF_TOKEN", raising=False)
+    assert main(["validate", str(tmp_path / "s.yaml")]) == 2
+    assert "trainer.env: uses ${MY_HF_TOKEN}, which is not set here" in capsys.readouterr().err
+    monkeypatch.setenv("MY_HF_TOKEN", "hf_x")
+    assert main(["validate", str(tmp_path / "s.yaml")]) == 0
+
+
+def _good() -> dict:
+    import yaml
+
+    return yaml.safe_load(GOOD)

@@ -242,3 +242,13 @@ def pbt_curve(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
         if report(epoch, {"acc": acc, "start_acc": before, "lr": lr}):
             break
     return {"acc": acc}
+
+
+def env_echo(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """Writes the environment variables named in ``params['echo']`` (comma-separated), as
+    its process sees them, to ``output_dir/env.json``; then trains as ``quadratic``."""
+    seen = {name: os.environ.get(name) for name in str(params["echo"]).split(",")}
+    folder = Path(params["output_dir"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "env.json").write_text(json.dumps(seen))
+    return quadratic(params, report)
