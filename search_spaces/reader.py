@@ -136,8 +136,12 @@ def _parse_wandb(data: Mapping[str, Any], default_name: str, base_dir: Path) -> 
         raise (renamed[0] if len(renamed) == 1 else SearchSpaceErrors(renamed)) from None
 
 def is_wandb(data: Mapping[str, Any]) -> bool:
-    """A W&B sweep config: ``parameters`` and ``method``, none of our or Azure's sections."""
-    return "parameters" in data and "method" in data and "search_space" not in data
+    """A W&B sweep config: ``parameters`` and ``method``, or a W&B Launch one (``scheduler``
+    or a training ``job``); none of our or Azure's sections."""
+    if "search_space" in data or "trial" in data:
+        return False
+    return ("parameters" in data and "method" in data) or "scheduler" in data or (
+        "job" in data and ("parameters" in data or "metric" in data))
 
 def _refuse_other_job_types(data: Mapping[str, Any]) -> None:
     kind = data.get("type")

@@ -3,6 +3,15 @@
 W&B's ``log_uniform`` takes exponents (like Azure's loguniform) while ``log_uniform_values``
 takes values; both are kept exact. What has no equivalent (beta, inv_log_uniform, nested
 parameters, a program to run) raises instead of being dropped.
+
+A W&B Launch sweep config (``job:`` and ``scheduler:``) is read the same way: the training
+``job`` is replaced by our trainer, as ``program`` is; ``scheduler.num_workers`` is the
+parallel trials; the Optuna scheduler's ``settings.sampler``/``settings.pruner`` (Optuna
+class names and their arguments, as W&B's ``optuna_scheduler.py`` builds them) map onto our
+sampling algorithms and policies where they mean the same, and are refused, naming W&B
+Launch, where they do not. Where the scheduler runs (``job``, ``resource``,
+``docker_image``, the ``launch`` block) has no meaning here; ``resource_args.env`` (the
+variables passed to runs) becomes ``trainer.env``.
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ from search_spaces._errors import SearchSpaceError
 
 _METHODS = {"grid": "grid", "random": "random", "bayes": "bayesian"}
 # Keys that describe where W&B runs a sweep, not what it searches; they have no meaning here.
-_METADATA_KEYS = {"project", "entity", "description"}
+_METADATA_KEYS = {"project", "entity", "description", "launch"}
+_LAUNCH = "W&B Launch's"
 
 
 def from_wandb(config: Mapping[str, Any], *, trainer: Mapping[str, Any] | None = None
@@ -55,7 +65,9 @@ def from_wandb(config: Mapping[str, Any], *, trainer: Mapping[str, Any] | None =
             out["limits"] = {"max_total_trials": value}
         elif key == "name":
             out["name"] = value
-        elif key in ("program", "command"):
+        elif key == "scheduler":
+            out.update(_launch_scheduler(value, path, method="method" in config))
+        elif key in ("program", "command", "job"):
             if trainer is None:
                 raise SearchSpaceError(
                     path, "W&B's program has no meaning here; pass trainer=… to from_wandb"
@@ -63,7 +75,138 @@ def from_wandb(config: Mapping[str, Any], *, trainer: Mapping[str, Any] | None =
         elif key not in _METADATA_KEYS:
             raise SearchSpaceError(path, "has no equivalent in a sweep file")
     if trainer is not None:
-        out["trainer"] = dict(trainer)
+        out["trainer"] = {**dict(trainer), **({"env": out.pop("trainer_env")}
+                                              if "trainer_env" in out else {})}
+    out.pop("trainer_env", None)
+    if "search_space" not in out and "scheduler" in config:
+        raise SearchSpaceError("parameters", f"is required: {_LAUNCH} optuna_source (a Python "
+                               "search space) has no equivalent here; list the parameters")
+    if "max_concurrent_trials" in out:
+        out["limits"] = {**out.get("limits", {}),
+                         "max_concurrent_trials": out.pop("max_concurrent_trials")}
+    return out
+
+
+# W&B Launch's Optuna scheduler: Optuna's classes by name -> ours, with the arguments each
+# takes and what they become (None: accepted only at Optuna's default, given beside it).
+_SAMPLERS = {"TPESampler": "tpe", "RandomSampler": "random", "CmaEsSampler": "cmaes",
+             "QMCSampler": "qmc", "GridSampler": "grid"}
+_PRUNERS: dict[str, tuple[str, dict[str, tuple[str, Any] | None]]] = {
+    "NopPruner": ("none", {}),
+    "MedianPruner": ("median", {"n_startup_trials": ("n_startup_trials", None),
+                                "n_warmup_steps": ("n_warmup_steps", None),
+                                "interval_steps": ("interval_steps", None),
+                                "n_min_trials": None}),
+    "PercentilePruner": ("percentile", {"percentile": ("percentile", None),
+                                        "n_startup_trials": ("n_startup_trials", None),
+                                        "n_warmup_steps": ("n_warmup_steps", None),
+                                        "interval_steps": ("interval_steps", None),
+                                        "n_min_trials": None}),
+    "SuccessiveHalvingPruner": ("asha", {"min_resource": ("min_resource", "auto"),
+                                         "reduction_factor": ("reduction_factor", None),
+                                         "min_early_stopping_rate":
+                                             ("min_early_stopping_rate", None),
+                                         "bootstrap_count": None}),
+    "HyperbandPruner": ("hyperband", {"min_resource": ("min_resource", None),
+                                      "max_resource": ("max_resource", "auto"),
+                                      "reduction_factor": ("reduction_factor", None),
+                                      "bootstrap_count": None}),
+}
+# Optuna's defaults for the arguments accepted only at them.
+_DEFAULT_ONLY = {"n_min_trials": 1, "bootstrap_count": 0}
+
+
+def _launch_scheduler(value: Any, path: str, *, method: bool) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SearchSpaceError(path, f"expected {_LAUNCH} scheduler mapping, got {value!r}")
+    out: dict[str, Any] = {}
+    known = {"job", "resource", "docker_image", "num_workers", "resource_args", "settings"}
+    for key in value:
+        if key not in known:
+            raise SearchSpaceError(f"{path}.{key}", f"has no equivalent here ({_LAUNCH} "
+                                   "scheduler settings that map: num_workers, settings."
+                                   "sampler, settings.pruner, settings.method)")
+    if "num_workers" in value:
+        out["max_concurrent_trials"] = value["num_workers"]
+    env = (value.get("resource_args") or {}).get("env") if isinstance(
+        value.get("resource_args"), Mapping) else None
+    if env:
+        if not isinstance(env, list) or not all(isinstance(n, str) for n in env):
+            raise SearchSpaceError(f"{path}.resource_args.env", "expected a list of variable "
+                                   "names (passed to each run from this environment)")
+        out["trainer_env"] = {name: f"${{{name}}}" for name in env}
+    settings = value.get("settings") or {}
+    if not isinstance(settings, Mapping):
+        raise SearchSpaceError(f"{path}.settings", f"expected a mapping, got {settings!r}")
+    for key in settings:
+        if key not in ("sampler", "pruner", "method"):
+            raise SearchSpaceError(f"{path}.settings.{key}", f"{_LAUNCH} {key} has no "
+                                   "equivalent here (a Python file or artifact of Optuna "
+                                   "objects); write the sampler and pruner as settings")
+    if "method" in settings:  # W&B's own scheduler, run as a job
+        if settings["method"] not in _METHODS:
+            raise SearchSpaceError(f"{path}.settings.method",
+                                   f"{settings['method']!r} is not one of {', '.join(_METHODS)}")
+        out["sampling_algorithm"] = _METHODS[settings["method"]]
+        return out
+    optuna = "sampler" in settings or "pruner" in settings or "optuna" in str(
+        value.get("job", "")).lower()
+    if not optuna:
+        if not method:
+            raise SearchSpaceError("method", f"is required: {_LAUNCH} standard scheduler "
+                                   "samples with the config's method")
+        return out
+    # The Optuna scheduler: TPE and Optuna's default MedianPruner unless told otherwise.
+    out["sampling_algorithm"] = _sampler(settings.get("sampler") or {"type": "TPESampler"},
+                                         f"{path}.settings.sampler")
+    out["early_termination"] = _pruner(settings.get("pruner") or {"type": "MedianPruner"},
+                                       f"{path}.settings.pruner")
+    return out
+
+
+def _class_and_args(value: Any, path: str) -> tuple[str, dict[str, Any]]:
+    if not isinstance(value, Mapping) or not isinstance(value.get("type"), str):
+        raise SearchSpaceError(path, "expected type: an Optuna class name, and its args")
+    args = value.get("args") or {}
+    if not isinstance(args, Mapping):
+        raise SearchSpaceError(f"{path}.args", f"expected a mapping, got {args!r}")
+    return value["type"], dict(args)
+
+
+def _sampler(value: Any, path: str) -> dict[str, Any]:
+    kind, args = _class_and_args(value, path)
+    if kind not in _SAMPLERS:
+        raise SearchSpaceError(f"{path}.type", f"{_LAUNCH} {kind} has no equivalent here "
+                               f"(those that map: {', '.join(_SAMPLERS)})")
+    extra = sorted(set(args) - {"seed"})
+    if extra:
+        raise SearchSpaceError(f"{path}.args.{extra[0]}", f"{_LAUNCH} {kind} {extra[0]} has "
+                               "no equivalent here (only seed maps; our "
+                               f"{_SAMPLERS[kind]} sets the rest itself)")
+    return {"type": _SAMPLERS[kind], **({"seed": args["seed"]} if "seed" in args else {})}
+
+
+def _pruner(value: Any, path: str) -> dict[str, Any]:
+    kind, args = _class_and_args(value, path)
+    if kind not in _PRUNERS:
+        raise SearchSpaceError(f"{path}.type", f"{_LAUNCH} {kind} has no equivalent here "
+                               f"(those that map: {', '.join(_PRUNERS)})")
+    ours, table = _PRUNERS[kind]
+    out: dict[str, Any] = {"type": ours}
+    for name, given in args.items():
+        if name not in table:
+            raise SearchSpaceError(f"{path}.args.{name}",
+                                   f"is not an argument of Optuna's {kind}")
+        target = table[name]
+        if target is None:
+            if given != _DEFAULT_ONLY[name]:
+                raise SearchSpaceError(f"{path}.args.{name}", f"{_LAUNCH} {kind} {name} other "
+                                       f"than Optuna's default ({_DEFAULT_ONLY[name]}) has no "
+                                       "equivalent here")
+            continue
+        ours_name, skip = target
+        if given != skip:  # 'auto': our own default does the same
+            out[ours_name] = given
     return out
 
 
@@ -71,6 +214,7 @@ def from_wandb(config: Mapping[str, Any], *, trainer: Mapping[str, Any] | None =
 _WANDB_PATHS = (("search_space.", "parameters."), (".min_value", ".min"), (".max_value", ".max"),
                 (".low", ".min"), (".high", ".max"), ("objective.primary_metric", "metric.name"),
                 ("objective.goal", "metric.goal"), ("limits.max_total_trials", "run_cap"),
+                ("limits.max_concurrent_trials", "scheduler.num_workers"),
                 ("sampling_algorithm", "method"), ("early_termination", "early_terminate"))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from search_spaces import SweepConfig, read_sweep_file
 
@@ -92,15 +92,20 @@ def read_config(args: argparse.Namespace) -> SweepConfig:
         overrides.append(f"compute={args.compute}")
     if getattr(args, "register", None):
         overrides.append(f"register.model_name={args.register}")
-    data_is_wandb = False
+    wandb: dict[str, Any] = {}
     if args.trainer:
         from search_spaces.reader import is_wandb, load_yaml
 
-        data_is_wandb = is_wandb(load_yaml(args.space))
+        data = load_yaml(args.space)
+        wandb = dict(data) if is_wandb(data) else {}
     config = read_sweep_file(args.space, overrides, trainer=args.trainer)
-    if data_is_wandb:
-        print(f"{args.space}: a W&B sweep config, converted (method -> sampling_algorithm, "
-              "parameters -> search_space, metric -> objective)", file=sys.stderr)
+    if wandb:
+        launch = "scheduler" in wandb or "job" in wandb
+        moved = [("scheduler" if launch and "method" not in wandb else "method",
+                  "sampling_algorithm"), ("parameters", "search_space"),
+                 ("metric", "objective"), ("job" if launch else "program", "--trainer")]
+        print(f"{args.space}: a W&B{' Launch' if launch else ''} sweep config, converted ("
+              + ", ".join(f"{a} -> {b}" for a, b in moved) + ")", file=sys.stderr)
     return config
 
 

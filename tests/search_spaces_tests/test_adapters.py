@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +10,7 @@ from search_spaces import (
     from_wandb,
     parse_search_space,
     parse_sweep,
+    read_sweep_file,
     to_azure_sweep,
 )
 from search_spaces.azure_form import expression_to_azure
@@ -129,3 +131,60 @@ def test_wandb_hyperband_s_form_is_accepted():
 
 def test_search_space_parses_alone():
     assert set(parse_search_space(AZURE_SPACE)) == set(AZURE_SPACE)
+
+
+LAUNCH = Path(__file__).parent / "wandb_launch"
+TRAINER = "tests.sweep_tests.toy_trainers:quadratic"
+
+
+@pytest.mark.parametrize(("name", "sampling", "policy", "limits", "env"), [
+    ("optuna_percentile", {"type": "tpe", "seed": 3},
+     ("percentile", {"percentile": 25.0, "n_warmup_steps": 1, "n_startup_trials": 2,
+                     "interval_steps": 1}),
+     (6, 2), {}),
+    # The Optuna scheduler without settings: Optuna's TPESampler and MedianPruner().
+    ("optuna_defaults", {"type": "tpe"},
+     ("median", {"n_startup_trials": 5, "n_warmup_steps": 0, "interval_steps": 1}), (4, None),
+     {}),
+    ("optuna_hyperband", {"type": "random", "seed": 1},
+     ("hyperband", {"min_resource": 1, "reduction_factor": 3}), (9, 3),
+     {"HF_TOKEN": "${HF_TOKEN}"}),
+    ("standard_scheduler", {"type": "random"}, ("none", {}), (20, 2), {}),
+    ("wandb_scheduler_job", {"type": "bayesian"}, ("none", {}), (5, None), {}),
+])
+def test_wandb_launch_configs_map_onto_our_samplers_and_policies(name, sampling, policy,
+                                                                  limits, env, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    config = read_sweep_file(LAUNCH / f"{name}.yaml", trainer=TRAINER)
+    assert config.trainer.entry == TRAINER
+    got = {"type": config.sampling_algorithm.type,
+           **({"seed": config.sampling_algorithm.seed}
+              if config.sampling_algorithm.seed is not None else {})}
+    assert got == sampling
+    assert (config.early_termination.type, dict(config.early_termination.options)) == policy
+    assert (config.limits.max_total_trials, config.limits.max_concurrent_trials) == limits
+    assert dict(config.trainer.env) == env
+
+
+@pytest.mark.parametrize(("name", "where"), [
+    ("threshold_pruner", "scheduler.settings.pruner.type"),
+    ("optuna_source", "scheduler.settings.optuna_source"),
+    ("tpe_startup", "scheduler.settings.sampler.args.n_startup_trials"),
+    ("nsga2", "scheduler.settings.sampler.type"),
+])
+def test_wandb_launch_settings_without_an_equivalent_are_refused_naming_it(name, where):
+    with pytest.raises(SearchSpaceError) as err:
+        read_sweep_file(LAUNCH / "refused" / f"{name}.yaml", trainer=TRAINER)
+    assert str(err.value).startswith(where) and "W&B Launch" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_wandb_launch_config_runs_with_its_pruner(tmp_path):
+    from sweep import Sweep
+    from sweep.backends import InProcessBackend
+
+    config = read_sweep_file(LAUNCH / "optuna_percentile.yaml", trainer=TRAINER)
+    result = Sweep(config=config, root=tmp_path, backend=InProcessBackend()).run()
+    assert result.study is not None
+    assert type(result.study.pruner).__name__ == "PercentilePruner"
+    assert len(result.trials) == 6
