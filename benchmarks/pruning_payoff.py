@@ -114,6 +114,10 @@ def run_for_real(policy: str, seed: int, trials: int, epochs: int, root: str
     data = sweep_data(policy, seed, trials, epochs)
     result = Sweep(config=parse_sweep(data), root=root).run()
     assert result.study is not None
+    failed = result.trials[result.trials["state"] == "failed"]
+    if not failed.empty:  # a figure from a broken run would mislead: stop and say why
+        raise SystemExit(f"{data['name']}: {len(failed)} trials failed, e.g. "
+                         f"{failed['reason'].iloc[0]}")
     frozen = sorted(result.study.get_trials(deepcopy=False), key=lambda t: t.number)
     first = min(t.datetime_start for t in frozen if t.datetime_start)
     recorded, timeline, epochs_so_far = [], [], 0

@@ -1,23 +1,26 @@
-"""One self-contained HTML report: plotly's JavaScript inlined, no network needed to open it.
+"""One self-contained HTML report: plotly's JavaScript inside, no network needed to open it.
 
 Every string a user controls (names, values, failure messages) reaches the page through
-``_text`` (escaped) or plotly's JSON (escaped by plotly), and the page's Content-Security-Policy
+``_text`` (escaped) or a figure's JSON (``<`` escaped), and the page's Content-Security-Policy
 lets only its own inline scripts run, by hash: a payload that slipped past both still could not.
+plotly.js travels compressed and every chart is SVG (no WebGL), see ``reports.bundle``.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 
 from reports import plots
+from reports.bundle import compressed_plotly, loader, plotly_js
 from reports.compare import Comparison, SweepData
 from reports.frames import pruning_saving
 from reports.terminal import ranked
@@ -46,9 +49,29 @@ return asc?c:-c;});rows.forEach(function(r){t.tBodies[0].appendChild(r);});});})
 
 
 def _div(fig: go.Figure, div_id: str, wide: bool = False) -> str:
-    inner = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                        config={"displaylogo": False, "responsive": True})
-    return f'<div class="chart{" wide" if wide else ""}">{inner}</div>'
+    """A chart's place and its figure as a JSON data block; the loader draws it. The
+    charts' common template (7 KB each) is written once, in ``_template_block``."""
+    figure = json.loads(fig.to_json())
+    if figure.get("layout", {}).get("template") == _shared_template():
+        del figure["layout"]["template"]
+    return (f'<div class="chart{" wide" if wide else ""}"><div id="{div_id}" '
+            f'data-figure="{div_id}-figure"></div><script type="application/json" '
+            f'id="{div_id}-figure">{_json(figure)}</script></div>')
+
+
+def _json(value: object) -> str:
+    # No '<' at all: a user's string cannot end the data block ('</script>').
+    return json.dumps(value, separators=(",", ":")).replace("<", "\\u003c")
+
+
+@functools.cache
+def _shared_template() -> dict[str, object]:
+    return dict(json.loads(plots.template_figure().to_json())["layout"]["template"])
+
+
+def _template_block() -> str:
+    return (f'<script type="application/json" id="plotly-template">'
+            f"{_json(_shared_template())}</script>")
 
 
 def _value(v: object) -> str:
@@ -126,8 +149,11 @@ def _sweep_section(data: SweepData, index: int) -> Iterable[str]:
     yield "</div>"
 
 
-def build_html(comparison: Comparison, path: str | Path | None = None) -> str:
+def build_html(comparison: Comparison, path: str | Path | None = None, *,
+               compressed: bool = True) -> str:
     """The whole report as one HTML document; written to ``path`` when given.
+    ``compressed=False`` inlines plotly.js as it comes (4.8 MB; what the report benchmark
+    compares against).
 
     Example:
         >>> from reports import build_html
@@ -141,9 +167,18 @@ def build_html(comparison: Comparison, path: str | Path | None = None) -> str:
                                                       for s in comparison.sweeps))
     for i, data in enumerate(comparison.sweeps):
         body.extend(_sweep_section(data, i))
-    page_body = "\n".join(body) + f"<script>{_SORT}</script>"
-    head_scripts = f"<script>{_ERRORS}</script><script>{get_plotlyjs()}</script>"
-    policy = content_security_policy(head_scripts + page_body)
+    bundle = ""
+    head_scripts = f"<script>{_ERRORS}</script>"
+    if compressed:
+        packed, size = compressed_plotly()
+        bundle = (f'<script type="application/octet-stream" id="plotly-bundle" '
+                  f'data-bytes="{size}">{packed}</script>')
+    else:
+        head_scripts += f"<script>{plotly_js()}</script>"
+    page_body = ("\n".join(body) + _template_block() + bundle + f"<script>{loader()}</script>"
+                 f"<script>{_SORT}</script>")
+    policy = content_security_policy(head_scripts + page_body,
+                                     extra=(plotly_js(),) if compressed else ())
     page = (
         "<!doctype html><html><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
@@ -157,15 +192,17 @@ def build_html(comparison: Comparison, path: str | Path | None = None) -> str:
     return page
 
 
-_SCRIPT = re.compile(r"<script(?: [^>]*)?>(.*?)</script>", re.S)
+# The page's own scripts carry no attributes; data blocks (type=...) never run.
+_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
 
 
-def content_security_policy(markup: str) -> str:
-    """Scripts: only the inline ones in ``markup``, by their SHA-256 (no handler attributes,
-    no injected tags, no eval); plotly styles its charts inline and draws with data: images."""
+def content_security_policy(markup: str, extra: Iterable[str] = ()) -> str:
+    """Scripts: only the inline ones in ``markup`` and the ``extra`` ones the page's loader
+    inserts, by their SHA-256 (no handler attributes, no injected tags, no eval); plotly
+    styles its charts inline and draws with data: images."""
     hashes = " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(m.encode()).digest()).decode() + "'"
-        for m in _SCRIPT.findall(markup)
+        for m in [*_SCRIPT.findall(markup), *extra]
     )
     return (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; "
             "img-src data: blob:; font-src data:; worker-src blob:")

@@ -32,8 +32,16 @@ def few_whole_values(values: pd.Series) -> list[float] | None:
     return sorted(values.unique())
 
 
+TEMPLATE = "plotly_white"
+
+
+def template_figure() -> go.Figure:
+    """An empty figure in the charts' template (the page writes the template once)."""
+    return go.Figure(layout={"template": TEMPLATE})
+
+
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white",
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template=TEMPLATE,
                       height=420, margin={"l": 60, "r": 20, "t": 50, "b": 50})
     return fig
 
@@ -107,32 +115,107 @@ def history(data: SweepData) -> go.Figure:
 
 
 def parallel_coordinates(data: SweepData) -> go.Figure:
-    done = data.trials[data.trials["state"] == "complete"]
-    dims = []
-    for name in data.params:
-        values = done[f"param_{name}"]
-        numeric = pd.api.types.is_numeric_dtype(values) and \
-            not pd.api.types.is_bool_dtype(values)
-        levels = few_whole_values(values)
-        if levels is not None:
-            dims.append({"label": name, "values": values, "tickvals": levels,
-                         "ticktext": [f"{v:g}" for v in levels]})
-        elif numeric:
-            log = bool((values > 0).all() and values.max() / max(values.min(), 1e-300) > 100)
-            dims.append({"label": f"log10 {name}" if log else name,
-                         "values": values.map(math.log10) if log else values})
-        else:
-            codes, labels = pd.factorize(values.astype(str))
-            dims.append({"label": name, "values": codes, "tickvals": list(range(len(labels))),
-                         "ticktext": list(labels)})
-    dims.append({"label": data.metric, "values": done["value"]})
-    fig = go.Figure(go.Parcoords(
-        line={"color": done["value"], "colorscale": "Viridis", "showscale": True}, dimensions=dims,
+    """Completed trials as lines across one axis per parameter and the metric, coloured by
+    the metric. Drawn in SVG (lines of a scatter chart), not plotly's ``parcoords``, which
+    needs WebGL: a browser without it (headless, many remote desktops) shows a grey box."""
+    done = data.trials[data.trials["state"] == "complete"].sort_values("number")
+    fig = go.Figure()
+    axes: list[tuple[str, list[float], list[float], list[str]]] = []
+    for name in [*data.params, None]:
+        values = done["value"] if name is None else done[f"param_{name}"]
+        label = data.metric if name is None else name
+        positions, ticks, texts = _axis(values)
+        if name is not None and _spans_decades(values) and not few_whole_values(values):
+            label = f"log10 {name}"
+        axes.append((label, positions, ticks, texts))
+    if done.empty or not axes:
+        return _layout(fig, "Parallel coordinates (no completed trial yet)", "", "")
+    value = done["value"].to_numpy(dtype=float)
+    low, high = float(value.min()), float(value.max())
+    # One trace per colour band (not per trial: 2,000 traces make a slow page), each trial
+    # a segment of it; the best trials drawn last, on top.
+    bands: dict[int, tuple[list[Any], list[Any], list[str]]] = {}
+    order = sorted(range(len(done)), key=lambda k: value[k] if data.maximize else -value[k])
+    labels = [a[0] for a in axes]
+    for k in order:
+        row = done.iloc[k]
+        share = 0.5 if high == low else (value[k] - low) / (high - low)
+        band = _band(share if data.maximize else 1 - share)
+        hover = f"trial {row['number']}<br>" + "<br>".join(
+            f"{label}: {_short(_raw(row, name))}"
+            for label, name in zip(labels, [*data.params, "value"], strict=True))
+        xs, ys, texts = bands.setdefault(band, ([], [], []))
+        xs.extend([*range(len(axes)), None])
+        ys.extend([*(a[1][k] for a in axes), None])
+        texts.extend([hover] * len(axes) + [""])
+    for band, (xs, ys, texts) in sorted(bands.items()):
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, text=texts, mode="lines", showlegend=False, opacity=0.8,
+            line={"color": _VIRIDIS[band], "width": 1.5},
+            hovertemplate="%{text}<extra></extra>",
+        ))
+    fig.add_trace(go.Scatter(  # the colour bar, from an invisible marker
+        x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+        marker={"color": [low, high], "colorscale": "Viridis", "showscale": True,
+                "reversescale": not data.maximize, "cmin": low, "cmax": high,
+                "colorbar": {"title": data.metric}},
     ))
+    for i, (label, _, ticks, texts) in enumerate(axes):
+        fig.add_shape(type="line", x0=i, x1=i, y0=0, y1=1, line={"color": "#666", "width": 1})
+        fig.add_annotation(x=i, y=1.08, text=label, showarrow=False, yanchor="bottom")
+        for tick, text in zip(ticks, texts, strict=True):
+            fig.add_annotation(x=i, y=tick, text=text, showarrow=False, xanchor="right",
+                               xshift=-3, font={"size": 10, "color": "#555"})
     _layout(fig, "Parallel coordinates (completed trials)", "", "")
-    # Parcoords puts its axis labels above the plot: room for them under the title.
-    fig.update_layout(margin={"l": 60, "r": 40, "t": 110, "b": 40}, title_y=0.97)
+    fig.update_xaxes(visible=False, range=[-0.5, len(axes) - 0.5])
+    fig.update_yaxes(visible=False, range=[-0.05, 1.2])
     return fig
+
+
+def _axis(values: pd.Series) -> tuple[list[float], list[float], list[str]]:
+    """Each trial's place on an axis from 0 (bottom) to 1, and the ticks: a choice's levels,
+    else the lowest and highest value (on a log scale where they span decades)."""
+    levels = few_whole_values(values)
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if levels is None and not numeric:
+        codes, labels = pd.factorize(values.astype(str), sort=True)
+        n = max(len(labels) - 1, 1)
+        return ([c / n for c in codes], [i / n for i in range(len(labels))],
+                [str(v) for v in labels])
+    shown = values.astype(float)
+    if levels is None and _spans_decades(values):
+        shown = shown.map(math.log10)
+    low, high = float(shown.min()), float(shown.max())
+    span = (high - low) or 1.0
+    positions = [(v - low) / span if high > low else 0.5 for v in shown]
+    if levels is not None:
+        return positions, [(v - low) / span if high > low else 0.5 for v in levels], \
+            [f"{v:g}" for v in levels]
+    ends = [float(values.min()), float(values.max())]
+    return positions, [0.0, 1.0] if high > low else [0.5], \
+        [f"{v:.3g}" for v in (ends if high > low else ends[:1])]
+
+
+def _spans_decades(values: pd.Series) -> bool:
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    return bool(numeric and (values > 0).all()
+                and values.max() / max(values.min(), 1e-300) > 100)
+
+
+def _raw(row: pd.Series, name: str) -> Any:
+    return row["value"] if name == "value" else row[f"param_{name}"]
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+_VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779",
+            "#6ece58", "#b5de2b", "#fde725")
+
+
+def _band(share: float) -> int:
+    return min(int(share * len(_VIRIDIS)), len(_VIRIDIS) - 1)
 
 
 def importances(data: SweepData) -> go.Figure:

@@ -240,3 +240,57 @@ def test_the_live_view_shows_a_job_files_planned_epochs():
     assert planned_epochs(job) == 4  # its inputs.num_epochs
     digits = read_sweep_file(example_path("digits"))
     assert planned_epochs(digits) is None  # num_epochs is in its search space
+
+
+@pytest.mark.slow
+def test_report_is_under_2_mb_and_draws_every_chart_without_webgl(sweeps, tmp_path):
+    """plotly.js travels compressed; every chart is SVG, so a browser without WebGL (here:
+    Chromium with its 3D APIs off) draws them all."""
+    import json as _json
+
+    path = tmp_path / "report.html"
+    page = build_html(compare(["alpha", "beta"], sweeps), path)
+    assert path.stat().st_size < 2_000_000
+    figures = re.findall(r'<script type="application/json" id="[^"]+-figure">(.*?)</script>',
+                         page, re.S)
+    assert len(figures) >= 8
+    for figure in figures:
+        kinds = {trace.get("type", "scatter") for trace in _json.loads(figure)["data"]}
+        assert not [k for k in kinds if k == "parcoords" or k.endswith("gl")], kinds
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-3d-apis",
+             "--disable-webgl", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
+             "--virtual-time-budget=15000"]
+    dom = subprocess.run([*flags, "--dump-dom", path.as_uri()], capture_output=True, text=True,
+                         timeout=180).stdout
+    ids = re.findall(r'<div id="([\w-]+)" data-figure=', dom)
+    assert len(ids) == len(figures)
+    for chart in ids:
+        start = dom.index(f'id="{chart}"')
+        assert 'class="main-svg"' in dom[start:start + 20000], f"{chart} drew no SVG"
+    assert "WebGL" not in re.sub(r"<script.*?</script>", "", dom, flags=re.S)
+    assert re.search(r'<pre id="js-errors">\s*</pre>', dom)
+
+
+def test_the_compressed_bundle_is_plotly_js_byte_for_byte():
+    import gzip
+
+    from reports.bundle import ALPHABET, compressed_plotly, encode85, plotly_js
+
+    def decode85(text: str, size: int) -> bytes:  # what the page's loader does
+        out = bytearray()
+        for i in range(0, len(text), 5):
+            value = 0
+            for letter in text[i:i + 5]:
+                value = value * 85 + ALPHABET.index(letter)
+            out += value.to_bytes(4, "big")
+        return bytes(out[:size])
+
+    assert len(set(ALPHABET)) == 85 and not set(ALPHABET) & set("<&\\\"'` ")
+    assert decode85(encode85(b"\x00\xff\x10abc"), 6) == b"\x00\xff\x10abc"
+    packed, size = compressed_plotly()
+    assert gzip.decompress(decode85(packed, size)).decode() == plotly_js()
