@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, ClassVar
 
-Scalar = str | int | float | bool | None
-
 # Latent uniform draws in [0, 1] are clipped to this band before the inverse normal CDF, so a
 # drawn 0 or 1 cannot become an infinite value; it truncates the normal at about 7 sigma.
 _QUANTILE_EPS = 1e-12

@@ -36,9 +36,7 @@ from sweep.journal import heal
 from sweep.layout import (
     CONFIG_FILE,
     JOURNAL,
-    REPORT_HTML,
     RESULT,
-    TRIALS_CSV,
     sweeps_root,
     trial_dir,
 )
@@ -47,12 +45,13 @@ from sweep.lock import SweepLock
 from sweep.population import current_params
 from sweep.result import BestTrial, SweepResult
 from sweep.study import open_study
+from sweep.sweep_end import trials_frame_of
 from sweep.trial_kinds import TrialKind, trial_kind
 from sweep.trials import TrainFn
 
 if TYPE_CHECKING:
-    from reports import Comparison, SweepData
-    from sweep.azure.runner import AzureMLRunner
+    from reports import Comparison
+    from sweep.azure.sweep_job import AzureMLRunner
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +111,8 @@ class Sweep:
             data.update(settings)
             config = parse_sweep(data, default_name=name or "sweep")
         self.config = _absolute_data(config)
+        self.space = to_optuna(self.config.search_space)
+        """The search space as Optuna asks for it and how its answers read back."""
         self.entry: str | TrainFn = trainer if callable(trainer) else self.config.trainer.entry
         self.root = sweeps_root(root)
         on_azure = self.config.compute.startswith("azure:")
@@ -213,7 +214,7 @@ class Sweep:
 
     def _run_on_azure(self, max_trials: int | None, parallel: int | None,
                       listener: Listener | None, *, fresh: bool) -> SweepResult:
-        from sweep.azure.runner import AzureMLRunner
+        from sweep.azure.sweep_job import AzureMLRunner
 
         if listener is not None:
             raise SweepInputError("listener: Azure ML runs the trials and shows them in its "
@@ -233,12 +234,11 @@ class Sweep:
         """How many trials a resume would run; None when the sweep has no study yet."""
         from sweep.budget import planned_total, trials_left
 
-        space = to_optuna(self.config.search_space)
         try:
-            study = open_study(self.config, space, self.sweep_dir, create=False)
+            study = open_study(self.config, self.space, self.sweep_dir, create=False)
         except KeyError:
             return None
-        return trials_left(study, planned_total(self.config, space, max_trials))
+        return trials_left(study, planned_total(self.config, self.space, max_trials))
 
     def continue_trial(self, number: int, *, epochs: int, parallel: int | None = None,
                        listener: Listener | None = None) -> SweepResult:
@@ -254,8 +254,7 @@ class Sweep:
                                   "trials continue on a local or Ray compute only")
         with SweepLock(self.sweep_dir):
             heal(self.sweep_dir / JOURNAL)
-            study = open_study(self.config, to_optuna(self.config.search_space),
-                               self.sweep_dir, create=False)
+            study = open_study(self.config, self.space, self.sweep_dir, create=False)
             trials = study.get_trials(deepcopy=False)
             if not 0 <= number < len(trials):
                 raise SweepInputError(f"--trial: sweep {self.name} has no trial {number} "
@@ -274,14 +273,15 @@ class Sweep:
             if epochs <= latest.epoch + 1:
                 raise SweepInputError(f"--epochs: trial {number} has trained {latest.epoch + 1} "
                                       f"epochs already; ask for more than that")
-            study.enqueue_trial(trial.params, user_attrs={
-                CONTINUES: number, OVERRIDES: {"num_epochs": epochs}})
+            # A PBT member goes on with the params it ended with.
+            study.enqueue_trial(trial.params, user_attrs={CONTINUES: number, OVERRIDES: {
+                **trial.user_attrs.get(OVERRIDES, {}), "num_epochs": epochs}})
             return self._run(None, parallel, listener, fresh=False, extra_trials=1)
 
     def _run(self, max_trials: int | None, parallel: int | None,
              listener: Listener | None, *, fresh: bool, extra_trials: int = 0) -> SweepResult:
         self.check()
-        space = to_optuna(self.config.search_space)
+        space = self.space
         res = self.config.resources
         backend = self.backend or make_backend(self.config.compute, self._code_env())
         # Connect first: an unreachable cluster must leave no half-made sweep behind.
@@ -347,24 +347,9 @@ class Sweep:
         return dataclasses.replace(finished, finish_s=time.perf_counter() - started)
 
     def _finish(self, result: SweepResult) -> SweepResult:
-        from reports import Comparison, build_html
-        from sweep.best_model import register_best
+        from sweep.sweep_end import finish_sweep
 
-        write_atomic(self.sweep_dir / TRIALS_CSV, result.trials.to_csv(index=False))
-        build_html(Comparison([report_data(self.config, result)]),
-                   self.sweep_dir / REPORT_HTML)
-        best_dir = self.kind.keep_best(self.config, result)
-        if best_dir is None:
-            if self.config.register is not None and result.best is not None:
-                logger.warning(
-                    "register: nothing registered as %s: the best trial (%s) left no model "
-                    "of the built-in trainer in its outputs/ (save one with "
-                    "trainer.checkpoint.save_checkpoint, as the built-in trainer does)",
-                    self.config.register.model_name, result.best.number)
-            return result
-        registered = register_best(self.config, best_dir)
-        return dataclasses.replace(result, best_dir=best_dir,
-                                   registered=str(registered) if registered else None)
+        return finish_sweep(self.config, self.kind, result)
 
     def result(self, study: optuna.Study | None = None) -> SweepResult:
         """The sweep as it stands in its storage."""
@@ -372,11 +357,10 @@ class Sweep:
             if not (self.sweep_dir / CONFIG_FILE).exists():
                 raise SweepInputError(f"sweep {self.name!r} has not run yet")
             try:
-                study = open_study(self.config, to_optuna(self.config.search_space),
-                                   self.sweep_dir, create=False)
+                study = open_study(self.config, self.space, self.sweep_dir, create=False)
             except KeyError:
                 raise SweepInputError(f"sweep {self.name!r} has no study yet") from None
-        frame = _trials_frame(study, self.config)
+        frame = trials_frame_of(study, self.config, self.space.decode)
         return SweepResult(self.name, self.sweep_dir, study, self._best(study, frame), frame)
 
     def _best(self, study: optuna.Study, trials: pd.DataFrame) -> BestTrial | None:
@@ -386,12 +370,12 @@ class Sweep:
         folder = trial_dir(self.sweep_dir, best.number)
         result_file = folder / RESULT
         metrics = json.loads(result_file.read_text()) if result_file.exists() else {}
-        model = folder / layout.OUTPUTS / "model.pt"
+        model = folder / layout.OUTPUTS / layout.MODEL
         row = trials.set_index("number").loc[best.number]
         steps = row["schedule"] if "schedule" in row else None  # PBT
-        return BestTrial(best.number, current_params(best, to_optuna(
-            self.config.search_space).decode), float(best.value or 0), metrics,
-            model if model.exists() else None, steps)
+        return BestTrial(best.number, current_params(best, self.space.decode),
+                         float(best.value or 0), metrics, model if model.exists() else None,
+                         steps)
 
     def check(self) -> None:
         """What would make every trial fail here, refused before anything runs (see
@@ -409,23 +393,13 @@ def compare(names: Sequence[str], root: str | Path | None = None) -> Comparison:
         >>> compare(["digits-resnet18"]).trials.head()    # doctest: +SKIP
     """
     from reports import Comparison
+    from sweep.sweep_end import report_data
 
     sweeps = []
     for name in names:
         sweep = Sweep.load(name, root=root)
         sweeps.append(report_data(sweep.config, sweep.result()))
     return Comparison(sweeps)
-
-
-def report_data(config: SweepConfig, result: SweepResult) -> SweepData:
-    from reports.compare import sweep_data
-
-    if result.study is None:
-        raise SweepInputError(f"sweep {result.name} ran on Azure ML: its trials are in Azure "
-                              f"ML studio (job {result.job}), not in a local study")
-    objective = config.objective
-    return sweep_data(result.name, result.sweep_dir, result.trials, objective.primary_metric,
-                      objective.goal, layout.histories(result.sweep_dir))
 
 
 def _with_limits(config: SweepConfig, max_trials: int | None,
@@ -461,11 +435,3 @@ def _absolute_data(config: SweepConfig) -> SweepConfig:
         return config
     trainer = dataclasses.replace(config.trainer, args=args)
     return dataclasses.replace(config, trainer=trainer)
-
-
-def _trials_frame(study: optuna.Study, config: SweepConfig) -> pd.DataFrame:
-    from reports.frames import trials_frame
-
-    asked = config.trainer.args.get("num_epochs")
-    return trials_frame(study, int(asked) if isinstance(asked, int | float) else None,
-                        decode=to_optuna(config.search_space).decode)

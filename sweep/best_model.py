@@ -13,6 +13,7 @@ import json
 import logging
 import platform
 import shutil
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -57,21 +58,45 @@ def data_fingerprint(source: str) -> str:
 
 
 
+def trial_lineage(config: SweepConfig, sweep: str, trial: int | str | None, value: Any,
+            params: Mapping[str, Any], metrics: Mapping[str, Any],
+            history: list[dict[str, Any]], schedule: list[dict[str, Any]] | None = None,
+            ) -> dict[str, Any]:
+    """What every card opens with, wherever its trial ran (here or on Azure ML): sweep,
+    trial, objective, params, final metrics, the per-epoch history (and a PBT member's
+    params over epochs); the trial kind adds how it trained (``trainer`` or ``command``),
+    and :func:`_write_card` when and with what packages."""
+    return {
+        "sweep": sweep,
+        "trial": trial,
+        "objective": {"primary_metric": config.objective.primary_metric,
+                      "goal": config.objective.goal, "value": value},
+        "params": dict(params),
+        "metrics": dict(metrics),
+        "history": history,
+        **({"schedule": schedule} if schedule else {}),
+    }
+
+
 def _lineage(config: SweepConfig, result: SweepResult, trial_folder: Path) -> dict[str, Any]:
-    """What every card says of where its model came from: sweep, trial, objective, params,
-    final metrics and the per-epoch history."""
     best = result.best
     assert best is not None
-    return {
-        "sweep": result.name,
-        "trial": best.number,
-        "objective": {"primary_metric": config.objective.primary_metric,
-                      "goal": config.objective.goal, "value": best.value},
-        "params": dict(best.params),
-        "metrics": dict(best.metrics),
-        "history": layout.read_history(trial_folder),
-        **({"schedule": best.schedule} if best.schedule else {}),
-    }
+    return trial_lineage(config, result.name, best.number, best.value, best.params, best.metrics,
+                   layout.read_history(trial_folder), best.schedule)
+
+
+def trainer_lineage(config: SweepConfig) -> dict[str, Any]:
+    return {"trainer": {"entry": config.trainer.entry, "args": dict(config.trainer.args)}}
+
+
+def _write_card(staging: Path, card: dict[str, Any], folder: Path) -> Path:
+    """Stamps the card, writes it, and puts the staged folder in place of ``folder``."""
+    card = {**card, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "versions": package_versions()}
+    (staging / layout.CARD).write_text(json.dumps(card, indent=2, default=str) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
 
 
 def keep_best(config: SweepConfig, result: SweepResult) -> Path | None:
@@ -85,15 +110,12 @@ def keep_best(config: SweepConfig, result: SweepResult) -> Path | None:
     if best is None or best.model_path is None:
         return None
     folder = result.sweep_dir / layout.BEST
-    card_file = folder / "card.json"
-    if card_file.exists() and (folder / "model.onnx").exists():
+    card_file = folder / layout.CARD
+    if card_file.exists() and (folder / layout.ONNX).exists():
         if json.loads(card_file.read_text()).get("trial") == best.number:
             return folder
-    lineage = {
-        **_lineage(config, result, best.model_path.parent.parent),
-        "trainer": {"entry": config.trainer.entry, "args": dict(config.trainer.args)},
-    }
-    return export_best(best.model_path, folder, lineage)
+    return export_best(best.model_path, folder, {
+        **_lineage(config, result, best.model_path.parent.parent), **trainer_lineage(config)})
 
 
 def export_best(model_pt: Path, folder: Path, lineage: dict[str, Any],
@@ -119,23 +141,17 @@ def export_best(model_pt: Path, folder: Path, lineage: dict[str, Any],
     staging = folder.with_name(f".{folder.name}-staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    shutil.copy2(model_pt, staging / "model.pt")
-    report = export_onnx(staging, staging / "model.onnx", images=validation_images(info))
-    card = {
+    shutil.copy2(model_pt, staging / layout.MODEL)
+    report = export_onnx(staging, staging / layout.ONNX, images=validation_images(info))
+    return _write_card(staging, {
         **lineage,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "model": {"arch": info.arch, "image_size": info.image_size, "mean": list(info.mean),
                   "std": list(info.std), "classes": info.classes},
         "data": {"source": info.data, "classes": info.classes,
                  "fingerprint": data_fingerprint(info.data)},
-        "onnx": {"file": "model.onnx", "opset": report.opset,
+        "onnx": {"file": layout.ONNX, "opset": report.opset,
                  "max_abs_diff": report.max_abs_diff, "images_checked": report.images_checked},
-        "versions": package_versions(),
-    }
-    (staging / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
-    return folder
+    }, folder)
 
 
 def keep_best_outputs(config: SweepConfig, result: SweepResult) -> Path | None:
@@ -148,7 +164,7 @@ def keep_best_outputs(config: SweepConfig, result: SweepResult) -> Path | None:
     if best is None or best.number is None:
         return None
     folder = result.sweep_dir / layout.BEST
-    card_file = folder / "card.json"
+    card_file = folder / layout.CARD
     if card_file.exists() and json.loads(card_file.read_text()).get("trial") == best.number:
         return folder
     trial = layout.trial_dir(result.sweep_dir, best.number)
@@ -156,15 +172,15 @@ def keep_best_outputs(config: SweepConfig, result: SweepResult) -> Path | None:
     snapshot = result.sweep_dir / layout.CODE
     command = (trial / "command.txt").read_text().strip() if (trial / "command.txt").exists() \
         else None
-    lineage: dict[str, Any] = {
+    card: dict[str, Any] = {
         **_lineage(config, result, trial),
         "command": command,
         "code": {"fingerprint": folder_fingerprint(snapshot)} if snapshot.is_dir() else None,
     }
-    models = sorted(outputs.rglob("model.pt")) if outputs.is_dir() else []
+    models = sorted(outputs.rglob(layout.MODEL)) if outputs.is_dir() else []
     exported = None
     for model_pt in models:
-        exported = export_best(model_pt, folder, lineage)
+        exported = export_best(model_pt, folder, card)
         if exported is not None:
             break
     if exported is None:
@@ -173,17 +189,13 @@ def keep_best_outputs(config: SweepConfig, result: SweepResult) -> Path | None:
         staging.mkdir(parents=True)
         onnx_files = sorted(outputs.rglob("*.onnx")) if outputs.is_dir() else []
         if onnx_files:
-            shutil.copy2(onnx_files[0], staging / "model.onnx")
-            lineage["onnx"] = {"file": "model.onnx", "from": str(onnx_files[0].relative_to(
+            shutil.copy2(onnx_files[0], staging / layout.ONNX)
+            card["onnx"] = {"file": layout.ONNX, "from": str(onnx_files[0].relative_to(
                 outputs)), "checked": "written by the script; not compared with PyTorch"}
         else:
-            lineage["onnx"] = {"file": None, "why": "the best trial's outputs hold neither a "
-                               "model.pt of the built-in trainer nor an .onnx file"}
-        lineage["versions"] = package_versions()
-        lineage["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        (staging / "card.json").write_text(json.dumps(lineage, indent=2, default=str) + "\n")
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
+            card["onnx"] = {"file": None, "why": "the best trial's outputs hold neither a "
+                            "model.pt of the built-in trainer nor an .onnx file"}
+        _write_card(staging, card, folder)
     if outputs.is_dir():
         shutil.copytree(outputs, folder / "outputs", symlinks=True, dirs_exist_ok=True)
     return folder
@@ -195,11 +207,11 @@ def register_best(config: SweepConfig, best_dir: Path) -> ModelVersion | None:
         return None
     registry = ModelRegistry(config.register.root)
     name = config.register.model_name
-    card = json.loads((best_dir / "card.json").read_text())
+    card = json.loads((best_dir / layout.CARD).read_text())
     for existing in registry.versions(name):
         theirs = existing.card
         if theirs.get("sweep") == card["sweep"] and theirs.get("trial") == card["trial"]:
             return existing  # a resumed sweep whose best did not change
-    files = {n: best_dir / n for n in ("model.pt", "model.onnx", "outputs")
+    files = {n: best_dir / n for n in (layout.MODEL, layout.ONNX, "outputs")
              if (best_dir / n).exists()}
     return registry.register(name, files, {**card, "model_name": name})

@@ -39,5 +39,5 @@ def check_runs_here(config: SweepConfig, entry: str | TrainFn | None = None) -> 
         )
     from sweep.trial_kinds import trial_kind
 
-    trial_kind(config).check_runs_here(config, entry if entry is not None
+    trial_kind(config).check_entry(config, entry if entry is not None
                                        else config.trainer.entry)

@@ -30,6 +30,11 @@ AZURE = "azure"
 TRIALS_CSV = "trials.csv"
 CARD = "card.json"
 """In best/ and in every registered model version: where the model came from."""
+MODEL = "model.pt"
+"""The built-in trainer's model file (``trainer.checkpoint.MODEL_FILE``, the same name: the
+trainer knows nothing of the sweep), in a trial's outputs/, best/ and a registered version."""
+ONNX = "model.onnx"
+"""The checked ONNX export beside it in best/ and a registered version."""
 REPORT_HTML = "report.html"
 # In each trial's folder:
 PARAMS = "params.json"

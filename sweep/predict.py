@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sweep import layout
 from sweep.errors import SweepInputError
 from sweep.registry import ModelRegistry
 
@@ -31,7 +32,7 @@ class OnnxClassifier:
     def __init__(self, folder: Path) -> None:
         import onnxruntime as ort
 
-        card_file, onnx_file = folder / "card.json", folder / "model.onnx"
+        card_file, onnx_file = folder / layout.CARD, folder / layout.ONNX
         if not card_file.exists() or not onnx_file.exists():
             raise SweepInputError(f"{folder} has no model.onnx and card.json")
         try:

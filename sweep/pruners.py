@@ -54,10 +54,9 @@ def _series(trial: FrozenTrial) -> list[float]:
     return [v for _, v in sorted(trial.intermediate_values.items()) if not math.isnan(v)]
 
 
-class AzurePolicy(BasePruner):
+class AzureRulePruner(BasePruner):
     """The common rule of Azure ML's policies: when to evaluate, and who the peers are."""
 
-    name = "policy"
 
     def __init__(self, evaluation_interval: int = 1, delay_evaluation: int = 0) -> None:
         self.evaluation_interval = max(evaluation_interval, 1)
@@ -91,8 +90,7 @@ def _best(values: list[float], maximize: bool) -> float:
     return max(values) if maximize else min(values)
 
 
-class BanditPruner(AzurePolicy):
-    name = "bandit"
+class BanditPruner(AzureRulePruner):
 
     def __init__(self, slack_factor: float | None = None, slack_amount: float | None = None,
                  **kwargs: Any) -> None:
@@ -118,8 +116,7 @@ class BanditPruner(AzurePolicy):
         return None
 
 
-class MedianStoppingPruner(AzurePolicy):
-    name = "median_stopping"
+class MedianStoppingPruner(AzureRulePruner):
 
     def decide(self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]],
                maximize: bool) -> str | None:
@@ -134,8 +131,7 @@ class MedianStoppingPruner(AzurePolicy):
         return None
 
 
-class TruncationSelectionPruner(AzurePolicy):
-    name = "truncation_selection"
+class TruncationSelectionPruner(AzureRulePruner):
 
     def __init__(self, truncation_percentage: int = 10, exclude_finished_jobs: bool = False,
                  **kwargs: Any) -> None:
@@ -220,7 +216,7 @@ def make_pruner(policy: EarlyTermination) -> BasePruner:
 
 
 def prune_reason(pruner: BasePruner, trial_number: int, epoch: int) -> str:
-    if isinstance(pruner, AzurePolicy) and trial_number in pruner.reasons:
+    if isinstance(pruner, AzureRulePruner) and trial_number in pruner.reasons:
         return pruner.reasons[trial_number]
     inner = pruner.inner if isinstance(pruner, EpochsTrained) else pruner
     return f"pruned by the {type(inner).__name__} at epoch {epoch + 1}"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces import SAFE_NAME
+from sweep import layout
 from sweep.errors import SweepInputError
 
 STAGING_PREFIX = ".staging-"
@@ -41,7 +42,7 @@ class ModelVersion:
     def card(self) -> dict[str, Any]:
         """The version's card; {} when it is missing or unreadable (a foreign folder)."""
         try:
-            card = json.loads((self.path / "card.json").read_text())
+            card = json.loads((self.path / layout.CARD).read_text())
         except (OSError, ValueError):
             return {}
         return card if isinstance(card, dict) else {}
@@ -88,7 +89,7 @@ class ModelRegistry:
                     shutil.copytree(source, staging / target, symlinks=True)
                 else:
                     shutil.copy2(source, staging / target)
-            (staging / "card.json").write_text(json.dumps(dict(card), indent=2, default=str))
+            (staging / layout.CARD).write_text(json.dumps(dict(card), indent=2, default=str))
             while True:
                 version = max(self._versions(folder), default=0) + 1
                 try:

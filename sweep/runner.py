@@ -19,14 +19,14 @@ from sweep.command_trial.processes import LOG_CAP_BYTES
 from sweep.errors import TrialFailed
 from sweep.trials import SendReport, TrainFn, TrialSpec
 
-BUILTIN = "trainer"
+BUILTIN_ENTRY = "trainer"
 
 
 def resolve_entry(entry: str | TrainFn) -> TrainFn:
     """The trainer function for ``trainer`` or ``package.module:function``."""
     if callable(entry):
         return entry
-    if entry == BUILTIN:
+    if entry == BUILTIN_ENTRY:
         from trainer.fit import fit_params
 
         return fit_params

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the result pulls in pandas; validate and --help stay light
 
 class TrialKind(ABC):
     @abstractmethod
-    def check_runs_here(self, config: SweepConfig, entry: str | TrainFn) -> None:
+    def check_entry(self, config: SweepConfig, entry: str | TrainFn) -> None:
         """Refuses what would make every trial of this kind fail on this machine."""
 
     @abstractmethod
@@ -69,7 +69,7 @@ class TrialKind(ABC):
 
 
 class FunctionTrials(TrialKind):
-    def check_runs_here(self, config: SweepConfig, entry: str | TrainFn) -> None:
+    def check_entry(self, config: SweepConfig, entry: str | TrainFn) -> None:
         from sweep.trainer_checks import check_trainer
 
         check_trainer(config, entry)
@@ -110,7 +110,7 @@ class FunctionTrials(TrialKind):
 class CommandTrials(TrialKind):
     own_outputs = True
     logs_own_metrics = True
-    def check_runs_here(self, config: SweepConfig, entry: str | TrainFn) -> None:
+    def check_entry(self, config: SweepConfig, entry: str | TrainFn) -> None:
         from sweep.command_sweep import check_command
 
         check_command(config)

@@ -47,11 +47,15 @@ def save_checkpoint(path: Path, model: nn.Module, info: ModelInfo) -> None:
     save_atomically(payload, path)
 
 
+MODEL_FILE = "model.pt"
+"""What ``fit`` saves its best model as, in its output_dir."""
+
+
 def load_checkpoint(path: Path) -> tuple[nn.Module, ModelInfo]:
     """Rebuilds the model saved at ``path`` (a model.pt or the folder holding one), in eval mode."""
     path = Path(path)
     if path.is_dir():
-        path = path / "model.pt"
+        path = path / MODEL_FILE
     if not path.is_file():
         raise TrainerError(f"no model at {path}")
     payload = _load_tagged(path, FORMAT, "model file", "a model.pt written by this trainer")

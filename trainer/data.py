@@ -24,7 +24,7 @@ from trainer.images import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, read_ima
 
 logger = logging.getLogger(__name__)
 
-BUILTIN = ("digits",)
+BUILTIN_DATASETS = ("digits",)
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class ImageData:
 
 def load_image_data(data: str, image_size: int, base_dir: Path | None = None) -> ImageData:
     """Loads ``data`` (a built-in name or a folder) and decodes it at the right size."""
-    if data in BUILTIN:
+    if data in BUILTIN_DATASETS:
         return _digits(image_size)
     root = Path(data)
     if not root.is_absolute() and base_dir is not None:

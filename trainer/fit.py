@@ -17,7 +17,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from trainer import distributed
-from trainer.checkpoint import ModelInfo, load_state, save_atomically, save_checkpoint, save_state
+from trainer.checkpoint import (
+    MODEL_FILE,
+    ModelInfo,
+    load_state,
+    save_atomically,
+    save_checkpoint,
+    save_state,
+)
 from trainer.data import AugmentedImages, ImageData, load_image_data
 from trainer.device_batches import DeviceBatches, fits_on_device
 from trainer.errors import DataError, TrainerError
@@ -177,7 +184,7 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
 
     if ranks.is_main:
         model.load_state_dict(best_state)
-        save_checkpoint(out / "model.pt", model, info)
+        save_checkpoint(out / MODEL_FILE, model, info)
     return {**metrics, "best_val_acc": best_acc, "epochs_run": epoch + 1, "pruned": pruned}
 
 

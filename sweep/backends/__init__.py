@@ -23,14 +23,12 @@ def make_backend(compute: str, runtime_env: dict[str, Any] | None = None) -> Bac
         from sweep.backends.ray_auth import use_token_if_available
 
         use_token_if_available()
-        from sweep.backends.ray_local import RayClusterBackend
+        from sweep.backends.ray_cluster import RayClusterBackend
 
         return RayClusterBackend(compute, runtime_env)
-    if compute == "inprocess":
-        return InProcessBackend()
     raise SweepInputError(
         f"compute: {compute!r} runs the whole sweep in Azure ML (Sweep.run picks "
-        "sweep.azure.runner.AzureMLRunner for it), not on a trial backend"
+        "sweep.azure.sweep_job.AzureMLRunner for it), not on a trial backend"
     )
 
 

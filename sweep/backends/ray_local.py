@@ -1,21 +1,17 @@
 """Trials on Ray: long-lived worker actors, one per running trial, reused across trials.
 
 Each worker actor asks Ray for the trial's CPUs and GPUs (fractions of a GPU pack several
-trials on one card). A trial's reports go to a small hub actor; the coordinator takes them
-from there with one long-poll and answers each one, so a pruned trial stops at the end of
-the epoch it reported. Ray is imported here and nowhere else.
+trials on one card), in a placement group when a trial has several workers. A trial's
+reports go to the hub (``ray_actors``); the coordinator takes them from there with one
+long-poll and answers each one, so a pruned trial stops at the end of the epoch it reported.
+Ray is imported in this package's ``ray_*`` modules and nowhere else.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import contextlib
 import logging
 import math
-import os
-import socket
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,144 +23,12 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from search_spaces import Resources
 from sweep.backends.base import Backend
-from sweep.errors import SweepError, TrialFailed, TrialLost
-from sweep.runner import run_trial
+from sweep.backends.ray_actors import HubReport, ReportHub, TrialWorker, hub_node
+from sweep.backends.ray_start import start_local_ray
+from sweep.errors import SweepError
 from sweep.trials import CheckpointFiles, Event, Failed, Finished, Reported, TrialSpec
 
 logger = logging.getLogger(__name__)
-
-
-# A report as the hub keeps it: trial, epoch, metrics, and its checkpoint's changes as
-# ``[ObjectRef]`` (in a list, so that Ray hands the hub the reference, not the bytes: they go
-# from the worker's object store to the coordinator once, when it takes them).
-HubReport = tuple[int, int, dict[str, float], list[Any]]
-
-
-@ray.remote(num_cpus=0)
-class ReportHub:
-    """Holds reports until the coordinator takes them, and each reporter until it is answered."""
-
-    def __init__(self) -> None:
-        self._events: list[HubReport] = []
-        self._waiting: dict[int, asyncio.Future[bool]] = {}
-        self._new = asyncio.Event()
-
-    async def report(self, number: int, epoch: int, metrics: dict[str, float],
-                     checkpoint: list[Any]) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting[number] = future
-        self._events.append((number, epoch, metrics, checkpoint))
-        self._new.set()
-        return await future
-
-    async def take(self, timeout: float) -> list[HubReport]:
-        if not self._events:
-            try:
-                await asyncio.wait_for(self._new.wait(), timeout)
-            except TimeoutError:
-                pass
-        events, self._events = self._events, []
-        self._new.clear()
-        return events
-
-    async def answer(self, number: int, stop: bool) -> None:
-        future = self._waiting.pop(number, None)
-        if future is not None and not future.done():
-            future.set_result(stop)
-
-
-@ray.remote
-class TrialWorker:
-    """A process that runs one trial at a time; torch and the data stay imported between trials."""
-
-    def address(self) -> tuple[str, int]:
-        """This worker's node address and a free port: where rank 0 hosts the process group."""
-        with socket.socket() as s:
-            s.bind(("", 0))
-            port = s.getsockname()[1]
-        return ray.util.get_node_ip_address(), port
-
-    def run(self, spec: TrialSpec, hub: Any, env: dict[str, str] | None = None,
-            log_name: str = "trial.log") -> tuple[str, Any]:
-        # Ray sets OMP_NUM_THREADS to the actor's CPUs, which torch follows when imported.
-        def report(epoch: int, metrics: dict[str, float],
-                   checkpoint: CheckpointFiles | None) -> bool:
-            if hub is None:  # ranks other than 0: rank 0 alone talks to the sweep
-                return False
-            # The object stays alive while this call waits: the coordinator has taken and
-            # committed it before it answers.
-            refs = [ray.put(checkpoint)] if checkpoint is not None else []
-            return bool(ray.get(hub.report.remote(spec.number, epoch, metrics, refs)))
-
-        # The next trial in this reused process starts from the environment Ray gave it
-        # (CUDA_VISIBLE_DEVICES included), whatever this one set.
-        saved = dict(os.environ)
-        os.environ.update(env or {})
-        rank = int((env or {}).get("RANK", "0"))
-        try:
-            return "finished", run_trial(spec, report, log_name=log_name, rank=rank)
-        except TrialLost as exc:
-            return "lost", str(exc)
-        except TrialFailed as exc:
-            return "failed", str(exc)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-
-
-def start_local_ray() -> None:
-    """A new Ray of our own on this machine ("local": never a cluster some other process
-    left running), whose processes end with this one however it ends."""
-    from sweep.backends.ray_reaper import guard_ray_processes
-
-    guard_ray_processes()
-    # Workers import what this process can, so a trainer in the user's own module works.
-    # Given as the job's driver path rather than a runtime_env PYTHONPATH: a runtime_env
-    # sends every new worker through Ray's runtime-env agent, 0.7 s more per worker start.
-    path = [p for p in sys.path if p and os.path.isdir(p)]
-    job = ray.job_config.JobConfig()
-    extra: dict[str, Any] = {"job_config": job}
-    if isinstance(getattr(job, "_py_driver_sys_path", None), list):
-        job._py_driver_sys_path = path
-    else:  # a Ray without that field: the slower, public way
-        extra = {"runtime_env": {"env_vars": {"PYTHONPATH": os.pathsep.join(path)}}}
-    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-             log_to_driver=False, logging_level=logging.WARNING, configure_logging=False,
-             **extra)
-    atexit.register(_stop_local_ray, getattr(ray._private.worker, "_global_node", None))
-
-
-def _stop_local_ray(started: Any) -> None:
-    """Runs before Ray's own exit handler (handlers run last-registered first).
-
-    Ray's shutdown gives each of its processes a second to exit on SIGTERM; its autoscaler
-    monitor, which has nothing to do or save on a single local node, always takes all of it
-    (1 s of every ``sweep run``'s exit). It gets SIGKILL first; the rest stop as Ray stops
-    them.
-    """
-    node = getattr(ray._private.worker, "_global_node", None)
-    if node is None or node is not started:
-        return  # stopped already, or a Ray someone else started since
-    for info in getattr(node, "all_processes", {}).get("monitor", []):
-        with contextlib.suppress(Exception):
-            info.process.kill()
-            info.process.wait(timeout=1)
-    ray.shutdown()
-
-
-def _hub_node() -> Any:
-    """Where the hub lives: the cluster's head node (a worker node lost must not take every
-    trial's pending reports with it, and a cluster without its head is gone anyway), else
-    this process's node. Soft: a Ray that cannot place it there places it elsewhere."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    try:
-        heads = [n["NodeID"] for n in ray.nodes() if n.get("Alive")
-                 and "node:__internal_head__" in n.get("Resources", {})]
-        node = heads[0] if heads else ray.get_runtime_context().get_node_id()
-    except Exception:
-        return "DEFAULT"
-    return NodeAffinitySchedulingStrategy(node_id=node, soft=True)
 
 
 # A data-parallel trial whose workers Ray cannot place in this long fails (the others run).
@@ -228,7 +92,7 @@ class LocalRayBackend(Backend):
     @staticmethod
     def _new_hub() -> Any:
         return ReportHub.options(  # type: ignore[attr-defined]
-            scheduling_strategy=_hub_node()).remote()
+            scheduling_strategy=hub_node()).remote()
 
     def _hub_lost(self) -> list[Event]:
         """The hub died with its node: a new one, and every running trial (whose reports
@@ -445,37 +309,3 @@ class LocalRayBackend(Backend):
             ray.kill(self._hub, no_restart=True)
             self._hub = None
         self._take = None
-
-
-class RayClusterBackend(LocalRayBackend):
-    """An existing Ray cluster, by ``ray://HOST:PORT`` (Ray Client) or ``ray:HOST:PORT`` (GCS).
-
-    Every node needs the same Python environment as the coordinator (this package, torch…);
-    the trainer's own code travels with each worker: a command trial's snapshot as Ray's
-    ``working_dir``, a ``package.module:function`` trainer's package as ``py_modules``.
-    """
-
-    def __init__(self, address: str, runtime_env: dict[str, Any] | None = None) -> None:
-        """``runtime_env``: what brings the trainer's code to the nodes (see ray_code)."""
-        super().__init__()
-        self.address = address[len("ray:"):] if address.startswith("ray:") and not \
-            address.startswith("ray://") else address
-        self.runtime_env = runtime_env or {}
-
-    def connect(self) -> None:
-        if ray.is_initialized():
-            return
-        from sweep.backends.ray_auth import join_cluster
-
-        join_cluster(self.address, self.runtime_env)
-
-    def _prepare(self, spec: TrialSpec) -> TrialSpec:
-        import dataclasses
-
-        from sweep.command_trial import CommandTrainer
-
-        if isinstance(spec.entry, CommandTrainer) and "working_dir" in self.runtime_env:
-            # Workers start in the uploaded copy of the code, wherever their node is.
-            entry = dataclasses.replace(spec.entry, code=None, code_in_working_dir=True)
-            return dataclasses.replace(spec, entry=entry)
-        return spec

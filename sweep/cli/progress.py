@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from reports.frames import pruning_saving
+from sweep import layout
 from sweep.result import SweepResult
 
 
@@ -83,14 +84,14 @@ def summary(result: SweepResult, metric: str) -> str:
         f" (report and best model written in {result.finish_s:.1f} s)"
         if result.finish_s is not None else ""))
     best_dir = result.best_dir
-    if best_dir is not None and (best_dir / "model.pt").exists():
+    if best_dir is not None and (best_dir / layout.MODEL).exists():
         lines.append(f"best model: {best_dir}/model.pt, checked ONNX: {best_dir}/model.onnx")
     elif best_dir is not None:
         onnx = "model.onnx (the script's own, unchecked)" \
-            if (best_dir / "model.onnx").exists() else "no ONNX file (see card.json)"
+            if (best_dir / layout.ONNX).exists() else "no ONNX file (see card.json)"
         lines.append(f"best trial's outputs: {best_dir}/outputs; {onnx}")
     if result.registered:
-        predict = best_dir is not None and (best_dir / "model.pt").exists()
+        predict = best_dir is not None and (best_dir / layout.MODEL).exists()
         lines.append(f"registered: {result.registered}" + (
             f"; try it with: sweep models predict {result.registered} IMAGE.png"
             if predict else ""))

@@ -11,7 +11,7 @@ from search_spaces import SweepConfig, read_sweep_file
 
 if TYPE_CHECKING:
     from sweep.api import Sweep
-    from sweep.azure.runner import AzureMLRunner
+    from sweep.azure.sweep_job import AzureMLRunner
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -192,7 +192,7 @@ def _azure_runner(config: SweepConfig, args: argparse.Namespace) -> AzureMLRunne
     """For azure: compute, a runner that prints the job's progress as it happens."""
     if not config.compute.startswith("azure:"):
         return None
-    from sweep.azure.runner import AzureMLRunner
+    from sweep.azure.sweep_job import AzureMLRunner
 
     return AzureMLRunner(workspace_config=getattr(args, "workspace_config", None),
                          environment=getattr(args, "environment", None),

@@ -41,7 +41,8 @@ def make_backend(request):
         from sweep.backends import InProcessBackend
 
         return InProcessBackend
-    from sweep.backends.ray_local import LocalRayBackend, RayClusterBackend
+    from sweep.backends.ray_cluster import RayClusterBackend
+    from sweep.backends.ray_local import LocalRayBackend
 
     if kind == "local_ray":
         request.getfixturevalue("ray_local")

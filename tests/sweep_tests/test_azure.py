@@ -23,7 +23,7 @@ from azure.core.exceptions import (  # noqa: E402
 
 from search_spaces import parse_sweep  # noqa: E402
 from sweep import Sweep  # noqa: E402
-from sweep.azure.runner import AzureMLRunner  # noqa: E402
+from sweep.azure.sweep_job import AzureMLRunner  # noqa: E402
 from sweep.azure.trial import main as trial_main  # noqa: E402
 from sweep.cli import main  # noqa: E402
 from sweep.errors import SweepError, SweepInputError  # noqa: E402

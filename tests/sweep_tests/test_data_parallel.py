@@ -58,7 +58,8 @@ def _drive(backend, stop_at: int) -> tuple[list, Finished]:  # type: ignore[no-u
 def test_pruning_stops_every_worker(tmp_path, request, where):
     import ray
 
-    from sweep.backends.ray_local import LocalRayBackend, RayClusterBackend
+    from sweep.backends.ray_cluster import RayClusterBackend
+    from sweep.backends.ray_local import LocalRayBackend
 
     if where == "local_ray":
         request.getfixturevalue("ray_local")

@@ -84,7 +84,7 @@ class AzureMLRunner:
 
     Example:
         >>> from sweep import Sweep
-        >>> from sweep.azure.runner import AzureMLRunner
+        >>> from sweep.azure.sweep_job import AzureMLRunner
         >>> runner = AzureMLRunner(workspace_config="config.json", progress=print)  # doctest: +SKIP
         >>> Sweep.from_yaml("job.yml", azure=runner).run().workspace_model  # doctest: +SKIP
         'pt-dnn:3'
@@ -144,7 +144,12 @@ class AzureMLRunner:
         return self._collect(config, sweep_dir, name)
 
     def _collect(self, config: SweepConfig, sweep_dir: Path, name: str) -> SweepResult:
-        from sweep.best_model import export_best, register_best
+        from sweep.best_model import (
+            export_best,
+            register_best,
+            trainer_lineage,
+            trial_lineage,
+        )
 
         result = SweepResult(config.name, sweep_dir, None, None, pd.DataFrame(), job=name)
         kind = trial_kind(config)
@@ -158,8 +163,8 @@ class AzureMLRunner:
                     download_path=str(download), output_name=output)
         outputs = download / "named-outputs" / output
         result = dataclasses.replace(result, outputs=outputs)
-        found = sorted(outputs.rglob("model.pt")) if outputs.is_dir() else []
-        model_pt = found[0] if found else outputs / "model.pt"
+        found = sorted(outputs.rglob(layout.MODEL)) if outputs.is_dir() else []
+        model_pt = found[0] if found else outputs / layout.MODEL
         if not model_pt.is_file() and kind.own_outputs:
             # The script's own outputs: registered in the workspace as they are.
             if config.register is not None:
@@ -174,19 +179,13 @@ class AzureMLRunner:
         metrics = history[-1] if history else {}
         value = metrics.get(metric)
         best_params = {k: params.get(k) for k in config.search_space}
-        lineage = {
-            "sweep": config.name, "trial": f"azureml:{name}",
-            "objective": {"primary_metric": metric, "goal": config.objective.goal,
-                          "value": value},
-            "params": best_params,
-            "metrics": metrics, "history": history,
-            "trainer": {"entry": config.trainer.entry, "args": dict(config.trainer.args)},
-        }
+        card = {**trial_lineage(config, config.name, f"azureml:{name}", value, best_params,
+                                metrics, history), **trainer_lineage(config)}
         data = config.trainer.args.get("data")
-        best_dir = export_best(model_pt, sweep_dir / layout.BEST, lineage,
+        best_dir = export_best(model_pt, sweep_dir / layout.BEST, card,
                                data=str(data) if data else None)
         best = BestTrial(None, best_params, float(value) if value is not None else
-                         float("nan"), metrics, best_dir / "model.pt" if best_dir else model_pt)
+                         float("nan"), metrics, best_dir / layout.MODEL if best_dir else model_pt)
         result = dataclasses.replace(result, best=best, best_dir=best_dir)
         if config.register is not None:
             result = dataclasses.replace(

@@ -1,0 +1,108 @@
+"""What runs inside Ray for a sweep: the report hub (one per sweep, on the head node) and the
+trial workers (one per running trial, reused across trials). Each report goes worker -> hub;
+the coordinator takes them from the hub with one long-poll and answers each one."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any
+
+import ray
+
+from sweep.errors import TrialFailed, TrialLost
+from sweep.runner import run_trial
+from sweep.trials import CheckpointFiles, TrialSpec
+
+# A report as the hub keeps it: trial, epoch, metrics, and its checkpoint's changes as
+# ``[ObjectRef]`` (in a list, so that Ray hands the hub the reference, not the bytes: they go
+# from the worker's object store to the coordinator once, when it takes them).
+HubReport = tuple[int, int, dict[str, float], list[Any]]
+
+
+@ray.remote(num_cpus=0)
+class ReportHub:
+    """Holds reports until the coordinator takes them, and each reporter until it is answered."""
+
+    def __init__(self) -> None:
+        self._events: list[HubReport] = []
+        self._waiting: dict[int, asyncio.Future[bool]] = {}
+        self._new = asyncio.Event()
+
+    async def report(self, number: int, epoch: int, metrics: dict[str, float],
+                     checkpoint: list[Any]) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting[number] = future
+        self._events.append((number, epoch, metrics, checkpoint))
+        self._new.set()
+        return await future
+
+    async def take(self, timeout: float) -> list[HubReport]:
+        if not self._events:
+            try:
+                await asyncio.wait_for(self._new.wait(), timeout)
+            except TimeoutError:
+                pass
+        events, self._events = self._events, []
+        self._new.clear()
+        return events
+
+    async def answer(self, number: int, stop: bool) -> None:
+        future = self._waiting.pop(number, None)
+        if future is not None and not future.done():
+            future.set_result(stop)
+
+
+@ray.remote
+class TrialWorker:
+    """A process that runs one trial at a time; torch and the data stay imported between trials."""
+
+    def address(self) -> tuple[str, int]:
+        """This worker's node address and a free port: where rank 0 hosts the process group."""
+        with socket.socket() as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        return ray.util.get_node_ip_address(), port
+
+    def run(self, spec: TrialSpec, hub: Any, env: dict[str, str] | None = None,
+            log_name: str = "trial.log") -> tuple[str, Any]:
+        # Ray sets OMP_NUM_THREADS to the actor's CPUs, which torch follows when imported.
+        def report(epoch: int, metrics: dict[str, float],
+                   checkpoint: CheckpointFiles | None) -> bool:
+            if hub is None:  # ranks other than 0: rank 0 alone talks to the sweep
+                return False
+            # The object stays alive while this call waits: the coordinator has taken and
+            # committed it before it answers.
+            refs = [ray.put(checkpoint)] if checkpoint is not None else []
+            return bool(ray.get(hub.report.remote(spec.number, epoch, metrics, refs)))
+
+        # The next trial in this reused process starts from the environment Ray gave it
+        # (CUDA_VISIBLE_DEVICES included), whatever this one set.
+        saved = dict(os.environ)
+        os.environ.update(env or {})
+        rank = int((env or {}).get("RANK", "0"))
+        try:
+            return "finished", run_trial(spec, report, log_name=log_name, rank=rank)
+        except TrialLost as exc:
+            return "lost", str(exc)
+        except TrialFailed as exc:
+            return "failed", str(exc)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def hub_node() -> Any:
+    """Where the hub lives: the cluster's head node (a worker node lost must not take every
+    trial's pending reports with it, and a cluster without its head is gone anyway), else
+    this process's node. Soft: a Ray that cannot place it there places it elsewhere."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    try:
+        heads = [n["NodeID"] for n in ray.nodes() if n.get("Alive")
+                 and "node:__internal_head__" in n.get("Resources", {})]
+        node = heads[0] if heads else ray.get_runtime_context().get_node_id()
+    except Exception:
+        return "DEFAULT"
+    return NodeAffinitySchedulingStrategy(node_id=node, soft=True)

@@ -1,0 +1,71 @@
+"""The end of a sweep, one owner for every place a sweep runs: trials.csv, the HTML report,
+best/ (the model, its checked ONNX file, its card: ``sweep.best_model``) and registration.
+An Azure ML sweep, whose trials live in Azure ML, ends in ``AzureMLRunner._collect`` with the
+same ``best_model`` functions."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import optuna
+import pandas as pd
+
+from reports.files import write_atomic
+from search_spaces import SweepConfig
+from sweep import layout
+from sweep.errors import SweepInputError
+from sweep.result import SweepResult
+from sweep.trial_kinds import TrialKind
+
+if TYPE_CHECKING:
+    from reports import SweepData
+
+logger = logging.getLogger(__name__)
+
+
+def finish_sweep(config: SweepConfig, kind: TrialKind, result: SweepResult) -> SweepResult:
+    """Writes what a sweep leaves at its end (again, after a resume: the same files, the same
+    registered version when the best did not change)."""
+    from reports import Comparison, build_html
+    from sweep.best_model import register_best
+
+    write_atomic(result.sweep_dir / layout.TRIALS_CSV, result.trials.to_csv(index=False))
+    build_html(Comparison([report_data(config, result)]),
+               result.sweep_dir / layout.REPORT_HTML)
+    best_dir = kind.keep_best(config, result)
+    if best_dir is None:
+        if config.register is not None and result.best is not None:
+            logger.warning(
+                "register: nothing registered as %s: the best trial (%s) left no model "
+                "of the built-in trainer in its outputs/ (save one with "
+                "trainer.checkpoint.save_checkpoint, as the built-in trainer does)",
+                config.register.model_name, result.best.number)
+        return result
+    registered = register_best(config, best_dir)
+    return dataclasses.replace(result, best_dir=best_dir,
+                               registered=str(registered) if registered else None)
+
+
+def report_data(config: SweepConfig, result: SweepResult) -> SweepData:
+    """A sweep as the report takes it: plain frames and histories."""
+    from reports.compare import sweep_data
+
+    if result.study is None:
+        raise SweepInputError(f"sweep {result.name} ran on Azure ML: its trials are in Azure "
+                              f"ML studio (job {result.job}), not in a local study")
+    objective = config.objective
+    return sweep_data(result.name, result.sweep_dir, result.trials, objective.primary_metric,
+                      objective.goal, layout.histories(result.sweep_dir))
+
+
+def trials_frame_of(study: optuna.Study, config: SweepConfig,
+                    decode: Callable[[Mapping[str, Any]], dict[str, Any]]) -> pd.DataFrame:
+    """The study's trials as the report's frame, params read back as the user wrote them."""
+    from reports.frames import trials_frame
+
+    asked = config.trainer.args.get("num_epochs")
+    return trials_frame(study, int(asked) if isinstance(asked, int | float) else None,
+                        decode=decode)
