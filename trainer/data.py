@@ -165,7 +165,7 @@ class AugmentedImages(Dataset[tuple[torch.Tensor, int]]):
         image = self.split.images[index]
         if self.train:
             rng = random.Random(hash((self.seed, self.epoch, index)))
-            top, left, h, w = self._crop_box(image, rng)
+            top, left, h, w = self.crop_box(image.shape[-2], image.shape[-1], rng)
             image = v2.functional.resized_crop(
                 image, top, left, h, w, [self.crop.size[0], self.crop.size[1]], antialias=True
             )
@@ -174,9 +174,10 @@ class AugmentedImages(Dataset[tuple[torch.Tensor, int]]):
             return self.normalize(image), self.split.labels[index]
         return self.evaluate(image), self.split.labels[index]
 
-    def _crop_box(self, image: torch.Tensor, rng: random.Random) -> tuple[int, int, int, int]:
+    def crop_box(self, height: int, width: int,
+                 rng: random.Random) -> tuple[int, int, int, int]:
+        """(top, left, height, width) of a training crop of an image of that size."""
         # RandomResizedCrop.get_params, drawing from our own generator, not torch's global one.
-        height, width = image.shape[-2:]
         area = height * width
         lo, hi = (math.log(r) for r in self.crop.ratio)
         for _ in range(10):
