@@ -20,6 +20,9 @@ class SweepData:
     trials: pd.DataFrame
     curves: pd.DataFrame
     sweep_dir: Path
+    objectives: tuple[tuple[str, str], ...] = ()
+    """Several objectives: (metric, goal) of each, in order; ``metric``/``goal`` are the
+    first. Empty for one."""
 
     @property
     def params(self) -> list[str]:
@@ -48,9 +51,11 @@ class Comparison:
 
 
 def sweep_data(name: str, sweep_dir: Path, trials: pd.DataFrame, metric: str, goal: str,
-               histories: Iterable[tuple[int, list[dict[str, Any]]]]) -> SweepData:
+               histories: Iterable[tuple[int, list[dict[str, Any]]]],
+               objectives: tuple[tuple[str, str], ...] = ()) -> SweepData:
     """A sweep as the report needs it: its trials frame and every trial's reports (for the
     learning curves); plain values, so reports never depends on how a sweep ran or where
     it keeps them."""
     return SweepData(name=name, metric=metric, goal=goal, trials=trials,
-                     curves=curves_frame(histories), sweep_dir=sweep_dir)
+                     curves=curves_frame(histories), sweep_dir=sweep_dir,
+                     objectives=objectives)

@@ -24,7 +24,9 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
     checkpoint) keeps its row, with ``rerun_as`` naming the trial that replaced it; one that
     continued from its checkpoint is one row, ``restarts`` saying how often it did. A PBT
     member's params are those it trains with last; ``lineage`` and ``schedule`` say whose
-    checkpoint it copied when, and its params over epochs.
+    checkpoint it copied when, and its params over epochs. With several objectives,
+    ``value`` is the first one's and ``values`` all of them; with constraints, ``feasible``
+    says whether a completed trial met them all.
     ``decode`` turns Optuna's parameters into the user's
     (see ``search_spaces.optuna_form``); without it they are shown as Optuna has them.
     """
@@ -32,6 +34,8 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
     rerun_as = {t.user_attrs["replaces"]: t.number for t in trials if "replaces" in t.user_attrs}
     rows: list[dict[str, Any]] = []
     pbt = any(t.user_attrs.get("lineage") for t in trials)
+    several = len(study.directions) > 1
+    constrained = any(t.constraints for t in trials)
     for t in trials:
         first = dict(decode(t.params) if decode and t.params else t.params)
         # What it trains with now: PBT's last explore step, or `sweep continue`'s epochs.
@@ -49,7 +53,12 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
             "number": t.number,
             "state": "paused" if t.state == TrialState.RUNNING and t.user_attrs.get("paused_at")
             else STATE_NAMES.get(t.state, t.state.name.lower()),
-            "value": t.value if t.state == TrialState.COMPLETE else _last(t),
+            "value": (t.values[0] if several else t.value) if t.state == TrialState.COMPLETE
+            else _last(t),
+            **({"values": list(t.values) if t.state == TrialState.COMPLETE and t.values
+                else None} if several else {}),
+            **({"feasible": all(v <= 0 for v in t.constraints.values())
+                if t.constraints else None} if constrained else {}),
             **{f"param_{k}": v for k, v in params.items()},
             "epochs_run": t.user_attrs.get("epochs", len(t.intermediate_values)),
             "epochs_asked": asked,

@@ -144,6 +144,9 @@ def _sweep_section(data: SweepData, index: int) -> Iterable[str]:
     schedule = plots.pbt_schedule(data)
     if schedule is not None:
         yield _div(schedule, f"pbt-{index}", wide=True)
+    front = plots.pareto(data)
+    if front is not None:
+        yield _div(front, f"pareto-{index}", wide=True)
     for j, fig in enumerate(plots.slices(data)):
         yield _div(fig, f"slice-{index}-{j}")
     yield "</div>"

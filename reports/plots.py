@@ -301,3 +301,39 @@ def pbt_schedule(data: SweepData) -> go.Figure | None:
                                                            rows["number"]][::-1])
     return _layout(fig, "PBT: each member's params by epoch (arrows: copied a checkpoint)",
                    "epoch", "member")
+
+
+def pareto(data: SweepData) -> go.Figure | None:
+    """Several objectives: every completed trial by its first two objectives, the Pareto
+    front highlighted and joined (in its order along the first), trials that break a
+    constraint marked with an X. None for a sweep of one objective."""
+    if len(data.objectives) < 2 or "values" not in data.trials:
+        return None
+    done = data.trials[(data.trials["state"] == "complete")
+                       & data.trials["values"].map(lambda v: isinstance(v, list))]
+    (x_name, x_goal), (y_name, y_goal) = data.objectives[:2]
+    fig = go.Figure()
+    everyone = pd.Series(True, index=done.index)
+    feasible = done["feasible"].ne(False) if "feasible" in done else everyone
+    on_front = done["pareto"].eq(True) if "pareto" in done else ~everyone
+    groups = (("trials", done[feasible & ~on_front], "circle", "#8ab17d", 8),
+              ("Pareto front", done[on_front], "diamond", "#d62828", 12),
+              ("breaks a constraint", done[~feasible], "x", "#999999", 9))
+    for name, rows, symbol, colour, size in groups:
+        if rows.empty:
+            continue
+        rows = rows.sort_values("values", key=lambda s: s.map(lambda v: v[0]))
+        text = [f"trial {r['number']}<br>" + "<br>".join(
+            f"{p} = {_short(r[f'param_{p}'])}" for p in data.params)
+            for r in rows.to_dict("records")]
+        fig.add_trace(go.Scatter(
+            x=[v[0] for v in rows["values"]], y=[v[1] for v in rows["values"]], text=text,
+            mode="lines+markers" if name == "Pareto front" else "markers", name=name,
+            line={"shape": "hv", "color": colour, "width": 1.5, "dash": "dot"},
+            marker={"symbol": symbol, "size": size, "color": colour},
+            hovertemplate="%{text}<br>" + f"{x_name} %{{x}}<br>{y_name} %{{y}}<extra></extra>",
+        ))
+    title = "Pareto front" + (f" (the first two of {len(data.objectives)} objectives)"
+                              if len(data.objectives) > 2 else "")
+    arrows = {"maximize": "higher is better", "minimize": "lower is better"}
+    return _layout(fig, title, f"{x_name} ({arrows[x_goal]})", f"{y_name} ({arrows[y_goal]})")

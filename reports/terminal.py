@@ -71,6 +71,8 @@ def render(data: SweepData, colour: bool = False) -> str:
         lines.append(line)
     counts = data.trials["state"].value_counts().to_dict()
     done = frame[frame["state"] == "complete"]
+    if "feasible" in done:  # the pick meets every constraint
+        done = done[done["feasible"] == True]  # noqa: E712 - a column of True/False/None
     if not done.empty:
         best = done.iloc[0]
         shown = ", ".join(f"{p}={_cell(best[f'param_{p}'], 12)}" for p in params)
@@ -80,7 +82,23 @@ def render(data: SweepData, colour: bool = False) -> str:
         lines.append("best: no trial completed")
     lines.append("trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     lines.append(pruning_saving(data.trials))
+    lines.extend(front_table(data))
     return "\n".join(lines)
+
+
+def front_table(data: SweepData) -> list[str]:
+    """Several objectives: the Pareto front, best on the first objective first."""
+    if not data.objectives or "pareto" not in data.trials:
+        return []
+    members = ranked(data)
+    members = members[members["pareto"] == True]  # noqa: E712 - True/False/NaN
+    names = [m for m, _ in data.objectives]
+    rows = [[row["number"], *row["values"], *[row[f"param_{p}"] for p in data.params]]
+            for row in members.to_dict("records")]
+    header = ["#", *[f"{m} ({'max' if g == 'maximize' else 'min'})" for m, g in
+                     data.objectives], *data.params]
+    return [f"Pareto front: {len(rows)} trials ({', '.join(names)})",
+            *format_table(header, rows, gap=" ")]
 
 
 def print_report(comparison: Comparison, out: TextIO | None = None) -> None:

@@ -61,6 +61,12 @@ def _is_multiple(value: float, step: float) -> bool:
 def check_azure_compatible(config: SweepConfig) -> None:
     """Raises for what Azure ML would refuse or could not express; returns None otherwise."""
     sampling = config.sampling_algorithm
+    if config.multi_objective:
+        raise SearchSpaceError("objective", f"Azure ML sweep jobs take one objective, this "
+                               f"file lists {len(config.goals)}; run it locally or on Ray")
+    if config.constraints:
+        raise SearchSpaceError("constraints", "Azure ML sweep jobs have no constraints; run "
+                               "this file locally or on Ray")
     if sampling.type not in AZURE_SAMPLERS:
         raise SearchSpaceError(
             "sampling_algorithm", f"{sampling.type!r} runs locally only; Azure ML offers "

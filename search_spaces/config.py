@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces.expressions import Expression
+from search_spaces.objectives import Constraint
 from search_spaces.policies import TABLE as POLICY_TABLE
 from search_spaces.policies import Policy
 from search_spaces.samplers import TABLE as SAMPLER_TABLE
@@ -151,6 +152,10 @@ class SweepConfig:
     search_space: Mapping[str, Expression]
     trainer: TrainerSpec = field(default_factory=TrainerSpec)
     objective: Objective = field(default_factory=Objective)
+    """The objective, or the first of several: what a pick is best on."""
+    objectives: tuple[Objective, ...] = ()
+    """All of them, in order, when the file lists several; empty for one."""
+    constraints: tuple[Constraint, ...] = ()
     sampling_algorithm: SamplingAlgorithm = field(default_factory=SamplingAlgorithm)
     early_termination: EarlyTermination = field(default_factory=EarlyTermination)
     limits: Limits = field(default_factory=Limits)
@@ -172,3 +177,12 @@ class SweepConfig:
     @property
     def direction(self) -> str:
         return self.objective.goal
+
+    @property
+    def goals(self) -> tuple[Objective, ...]:
+        """Every objective, in order (one for a single-objective sweep)."""
+        return self.objectives or (self.objective,)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.goals) > 1

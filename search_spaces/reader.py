@@ -31,7 +31,7 @@ _ENTRY = re.compile(r"^(trainer|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
 TOP_KEYS = {
     "$schema", "type", "name", "trainer", "search_space", "objective", "sampling_algorithm",
     "early_termination", "limits", "resources", "local_resources", "compute", "storage",
-    "register", "keep", "tracking",
+    "register", "keep", "tracking", "constraints",
 }
 
 

@@ -92,6 +92,23 @@ class Qmc(Sampler):
 
 
 @dataclass(frozen=True)
+class Nsga2(Sampler):
+    """Optuna's NSGAIISampler: several objectives (and constraints), by generations of
+    ``population_size`` trials."""
+
+    population_size: int | None = None
+    type: ClassVar[str] = "nsga2"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        size = self.population_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                                 or size < 2):
+            raise SearchSpaceError(f"{_PATH}.population_size",
+                                   f"expected an integer of 2 or more, got {abbreviate(size)}")
+
+
+@dataclass(frozen=True)
 class Pbt(Sampler):
     """Population-based training (``sweep.population``): ``population_size`` members sampled
     at random train side by side; every ``perturbation_interval`` epochs the bottom
@@ -140,7 +157,7 @@ def _number(value: Any) -> bool:
 
 
 TABLE: dict[str, type[Sampler]] = {
-    cls.type: cls for cls in (Random, Grid, Bayesian, Tpe, CmaEs, Gp, Qmc, Pbt)
+    cls.type: cls for cls in (Random, Grid, Bayesian, Tpe, CmaEs, Gp, Qmc, Nsga2, Pbt)
 }
 """Every sampling algorithm by its ``type``: Azure ML's three first, then Optuna's."""
 

@@ -22,6 +22,7 @@ from search_spaces.config import (
 from search_spaces.expressions import (
     Choice,
 )
+from search_spaces.objectives import parse_constraints
 from search_spaces.policies import TABLE as POLICY_TABLE
 from search_spaces.policies import field_kinds
 from search_spaces.samplers import TABLE as SAMPLER_TABLE
@@ -70,7 +71,8 @@ def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
         problems.errors.append(SearchSpaceError("objective", "is required in an Azure ML "
                                                 "sweep job (primary_metric and goal)"))
     readers = {
-        "objective": lambda: _objective(data.get("objective", {})),
+        "objectives": lambda: _objectives(data.get("objective", {}), azure=azure),
+        "constraints": lambda: parse_constraints(data.get("constraints")),
         "early_termination": lambda: _early_termination(data.get("early_termination")),
         "limits": lambda: _limits(data.get("limits", {})),
         "storage": lambda: check_storage(data.get("storage", "default")),
@@ -81,19 +83,59 @@ def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
     for key, read in readers.items():
         with problems.check():
             out[key] = read()
+    objectives = out.pop("objectives", ())
+    if objectives:
+        out["objective"] = objectives[0]
+        if len(objectives) > 1:
+            out["objectives"] = objectives
+            _check_several(objectives, sampling, out, problems)
     if sampling.type == "pbt" and out.get("early_termination", EarlyTermination()).type != "none":
         problems.errors.append(SearchSpaceError(
             "early_termination", "PBT replaces its weakest members itself (exploit and "
             "explore); drop early_termination from a sweep with sampling_algorithm: pbt"))
     return out
 
-def _objective(value: Any) -> Objective:
-    d = c.mapping(value, "objective")
-    c.no_unknown_keys(d, "objective", {"primary_metric", "goal"})
-    metric = c.string(d, "primary_metric", "objective", "best_val_acc")
-    goal = c.string(d, "goal", "objective", "maximize")
-    c.one_of(goal, ("maximize", "minimize"), "objective.goal")
+def _objectives(value: Any, *, azure: bool) -> tuple[Objective, ...]:
+    """One objective (a mapping, as Azure ML writes it) or several (a list of them)."""
+    if not isinstance(value, list):
+        return (_objective(value, "objective"),)
+    if azure:
+        raise SearchSpaceError("objective", "an Azure ML sweep job takes one objective (a "
+                               "mapping); several objectives are a sweep file of ours")
+    if not value:
+        raise SearchSpaceError("objective", "expected at least one {primary_metric, goal}")
+    found = tuple(_objective(v, f"objective[{i}]") for i, v in enumerate(value))
+    names = [o.primary_metric for o in found]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise SearchSpaceError(f"objective[{i}].primary_metric", f"{name!r} is listed twice")
+    return found
+
+
+def _objective(value: Any, path: str) -> Objective:
+    d = c.mapping(value, path)
+    c.no_unknown_keys(d, path, {"primary_metric", "goal"})
+    metric = c.string(d, "primary_metric", path, "best_val_acc")
+    goal = c.string(d, "goal", path, "maximize")
+    c.one_of(goal, ("maximize", "minimize"), f"{path}.goal")
     return Objective(metric, goal)
+
+
+# Optuna's samplers that take several objectives; cmaes and pbt take one.
+SEVERAL_OBJECTIVES = ("random", "grid", "bayesian", "tpe", "gp", "qmc", "nsga2")
+
+
+def _check_several(objectives: tuple[Objective, ...], sampling: SamplingAlgorithm,
+                   out: dict[str, Any], problems: c.Problems) -> None:
+    if sampling.type not in SEVERAL_OBJECTIVES:
+        problems.errors.append(SearchSpaceError(
+            "sampling_algorithm", f"{sampling.type} takes one objective; with "
+            f"{len(objectives)} use one of {', '.join(SEVERAL_OBJECTIVES)}"))
+    policy = out.get("early_termination", EarlyTermination())
+    if policy.type != "none":
+        problems.errors.append(SearchSpaceError(
+            "early_termination", "a pruner judges one per-epoch value, and Optuna reports "
+            "none for a study of several objectives; drop early_termination here"))
 
 def _sampling(value: Any) -> SamplingAlgorithm:
     path = "sampling_algorithm"

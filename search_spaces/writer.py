@@ -28,10 +28,12 @@ def to_dict(config: SweepConfig) -> dict[str, Any]:
             **({"env": dict(config.trainer.env)} if config.trainer.env else {}),
         },
         "search_space": {k: e.to_dict() for k, e in config.search_space.items()},
-        "objective": {
+        "objective": [{"primary_metric": o.primary_metric, "goal": o.goal}
+                      for o in config.goals] if config.multi_objective else {
             "primary_metric": config.objective.primary_metric,
             "goal": config.objective.goal,
         },
+        **({"constraints": [str(c) for c in config.constraints]} if config.constraints else {}),
         "sampling_algorithm": sampling,
         "early_termination": {
             "type": config.early_termination.type,

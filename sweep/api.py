@@ -45,7 +45,7 @@ from sweep.lock import SweepLock
 from sweep.population import current_params
 from sweep.result import BestTrial, SweepResult
 from sweep.study import open_study
-from sweep.sweep_end import trials_frame_of
+from sweep.sweep_end import pareto_front, pick_trial, trials_frame_of
 from sweep.trial_kinds import TrialKind, trial_kind
 from sweep.trials import TrainFn
 
@@ -361,21 +361,54 @@ class Sweep:
             except KeyError:
                 raise SweepInputError(f"sweep {self.name!r} has no study yet") from None
         frame = trials_frame_of(study, self.config, self.space.decode)
-        return SweepResult(self.name, self.sweep_dir, study, self._best(study, frame), frame)
+        members = pareto_front(self.config, study, self.space.decode)
+        if members:
+            frame["pareto"] = frame["number"].isin([m.number for m in members])
+        return SweepResult(self.name, self.sweep_dir, study, self._best(study, frame), frame,
+                           pareto_front=members)
 
     def _best(self, study: optuna.Study, trials: pd.DataFrame) -> BestTrial | None:
-        if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            return None
-        best = study.best_trial
-        folder = trial_dir(self.sweep_dir, best.number)
+        """The pick: best on the first objective among completed trials meeting every
+        constraint (Optuna's best trial, for one objective without constraints)."""
+        best = pick_trial(self.config, study)
+        return self._as_best(best, trials) if best is not None else None
+
+    def _as_best(self, trial: optuna.trial.FrozenTrial, trials: pd.DataFrame) -> BestTrial:
+        folder = trial_dir(self.sweep_dir, trial.number)
         result_file = folder / RESULT
         metrics = json.loads(result_file.read_text()) if result_file.exists() else {}
         model = folder / layout.OUTPUTS / layout.MODEL
-        row = trials.set_index("number").loc[best.number]
+        row = trials.set_index("number").loc[trial.number]
         steps = row["schedule"] if "schedule" in row else None  # PBT
-        return BestTrial(best.number, current_params(best, self.space.decode),
-                         float(best.value or 0), metrics, model if model.exists() else None,
-                         steps)
+        return BestTrial(trial.number, current_params(trial, self.space.decode),
+                         float(trial.values[0]), metrics, model if model.exists() else None,
+                         steps, tuple(trial.values) if self.config.multi_objective else ())
+
+    def register_trial(self, number: int) -> str:
+        """Registers completed trial ``number``'s model (another member of the Pareto front,
+        say) as a new version of ``register.model_name``; ``NAME:VERSION``. Once per trial:
+        asked again, the version it has."""
+        from sweep.best_model import register_best
+
+        if self.config.register is None:
+            raise SweepInputError(f"register: sweep {self.name} names no model to register "
+                                  "under; add register: {model_name: NAME} to its file")
+        result = self.result()
+        assert result.study is not None
+        trials = result.study.get_trials(deepcopy=False)
+        if not 0 <= number < len(trials) or trials[number].state != TrialState.COMPLETE:
+            raise SweepInputError(f"--trial: sweep {self.name} has no completed trial {number}")
+        chosen = dataclasses.replace(result, best=self._as_best(trials[number], result.trials))
+        with SweepLock(self.sweep_dir):
+            kept = self.kind.keep_best(self.config, chosen,
+                                       self.sweep_dir / layout.REGISTERED / f"{number:04d}")
+        if kept is None:
+            raise SweepInputError(
+                f"--trial: trial {number} kept no model file (model files stay for the best "
+                f"keep.models trials and every Pareto front member; keep: {{models: all}} "
+                "keeps them all)")
+        version = register_best(self.config, kept)
+        return str(version)
 
     def check(self) -> None:
         """What would make every trial fail here, refused before anything runs (see

@@ -75,6 +75,11 @@ def trial_lineage(config: SweepConfig, sweep: str, trial: int | str | None, valu
         "metrics": dict(metrics),
         "history": history,
         **({"schedule": schedule} if schedule else {}),
+        **({"objectives": [{"primary_metric": o.primary_metric, "goal": o.goal,
+                            "value": metrics.get(o.primary_metric)} for o in config.goals]}
+           if config.multi_objective else {}),
+        **({"constraints": [str(c) for c in config.constraints]} if config.constraints
+           else {}),
     }
 
 
@@ -99,7 +104,8 @@ def _write_card(staging: Path, card: dict[str, Any], folder: Path) -> Path:
     return folder
 
 
-def keep_best(config: SweepConfig, result: SweepResult) -> Path | None:
+def keep_best(config: SweepConfig, result: SweepResult,
+              folder: Path | None = None) -> Path | None:
     """Copies the best model to ``best/``, exports and checks ONNX, writes the card.
 
     Returns the ``best/`` folder, or None when no trial completed or the best trial left no
@@ -109,7 +115,7 @@ def keep_best(config: SweepConfig, result: SweepResult) -> Path | None:
     best = result.best
     if best is None or best.model_path is None:
         return None
-    folder = result.sweep_dir / layout.BEST
+    folder = folder or result.sweep_dir / layout.BEST
     card_file = folder / layout.CARD
     if card_file.exists() and (folder / layout.ONNX).exists():
         if json.loads(card_file.read_text()).get("trial") == best.number:
@@ -154,7 +160,8 @@ def export_best(model_pt: Path, folder: Path, lineage: dict[str, Any],
     }, folder)
 
 
-def keep_best_outputs(config: SweepConfig, result: SweepResult) -> Path | None:
+def keep_best_outputs(config: SweepConfig, result: SweepResult,
+                      folder: Path | None = None) -> Path | None:
     """A command sweep's ``best/``: the best trial's whole ``outputs/`` folder, its card (the
     command, the code snapshot's fingerprint, params, metrics), and, when the outputs hold a
     ``model.pt`` of the built-in trainer, that model with a checked ONNX file; an ``.onnx``
@@ -163,7 +170,7 @@ def keep_best_outputs(config: SweepConfig, result: SweepResult) -> Path | None:
     best = result.best
     if best is None or best.number is None:
         return None
-    folder = result.sweep_dir / layout.BEST
+    folder = folder or result.sweep_dir / layout.BEST
     card_file = folder / layout.CARD
     if card_file.exists() and json.loads(card_file.read_text()).get("trial") == best.number:
         return folder

@@ -41,7 +41,9 @@ from sweep.budget import (
 )
 from sweep.disk import ModelFiles
 from sweep.errors import SweepInterrupted
+from sweep.interruptions import Interruptions
 from sweep.listener import Listener, LogProgress
+from sweep.outcomes import feasible, final_values
 from sweep.pausing import PAUSED, PausingScheduler, paused
 from sweep.population import Population
 from sweep.promotion import Promotion, promoted_from
@@ -84,7 +86,7 @@ class _Active:
         return self.last_epoch + 1
 
 
-class Coordinator:
+class Coordinator(Interruptions):
     """Runs a sweep's trials on an opened ``backend`` with ``slots`` trials at a time."""
 
     def __init__(self, config: SweepConfig, study: optuna.Study, space: OptunaSpace,
@@ -113,9 +115,9 @@ class Coordinator:
         self._commit: Callable[[], None] = lambda: None
         self._committed = 0.0
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        self.model_files = ModelFiles(sweep_dir, config.keep, maximize=config.direction ==
-                                      "maximize", completed=[(t.number, float(t.value or 0))
-                                                             for t in done])
+        self.model_files = ModelFiles(
+            sweep_dir, config.keep, maximize=[o.goal == "maximize" for o in config.goals],
+            completed=[(t.number, list(t.values)) for t in done if feasible(t)])
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -211,6 +213,8 @@ class Coordinator:
     def _report_history(self, trial: optuna.Trial, history: list[dict[str, object]],
                         known: dict[int, float]) -> None:
         """Tells the study the reports in ``history`` it does not know yet."""
+        if self.config.multi_objective:
+            return  # Optuna keeps no per-epoch values for several objectives
         for record in history:
             value, epoch = record.get(self.metric), record["epoch"]
             if isinstance(epoch, int) and epoch not in known and \
@@ -273,6 +277,8 @@ class Coordinator:
             if not isinstance(value, int | float) or not math.isfinite(value):
                 active.failure = f"{self.metric} is {value} at epoch {event.epoch + 1}"
                 stop = True
+            elif self.config.multi_objective:
+                active.last_value = float(value)  # the history has it; Optuna takes none
             else:
                 active.last_value = float(value)
                 active.trial.report(float(value), event.epoch)
@@ -312,16 +318,21 @@ class Coordinator:
             self._ended(active.records, trial.number, None, "PRUNED", active.pruned)
             self.listener.trial_ended(trial.number, "PRUNED", active.last_value, active.pruned)
             return 0
-        value = event.result.get(self.metric)
-        if value is None:
-            returned = ", ".join(sorted(event.result)) or "nothing"
-            return self._fail(active, f"the trainer returned no '{self.metric}' "
-                                      f"(the objective's primary_metric); it returned: {returned}")
-        if not isinstance(value, int | float) or not math.isfinite(value):
-            return self._fail(active, f"{self.metric} is {value!r}")
-        self.study.tell(trial, float(value))
-        self._ended(active.records, trial.number, float(value), "COMPLETE")
-        self.listener.trial_ended(trial.number, "COMPLETE", float(value), "")
+        values, problem = final_values(self.config, event.result)
+        if problem:
+            return self._fail(active, problem)
+        violations = [c.violation(values[c.metric]) for c in self.config.constraints]
+        for constraint, violation in zip(self.config.constraints, violations, strict=True):
+            trial.set_constraint(str(constraint), violation)
+        goals = [values[o.primary_metric] for o in self.config.goals]
+        self.study.tell(trial, goals)
+        met = all(v <= 0 for v in violations)
+        self._ended(active.records, trial.number, goals[0], "COMPLETE",
+                    values=goals if met else None)
+        self.listener.trial_ended(trial.number, "COMPLETE", goals[0], "" if met else
+                                  "breaks " + ", ".join(str(c) for c, v in zip(
+                                      self.config.constraints, violations, strict=True)
+                                      if v > 0))
         return 0
 
     def _pause(self, active: _Active) -> int:
@@ -369,10 +380,12 @@ class Coordinator:
             self.listener.trial_ended(number, "PRUNED", None, reason)
 
     def _ended(self, records: TrialRecords, number: int, value: float | None,
-               state: str = "FAIL", reason: str = "") -> None:
-        """A trial ended for good: ``keep`` decides what stays of its files."""
+               state: str = "FAIL", reason: str = "", *,
+               values: list[float] | None = None) -> None:
+        """A trial ended for good: ``keep`` decides what stays of its files (``values``:
+        a completed trial's, per objective, when it meets the constraints)."""
         records.ended(keep_checkpoint=True)
-        self.model_files.ended(number, value)
+        self.model_files.ended(number, values)
         self.tracker.trial_ended(number, state, value, reason)
 
     def _on_failed(self, event: Failed) -> int:
@@ -453,59 +466,3 @@ class Coordinator:
                 continue
             freed += self._on_failed(Failed(number, reason))
         return freed
-
-    # -- interruption and resume ------------------------------------------------------------
-
-    def _stop_all_for_resume(self) -> int:
-        """Ctrl-C: trials with a checkpoint stay RUNNING in the study (``resume`` continues
-        them); the others fail and are queued to run again from their start."""
-        stopped = 0
-        for number, active in list(self.active.items()):
-            self.backend.cancel(number)
-            active.trial.set_user_attr(EPOCHS, active.epochs)
-            if not active.records.can_continue():
-                active.trial.set_user_attr(REASON, "interrupted; queued to run again")
-                self.study.tell(active.trial, state=TrialState.FAIL)
-                self.study.enqueue_trial(active.trial.params, user_attrs={
-                    REPLACES: number,
-                    ATTEMPT: int(self.study.get_trials(deepcopy=False)[number].user_attrs.get(
-                        ATTEMPT, 0))})
-            stopped += 1
-        self.active.clear()
-        return stopped
-
-    def _claim_stale(self) -> None:
-        """Trials of coordinators that died (shared studies): run again here, once."""
-        assert self.shared is not None
-        for t in self.shared.tick([a.trial._trial_id for a in self.active.values()],
-                                  time.monotonic()):
-            if t.number in self.active:  # our own: this loop stalled past the grace period
-                self.backend.cancel(t.number)
-                self.active.pop(t.number)
-            records = TrialRecords(self.sweep_dir, t.number)
-            attrs = {REPLACES: t.number, ATTEMPT: int(t.user_attrs.get(ATTEMPT, 0))}
-            if records.can_continue():  # its checkpoint is on this coordinator's disk
-                attrs[CONTINUES] = t.number
-            self.study.enqueue_trial(t.params, user_attrs=attrs)
-            logger.info("trial %d: its coordinator (%s) stopped; it runs again here", t.number,
-                        t.user_attrs.get(COORDINATOR, "?"))
-
-    def _take_over_interrupted(self) -> None:
-        """Trials left RUNNING by a coordinator that died or was stopped: those with a
-        checkpoint continue from it; the others fail and are queued to run again. (In a
-        shared study, RUNNING trials may be another live coordinator's: only those whose
-        heartbeat stopped are taken, by ``_claim_stale``.)"""
-        if self.shared is not None:
-            return
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.user_attrs.get(PAUSED):
-                continue  # waiting at a rung (pausing.py), not interrupted
-            records = TrialRecords(self.sweep_dir, t.number)
-            if records.can_continue():
-                self.to_continue.append((t.number, "the sweep was interrupted"))
-                continue
-            self.study.tell(t.number, state=TrialState.FAIL)
-            records.ended(keep_checkpoint=False)
-            self.study.enqueue_trial(t.params, user_attrs={
-                REPLACES: t.number, ATTEMPT: int(t.user_attrs.get(ATTEMPT, 0))})
-            logger.info("trial %d was interrupted; it will run again", t.number)

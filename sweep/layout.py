@@ -8,6 +8,7 @@ the reader of a trial's history. The one owner of these names; nothing else spel
       code/               a command sweep's snapshot of trial.code
       trials/0007/        params.json, metrics.jsonl, result.json, outputs/, trial.log
       best/               the best model, its checked ONNX file, card.json
+      registered/0007/    the same for a trial registered by hand (sweep register --trial)
       trials.csv, report.html
       azure/              what went to Azure ML (sweep-job.yaml, submitted.json)
 """
@@ -26,6 +27,7 @@ LOCK = "coordinator.lock"
 CODE = "code"
 TRIALS = "trials"
 BEST = "best"
+REGISTERED = "registered"
 AZURE = "azure"
 TRIALS_CSV = "trials.csv"
 CARD = "card.json"

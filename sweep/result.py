@@ -20,8 +20,19 @@ class BestTrial:
     metrics: Mapping[str, Any]
     model_path: Path | None
     schedule: list[dict[str, Any]] | None = None
-    """PBT: its params over epochs (``sweep.population.schedule``); the params above are the
-    last entry's. None for every other sampler."""
+    """PBT: its params over epochs (the trials frame's ``schedule``); the params above are
+    the last entry's. None for every other sampler."""
+    values: tuple[float, ...] = ()
+    """With several objectives: its value for each, in order (``value`` is the first)."""
+
+
+@dataclass(frozen=True)
+class FrontMember:
+    """A trial on the Pareto front of a sweep of several objectives."""
+
+    number: int
+    values: tuple[float, ...]
+    params: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,9 @@ class SweepResult:
     """An Azure ML sweep's best trial's outputs, as downloaded."""
     workspace_model: str | None = None
     """``NAME:VERSION`` of the best trial's outputs registered in the Azure ML workspace."""
+    pareto_front: tuple[FrontMember, ...] = ()
+    """Several objectives: the completed trials no other dominates (among those meeting the
+    constraints), in trial order; ``best`` is the pick among them."""
     finish_s: float | None = None
     """Seconds the end of the run took: trials.csv, report.html, the best model's ONNX export
     and check, its registration."""

@@ -88,7 +88,9 @@ def batched_writes(study: optuna.Study) -> Iterator[Callable[[], None]]:
 
 
 def make_sampler(algorithm: SamplingAlgorithm, space: OptunaSpace) -> BaseSampler:
-    """The Optuna sampler for a sweep file's ``sampling_algorithm`` (see ``SAMPLERS``)."""
+    """The Optuna sampler for a sweep file's ``sampling_algorithm`` (see ``SAMPLERS``).
+    Constraints reach the samplers that model them (TPE, GP, NSGA-II) through each trial's
+    ``set_constraint`` (Optuna 5), not through the sampler."""
     cls = SAMPLER_TABLE.get(algorithm.type)
     if cls is None or cls not in SAMPLERS:
         raise SweepError(f"sampling_algorithm: {algorithm.type!r} has no sampler")
@@ -119,8 +121,13 @@ SAMPLERS: dict[type[Sampler], Callable[[Sampler, OptunaSpace], BaseSampler]] = {
     samplers.Qmc: lambda s, space: _qmc(seed=s.seed),
     # PBT's first population is random; later members' params come from its explore step.
     samplers.Pbt: lambda s, space: optuna.samplers.RandomSampler(seed=s.seed),
+    samplers.Nsga2: lambda s, space: _nsga2(s),
 }
 """Each sampling algorithm's Optuna sampler, by its class in search_spaces.samplers."""
+
+def _nsga2(s: Sampler) -> BaseSampler:
+    assert isinstance(s, samplers.Nsga2)
+    return optuna.samplers.NSGAIISampler(population_size=s.population_size or 50, seed=s.seed)
 
 
 class _AskTellGridSampler(optuna.samplers.GridSampler):
@@ -190,8 +197,8 @@ def _open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
     else:
         study = optuna.create_study(
             study_name=config.name, storage=storage, sampler=sampler, pruner=pruner,
-            direction=(StudyDirection.MAXIMIZE if config.objective.goal == "maximize"
-                       else StudyDirection.MINIMIZE),
+            directions=[StudyDirection.MAXIMIZE if o.goal == "maximize"
+                        else StudyDirection.MINIMIZE for o in config.goals],
             load_if_exists=True,
         )
     if storage in _GROUP_COMMITS:

@@ -12,12 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
 
 from reports.files import write_atomic
 from search_spaces import SweepConfig
 from sweep import layout
 from sweep.errors import SweepInputError
-from sweep.result import SweepResult
+from sweep.outcomes import feasible
+from sweep.pareto import front, pick
+from sweep.population import current_params
+from sweep.result import FrontMember, SweepResult
 from sweep.trial_kinds import TrialKind
 
 if TYPE_CHECKING:
@@ -58,7 +62,39 @@ def report_data(config: SweepConfig, result: SweepResult) -> SweepData:
                               f"ML studio (job {result.job}), not in a local study")
     objective = config.objective
     return sweep_data(result.name, result.sweep_dir, result.trials, objective.primary_metric,
-                      objective.goal, layout.histories(result.sweep_dir))
+                      objective.goal, layout.histories(result.sweep_dir),
+                      tuple((o.primary_metric, o.goal) for o in config.goals)
+                      if config.multi_objective else ())
+
+
+def pick_trial(config: SweepConfig, study: optuna.Study) -> FrozenTrial | None:
+    """The completed trial best on the first objective among those meeting every
+    constraint (the earliest of equals); None before one completed."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not done:
+        return None
+    if not config.multi_objective and not config.constraints:
+        return study.best_trial
+    feasible_ones = {t.number: t for t in done if feasible(t)}
+    number = pick([(n, t.values) for n, t in feasible_ones.items()], _maximize(config))
+    return feasible_ones[number] if number is not None else None
+
+
+def pareto_front(config: SweepConfig, study: optuna.Study,
+                 decode: Callable[[Mapping[str, Any]], dict[str, Any]]
+                 ) -> tuple[FrontMember, ...]:
+    """Several objectives: the non-dominated completed trials meeting every constraint."""
+    if not config.multi_objective:
+        return ()
+    done = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if feasible(t)}
+    on_front = front([(n, t.values) for n, t in done.items()], _maximize(config))
+    return tuple(FrontMember(n, tuple(done[n].values), current_params(done[n], decode))
+                 for n in on_front)
+
+
+def _maximize(config: SweepConfig) -> list[bool]:
+    return [o.goal == "maximize" for o in config.goals]
 
 
 def trials_frame_of(study: optuna.Study, config: SweepConfig,

@@ -40,8 +40,10 @@ class TrialKind(ABC):
         """``sweep.yaml``'s document: what a resumed sweep runs."""
 
     @abstractmethod
-    def keep_best(self, config: SweepConfig, result: SweepResult) -> Path | None:
-        """Fills ``best/`` from the best trial; its folder, or None when there is nothing."""
+    def keep_best(self, config: SweepConfig, result: SweepResult,
+                  folder: Path | None = None) -> Path | None:
+        """Fills ``folder`` (``best/``) from ``result.best``; the folder, or None when there
+        is nothing."""
 
     @abstractmethod
     def plan(self, config: SweepConfig) -> list[str]:
@@ -85,10 +87,11 @@ class FunctionTrials(TrialKind):
                    sweep_dir: Path) -> dict[str, Any]:
         return data
 
-    def keep_best(self, config: SweepConfig, result: SweepResult) -> Path | None:
+    def keep_best(self, config: SweepConfig, result: SweepResult,
+                  folder: Path | None = None) -> Path | None:
         from sweep.best_model import keep_best
 
-        return keep_best(config, result)
+        return keep_best(config, result, folder)
 
     def plan(self, config: SweepConfig) -> list[str]:
         return [f"  trainer: {config.trainer.entry} "
@@ -131,10 +134,11 @@ class CommandTrials(TrialKind):
 
         return as_started(config, data, sweep_dir)
 
-    def keep_best(self, config: SweepConfig, result: SweepResult) -> Path | None:
+    def keep_best(self, config: SweepConfig, result: SweepResult,
+                  folder: Path | None = None) -> Path | None:
         from sweep.best_model import keep_best_outputs
 
-        return keep_best_outputs(config, result)
+        return keep_best_outputs(config, result, folder)
 
     def plan(self, config: SweepConfig) -> list[str]:
         trial = config.command

@@ -182,10 +182,17 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
             pruned = True
             break
 
+    costs: dict[str, float] = {}
     if ranks.is_main:
         model.load_state_dict(best_state)
         save_checkpoint(out / MODEL_FILE, model, info)
-    return {**metrics, "best_val_acc": best_acc, "epochs_run": epoch + 1, "pruned": pruned}
+        if config.measures:
+            from trainer.deploy_cost import measure
+
+            costs = measure(out, config.measures)
+            logger.info("deployment costs: %s", costs)
+    return {**metrics, "best_val_acc": best_acc, "epochs_run": epoch + 1, "pruned": pruned,
+            **costs}
 
 
 class _Resume:

@@ -15,6 +15,8 @@ from typing import Any
 
 from trainer.errors import TrainerInputError
 
+MEASURES = ("latency_ms", "params_m")
+
 ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large")
 ALIASES = {"data_dir": "data", "scheduler": "lr_schedule"}
 
@@ -43,6 +45,9 @@ class TrainConfig:
     distributed: str = "auto"
     output_dir: str = "outputs"
     checkpoint_dir: str = ""
+    measure: str = ""
+    """Deployment costs measured at the end (``trainer.deploy_cost``): a comma-separated
+    list of latency_ms, params_m (a sweep file may give a list)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -60,10 +65,16 @@ class TrainConfig:
             (0 <= self.momentum < 1, "momentum", "from 0 up to 1"),
             (self.step_size >= 1, "step_size", "1 or more"),
             (self.threads >= 0, "threads", "0 (torch's default) or more"),
+            (all(m in MEASURES for m in self.measures), "measure",
+             f"a list of {', '.join(MEASURES)}"),
         ]
         for ok, name, expected in checks:
             if not ok:
                 raise TrainerInputError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        return tuple(m.strip() for m in self.measure.split(",") if m.strip())
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrainConfig:
@@ -82,6 +93,9 @@ class TrainConfig:
 
 
 def _coerce(key: str, value: Any, kind: type) -> Any:
+    if key == "measure" and isinstance(value, list | tuple) and all(
+            isinstance(v, str) for v in value):
+        return ",".join(value)
     # Sweeps hand over floats for integer options (Azure's quniform gives 8.0): accept whole ones.
     if kind is bool:
         if isinstance(value, bool):
@@ -141,6 +155,9 @@ def build_arg_parser(prog: str = "python -m trainer") -> argparse.ArgumentParser
         "seed": "same seed, same data order, same metrics on CPU",
         "distributed": "auto: torch DDP when launched by torchrun (WORLD_SIZE > 1); "
         "horovod: Horovod, under horovodrun",
+        "measure": "deployment costs to measure at the end, comma-separated: latency_ms "
+        "(median batch-1 latency of the ONNX export, ONNX Runtime, 1 CPU thread), params_m "
+        "(parameters, millions); they join the returned metrics",
         "checkpoint_dir": "a folder for the training state after every epoch; a run that "
         "finds one there continues from it with the same results as a run never stopped "
         "(a sweep sets it; $SWEEP_CHECKPOINT_DIR when empty)",

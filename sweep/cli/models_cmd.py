@@ -42,6 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=predict)
 
     p = sub.add_parser(
+        "register", help="register another completed trial's model (a Pareto front member)",
+        description="Registers trial N's model (exported to ONNX, checked, with its card) as "
+        "the next version of the sweep's register.model_name. The sweep registers its pick "
+        "by itself; this is for another front member ('sweep best NAME' lists the front).")
+    p.add_argument("name", help="the sweep's name (see 'sweep ls')")
+    p.add_argument("--trial", type=int, required=True, metavar="N", help="the trial to register")
+    p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
+    p.set_defaults(func=register_trial)
+
+    p = sub.add_parser(
         "export", help="export a finished sweep's best model to ONNX, checked against PyTorch",
     )
     p.add_argument("name", help="the sweep's name (see 'sweep ls')")
@@ -120,6 +130,14 @@ def predict(args: argparse.Namespace) -> int:
         return 0
     for p in predictions:
         print(f"{p.path}: {p.label} ({p.probability:.1%})")
+    return 0
+
+
+def register_trial(args: argparse.Namespace) -> int:
+    from sweep.api import Sweep
+
+    version = Sweep.load(args.name, root=args.root).register_trial(args.trial)
+    print(f"registered trial {args.trial} of {args.name} as {version}")
     return 0
 
 

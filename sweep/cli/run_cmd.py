@@ -127,8 +127,14 @@ def describe(config: SweepConfig) -> str:
         f"sweep {config.name}: {len(config.search_space)} parameters, "
         f"{config.sampling_algorithm.type} sampling, early termination "
         f"{config.early_termination.type}" + (f" ({mode})" if mode else ""),
-        f"  objective: {config.objective.goal} {config.objective.primary_metric}",
+        f"  objective: {config.objective.goal} {config.objective.primary_metric}"
+        if not config.multi_objective else
+        "  objectives: " + ", ".join(f"{o.goal} {o.primary_metric}" for o in config.goals)
+        + " (the Pareto front; the pick: best on the first among trials meeting every "
+        "constraint)",
     ]
+    if config.constraints:
+        lines.append("  constraints: " + ", ".join(map(str, config.constraints)))
     if config.sampling_algorithm.type == "pbt":
         pbt = config.sampling_algorithm.options
         factors = " or x".join(f"{f:g}" for f in pbt["perturbation_factors"])

@@ -65,7 +65,8 @@ def _clean(value: Any) -> Any:
 def status(args: argparse.Namespace) -> int:
     from sweep.api import Sweep
 
-    result = Sweep.load(args.name, root=args.root).result()
+    sweep = Sweep.load(args.name, root=args.root)
+    result = sweep.result()
     frame = result.trials
     if args.json:
         rows = [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
@@ -78,11 +79,16 @@ def status(args: argparse.Namespace) -> int:
     # A shared study (several coordinators on one database): who ran each trial.
     who = "coordinator" in frame and frame["coordinator"].nunique() > 1
     lineage = "lineage" in frame  # PBT: whose checkpoint each member copied, when
-    header = ["#", "state", *[p[len("param_"):] for p in params], "value", "epochs",
+    goals = [o.primary_metric for o in sweep.config.goals]
+    several = "values" in frame  # several objectives: a column each, and the front marked
+    header = ["#", "state", *[p[len("param_"):] for p in params],
+              *(goals if several else ["value"]), *(["front"] if several else []), "epochs",
               *(["restarts"] if restarts else []), *(["coordinator"] if who else []),
               "lineage" if lineage else "reason"]
     table = [[row["number"], row["state"], *[_clean(row[p]) for p in params],
-              _clean(row["value"]), f"{row['epochs_run']}/{_clean(row['epochs_asked']) or '?'}",
+              *(_values(row, len(goals)) if several else [_clean(row["value"])]),
+              *([_front_mark(row)] if several else []),
+              f"{row['epochs_run']}/{_clean(row['epochs_asked']) or '?'}",
               *([row["restarts"]] if restarts else []),
               *([row["coordinator"] or ""] if who else []),
               "; ".join(x for x in (row.get("lineage"), row["reason"]) if x)]
@@ -90,6 +96,17 @@ def status(args: argparse.Namespace) -> int:
     print("\n".join(format_table(header, table, left=(1, len(header) - 1),
                                  ragged_last=True)))
     return 0
+
+
+def _values(row: dict[str, Any], count: int) -> list[Any]:
+    values = row.get("values")
+    return list(values) if isinstance(values, list) else [None] * count
+
+
+def _front_mark(row: dict[str, Any]) -> str:
+    if row.get("feasible") is False:
+        return "infeasible"
+    return "yes" if row.get("pareto") is True else ""
 
 
 def _short(value: Any) -> str:
@@ -112,11 +129,17 @@ def best(args: argparse.Namespace) -> int:
     payload = {"trial": b.number, "value": b.value, "params": dict(b.params),
                "metrics": dict(b.metrics),
                "model_path": str(b.model_path) if b.model_path else None,
+               **({"values": list(b.values)} if b.values else {}),
                **({"schedule": b.schedule} if b.schedule else {})}
+    if result.pareto_front:
+        payload["pareto_front"] = [{"trial": m.number, "values": list(m.values),
+                                    "params": dict(m.params)} for m in result.pareto_front]
     if args.json:
         print(json.dumps(payload, indent=2, default=str))
         return 0
-    print(f"best trial of {args.name}: #{b.number}, value {b.value:.6g}")
+    print(f"best trial of {args.name}: #{b.number}, value {b.value:.6g}" + (
+        " (the pick: best on the first objective among trials meeting every constraint)"
+        if b.values else ""))
     for k, v in b.params.items():
         print(f"  {k}: {_short(v)}")
     for k, v in b.metrics.items():
@@ -126,4 +149,9 @@ def best(args: argparse.Namespace) -> int:
         print(f"  from epoch {step['epoch'] + 1}: copied trial {step['from']}, {changed}")
     if b.model_path:
         print(f"  model: {b.model_path}")
+    if result.pareto_front:
+        print(f"Pareto front ({len(result.pareto_front)} trials; register another with "
+              f"'sweep register {args.name} --trial N'):")
+        for m in result.pareto_front:
+            print(f"  #{m.number}: " + ", ".join(_short(v) for v in m.values))
     return 0

@@ -252,3 +252,18 @@ def env_echo(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "env.json").write_text(json.dumps(seen))
     return quadratic(params, report)
+
+
+def tradeoff(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """Accuracy rises with ``x`` and so does the cost (a latency): a Pareto front along x.
+    ``x`` a choice of a few values makes ties (equal values, several trials)."""
+    x = float(params["x"])
+    acc = round(1 - (1 - x) ** 2, 6)
+    cost = round(1 + 4 * x, 6)
+    folder = Path(params["output_dir"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "weights.pt").write_bytes(b"w" * 100)  # what keep.models keeps or drops
+    for epoch in range(int(params.get("num_epochs", 2))):
+        if report(epoch, {"acc": acc * (epoch + 1) / 2}):
+            break
+    return {"acc": acc, "latency_ms": cost + float(params.get("slow", 0.0)), "val_acc": acc}
