@@ -20,6 +20,7 @@ from reports.terminal import render
 from sweep import Sweep, compare
 from sweep.backends import InProcessBackend
 from sweep.cli import main
+from tests.browser import drew_svg, rendered_dom
 from tests.sweep_tests import toy_trainers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,21 +258,11 @@ def test_report_is_under_2_mb_and_draws_every_chart_without_webgl(sweeps, tmp_pa
     for figure in figures:
         kinds = {trace.get("type", "scatter") for trace in _json.loads(figure)["data"]}
         assert not [k for k in kinds if k == "parcoords" or k.endswith("gl")], kinds
-    browser = _chromium()
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-3d-apis",
-             "--disable-webgl", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
-             "--virtual-time-budget=15000"]
-    dom = subprocess.run([*flags, "--dump-dom", path.as_uri()], capture_output=True, text=True,
-                         timeout=180).stdout
+    dom = rendered_dom(path, tmp_path / "p", "--disable-3d-apis", "--disable-webgl")
     ids = re.findall(r'<div id="([\w-]+)" data-figure=', dom)
     assert len(ids) == len(figures)
     for chart in ids:
-        start = dom.index(f'id="{chart}"')
-        assert 'class="main-svg"' in dom[start:start + 20000], f"{chart} drew no SVG"
+        assert drew_svg(dom, chart), f"{chart} drew no SVG"
     assert "WebGL" not in re.sub(r"<script.*?</script>", "", dom, flags=re.S)
     assert re.search(r'<pre id="js-errors">\s*</pre>', dom)
 

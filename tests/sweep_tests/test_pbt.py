@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from sweep import Sweep
 from sweep.backends import InProcessBackend
 from sweep.layout import read_history, trial_dir
+from tests.browser import drew_svg, rendered_dom
 from tests.sweep_tests import toy_trainers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,7 +210,6 @@ def test_kill_9_in_the_middle_of_a_pbt_sweep_then_resume_goes_on_where_it_was(tm
 
 def test_status_best_and_the_report_show_lineage_and_schedule(tmp_path, capsys):
     import re
-    import shutil
 
     from reports import build_html
     from reports.plots import pbt_schedule
@@ -242,15 +242,6 @@ def test_status_best_and_the_report_show_lineage_and_schedule(tmp_path, capsys):
     page = tmp_path / "report.html"
     build_html(compare(["pbt"], tmp_path), page)
     assert 'id="pbt-0"' in page.read_text() and "copied trial" in page.read_text()
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
-                          "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
-                          "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=180)
-    start = dom.stdout.index('id="pbt-0"')
-    assert 'class="main-svg"' in dom.stdout[start:start + 20000]
-    assert re.search(r'<pre id="js-errors">\s*</pre>', dom.stdout)
+    dom = rendered_dom(page, tmp_path / "p")
+    assert drew_svg(dom, "pbt-0")
+    assert re.search(r'<pre id="js-errors">\s*</pre>', dom)
