@@ -252,8 +252,8 @@ def main() -> None:
                          else f"{'not reached':>11} {'-':>7} {'-':>7}")
                 print(f"{seed:>4} {name:<21} {cells}   {out.seconds:13.0f} {out.epochs:7d} "
                       f"{out.pruned:7d} {out.best:7.4f}", flush=True)
-            print(f"     (no-pruning sweep ran for real in {time.perf_counter() - started:.0f} s;"
-                  f" replay of its timeline: {baseline.seconds:.0f} s)")
+            print(f"     (this seed's real sweeps took {time.perf_counter() - started:.0f} s in "
+                  f"all; the no-pruning one's timeline: {baseline.seconds:.0f} s)")
             if seed == args.seeds[0]:
                 for name in args.verify:
                     _, out = run_for_real(name, seed, args.trials, args.epochs, root)

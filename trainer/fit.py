@@ -189,8 +189,10 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
         if config.measures:
             from trainer.deploy_cost import measure
 
+            measured = time.perf_counter()
             costs = measure(out, config.measures)
-            logger.info("deployment costs: %s", costs)
+            logger.info("deployment costs %s, measured in %.1f s", costs,
+                        time.perf_counter() - measured)
     return {**metrics, "best_val_acc": best_acc, "epochs_run": epoch + 1, "pruned": pruned,
             **costs}
 
