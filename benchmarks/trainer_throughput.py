@@ -92,7 +92,7 @@ def trainer_fit(root: Path, epochs: int, image_size: int, batch: int, out: Path,
 
     config = TrainConfig(data=str(root), image_size=image_size, batch_size=batch,
                          num_epochs=epochs, learning_rate=0.01, output_dir=str(out),
-                         cpu_bf16=cpu_bf16)
+                         cpu_bf16="true" if cpu_bf16 else "false")
     fit(config, count, data=data)
     seen = (len(data.train.labels) // batch) * batch * epochs
     return seen / (time.perf_counter() - started)

@@ -72,7 +72,8 @@ def _precision(config: TrainConfig, device: torch.device) -> tuple[Precision, An
     # (ResNet-18 at 128 px: 442 ms a step in bf16 channels_last, 576 contiguous). Horovod
     # needs contiguous tensors.
     nhwc = config.distributed != "horovod"
-    if device.type == "cpu" and config.cpu_bf16:
+    if device.type == "cpu" and (config.cpu_bf16 == "true" or (
+            config.cpu_bf16 == "auto" and cpu_has_amx())):
         if not cpu_has_bf16():
             raise TrainerError("cpu_bf16: this CPU has no native bf16 (AMX or AVX512-BF16); "
                                "emulated bf16 would be slower than fp32")
@@ -85,6 +86,12 @@ def _precision(config: TrainConfig, device: torch.device) -> tuple[Precision, An
     if torch.cuda.is_bf16_supported():
         return Precision(device, torch.bfloat16, channels_last=nhwc), None
     return Precision(device, torch.float16, channels_last=nhwc), torch.amp.GradScaler("cuda")
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles: where bf16 is the default (``cpu_bf16: auto``)."""
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check()) if callable(check) else False
 
 
 def cpu_has_bf16() -> bool:
