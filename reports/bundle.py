@@ -50,9 +50,10 @@ def compressed_plotly() -> tuple[str, int]:
 
 LOADER = """(function(){
 var A=%(alphabet)s,T=new Int16Array(128);for(var i=0;i<85;i++)T[A.charCodeAt(i)]=i;
-function decode(s,n){var out=new Uint8Array(s.length/5*4),o=0;
-for(var i=0;i<s.length;i+=5){var v=0;for(var j=0;j<5;j++)v=v*85+T[s.charCodeAt(i+j)];
-out[o++]=v>>>24;out[o++]=(v>>>16)&255;out[o++]=(v>>>8)&255;out[o++]=v&255;}
+function decode(s,n){var L=s.length,out=new Uint8Array(L/5*4),o=0;
+for(var i=0;i<L;i+=5){var v=(((T[s.charCodeAt(i)]*85+T[s.charCodeAt(i+1)])*85
++T[s.charCodeAt(i+2)])*85+T[s.charCodeAt(i+3)])*85+T[s.charCodeAt(i+4)];
+out[o]=v>>>24;out[o+1]=(v>>>16)&255;out[o+2]=(v>>>8)&255;out[o+3]=v&255;o+=4;}
 return out.subarray(0,n);}
 function draw(){var t=JSON.parse(document.getElementById('plotly-template').textContent);
 document.querySelectorAll('div[data-figure]').forEach(function(d){
