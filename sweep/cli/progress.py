@@ -70,7 +70,14 @@ def summary(result: SweepResult, metric: str) -> str:
     lines = []
     if result.best is not None:
         best = result.best
-        lines.append(f"best: trial {best.number}  {metric} {_fmt(best.value)}")
+        if best.values and result.pareto_front:  # several objectives: the pick, the front
+            others = ", ".join(_fmt(v) for v in best.values[1:])
+            lines.append(f"best: trial {best.number}  {metric} {_fmt(best.value)} (then "
+                         f"{others}): the pick, best on {metric} among trials meeting "
+                         f"every constraint; the Pareto front has {len(result.pareto_front)} "
+                         f"trials (sweep best {result.name} lists them)")
+        else:
+            lines.append(f"best: trial {best.number}  {metric} {_fmt(best.value)}")
         lines.append("  " + "  ".join(f"{k} {_fmt(v)}" for k, v in best.params.items()))
         if best.model_path:
             lines.append(f"  model: {best.model_path}")
