@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from trainer.errors import TrainerError
 logger = logging.getLogger(__name__)
 
 OPSET = 18
+_EXPORT_LOCK = threading.Lock()
 # Logits of a ResNet in fp32 agree to ~1e-5 between the two runtimes; 1e-3 leaves headroom
 # for other architectures while still catching a wrong graph (which is off by O(1)).
 DEFAULT_TOLERANCE = 1e-3
@@ -62,7 +64,9 @@ def export_onnx(model_dir: str | Path, path: str | Path, *,
     example = images[:2]
     batch = torch.export.Dim("batch", min=1, max=4096)
     tmp = path.with_name(path.name + ".tmp")
-    with warnings.catch_warnings(), _quiet_exporter():
+    # torch.export keeps per-process dispatch state: two exports at once in one process (trials
+    # in threads, the in-process backend) fail with "Trying to pop empty mode stack".
+    with _EXPORT_LOCK, warnings.catch_warnings(), _quiet_exporter():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model, (example,), str(tmp), dynamo=True, external_data=False,

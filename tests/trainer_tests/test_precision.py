@@ -52,8 +52,8 @@ def test_a_sweep_file_s_true_and_false_are_read(tmp_path) -> None:
 def test_bf16_runs_are_repeatable_to_the_bit_with_the_same_threads(tmp_path) -> None:
     from trainer.fit import fit
 
-    runs = [fit(TrainConfig(data="digits", image_size=16, batch_size=64, num_epochs=2,
-                            learning_rate=0.01, threads=2, device="cpu", cpu_bf16="true",
+    runs = [fit(TrainConfig(data="digits", image_size=16, batch_size=64, num_epochs=1,
+                            learning_rate=0.01, threads=1, device="cpu", cpu_bf16="true",
                             output_dir=str(tmp_path / name)))
             for name in ("a", "b")]
     keys = ("train_loss", "val_loss", "val_acc")
