@@ -153,8 +153,8 @@ def build_arg_parser(prog: str = "python -m trainer") -> argparse.ArgumentParser
         "amp": "mixed precision on CUDA (true/false)",
         "cpu_bf16": "bf16 mixed precision on the CPU: true (with AMX or AVX512-BF16), auto "
         "(where the CPU has AMX) or false. ResNet-18 trains 1.4x (64 px) to 2.6x (128 px) "
-        "faster; runs are repeatable to the bit for the same thread count, as fp32 ones are, "
-        "but a high learning rate diverges sooner",
+        "faster, but a run may diverge where fp32 trains (it depends on the process's thread "
+        "setup, not only the seed)",
         "threads": "torch CPU threads; 0 keeps torch's default",
         "seed": "same seed, same data order, same metrics on CPU",
         "distributed": "auto: torch DDP when launched by torchrun (WORLD_SIZE > 1); "
