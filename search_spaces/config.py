@@ -88,6 +88,9 @@ class Keep:
     completed trial's (which ``sweep continue`` trains further); ``all``: every trial's
     latest checkpoint stays when it ends; ``none``: trials get no checkpoint folder (every
     interruption starts them over)."""
+    max_checkpoint_bytes: int = 1024**3
+    """A checkpoint's files in all (they travel through Ray's object store and the
+    coordinator's memory whole): a file past it is left out, with a warning."""
 
 
 @dataclass(frozen=True)

@@ -222,17 +222,33 @@ def _keep(value: Any) -> Keep:
     if value is None:
         return Keep()
     d = c.mapping(value, "keep")
-    c.no_unknown_keys(d, "keep", {"models", "checkpoints"})
+    c.no_unknown_keys(d, "keep", {"models", "checkpoints", "max_checkpoint_bytes"})
     checkpoints = c.one_of(c.string(d, "checkpoints", "keep", Keep.checkpoints),
                            ("latest", "all", "none"), "keep.checkpoints")
+    max_bytes = _bytes(d.get("max_checkpoint_bytes", Keep.max_checkpoint_bytes),
+                       "keep.max_checkpoint_bytes")
     models = d.get("models", Keep.models)
     if models == "all":
-        return Keep(None, checkpoints)
+        return Keep(None, checkpoints, max_bytes)
     if isinstance(models, bool) or not isinstance(models, int) or models < 1:
         raise SearchSpaceError("keep.models", f"expected a number of trials (1 or more: the "
                                f"best is copied to best/ at the end) or 'all', got "
                                f"{abbreviate(models)}")
-    return Keep(models, checkpoints)
+    return Keep(models, checkpoints, max_bytes)
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+def _bytes(value: Any, path: str) -> int:
+    """A size: a whole number of bytes, or a number with a unit (``512MB``, ``2GiB``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value) \
+        if isinstance(value, str) else None
+    if match and match.group(2).lower() in _UNITS and float(match.group(1)) > 0:
+        return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    raise SearchSpaceError(path, f"expected a size in bytes (a whole number, or with a unit "
+                                 f"such as 512MB or 2GiB), got {abbreviate(value)}")
 
 def _tracking(value: Any) -> str | None:
     if value is None:

@@ -56,7 +56,8 @@ def to_dict(config: SweepConfig) -> dict[str, Any]:
 
 def _keep(config: SweepConfig) -> dict[str, Any]:
     return {"models": "all" if config.keep.models is None else config.keep.models,
-            "checkpoints": config.keep.checkpoints}
+            "checkpoints": config.keep.checkpoints,
+            "max_checkpoint_bytes": config.keep.max_checkpoint_bytes}
 
 
 def _azure_document(config: SweepConfig) -> dict[str, Any]:

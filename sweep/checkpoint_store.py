@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,8 @@ from typing import Any
 
 from sweep.errors import SweepError
 from sweep.trials import CheckpointFiles
+
+logger = logging.getLogger(__name__)
 
 FOLDER = "checkpoint"
 LATEST = "LATEST.json"
@@ -73,7 +76,11 @@ class CheckpointStore:
         incoming = Path(tempfile.mkdtemp(prefix=_PARTIAL, dir=self.root))
         try:
             for raw in files.names:
-                name = safe_name(raw)
+                try:
+                    name = safe_name(raw)
+                except SweepError as exc:  # one bad entry costs itself, not the checkpoint
+                    logger.warning("%s: %s: skipped", self.root.parent.name, exc)
+                    continue
                 target = incoming / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if raw in files.changed:

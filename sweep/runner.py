@@ -8,6 +8,7 @@ import importlib
 import io
 import logging
 import os
+import sys
 import threading
 import traceback
 from collections.abc import Iterator, Mapping
@@ -32,7 +33,13 @@ def resolve_entry(entry: str | TrainFn) -> TrainFn:
         return fit_params
     module_name, _, attr = entry.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        with _exit_raises():
+            module = importlib.import_module(module_name)
+    except _ExitCalled as exc:
+        code, where = exc.args
+        raise TrialFailed(f"trainer.entry: importing {module_name} called os._exit({code}) at "
+                          f"{where}; a trainer module must not end the process when "
+                          "imported") from None
     except ImportError as exc:
         raise TrialFailed(f"trainer.entry: cannot import {module_name}: {exc}") from None
     except (Exception, SystemExit) as exc:  # any bug at import, exit() included: one line
@@ -42,6 +49,28 @@ def resolve_entry(entry: str | TrainFn) -> TrainFn:
     if not callable(fn):
         raise TrialFailed(f"trainer.entry: {module_name} has no function {attr}")
     return fn
+
+
+class _ExitCalled(BaseException):
+    """``os._exit`` called while a trainer module was imported."""
+
+
+@contextlib.contextmanager
+def _exit_raises() -> Iterator[None]:
+    """While a trainer module is imported, ``os._exit`` raises instead of ending the process:
+    a module that calls it would take the coordinator (its lock held, no word said) or a
+    worker with it, before any trial ran."""
+    real = os._exit
+
+    def refuse(code: int) -> None:
+        caller = sys._getframe(1)
+        raise _ExitCalled(code, f"{caller.f_code.co_filename}:{caller.f_lineno}")
+
+    os._exit = refuse  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os._exit = real
 
 
 def _where(exc: BaseException) -> str:
@@ -66,7 +95,7 @@ def run_trial(spec: TrialSpec, send: SendReport, *, capture_output: bool = True,
     resume_at = getattr(fn, "resume_at", None)
     if callable(resume_at):  # a trainer that numbers its reports itself (a command trial)
         fn = resume_at(spec.first_epoch)
-    live = LiveCheckpoint(trial_dir, rank)
+    live = LiveCheckpoint(trial_dir, rank, max_bytes=spec.max_checkpoint_bytes)
     params = dict(spec.params)
     if spec.checkpoints:
         params["checkpoint_dir"] = str(live.fill(spec.checkpoint))

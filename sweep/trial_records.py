@@ -46,6 +46,8 @@ class TrialRecords:
     def report(self, epoch: int, metrics: Mapping[str, Any],
                checkpoint: CheckpointFiles | None) -> None:
         if checkpoint is not None:
+            for note in checkpoint.notes:
+                logger.warning("trial %s: checkpoint: %s", self.folder.name, note)
             try:
                 self.checkpoint.commit(epoch, metrics, checkpoint)
             except Exception as exc:  # the trial goes on; it would continue from the last one

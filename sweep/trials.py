@@ -6,6 +6,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from search_spaces.config import Keep
+
+MAX_CHECKPOINT_BYTES = Keep.max_checkpoint_bytes
+
 TrainFn = Callable[[dict[str, Any], Callable[[int, dict[str, float]], bool]], Mapping[str, Any]]
 """A trainer: ``fn(params, report) -> metrics``; ``report(epoch, metrics)`` True means stop."""
 
@@ -24,6 +28,8 @@ class CheckpointFiles:
 
     changed: Mapping[str, bytes]
     names: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    """What the worker left out of the checkpoint and why (said once each by the coordinator)."""
 
     @property
     def size(self) -> int:
@@ -48,6 +54,8 @@ class TrialSpec:
     """Whether the trainer gets a checkpoint folder (``keep.checkpoints: none``: not)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """``trainer.env``, filled in: set in the trainer's process while the trial runs."""
+    max_checkpoint_bytes: int = MAX_CHECKPOINT_BYTES
+    """``keep.max_checkpoint_bytes``: files past it are left out of the checkpoint."""
 
 
 @dataclass(frozen=True)
