@@ -230,6 +230,13 @@ class Sweep:
                 self._discard()  # nothing reached Azure: nothing to re-attach to
             raise
 
+    def heal_journal(self) -> None:
+        """Moves a damaged journal's bad records aside (see :func:`sweep.journal.heal`), so
+        that the study opens; done by ``resume`` and ``continue`` themselves too."""
+        if self.config.storage == "default" and not self._on_azure:
+            with SweepLock(self.sweep_dir):
+                heal(self.sweep_dir / JOURNAL)
+
     def trials_left(self, max_trials: int | None = None) -> int | None:
         """How many trials a resume would run; None when the sweep has no study yet."""
         from sweep.budget import planned_total, trials_left
@@ -246,7 +253,7 @@ class Sweep:
         checkpoint: a new trial (its ``continues`` attribute names ``number``) with the same
         params, outside the trial budget; the sweep's end (best, registration) follows.
         """
-        from sweep.budget import CONTINUES, OVERRIDES
+        from sweep.budget import CONTINUES, OVERRIDES, enqueue
         from sweep.checkpoint_store import CheckpointStore
 
         if self._on_azure:
@@ -273,13 +280,15 @@ class Sweep:
             if epochs <= latest.epoch + 1:
                 raise SweepInputError(f"--epochs: trial {number} has trained {latest.epoch + 1} "
                                       f"epochs already; ask for more than that")
+            _supersede_queued_continues(study, number)
             # A PBT member goes on with the params it ended with.
-            study.enqueue_trial(trial.params, user_attrs={CONTINUES: number, OVERRIDES: {
+            new = enqueue(study, trial.params, {CONTINUES: number, OVERRIDES: {
                 **trial.user_attrs.get(OVERRIDES, {}), "num_epochs": epochs}})
-            return self._run(None, parallel, listener, fresh=False, extra_trials=1)
+            return self._run(None, parallel, listener, fresh=False, only=[new])
 
     def _run(self, max_trials: int | None, parallel: int | None,
-             listener: Listener | None, *, fresh: bool, extra_trials: int = 0) -> SweepResult:
+             listener: Listener | None, *, fresh: bool,
+             only: list[int] | None = None) -> SweepResult:
         self.check()
         space = self.space
         res = self.config.resources
@@ -303,7 +312,7 @@ class Sweep:
         best: float | None = None
         try:
             Coordinator(self.config, study, space, backend, slots, self.sweep_dir,
-                        entry=self.entry, max_trials=max_trials, extra_trials=extra_trials,
+                        entry=self.entry, max_trials=max_trials, only=only,
                         listener=listener, tracker=tracker).run()
             result = self.finish(self.result(study))
             best = result.best.value if result.best is not None else None
@@ -384,11 +393,13 @@ class Sweep:
                          float(trial.values[0]), metrics, model if model.exists() else None,
                          steps, tuple(trial.values) if self.config.multi_objective else ())
 
-    def register_trial(self, number: int) -> str:
+    def register_trial(self, number: int, *, infeasible: bool = False) -> str:
         """Registers completed trial ``number``'s model (another member of the Pareto front,
         say) as a new version of ``register.model_name``; ``NAME:VERSION``. Once per trial:
-        asked again, the version it has."""
+        asked again, the version it has. A trial that breaks a constraint is refused unless
+        ``infeasible`` is set, and its card then says which constraints it breaks."""
         from sweep.best_model import register_best
+        from sweep.outcomes import broken_constraints
 
         if self.config.register is None:
             raise SweepInputError(f"register: sweep {self.name} names no model to register "
@@ -398,6 +409,12 @@ class Sweep:
         trials = result.study.get_trials(deepcopy=False)
         if not 0 <= number < len(trials) or trials[number].state != TrialState.COMPLETE:
             raise SweepInputError(f"--trial: sweep {self.name} has no completed trial {number}")
+        broken = broken_constraints(trials[number])
+        if broken and not infeasible:
+            raise SweepInputError(
+                f"--trial: trial {number} breaks {', '.join(broken)}; it is never the sweep's "
+                "pick, and registering it makes it the latest version: add --infeasible to "
+                "register it all the same (its card will say so)")
         chosen = dataclasses.replace(result, best=self._as_best(trials[number], result.trials))
         with SweepLock(self.sweep_dir):
             kept = self.kind.keep_best(self.config, chosen,
@@ -407,6 +424,10 @@ class Sweep:
                 f"--trial: trial {number} kept no model file (model files stay for the best "
                 f"keep.models trials and every Pareto front member; keep: {{models: all}} "
                 "keeps them all)")
+        if broken:
+            card = kept / layout.CARD
+            write_atomic(card, json.dumps({**json.loads(card.read_text()),
+                                           "infeasible": broken}, indent=2) + "\n")
         version = register_best(self.config, kept)
         return str(version)
 
@@ -435,6 +456,22 @@ def compare(names: Sequence[str], root: str | Path | None = None) -> Comparison:
     return Comparison(sweeps)
 
 
+def _supersede_queued_continues(study: optuna.Study, number: int) -> None:
+    """Earlier ``sweep continue`` requests of trial ``number`` that never started (stopped
+    by Ctrl-C while starting): the new request replaces them, so that neither this
+    ``continue`` nor a later ``resume`` runs the old one."""
+    from sweep.budget import CONTINUES, REASON, pending_continues
+    from sweep.coordinator import claim
+
+    trials = study.get_trials(deepcopy=False)
+    for waiting in pending_continues(trials):
+        if trials[waiting].user_attrs.get(CONTINUES) == number and \
+                claim(study, waiting, {}) is not None:
+            trial = optuna.Trial(study, trials[waiting]._trial_id)
+            trial.set_user_attr(REASON, "not run: a later sweep continue replaced it")
+            study.tell(trial, state=TrialState.FAIL)
+
+
 def _with_limits(config: SweepConfig, max_trials: int | None,
                  parallel: int | None) -> SweepConfig:
     """The config with ``run``'s budget in its limits (an Azure job file's document too)."""
@@ -457,7 +494,8 @@ def _entry_name(fn: TrainFn) -> str:
 def _absolute_data(config: SweepConfig) -> SweepConfig:
     """Data folders relative to the sweep file, made absolute so every worker finds them."""
     args = dict(config.trainer.args)
-    changed = False
+    storage = _absolute_sqlite(config.storage, config.base_dir)
+    changed = storage != config.storage
     for key in ("data", "data_dir"):
         value = args.get(key)
         if isinstance(value, str) and value not in BUILTIN_DATASETS and \
@@ -467,4 +505,15 @@ def _absolute_data(config: SweepConfig) -> SweepConfig:
     if not changed:
         return config
     trainer = dataclasses.replace(config.trainer, args=args)
-    return dataclasses.replace(config, trainer=trainer)
+    return dataclasses.replace(config, trainer=trainer, storage=storage)
+
+
+def _absolute_sqlite(storage: str, base_dir: Path) -> str:
+    """A relative ``sqlite:///PATH`` is relative to the sweep file, as data folders are (not
+    to wherever the command runs), and stays so for ``resume`` from anywhere."""
+    scheme, sep, rest = storage.partition(":///")
+    if not sep or not scheme.lower().startswith("sqlite") or not rest or rest.startswith("/"):
+        return storage
+    path, q, query = rest.partition("?")
+    return f"{scheme}:///{(base_dir / path).resolve()}{q}{query}"
+

@@ -1,12 +1,16 @@
 """How many trials a sweep has run and has left: the totals every path must honour.
 
 A trial re-run under a new number (a retry or an interruption of a trainer without a
-checkpoint) counts once; a trial that continues from its checkpoint keeps its number.
+checkpoint) counts once; a trial that continues from its checkpoint keeps its number. A
+trial made by ``sweep continue`` is outside the budget: it never counts, and until it ends
+it is left to run (by the ``continue`` that made it, or by ``resume`` after an interruption).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -23,6 +27,23 @@ LOSSES = "losses"
 CONTINUES, OVERRIDES = "continues", "overrides"
 """A trial made by ``sweep continue``: the trial whose checkpoint it starts from, and the
 trainer arguments it changes (``num_epochs``)."""
+
+
+def carried(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """What a trial that runs again under a new number keeps of the one it replaces: being a
+    ``sweep continue`` trial (its source and its params' changes)."""
+    return {k: attrs[k] for k in (CONTINUES, OVERRIDES) if k in attrs}
+
+
+def enqueue(study: optuna.Study, params: Mapping[str, Any], attrs: Mapping[str, Any]) -> int:
+    """Queues a trial with ``params`` (as Optuna's ``enqueue_trial``); its number."""
+    study.enqueue_trial(dict(params), user_attrs=dict(attrs))
+    return len(study.get_trials(deepcopy=False)) - 1
+
+
+def pending_continues(trials: list[optuna.trial.FrozenTrial]) -> list[int]:
+    """``sweep continue`` trials queued and not started (an interrupted ``continue``)."""
+    return [t.number for t in trials if t.state == TrialState.WAITING and CONTINUES in t.user_attrs]
 
 
 def replaced_numbers(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
@@ -47,12 +68,15 @@ def trials_left(study: optuna.Study, total: int) -> int:
     trials = study.get_trials(deepcopy=False)
     replaced = replaced_numbers(trials)
     counted = sum(1 for t in trials if t.state not in (TrialState.WAITING, TrialState.RUNNING)
-                  and t.number not in replaced)
-    return max(total - counted, 0)
+                  and t.number not in replaced and CONTINUES not in t.user_attrs)
+    outside = sum(1 for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)
+                  and CONTINUES in t.user_attrs)
+    return max(total - counted, 0) + outside
 
 
 def started_so_far(study: optuna.Study) -> int:
     """Trials that count against the budget: started, and not replaced by another."""
     trials = study.get_trials(deepcopy=False)
     replaced = replaced_numbers(trials)
-    return sum(1 for t in trials if t.state != TrialState.WAITING and t.number not in replaced)
+    return sum(1 for t in trials if t.state != TrialState.WAITING and t.number not in replaced
+               and CONTINUES not in t.user_attrs)

@@ -36,6 +36,9 @@ from sweep.budget import (
     REASON,
     REPLACES,
     RESTARTS,
+    carried,
+    enqueue,
+    pending_continues,
     planned_total,
     started_so_far,
 )
@@ -86,14 +89,33 @@ class _Active:
         return self.last_epoch + 1
 
 
+def claim(study: optuna.Study, number: int,
+          distributions: dict[str, optuna.distributions.BaseDistribution]) -> optuna.Trial | None:
+    """Starts queued trial ``number`` (Optuna's ``ask`` starts whichever waited longest, which
+    may be another ``continue``'s); None when it is not waiting any more."""
+    frozen = study.get_trials(deepcopy=False)[number]
+    if frozen.state != TrialState.WAITING:
+        return None
+    try:
+        if not study._storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
+            return None
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return None
+    trial = optuna.Trial(study, frozen._trial_id)
+    for name, distribution in distributions.items():
+        trial._suggest(name, distribution)  # the queued params, as ask does
+    return trial
+
+
 class Coordinator(Interruptions):
     """Runs a sweep's trials on an opened ``backend`` with ``slots`` trials at a time."""
 
     def __init__(self, config: SweepConfig, study: optuna.Study, space: OptunaSpace,
                  backend: Backend, slots: int, sweep_dir: Path, *, entry: str | TrainFn,
-                 max_trials: int | None = None, extra_trials: int = 0,
+                 max_trials: int | None = None, only: list[int] | None = None,
                  listener: Listener | None = None, tracker: NoTracking | None = None) -> None:
-        """``extra_trials``: trials queued beyond the budget (``sweep continue``'s);
+        """``only``: run just these queued ``sweep continue`` trials (outside the budget),
+        nothing else; by default every queued one runs first, then the budget.
         ``tracker``: where trials are logged besides the sweep folder (MLflow)."""
         self.config, self.study, self.space, self.backend = config, study, space, backend
         self.sweep_dir = sweep_dir
@@ -101,7 +123,11 @@ class Coordinator(Interruptions):
         self.listener: Listener = listener or LogProgress()
         self.tracker = tracker or NoTracking()
         self.metric = config.objective.primary_metric
-        self.total = planned_total(config, space, max_trials) + extra_trials
+        self.only = only is not None
+        self.total = 0 if self.only else planned_total(config, space, max_trials)
+        self.outside: list[int] = list(only) if only is not None else \
+            pending_continues(study.get_trials(deepcopy=False))
+        """Queued ``sweep continue`` trials to start before the budget's, by number."""
         self.slots = slots
         self.active: dict[int, _Active] = {}
         self.to_continue: list[tuple[int, str]] = []
@@ -130,7 +156,8 @@ class Coordinator(Interruptions):
             self.backend.close()
 
     def _loop(self) -> None:
-        self._take_over_interrupted()
+        if not self.only:
+            self._take_over_interrupted()
         deadline = (time.monotonic() + self.config.limits.timeout
                     if self.config.limits.timeout else math.inf)
         counted = started_so_far(self.study)
@@ -141,6 +168,10 @@ class Coordinator(Interruptions):
                 while len(self.active) < self.slots and time.monotonic() < deadline:
                     if self.to_continue:
                         self._continue(*self.to_continue.pop(0))
+                    elif self.outside:
+                        self._launch(self.outside.pop(0))
+                    elif self.only:
+                        break
                     elif self._schedule(launched_all=counted >= self.total):
                         continue
                     elif counted < self.total:
@@ -177,7 +208,8 @@ class Coordinator(Interruptions):
         for number, _ in self.to_continue:  # the sweep's timeout came first
             self._give_up(number, f"stopped: the sweep's timeout "
                                   f"({self.config.limits.timeout:g} s) passed")
-        self._end_the_paused()
+        if not self.only:
+            self._end_the_paused()
 
     def _commit_now(self) -> None:
         self._commit()
@@ -185,8 +217,14 @@ class Coordinator(Interruptions):
 
     # -- starting ---------------------------------------------------------------------------
 
-    def _launch(self) -> None:
-        if self.shared is None:
+    def _launch(self, number: int | None = None) -> None:
+        """Starts the next trial: queued trial ``number``, or the sampler's next one."""
+        if number is not None:
+            claimed = claim(self.study, number, self.space.distributions())
+            if claimed is None:
+                return  # started or ended by someone else meanwhile
+            trial = claimed
+        elif self.shared is None:
             trial = self.study.ask(self.space.distributions())
         else:
             trial = quiet_ask(self.study, self.space.distributions())
@@ -252,6 +290,7 @@ class Coordinator(Interruptions):
         self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(where),
                                      checkpoint, first_epoch,
                                      checkpoints=self.config.keep.checkpoints != "none",
+                                     max_checkpoint_bytes=self.config.keep.max_checkpoint_bytes,
                                      env=expand_env(self.config.trainer.env)))
         asked = call_params.get("num_epochs")
         active = _Active(trial, time.monotonic(), records, last_epoch=first_epoch - 1,
@@ -418,21 +457,31 @@ class Coordinator(Interruptions):
             trial.set_user_attr(REASON, active.records.failed(f"{reason}; runs again"))
             self.study.tell(trial, state=TrialState.FAIL)
             self._ended(active.records, trial.number, None, "FAIL", reason)
-            self.study.enqueue_trial(trial.params, user_attrs={
+            counted = self._run_again(trial.number, attrs, {
                 REPLACES: trial.number, ATTEMPT: attempt, LOSSES: losses + 1})
             self.listener.trial_ended(trial.number, "FAIL", None, f"{reason} (runs again)")
-            return 1
+            return counted
         retry = attempt < self.config.trainer.retries
         reason = active.records.failed(reason)
         trial.set_user_attr(REASON, reason)
         self.study.tell(trial, state=TrialState.FAIL)
         self._ended(active.records, trial.number, None, "FAIL", reason)
-        if retry:
-            self.study.enqueue_trial(trial.params, user_attrs={REPLACES: trial.number,
-                                                               ATTEMPT: attempt + 1})
+        counted = self._run_again(trial.number, attrs, {REPLACES: trial.number,
+                                                        ATTEMPT: attempt + 1}) if retry else 0
         self.listener.trial_ended(trial.number, "FAIL", None,
                                   reason + (" (will retry)" if retry else ""))
-        return 1 if retry else 0
+        return counted
+
+    def _run_again(self, number: int, attrs: dict[str, object],
+                   new_attrs: dict[str, object]) -> int:
+        """Queues trial ``number`` to run again under a new number; 1 when the budget counts
+        it (a ``sweep continue`` trial stays outside it, and runs in this session)."""
+        params = self.study.get_trials(deepcopy=False)[number].params
+        again = enqueue(self.study, params, {**new_attrs, **carried(attrs)})
+        if CONTINUES in attrs:
+            self.outside.append(again)
+            return 0
+        return 1
 
     def _queue_continue(self, number: int, reason: str) -> None:
         reason = clip_message(" ".join(reason.split()))

@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sweep.backends.base import Backend
-from sweep.budget import ATTEMPT, CONTINUES, EPOCHS, REASON, REPLACES
+from sweep.budget import ATTEMPT, CONTINUES, EPOCHS, REASON, REPLACES, carried, enqueue
 from sweep.pausing import PAUSED
 from sweep.shared_study import COORDINATOR, SharedStudy
 from sweep.trial_records import TrialRecords
@@ -29,6 +29,7 @@ class Interruptions:
     sweep_dir: Path
     shared: SharedStudy | None
     to_continue: list[tuple[int, str]]
+    outside: list[int]
 
     def _stop_all_for_resume(self) -> int:
         """Ctrl-C: trials with a checkpoint stay RUNNING in the study (``resume`` continues
@@ -40,10 +41,9 @@ class Interruptions:
             if not active.records.can_continue():
                 active.trial.set_user_attr(REASON, "interrupted; queued to run again")
                 self.study.tell(active.trial, state=TrialState.FAIL)
-                self.study.enqueue_trial(active.trial.params, user_attrs={
-                    REPLACES: number,
-                    ATTEMPT: int(self.study.get_trials(deepcopy=False)[number].user_attrs.get(
-                        ATTEMPT, 0))})
+                attrs = self.study.get_trials(deepcopy=False)[number].user_attrs
+                enqueue(self.study, active.trial.params, {
+                    REPLACES: number, ATTEMPT: int(attrs.get(ATTEMPT, 0)), **carried(attrs)})
             stopped += 1
         self.active.clear()
         return stopped
@@ -80,6 +80,9 @@ class Interruptions:
                 continue
             self.study.tell(t.number, state=TrialState.FAIL)
             records.ended(keep_checkpoint=False)
-            self.study.enqueue_trial(t.params, user_attrs={
-                REPLACES: t.number, ATTEMPT: int(t.user_attrs.get(ATTEMPT, 0))})
+            again = enqueue(self.study, t.params, {
+                REPLACES: t.number, ATTEMPT: int(t.user_attrs.get(ATTEMPT, 0)),
+                **carried(t.user_attrs)})
+            if CONTINUES in t.user_attrs:
+                self.outside.append(again)
             logger.info("trial %d was interrupted; it will run again", t.number)

@@ -212,6 +212,7 @@ def resume(args: argparse.Namespace) -> int:
     loaded = Sweep.load(args.name, root=args.root)
     sweep = Sweep(config=loaded.config, root=args.root,
                   azure=_azure_runner(loaded.config, args))
+    sweep.heal_journal()  # before anything opens the study: a damaged record stops the open
     if sweep.azure is None and sweep.trials_left(args.max_trials) == 0:
         total = args.max_trials or sweep.config.limits.max_total_trials
         print(f"sweep {sweep.name} is finished: its {total} trials ran, nothing to resume "
