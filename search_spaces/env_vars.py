@@ -38,8 +38,23 @@ def check_env(value: Any, path: str) -> dict[str, str]:
             raise SearchSpaceError(f"{path}.{name}", "looks like a secret written into the file "
                                    "(it would be copied into sweep.yaml); keep it in the "
                                    f"coordinator's environment and write ${{{name}}} here")
-        out[name] = text
+        out[name] = _passable(name, text, f"{path}.{name}")
     return out
+
+
+# Linux refuses to start a process with one environment string over 32 pages (E2BIG).
+MAX_ENV_ENTRY = 32 * 4096 - 1
+
+
+def _passable(name: str, text: str, path: str) -> str:
+    """``text`` if a process can be given ``name=text`` in its environment."""
+    if "\0" in text:
+        raise SearchSpaceError(path, "holds a NUL byte, which no environment variable can")
+    if len(f"{name}={text}".encode(errors="surrogateescape")) > MAX_ENV_ENTRY:
+        raise SearchSpaceError(path, f"is longer than a process's environment takes "
+                               f"({MAX_ENV_ENTRY} bytes with its name); pass a path to a file "
+                               "that holds it instead")
+    return text
 
 
 def expand_env(env: Mapping[str, str], path: str = "trainer.env") -> dict[str, str]:
@@ -51,4 +66,5 @@ def expand_env(env: Mapping[str, str], path: str = "trainer.env") -> dict[str, s
             raise SearchSpaceError(path, f"uses ${{{name}}}, which is not set here")
         return found
 
-    return {name: VAR.sub(value, text) for name, text in env.items()}
+    return {name: _passable(name, VAR.sub(value, text), f"{path}.{name}")
+            for name, text in env.items()}

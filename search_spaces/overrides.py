@@ -10,9 +10,8 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import yaml
-
 from search_spaces._errors import SearchSpaceError
+from search_spaces.yaml_file import parse_yaml
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -24,8 +23,8 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
             raise SearchSpaceError("--set", f"{item!r} must be KEY=VALUE, e.g. "
                                    "inputs.iris_csv.path=./iris.csv")
         try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
+            value = parse_yaml(raw, "--set") if raw else ""
+        except SearchSpaceError:
             value = raw
         holder: dict[str, Any] = out
         parts = key.split(".")

@@ -7,6 +7,7 @@ its Optuna sampler; ``azure`` marks Azure ML's own three. Adding a sampler: a da
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,6 +28,10 @@ class Sampler:
                                       or not isinstance(self.seed, int)):
             raise SearchSpaceError(f"{_PATH}.seed",
                                    f"expected an integer, got {abbreviate(self.seed)}")
+        if self.seed is not None and not 0 <= self.seed < 2**32:
+            raise SearchSpaceError(f"{_PATH}.seed", f"expected an integer from 0 to 2**32 - 1 "
+                                   f"(what NumPy's and Optuna's generators take), got "
+                                   f"{abbreviate(self.seed)}")
 
     def options(self) -> dict[str, Any]:
         """The settings other than the seed that are set, by name."""
@@ -137,7 +142,7 @@ class Pbt(Sampler):
                                    f"to 1, got {abbreviate(self.resample_probability)}")
         factors = self.perturbation_factors
         if not isinstance(factors, list | tuple) or not factors or not all(
-                _number(f) and f > 0 for f in factors):
+                _number(f) and 0 < f < math.inf for f in factors):
             raise SearchSpaceError(f"{_PATH}.perturbation_factors", "expected a list of positive "
                                    f"numbers such as [0.8, 1.2], got {abbreviate(factors)}")
         object.__setattr__(self, "perturbation_factors", tuple(float(f) for f in factors))

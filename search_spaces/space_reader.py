@@ -122,6 +122,11 @@ def parse_expression(value: Any, path: str) -> Expression:
     return expr
 
 
+MAX_MAGNITUDE = 1e100
+"""The largest value an expression may reach: past it the report's statistics (squares,
+variances) overflow, and no hyperparameter means it."""
+
+
 def _check_finite(expr: Uniform | Normal, path: str, kind: str,
                   latent: tuple[float, float]) -> None:
     """Refuses an expression whose values overflow a float anywhere in its range (exp(1000),
@@ -131,6 +136,11 @@ def _check_finite(expr: Uniform | Normal, path: str, kind: str,
             value = expr.transform(end)
         except (OverflowError, ZeroDivisionError):
             value = math.inf
+        if math.isfinite(value) and abs(value) > MAX_MAGNITUDE:
+            raise SearchSpaceError(path, f"{kind} reaches {value:.3g} at {end:.6g}: no "
+                                   f"hyperparameter is that large (at most {MAX_MAGNITUDE:g}), "
+                                   "and reports of it would overflow; check mu and sigma (or "
+                                   "the bounds: exponents for the log forms)")
         if not math.isfinite(value):
             hint = (" (its bounds are natural-log exponents: max_value 1000 means exp(1000); "
                     "for values up to 1000 write max_value: 6.9)") if "loguniform" in kind else ""

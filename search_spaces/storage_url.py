@@ -29,6 +29,7 @@ def check_storage(value: Any) -> str:
         )
     if value == "default":
         return value
+    _check_form(value)
     password = _userinfo(value).partition(":")[2]
     literal = [password] if password and not _VAR.fullmatch(password) else []
     literal += [v for k, v in parse_qsl(_query(value)) if k.lower() in _SECRET_KEYS
@@ -40,6 +41,29 @@ def check_storage(value: Any) -> str:
             "postgresql://user:${PGPASSWORD}@host/db"
         )
     return value
+
+
+# SQLAlchemy's dialects that Optuna's RDB storage runs on ('+driver' may follow).
+DIALECTS = ("postgresql", "mysql", "mariadb", "sqlite", "oracle", "mssql")
+
+
+def _check_form(url: str) -> None:
+    """A URL SQLAlchemy can parse, of a database dialect (not a file, cache or journal)."""
+    scheme = url.partition("://")[0]
+    if scheme.split("+")[0].lower() not in DIALECTS:
+        raise SearchSpaceError(
+            "storage", f"{scheme[:40]}:// is not a database Optuna can keep a study in; "
+            f"expected default (a journal file in the sweep's folder) or a URL of "
+            f"{', '.join(d + '://' for d in DIALECTS[:3])} or sqlite:///PATH")
+    try:
+        parts = urlsplit(_VAR.sub("x", url))
+        parts.port  # noqa: B018 - it parses the port, and raises on a bad one
+    except ValueError as exc:
+        raise SearchSpaceError("storage", f"is not a valid URL: {exc}") from None
+    if scheme.startswith("sqlite") and url.partition("://")[2] not in ("", "/") and \
+            not url.partition("://")[2].startswith("/"):
+        raise SearchSpaceError("storage", "a sqlite URL is sqlite:///PATH (three slashes: "
+                               "relative to the sweep file) or sqlite:////ABSOLUTE/PATH")
 
 
 def expand(url: str) -> str:

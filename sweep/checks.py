@@ -21,6 +21,10 @@ def check_runs_here(config: SweepConfig, entry: str | TrainFn | None = None) -> 
     from sweep.storage_drivers import check_driver
 
     check_driver(config.storage)
+    if config.storage != "default":
+        from search_spaces.storage_url import expand
+
+        expand(config.storage)  # every ${VAR} it names is set here
     expand_env(config.trainer.env)  # every ${VAR} it names is set here
     pausing = ("sampling_algorithm: pbt" if config.sampling_algorithm.type == "pbt" else
                "early_termination.mode: promotion"

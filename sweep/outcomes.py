@@ -36,6 +36,11 @@ def final_values(config: SweepConfig, result: Mapping[str, Any]
     return found, None
 
 
+def broken_constraints(trial: FrozenTrial) -> list[str]:
+    """The constraints a completed trial breaks, as written (``latency_ms <= 5``)."""
+    return [name for name, violation in trial.constraints.items() if violation > 0]
+
+
 def feasible(trial: FrozenTrial) -> bool:
     """Whether a completed trial meets every constraint (trivially, without any)."""
     return all(v <= 0 for v in trial.constraints.values())

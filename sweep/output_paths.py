@@ -14,8 +14,9 @@ from pathlib import Path
 from sweep import layout
 from sweep.errors import SweepInputError
 
-# At the top of a sweep's folder, only these are not records (they are rewritten anyway).
-_REWRITTEN = {layout.REPORT_HTML, layout.TRIALS_CSV}
+# At the top of a sweep's folder, only these are not records (they are rewritten anyway),
+# and each only by the option that writes its own kind.
+_REWRITTEN = {layout.REPORT_HTML: "--html", layout.TRIALS_CSV: "--csv"}
 _MARKS = (layout.CONFIG_FILE, layout.JOURNAL, layout.LOCK)
 
 
@@ -33,20 +34,22 @@ def check_output_path(path: Path, option: str) -> Path:
                 stat.S_ISBLK(mode) else "not a regular file")
         raise SweepInputError(f"{given}: is {kind}, not a file {option} may replace; give "
                               "the path of a file to write")
-    record = _record_of(target)
+    record = _record_of(target, option)
     if record is not None:
         raise SweepInputError(f"{given}: is {record}; {option} there would destroy it: give "
                               "a path outside the sweep's records")
     return given
 
 
-def _record_of(target: Path) -> str | None:
+def _record_of(target: Path, option: str) -> str | None:
     """What ``target`` is among a sweep's or a registry's records, if it is one."""
     for folder in target.parents:
         if any((folder / mark).exists() for mark in _MARKS):
             inside = target.relative_to(folder)
             if len(inside.parts) == 1 and inside.name in _REWRITTEN:
-                return None
+                if option.startswith(_REWRITTEN[inside.name]):
+                    return None
+                return f"the sweep {folder.name!r}'s own {inside.name}"
             return f"part of the sweep {folder.name!r}'s records ({folder})"
         if (folder / layout.CARD).is_file():
             return f"part of the model saved in {folder}"

@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from search_spaces import SweepConfig, clip_message
 from sweep import layout
@@ -77,6 +79,10 @@ class MlflowTracker(NoTracking):
 
     def start_sweep(self) -> None:
         # At once, not queued: a command trial's run needs its parent's id when it starts.
+        problem = unreachable(self.uri)
+        if problem is not None:  # one look, seconds at most, instead of MLflow's retries
+            self._give_up(problem)
+            return
         self._guarded(self._start_sweep)
 
     def trial_started(self, number: int, params: Mapping[str, Any]) -> dict[str, str]:
@@ -120,11 +126,12 @@ class MlflowTracker(NoTracking):
             try:
                 fn()
             except Exception as exc:  # the server, the network, a refused value
-                self._broken = True
-                logger.warning("tracking: MLflow at %s stopped answering (%s); the sweep goes "
-                               "on and keeps its records in %s", self.uri,
-                               clip_message(str(exc).splitlines()[0] if str(exc) else
-                                            type(exc).__name__), self.sweep_dir)
+                self._give_up(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+    def _give_up(self, why: str) -> None:
+        self._broken = True
+        logger.warning("tracking: MLflow at %s is not answering (%s); the sweep goes on and "
+                       "keeps its records in %s", self.uri, clip_message(why), self.sweep_dir)
 
     @property
     def client(self) -> Any:
@@ -133,6 +140,13 @@ class MlflowTracker(NoTracking):
         # MLflow prints a "View run … at" line to stdout as each run ends: into the live view
         # (and a library prints nothing). Unless the user asked for them, they are off.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        # MLflow retries a failed request 7 times with doubling waits (255 s in all) and
+        # waits 120 s for an answer: a server that dies mid-sweep would hold the calls that
+        # must be made at once (a command trial's run). Seconds, unless the user chose.
+        for name, value in _PATIENCE.items():
+            os.environ.setdefault(name, value)
+        if _is_file_store(self.uri):  # the user named one: MLflow 3 refuses it unless told
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         if not hasattr(self, "_client"):
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
@@ -202,6 +216,31 @@ class MlflowTracker(NoTracking):
             if path.is_file():
                 self.client.log_artifact(self._parent, str(path))
         self.client.set_terminated(self._parent, "FINISHED")
+
+
+_PATIENCE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+             "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+PROBE_S = 3.0
+"""How long the first look at a tracking server may take."""
+
+
+def _is_file_store(uri: str) -> bool:
+    return uri.startswith("file:") or "://" not in uri and not uri.startswith(
+        ("databricks", "azureml"))
+
+
+def unreachable(uri: str) -> str | None:
+    """Why an http(s) tracking server cannot be reached now (None: it can, or the URI is
+    not one to connect to)."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname, port), timeout=PROBE_S).close()
+    except (OSError, ValueError) as exc:
+        return f"{parts.hostname}:{parts.port or ''}: {exc}"
+    return None
 
 
 def artifacts(sweep_dir: Path) -> list[Path]:

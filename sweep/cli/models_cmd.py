@@ -48,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "by itself; this is for another front member ('sweep best NAME' lists the front).")
     p.add_argument("name", help="the sweep's name (see 'sweep ls')")
     p.add_argument("--trial", type=int, required=True, metavar="N", help="the trial to register")
+    p.add_argument("--infeasible", action="store_true",
+                   help="register it even though it breaks a constraint (its card says so)")
     p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
     p.set_defaults(func=register_trial)
 
@@ -136,7 +138,8 @@ def predict(args: argparse.Namespace) -> int:
 def register_trial(args: argparse.Namespace) -> int:
     from sweep.api import Sweep
 
-    version = Sweep.load(args.name, root=args.root).register_trial(args.trial)
+    version = Sweep.load(args.name, root=args.root).register_trial(
+        args.trial, infeasible=args.infeasible)
     print(f"registered trial {args.trial} of {args.name} as {version}")
     return 0
 
