@@ -32,9 +32,11 @@ def trivial(params, report):  # type: ignore[no-untyped-def]
 
 def run_sweep(n: int, root: str) -> None:
     from sweep import Sweep
+    from sweep.backends.ray_local import LocalRayBackend
 
     space = {"x": {"type": "uniform", "min_value": 0, "max_value": 1}}
-    result = Sweep(name="bench", search_space=space,
+    backend = LocalRayBackend()
+    result = Sweep(name="bench", search_space=space, backend=backend,
           trainer=trivial, root=root, objective={"primary_metric": "score", "goal": "maximize"},
           sampling_algorithm={"type": "random", "seed": 0},
           early_termination={"type": "median", "n_startup_trials": 5},
@@ -43,6 +45,7 @@ def run_sweep(n: int, root: str) -> None:
     finished = result.counts.get("complete", 0) + result.counts.get("pruned", 0)
     if finished != n:
         raise SystemExit(f"only {finished} of {n} trials finished: {result.counts}")
+    print(f"workers started: {backend.workers_started}")
 
 
 def run_optuna(n: int, root: str, journal: bool) -> None:
@@ -114,6 +117,10 @@ def child(kind: str, n: int) -> None:
             run_raytune(n, root)
 
 
+WORKERS: dict[int, str] = {}
+"""The sweep's trial worker processes, by trial count (its child prints them)."""
+
+
 def timed(kind: str, n: int) -> float:
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--child", kind, str(n)],
@@ -121,6 +128,9 @@ def timed(kind: str, n: int) -> float:
     elapsed = time.perf_counter() - started
     if proc.returncode:
         raise SystemExit(f"{kind} {n} failed:\n{proc.stderr[-3000:]}")
+    for line in proc.stdout.splitlines():
+        if line.startswith("workers started: "):
+            WORKERS[n] = line.removeprefix("workers started: ")
     return elapsed
 
 
@@ -151,6 +161,9 @@ def main() -> None:
         marginal = (t_large - t_small) / (large - small)
         print(f"{kind:<16} {t_small:10.2f} s {t_large:10.2f} s  {marginal * 1000:10.1f} ms "
               f"{t_small - marginal * small:8.2f} s")
+    if WORKERS:
+        print("sweep's trial worker processes (2 trials at a time): " + ", ".join(
+            f"{WORKERS[n]} for {n} trials" for n in sorted(WORKERS)))
     if "sweep" in args.only and "raytune" in args.only:
         ratio = statistics.median(times["sweep", large]) / statistics.median(
             times["raytune", large])

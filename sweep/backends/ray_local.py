@@ -49,8 +49,6 @@ class _Running:
     placing: Any = None
     spec: TrialSpec | None = None
     since: float = 0.0
-    created: Any = None
-    """A new worker's ``__ray_ready__`` ref: ready once Ray has placed and started it."""
 
     @property
     def pending(self) -> dict[Any, int]:
@@ -66,6 +64,9 @@ class LocalRayBackend(Backend):
         self._running: dict[int, _Running] = {}
         self._take: Any = None
         self._resources = Resources()
+        self._capacity, self._capacity_at = 0.0, -math.inf
+        self.workers_started = 0
+        """Trial worker processes started (the engine benchmark shows it: one per slot)."""
 
     def connect(self) -> None:
         if not ray.is_initialized():
@@ -121,15 +122,13 @@ class LocalRayBackend(Backend):
         if self._resources.workers_per_trial > 1:
             self._place(spec)
             return
-        created = None
         if self._idle:
             actor = self._idle.pop()
         else:
             actor = TrialWorker.options(  # type: ignore[attr-defined]
                 **self._actor_options()).remote()
-            created = actor.__ray_ready__.remote()
-        self._running[spec.number] = _Running([actor], [actor.run.remote(spec, self._hub)],
-                                              created=created)
+            self.workers_started += 1
+        self._running[spec.number] = _Running([actor], [actor.run.remote(spec, self._hub)])
 
     def _place(self, spec: TrialSpec) -> None:
         """Asks Ray for a data-parallel trial's N bundles (on one node when one can hold them
@@ -253,7 +252,7 @@ class LocalRayBackend(Backend):
             self.cancel(number)
             return Failed(number, f"worker {rank} of {len(run.refs)}: {value}",
                           lost=kind == "lost")
-        if run.group is None and not dead and kind == "finished" and not self._waiting_for_room():
+        if run.group is None and not dead and kind == "finished" and self._room_to_idle():
             self._idle.append(run.actors[0])
             del self._running[number]
         else:
@@ -264,18 +263,21 @@ class LocalRayBackend(Backend):
             return Finished(number, value)
         return Failed(number, value, lost=kind == "lost")
 
-    def _waiting_for_room(self) -> bool:
-        """Whether a new worker still waits for Ray to place it: then a finished worker
-        ends rather than idles, or its CPUs would never free (a cluster that lost a node
-        holds fewer workers than the sweep started with)."""
-        waiting = [run.created for run in self._running.values() if run.created is not None]
-        if not waiting:
-            return False
-        ready, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0)
-        for run in self._running.values():
-            if run.created is not None and run.created in ready:
-                run.created = None
-        return len(ready) < len(waiting)
+    def _room_to_idle(self) -> bool:
+        """Whether the cluster holds every worker alive (this finished one included): then it
+        idles for the next trial. A cluster that lost a node holds fewer workers than the
+        sweep started with, and a new worker would wait for ever for the CPUs an idle one
+        keeps; then the finished worker ends. (Ending it whenever some new worker was still
+        starting cost a new process per trial: two trials always overlap a start.)"""
+        now = time.monotonic()
+        if now - self._capacity_at > 1.0:  # a call to the cluster; a node loss shows within 1 s
+            total = ray.cluster_resources()
+            capacity = total.get("CPU", 0) / max(self._resources.cpus_per_trial, 1e-9)
+            if self._resources.gpus_per_trial:
+                capacity = min(capacity, total.get("GPU", 0) / self._resources.gpus_per_trial)
+            self._capacity, self._capacity_at = capacity, now
+        alive = sum(len(run.actors) for run in self._running.values()) + len(self._idle)
+        return alive <= self._capacity + 1e-9
 
     def answer(self, number: int, stop: bool) -> None:
         self._hub.answer.remote(number, stop)
