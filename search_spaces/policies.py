@@ -169,13 +169,36 @@ class Hyperband(RungPolicy):
 
 
 @dataclass(frozen=True)
+class Forecast(Policy):
+    """Stops a trial only when its learning curve's forecast at its last epoch, with the
+    margin of error calibrated on the sweep's own finished curves, cannot reach the best
+    value so far (sweep.forecast). ``risk``: the accepted chance of stopping a trial that
+    would have reached it."""
+
+    risk: float = 0.05
+    min_epochs: int = 3
+    """Epochs a trial trains before it is judged (a curve of fewer says little)."""
+    min_history: int = 3
+    """Finished trials needed before any is stopped (the margin is learnt from them)."""
+    type: ClassVar[str] = "forecast"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.risk, bool) or not isinstance(self.risk, int | float) or \
+                not 0 < self.risk < 1:
+            raise SearchSpaceError(f"{_PATH}.risk", "must be a number between 0 and 1 (the "
+                                   f"accepted chance of losing the winner), got {self.risk!r}")
+        _at_least(self, "min_epochs", 1)
+        _at_least(self, "min_history", 2)
+
+
+@dataclass(frozen=True)
 class NoPolicy(Policy):
     type: ClassVar[str] = "none"
 
 
 TABLE: dict[str, type[Policy]] = {
     cls.type: cls for cls in (Bandit, MedianStopping, TruncationSelection, Median, Percentile,
-                              Asha, Hyperband, NoPolicy)
+                              Asha, Hyperband, Forecast, NoPolicy)
 }
 """Every policy by its ``type``: Azure ML's three first, then Optuna's, then none."""
 

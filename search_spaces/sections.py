@@ -73,7 +73,7 @@ def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
     readers = {
         "objectives": lambda: _objectives(data.get("objective", {}), azure=azure),
         "constraints": lambda: parse_constraints(data.get("constraints")),
-        "early_termination": lambda: _early_termination(data.get("early_termination")),
+        "early_termination": lambda: parse_early_termination(data.get("early_termination")),
         "limits": lambda: _limits(data.get("limits", {})),
         "storage": lambda: check_storage(data.get("storage", "default")),
         "register": lambda: _register(data.get("register")),
@@ -148,7 +148,8 @@ def _sampling(value: Any) -> SamplingAlgorithm:
     sampler = cls(**{k: v for k, v in d.items() if k != "type" and v is not None})
     return SamplingAlgorithm(kind, sampler.seed, sampler.options())
 
-def _early_termination(value: Any) -> EarlyTermination:
+def parse_early_termination(value: Any) -> EarlyTermination:
+    """A sweep file's ``early_termination`` (a type, or a mapping), checked key by key."""
     path = "early_termination"
     if value is None:
         return EarlyTermination()

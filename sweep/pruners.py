@@ -36,6 +36,7 @@ from search_spaces.policies import (
 from search_spaces.policies import (
     Asha,
     Bandit,
+    Forecast,
     Hyperband,
     Median,
     MedianStopping,
@@ -62,6 +63,9 @@ class AzureRulePruner(BasePruner):
         self.evaluation_interval = max(evaluation_interval, 1)
         self.delay_evaluation = delay_evaluation
         self.reasons: dict[int, str] = {}
+        # A finished trial's reports never change: read once (a replay asks thousands of
+        # times, and every call looks at every peer).
+        self._finished: dict[int, list[float]] = {}
 
     def applies_at(self, interval: int) -> bool:
         return interval % self.evaluation_interval == 0 and interval >= self.delay_evaluation
@@ -71,7 +75,8 @@ class AzureRulePruner(BasePruner):
         if not series or not self.applies_at(len(series)):
             return False
         peers = [
-            (t, _series(t)) for t in study.get_trials(deepcopy=False, states=_PEER_STATES)
+            (t, self._series_of(t))
+            for t in study.get_trials(deepcopy=False, states=_PEER_STATES)
             if t.number != trial.number
         ]
         maximize = study.direction == StudyDirection.MAXIMIZE
@@ -79,6 +84,13 @@ class AzureRulePruner(BasePruner):
         if reason:
             self.reasons[trial.number] = f"interval {len(series)}: {reason}"
         return reason is not None
+
+    def _series_of(self, trial: FrozenTrial) -> list[float]:
+        if trial.state == TrialState.RUNNING:
+            return _series(trial)
+        if trial.number not in self._finished:
+            self._finished[trial.number] = _series(trial)
+        return self._finished[trial.number]
 
     def decide(self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]],
                maximize: bool) -> str | None:
@@ -157,6 +169,63 @@ class TruncationSelectionPruner(AzureRulePruner):
         return None
 
 
+class ForecastPruner(BasePruner):
+    """``early_termination: {type: forecast}``: stops a trial only when its curve's forecast
+    at its last epoch, plus the margin the forecasts needed on this sweep's finished curves,
+    cannot reach the best finished value (see sweep.forecast)."""
+
+    def __init__(self, risk: float = 0.05, min_epochs: int = 3, min_history: int = 3,
+                 epochs: int | None = None) -> None:
+        self.risk, self.min_epochs, self.min_history = risk, min_epochs, min_history
+        self.epochs = epochs
+        self.reasons: dict[int, str] = {}
+        self._errors: dict[tuple[int, int], float] = {}  # (finished trial, cut) -> error
+
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        from sweep.forecast import forecast, margin
+
+        series = _series(trial)
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.value is not None and t.intermediate_values]
+        horizon = self._horizon(trial, done)
+        if len(series) < self.min_epochs or len(done) < self.min_history or \
+                horizon is None or len(series) >= horizon:
+            return False
+        up = study.direction == StudyDirection.MAXIMIZE
+        finals = [float(t.value) for t in done if t.value is not None]
+        best = max(finals) if up else min(finals)
+        cut = len(series)
+        errors = []
+        for t in done:
+            curve = _series(t)
+            if len(curve) <= cut:
+                continue
+            key = (t.number, cut)
+            if key not in self._errors:
+                said = forecast(curve[:cut], len(curve))
+                error = curve[-1] - said.best_case(up) if up else said.best_case(up) - curve[-1]
+                self._errors[key] = error / said.scale
+            errors.append(self._errors[key])
+        scores = margin(errors, self.risk)
+        if scores is None or len(errors) < self.min_history:
+            return False
+        said = forecast(series, horizon)
+        guess, room = said.best_case(up), scores * said.scale
+        if (guess + room < best) if up else (guess - room > best):
+            self.reasons[trial.number] = (
+                f"forecast {guess:.4g} ± {room:.2g} at epoch {horizon} "
+                f"{'<' if up else '>'} best {best:.4g}")
+            return True
+        return False
+
+    def _horizon(self, trial: FrozenTrial, done: list[FrozenTrial]) -> int | None:
+        """The epochs the trial trains in all: its num_epochs, else the sweep's."""
+        asked = trial.params.get("num_epochs", self.epochs)
+        if isinstance(asked, int | float) and not isinstance(asked, bool) and asked >= 1:
+            return int(asked)
+        return max((len(t.intermediate_values) for t in done), default=None)
+
+
 class EpochsTrained(BasePruner):
     """A rung-based pruner (ASHA, Hyperband) that counts resources as epochs trained, from 1.
 
@@ -201,22 +270,28 @@ PRUNERS: dict[type[Policy], Callable[[Any], BasePruner]] = {
     Percentile: lambda p: optuna.pruners.PercentilePruner(**p.options()),
     Asha: _asha,
     Hyperband: _hyperband,
+    Forecast: lambda p: ForecastPruner(**p.options()),
     NoPolicy: lambda p: optuna.pruners.NopPruner(),
 }
 
 
-def make_pruner(policy: EarlyTermination) -> BasePruner:
-    """The Optuna pruner for a sweep file's ``early_termination``."""
+def make_pruner(policy: EarlyTermination, epochs: int | None = None) -> BasePruner:
+    """The Optuna pruner for a sweep file's ``early_termination``; ``epochs``: what every
+    trial trains when its params do not say (``trainer.args.num_epochs``)."""
     cls = POLICY_TABLE.get(policy.type)
     factory = PRUNERS.get(cls) if cls is not None else None
     if cls is None or factory is None:
         # An unknown type must not quietly become "never prune" (make_sampler raises too).
         raise SweepInputError(f"early_termination.type: {policy.type!r} has no pruner")
-    return factory(policy.policy)
+    pruner = factory(policy.policy)
+    if isinstance(pruner, ForecastPruner):
+        pruner.epochs = epochs
+    return pruner
 
 
 def prune_reason(pruner: BasePruner, trial_number: int, epoch: int) -> str:
-    if isinstance(pruner, AzureRulePruner) and trial_number in pruner.reasons:
-        return pruner.reasons[trial_number]
+    reasons = getattr(pruner, "reasons", {})
+    if trial_number in reasons:
+        return str(reasons[trial_number])
     inner = pruner.inner if isinstance(pruner, EpochsTrained) else pruner
     return f"pruned by the {type(inner).__name__} at epoch {epoch + 1}"

@@ -190,7 +190,10 @@ def _open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
         # (a shared study is not reproducible trial for trial anyway).
         done += 1 + (os.getpid() * 7919 + time.time_ns()) % 1_000_000_007
     sampler = make_sampler(_continued(config.sampling_algorithm, done), space)
-    pruner = make_pruner(config.early_termination)
+    epochs = config.trainer.args.get("num_epochs")
+    pruner = make_pruner(config.early_termination,
+                         epochs if isinstance(epochs, int) and not isinstance(epochs, bool)
+                         else None)
     if not create:
         study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler,
                                   pruner=pruner)
