@@ -56,7 +56,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sweep.cli import models_cmd, report_cmd, run_cmd, status_cmd
+    from sweep.cli import models_cmd, replay_cmd, report_cmd, run_cmd, status_cmd
 
     parser = _Parser(
         prog="sweep", description=DESCRIPTION, epilog=EPILOG,
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.register(sub)
     status_cmd.register(sub)
     report_cmd.register(sub)
+    replay_cmd.register(sub)
     models_cmd.register(sub)
     return parser
 

@@ -267,3 +267,20 @@ def tradeoff(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
         if report(epoch, {"acc": acc * (epoch + 1) / 2}):
             break
     return {"acc": acc, "latency_ms": cost + float(params.get("slow", 0.0)), "val_acc": acc}
+
+
+def crossing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """Learning curves that cross: a larger ``x`` starts slower and ends higher, as a lower
+    learning rate does (asymptote 0.7 + 0.25 x, rate 1.5 - 1.3 x per epoch)."""
+    x = float(params["x"])
+    value = 0.0
+    for epoch in range(int(params.get("num_epochs", 9))):
+        value = (0.7 + 0.25 * x) * (1 - math.exp(-(1.5 - 1.3 * x) * (epoch + 1)))
+        if report(epoch, {"val_acc": value, "best_val_acc": value}):
+            break
+    return {"best_val_acc": value}
+
+
+def silent(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """Reports nothing per epoch: only its result."""
+    return {"best_val_acc": float(params["x"])}
