@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -319,10 +320,12 @@ ANYTIME = (0.25, 0.5, 1.0)
 
 def compare(curves: Sequence[Curve], policies: dict[str, ReplayPolicy], *,
             maximize: bool = True, workers: int = 1, seeds: int = 1,
-            tolerance: float = 0.0, anytime: bool = True) -> list[Summary]:
+            tolerance: float = 0.0, anytime: bool = True,
+            processes: int | None = None) -> list[Summary]:
     """Every policy over ``seeds`` orders of the same trials (seed 0: the recorded order),
     against the sweep without early termination; with ``anytime``, also an open stream at
-    that sweep's compute."""
+    that sweep's compute. Policies are replayed in ``processes`` processes (default: one
+    per CPU; each replay is pure Python, so threads would not help)."""
     none = EarlyTermination("none")
     orders = [list(range(len(curves)))]
     for seed in range(1, seeds):
@@ -331,37 +334,51 @@ def compare(curves: Sequence[Curve], policies: dict[str, ReplayPolicy], *,
         orders.append(shuffled)
     baselines = [replay(curves, none, maximize=maximize, workers=workers, order=order)
                  for order in orders]
-    summaries = []
-    for name, policy in policies.items():
-        runs = [base if policy == none else
-                replay(curves, policy, maximize=maximize, workers=workers, order=order)
-                for order, base in zip(orders, baselines, strict=True)]
-        lost, reached, ratios = 0, [], []
-        for run, base in zip(runs, baselines, strict=True):
-            target = base.best(maximize)
-            if target is None:
-                continue
-            goal = target - tolerance if maximize else target + tolerance
-            at, base_at = run.reached(goal, maximize), base.reached(goal, maximize)
-            lost += at is None
-            if at is not None:
-                reached.append(at)
-            ratios.append(base_at / at if at and base_at else (1.0 if at == base_at else 0.0))
-        stream: list[tuple[float | None, ...]] = []
-        if anytime:
-            for seed, base in enumerate(baselines):
-                run = replay(curves, policy, maximize=maximize, workers=workers,
-                             budget_s=base.seconds, seed=seed)
-                stream.append(tuple(run.best_at(base.seconds * f, maximize) for f in ANYTIME))
-        bests = [b for b in (r.best(maximize) for r in runs) if b is not None]
-        summaries.append(Summary(
-            name, _median([r.epochs for r in runs]), _median([r.seconds for r in runs]),
-            _median(bests) if bests else None, lost / len(runs),
-            _median(reached) if reached else None, _median(ratios) if ratios else 0.0,
-            _median([r.pruned for r in runs]), _median([r.censored for r in runs]),
-            tuple(_median_or_none([s[i] for s in stream]) for i in range(len(ANYTIME)))
-            if stream else ()))
-    return summaries
+    jobs = [(name, policy, curves, orders, baselines, maximize, workers, tolerance, anytime)
+            for name, policy in policies.items()]
+    processes = min(processes or os.cpu_count() or 1, len(jobs))
+    if processes <= 1:
+        return [_summarise(*job) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Forked: the workers need nothing imported again (a spawned one pays ~2 s for it).
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_summarise, *zip(*jobs, strict=True)))
+
+
+def _summarise(name: str, policy: ReplayPolicy, curves: Sequence[Curve],
+               orders: list[list[int]], baselines: list[Run], maximize: bool, workers: int,
+               tolerance: float, anytime: bool) -> Summary:
+    """One policy over every order, measured against the no-pruning runs of each."""
+    runs = [base if policy == EarlyTermination("none") else
+            replay(curves, policy, maximize=maximize, workers=workers, order=order)
+            for order, base in zip(orders, baselines, strict=True)]
+    lost, reached, ratios = 0, [], []
+    for run, base in zip(runs, baselines, strict=True):
+        target = base.best(maximize)
+        if target is None:
+            continue
+        goal = target - tolerance if maximize else target + tolerance
+        at, base_at = run.reached(goal, maximize), base.reached(goal, maximize)
+        lost += at is None
+        if at is not None:
+            reached.append(at)
+        ratios.append(base_at / at if at and base_at else (1.0 if at == base_at else 0.0))
+    stream: list[tuple[float | None, ...]] = []
+    if anytime:
+        for seed, base in enumerate(baselines):
+            run = replay(curves, policy, maximize=maximize, workers=workers,
+                         budget_s=base.seconds, seed=seed)
+            stream.append(tuple(run.best_at(base.seconds * f, maximize) for f in ANYTIME))
+    bests = [b for b in (r.best(maximize) for r in runs) if b is not None]
+    return Summary(
+        name, _median([r.epochs for r in runs]), _median([r.seconds for r in runs]),
+        _median(bests) if bests else None, lost / len(runs),
+        _median(reached) if reached else None, _median(ratios) if ratios else 0.0,
+        _median([r.pruned for r in runs]), _median([r.censored for r in runs]),
+        tuple(_median_or_none([s[i] for s in stream]) for i in range(len(ANYTIME)))
+        if stream else ())
 
 
 def _median(values: Sequence[float]) -> float:

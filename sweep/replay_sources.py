@@ -132,3 +132,22 @@ def hartmann_curves(dims: int, n: int, epochs: int = 27, seed: int = 0) -> Bank:
                             json.dumps([round(float(v), 4) for v in point])))
     return Bank(f"hartmann{dims}", "value", True, tuple(curves),
                 f"multi-fidelity Hartmann-{dims}, {n} points, {epochs} epochs, seed {seed}")
+
+
+def crossing_curves(n: int, epochs: int = 9, seed: int = 0) -> Bank:
+    """A family of learning curves that cross, as a learning rate's do: a configuration with
+    a higher ceiling starts slower (ceiling 0.6 + 0.35 u, rate 0.15 + 1.6 (1 - u)^1.5 per
+    epoch, u uniform), with noise of 0.004 and the running best reported (a best_val_acc).
+    Rung-ranking policies stop the slow starters; the best of them is the winner."""
+    rng = np.random.default_rng(seed)
+    curves = []
+    for _ in range(n):
+        u = rng.random()
+        ceiling, rate = 0.6 + 0.35 * u, 0.15 + 1.6 * (1 - u) ** 1.5
+        t = np.arange(1, epochs + 1)
+        noisy = ceiling * (1 - np.exp(-rate * t)) + rng.normal(0, 0.004, epochs)
+        running = np.maximum.accumulate(noisy)
+        curves.append(Curve(tuple(float(v) for v in running), (1.0,) * epochs, epochs, 0.0,
+                            f"u={u:.4f}"))
+    return Bank("crossing", "best_val_acc", True, tuple(curves),
+                f"crossing learning curves, {n} configurations, {epochs} epochs, seed {seed}")

@@ -47,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "recorded order)")
     p.add_argument("--tolerance", type=float, default=0.0,
                    help="how far below the no-pruning best still counts as reaching it")
+    p.add_argument("--no-anytime", action="store_true",
+                   help="skip the open stream at equal compute (about 3/4 of the time)")
     p.add_argument("--json", action="store_true", help="one JSON object per policy")
     p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
     p.set_defaults(func=replay)
@@ -70,7 +72,8 @@ def replay(args: argparse.Namespace) -> int:
     curves, maximize, metric, workers, what = _source(args)
     started = time.perf_counter()
     summaries = compare(curves, policies, maximize=maximize, workers=workers,
-                        seeds=args.seeds, tolerance=args.tolerance)
+                        seeds=args.seeds, tolerance=args.tolerance,
+                        anytime=not args.no_anytime)
     took = time.perf_counter() - started
     if args.json:
         for summary in summaries:
