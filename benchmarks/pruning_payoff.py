@@ -3,8 +3,9 @@ compute spent, how much sooner the no-pruning best is reached, how often it is l
 best an open stream of trials finds at the no-pruning sweep's compute.
 
 Banks: ``crossing`` (learning curves that cross: slow starters win), ``hartmann3`` and
-``hartmann6`` (the multi-fidelity Hartmann functions as curve families), all made here, a bank file (``benchmarks/curves/*.jsonl.gz``, see record_curves.py),
-or a finished sweep's name. Every policy of ``sweep.replay.STANDARD`` (none, bandit, median
+``hartmann6`` (the multi-fidelity Hartmann functions as curve families), all made here; a
+bank file (``benchmarks/curves/*.jsonl.gz``, see record_curves.py); or a finished sweep's
+name. Every policy of ``sweep.replay.STANDARD`` (none, bandit, median
 stopping, truncation, ASHA and Hyperband stopping and promotion, forecast, and the "keep the
 top third after one epoch" baseline) at each worker count, over ``--seeds`` orders of the
 same trials (the first in the bank's order). Trials start in a random order, as random

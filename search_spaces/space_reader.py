@@ -131,21 +131,24 @@ def _check_finite(expr: Uniform | Normal, path: str, kind: str,
                   latent: tuple[float, float]) -> None:
     """Refuses an expression whose values overflow a float anywhere in its range (exp(1000),
     the value written where the exponent belongs): a file that validates must run."""
+    values = []
     for end in latent:
         try:
-            value = expr.transform(end)
+            values.append((expr.transform(end), end))
         except (OverflowError, ZeroDivisionError):
-            value = math.inf
-        if math.isfinite(value) and abs(value) > MAX_MAGNITUDE:
-            raise SearchSpaceError(path, f"{kind} reaches {value:.3g} at {end:.6g}: no "
-                                   f"hyperparameter is that large (at most {MAX_MAGNITUDE:g}), "
-                                   "and reports of it would overflow; check mu and sigma (or "
-                                   "the bounds: exponents for the log forms)")
+            values.append((math.inf, end))
+    for value, end in values:
         if not math.isfinite(value):
             hint = (" (its bounds are natural-log exponents: max_value 1000 means exp(1000); "
                     "for values up to 1000 write max_value: 6.9)") if "loguniform" in kind else ""
             raise SearchSpaceError(path, f"{kind} reaches {value} at {end:.6g}, beyond what a "
                                    f"float holds{hint}")
+    for value, end in values:
+        if abs(value) > MAX_MAGNITUDE:
+            raise SearchSpaceError(path, f"{kind} reaches {value:.3g} at {end:.6g}: no "
+                                   f"hyperparameter is that large (at most {MAX_MAGNITUDE:g}), "
+                                   "and reports of it would overflow; check mu and sigma (or "
+                                   "the bounds: exponents for the log forms)")
     if "loguniform" in kind and math.exp(latent[0]) == 0.0:
         raise SearchSpaceError(path, f"{kind} with min_value {latent[0]:.6g} starts at "
                                f"exp({latent[0]:.6g}), which is 0 as a float; a log scale needs "

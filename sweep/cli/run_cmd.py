@@ -116,6 +116,9 @@ def _budget_flags(p: argparse.ArgumentParser) -> None:
 
 
 PLAN_WIDTH = 160
+RANKS_AT_RUNGS = ("bandit", "median_stopping", "truncation_selection", "median", "percentile",
+                  "asha", "hyperband")
+"""Policies that stop a trial for being behind now (see benchmarks/pruning_payoff.py)."""
 
 
 def describe(config: SweepConfig) -> str:
@@ -135,6 +138,11 @@ def describe(config: SweepConfig) -> str:
     ]
     if config.constraints:
         lines.append("  constraints: " + ", ".join(map(str, config.constraints)))
+    if config.early_termination.type in RANKS_AT_RUNGS and not config.compute.startswith("azure"):
+        lines += [f"  hint: on learning curves that cross, {config.early_termination.type} "
+                  "stopped the eventual winner in 80-95% of replays,",
+                  "        early_termination: {type: forecast} in none (README, Which "
+                  "policy?); 'sweep replay NAME' compares them on your own finished sweep"]
     if config.sampling_algorithm.type == "pbt":
         pbt = config.sampling_algorithm.options
         factors = " or x".join(f"{f:g}" for f in pbt["perturbation_factors"])

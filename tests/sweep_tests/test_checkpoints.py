@@ -13,7 +13,6 @@ from sweep import Sweep
 from sweep.backends import InProcessBackend
 from sweep.checkpoint_folder import LiveCheckpoint
 from sweep.checkpoint_store import CheckpointStore
-from sweep.errors import SweepError
 from sweep.layout import read_history, trial_dir
 from sweep.trials import CheckpointFiles
 from tests.sweep_tests import toy_trainers
