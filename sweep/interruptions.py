@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from sweep.backends.base import Backend
 from sweep.budget import ATTEMPT, CONTINUES, EPOCHS, REASON, REPLACES, carried, enqueue
+from sweep.listener import Listener
 from sweep.pausing import PAUSED
 from sweep.shared_study import COORDINATOR, SharedStudy
 from sweep.trial_records import TrialRecords
@@ -30,6 +31,13 @@ class Interruptions:
     shared: SharedStudy | None
     to_continue: list[tuple[int, str]]
     outside: list[int]
+    listener: Listener
+
+    def _ended(self, records: TrialRecords, number: int, value: float | None,
+               state: str = "FAIL", reason: str = "", *,
+               values: list[float] | None = None) -> None:
+        """The coordinator's: what a trial's end does to its files and its tracked run."""
+        raise NotImplementedError
 
     def _stop_all_for_resume(self) -> int:
         """Ctrl-C: trials with a checkpoint stay RUNNING in the study (``resume`` continues
@@ -39,8 +47,12 @@ class Interruptions:
             self.backend.cancel(number)
             active.trial.set_user_attr(EPOCHS, active.epochs)
             if not active.records.can_continue():
-                active.trial.set_user_attr(REASON, "interrupted; queued to run again")
+                reason = "interrupted; queued to run again"
+                active.trial.set_user_attr(REASON, reason)
                 self.study.tell(active.trial, state=TrialState.FAIL)
+                # Its files go as keep says, its tracked run ends: as every failed trial.
+                self._ended(active.records, number, None, "FAIL", reason)
+                self.listener.trial_ended(number, "FAIL", None, reason)
                 attrs = self.study.get_trials(deepcopy=False)[number].user_attrs
                 enqueue(self.study, active.trial.params, {
                     REPLACES: number, ATTEMPT: int(attrs.get(ATTEMPT, 0)), **carried(attrs)})
@@ -79,7 +91,7 @@ class Interruptions:
                 self.to_continue.append((t.number, "the sweep was interrupted"))
                 continue
             self.study.tell(t.number, state=TrialState.FAIL)
-            records.ended(keep_checkpoint=False)
+            self._ended(records, t.number, None, "FAIL", "interrupted; runs again")
             again = enqueue(self.study, t.params, {
                 REPLACES: t.number, ATTEMPT: int(t.user_attrs.get(ATTEMPT, 0)),
                 **carried(t.user_attrs)})

@@ -440,3 +440,24 @@ def test_register_of_an_infeasible_trial_needs_infeasible_and_its_card_says_so(t
     assert main(["register", "inf", "--trial", "0", "--infeasible", "--root", str(root)]) == 0
     card = json.loads((registry / "inf" / "1" / "card.json").read_text())
     assert card["infeasible"] == ["params_m <= 1"]
+
+
+def test_ctrl_c_ends_the_tracked_run_of_a_trial_that_runs_again(tmp_path, monkeypatch):
+    """A trial without a checkpoint stopped by Ctrl-C fails and is queued again: its tracked
+    run ends (FAILED), as every failed trial's does, instead of staying RUNNING for ever."""
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    store = f"file://{tmp_path / 'mlruns'}"
+    with pytest.raises(SweepInterrupted):
+        Sweep(name="s", search_space=SPACE, trainer=toy_trainers.quadratic,
+              root=tmp_path / "sw", backend=InProcessBackend(),
+              trainer_args={"num_epochs": 6}, limits={"max_total_trials": 1},
+              tracking={"mlflow": store}).run(listener=toy_trainers.CtrlCAfter(2))
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("s")
+    assert experiment is not None
+    children = [r for r in client.search_runs([experiment.experiment_id])
+                if "mlflow.parentRunId" in r.data.tags]
+    assert [r.info.status for r in children] == ["FAILED"]
+    assert children[0].data.tags["sweep.reason"].startswith("interrupted")
