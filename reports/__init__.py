@@ -1,7 +1,7 @@
 """Trial comparison: frames, a terminal table, charts, and one offline HTML report.
 
-It works on plain data (trials frames read from a study, a sweep folder) and knows nothing of how a
-sweep ran; ``sweep.compare`` loads sweeps by name into a Comparison.
+It works on plain data (the trials frame ``sweep.trials_table`` reads from a study, curves)
+and knows nothing of how a sweep ran; ``sweep.compare`` loads sweeps by name into a Comparison.
 
 Example:
     >>> from reports import build_html
@@ -14,9 +14,9 @@ Example:
 from __future__ import annotations
 
 from reports.compare import Comparison, SweepData, sweep_data
-from reports.frames import curves_frame, trials_frame
+from reports.frames import curves_frame
 from reports.html import build_html
 from reports.terminal import print_report
 
 __all__ = ["Comparison", "SweepData", "build_html", "curves_frame", "print_report",
-           "sweep_data", "trials_frame"]
+           "sweep_data"]

@@ -189,3 +189,18 @@ class SweepConfig:
     @property
     def multi_objective(self) -> bool:
         return len(self.goals) > 1
+
+    @property
+    def maximize(self) -> bool:
+        """Whether the (first) objective is maximized."""
+        return self.objective.goal == "maximize"
+
+    @property
+    def maximizes(self) -> list[bool]:
+        """Per objective, whether it is maximized."""
+        return [o.goal == "maximize" for o in self.goals]
+
+    @property
+    def on_azure(self) -> bool:
+        """Whether the sweep runs on Azure ML (``compute: azure:CLUSTER``)."""
+        return self.compute.startswith("azure:")

@@ -108,7 +108,7 @@ def parse_sweep(
         name=name, search_space=space, trainer=trainer, resources=resources, compute=compute,
         base_dir=base_dir, **{k: v for k, v in sections.items() if k != "search_space"},
     )
-    if config.compute.startswith("azure:"):
+    if config.on_azure:
         # Azure ML refuses some combinations that run fine locally: check them now, not on submit.
         from search_spaces.azure_form import check_azure_compatible
 

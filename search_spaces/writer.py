@@ -64,7 +64,7 @@ def _azure_document(config: SweepConfig) -> dict[str, Any]:
     assert config.azure_job is not None
     doc = dict(config.azure_job)
     doc["name"] = config.name
-    if config.compute.startswith("azure:"):
+    if config.on_azure:
         doc["compute"] = "azureml:" + config.compute.removeprefix("azure:")
     else:
         doc["compute"] = config.compute

@@ -17,7 +17,6 @@ import pandas as pd
 import yaml
 from optuna.trial import TrialState
 
-from reports.files import write_atomic
 from search_spaces import (
     SAFE_NAME,
     SweepConfig,
@@ -28,6 +27,7 @@ from search_spaces import (
     to_optuna,
 )
 from search_spaces.config import BUILTIN_DATASETS
+from search_spaces.files import write_atomic
 from sweep import layout
 from sweep.backends import Backend, make_backend
 from sweep.coordinator import Coordinator
@@ -42,10 +42,10 @@ from sweep.layout import (
 )
 from sweep.listener import Listener
 from sweep.lock import SweepLock
-from sweep.population import current_params
 from sweep.result import BestTrial, SweepResult
 from sweep.study import open_study
 from sweep.sweep_end import pareto_front, pick_trial, trials_frame_of
+from sweep.trial_attrs import CONTINUES, OVERRIDES, REASON, current_params, reopen
 from sweep.trial_kinds import TrialKind, trial_kind
 from sweep.trials import TrainFn
 
@@ -115,7 +115,7 @@ class Sweep:
         """The search space as Optuna asks for it and how its answers read back."""
         self.entry: str | TrainFn = trainer if callable(trainer) else self.config.trainer.entry
         self.root = sweeps_root(root)
-        on_azure = self.config.compute.startswith("azure:")
+        on_azure = self.config.on_azure
         if backend is not None and on_azure:
             raise SweepInputError(f"backend: compute {self.config.compute} runs the whole "
                                   "sweep on Azure ML; no trial backend is used there")
@@ -202,7 +202,7 @@ class Sweep:
 
     @property
     def _on_azure(self) -> bool:
-        return self.config.compute.startswith("azure:")
+        return self.config.on_azure
 
     def _place(self, max_trials: int | None, parallel: int | None,
                listener: Listener | None, *, fresh: bool) -> SweepResult:
@@ -253,7 +253,7 @@ class Sweep:
         checkpoint: a new trial (its ``continues`` attribute names ``number``) with the same
         params, outside the trial budget; the sweep's end (best, registration) follows.
         """
-        from sweep.budget import CONTINUES, OVERRIDES, enqueue
+        from sweep.budget import enqueue
         from sweep.checkpoint_store import CheckpointStore
 
         if self._on_azure:
@@ -460,14 +460,14 @@ def _supersede_queued_continues(study: optuna.Study, number: int) -> None:
     """Earlier ``sweep continue`` requests of trial ``number`` that never started (stopped
     by Ctrl-C while starting): the new request replaces them, so that neither this
     ``continue`` nor a later ``resume`` runs the old one."""
-    from sweep.budget import CONTINUES, REASON, pending_continues
+    from sweep.budget import pending_continues
     from sweep.coordinator import claim
 
     trials = study.get_trials(deepcopy=False)
     for waiting in pending_continues(trials):
         if trials[waiting].user_attrs.get(CONTINUES) == number and \
                 claim(study, waiting, {}) is not None:
-            trial = optuna.Trial(study, trials[waiting]._trial_id)
+            trial = reopen(study, waiting)
             trial.set_user_attr(REASON, "not run: a later sweep continue replaced it")
             study.tell(trial, state=TrialState.FAIL)
 

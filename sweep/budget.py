@@ -17,22 +17,7 @@ from optuna.trial import TrialState
 
 from search_spaces import SweepConfig
 from search_spaces.optuna_form import OptunaSpace
-
-# User attributes the coordinator keeps on each Optuna trial.
-REASON, REPLACES, ATTEMPT, EPOCHS = "reason", "replaces", "attempt", "epochs"
-RESTARTS = "restarts"
-"""How often the trial continued from its checkpoint (after a crash, a loss or a retry)."""
-LOSSES = "losses"
-"""How often its worker, node or coordinator was lost under it."""
-CONTINUES, OVERRIDES = "continues", "overrides"
-"""A trial made by ``sweep continue``: the trial whose checkpoint it starts from, and the
-trainer arguments it changes (``num_epochs``)."""
-
-
-def carried(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """What a trial that runs again under a new number keeps of the one it replaces: being a
-    ``sweep continue`` trial (its source and its params' changes)."""
-    return {k: attrs[k] for k in (CONTINUES, OVERRIDES) if k in attrs}
+from sweep.trial_attrs import CONTINUES, REPLACES
 
 
 def enqueue(study: optuna.Study, params: Mapping[str, Any], attrs: Mapping[str, Any]) -> int:

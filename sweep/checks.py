@@ -10,12 +10,13 @@ from __future__ import annotations
 from search_spaces import SweepConfig
 from sweep.errors import SweepInputError
 from sweep.trials import TrainFn
+from sweep.verdicts import what_pauses
 
 
 def check_runs_here(config: SweepConfig, entry: str | TrainFn | None = None) -> None:
     """Refuses what no trial could get past (a sweep for Azure ML is checked against Azure's
     rules when its file is read). ``entry``: the trainer, when it is a function."""
-    if config.compute.startswith("azure:"):
+    if config.on_azure:
         return
     from search_spaces.env_vars import expand_env
     from sweep.storage_drivers import check_driver
@@ -26,9 +27,7 @@ def check_runs_here(config: SweepConfig, entry: str | TrainFn | None = None) -> 
 
         expand(config.storage)  # every ${VAR} it names is set here
     expand_env(config.trainer.env)  # every ${VAR} it names is set here
-    pausing = ("sampling_algorithm: pbt" if config.sampling_algorithm.type == "pbt" else
-               "early_termination.mode: promotion"
-               if config.early_termination.options.get("mode") == "promotion" else None)
+    pausing = what_pauses(config)
     if pausing and config.keep.checkpoints == "none":
         raise SweepInputError(
             f"{pausing} pauses trials and continues them from their "

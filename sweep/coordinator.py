@@ -22,40 +22,44 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from search_spaces import SweepConfig, clip_message
+from search_spaces import SweepConfig
 from search_spaces.env_vars import expand_env
 from search_spaces.optuna_form import OptunaSpace
 from sweep import layout
 from sweep.backends.base import Backend
-from sweep.budget import (
-    ATTEMPT,
-    CONTINUES,
-    EPOCHS,
-    LOSSES,
-    OVERRIDES,
-    REASON,
-    REPLACES,
-    RESTARTS,
-    carried,
-    enqueue,
-    pending_continues,
-    planned_total,
-    started_so_far,
-)
+from sweep.budget import pending_continues, planned_total, started_so_far
 from sweep.disk import ModelFiles
+from sweep.endings import Endings
 from sweep.errors import SweepInterrupted
 from sweep.interruptions import Interruptions
 from sweep.listener import Listener, LogProgress
 from sweep.outcomes import feasible, final_values
-from sweep.pausing import PAUSED, PausingScheduler, paused
-from sweep.population import Population
-from sweep.promotion import Promotion, promoted_from
-from sweep.pruners import prune_reason
-from sweep.shared_study import COORDINATOR, SharedStudy, beat, quiet_ask, shared
+from sweep.pausing import paused
+from sweep.shared_study import SharedStudy, beat, quiet_ask, shared
 from sweep.study import batched_writes
 from sweep.tracking import NoTracking
+from sweep.trial_attrs import (
+    CONTINUES,
+    COORDINATOR,
+    PAUSED,
+    REASON,
+    REPLACES,
+    RESTARTS,
+    current_params,
+    promoted_from,
+    reopen,
+)
 from sweep.trial_records import TrialRecords
 from sweep.trials import CheckpointFiles, Failed, Finished, Reported, TrainFn, TrialSpec
+from sweep.verdicts import (
+    CONTINUE,
+    Referee,
+    Verdict,
+    fixed_epochs,
+    pausing_scheduler,
+    planned_epochs,
+    what_pauses,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +68,6 @@ COMMIT_EVERY_S = 0.25
 NO_CHECKPOINT = ("{what} pauses a trial and continues it from its checkpoint, and this "
                  "trainer wrote none: save its state to params['checkpoint_dir'] each epoch "
                  "(README, Checkpoints)")
-# A trial whose worker, node or coordinator is lost this often is failed: a trainer that
-# takes its process down (out of memory) must not loop for ever.
-MAX_LOSSES = 3
 
 
 @dataclass
@@ -78,10 +79,8 @@ class _Active:
     planned: int | None = None
     """The epochs the trial asked for (``num_epochs``), when its params say."""
     last_value: float | None = None
-    pruned: str | None = None
-    failure: str | None = None
-    paused: int | None = None
-    """The rung (epochs trained) a pausing scheduler told it to wait at."""
+    verdict: Verdict = CONTINUE
+    """The verdict that stopped it, if one did (it ends when its worker says so)."""
     promoted: tuple[int, ...] = ()
 
     @property
@@ -101,13 +100,13 @@ def claim(study: optuna.Study, number: int,
             return None
     except optuna.exceptions.UpdateFinishedTrialError:
         return None
-    trial = optuna.Trial(study, frozen._trial_id)
+    trial = reopen(study, number)
     for name, distribution in distributions.items():
         trial._suggest(name, distribution)  # the queued params, as ask does
     return trial
 
 
-class Coordinator(Interruptions):
+class Coordinator:
     """Runs a sweep's trials on an opened ``backend`` with ``slots`` trials at a time."""
 
     def __init__(self, config: SweepConfig, study: optuna.Study, space: OptunaSpace,
@@ -125,25 +124,28 @@ class Coordinator(Interruptions):
         self.metric = config.objective.primary_metric
         self.only = only is not None
         self.total = 0 if self.only else planned_total(config, space, max_trials)
-        self.outside: list[int] = list(only) if only is not None else \
-            pending_continues(study.get_trials(deepcopy=False))
-        """Queued ``sweep continue`` trials to start before the budget's, by number."""
         self.slots = slots
         self.active: dict[int, _Active] = {}
-        self.to_continue: list[tuple[int, str]] = []
-        """Trials that continue from their checkpoints under their own numbers, and why."""
         self.shared = SharedStudy(study) if shared(study._storage) else None
-        epochs = config.trainer.args.get("num_epochs")
-        self.scheduler: PausingScheduler | None = (
-            Population.of(config, space) if config.sampling_algorithm.type == "pbt" else
-            Promotion.of(config.early_termination.policy, config.direction == "maximize",
-                         epochs if isinstance(epochs, int) else None))
+        self.fixed_epochs = fixed_epochs(config)
+        self.referee = Referee(study, self.metric, several_objectives=config.multi_objective,
+                               pausing=pausing_scheduler(config, space))
+        self.scheduler = self.referee.pausing
         self._commit: Callable[[], None] = lambda: None
         self._committed = 0.0
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         self.model_files = ModelFiles(
-            sweep_dir, config.keep, maximize=[o.goal == "maximize" for o in config.goals],
+            sweep_dir, config.keep, maximize=config.maximizes,
             completed=[(t.number, list(t.values)) for t in done if feasible(t)])
+        self.endings = Endings(study, sweep_dir, self.model_files, self.tracker, self.listener,
+                               retries=config.trainer.retries)
+        self.endings.outside.extend(
+            only if only is not None else pending_continues(study.get_trials(deepcopy=False)))
+        self.to_continue = self.endings.to_continue
+        """Trials that continue from their checkpoints under their own numbers, and why."""
+        self.outside = self.endings.outside
+        """Queued ``sweep continue`` trials to start before the budget's, by number."""
+        self.interruptions = Interruptions(study, backend, sweep_dir, self.shared, self.endings)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -157,7 +159,7 @@ class Coordinator(Interruptions):
 
     def _loop(self) -> None:
         if not self.only:
-            self._take_over_interrupted()
+            self.interruptions.take_over_interrupted()
         deadline = (time.monotonic() + self.config.limits.timeout
                     if self.config.limits.timeout else math.inf)
         counted = started_so_far(self.study)
@@ -185,7 +187,7 @@ class Coordinator(Interruptions):
                         break
                     time.sleep(0.5)  # another coordinator's trials: wait for their ends
                 if self.shared is not None:
-                    self._claim_stale()
+                    self.interruptions.claim_stale(self.active)
                 for event in self.backend.poll(timeout=0.5):
                     if isinstance(event, Reported):
                         self._on_report(event)
@@ -199,15 +201,15 @@ class Coordinator(Interruptions):
                 if time.monotonic() - self._committed >= COMMIT_EVERY_S:
                     self._commit_now()
         except KeyboardInterrupt:
-            stopped = self._stop_all_for_resume()
+            stopped = self.interruptions.stop_all_for_resume(self.active)
             raise SweepInterrupted(
                 f"interrupted: {stopped} running trials stopped (those with a checkpoint "
                 f"continue from it, the others run again); continue with: "
                 f"sweep resume {self.config.name}"
             ) from None
         for number, _ in self.to_continue:  # the sweep's timeout came first
-            self._give_up(number, f"stopped: the sweep's timeout "
-                                  f"({self.config.limits.timeout:g} s) passed")
+            self.endings.give_up(number, f"stopped: the sweep's timeout "
+                                         f"({self.config.limits.timeout:g} s) passed")
         if not self.only:
             self._end_the_paused()
 
@@ -235,7 +237,8 @@ class Coordinator(Interruptions):
                 trial.set_user_attr(REPLACES, trial.number)  # counts for nothing
                 self.study.tell(trial, state=TrialState.FAIL)
                 return
-        params = {**self.space.decode(trial.params), **trial.user_attrs.get(OVERRIDES, {})}
+        params = current_params(self.study.get_trials(deepcopy=False)[trial.number],
+                                self.space.decode)
         records = TrialRecords(self.sweep_dir, trial.number)
         records.start(params)
         checkpoint, first_epoch = None, 0
@@ -262,14 +265,14 @@ class Coordinator(Interruptions):
     def _continue(self, number: int, why: str) -> None:
         """Starts trial ``number`` again from its checkpoint, under its own number."""
         frozen = self.study.get_trials(deepcopy=False)[number]
-        trial = optuna.Trial(self.study, frozen._trial_id)
+        trial = reopen(self.study, number)
         records = TrialRecords(self.sweep_dir, number)
         checkpoint, first_epoch, history = records.continue_from()
         # Reports that reached the checkpoint but not the journal (its last batch, lost
         # with a killed coordinator): the pruner sees every epoch once.
         self._report_history(trial, history, dict(frozen.intermediate_values))
         trial.set_user_attr(RESTARTS, int(frozen.user_attrs.get(RESTARTS, 0)) + 1)
-        params = {**self.space.decode(frozen.params), **frozen.user_attrs.get(OVERRIDES, {})}
+        params = current_params(frozen, self.space.decode)
         records.set_params(params)
         active = self._start(trial, records, params, checkpoint, first_epoch)
         active.promoted = tuple(promoted_from(self.study.get_trials(deepcopy=False)[number]))
@@ -292,9 +295,8 @@ class Coordinator(Interruptions):
                                      checkpoints=self.config.keep.checkpoints != "none",
                                      max_checkpoint_bytes=self.config.keep.max_checkpoint_bytes,
                                      env=expand_env(self.config.trainer.env)))
-        asked = call_params.get("num_epochs")
         active = _Active(trial, time.monotonic(), records, last_epoch=first_epoch - 1,
-                         planned=int(asked) if isinstance(asked, int | float) else None)
+                         planned=planned_epochs(call_params, self.fixed_epochs))
         self.active[trial.number] = active
         return active
 
@@ -311,26 +313,13 @@ class Coordinator(Interruptions):
             return
         active.last_epoch = event.epoch
         value = event.metrics.get(self.metric)
-        stop = False
-        if value is not None:
-            if not isinstance(value, int | float) or not math.isfinite(value):
-                active.failure = f"{self.metric} is {value} at epoch {event.epoch + 1}"
-                stop = True
-            elif self.config.multi_objective:
-                active.last_value = float(value)  # the history has it; Optuna takes none
-            else:
-                active.last_value = float(value)
-                active.trial.report(float(value), event.epoch)
-                # At its last epoch a trial has cost all it will: it completes, never pruned.
-                last = active.planned is not None and event.epoch + 1 >= active.planned
-                if not last and active.trial.should_prune():
-                    active.pruned = prune_reason(self.study.pruner, event.number, event.epoch)
-                    stop = True
-                elif self.scheduler is not None and self.scheduler.pauses_at(
-                        event.number, event.epoch + 1, active.planned, active.promoted):
-                    active.paused = event.epoch + 1
-                    stop = True
-        self.backend.answer(event.number, stop)
+        verdict = self.referee.judge(active.trial, event.epoch, value, active.planned,
+                                     active.promoted)
+        if verdict.action != "fail" and isinstance(value, int | float):
+            active.last_value = float(value)
+        if verdict.stops:
+            active.verdict = verdict
+        self.backend.answer(event.number, verdict.stops)
         # After the answer: the trial trains its next epoch while its checkpoint is written
         # (the files are in memory already). A crash before the commit costs this epoch's
         # report, so the trial reruns this one epoch; the trial never waits for the disk.
@@ -340,49 +329,39 @@ class Coordinator(Interruptions):
                                      float(value) if isinstance(value, int | float) else None)
 
     def _on_finished(self, event: Finished) -> int:
-        """Tells the study; returns 1 when the trial will run again (no longer counted)."""
+        """Ends the trial as its verdict and its result say; returns 1 when it will run again
+        under a new number (no longer counted)."""
         active = self.active.pop(event.number, None)
         if active is None:
             return 0
         active.records.finish(event.result)
-        trial = active.trial
-        trial.set_user_attr(EPOCHS, active.epochs)
-        if active.failure:
-            return self._fail(active, active.failure)
-        if active.paused is not None:
-            return self._pause(active)
-        if active.pruned:
-            trial.set_user_attr(REASON, active.pruned)
-            self.study.tell(trial, state=TrialState.PRUNED)
-            self._ended(active.records, trial.number, None, "PRUNED", active.pruned)
-            self.listener.trial_ended(trial.number, "PRUNED", active.last_value, active.pruned)
+        number, verdict = event.number, active.verdict
+        if verdict.action == "fail":
+            return self.endings.after_failure(number, verdict.reason, epochs=active.epochs)
+        if verdict.action == "pause":
+            return self._pause(active, verdict.rung)
+        if verdict.action == "stop":
+            self.endings.prune(number, verdict.reason, epochs=active.epochs,
+                               value=active.last_value)
             return 0
         values, problem = final_values(self.config, event.result)
         if problem:
-            return self._fail(active, problem)
-        violations = [c.violation(values[c.metric]) for c in self.config.constraints]
-        for constraint, violation in zip(self.config.constraints, violations, strict=True):
-            trial.set_constraint(str(constraint), violation)
-        goals = [values[o.primary_metric] for o in self.config.goals]
-        self.study.tell(trial, goals)
-        met = all(v <= 0 for v in violations)
-        self._ended(active.records, trial.number, goals[0], "COMPLETE",
-                    values=goals if met else None)
-        self.listener.trial_ended(trial.number, "COMPLETE", goals[0], "" if met else
-                                  "breaks " + ", ".join(str(c) for c, v in zip(
-                                      self.config.constraints, violations, strict=True)
-                                      if v > 0))
+            return self.endings.after_failure(number, problem, epochs=active.epochs)
+        self.endings.complete(
+            number, [values[o.primary_metric] for o in self.config.goals],
+            epochs=active.epochs,
+            constraints={str(c): c.violation(values[c.metric]) for c in self.config.constraints})
         return 0
 
-    def _pause(self, active: _Active) -> int:
+    def _pause(self, active: _Active, rung: int) -> int:
         """The trial waits at its rung, RUNNING in the study, its checkpoint kept, until its
         scheduler continues it or the sweep ends."""
         if not active.records.can_continue():
-            what = ("sampling_algorithm: pbt" if self.config.sampling_algorithm.type == "pbt"
-                    else "early_termination.mode: promotion")
-            return self._fail(active, NO_CHECKPOINT.format(what=what))
-        active.trial.set_user_attr(PAUSED, active.paused)
-        logger.info("trial %d paused at %s epochs", active.trial.number, active.paused)
+            return self.endings.after_failure(
+                active.trial.number, NO_CHECKPOINT.format(what=what_pauses(self.config)),
+                epochs=active.epochs)
+        active.trial.set_user_attr(PAUSED, rung)
+        logger.info("trial %d paused at %s epochs", active.trial.number, rung)
         return 0
 
     def _schedule(self, *, launched_all: bool) -> bool:
@@ -392,7 +371,7 @@ class Coordinator(Interruptions):
         trials = self.study.get_trials(deepcopy=False)
         moves = self.scheduler.moves(trials, self.active.keys(), launched_all)
         for move in moves:
-            trial = optuna.Trial(self.study, trials[move.number]._trial_id)
+            trial = reopen(self.study, move.number)
             if move.donor is not None:  # PBT's exploit: continue from the donor's state
                 TrialRecords(self.sweep_dir, move.number).copy_checkpoint(
                     TrialRecords(self.sweep_dir, move.donor))
@@ -400,7 +379,7 @@ class Coordinator(Interruptions):
                 trial.set_user_attr(key, value)
         # Only when every decision is written: a crash before this repeats the generation.
         for move in moves:
-            optuna.Trial(self.study, trials[move.number]._trial_id).set_user_attr(PAUSED, 0)
+            reopen(self.study, move.number).set_user_attr(PAUSED, 0)
             self.to_continue.append((move.number, move.why))
         return bool(moves)
 
@@ -408,93 +387,15 @@ class Coordinator(Interruptions):
         """Nothing can run any more: trials still paused stop where they are."""
         if self.scheduler is None or self.active:
             return
-        trials = self.study.get_trials(deepcopy=False)
-        for number, rung in paused(trials).items():
-            reason = self.scheduler.why_left(rung)
-            trial = optuna.Trial(self.study, trials[number]._trial_id)
-            trial.set_user_attr(REASON, reason)
-            trial.set_user_attr(EPOCHS, rung)
-            self.study.tell(trial, state=TrialState.PRUNED)
-            self._ended(TrialRecords(self.sweep_dir, number), number, None, "PRUNED", reason)
-            self.listener.trial_ended(number, "PRUNED", None, reason)
-
-    def _ended(self, records: TrialRecords, number: int, value: float | None,
-               state: str = "FAIL", reason: str = "", *,
-               values: list[float] | None = None) -> None:
-        """A trial ended for good: ``keep`` decides what stays of its files (``values``:
-        a completed trial's, per objective, when it meets the constraints)."""
-        records.ended(keep_checkpoint=True)
-        self.model_files.ended(number, values)
-        self.tracker.trial_ended(number, state, value, reason)
+        for number, rung in paused(self.study.get_trials(deepcopy=False)).items():
+            self.endings.prune(number, self.scheduler.why_left(rung), epochs=rung)
 
     def _on_failed(self, event: Failed) -> int:
         active = self.active.pop(event.number, None)
         if active is None:
             return 0
-        active.trial.set_user_attr(EPOCHS, active.epochs)
-        return self._fail(active, event.reason, lost=event.lost)
-
-    def _fail(self, active: _Active, reason: str, *, lost: bool = False) -> int:
-        """A trial failed: it continues from its checkpoint when it has one and may (a loss,
-        or a retry left), else it fails and maybe runs again under a new number (returns 1:
-        no longer counted)."""
-        trial = active.trial
-        attrs = self.study.get_trials(deepcopy=False)[trial.number].user_attrs
-        attempt = int(attrs.get(ATTEMPT, 0))
-        losses = int(attrs.get(LOSSES, 0))
-        if active.records.can_continue():
-            if lost and losses < MAX_LOSSES:
-                trial.set_user_attr(LOSSES, losses + 1)
-                self._queue_continue(trial.number, reason)
-                return 0
-            if not lost and attempt < self.config.trainer.retries:
-                trial.set_user_attr(ATTEMPT, attempt + 1)
-                self._queue_continue(trial.number, reason)
-                return 0
-        elif lost and losses < MAX_LOSSES:
-            # Lost before its first checkpoint: placed again from its start, as an
-            # interrupted trial is, without spending a retry.
-            trial.set_user_attr(REASON, active.records.failed(f"{reason}; runs again"))
-            self.study.tell(trial, state=TrialState.FAIL)
-            self._ended(active.records, trial.number, None, "FAIL", reason)
-            counted = self._run_again(trial.number, attrs, {
-                REPLACES: trial.number, ATTEMPT: attempt, LOSSES: losses + 1})
-            self.listener.trial_ended(trial.number, "FAIL", None, f"{reason} (runs again)")
-            return counted
-        retry = attempt < self.config.trainer.retries
-        reason = active.records.failed(reason)
-        trial.set_user_attr(REASON, reason)
-        self.study.tell(trial, state=TrialState.FAIL)
-        self._ended(active.records, trial.number, None, "FAIL", reason)
-        counted = self._run_again(trial.number, attrs, {REPLACES: trial.number,
-                                                        ATTEMPT: attempt + 1}) if retry else 0
-        self.listener.trial_ended(trial.number, "FAIL", None,
-                                  reason + (" (will retry)" if retry else ""))
-        return counted
-
-    def _run_again(self, number: int, attrs: dict[str, object],
-                   new_attrs: dict[str, object]) -> int:
-        """Queues trial ``number`` to run again under a new number; 1 when the budget counts
-        it (a ``sweep continue`` trial stays outside it, and runs in this session)."""
-        params = self.study.get_trials(deepcopy=False)[number].params
-        again = enqueue(self.study, params, {**new_attrs, **carried(attrs)})
-        if CONTINUES in attrs:
-            self.outside.append(again)
-            return 0
-        return 1
-
-    def _queue_continue(self, number: int, reason: str) -> None:
-        reason = clip_message(" ".join(reason.split()))
-        self.to_continue.append((number, reason))
-        logger.info("trial %d: %s; it continues from its checkpoint", number, reason)
-
-    def _give_up(self, number: int, reason: str) -> None:
-        """Fails a trial that was waiting to continue (the sweep ran out of time)."""
-        trial = optuna.Trial(self.study, self.study.get_trials(deepcopy=False)[number]._trial_id)
-        trial.set_user_attr(REASON, reason)
-        self.study.tell(number, state=TrialState.FAIL)
-        self._ended(TrialRecords(self.sweep_dir, number), number, None, "FAIL", reason)
-        self.listener.trial_ended(number, "FAIL", None, reason)
+        return self.endings.after_failure(event.number, event.reason, epochs=active.epochs,
+                                          lost=event.lost)
 
     def _enforce_timeouts(self, deadline: float) -> int:
         now = time.monotonic()
@@ -510,8 +411,7 @@ class Coordinator(Interruptions):
             self.backend.cancel(number)
             if now >= deadline:
                 self.active.pop(number)
-                active.trial.set_user_attr(EPOCHS, active.epochs)
-                self._give_up(number, reason)
+                self.endings.give_up(number, reason, epochs=active.epochs)
                 continue
             freed += self._on_failed(Failed(number, reason))
         return freed

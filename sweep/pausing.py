@@ -16,8 +16,7 @@ from typing import Any, Protocol
 
 from optuna.trial import FrozenTrial, TrialState
 
-PAUSED = "paused_at"
-"""The rung (epochs trained) a trial waits at; absent or 0 when it is not paused."""
+from sweep.trial_attrs import paused_at
 
 
 @dataclass(frozen=True)
@@ -52,5 +51,5 @@ class PausingScheduler(Protocol):
 
 def paused(trials: Sequence[FrozenTrial]) -> dict[int, int]:
     """Trial number -> the rung it waits at, for every paused trial."""
-    return {t.number: int(t.user_attrs[PAUSED]) for t in trials
-            if t.state == TrialState.RUNNING and t.user_attrs.get(PAUSED)}
+    return {t.number: paused_at(t) for t in trials
+            if t.state == TrialState.RUNNING and paused_at(t)}

@@ -12,7 +12,7 @@ moves a member's epoch count and its history stays one curve.
 
 What a generation decided is kept in the trials' attributes: ``overrides`` (the params it
 trains with now) and ``lineage`` (per copy: the epochs trained, the donor, the new params),
-from which the trials frame (``reports.frames``) rebuilds each member's params over epochs.
+from which the trials frame (``sweep.trials_table``) rebuilds each member's params over epochs.
 A crash in the middle of a generation repeats it with the same random draws (seeded by the
 sweep's seed and the generation), and writing a copy twice changes nothing.
 """
@@ -32,11 +32,8 @@ from search_spaces.explore import explore
 from search_spaces.expressions import Expression
 from search_spaces.optuna_form import OptunaSpace
 from search_spaces.samplers import Pbt
-from sweep.budget import OVERRIDES
-from sweep.pausing import PAUSED, Move, paused
-
-LINEAGE = "lineage"
-"""Per exploit: ``{"epoch": epochs trained, "from": donor trial, "params": new params}``."""
+from sweep.pausing import Move, paused
+from sweep.trial_attrs import LINEAGE, OVERRIDES, current_params, paused_at
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ class Population:
     def of(cls, config: SweepConfig, space: OptunaSpace) -> Population:
         algorithm = config.sampling_algorithm
         return cls(Pbt(seed=algorithm.seed, **algorithm.options), config.search_space,
-                   space.decode, config.direction == "maximize")
+                   space.decode, config.maximize)
 
     def pauses_at(self, number: int, trained: int, asked: int | None,
                   promoted: Sequence[int]) -> bool:
@@ -62,7 +59,7 @@ class Population:
         """A whole generation at once, when every member waits at a boundary."""
         if not launched_all or active:
             return []
-        if any(t.state == TrialState.RUNNING and not t.user_attrs.get(PAUSED) for t in trials):
+        if any(t.state == TrialState.RUNNING and not paused_at(t) for t in trials):
             return []  # one waits to continue after a crash: it reaches the boundary first
         waiting = paused(trials)
         if not waiting:
@@ -95,8 +92,3 @@ class Population:
     def why_left(self, rung: int) -> str:
         return f"stopped at {rung} epochs: the sweep ended before its next generation"
 
-
-def current_params(trial: FrozenTrial,
-                   decode: Callable[[Mapping[str, Any]], dict[str, Any]]) -> dict[str, Any]:
-    """The params a trial trains with now: as sampled, then as its last exploit left them."""
-    return {**decode(trial.params), **trial.user_attrs.get(OVERRIDES, {})}

@@ -23,11 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces.policies import Asha, Hyperband, Policy
 from sweep.pausing import Move, paused
-
-PROMOTED = "promoted_from"
-"""The rungs (epochs trained) a trial was promoted from."""
-BRACKET = "bracket"
-"""Hyperband with promotion: the bracket a trial was dealt to."""
+from sweep.trial_attrs import PROMOTED, promoted_from
 
 
 @dataclass(frozen=True)
@@ -128,6 +124,3 @@ class Promotion:
                     return number, rung
         return None
 
-
-def promoted_from(trial: FrozenTrial) -> list[int]:
-    return [int(r) for r in trial.user_attrs.get(PROMOTED, [])]

@@ -35,9 +35,11 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import EarlyTermination
-from sweep.pausing import PAUSED, paused
-from sweep.promotion import Promotion, promoted_from
+from sweep.pausing import paused
+from sweep.promotion import Promotion
 from sweep.pruners import make_pruner
+from sweep.trial_attrs import PAUSED, paused_at, promoted_from
+from sweep.verdicts import Referee
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,8 @@ class _Simulation:
                  scheduler: Promotion | None, workers: int, budget_s: float | None,
                  maximize: bool) -> None:
         self.study, self.curves, self.scheduler = study, curves, scheduler
+        # The coordinator's own judge of each report, so a replay decides as a sweep does.
+        self.referee = Referee(study, "value", pausing=scheduler)
         self.free, self.budget_s, self.maximize = workers, budget_s, maximize
         self.events: list[tuple[float, int, int, int]] = []  # (time, seq, trial, epoch)
         self.curve_of: dict[int, Curve] = {}
@@ -231,7 +235,7 @@ class _Simulation:
         assert self.scheduler is not None
         frozen = self.study.get_trials(deepcopy=False)
         running = {n for n, e in self.next_epoch.items() if n in self.trials
-                   and not frozen[n].user_attrs.get(PAUSED)
+                   and not paused_at(frozen[n])
                    and frozen[n].state == TrialState.RUNNING}
         moves = self.scheduler.moves(frozen, running, exhausted)
         if not moves:
@@ -258,15 +262,15 @@ class _Simulation:
         value = curve.values[epoch]
         self.out.epochs += 1
         self.next_epoch[number] = epoch + 1
-        trial.report(value, epoch)
+        promoted = promoted_from(self.study.get_trials(deepcopy=False)[number]) \
+            if self.scheduler is not None else ()
+        verdict = self.referee.judge(trial, epoch, value, curve.planned, promoted)
         if epoch + 1 >= curve.planned:  # its last epoch: it completes, never pruned
             self._complete(now, number, curve.values[-1])
-        elif trial.should_prune():
+        elif verdict.action == "stop":
             self._end(number, TrialState.PRUNED)
-        elif self.scheduler is not None and self.scheduler.pauses_at(
-                number, epoch + 1, curve.planned,
-                promoted_from(self.study.get_trials(deepcopy=False)[number])):
-            trial.set_user_attr(PAUSED, epoch + 1)
+        elif verdict.action == "pause":
+            trial.set_user_attr(PAUSED, verdict.rung)
             self.free += 1
         else:
             self._schedule(now, number)

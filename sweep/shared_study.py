@@ -24,13 +24,12 @@ from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from sweep.budget import replaced_numbers
+from sweep.trial_attrs import COORDINATOR
 
 HEARTBEAT_S = 5
 """How often a coordinator says its trials are alive."""
 GRACE_S = 30
 """How long a trial may go without a heartbeat before it counts as its coordinator's loss."""
-COORDINATOR = "coordinator"
-"""The trial attribute naming the coordinator that runs it (host:pid:id)."""
 
 
 def coordinator_id() -> str:

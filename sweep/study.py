@@ -34,6 +34,7 @@ from sweep.errors import SweepError
 from sweep.journal import CUT_SHORT, GroupCommit, find_damage
 from sweep.layout import JOURNAL
 from sweep.pruners import make_pruner
+from sweep.verdicts import fixed_epochs
 
 
 def open_storage(storage: str, sweep_dir: Path) -> BaseStorage:
@@ -190,18 +191,15 @@ def _open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
         # (a shared study is not reproducible trial for trial anyway).
         done += 1 + (os.getpid() * 7919 + time.time_ns()) % 1_000_000_007
     sampler = make_sampler(_continued(config.sampling_algorithm, done), space)
-    epochs = config.trainer.args.get("num_epochs")
-    pruner = make_pruner(config.early_termination,
-                         epochs if isinstance(epochs, int) and not isinstance(epochs, bool)
-                         else None)
+    pruner = make_pruner(config.early_termination, fixed_epochs(config))
     if not create:
         study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler,
                                   pruner=pruner)
     else:
         study = optuna.create_study(
             study_name=config.name, storage=storage, sampler=sampler, pruner=pruner,
-            directions=[StudyDirection.MAXIMIZE if o.goal == "maximize"
-                        else StudyDirection.MINIMIZE for o in config.goals],
+            directions=[StudyDirection.MAXIMIZE if up else StudyDirection.MINIMIZE
+                        for up in config.maximizes],
             load_if_exists=True,
         )
     if storage in _GROUP_COMMITS:

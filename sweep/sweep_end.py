@@ -14,14 +14,14 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from reports.files import write_atomic
 from search_spaces import SweepConfig
+from search_spaces.files import write_atomic
 from sweep import layout
 from sweep.errors import SweepInputError
 from sweep.outcomes import feasible
 from sweep.pareto import front, pick
-from sweep.population import current_params
 from sweep.result import FrontMember, SweepResult
+from sweep.trial_attrs import current_params
 from sweep.trial_kinds import TrialKind
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def pick_trial(config: SweepConfig, study: optuna.Study) -> FrozenTrial | None:
     if not config.multi_objective and not config.constraints:
         return study.best_trial
     feasible_ones = {t.number: t for t in done if feasible(t)}
-    number = pick([(n, t.values) for n, t in feasible_ones.items()], _maximize(config))
+    number = pick([(n, t.values) for n, t in feasible_ones.items()], config.maximizes)
     return feasible_ones[number] if number is not None else None
 
 
@@ -88,20 +88,15 @@ def pareto_front(config: SweepConfig, study: optuna.Study,
         return ()
     done = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if feasible(t)}
-    on_front = front([(n, t.values) for n, t in done.items()], _maximize(config))
+    on_front = front([(n, t.values) for n, t in done.items()], config.maximizes)
     return tuple(FrontMember(n, tuple(done[n].values), current_params(done[n], decode))
                  for n in on_front)
-
-
-def _maximize(config: SweepConfig) -> list[bool]:
-    return [o.goal == "maximize" for o in config.goals]
 
 
 def trials_frame_of(study: optuna.Study, config: SweepConfig,
                     decode: Callable[[Mapping[str, Any]], dict[str, Any]]) -> pd.DataFrame:
     """The study's trials as the report's frame, params read back as the user wrote them."""
-    from reports.frames import trials_frame
+    from sweep.trials_table import trials_frame
+    from sweep.verdicts import fixed_epochs
 
-    asked = config.trainer.args.get("num_epochs")
-    return trials_frame(study, int(asked) if isinstance(asked, int | float) else None,
-                        decode=decode)
+    return trials_frame(study, fixed_epochs(config), decode=decode)

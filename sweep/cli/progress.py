@@ -10,6 +10,7 @@ from typing import Any, TextIO
 from reports.frames import pruning_saving
 from sweep import layout
 from sweep.result import SweepResult
+from sweep.verdicts import planned_epochs
 
 
 def _fmt(value: Any) -> str:
@@ -37,7 +38,7 @@ class ProgressView:
         print(f"[{elapsed:6.0f}s] {text}", file=self.out, flush=True)
 
     def trial_started(self, number: int, params: Mapping[str, Any]) -> None:
-        self.epochs[number] = params.get("num_epochs", self.planned or "?")
+        self.epochs[number] = planned_epochs(params, self.planned) or "?"
         shown = "  ".join(f"{k}={_fmt(v)}" for k, v in params.items())
         self._print(f"trial {number:<3} started    {shown}")
 

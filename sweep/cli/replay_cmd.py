@@ -105,6 +105,7 @@ def _source(args: argparse.Namespace) -> tuple[list[Curve], bool, str, int, str]
     """The curves to replay: a bank file's, or a finished sweep's."""
     from sweep.errors import SweepInputError
     from sweep.replay_sources import curves_of_sweep, load_bank
+    from sweep.verdicts import fixed_epochs
 
     path = Path(args.name)
     if args.name.endswith((".jsonl.gz", ".gz")) or path.is_file():
@@ -120,10 +121,9 @@ def _source(args: argparse.Namespace) -> tuple[list[Curve], bool, str, int, str]
                               "judges one per-epoch value")
     result = sweep.result()
     assert result.study is not None
-    epochs = config.trainer.args.get("num_epochs")
     metric = config.objective.primary_metric
     curves = curves_of_sweep(sweep.sweep_dir, result.study.get_trials(deepcopy=False), metric,
-                             epochs if isinstance(epochs, int) else None)
+                             fixed_epochs(config))
     if len(curves) < 2:
         raise SweepInputError(
             f"replay: sweep {args.name} has {len(curves)} trials with a per-epoch history of "
@@ -131,4 +131,4 @@ def _source(args: argparse.Namespace) -> tuple[list[Curve], bool, str, int, str]
             "once, or that failed, do not leave); run a sweep whose trainer reports every "
             "epoch")
     workers = args.workers or config.limits.max_concurrent_trials or 1
-    return curves, config.direction == "maximize", metric, workers, f"sweep {args.name}"
+    return curves, config.maximize, metric, workers, f"sweep {args.name}"

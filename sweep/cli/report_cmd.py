@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def report(args: argparse.Namespace) -> int:
     from reports import build_html, print_report
-    from reports.files import write_atomic
+    from search_spaces.files import write_atomic
     from sweep.api import compare
     from sweep.output_paths import check_output_path
 

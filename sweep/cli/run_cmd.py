@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _azure_runner(config: SweepConfig, args: argparse.Namespace) -> AzureMLRunner | None:
     """For azure: compute, a runner that prints the job's progress as it happens."""
-    if not config.compute.startswith("azure:"):
+    if not config.on_azure:
         return None
     from sweep.azure.sweep_job import AzureMLRunner
 
@@ -229,22 +229,6 @@ def resume(args: argparse.Namespace) -> int:
     return _execute(sweep, args, resume=True)
 
 
-EPOCH_NAMES = ("num_epochs", "epochs", "max_epochs", "n_epochs")
-
-
-def planned_epochs(config: SweepConfig) -> int | None:
-    """How many epochs every trial runs, when the file says so: the trainer's
-    ``num_epochs``, or a job file's literal input of that name (``inputs.num_epochs: 4``)."""
-    for name in EPOCH_NAMES:
-        value = config.trainer.args.get(name)
-        if config.command is not None:
-            spec = config.command.inputs.get(name)
-            value = spec.value if spec is not None and spec.type == "literal" else None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
 def continue_trial(args: argparse.Namespace) -> int:
     from sweep.api import Sweep
     from sweep.cli.progress import ProgressView, summary
@@ -261,6 +245,7 @@ def continue_trial(args: argparse.Namespace) -> int:
 
 def _execute(sweep: Sweep, args: argparse.Namespace, *, resume: bool) -> int:
     from sweep.cli.progress import ProgressView, azure_summary, summary
+    from sweep.verdicts import fixed_epochs
 
     config = sweep.config
     go = sweep.resume if resume else sweep.run
@@ -269,7 +254,7 @@ def _execute(sweep: Sweep, args: argparse.Namespace, *, resume: bool) -> int:
         print(azure_summary(result))
         return 0
     view = ProgressView(config.objective.primary_metric, config.objective.goal,
-                        planned=planned_epochs(config))
+                        planned=fixed_epochs(config))
     notice = sweep.kind.notice(config)
     if notice:
         print(notice, flush=True)

@@ -235,12 +235,12 @@ def test_what_pruning_saved_is_true_when_trials_do_not_say_what_they_asked():
 
 def test_the_live_view_shows_a_job_files_planned_epochs():
     from search_spaces import example_path, read_sweep_file
-    from sweep.cli.run_cmd import planned_epochs
+    from sweep.verdicts import fixed_epochs
 
     job = read_sweep_file(example_path("digits").parent / "azure_job" / "job.yml")
-    assert planned_epochs(job) == 4  # its inputs.num_epochs
+    assert fixed_epochs(job) == 4  # its inputs.num_epochs
     digits = read_sweep_file(example_path("digits"))
-    assert planned_epochs(digits) is None  # num_epochs is in its search space
+    assert fixed_epochs(digits) is None  # num_epochs is in its search space
 
 
 @pytest.mark.slow

@@ -116,9 +116,9 @@ def test_files_a_sweep_writes_are_replaced_whole(tmp_path, monkeypatch):
     def full_disk(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         raise OSError(28, "No space left on device")
 
-    import reports.files
+    import search_spaces.files
 
-    monkeypatch.setattr(reports.files.os, "fsync", full_disk)
+    monkeypatch.setattr(search_spaces.files.os, "fsync", full_disk)
     with pytest.raises(OSError, match="No space left"):
         _resume(tmp_path)
     monkeypatch.undo()
