@@ -19,6 +19,8 @@ from pathlib import Path
 
 from plotly.offline import get_plotlyjs
 
+from search_spaces.files import write_atomic
+
 # Printable ASCII less what could end a script element or need escaping in HTML or a JS
 # string: no '<' means no '</script' can appear in the data.
 ALPHABET = "".join(c for c in map(chr, range(33, 127)) if c not in "<&\\\"'`")[:85]
@@ -60,9 +62,7 @@ def compressed_plotly() -> tuple[str, int]:
     encoded = encode85(packed)
     try:  # a cache that cannot be written costs the 0.5 s again, nothing else
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-        tmp.write_text(f"{len(packed)}\n{encoded}")
-        os.replace(tmp, cached)
+        write_atomic(cached, f"{len(packed)}\n{encoded}")
     except OSError:
         pass
     return encoded, len(packed)

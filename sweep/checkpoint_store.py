@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from search_spaces.files import write_atomic
 from sweep.errors import SweepError
 from sweep.trials import CheckpointFiles
 
@@ -96,8 +97,7 @@ class CheckpointStore:
             shutil.rmtree(incoming, ignore_errors=True)
             raise
         record = {"epoch": epoch, "version": version, "metrics": dict(metrics)}
-        _write_durably(self.root / (LATEST + ".tmp"), json.dumps(record, default=str).encode())
-        os.replace(self.root / (LATEST + ".tmp"), self.root / LATEST)
+        write_atomic(self.root / LATEST, json.dumps(record, default=str))
         _sync_folder(self.root)
         self._drop_all_but(version)
 

@@ -38,6 +38,8 @@ trainer knows nothing of the sweep), in a trial's outputs/, best/ and a register
 ONNX = "model.onnx"
 """The checked ONNX export beside it in best/ and a registered version."""
 REPORT_HTML = "report.html"
+AZURE_JOB = "sweep-job.yaml"
+"""In azure/: the Azure ML job file written for the sweep (what ``az ml job create`` takes)."""
 # In each trial's folder:
 PARAMS = "params.json"
 METRICS = "metrics.jsonl"

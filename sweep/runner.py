@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import importlib
-import io
 import logging
 import os
 import sys
@@ -13,11 +11,11 @@ import threading
 import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from sweep.checkpoint_folder import LiveCheckpoint
-from sweep.command_trial.processes import LOG_CAP_BYTES
 from sweep.errors import TrialFailed
+from sweep.trial_log import TRIAL_LOG, CappedLog
 from sweep.trials import SendReport, TrainFn, TrialSpec
 
 BUILTIN_ENTRY = "trainer"
@@ -82,7 +80,7 @@ def _where(exc: BaseException) -> str:
 
 
 def run_trial(spec: TrialSpec, send: SendReport, *, capture_output: bool = True,
-              log_name: str = "trial.log", rank: int = 0) -> dict[str, Any]:
+              log_name: str = TRIAL_LOG, rank: int = 0) -> dict[str, Any]:
     """Calls the trainer; its log goes to ``trial_dir/trial.log``; failures become TrialFailed.
 
     The trainer gets ``params["checkpoint_dir"]``, filled with the trial's checkpoint as of
@@ -151,39 +149,6 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
                     else:
                         os.environ[name] = value
                 _env_before.clear()
-
-
-class CappedLog(io.TextIOBase):
-    """A trial's log, capped as a command trial's is: past ``LOG_CAP_BYTES`` only the last
-    lines are kept, written at the end with how much was left out."""
-
-    def __init__(self, file: TextIO, cap: int = LOG_CAP_BYTES) -> None:
-        self.file, self.cap = file, cap
-        self.written = self.dropped = 0
-        self.tail: collections.deque[str] = collections.deque(maxlen=20)
-        self._partial = ""
-
-    def write(self, text: str) -> int:
-        if self.written < self.cap:
-            self.file.write(text)
-            self.written += len(text.encode(errors="replace"))
-        else:
-            self.dropped += len(text.encode(errors="replace"))
-            lines = (self._partial + text).split("\n")
-            self._partial = lines.pop()[-1000:]
-            self.tail.extend(line[-1000:] for line in lines)
-        return len(text)
-
-    def flush(self) -> None:
-        self.file.flush()
-
-    def close(self) -> None:
-        if self.dropped:
-            self.file.write(f"[sweep: {self.dropped} more bytes of output not kept; the last "
-                            "lines follow]\n" + "\n".join([*self.tail, self._partial]) + "\n")
-            self.dropped = 0
-        self.file.flush()
-        super().close()
 
 
 @contextlib.contextmanager

@@ -53,10 +53,6 @@ class TrialKind(ABC):
         """A line to say before anything runs, if any."""
         return None
 
-    @abstractmethod
-    def azure_job(self, config: SweepConfig, folder: Path,
-                  environment: str | None) -> tuple[Any, Path]:
-        """The Azure ML sweep job for ``config`` and the YAML file written for it."""
 
     @abstractmethod
     def azure_output(self, config: SweepConfig) -> str | None:
@@ -97,14 +93,6 @@ class FunctionTrials(TrialKind):
         return [f"  trainer: {config.trainer.entry} "
                 + " ".join(f"{k}={v}" for k, v in config.trainer.args.items())]
 
-
-    def azure_job(self, config: SweepConfig, folder: Path,
-                  environment: str | None) -> tuple[Any, Path]:
-        from sweep.azure.job import build_sweep_job, make_environment, stage_code, write_job_yaml
-
-        job = build_sweep_job(config, code_dir=stage_code(folder),
-                              environment=make_environment(folder, environment))
-        return job, write_job_yaml(job, folder / "sweep-job.yaml")
 
     def azure_output(self, config: SweepConfig) -> str | None:
         return "model"
@@ -157,13 +145,6 @@ class CommandTrials(TrialKind):
                 + (f"; trial.environment ({env if isinstance(env, str) else 'inline'}) is "
                    "used on Azure ML only" if env else ""))
 
-
-    def azure_job(self, config: SweepConfig, folder: Path,
-                  environment: str | None) -> tuple[Any, Path]:
-        from sweep.azure.job_file import write_and_load
-
-        path = folder / "sweep-job.yaml"
-        return write_and_load(config, path), path
 
     def azure_output(self, config: SweepConfig) -> str | None:
         assert config.command is not None

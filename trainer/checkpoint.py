@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from search_spaces.files import atomic_path
 from trainer.errors import TrainerError
 from trainer.images import IMAGENET_MEAN, IMAGENET_STD, resize_size
 from trainer.model import build_model
@@ -133,12 +133,11 @@ def _load_tagged(path: Path, tag: str, kind: str, expected: str) -> dict[str, An
 
 
 def save_atomically(payload: Any, path: Path) -> None:
-    """torch.save to ``path`` through a ``.tmp`` file and a rename: a reader (or a sweep
+    """torch.save to ``path`` through a temporary file and a rename: a reader (or a sweep
     copying the folder) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def _rng_state() -> dict[str, Any]:

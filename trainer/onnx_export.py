@@ -9,7 +9,6 @@ images and compared with PyTorch eager; above the tolerance the export fails lou
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from search_spaces.files import atomic_path
 from trainer.checkpoint import ModelInfo, load_checkpoint
 from trainer.data import AugmentedImages, load_image_data
 from trainer.errors import TrainerError
@@ -63,17 +63,15 @@ def export_onnx(model_dir: str | Path, path: str | Path, *,
         images = validation_images(info)
     example = images[:2]
     batch = torch.export.Dim("batch", min=1, max=4096)
-    tmp = path.with_name(path.name + ".tmp")
     # torch.export keeps per-process dispatch state: two exports at once in one process (trials
     # in threads, the in-process backend) fail with "Trying to pop empty mode stack".
-    with _EXPORT_LOCK, warnings.catch_warnings(), _quiet_exporter():
+    with _EXPORT_LOCK, warnings.catch_warnings(), _quiet_exporter(), atomic_path(path) as tmp:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model, (example,), str(tmp), dynamo=True, external_data=False,
             input_names=["image"], output_names=["logits"], opset_version=OPSET,
             dynamic_shapes=({0: batch},), verbose=False,
         )
-    os.replace(tmp, path)
     diff = check_onnx(path, model, images, tolerance)
     logger.info("exported %s (opset %d), max abs diff %.3g", path, OPSET, diff)
     return OnnxReport(path, OPSET, diff, len(images))

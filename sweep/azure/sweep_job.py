@@ -21,7 +21,7 @@ from sweep import layout
 from sweep.azure.job import cluster_name
 from sweep.errors import SweepError, SweepInputError
 from sweep.result import BestTrial, SweepResult
-from sweep.trial_kinds import trial_kind
+from sweep.trial_kinds import CommandTrials, trial_kind
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,16 @@ class AzureMLRunner:
         """Builds the job and writes ``sweeps/NAME/azure/sweep-job.yaml``; submits nothing."""
         folder = sweep_dir / layout.AZURE
         folder.mkdir(parents=True, exist_ok=True)
-        return trial_kind(config).azure_job(config, folder, self.environment)
+        path = folder / layout.AZURE_JOB
+        if isinstance(trial_kind(config), CommandTrials):  # the user's job file, as written
+            from sweep.azure.job_file import write_and_load
+
+            return write_and_load(config, path), path
+        from sweep.azure.job import build_sweep_job, make_environment, stage_code, write_job_yaml
+
+        job = build_sweep_job(config, code_dir=stage_code(folder),
+                              environment=make_environment(folder, self.environment))
+        return job, write_job_yaml(job, path)
 
     @staticmethod
     def submitted(sweep_dir: Path) -> str | None:

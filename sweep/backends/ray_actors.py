@@ -13,6 +13,7 @@ import ray
 
 from sweep.errors import TrialFailed, TrialLost
 from sweep.runner import run_trial
+from sweep.trial_log import TRIAL_LOG
 from sweep.trials import CheckpointFiles, TrialSpec
 
 # A report as the hub keeps it: trial, epoch, metrics, and its checkpoint's changes as
@@ -66,7 +67,7 @@ class TrialWorker:
         return ray.util.get_node_ip_address(), port
 
     def run(self, spec: TrialSpec, hub: Any, env: dict[str, str] | None = None,
-            log_name: str = "trial.log") -> tuple[str, Any]:
+            log_name: str = TRIAL_LOG) -> tuple[str, Any]:
         # Ray sets OMP_NUM_THREADS to the actor's CPUs, which torch follows when imported.
         def report(epoch: int, metrics: dict[str, float],
                    checkpoint: CheckpointFiles | None) -> bool:

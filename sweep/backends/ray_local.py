@@ -26,6 +26,7 @@ from sweep.backends.base import Backend
 from sweep.backends.ray_actors import HubReport, ReportHub, TrialWorker, hub_node
 from sweep.backends.ray_start import start_local_ray
 from sweep.errors import SweepError
+from sweep.trial_log import TRIAL_LOG
 from sweep.trials import CheckpointFiles, Event, Failed, Finished, Reported, TrialSpec
 
 logger = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ class LocalRayBackend(Backend):
             env = {"WORLD_SIZE": str(workers), "RANK": str(rank),
                    "LOCAL_RANK": "0", "MASTER_ADDR": host, "MASTER_PORT": str(port)}
             run.refs.append(actor.run.remote(spec, self._hub if rank == 0 else None, env,
-                                             "trial.log" if rank == 0 else
+                                             TRIAL_LOG if rank == 0 else
                                              f"trial-rank{rank}.log"))
 
     def _placements(self) -> list[Event]:

@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from sweep.trial_log import LAST_LINES, CappedLog
+
 GRACE_S = 5.0
-LOG_CAP_BYTES = 20 * 2**20  # a script that floods stdout keeps its head and its last lines
 
 _WATCHDOG = """
 import os, signal, sys, time
@@ -44,28 +45,19 @@ for sig in (signal.SIGTERM, signal.SIGKILL):
 
 
 class _LogPump(threading.Thread):
-    """Copies one stream to a file, up to a cap, keeping the last lines for error messages."""
+    """Copies one stream to a trial's capped log; ``tail``: its last lines, for errors."""
 
     def __init__(self, stream: IO[bytes], path: Path) -> None:
         super().__init__(daemon=True)
         self.stream, self.path = stream, path
-        self.tail: collections.deque[str] = collections.deque(maxlen=20)
+        self.tail: collections.deque[str] = collections.deque(maxlen=LAST_LINES)
 
     def run(self) -> None:
-        written, dropped = 0, 0
-        with self.path.open("ab") as out:
+        with self.path.open("a", errors="replace") as out, \
+                CappedLog(out, recent=self.tail) as log:
             for line in iter(self.stream.readline, b""):
-                self.tail.append(line.decode(errors="replace").rstrip())
-                if written < LOG_CAP_BYTES:
-                    out.write(line)
-                    out.flush()
-                    written += len(line)
-                else:
-                    dropped += len(line)
-            if dropped:
-                out.write(f"[sweep: {dropped} more bytes of output not kept; the last "
-                          f"lines follow]\n".encode())
-                out.write(("\n".join(self.tail) + "\n").encode())
+                log.write(line.decode(errors="replace"))
+                log.flush()
 
 
 class ProcessGroup:

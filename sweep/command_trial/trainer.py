@@ -27,6 +27,7 @@ from sweep.command_trial.processes import GRACE_S, ProcessGroup
 from sweep.command_trial.substitute import expand_command
 from sweep.errors import TrialFailed, TrialLost
 from sweep.tracking import RUN_PARAMS
+from sweep.trial_log import TRIAL_LOG
 
 POLL_S = 0.1
 """How often the MLflow run is read; most of the delay between a log and its decision."""
@@ -151,7 +152,7 @@ class CommandTrainer:
                                   "horovodrun is not installed (bash scripts/build_horovod.sh)")
             argv = [horovodrun, "-np", str(self.processes), "-H", f"localhost:{self.processes}",
                     "--gloo", "bash", "-c", command]
-            group.start(argv, cwd=cwd, env=env, log=trial_dir / "trial.log",
+            group.start(argv, cwd=cwd, env=env, log=trial_dir / TRIAL_LOG,
                         err_log=trial_dir / "stderr.log")
             return
         ranks = self.processes if self.distribution in ("pytorch", "tensorflow") else 1

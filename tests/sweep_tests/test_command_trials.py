@@ -272,9 +272,9 @@ def test_wandb_config_on_the_command_line(tmp_path):
 
 
 def test_a_script_that_floods_stdout_keeps_a_bounded_log(tmp_path, monkeypatch):
-    from sweep.command_trial import processes
+    from sweep import trial_log
 
-    monkeypatch.setattr(processes, "LOG_CAP_BYTES", 100_000)
+    monkeypatch.setattr(trial_log, "LOG_CAP_BYTES", 100_000)
     flood = tmp_path / "flood"
     flood.mkdir()
     (flood / "flood.py").write_text(

@@ -84,9 +84,9 @@ def test_ls_names_a_sweep_it_cannot_read_and_lists_the_others(tmp_path, capsys):
 
 
 def test_a_function_trial_that_prints_30_mb_leaves_a_capped_log_with_its_last_lines(tmp_path):
-    from sweep.command_trial.processes import LOG_CAP_BYTES
     from sweep.layout import trial_dir
     from sweep.runner import run_trial
+    from sweep.trial_log import LOG_CAP_BYTES
     from sweep.trials import TrialSpec
     from tests.sweep_tests import toy_trainers
 
