@@ -2,7 +2,9 @@
 (module-level and function-level imports alike): kept in the repository so that the test runs
 on a fresh clone.
 
-The package level is the layering: ``sweep`` uses ``reports``, ``trainer`` and
+The group level (a package's sub-packages, ``sweep.records``, ``sweep.scheduling``, …) is the
+house by concern: no group reaches back into one that uses it. The package level is the
+layering: ``sweep`` uses ``reports``, ``trainer`` and
 ``search_spaces``; ``reports`` must not reach back up into ``sweep`` (hand it plain data).
 """
 
@@ -57,6 +59,26 @@ def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {p: set() for p in top.values()}
     for m, targets in graph.items():
         out[top[m]] |= {top[t] for t in targets if top[t] != top[m]}
+    return out
+
+
+def group_graph(graph: dict[str, set[str]], package: str = "sweep") -> dict[str, set[str]]:
+    """The graph of ``package``'s groups: each sub-package is one node (``sweep.records``),
+    each module directly in the package one more (``sweep.api``); the package's face
+    (``sweep/__init__.py``) is left out, as it imports its groups to show them."""
+    def group(m: str) -> str | None:
+        parts = m.split(".")
+        if parts[0] != package or len(parts) < 2:
+            return None
+        return ".".join(parts[:2])
+
+    out: dict[str, set[str]] = {}
+    for m, targets in graph.items():
+        g = group(m)
+        if g is None:
+            continue
+        out.setdefault(g, set())
+        out[g] |= {t for t in map(group, targets) if t is not None and t != g}
     return out
 
 

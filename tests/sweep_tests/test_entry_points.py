@@ -52,16 +52,19 @@ def test_an_unknown_policy_type_is_an_error_not_a_silent_no_op():
 
 
 def test_no_import_cycles_between_or_inside_packages():
-    from tests.import_graph import cycles, module_graph, package_graph
+    from tests.import_graph import cycles, group_graph, module_graph, package_graph
 
     graph = module_graph(ROOT)
     assert len(graph) > 80  # the checker read the project
     assert cycles(graph) == []
     assert cycles(package_graph(graph)) == []  # reports never reaches back into sweep
+    groups = group_graph(graph)
+    assert {"sweep.records", "sweep.scheduling", "sweep.coordination"} <= set(groups)
+    assert cycles(groups) == []  # sweep's groups are layered
 
 
 def test_the_import_checker_finds_a_cycle_of_modules_and_of_packages(tmp_path):
-    from tests.import_graph import cycles, module_graph, package_graph
+    from tests.import_graph import cycles, group_graph, module_graph, package_graph
 
     for pkg in ("sweep", "reports"):
         (tmp_path / pkg).mkdir()
@@ -71,6 +74,16 @@ def test_the_import_checker_finds_a_cycle_of_modules_and_of_packages(tmp_path):
     graph = module_graph(tmp_path, ("sweep", "reports"))
     assert cycles(graph) == [["reports.b", "sweep.a"]]
     assert cycles(package_graph(graph)) == [["reports", "sweep"]]
+    # Two groups of one package that use each other, with no module cycle between them.
+    for group, text in (("low", "from sweep.high.c import h\n"), ("high", "")):
+        (tmp_path / "sweep" / group).mkdir()
+        (tmp_path / "sweep" / group / "__init__.py").write_text("")
+        (tmp_path / "sweep" / group / "m.py").write_text(text)
+    (tmp_path / "sweep" / "high" / "c.py").write_text("from sweep.low.d import k\n")
+    (tmp_path / "sweep" / "low" / "d.py").write_text("")
+    graph = module_graph(tmp_path, ("sweep",))
+    assert cycles(graph) == []
+    assert cycles(group_graph(graph)) == [["sweep.high", "sweep.low"]]
 
 
 def test_a_library_run_prints_nothing_and_logs_its_progress(tmp_path, capfd, caplog):
