@@ -16,8 +16,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from sweep.command_trial import CommandTrainer
-from sweep.command_trial.trainer import POLL_S
+from sweep.trainers.command_trial import CommandTrainer
+from sweep.trainers.command_trial.trainer import POLL_S
 
 SCRIPT = textwrap.dedent("""
     import signal, sys, time

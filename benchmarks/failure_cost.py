@@ -147,8 +147,8 @@ def per_epoch(image_size: int, epochs: int) -> dict[str, tuple[float, float]]:
                   trainer_args=args, root=tmp, keep={"checkpoints": checkpoints},
                   limits={"max_total_trials": 1}, resources={"cpus_per_trial": 2},
                   ).run(listener=clock)
-            from sweep.checkpoint_store import CheckpointStore
-            from sweep.layout import trial_dir
+            from sweep.records.checkpoint_store import CheckpointStore
+            from sweep.records.layout import trial_dir
 
             size = CheckpointStore(trial_dir(Path(tmp) / "epoch", 0)).size() / 1e6
         times = clock.times

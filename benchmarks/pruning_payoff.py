@@ -1,11 +1,11 @@
-"""What each early-termination policy buys, replayed on recorded curves (``sweep.replay``):
-compute spent, how much sooner the no-pruning best is reached, how often it is lost, and the
-best an open stream of trials finds at the no-pruning sweep's compute.
+"""What each early-termination policy buys, replayed on recorded curves
+(``sweep.replay.simulator``): compute spent, how much sooner the no-pruning best is reached, how
+often it is lost, and the best an open stream of trials finds at the no-pruning sweep's compute.
 
 Banks: ``crossing`` (learning curves that cross: slow starters win), ``hartmann3`` and
 ``hartmann6`` (the multi-fidelity Hartmann functions as curve families), all made here; a
 bank file (``benchmarks/curves/*.jsonl.gz``, see record_curves.py); or a finished sweep's
-name. Every policy of ``sweep.replay.STANDARD`` (none, bandit, median
+name. Every policy of ``sweep.replay.simulator.STANDARD`` (none, bandit, median
 stopping, truncation, ASHA and Hyperband stopping and promotion, forecast, and the "keep the
 top third after one epoch" baseline) at each worker count, over ``--seeds`` orders of the
 same trials (the first in the bank's order). Trials start in a random order, as random
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import optuna
 
-from sweep.replay import STANDARD, Curve, Summary, compare
-from sweep.replay_sources import crossing_curves, hartmann_curves, load_bank
+from sweep.replay.simulator import STANDARD, Curve, Summary, compare
+from sweep.replay.sources import crossing_curves, hartmann_curves, load_bank
 
 
 def bank(name: str, trials: int, root: Path | None) -> tuple[list[Curve], bool, str]:
@@ -39,7 +39,7 @@ def bank(name: str, trials: int, root: Path | None) -> tuple[list[Curve], bool, 
         loaded = load_bank(path)
         return list(loaded.curves)[:trials], loaded.maximize, loaded.about
     from sweep.api import Sweep
-    from sweep.replay_sources import curves_of_sweep
+    from sweep.replay.sources import curves_of_sweep
 
     sweep = Sweep.load(name, root=root)
     result = sweep.result()

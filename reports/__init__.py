@@ -1,6 +1,6 @@
 """Trial comparison: frames, a terminal table, charts, and one offline HTML report.
 
-It works on plain data (the trials frame ``sweep.trials_table`` reads from a study, curves)
+It works on plain data (the trials frame ``sweep.records.trials_table`` reads from a study, curves)
 and knows nothing of how a sweep ran; ``sweep.compare`` loads sweeps by name into a Comparison.
 
 Example:

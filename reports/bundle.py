@@ -19,7 +19,7 @@ from pathlib import Path
 
 from plotly.offline import get_plotlyjs
 
-from search_spaces.files import write_atomic
+from search_spaces.atomic_files import write_atomic
 
 # Printable ASCII less what could end a script element or need escaping in HTML or a JS
 # string: no '<' means no '</script' can appear in the data.

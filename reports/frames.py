@@ -1,5 +1,5 @@
 """Learning curves as a tidy pandas frame, and what pruning saved as read from the trials
-frame (``sweep.trials_table`` builds it: reports never read a study's attributes)."""
+frame (``sweep.records.trials_table`` builds it: reports never read a study's attributes)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def pruning_saving(trials: pd.DataFrame) -> str:
 def curves_frame(histories: Iterable[tuple[int, list[dict[str, Any]]]]) -> pd.DataFrame:
     """Every trial's per-epoch metrics, long format: trial, epoch, and one column per metric.
 
-    ``histories``: each trial's number and reports, as ``sweep.layout.histories(sweep_dir)``
+    ``histories``: each trial's number and reports, as ``sweep.records.layout.histories(sweep_dir)``
     reads them (the caller reads the sweep's folder; reports only shape data).
     """
     rows = [{"trial": number, **report} for number, history in histories

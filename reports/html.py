@@ -189,7 +189,7 @@ def build_html(comparison: Comparison, path: str | Path | None = None, *,
         f"{head_scripts}</head><body>{page_body}</body></html>"
     )
     if path is not None:
-        from search_spaces.files import write_atomic
+        from search_spaces.atomic_files import write_atomic
 
         write_atomic(Path(path), page)
     return page

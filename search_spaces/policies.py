@@ -1,9 +1,9 @@
 """Early-termination policies as plain values: one frozen dataclass per policy that checks
 itself when built (its messages show the values), and one table from a policy's ``type`` to
 its class. The sweep file's reader takes each policy's keys, kinds and defaults from the
-class's fields; ``sweep.pruners`` maps each class to its Optuna pruner; ``azure`` marks
+class's fields; ``sweep.scheduling.pruners`` maps each class to its Optuna pruner; ``azure`` marks
 Azure ML's own three. Adding a policy: a dataclass here (and its row in ``TABLE``), and the
-pruner that runs it (a row in ``sweep.pruners``)."""
+pruner that runs it (a row in ``sweep.scheduling.pruners``)."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ class Percentile(Median):
 class RungPolicy(Policy):
     """A policy that judges trials at rungs of epochs trained (ASHA, Hyperband): by stopping
     them (``mode: stopping``, Optuna's pruners) or by pausing them until they are promoted
-    (``mode: promotion``, sweep.promotion)."""
+    (``mode: promotion``, sweep.scheduling.promotion)."""
 
     min_resource: int = 1
     max_resource: int | None = None
@@ -172,7 +172,7 @@ class Hyperband(RungPolicy):
 class Forecast(Policy):
     """Stops a trial only when its learning curve's forecast at its last epoch, with the
     margin of error calibrated on the sweep's own finished curves, cannot reach the best
-    value so far (sweep.forecast). ``risk``: the accepted chance of stopping a trial that
+    value so far (sweep.scheduling.forecast). ``risk``: the accepted chance of stopping a trial that
     would have reached it."""
 
     risk: float = 0.05

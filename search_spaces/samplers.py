@@ -1,8 +1,8 @@
 """Sampling algorithms as plain values: one frozen dataclass per sampler that checks itself
-when built (its messages show the values), and one table from ``type`` to its class. The
-reader takes each sampler's keys from the class's fields; ``sweep.study`` maps each class to
-its Optuna sampler; ``azure`` marks Azure ML's own three. Adding a sampler: a dataclass here
-(and its row in ``TABLE``), and its row in ``sweep.study.SAMPLERS``."""
+when built (its messages show the values), and one table from ``type`` to its class. The reader
+takes each sampler's keys from the class's fields; ``sweep.coordination.study`` maps each class
+to its Optuna sampler; ``azure`` marks Azure ML's own three. Adding a sampler: a dataclass here
+(and its row in ``TABLE``), and its row in ``sweep.coordination.study.SAMPLERS``."""
 
 from __future__ import annotations
 
@@ -115,8 +115,8 @@ class Nsga2(Sampler):
 
 @dataclass(frozen=True)
 class Pbt(Sampler):
-    """Population-based training (``sweep.population``): ``population_size`` members sampled
-    at random train side by side; every ``perturbation_interval`` epochs the bottom
+    """Population-based training (``sweep.scheduling.population``): ``population_size`` members
+    sampled at random train side by side; every ``perturbation_interval`` epochs the bottom
     ``quantile`` copy a top-``quantile`` member's checkpoint and explore its parameters
     (``search_spaces.explore``)."""
 

@@ -18,11 +18,11 @@ from sweep.errors import SweepError, SweepInputError, SweepInterrupted, TrialFai
 
 if TYPE_CHECKING:
     from sweep.api import Sweep, compare
-    from sweep.layout import sweeps_root
+    from sweep.records.layout import sweeps_root
     from sweep.result import BestTrial, SweepResult
 
 _LAZY = {"BestTrial": "sweep.result", "Sweep": "sweep.api", "SweepResult": "sweep.result",
-         "compare": "sweep.api", "sweeps_root": "sweep.layout"}
+         "compare": "sweep.api", "sweeps_root": "sweep.records.layout"}
 
 
 def __getattr__(name: str) -> Any:

@@ -26,27 +26,27 @@ from search_spaces import (
     to_dict,
     to_optuna,
 )
+from search_spaces.atomic_files import write_atomic
 from search_spaces.config import BUILTIN_DATASETS
-from search_spaces.files import write_atomic
-from sweep import layout
 from sweep.backends import Backend, make_backend
-from sweep.coordinator import Coordinator
+from sweep.coordination.coordinator import Coordinator
+from sweep.coordination.listener import Listener
+from sweep.coordination.study import open_study
 from sweep.errors import SweepInputError
-from sweep.journal import heal
-from sweep.layout import (
+from sweep.records import layout
+from sweep.records.journal import heal
+from sweep.records.layout import (
     CONFIG_FILE,
     JOURNAL,
     RESULT,
     sweeps_root,
     trial_dir,
 )
-from sweep.listener import Listener
-from sweep.lock import SweepLock
+from sweep.records.lock import SweepLock
+from sweep.records.trial_attrs import CONTINUES, OVERRIDES, REASON, current_params, reopen
 from sweep.result import BestTrial, SweepResult
-from sweep.study import open_study
 from sweep.sweep_end import pareto_front, pick_trial, trials_frame_of
-from sweep.trial_attrs import CONTINUES, OVERRIDES, REASON, current_params, reopen
-from sweep.trial_kinds import TrialKind, trial_kind
+from sweep.trainers.trial_kinds import TrialKind, trial_kind
 from sweep.trials import TrainFn
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ class Sweep:
             raise
 
     def heal_journal(self) -> None:
-        """Moves a damaged journal's bad records aside (see :func:`sweep.journal.heal`), so
+        """Moves a damaged journal's bad records aside (see :func:`sweep.records.journal.heal`), so
         that the study opens; done by ``resume`` and ``continue`` themselves too."""
         if self.config.storage == "default" and not self._on_azure:
             with SweepLock(self.sweep_dir):
@@ -239,7 +239,7 @@ class Sweep:
 
     def trials_left(self, max_trials: int | None = None) -> int | None:
         """How many trials a resume would run; None when the sweep has no study yet."""
-        from sweep.budget import planned_total, trials_left
+        from sweep.records.budget import planned_total, trials_left
 
         try:
             study = open_study(self.config, self.space, self.sweep_dir, create=False)
@@ -253,8 +253,8 @@ class Sweep:
         checkpoint: a new trial (its ``continues`` attribute names ``number``) with the same
         params, outside the trial budget; the sweep's end (best, registration) follows.
         """
-        from sweep.budget import enqueue
-        from sweep.checkpoint_store import CheckpointStore
+        from sweep.records.budget import enqueue
+        from sweep.records.checkpoint_store import CheckpointStore
 
         if self._on_azure:
             raise SweepInputError("continue: Azure ML keeps no trial checkpoints for sweep; "
@@ -304,7 +304,7 @@ class Sweep:
             if fresh:
                 self._discard()
             raise
-        from sweep.tracking import artifacts, make_tracker
+        from sweep.records.tracking import artifacts, make_tracker
 
         tracker = make_tracker(self.config, self.sweep_dir,
                                own_metrics=self.kind.logs_own_metrics)
@@ -329,7 +329,7 @@ class Sweep:
             else:
                 path.unlink(missing_ok=True)
         if self.config.storage != "default":
-            from sweep.study import delete_study
+            from sweep.coordination.study import delete_study
 
             delete_study(self.config, self.sweep_dir)
 
@@ -398,8 +398,8 @@ class Sweep:
         say) as a new version of ``register.model_name``; ``NAME:VERSION``. Once per trial:
         asked again, the version it has. A trial that breaks a constraint is refused unless
         ``infeasible`` is set, and its card then says which constraints it breaks."""
-        from sweep.best_model import register_best
-        from sweep.outcomes import broken_constraints
+        from sweep.model.best_model import register_best
+        from sweep.records.outcomes import broken_constraints
 
         if self.config.register is None:
             raise SweepInputError(f"register: sweep {self.name} names no model to register "
@@ -433,8 +433,9 @@ class Sweep:
 
     def check(self) -> None:
         """What would make every trial fail here, refused before anything runs (see
-        :func:`sweep.checks.check_runs_here`: ``validate`` and ``--dry-run`` make them too)."""
-        from sweep.checks import check_runs_here
+        :func:`sweep.coordination.checks.check_runs_here`: ``validate`` and ``--dry-run`` make
+        them too)."""
+        from sweep.coordination.checks import check_runs_here
 
         check_runs_here(self.config, self.entry)
 
@@ -460,8 +461,8 @@ def _supersede_queued_continues(study: optuna.Study, number: int) -> None:
     """Earlier ``sweep continue`` requests of trial ``number`` that never started (stopped
     by Ctrl-C while starting): the new request replaces them, so that neither this
     ``continue`` nor a later ``resume`` runs the old one."""
-    from sweep.budget import pending_continues
-    from sweep.coordinator import claim
+    from sweep.coordination.coordinator import claim
+    from sweep.records.budget import pending_continues
 
     trials = study.get_trials(deepcopy=False)
     for waiting in pending_continues(trials):

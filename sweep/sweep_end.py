@@ -1,5 +1,5 @@
 """The end of a sweep, one owner for every place a sweep runs: trials.csv, the HTML report,
-best/ (the model, its checked ONNX file, its card: ``sweep.best_model``) and registration.
+best/ (the model, its checked ONNX file, its card: ``sweep.model.best_model``) and registration.
 An Azure ML sweep, whose trials live in Azure ML, ends in ``AzureMLRunner._collect`` with the
 same ``best_model`` functions."""
 
@@ -15,14 +15,14 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import SweepConfig
-from search_spaces.files import write_atomic
-from sweep import layout
+from search_spaces.atomic_files import write_atomic
 from sweep.errors import SweepInputError
-from sweep.outcomes import feasible
-from sweep.pareto import front, pick
+from sweep.records import layout
+from sweep.records.outcomes import feasible
+from sweep.records.pareto import front, pick
+from sweep.records.trial_attrs import current_params
 from sweep.result import FrontMember, SweepResult
-from sweep.trial_attrs import current_params
-from sweep.trial_kinds import TrialKind
+from sweep.trainers.trial_kinds import TrialKind
 
 if TYPE_CHECKING:
     from reports import SweepData
@@ -34,7 +34,7 @@ def finish_sweep(config: SweepConfig, kind: TrialKind, result: SweepResult) -> S
     """Writes what a sweep leaves at its end (again, after a resume: the same files, the same
     registered version when the best did not change)."""
     from reports import Comparison, build_html
-    from sweep.best_model import register_best
+    from sweep.model.best_model import register_best
 
     write_atomic(result.sweep_dir / layout.TRIALS_CSV, result.trials.to_csv(index=False))
     build_html(Comparison([report_data(config, result)]),
@@ -96,7 +96,7 @@ def pareto_front(config: SweepConfig, study: optuna.Study,
 def trials_frame_of(study: optuna.Study, config: SweepConfig,
                     decode: Callable[[Mapping[str, Any]], dict[str, Any]]) -> pd.DataFrame:
     """The study's trials as the report's frame, params read back as the user wrote them."""
-    from sweep.trials_table import trials_frame
-    from sweep.verdicts import fixed_epochs
+    from sweep.records.trials_table import trials_frame
+    from sweep.scheduling.verdicts import fixed_epochs
 
     return trials_frame(study, fixed_epochs(config), decode=decode)

@@ -22,6 +22,8 @@ def module_graph(root: Path, packages: Iterable[str] = PACKAGES) -> dict[str, se
     for pkg in packages:
         for f in (root / pkg).rglob("*.py"):
             parts = list(f.relative_to(root).with_suffix("").parts)
+            if "examples" in parts:
+                continue  # a user's script shipped as an example, not the package's code
             if parts[-1] == "__init__":
                 parts = parts[:-1]
             mods[".".join(parts)] = f
@@ -122,3 +124,45 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
                     if len(comp) > 1:
                         found.append(sorted(comp))
     return found
+
+
+def mermaid(graph: dict[str, set[str]], package: str = "sweep") -> str:
+    """The picture of ``package``'s house for the README: each group a box holding its
+    modules, an arrow where a group imports another (the arrows of ``group_graph``)."""
+    groups = group_graph(graph, package)
+    members: dict[str, list[str]] = {g: [] for g in groups}
+    for m in graph:
+        parts = m.split(".")
+        if parts[0] == package and len(parts) >= 2 and ".".join(parts[:2]) in members:
+            members[".".join(parts[:2])].append(".".join(parts[2:3]) or parts[1])
+    lines = ["```mermaid", "flowchart TB"]
+    for g in sorted(groups):
+        name = g.split(".", 1)[1]
+        inner = sorted({m for m in members[g] if m != name})
+        if inner:
+            lines.append(f'  subgraph {name}["{name}/"]')
+            lines.append(f'    {name}_m["{" · ".join(inner)}"]')
+            lines.append("  end")
+        else:
+            lines.append(f'  {name}["{name}.py"]')
+    for g, t in reduced(groups):
+        lines.append(f"  {g.split('.', 1)[1]} --> {t.split('.', 1)[1]}")
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def reduced(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """The arrows of an acyclic graph that no longer path implies (its transitive
+    reduction): what a reader needs to see of the layers."""
+    def reach(start: str, skip: tuple[str, str]) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            v = todo.pop()
+            for w in graph.get(v, ()):
+                if (v, w) != skip and w not in seen:
+                    seen.add(w)
+                    todo.append(w)
+        return seen
+
+    return [(v, w) for v in sorted(graph) for w in sorted(graph[v])
+            if w not in reach(v, (v, w))]

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from search_spaces.files import atomic_path
+from search_spaces.atomic_files import atomic_path
 from trainer.errors import TrainerError
 from trainer.images import IMAGENET_MEAN, IMAGENET_STD, resize_size
 from trainer.model import build_model

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from search_spaces.files import atomic_path
+from search_spaces.atomic_files import atomic_path
 from trainer.checkpoint import ModelInfo, load_checkpoint
 from trainer.data import AugmentedImages, load_image_data
 from trainer.errors import TrainerError

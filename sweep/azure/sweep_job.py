@@ -17,11 +17,11 @@ from typing import Any
 import pandas as pd
 
 from search_spaces import SweepConfig
-from sweep import layout
 from sweep.azure.job import cluster_name
 from sweep.errors import SweepError, SweepInputError
+from sweep.records import layout
 from sweep.result import BestTrial, SweepResult
-from sweep.trial_kinds import CommandTrials, trial_kind
+from sweep.trainers.trial_kinds import CommandTrials, trial_kind
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class AzureMLRunner:
         return self._collect(config, sweep_dir, name)
 
     def _collect(self, config: SweepConfig, sweep_dir: Path, name: str) -> SweepResult:
-        from sweep.best_model import (
+        from sweep.model.best_model import (
             export_best,
             register_best,
             trainer_lineage,

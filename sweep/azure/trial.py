@@ -48,7 +48,7 @@ def mlflow_logger() -> LogMetrics:
 
 
 def run(entry: str, metric: str, params: dict[str, Any], log: LogMetrics) -> dict[str, Any]:
-    from sweep.runner import resolve_entry
+    from sweep.trainers.runner import resolve_entry
 
     fn = resolve_entry(entry)
     last = [-1]

@@ -13,7 +13,7 @@ import threading
 from search_spaces import Resources
 from sweep.backends.base import Backend
 from sweep.errors import SweepInputError, TrialFailed, TrialLost
-from sweep.runner import run_trial
+from sweep.trainers.runner import run_trial
 from sweep.trials import CheckpointFiles, Event, Failed, Finished, Reported, TrialSpec
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import ray
 
 from sweep.errors import TrialFailed, TrialLost
-from sweep.runner import run_trial
-from sweep.trial_log import TRIAL_LOG
+from sweep.records.trial_log import TRIAL_LOG
+from sweep.trainers.runner import run_trial
 from sweep.trials import CheckpointFiles, TrialSpec
 
 # A report as the hub keeps it: trial, epoch, metrics, and its checkpoint's changes as

@@ -36,7 +36,7 @@ class RayClusterBackend(LocalRayBackend):
     def _prepare(self, spec: TrialSpec) -> TrialSpec:
         import dataclasses
 
-        from sweep.command_trial import CommandTrainer
+        from sweep.trainers.command_trial import CommandTrainer
 
         if isinstance(spec.entry, CommandTrainer) and "working_dir" in self.runtime_env:
             # Workers start in the uploaded copy of the code, wherever their node is.

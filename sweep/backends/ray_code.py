@@ -22,7 +22,7 @@ def code_runtime_env(entry: Any, code: Path | None = None) -> dict[str, Any]:
     before the cluster is joined.
     """
     if code is not None:
-        from sweep.command_sweep import SNAPSHOT_EXCLUDES
+        from sweep.trainers.command_sweep import SNAPSHOT_EXCLUDES
 
         return {"working_dir": str(code), "excludes": list(SNAPSHOT_EXCLUDES)} \
             if code.is_dir() else {}

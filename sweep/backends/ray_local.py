@@ -26,7 +26,7 @@ from sweep.backends.base import Backend
 from sweep.backends.ray_actors import HubReport, ReportHub, TrialWorker, hub_node
 from sweep.backends.ray_start import start_local_ray
 from sweep.errors import SweepError
-from sweep.trial_log import TRIAL_LOG
+from sweep.records.trial_log import TRIAL_LOG
 from sweep.trials import CheckpointFiles, Event, Failed, Finished, Reported, TrialSpec
 
 logger = logging.getLogger(__name__)

@@ -67,7 +67,7 @@ def _registry_flag(p: argparse.ArgumentParser) -> None:
 
 
 def list_models(args: argparse.Namespace) -> int:
-    from sweep.registry import ModelRegistry
+    from sweep.model.registry import ModelRegistry
 
     registry = ModelRegistry(args.registry)
     names = registry.names()
@@ -86,7 +86,7 @@ def list_models(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
-    from sweep.registry import ModelRegistry
+    from sweep.model.registry import ModelRegistry
 
     mv = ModelRegistry(args.registry).get(args.ref)
     card = mv.card
@@ -115,7 +115,7 @@ def show(args: argparse.Namespace) -> int:
 
 
 def download(args: argparse.Namespace) -> int:
-    from sweep.registry import ModelRegistry
+    from sweep.model.registry import ModelRegistry
 
     dest = ModelRegistry(args.registry).download(args.ref, args.dest, force=args.force)
     print(f"{args.ref}: files in {dest}")
@@ -123,7 +123,7 @@ def download(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from sweep.predict import load_model
+    from sweep.model.predict import load_model
 
     predictions = load_model(args.ref, args.registry).predict(args.images)
     if args.json:

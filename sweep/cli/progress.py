@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from reports.frames import pruning_saving
-from sweep import layout
+from sweep.records import layout
 from sweep.result import SweepResult
-from sweep.verdicts import planned_epochs
+from sweep.scheduling.verdicts import planned_epochs
 
 
 def _fmt(value: Any) -> str:

@@ -1,5 +1,5 @@
 """``sweep replay NAME``: which early-termination policy for the next sweep, from this one's
-own curves, in seconds (see sweep.replay)."""
+own curves, in seconds (see sweep.replay.simulator)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sweep.replay import Curve
+    from sweep.replay.simulator import Curve
 
 TABLE_HEAD = (f"{'policy':<22} {'epochs':>7} {'hours':>7} {'pruned':>7} {'best':>8} "
               f"{'lost':>5} {'to best':>8} {'sooner':>7}   {'at equal compute: 1/4, 1/2, all':<32}")
@@ -58,7 +58,7 @@ def replay(args: argparse.Namespace) -> int:
     from search_spaces.sections import parse_early_termination
     from search_spaces.yaml_file import parse_yaml
     from sweep.errors import SweepInputError
-    from sweep.replay import STANDARD, ReplayPolicy, compare
+    from sweep.replay.simulator import STANDARD, ReplayPolicy, compare
 
     if args.seeds < 1 or (args.workers is not None and args.workers < 1):
         raise SweepInputError("--seeds and --workers: expected 1 or more")
@@ -104,8 +104,8 @@ def replay(args: argparse.Namespace) -> int:
 def _source(args: argparse.Namespace) -> tuple[list[Curve], bool, str, int, str]:
     """The curves to replay: a bank file's, or a finished sweep's."""
     from sweep.errors import SweepInputError
-    from sweep.replay_sources import curves_of_sweep, load_bank
-    from sweep.verdicts import fixed_epochs
+    from sweep.replay.sources import curves_of_sweep, load_bank
+    from sweep.scheduling.verdicts import fixed_epochs
 
     path = Path(args.name)
     if args.name.endswith((".jsonl.gz", ".gz")) or path.is_file():

@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def report(args: argparse.Namespace) -> int:
     from reports import build_html, print_report
-    from search_spaces.files import write_atomic
+    from search_spaces.atomic_files import write_atomic
     from sweep.api import compare
-    from sweep.output_paths import check_output_path
+    from sweep.model.output_paths import check_output_path
 
     for option in ("html", "csv", "curves_csv", "json"):
         if getattr(args, option):

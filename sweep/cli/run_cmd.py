@@ -156,7 +156,7 @@ def describe(config: SweepConfig) -> str:
         ]
     else:
         lines.append(f"  trials: up to {lim.max_total_trials}, {at_a_time}")
-    from sweep.trial_kinds import trial_kind
+    from sweep.trainers.trial_kinds import trial_kind
 
     lines.extend(trial_kind(config).plan(config))
     for key, expr in config.search_space.items():
@@ -169,7 +169,7 @@ def describe(config: SweepConfig) -> str:
 
 def validate(args: argparse.Namespace) -> int:
     config = read_config(args)
-    from sweep.checks import check_runs_here
+    from sweep.coordination.checks import check_runs_here
 
     check_runs_here(config)  # run's own checks: a file that validates is a file that runs
     print(f"{args.space}: valid")
@@ -245,7 +245,7 @@ def continue_trial(args: argparse.Namespace) -> int:
 
 def _execute(sweep: Sweep, args: argparse.Namespace, *, resume: bool) -> int:
     from sweep.cli.progress import ProgressView, azure_summary, summary
-    from sweep.verdicts import fixed_epochs
+    from sweep.scheduling.verdicts import fixed_epochs
 
     config = sweep.config
     go = sweep.resume if resume else sweep.run

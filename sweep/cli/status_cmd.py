@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def ls(args: argparse.Namespace) -> int:
     from sweep.api import Sweep
-    from sweep.layout import CONFIG_FILE, sweeps_root
+    from sweep.records.layout import CONFIG_FILE, sweeps_root
 
     root = sweeps_root(args.root)
     names = sorted(p.parent.name for p in root.glob(f"*/{CONFIG_FILE}"))

@@ -235,7 +235,7 @@ def test_what_pruning_saved_is_true_when_trials_do_not_say_what_they_asked():
 
 def test_the_live_view_shows_a_job_files_planned_epochs():
     from search_spaces import example_path, read_sweep_file
-    from sweep.verdicts import fixed_epochs
+    from sweep.scheduling.verdicts import fixed_epochs
 
     job = read_sweep_file(example_path("digits").parent / "azure_job" / "job.yml")
     assert fixed_epochs(job) == 4  # its inputs.num_epochs

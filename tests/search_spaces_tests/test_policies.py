@@ -32,7 +32,7 @@ def test_the_sdks_zero_slack_is_dropped():
 
 
 def test_adding_a_policy_is_one_dataclass_and_one_table_row(monkeypatch):
-    from sweep import pruners
+    from sweep.scheduling import pruners
 
     @dataclass(frozen=True)
     class Patient(Policy):
@@ -71,7 +71,7 @@ def test_a_sampler_checks_itself_and_shows_the_values(settings, message):
 def test_adding_a_sampler_is_one_dataclass_and_one_table_row(monkeypatch):
     from search_spaces import samplers
     from search_spaces.optuna_form import to_optuna
-    from sweep import study
+    from sweep.coordination import study
 
     @dataclass(frozen=True)
     class Nsga(samplers.Sampler):

@@ -5,6 +5,18 @@ import os
 import pytest
 
 BACKENDS = ["inprocess", "local_ray", "ray_cluster"]
+RAY = {"ray_local", "ray_cluster"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts Ray is slow (seconds to start, two cores to share): marked so by
+    construction, so that ``-m "not slow"`` stays Ray-free and quick."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        backend = params.params.get("make_backend") if params is not None else None
+        if RAY & set(getattr(item, "fixturenames", ())) or backend in ("local_ray",
+                                                                        "ray_cluster"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ import torch
 from sweep import Sweep
 from sweep.backends import InProcessBackend
 from sweep.cli import main
-from sweep.predict import load_model
-from sweep.registry import ModelRegistry
+from sweep.model.predict import load_model
+from sweep.model.registry import ModelRegistry
 from trainer.checkpoint import load_checkpoint
 from trainer.data import AugmentedImages, load_image_data
 

@@ -11,9 +11,9 @@ from optuna.trial import TrialState
 
 from sweep import Sweep
 from sweep.backends import InProcessBackend
-from sweep.checkpoint_folder import LiveCheckpoint
-from sweep.checkpoint_store import CheckpointStore
-from sweep.layout import read_history, trial_dir
+from sweep.records.checkpoint_folder import LiveCheckpoint
+from sweep.records.checkpoint_store import CheckpointStore
+from sweep.records.layout import read_history, trial_dir
 from sweep.trials import CheckpointFiles
 from tests.sweep_tests import toy_trainers
 
@@ -50,7 +50,7 @@ def test_a_commit_writes_only_what_changed_and_keeps_one_version(tmp_path):
 
 
 def test_a_commit_cut_half_way_leaves_the_previous_checkpoint_usable(tmp_path, monkeypatch):
-    import sweep.checkpoint_store as module
+    import sweep.records.checkpoint_store as module
 
     store = CheckpointStore(tmp_path)
     store.commit(3, {"acc": 0.3}, CheckpointFiles({"a": b"old-a", "b": b"old-b"}, ("a", "b")))

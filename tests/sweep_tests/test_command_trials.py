@@ -223,8 +223,8 @@ def test_job_file_on_local_ray_pruned_reported_registered(tmp_path):
 
 def test_delay_between_log_and_decision_is_bounded(tmp_path):
     """The pruner's answer reaches the trial within a few poll intervals of the log."""
-    from sweep.command_trial import CommandTrainer
-    from sweep.command_trial.trainer import POLL_S
+    from sweep.trainers.command_trial import CommandTrainer
+    from sweep.trainers.command_trial.trainer import POLL_S
 
     seen: list[float] = []
     start = time.monotonic()
@@ -272,7 +272,7 @@ def test_wandb_config_on_the_command_line(tmp_path):
 
 
 def test_a_script_that_floods_stdout_keeps_a_bounded_log(tmp_path, monkeypatch):
-    from sweep import trial_log
+    from sweep.records import trial_log
 
     monkeypatch.setattr(trial_log, "LOG_CAP_BYTES", 100_000)
     flood = tmp_path / "flood"
@@ -282,7 +282,7 @@ def test_a_script_that_floods_stdout_keeps_a_bounded_log(tmp_path, monkeypatch):
         "for i in range(200_000):\n"
         "    sys.stdout.write('x' * 40 + '\\n')\n"
         "mlflow.log_metric('acc', 1.0)\n")
-    from sweep.command_trial import CommandTrainer
+    from sweep.trainers.command_trial import CommandTrainer
 
     trainer = CommandTrainer(command="python flood.py", metric="acc", code=str(flood))
     metrics = trainer({"output_dir": str(tmp_path / "t" / "outputs")}, lambda e, m: False)
@@ -357,7 +357,7 @@ def test_the_shipped_azure_job_example_runs_here_and_predicts(tmp_path):
 def test_the_shipped_example_stopped_by_sigterm_continues_from_its_checkpoint(tmp_path):
     """A spot node's preemption notice: the script gets SIGTERM mid-run; the trial continues
     through $SWEEP_CHECKPOINT_DIR from the epoch after its last logged one, as one trial."""
-    from sweep.layout import read_history, trial_dir
+    from sweep.records.layout import read_history, trial_dir
 
     job = ROOT / "search_spaces" / "examples" / "azure_job" / "job.yml"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

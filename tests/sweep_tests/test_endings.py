@@ -1,7 +1,7 @@
-"""A trial's ending, owned by ``sweep.endings``: each ending has all five effects (the trial's
-attributes and state in the study, its records, ``keep``, the tracker, the listener), and
-every path that ends a trial (a verdict, an exception, a retry, a timeout, the sweep's
-timeout, Ctrl-C, a dead coordinator's trials taken over) goes through it."""
+"""A trial's ending, owned by ``sweep.coordination.endings``: each ending has all five effects
+(the trial's attributes and state in the study, its records, ``keep``, the tracker, the
+listener), and every path that ends a trial (a verdict, an exception, a retry, a timeout, the
+sweep's timeout, Ctrl-C, a dead coordinator's trials taken over) goes through it."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from optuna.trial import TrialState
 from search_spaces.config import Keep
 from sweep import Sweep
 from sweep.backends import InProcessBackend
-from sweep.checkpoint_folder import LIVE
-from sweep.disk import ModelFiles
-from sweep.endings import Endings
+from sweep.coordination.endings import Endings
 from sweep.errors import SweepInterrupted
-from sweep.layout import OUTPUTS, trial_dir
-from sweep.tracking import NoTracking
-from sweep.trial_attrs import ATTEMPT, EPOCHS, LOSSES, REASON, REPLACES
-from sweep.trial_records import FAILURE, TrialRecords
+from sweep.records.checkpoint_folder import LIVE
+from sweep.records.disk import ModelFiles
+from sweep.records.layout import OUTPUTS, trial_dir
+from sweep.records.tracking import NoTracking
+from sweep.records.trial_attrs import ATTEMPT, EPOCHS, LOSSES, REASON, REPLACES
+from sweep.records.trial_records import FAILURE, TrialRecords
 from tests.sweep_tests import toy_trainers
 
 

@@ -13,7 +13,7 @@ from sweep import Sweep
 from sweep.backends import InProcessBackend
 from sweep.cli import main
 from sweep.errors import SweepInputError
-from sweep.pruners import make_pruner
+from sweep.scheduling.pruners import make_pruner
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("optuna", "pandas", "torch", "ray", "plotly")
@@ -63,6 +63,12 @@ def test_no_import_cycles_between_or_inside_packages():
     assert cycles(groups) == []  # sweep's groups are layered
 
 
+def test_the_readme_pictures_the_house_as_it_is():
+    from tests.import_graph import mermaid, module_graph
+
+    assert mermaid(module_graph(ROOT)) in (ROOT / "README.md").read_text()
+
+
 def test_the_import_checker_finds_a_cycle_of_modules_and_of_packages(tmp_path):
     from tests.import_graph import cycles, group_graph, module_graph, package_graph
 
@@ -95,7 +101,8 @@ def test_a_library_run_prints_nothing_and_logs_its_progress(tmp_path, capfd, cap
               limits={"max_total_trials": 2}, root=tmp_path, backend=InProcessBackend()).run()
     out, err = capfd.readouterr()
     assert out == "" and err == ""
-    progress = [r.getMessage() for r in caplog.records if r.name == "sweep.coordinator"]
+    progress = [r.getMessage() for r in caplog.records
+                if r.name == "sweep.coordination.coordinator"]
     assert any(m.startswith("trial 0 started: x=") for m in progress)
     assert any(m.startswith("trial 1 complete with ") for m in progress)
 

@@ -18,9 +18,9 @@ from sweep import Sweep
 from sweep.backends import InProcessBackend
 from sweep.cli import main
 from sweep.errors import SweepError, SweepInputError
-from sweep.layout import JOURNAL, LOCK, METRICS, read_history, trial_dir
-from sweep.lock import SweepLock
-from sweep.registry import ModelRegistry
+from sweep.model.registry import ModelRegistry
+from sweep.records.layout import JOURNAL, LOCK, METRICS, read_history, trial_dir
+from sweep.records.lock import SweepLock
 from tests.sweep_tests import toy_trainers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,13 +57,13 @@ def test_a_second_coordinator_is_refused_naming_the_first_and_writes_nothing(tmp
 
 
 def test_a_lock_left_by_a_killed_coordinator_is_taken_over_with_a_note(tmp_path, caplog):
-    script = ("import os, sys; from sweep.lock import SweepLock; "
+    script = ("import os, sys; from sweep.records.lock import SweepLock; "
               "SweepLock(sys.argv[1]).acquire(); os._exit(9)")  # dies holding the lock
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "s")], check=False,
                    env={**os.environ, "PYTHONPATH": str(ROOT)})
     dead = json.loads((tmp_path / "s" / LOCK).read_text())
     assert dead["pid"] != os.getpid()
-    with caplog.at_level(logging.WARNING, logger="sweep.lock"):
+    with caplog.at_level(logging.WARNING, logger="sweep.records.lock"):
         _sweep(tmp_path).run()
     assert f"pid {dead['pid']}" in caplog.text and "took over" in caplog.text
 
@@ -74,7 +74,7 @@ def test_a_torn_journal_is_healed_on_resume_and_nothing_before_it_is_lost(tmp_pa
     data = journal.read_bytes()
     last = data.rstrip(b"\n").rfind(b"\n") + 1
     journal.write_bytes(data[: last + (len(data) - last) // 2])  # cut the last record in half
-    with caplog.at_level(logging.WARNING, logger="sweep.journal"):
+    with caplog.at_level(logging.WARNING, logger="sweep.records.journal"):
         result = _resume(tmp_path)
     (side,) = (tmp_path / "s").glob(f"{JOURNAL}.torn-*")
     torn = side.read_bytes()
@@ -116,9 +116,9 @@ def test_files_a_sweep_writes_are_replaced_whole(tmp_path, monkeypatch):
     def full_disk(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         raise OSError(28, "No space left on device")
 
-    import search_spaces.files
+    import search_spaces.atomic_files
 
-    monkeypatch.setattr(search_spaces.files.os, "fsync", full_disk)
+    monkeypatch.setattr(search_spaces.atomic_files.os, "fsync", full_disk)
     with pytest.raises(OSError, match="No space left"):
         _resume(tmp_path)
     monkeypatch.undo()

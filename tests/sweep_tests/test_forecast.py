@@ -13,8 +13,8 @@ from search_spaces import EarlyTermination
 from sweep import Sweep
 from sweep.backends import InProcessBackend
 from sweep.cli import main
-from sweep.forecast import forecast, margin
-from sweep.replay import Curve, replay
+from sweep.replay.simulator import Curve, replay
+from sweep.scheduling.forecast import forecast, margin
 from tests.sweep_tests import toy_trainers
 
 

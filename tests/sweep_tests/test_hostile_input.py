@@ -84,9 +84,9 @@ def test_ls_names_a_sweep_it_cannot_read_and_lists_the_others(tmp_path, capsys):
 
 
 def test_a_function_trial_that_prints_30_mb_leaves_a_capped_log_with_its_last_lines(tmp_path):
-    from sweep.layout import trial_dir
-    from sweep.runner import run_trial
-    from sweep.trial_log import LOG_CAP_BYTES
+    from sweep.records.layout import trial_dir
+    from sweep.records.trial_log import LOG_CAP_BYTES
+    from sweep.trainers.runner import run_trial
     from sweep.trials import TrialSpec
     from tests.sweep_tests import toy_trainers
 
@@ -108,7 +108,7 @@ def test_a_function_trial_that_prints_30_mb_leaves_a_capped_log_with_its_last_li
 ])
 def test_a_damaged_model_version_is_one_line_naming_the_file(tmp_path, capsys, card, onnx,
                                                             named):
-    from sweep.registry import ModelRegistry
+    from sweep.model.registry import ModelRegistry
 
     (tmp_path / "model.onnx").write_bytes(b"")
     registry = tmp_path / "models"
@@ -127,7 +127,7 @@ def test_a_damaged_model_version_is_one_line_naming_the_file(tmp_path, capsys, c
 
 
 def test_download_onto_the_versions_own_folder_is_refused(tmp_path, capsys):
-    from sweep.registry import ModelRegistry
+    from sweep.model.registry import ModelRegistry
 
     (tmp_path / "model.pt").write_bytes(b"weights")
     registry = ModelRegistry(tmp_path / "models")
@@ -151,7 +151,7 @@ def test_journal_damage_in_the_middle_is_named_and_resume_keeps_every_record_bef
         tmp_path, capsys, damage, what):
     from sweep import Sweep
     from sweep.backends import InProcessBackend
-    from sweep.layout import JOURNAL
+    from sweep.records.layout import JOURNAL
     from tests.sweep_tests import toy_trainers
 
     def sweep() -> Sweep:
@@ -198,7 +198,7 @@ def test_a_100_kb_failure_message_is_kept_whole_in_the_trial_folder_and_short_in
         tmp_path, capsys):
     from sweep import Sweep
     from sweep.backends import InProcessBackend
-    from sweep.layout import trial_dir
+    from sweep.records.layout import trial_dir
     from tests.sweep_tests import toy_trainers
 
     Sweep(name="s", search_space={"x": {"type": "uniform", "min_value": 0, "max_value": 1}},

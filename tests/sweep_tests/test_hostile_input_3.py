@@ -19,11 +19,11 @@ from optuna.trial import TrialState
 
 from sweep import Sweep
 from sweep.backends import InProcessBackend
-from sweep.checkpoint_folder import LiveCheckpoint
-from sweep.checkpoint_store import CheckpointStore
 from sweep.cli import main
 from sweep.errors import SweepInterrupted
-from sweep.layout import JOURNAL, LOCK, read_history, trial_dir
+from sweep.records.checkpoint_folder import LiveCheckpoint
+from sweep.records.checkpoint_store import CheckpointStore
+from sweep.records.layout import JOURNAL, LOCK, read_history, trial_dir
 from sweep.trials import CheckpointFiles
 from tests.sweep_tests import toy_trainers
 
@@ -388,17 +388,17 @@ def test_report_csv_onto_the_sweeps_own_report_html_is_refused(tmp_path, capsys)
 # -- tracking never holds a trial ------------------------------------------------------------
 
 def test_a_dead_tracking_server_costs_one_warning_and_no_call(tmp_path, caplog, monkeypatch):
-    from sweep import tracking
+    from sweep.records import tracking
 
     monkeypatch.setattr(tracking.MlflowTracker, "client", property(
         lambda self: pytest.fail("MLflow was called for a server that does not answer")))
-    with caplog.at_level(logging.WARNING, logger="sweep.tracking"):
+    with caplog.at_level(logging.WARNING, logger="sweep.records.tracking"):
         result = Sweep(name="s", search_space=SPACE, trainer=toy_trainers.quadratic,
                        root=tmp_path, backend=InProcessBackend(),
                        trainer_args={"num_epochs": 2}, limits={"max_total_trials": 2},
                        tracking={"mlflow": "http://127.0.0.1:1"}).run()
     assert result.counts.get("complete") == 2
-    warnings = [r for r in caplog.records if r.name == "sweep.tracking"]
+    warnings = [r for r in caplog.records if r.name == "sweep.records.tracking"]
     assert len(warnings) == 1 and "127.0.0.1" in warnings[0].getMessage()
 
 

@@ -10,8 +10,8 @@ from optuna.trial import TrialState
 from search_spaces import parse_sweep, to_optuna
 from sweep import Sweep
 from sweep.backends import InProcessBackend
-from sweep.journal import GroupCommit
-from sweep.study import batched_writes, open_study
+from sweep.coordination.study import batched_writes, open_study
+from sweep.records.journal import GroupCommit
 from tests.sweep_tests import toy_trainers
 
 

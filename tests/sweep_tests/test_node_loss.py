@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweep.layout import read_history, trial_dir
+from sweep.records.layout import read_history, trial_dir
 from tests.sweep_tests.ray_start import ray_start_cluster
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from search_spaces.files import write_atomic
+from search_spaces.atomic_files import write_atomic
 from sweep import Sweep
 from sweep.backends import InProcessBackend
 from sweep.cli import main

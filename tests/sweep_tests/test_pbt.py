@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from sweep import Sweep
 from sweep.backends import InProcessBackend
-from sweep.layout import read_history, trial_dir
+from sweep.records.layout import read_history, trial_dir
 from tests.browser import drew_svg, rendered_dom
 from tests.sweep_tests import toy_trainers
 

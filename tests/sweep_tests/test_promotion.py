@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from sweep import Sweep
 from sweep.backends import InProcessBackend
 from sweep.errors import SweepInterrupted
-from sweep.layout import read_history, trial_dir
+from sweep.records.layout import read_history, trial_dir
 from tests.sweep_tests import toy_trainers
 
 SPACE = {"x": {"type": "uniform", "min_value": 0, "max_value": 1}}

@@ -7,7 +7,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweep.pruners import (
+from sweep.scheduling.pruners import (
     BanditPruner,
     MedianStoppingPruner,
     TruncationSelectionPruner,
@@ -159,8 +159,8 @@ def test_asha_judges_a_trial_after_its_rungs_epochs_trained_counted_from_1(min_r
 def test_storage_urls_expand_variables_and_never_show_the_password(tmp_path, monkeypatch):
     from search_spaces import parse_sweep
     from search_spaces.optuna_form import to_optuna
+    from sweep.coordination.study import open_study
     from sweep.errors import SweepError
-    from sweep.study import open_study
 
     secret = "p@ss:w/rd%41hunter2"  # every character that breaks a hand-split URL
     monkeypatch.setenv("SWEEP_TEST_PASSWORD", secret)

@@ -12,7 +12,7 @@ import pytest
 
 from sweep.cli import main
 from sweep.errors import SweepInputError
-from sweep.registry import ModelRegistry
+from sweep.model.registry import ModelRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,7 +68,7 @@ def test_a_killed_write_leaves_no_version(tmp_path):
     fifo = tmp_path / "model.pt"
     os.mkfifo(fifo)  # copying from it blocks: the writer is caught mid-write
     script = (
-        "import sys; from pathlib import Path; from sweep.registry import ModelRegistry; "
+        "import sys; from pathlib import Path; from sweep.model.registry import ModelRegistry; "
         f"ModelRegistry({str(tmp_path / 'models')!r}).register('pt-dnn', "
         f"{{'model.pt': Path({str(fifo)!r})}}, {{}})"
     )

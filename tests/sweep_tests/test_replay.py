@@ -12,9 +12,9 @@ from search_spaces import EarlyTermination
 from sweep import Sweep
 from sweep.backends import InProcessBackend
 from sweep.cli import main
-from sweep.layout import read_history, trial_dir
-from sweep.replay import STANDARD, Curve, compare, replay
-from sweep.replay_sources import curves_of_sweep, hartmann_curves, load_bank, save_bank
+from sweep.records.layout import read_history, trial_dir
+from sweep.replay.simulator import STANDARD, Curve, compare, replay
+from sweep.replay.sources import curves_of_sweep, hartmann_curves, load_bank, save_bank
 from tests.sweep_tests import toy_trainers
 
 X = {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}}

@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sweep.budget import replaced_numbers
+from sweep.records.budget import replaced_numbers
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACE = """\
@@ -219,7 +219,7 @@ def _ran_epochs(root: Path) -> int:
 
 @pytest.mark.slow
 def test_kill_9_then_resume_continues_each_trial_from_its_last_report(tmp_path):
-    from sweep.layout import read_history, trial_dir
+    from sweep.records.layout import read_history, trial_dir
 
     root = tmp_path / "sweeps"
     (tmp_path / "space.yaml").write_text(CHECKPOINTING)

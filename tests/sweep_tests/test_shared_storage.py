@@ -14,7 +14,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from sweep.budget import replaced_numbers
+from sweep.records.budget import replaced_numbers
 from tests.sweep_tests.postgres_server import binaries, postgres_server
 
 ROOT = Path(__file__).resolve().parents[2]

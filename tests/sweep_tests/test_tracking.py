@@ -129,10 +129,10 @@ def test_a_tracking_server_that_stops_mid_sweep_costs_one_warning_and_nothing_lo
             def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
                 pass
 
-        with caplog.at_level(logging.WARNING, logger="sweep.tracking"):
+        with caplog.at_level(logging.WARNING, logger="sweep.records.tracking"):
             result = _sweep(tmp_path / "sweeps", epoch_s=0.2).run(listener=StopServer())
     assert list(result.trials["state"]) == ["complete"] * 3
-    warnings = [r for r in caplog.records if r.name == "sweep.tracking"]
+    warnings = [r for r in caplog.records if r.name == "sweep.records.tracking"]
     assert len(warnings) == 1 and "is not answering" in warnings[0].getMessage()
 
 
@@ -143,7 +143,7 @@ def test_a_command_trials_script_logs_straight_into_its_child_run(tmp_path, monk
     server, and the pruner reads the primary metric from there."""
     from mlflow.tracking import MlflowClient
 
-    from sweep.layout import read_history, trial_dir
+    from sweep.records.layout import read_history, trial_dir
     from tests.sweep_tests.test_command_trials import _job
 
     path = _job(tmp_path, "python curve.py --quality ${{search_space.quality}} --epochs 3",

@@ -10,8 +10,8 @@ import pytest
 
 from search_spaces import read_sweep_file
 from search_spaces.policies import Asha
-from sweep.promotion import Promotion
-from sweep.verdicts import Referee, fixed_epochs, planned_epochs, what_pauses
+from sweep.scheduling.promotion import Promotion
+from sweep.scheduling.verdicts import Referee, fixed_epochs, planned_epochs, what_pauses
 
 X = {"x": optuna.distributions.FloatDistribution(0, 1)}
 

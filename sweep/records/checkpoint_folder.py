@@ -1,0 +1,172 @@
+"""A trial's checkpoint folder as its trainer sees it, on whichever node runs it.
+
+The folder is filled from the coordinator's copy when the trial starts, and at every
+report the files that changed since the last one (by size, modification time and inode: a
+file replaced by a rename counts as changed) go back with the report. Files named ``*.tmp``
+are a writer's work in progress and never part of a checkpoint.
+
+The folder is the trainer's to fill, so nothing in it is trusted: only regular files are
+read (a FIFO would block the report for ever, a device never ends, a socket cannot be read),
+the folder itself is never followed when it became a link (the store would copy whatever
+it points at), each file is read with a bound (``max_bytes`` for the whole checkpoint), and
+an entry that cannot be kept is skipped with one note for the coordinator to show, never
+the whole checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from sweep.errors import SweepError
+from sweep.records.checkpoint_store import safe_name
+from sweep.trials import MAX_CHECKPOINT_BYTES, CheckpointFiles
+
+LIVE = ".live"
+"""Under the trial's folder: one working copy per rank (removed when the trial ends)."""
+
+_Stamp = tuple[int, int, int]
+
+
+class LiveCheckpoint:
+    """The working copy of one trial's checkpoint on this node, for one rank."""
+
+    def __init__(self, trial_folder: Path, rank: int = 0, *,
+                 max_bytes: int = MAX_CHECKPOINT_BYTES) -> None:
+        self.path = Path(trial_folder) / LIVE / f"rank{rank}"
+        self.max_bytes = max_bytes
+        self._seen: dict[str, _Stamp] = {}
+        self._noted: set[str] = set()
+        self._notes: list[str] = []
+
+    def fill(self, files: CheckpointFiles | None) -> Path:
+        """Empties the folder, then writes the checkpoint the trial continues from."""
+        _remove(self.path)
+        self.path.mkdir(parents=True)
+        for name, data in (files.changed.items() if files is not None else ()):
+            target = self.path / safe_name(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        self._seen = self._scan()
+        self._notes.clear()
+        return self.path
+
+    def changes(self) -> CheckpointFiles | None:
+        """What changed since the last call (or ``fill``); None when nothing did and there
+        is nothing new to say about it."""
+        now = self._scan()
+        changed: dict[str, bytes] = {}
+        room = self.max_bytes - sum(stamp[0] for stamp in now.values())
+        for name in list(now):
+            if self._seen.get(name) == now[name]:
+                continue
+            if room < 0:
+                self._note(name, f"{name}: the checkpoint's files pass keep.max_checkpoint_bytes"
+                                 f" ({self.max_bytes} bytes): not kept; raise the limit or "
+                                 "save less")
+                del now[name]
+                room += self._size(name)
+                continue
+            data = self._read(name)
+            if data is None:  # replaced, removed or turned special while we looked
+                del now[name]
+            else:
+                changed[name] = data
+        notes, self._notes = tuple(self._notes), []
+        if not changed and now.keys() == self._seen.keys() and not notes:
+            return None
+        self._seen = now
+        return CheckpointFiles(changed, tuple(sorted(now)), notes)
+
+    def remove(self) -> None:
+        _remove(self.path)
+        try:
+            self.path.parent.rmdir()
+        except OSError:
+            pass  # another rank's copy is still there
+
+    def _note(self, key: str, text: str) -> None:
+        if key not in self._noted:  # once per trial run: a report per epoch would repeat it
+            self._noted.add(key)
+            self._notes.append(text)
+
+    def _size(self, name: str) -> int:
+        try:
+            return os.lstat(self.path / name).st_size
+        except OSError:
+            return 0
+
+    def _read(self, name: str) -> bytes | None:
+        """A regular file's bytes, at most its size when scanned plus nothing more."""
+        try:
+            fd = os.open(self.path / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            limit = min(st.st_size, self.max_bytes)
+            chunks, got = [], 0
+            while got < limit:
+                chunk = os.read(fd, min(1 << 24, limit - got))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+            return b"".join(chunks)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def _scan(self) -> dict[str, _Stamp]:
+        found: dict[str, _Stamp] = {}
+        try:
+            top = os.lstat(self.path)
+        except OSError:
+            return found
+        if not stat.S_ISDIR(top.st_mode):  # the trainer put a link (or a file) in its place
+            self._note(".", f"the checkpoint folder {self.path} was replaced by "
+                            f"{_kind(top.st_mode)}: nothing in it is kept")
+            return found
+        # os.walk lists links to folders without entering them; the top was checked above.
+        for folder, dirs, names in os.walk(self.path):
+            for name in [*names, *(d for d in dirs if os.path.islink(os.path.join(folder, d)))]:
+                if name.endswith(".tmp"):
+                    continue
+                path = Path(folder) / name
+                rel = str(path.relative_to(self.path))
+                try:
+                    safe_name(rel)
+                    st = os.lstat(path)
+                except SweepError:
+                    self._note(rel, f"{rel!r}: not a name the checkpoint can hold (a '\\' or "
+                                    "control character): skipped")
+                    continue
+                except OSError:
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    self._note(rel, f"{rel}: is {_kind(st.st_mode)}; a checkpoint keeps "
+                                    "regular files only: skipped")
+                    continue
+                found[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+        return found
+
+
+def _kind(mode: int) -> str:
+    return ("a link" if stat.S_ISLNK(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+            "a socket" if stat.S_ISSOCK(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+            "a folder" if stat.S_ISDIR(mode) else "a regular file" if stat.S_ISREG(mode) else
+            "a special file")
+
+
+def _remove(path: Path) -> None:
+    """Removes the working copy, or the link the trainer left in its place (not its target)."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,116 @@
+"""Several coordinators on one study in a database (``storage: postgresql://…``).
+
+Each coordinator owns the trials it started (its id on the trial) and keeps a heartbeat for
+each of them in the database (Optuna's heartbeat table, the database's clock). A trial
+whose heartbeat is older than ``GRACE_S`` belongs to a coordinator that died: the first live
+coordinator to fail it in the database (one transaction; the others find it finished) runs it
+again under a new number, once. Nothing here applies to the journal file, which has one
+coordinator at a time (its lock).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+from optuna.trial import FrozenTrial, TrialState
+
+from sweep.records.budget import replaced_numbers
+from sweep.records.trial_attrs import COORDINATOR
+
+HEARTBEAT_S = 5
+"""How often a coordinator says its trials are alive."""
+GRACE_S = 30
+"""How long a trial may go without a heartbeat before it counts as its coordinator's loss."""
+
+
+def coordinator_id() -> str:
+    """This process's name as a coordinator: readable, and unique even across restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def shared(storage: BaseStorage) -> bool:
+    """Whether the study is in a database that several coordinators may share."""
+    return isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage)
+
+
+def beat(study: optuna.Study, trial_ids: Iterable[int]) -> None:
+    """Records that this coordinator's trials are alive."""
+    storage = study._storage
+    if not shared(storage):
+        return
+    for trial_id in trial_ids:
+        storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+
+
+def claim_stale(study: optuna.Study) -> list[FrozenTrial]:
+    """The trials of dead coordinators that this one has just failed in the database (each
+    claimed by exactly one live coordinator), for it to run again."""
+    storage = study._storage
+    if not shared(storage):
+        return []
+    claimed = []
+    for trial_id in storage._get_stale_trial_ids(study._study_id):  # type: ignore[attr-defined]
+        try:
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                claimed.append(storage.get_trial(trial_id))
+        except UpdateFinishedTrialError:
+            continue  # another coordinator claimed it first
+    return claimed
+
+
+def quiet_ask(study: optuna.Study, distributions: dict[str, Any]) -> optuna.Trial:
+    """``study.ask``, without Optuna's warning that heartbeats are meant for ``optimize``:
+    the coordinator records them itself (see ``beat``)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        return study.ask(distributions)
+
+
+def running_elsewhere(trials: Iterable[FrozenTrial], me: str) -> set[int]:
+    """RUNNING trials another coordinator owns: not to be touched."""
+    return {t.number for t in trials if t.state == TrialState.RUNNING
+            and t.user_attrs.get(COORDINATOR) not in (None, me)}
+
+
+class SharedStudy:
+    """One coordinator's side of a shared study: its heartbeats, the trials it claims from
+    dead coordinators, and the budget as every coordinator together has spent it."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+        self.me = coordinator_id()
+        self._last_beat = 0.0
+
+    def tick(self, active_ids: Iterable[int], now: float) -> list[FrozenTrial]:
+        """Every HEARTBEAT_S: this coordinator's trials are alive; the stale ones of dead
+        coordinators are claimed (returned, to run again)."""
+        if now - self._last_beat < HEARTBEAT_S:
+            return []
+        self._last_beat = now
+        beat(self.study, active_ids)
+        return claim_stale(self.study)
+
+    def others_running(self) -> bool:
+        """Whether another coordinator's trials still run (alive, or not yet found stale):
+        the study is not done until they end or are claimed."""
+        trials = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return bool(running_elsewhere(trials, self.me))
+
+    def over_budget(self, number: int, total: int) -> bool:
+        """Whether trial ``number``, just asked for, is beyond ``total`` once every
+        coordinator's trials are counted in the order the database numbered them (two
+        coordinators asking at once: the later one's trial does not run)."""
+        trials = self.study.get_trials(deepcopy=False)
+        uncounted = replaced_numbers(trials)
+        counted = [t.number for t in trials
+                   if t.state != TrialState.WAITING and t.number not in uncounted]
+        return number in counted and counted.index(number) >= total

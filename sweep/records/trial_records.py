@@ -1,0 +1,116 @@
+"""What the coordinator writes in one trial's folder, and how it reads it back to continue.
+
+``params.json`` when the trial starts; per report, the checkpoint first (committed whole,
+with the report's metrics in it) and then the line in ``metrics.jsonl``; ``result.json`` at
+the end. A trial that continues reconciles the two: its history is cut back to the
+checkpoint's epoch, and gets the checkpoint's report back if a crash came between them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sweep.errors import SweepError
+from sweep.records import layout
+from sweep.records.checkpoint_folder import LIVE
+from sweep.records.checkpoint_store import CheckpointStore
+from sweep.trials import CheckpointFiles
+
+logger = logging.getLogger(__name__)
+
+FAILURE = "failure.txt"
+MAX_REASON = 300
+
+
+class TrialRecords:
+    """The records of trial ``number`` under ``sweep_dir``."""
+
+    def __init__(self, sweep_dir: Path, number: int) -> None:
+        self.folder = layout.trial_dir(sweep_dir, number)
+        self.checkpoint = CheckpointStore(self.folder)
+
+    def start(self, params: Mapping[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / layout.PARAMS).write_text(json.dumps(params, indent=2) + "\n")
+        (self.folder / layout.METRICS).write_text("")
+
+    def set_params(self, params: Mapping[str, Any]) -> None:
+        """The params it trains with from now on (PBT changes them between generations)."""
+        (self.folder / layout.PARAMS).write_text(json.dumps(params, indent=2) + "\n")
+
+    def report(self, epoch: int, metrics: Mapping[str, Any],
+               checkpoint: CheckpointFiles | None) -> None:
+        if checkpoint is not None:
+            for note in checkpoint.notes:
+                logger.warning("trial %s: checkpoint: %s", self.folder.name, note)
+            try:
+                self.checkpoint.commit(epoch, metrics, checkpoint)
+            except Exception as exc:  # the trial goes on; it would continue from the last one
+                logger.warning("trial %s: checkpoint of epoch %d not kept: %s",
+                               self.folder.name, epoch + 1, exc)
+        with (self.folder / layout.METRICS).open("a") as f:
+            f.write(json.dumps({"epoch": epoch, **metrics}) + "\n")
+
+    def finish(self, result: Mapping[str, Any]) -> None:
+        (self.folder / layout.RESULT).write_text(json.dumps(result, indent=2, default=str))
+
+    def failed(self, reason: str) -> str:
+        """Keeps a failure's whole message in ``failure.txt``; returns it cut to one line of
+        a readable length, as the study, ``status`` and the report show it."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / FAILURE).write_text(reason + "\n", errors="replace")
+        line = " ".join(reason.split())
+        if len(line) <= MAX_REASON:
+            return line
+        return line[: MAX_REASON - 40] + f"… (whole message in {FAILURE})"
+
+    def can_continue(self) -> bool:
+        return self.checkpoint.latest() is not None
+
+    def continue_from(self) -> tuple[CheckpointFiles | None, int, list[dict[str, Any]]]:
+        """The checkpoint to start from, the epoch after it, and the history up to it."""
+        latest = self.checkpoint.latest()
+        if latest is None:
+            return None, 0, []
+        history = [r for r in layout.read_history(self.folder)
+                   if isinstance(r.get("epoch"), int) and r["epoch"] <= latest.epoch]
+        if not history or history[-1]["epoch"] != latest.epoch:
+            history.append({"epoch": latest.epoch, **latest.metrics})
+        (self.folder / layout.METRICS).write_text(
+            "".join(json.dumps(r) + "\n" for r in history))
+        return self.checkpoint.read(), latest.epoch + 1, history
+
+    def adopt(self, source: TrialRecords) -> tuple[CheckpointFiles, int, list[dict[str, Any]]]:
+        """Starts this trial from ``source``'s checkpoint and history (``sweep continue``)."""
+        latest = source.checkpoint.latest()
+        files = source.checkpoint.read()
+        if latest is None or files is None:
+            raise SweepError(f"trial {int(source.folder.name)} has no checkpoint any more")
+        self.checkpoint.commit(latest.epoch, latest.metrics, files)
+        history = [r for r in layout.read_history(source.folder)
+                   if isinstance(r.get("epoch"), int) and r["epoch"] <= latest.epoch]
+        (self.folder / layout.METRICS).write_text(
+            "".join(json.dumps(r) + "\n" for r in history))
+        return files, latest.epoch + 1, history
+
+    def copy_checkpoint(self, donor: TrialRecords) -> None:
+        """PBT's exploit: ``donor``'s checkpoint (at the same epoch) becomes this trial's,
+        committed with this trial's own report of that epoch, so its history stays its own."""
+        mine, theirs = self.checkpoint.latest(), donor.checkpoint.latest()
+        files = donor.checkpoint.read()
+        if mine is None or theirs is None or files is None:
+            raise SweepError(f"trial {int(donor.folder.name)}'s or trial "
+                             f"{int(self.folder.name)}'s checkpoint is gone")
+        self.checkpoint.commit(mine.epoch, mine.metrics, files)
+
+    def ended(self, *, keep_checkpoint: bool) -> None:
+        """The trial will not run again: its working copies go, and its checkpoint too
+        unless it is kept."""
+        shutil.rmtree(self.folder / LIVE, ignore_errors=True)
+        if not keep_checkpoint:
+            self.checkpoint.remove()

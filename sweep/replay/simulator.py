@@ -1,0 +1,396 @@
+"""Recorded learning curves re-run under any early-termination policy, on a simulated clock.
+
+A replay answers "which policy for my next sweep?" from curves that already exist (a finished
+sweep's trials, or a bank of curves), in seconds: ``workers`` simulated workers take trials in
+order, each epoch of a trial arrives when its recorded time has passed, and the sweep's own
+pruner (``sweep.scheduling.pruners``) or pausing scheduler (``sweep.scheduling.promotion``)
+judges each report exactly as the coordinator does, on an Optuna study in memory. Nothing waits:
+events are taken in time order (as Syne Tune's simulator backend does), so hundreds of trials
+under many policies and orders take seconds.
+
+Two ways to run one:
+- **The same trials** in a given order (the recorded one first): what each policy spends, and
+  whether it keeps the best model the sweep without pruning finds. One worker and the
+  recorded order reproduce the real sweep of that policy (same pruned trials, same epochs).
+- **An open stream at equal compute** (``budget_s``): trials keep coming, drawn from the
+  curves in a shuffled order, until the simulated clock reaches the budget (the
+  no-pruning sweep's time). This is what pruning is for: more configurations in the same
+  hours. Its ``timeline`` is the best found so far against time.
+
+A curve recorded from a trial that was pruned ends where it was pruned. A policy that would
+have let it go on stops it there: it is ``censored`` (counted, never completed).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.trial import FrozenTrial, TrialState
+
+from search_spaces import EarlyTermination
+from sweep.records.trial_attrs import PAUSED, paused_at, promoted_from
+from sweep.scheduling.pausing import paused
+from sweep.scheduling.promotion import Promotion
+from sweep.scheduling.pruners import make_pruner
+from sweep.scheduling.verdicts import Referee
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One trial's recorded curve: the primary metric after each epoch, and what it cost."""
+
+    values: tuple[float, ...]
+    epoch_s: tuple[float, ...]
+    planned: int
+    """The epochs the trial asked for (its curve is shorter when it was pruned)."""
+    start_s: float = 0.0
+    """What starting it cost besides its epochs (a worker, the model, the data)."""
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.values) != len(self.epoch_s):
+            raise ValueError(f"curve {self.label}: {len(self.values)} values but "
+                             f"{len(self.epoch_s)} epoch times")
+
+    @property
+    def complete(self) -> bool:
+        return len(self.values) >= self.planned
+
+
+@dataclass
+class Run:
+    """What one replay did."""
+
+    epochs: int = 0
+    seconds: float = 0.0
+    trials: int = 0
+    pruned: int = 0
+    censored: int = 0
+    completed: list[float] = field(default_factory=list)
+    timeline: list[tuple[float, float]] = field(default_factory=list)
+    """(simulated seconds, best so far) each time the best improved."""
+
+    def best(self, maximize: bool) -> float | None:
+        if not self.completed:
+            return None
+        return max(self.completed) if maximize else min(self.completed)
+
+    def reached(self, target: float, maximize: bool) -> float | None:
+        """When the best so far first reached ``target`` (None: never)."""
+        return next((s for s, v in self.timeline
+                     if (v >= target if maximize else v <= target)), None)
+
+    def best_at(self, seconds: float, maximize: bool) -> float | None:
+        found = [v for s, v in self.timeline if s <= seconds]
+        return found[-1] if found else None
+
+
+class KeepTopAfter(BasePruner):
+    """A baseline, not a policy of the sweep file: after ``epochs`` epochs, keep a trial only
+    when it is in the top ``share`` of the trials that reached that epoch (the cheapest rule
+    there is, "keep the top third after one epoch")."""
+
+    def __init__(self, epochs: int = 1, share: float = 1 / 3) -> None:
+        self.epochs, self.share = epochs, share
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        step = self.epochs - 1
+        if max(trial.intermediate_values, default=-1) != step:
+            return False
+        peers = sorted((t.intermediate_values[step] for t in study.get_trials(deepcopy=False)
+                        if step in t.intermediate_values),
+                       reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+        kept = max(1, math.ceil(len(peers) * self.share))
+        return bool(trial.intermediate_values[step] not in peers[:kept])
+
+
+ReplayPolicy = EarlyTermination | KeepTopAfter
+"""What a replay runs: a sweep file's policy, or the baseline."""
+
+STANDARD: dict[str, ReplayPolicy] = {
+    "none": EarlyTermination("none"),
+    "bandit": EarlyTermination("bandit", {"slack_factor": 0.1, "evaluation_interval": 1,
+                                          "delay_evaluation": 1}),
+    "median_stopping": EarlyTermination("median_stopping", {"evaluation_interval": 1,
+                                                            "delay_evaluation": 1}),
+    "truncation_selection": EarlyTermination("truncation_selection", {
+        "truncation_percentage": 25, "evaluation_interval": 1, "delay_evaluation": 1}),
+    "asha": EarlyTermination("asha", {"min_resource": 1, "reduction_factor": 3}),
+    "hyperband": EarlyTermination("hyperband", {"min_resource": 1, "reduction_factor": 3}),
+    "asha_promotion": EarlyTermination("asha", {"mode": "promotion", "min_resource": 1,
+                                                "reduction_factor": 3}),
+    "hyperband_promotion": EarlyTermination("hyperband", {"mode": "promotion",
+                                                          "min_resource": 1,
+                                                          "reduction_factor": 3}),
+    "forecast": EarlyTermination("forecast", {"risk": 0.05}),
+    "top_third_after_1": KeepTopAfter(1, 1 / 3),
+}
+"""The policies a replay compares when none is named: the sweep file's, with usual
+settings, and the baseline."""
+
+
+def replay(curves: Sequence[Curve], policy: ReplayPolicy, *, maximize: bool = True,
+           workers: int = 1, order: Sequence[int] | None = None,
+           budget_s: float | None = None, seed: int = 0) -> Run:
+    """``curves`` run under ``policy`` on ``workers`` simulated workers.
+
+    Args:
+        order: the curves' indices in the order trials start (default: as given).
+        budget_s: an open stream instead: curves drawn in shuffled rounds (``seed``) until
+            the clock reaches this many seconds; trials running then are cut there.
+    """
+    if not curves:
+        raise ValueError("a replay needs curves")
+    longest = max(c.planned for c in curves)
+    pruner: BasePruner
+    if isinstance(policy, KeepTopAfter):
+        scheduler, pruner = None, policy
+    else:
+        scheduler = Promotion.of(policy.policy, maximize, longest)
+        pruner = make_pruner(policy, longest)
+    study = optuna.create_study(direction="maximize" if maximize else "minimize",
+                                pruner=pruner)
+    queue = _stream(len(curves), seed) if budget_s is not None else \
+        iter(order if order is not None else range(len(curves)))
+    sim = _Simulation(study, curves, scheduler, workers, budget_s, maximize)
+    sim.run(queue)
+    return sim.out
+
+
+def _stream(n: int, seed: int) -> Iterator[int]:
+    rng = random.Random(seed)
+    while True:
+        round_ = list(range(n))
+        rng.shuffle(round_)
+        yield from round_
+
+
+class _Simulation:
+    """The coordinator's loop on a simulated clock: a free worker continues a paused trial
+    the scheduler promotes, else starts the next trial; reports are judged in time order."""
+
+    def __init__(self, study: optuna.Study, curves: Sequence[Curve],
+                 scheduler: Promotion | None, workers: int, budget_s: float | None,
+                 maximize: bool) -> None:
+        self.study, self.curves, self.scheduler = study, curves, scheduler
+        # The coordinator's own judge of each report, so a replay decides as a sweep does.
+        self.referee = Referee(study, "value", pausing=scheduler)
+        self.free, self.budget_s, self.maximize = workers, budget_s, maximize
+        self.events: list[tuple[float, int, int, int]] = []  # (time, seq, trial, epoch)
+        self.curve_of: dict[int, Curve] = {}
+        self.trials: dict[int, optuna.Trial] = {}
+        self.next_epoch: dict[int, int] = {}
+        self.seq = 0
+        self.out = Run()
+        self.best: float | None = None
+
+    def run(self, queue: Iterator[int]) -> None:
+        now, exhausted = 0.0, False
+        while True:
+            exhausted = self._fill(now, queue, exhausted)
+            if not self.events:
+                break
+            now, _, number, epoch = heapq.heappop(self.events)
+            if self.budget_s is not None and now > self.budget_s:
+                self.out.seconds = self.budget_s
+                return  # the budget is spent: what runs now is cut here
+            self._report(now, number, epoch)
+        self.out.seconds = now
+        frozen = self.study.get_trials(deepcopy=False)
+        self.out.pruned += len(paused(frozen))  # left at their rungs when the sweep ends
+
+    def _fill(self, now: float, queue: Iterator[int], exhausted: bool) -> bool:
+        while self.free > 0:
+            if self.budget_s is not None and now >= self.budget_s:
+                return True
+            if self.scheduler is not None and self._promote(now, exhausted):
+                continue
+            if exhausted:
+                return True
+            index = next(queue, None)
+            if index is None:
+                return True
+            self._start(now, index)
+        return exhausted
+
+    def _start(self, now: float, index: int) -> None:
+        curve = self.curves[index]
+        trial = self.study.ask()
+        # The pruners read a trial's planned epochs from its params, as in a real sweep.
+        trial.suggest_int("num_epochs", curve.planned, curve.planned)
+        self.trials[trial.number], self.curve_of[trial.number] = trial, curve
+        self.next_epoch[trial.number] = 0
+        self.free -= 1
+        self.out.trials += 1
+        self._schedule(now + curve.start_s, trial.number)
+
+    def _promote(self, now: float, exhausted: bool) -> bool:
+        assert self.scheduler is not None
+        frozen = self.study.get_trials(deepcopy=False)
+        running = {n for n, e in self.next_epoch.items() if n in self.trials
+                   and not paused_at(frozen[n])
+                   and frozen[n].state == TrialState.RUNNING}
+        moves = self.scheduler.moves(frozen, running, exhausted)
+        if not moves:
+            return False
+        move = moves[0]
+        trial = self.trials[move.number]
+        for key, value in {**move.attrs, PAUSED: 0}.items():
+            trial.set_user_attr(key, value)
+        self.free -= 1
+        self._schedule(now + self.curve_of[move.number].start_s, move.number)
+        return True
+
+    def _schedule(self, at: float, number: int) -> None:
+        """The trial's next epoch, or its end where its record ends (censored)."""
+        curve, epoch = self.curve_of[number], self.next_epoch[number]
+        if epoch >= len(curve.values):
+            self._end(number, TrialState.PRUNED, censored=True)
+            return
+        self.seq += 1
+        heapq.heappush(self.events, (at + curve.epoch_s[epoch], self.seq, number, epoch))
+
+    def _report(self, now: float, number: int, epoch: int) -> None:
+        trial, curve = self.trials[number], self.curve_of[number]
+        value = curve.values[epoch]
+        self.out.epochs += 1
+        self.next_epoch[number] = epoch + 1
+        promoted = promoted_from(self.study.get_trials(deepcopy=False)[number]) \
+            if self.scheduler is not None else ()
+        verdict = self.referee.judge(trial, epoch, value, curve.planned, promoted)
+        if epoch + 1 >= curve.planned:  # its last epoch: it completes, never pruned
+            self._complete(now, number, curve.values[-1])
+        elif verdict.action == "stop":
+            self._end(number, TrialState.PRUNED)
+        elif verdict.action == "pause":
+            trial.set_user_attr(PAUSED, verdict.rung)
+            self.free += 1
+        else:
+            self._schedule(now, number)
+
+    def _complete(self, now: float, number: int, value: float) -> None:
+        self.study.tell(self.trials[number], value)
+        self.free += 1
+        self.out.completed.append(value)
+        if self.best is None or (value > self.best if self.maximize else value < self.best):
+            self.best = value
+            self.out.timeline.append((now, value))
+
+    def _end(self, number: int, state: TrialState, *, censored: bool = False) -> None:
+        self.study.tell(self.trials[number], state=state)
+        self.free += 1
+        self.out.pruned += 1
+        self.out.censored += censored
+
+
+# -- many seeds, many policies ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Summary:
+    """One policy over many seeds (medians, and the share of seeds that lost the best)."""
+
+    policy: str
+    epochs: float
+    """Epochs run, median over seeds: the compute."""
+    seconds: float
+    best: float | None
+    lost: float
+    """Share of seeds whose best missed the no-pruning best (less the tolerance)."""
+    to_best_s: float | None
+    """Simulated seconds to the no-pruning best, median over the seeds that reached it."""
+    sooner: float
+    """The no-pruning sweep's time to its best over this policy's, median over seeds (0 for
+    a seed that never reached it)."""
+    pruned: float
+    censored: float
+    anytime: tuple[float | None, ...] = ()
+    """An open stream at the no-pruning sweep's compute: the median best found at 1/4, 1/2
+    and all of it."""
+
+    def as_json(self) -> dict[str, object]:
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v)
+                for k, v in self.__dict__.items()}
+
+
+ANYTIME = (0.25, 0.5, 1.0)
+
+
+def compare(curves: Sequence[Curve], policies: dict[str, ReplayPolicy], *,
+            maximize: bool = True, workers: int = 1, seeds: int = 1,
+            tolerance: float = 0.0, anytime: bool = True,
+            processes: int | None = None) -> list[Summary]:
+    """Every policy over ``seeds`` orders of the same trials (seed 0: the recorded order),
+    against the sweep without early termination; with ``anytime``, also an open stream at
+    that sweep's compute. Policies are replayed in ``processes`` processes (default: one
+    per CPU; each replay is pure Python, so threads would not help)."""
+    none = EarlyTermination("none")
+    orders = [list(range(len(curves)))]
+    for seed in range(1, seeds):
+        shuffled = list(range(len(curves)))
+        random.Random(seed).shuffle(shuffled)
+        orders.append(shuffled)
+    baselines = [replay(curves, none, maximize=maximize, workers=workers, order=order)
+                 for order in orders]
+    jobs = [(name, policy, curves, orders, baselines, maximize, workers, tolerance, anytime)
+            for name, policy in policies.items()]
+    processes = min(processes or os.cpu_count() or 1, len(jobs))
+    if processes <= 1:
+        return [_summarise(*job) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Forked: the workers need nothing imported again (a spawned one pays ~2 s for it).
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_summarise, *zip(*jobs, strict=True)))
+
+
+def _summarise(name: str, policy: ReplayPolicy, curves: Sequence[Curve],
+               orders: list[list[int]], baselines: list[Run], maximize: bool, workers: int,
+               tolerance: float, anytime: bool) -> Summary:
+    """One policy over every order, measured against the no-pruning runs of each."""
+    runs = [base if policy == EarlyTermination("none") else
+            replay(curves, policy, maximize=maximize, workers=workers, order=order)
+            for order, base in zip(orders, baselines, strict=True)]
+    lost, reached, ratios = 0, [], []
+    for run, base in zip(runs, baselines, strict=True):
+        target = base.best(maximize)
+        if target is None:
+            continue
+        goal = target - tolerance if maximize else target + tolerance
+        at, base_at = run.reached(goal, maximize), base.reached(goal, maximize)
+        lost += at is None
+        if at is not None:
+            reached.append(at)
+        ratios.append(base_at / at if at and base_at else (1.0 if at == base_at else 0.0))
+    stream: list[tuple[float | None, ...]] = []
+    if anytime:
+        for seed, base in enumerate(baselines):
+            run = replay(curves, policy, maximize=maximize, workers=workers,
+                         budget_s=base.seconds, seed=seed)
+            stream.append(tuple(run.best_at(base.seconds * f, maximize) for f in ANYTIME))
+    bests = [b for b in (r.best(maximize) for r in runs) if b is not None]
+    return Summary(
+        name, _median([r.epochs for r in runs]), _median([r.seconds for r in runs]),
+        _median(bests) if bests else None, lost / len(runs),
+        _median(reached) if reached else None, _median(ratios) if ratios else 0.0,
+        _median([r.pruned for r in runs]), _median([r.censored for r in runs]),
+        tuple(_median_or_none([s[i] for s in stream]) for i in range(len(ANYTIME)))
+        if stream else ())
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    return float(ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2)
+
+
+def _median_or_none(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return _median(known) if len(known) * 2 >= len(values) and known else None

@@ -1,0 +1,94 @@
+"""Population-based training (``sampling_algorithm: {type: pbt, ...}``; Jaderberg et al.
+2017), in synchronous generations.
+
+A member is one trial for its whole life, sampled at random from the search space. Every
+``perturbation_interval`` epochs each member pauses (its worker goes to another member: a
+population larger than the slots takes turns). When every member has reached the boundary,
+the bottom ``quantile`` of them by the objective copy the checkpoint of a member picked at
+random from the top ``quantile`` (exploit) and continue with that member's params moved to
+nearby values (explore, ``search_spaces.explore``); all of them then continue. Synchronous
+generations (Ray Tune's ``synch=True``) compare members at the same epoch, so a copy never
+moves a member's epoch count and its history stays one curve.
+
+What a generation decided is kept in the trials' attributes: ``overrides`` (the params it trains
+with now) and ``lineage`` (per copy: the epochs trained, the donor, the new params), from which
+the trials frame (``sweep.records.trials_table``) rebuilds each member's params over epochs. A
+crash in the middle of a generation repeats it with the same random draws (seeded by the sweep's
+seed and the generation), and writing a copy twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+from search_spaces import SweepConfig
+from search_spaces.explore import explore
+from search_spaces.expressions import Expression
+from search_spaces.optuna_form import OptunaSpace
+from search_spaces.samplers import Pbt
+from sweep.records.trial_attrs import LINEAGE, OVERRIDES, current_params, paused_at
+from sweep.scheduling.pausing import Move, paused
+
+
+@dataclass(frozen=True)
+class Population:
+    settings: Pbt
+    space: Mapping[str, Expression]
+    decode: Callable[[Mapping[str, Any]], dict[str, Any]]
+    maximize: bool
+
+    @classmethod
+    def of(cls, config: SweepConfig, space: OptunaSpace) -> Population:
+        algorithm = config.sampling_algorithm
+        return cls(Pbt(seed=algorithm.seed, **algorithm.options), config.search_space,
+                   space.decode, config.maximize)
+
+    def pauses_at(self, number: int, trained: int, asked: int | None,
+                  promoted: Sequence[int]) -> bool:
+        last = asked if asked is not None else math.inf
+        return trained % self.settings.perturbation_interval == 0 and trained < last
+
+    def moves(self, trials: Sequence[FrozenTrial], active: Collection[int],
+              launched_all: bool) -> list[Move]:
+        """A whole generation at once, when every member waits at a boundary."""
+        if not launched_all or active:
+            return []
+        if any(t.state == TrialState.RUNNING and not paused_at(t) for t in trials):
+            return []  # one waits to continue after a crash: it reaches the boundary first
+        waiting = paused(trials)
+        if not waiting:
+            return []
+        boundary = min(waiting.values())
+        members = [t for t in trials if waiting.get(t.number) == boundary]
+        ranked = sorted(members, key=lambda t: t.intermediate_values[boundary - 1],
+                        reverse=self.maximize)
+        k = min(math.ceil(len(ranked) * self.settings.quantile), len(ranked) // 2)
+        top, bottom = ranked[:k], ranked[len(ranked) - k:] if k else []
+        rng = random.Random(f"{self.settings.seed}:{boundary}")
+        moves = []
+        for member in sorted(bottom, key=lambda t: t.number):
+            donor = rng.choice(top)
+            params = explore(self.space, current_params(donor, self.decode), rng,
+                             self.settings.perturbation_factors,
+                             self.settings.resample_probability)
+            searched = {k: v for k, v in params.items() if k in self.space}
+            lineage = [e for e in member.user_attrs.get(LINEAGE, [])
+                       if int(e["epoch"]) < boundary]  # a generation repeated after a crash
+            lineage.append({"epoch": boundary, "from": donor.number, "params": searched})
+            moves.append(Move(member.number, f"copied trial {donor.number}'s checkpoint at "
+                                             f"{boundary} epochs and explored its params",
+                              {OVERRIDES: searched, LINEAGE: lineage}, donor=donor.number))
+        copied = {m.number for m in moves}
+        moves += [Move(t.number, f"next generation after {boundary} epochs")
+                  for t in members if t.number not in copied]
+        return moves
+
+    def why_left(self, rung: int) -> str:
+        return f"stopped at {rung} epochs: the sweep ended before its next generation"
+

@@ -1,0 +1,126 @@
+"""Promotion-based ASHA (``early_termination: {type: asha, mode: promotion}``).
+
+A trial pauses when it has trained a rung's epochs (``min_resource * reduction_factor**k``,
+counted from 1, below its last epoch) and frees its worker. When a worker is free, the
+scheduler promotes first (from the highest rung down: a paused trial among the best
+``n // reduction_factor`` of the ``n`` trials that reached that rung, not promoted from it
+before), and starts a new trial only when no one can be promoted, as in the ASHA paper's
+``get_job`` (Li et al. 2020) and Syne Tune's ``type="promotion"``. A promoted trial continues
+from its checkpoint: no epoch runs twice. What is left paused when nothing can run any more
+is pruned where it stopped.
+
+The state lives in the study: a rung's values are the trial's reports there, and two
+attributes say where a trial is paused and which rungs it was promoted from, so ``resume``
+after a crash goes on where the sweep was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from optuna.trial import FrozenTrial, TrialState
+
+from search_spaces.policies import Asha, Hyperband, Policy
+from sweep.records.trial_attrs import PROMOTED, promoted_from
+from sweep.scheduling.pausing import Move, paused
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Promotion ASHA, or Hyperband's brackets of it (``brackets`` > 1)."""
+
+    min_resource: int
+    reduction_factor: int
+    first_rung: int
+    """The stopping rate: a bracket's rungs start at min_resource * eta**first_rung."""
+    max_resource: int | None
+    maximize: bool
+    brackets: int = 1
+
+    @classmethod
+    def of(cls, policy: Policy, maximize: bool, epochs: int | None) -> Promotion | None:
+        """The scheduler for a policy in ``mode: promotion``; None for any other policy.
+        ``epochs``: the trainer's num_epochs when the file fixes it (Hyperband's brackets
+        need the longest a trial trains)."""
+        if isinstance(policy, Asha) and policy.mode == "promotion":
+            return cls(policy.min_resource, policy.reduction_factor,
+                       policy.min_early_stopping_rate, policy.max_resource, maximize)
+        if isinstance(policy, Hyperband) and policy.mode == "promotion":
+            longest = policy.max_resource or epochs
+            brackets = 1
+            if longest is not None:
+                while policy.min_resource * policy.reduction_factor ** brackets < longest:
+                    brackets += 1
+            return cls(policy.min_resource, policy.reduction_factor, 0, longest, maximize,
+                       brackets)
+        return None
+
+    def bracket_of(self, number: int) -> int:
+        """Trials are dealt to the brackets in turn, the most aggressive first."""
+        return number % self.brackets
+
+    def rungs(self, last: int | None, bracket: int = 0, up_to: int = 10_000) -> list[int]:
+        """Rung levels in epochs trained, below ``last`` (a trial's final epoch count)."""
+        levels: list[int] = []
+        level = self.min_resource * self.reduction_factor ** (self.first_rung + bracket)
+        ceiling = self.max_resource or last
+        while level < (ceiling if ceiling is not None else up_to):
+            levels.append(level)
+            level *= self.reduction_factor
+        return levels
+
+    def last_epoch(self, asked: int | None) -> int | None:
+        """The epochs a trial trains at most: max_resource, else its own num_epochs."""
+        return self.max_resource or asked
+
+    def pauses_at(self, number: int, trained: int, asked: int | None,
+                  promoted: Sequence[int]) -> bool:
+        """Whether trial ``number``, having trained ``trained`` epochs, waits at a rung now."""
+        rungs = self.rungs(self.last_epoch(asked), self.bracket_of(number))
+        return trained in rungs and trained not in promoted
+
+    def moves(self, trials: Sequence[FrozenTrial], active: Collection[int],
+              launched_all: bool) -> list[Move]:
+        """One promotion at a time, whenever a worker is free (new trials only when no one
+        can be promoted)."""
+        picked = self.pick([t for t in trials if t.number not in active])
+        if picked is None:
+            return []
+        number, rung = picked
+        return [Move(number, f"promoted from the rung at {rung} epochs",
+                     {PROMOTED: [*promoted_from(trials[number]), rung]})]
+
+    def why_left(self, rung: int) -> str:
+        return (f"paused at {rung} epochs and not promoted: not in the top "
+                f"1/{self.reduction_factor} of the trials that reached that rung")
+
+    def pick(self, trials: Sequence[FrozenTrial]) -> tuple[int, int] | None:
+        """(trial number, rung) of the trial to promote now, if any: the highest rung first,
+        the best there first; each bracket ranks its own trials."""
+        for bracket in range(self.brackets):
+            picked = self._pick([t for t in trials
+                                 if self.bracket_of(t.number) == bracket])
+            if picked is not None:
+                return picked
+        return None
+
+    def _pick(self, trials: Sequence[FrozenTrial]) -> tuple[int, int] | None:
+        waiting = paused(trials)
+        if not waiting:
+            return None
+        for rung in sorted(set(waiting.values()), reverse=True):
+            reached = [(t.intermediate_values[rung - 1], t.number) for t in trials
+                       if rung - 1 in t.intermediate_values and t.state != TrialState.WAITING]
+            reached.sort(reverse=self.maximize)
+            quota = len(reached) // self.reduction_factor
+            # At most n // eta of the n trials that reached a rung ever leave it: a trial
+            # promoted early, while few had arrived, counts against the quota for good.
+            spent = sum(1 for t in trials if rung in promoted_from(t))
+            if spent >= quota:
+                continue
+            for _, number in reached[:quota]:
+                if waiting.get(number) == rung:
+                    return number, rung
+        return None
+

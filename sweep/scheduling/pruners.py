@@ -1,0 +1,297 @@
+"""Early-termination policies as Optuna pruners: Azure ML's three, with Azure ML's rules.
+
+Azure ML counts an *interval* each time a trial logs the primary metric, and "applies the
+policy every multiple of evaluation_interval that is greater than or equal to
+delay_evaluation". Here a trial's n-th report is interval n (1-based).
+
+- bandit: prune when the trial's best value so far is not within the slack of the best value
+  any trial reached within the same number of intervals: for maximize ``y * (1 + slack_factor)
+  < best`` or ``y + slack_amount < best``; minimize mirrors it.
+- median_stopping: prune when the trial's best value so far is worse than the median of the
+  other trials' running averages over their first n intervals.
+- truncation_selection: prune when the trial's value at interval n is among the lowest
+  ``truncation_percentage`` percent of all trials' values at interval n
+  (finished trials left out when ``exclude_finished_jobs``).
+
+Each pruner keeps the reason of its last decision per trial, for the reports.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from search_spaces import EarlyTermination
+from search_spaces.policies import (
+    TABLE as POLICY_TABLE,
+)
+from search_spaces.policies import (
+    Asha,
+    Bandit,
+    Forecast,
+    Hyperband,
+    Median,
+    MedianStopping,
+    NoPolicy,
+    Percentile,
+    Policy,
+    TruncationSelection,
+)
+from sweep.errors import SweepInputError
+
+_PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+def _series(trial: FrozenTrial) -> list[float]:
+    """The trial's reported values in report order, NaNs left out."""
+    return [v for _, v in sorted(trial.intermediate_values.items()) if not math.isnan(v)]
+
+
+class AzureRulePruner(BasePruner):
+    """The common rule of Azure ML's policies: when to evaluate, and who the peers are."""
+
+
+    def __init__(self, evaluation_interval: int = 1, delay_evaluation: int = 0) -> None:
+        self.evaluation_interval = max(evaluation_interval, 1)
+        self.delay_evaluation = delay_evaluation
+        self.reasons: dict[int, str] = {}
+        # A finished trial's reports never change: read once (a replay asks thousands of
+        # times, and every call looks at every peer).
+        self._finished: dict[int, list[float]] = {}
+
+    def applies_at(self, interval: int) -> bool:
+        return interval % self.evaluation_interval == 0 and interval >= self.delay_evaluation
+
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        series = _series(trial)
+        if not series or not self.applies_at(len(series)):
+            return False
+        peers = [
+            (t, self._series_of(t))
+            for t in study.get_trials(deepcopy=False, states=_PEER_STATES)
+            if t.number != trial.number
+        ]
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        reason = self.decide(series, [(t, p) for t, p in peers if p], maximize)
+        if reason:
+            self.reasons[trial.number] = f"interval {len(series)}: {reason}"
+        return reason is not None
+
+    def _series_of(self, trial: FrozenTrial) -> list[float]:
+        if trial.state == TrialState.RUNNING:
+            return _series(trial)
+        if trial.number not in self._finished:
+            self._finished[trial.number] = _series(trial)
+        return self._finished[trial.number]
+
+    def decide(self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]],
+               maximize: bool) -> str | None:
+        """The reason to prune a trial whose reports are ``series``, or None to keep it."""
+        raise NotImplementedError
+
+
+def _best(values: list[float], maximize: bool) -> float:
+    return max(values) if maximize else min(values)
+
+
+class BanditPruner(AzureRulePruner):
+
+    def __init__(self, slack_factor: float | None = None, slack_amount: float | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.slack_factor, self.slack_amount = slack_factor, slack_amount
+
+    def decide(self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]],
+               maximize: bool) -> str | None:
+        n = len(series)
+        mine = _best(series, maximize)
+        reached = [_best(p[:n], maximize) for _, p in peers] + [mine]
+        best = _best(reached, maximize)
+        if self.slack_factor is not None:
+            f = self.slack_factor
+            outside = mine * (1 + f) < best if maximize else mine > best * (1 + f)
+            slack = f"slack_factor {f}"
+        else:
+            a = self.slack_amount or 0.0
+            outside = mine + a < best if maximize else mine - a > best
+            slack = f"slack_amount {a}"
+        if outside:
+            return f"{mine:.4g} is outside {slack} of the best {best:.4g}"
+        return None
+
+
+class MedianStoppingPruner(AzureRulePruner):
+
+    def decide(self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]],
+               maximize: bool) -> str | None:
+        n = len(series)
+        averages = [statistics.fmean(p[:n]) for _, p in peers]
+        if not averages:
+            return None
+        median = statistics.median(averages)
+        mine = _best(series, maximize)
+        if (mine < median) if maximize else (mine > median):
+            return f"{mine:.4g} is worse than the median of running averages {median:.4g}"
+        return None
+
+
+class TruncationSelectionPruner(AzureRulePruner):
+
+    def __init__(self, truncation_percentage: int = 10, exclude_finished_jobs: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.truncation_percentage = truncation_percentage
+        self.exclude_finished_jobs = exclude_finished_jobs
+
+    def decide(self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]],
+               maximize: bool) -> str | None:
+        n = len(series)
+        values = [
+            p[n - 1] for t, p in peers
+            if len(p) >= n and (t.state == TrialState.RUNNING or not self.exclude_finished_jobs)
+        ]
+        everyone = sorted(values + [series[-1]], reverse=not maximize)  # worst first
+        cut = math.floor(len(everyone) * self.truncation_percentage / 100)
+        if cut == 0:
+            return None
+        threshold = everyone[cut - 1]
+        if (series[-1] <= threshold) if maximize else (series[-1] >= threshold):
+            return (f"{series[-1]:.4g} is in the lowest {self.truncation_percentage}% of "
+                    f"{len(everyone)} trials at this interval")
+        return None
+
+
+class ForecastPruner(BasePruner):
+    """``early_termination: {type: forecast}``: stops a trial only when its curve's forecast
+    at its last epoch, plus the margin the forecasts needed on this sweep's finished curves,
+    cannot reach the best finished value (see sweep.scheduling.forecast)."""
+
+    def __init__(self, risk: float = 0.05, min_epochs: int = 3, min_history: int = 3,
+                 epochs: int | None = None) -> None:
+        self.risk, self.min_epochs, self.min_history = risk, min_epochs, min_history
+        self.epochs = epochs
+        self.reasons: dict[int, str] = {}
+        self._errors: dict[tuple[int, int], float] = {}  # (finished trial, cut) -> error
+
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        from sweep.scheduling.forecast import forecast, margin
+
+        series = _series(trial)
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.value is not None and t.intermediate_values]
+        horizon = self._horizon(trial, done)
+        if len(series) < self.min_epochs or len(done) < self.min_history or \
+                horizon is None or len(series) >= horizon:
+            return False
+        up = study.direction == StudyDirection.MAXIMIZE
+        finals = [float(t.value) for t in done if t.value is not None]
+        best = max(finals) if up else min(finals)
+        cut = len(series)
+        errors = []
+        for t in done:
+            curve = _series(t)
+            if len(curve) <= cut:
+                continue
+            key = (t.number, cut)
+            if key not in self._errors:
+                said = forecast(curve[:cut], len(curve))
+                error = curve[-1] - said.best_case(up) if up else said.best_case(up) - curve[-1]
+                self._errors[key] = error / said.scale
+            errors.append(self._errors[key])
+        scores = margin(errors, self.risk)
+        if scores is None or len(errors) < self.min_history:
+            return False
+        said = forecast(series, horizon)
+        guess, room = said.best_case(up), scores * said.scale
+        if (guess + room < best) if up else (guess - room > best):
+            self.reasons[trial.number] = (
+                f"forecast {guess:.4g} ± {room:.2g} at epoch {horizon} "
+                f"{'<' if up else '>'} best {best:.4g}")
+            return True
+        return False
+
+    def _horizon(self, trial: FrozenTrial, done: list[FrozenTrial]) -> int | None:
+        """The epochs the trial trains in all: its num_epochs, else the sweep's."""
+        asked = trial.params.get("num_epochs", self.epochs)
+        if isinstance(asked, int | float) and not isinstance(asked, bool) and asked >= 1:
+            return int(asked)
+        return max((len(t.intermediate_values) for t in done), default=None)
+
+
+class EpochsTrained(BasePruner):
+    """A rung-based pruner (ASHA, Hyperband) that counts resources as epochs trained, from 1.
+
+    Reports are numbered by epoch from 0, and Optuna's SuccessiveHalvingPruner compares
+    those numbers with its rungs, so ``min_resource: 1, reduction_factor: 3`` judged a trial
+    after 2 epochs, then 4 (not 1, then 3). Ray Tune's ``training_iteration`` and Syne Tune's
+    resource attribute count epochs trained, from 1: the inner pruner sees the trial that way.
+    """
+
+    def __init__(self, inner: BasePruner) -> None:
+        self.inner = inner
+
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        shifted = copy.copy(trial)
+        shifted.intermediate_values = {step + 1: value
+                                       for step, value in trial.intermediate_values.items()}
+        return bool(self.inner.prune(study, shifted))
+
+
+def _asha(p: Asha) -> BasePruner:
+    if p.mode == "promotion":
+        return optuna.pruners.NopPruner()  # the promotion scheduler decides (promotion.py)
+    return EpochsTrained(optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=p.min_resource, reduction_factor=p.reduction_factor,
+        min_early_stopping_rate=p.min_early_stopping_rate))
+
+
+def _hyperband(p: Hyperband) -> BasePruner:
+    if p.mode == "promotion":
+        return optuna.pruners.NopPruner()  # the promotion scheduler decides (promotion.py)
+    return EpochsTrained(optuna.pruners.HyperbandPruner(
+        min_resource=p.min_resource, max_resource=p.max_resource or "auto",
+        reduction_factor=p.reduction_factor))
+
+
+# Each policy (search_spaces.policies) and the Optuna pruner that runs it.
+PRUNERS: dict[type[Policy], Callable[[Any], BasePruner]] = {
+    Bandit: lambda p: BanditPruner(**p.options()),
+    MedianStopping: lambda p: MedianStoppingPruner(**p.options()),
+    TruncationSelection: lambda p: TruncationSelectionPruner(**p.options()),
+    Median: lambda p: optuna.pruners.MedianPruner(**p.options()),
+    Percentile: lambda p: optuna.pruners.PercentilePruner(**p.options()),
+    Asha: _asha,
+    Hyperband: _hyperband,
+    Forecast: lambda p: ForecastPruner(**p.options()),
+    NoPolicy: lambda p: optuna.pruners.NopPruner(),
+}
+
+
+def make_pruner(policy: EarlyTermination, epochs: int | None = None) -> BasePruner:
+    """The Optuna pruner for a sweep file's ``early_termination``; ``epochs``: what every
+    trial trains when its params do not say (``trainer.args.num_epochs``)."""
+    cls = POLICY_TABLE.get(policy.type)
+    factory = PRUNERS.get(cls) if cls is not None else None
+    if cls is None or factory is None:
+        # An unknown type must not quietly become "never prune" (make_sampler raises too).
+        raise SweepInputError(f"early_termination.type: {policy.type!r} has no pruner")
+    pruner = factory(policy.policy)
+    if isinstance(pruner, ForecastPruner):
+        pruner.epochs = epochs
+    return pruner
+
+
+def prune_reason(pruner: BasePruner, trial_number: int, epoch: int) -> str:
+    reasons = getattr(pruner, "reasons", {})
+    if trial_number in reasons:
+        return str(reasons[trial_number])
+    inner = pruner.inner if isinstance(pruner, EpochsTrained) else pruner
+    return f"pruned by the {type(inner).__name__} at epoch {epoch + 1}"
