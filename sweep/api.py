@@ -1,10 +1,10 @@
-"""The library face: ``Sweep`` (build, run, resume) and ``SweepResult``."""
+"""The library face: ``Sweep`` builds, checks, runs and resumes a sweep; what it left is read
+and amended through ``StoredSweep`` (``sweep.stored_sweep``), whose operations it offers too."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import shutil
 import time
@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
-import pandas as pd
 import yaml
-from optuna.trial import TrialState
 
 from search_spaces import (
     SAFE_NAME,
@@ -27,7 +25,7 @@ from search_spaces import (
     to_optuna,
 )
 from search_spaces.atomic_files import write_atomic
-from search_spaces.config import BUILTIN_DATASETS
+from search_spaces.placement import with_absolute_paths, with_limits
 from sweep.backends import Backend, make_backend
 from sweep.coordination.coordinator import Coordinator
 from sweep.coordination.listener import Listener
@@ -38,14 +36,11 @@ from sweep.records.journal import heal
 from sweep.records.layout import (
     CONFIG_FILE,
     JOURNAL,
-    RESULT,
     sweeps_root,
-    trial_dir,
 )
 from sweep.records.lock import SweepLock
-from sweep.records.trial_attrs import CONTINUES, OVERRIDES, REASON, current_params, reopen
-from sweep.result import BestTrial, SweepResult
-from sweep.sweep_end import pareto_front, pick_trial, trials_frame_of
+from sweep.result import SweepResult
+from sweep.stored_sweep import StoredSweep
 from sweep.trainers.trial_kinds import TrialKind, trial_kind
 from sweep.trials import TrainFn
 
@@ -110,7 +105,7 @@ class Sweep:
             }
             data.update(settings)
             config = parse_sweep(data, default_name=name or "sweep")
-        self.config = _absolute_data(config)
+        self.config = with_absolute_paths(config)
         self.space = to_optuna(self.config.search_space)
         """The search space as Optuna asks for it and how its answers read back."""
         self.entry: str | TrainFn = trainer if callable(trainer) else self.config.trainer.entry
@@ -220,7 +215,7 @@ class Sweep:
             raise SweepInputError("listener: Azure ML runs the trials and shows them in its "
                                   "studio; AzureMLRunner(progress=…) hears the job's progress")
         runner = self.azure or AzureMLRunner()
-        config = _with_limits(self.config, max_trials, parallel)
+        config = with_limits(self.config, max_trials, parallel)
         if runner.submitted(self.sweep_dir) is None:
             self.save_config()  # what 'sweep resume NAME' reads to re-attach
         try:
@@ -230,60 +225,17 @@ class Sweep:
                 self._discard()  # nothing reached Azure: nothing to re-attach to
             raise
 
-    def heal_journal(self) -> None:
-        """Moves a damaged journal's bad records aside (see :func:`sweep.records.journal.heal`), so
-        that the study opens; done by ``resume`` and ``continue`` themselves too."""
-        if self.config.storage == "default" and not self._on_azure:
-            with SweepLock(self.sweep_dir):
-                heal(self.sweep_dir / JOURNAL)
-
-    def trials_left(self, max_trials: int | None = None) -> int | None:
-        """How many trials a resume would run; None when the sweep has no study yet."""
-        from sweep.records.budget import planned_total, trials_left
-
-        try:
-            study = open_study(self.config, self.space, self.sweep_dir, create=False)
-        except KeyError:
-            return None
-        return trials_left(study, planned_total(self.config, self.space, max_trials))
-
     def continue_trial(self, number: int, *, epochs: int, parallel: int | None = None,
                        listener: Listener | None = None) -> SweepResult:
         """Trains completed trial ``number`` further, to ``epochs`` epochs in all, from its
         checkpoint: a new trial (its ``continues`` attribute names ``number``) with the same
         params, outside the trial budget; the sweep's end (best, registration) follows.
         """
-        from sweep.records.budget import enqueue
-        from sweep.records.checkpoint_store import CheckpointStore
-
         if self._on_azure:
             raise SweepInputError("continue: Azure ML keeps no trial checkpoints for sweep; "
                                   "trials continue on a local or Ray compute only")
         with SweepLock(self.sweep_dir):
-            heal(self.sweep_dir / JOURNAL)
-            study = open_study(self.config, self.space, self.sweep_dir, create=False)
-            trials = study.get_trials(deepcopy=False)
-            if not 0 <= number < len(trials):
-                raise SweepInputError(f"--trial: sweep {self.name} has no trial {number} "
-                                      f"(it has 0 to {len(trials) - 1})")
-            trial = trials[number]
-            if trial.state != TrialState.COMPLETE:
-                state = {TrialState.FAIL: "failed"}.get(trial.state, trial.state.name.lower())
-                raise SweepInputError(f"--trial: trial {number} is {state}; only a completed "
-                                      "trial is trained further")
-            latest = CheckpointStore(trial_dir(self.sweep_dir, number)).latest()
-            if latest is None:
-                raise SweepInputError(
-                    f"--trial: trial {number} kept no checkpoint (its trainer wrote none, or "
-                    "it is not the best completed trial, the one whose checkpoint stays; "
-                    "keep: {checkpoints: all} keeps every trial's)")
-            if epochs <= latest.epoch + 1:
-                raise SweepInputError(f"--epochs: trial {number} has trained {latest.epoch + 1} "
-                                      f"epochs already; ask for more than that")
-            _supersede_queued_continues(study, number)
-            # A PBT member goes on with the params it ended with.
-            new = enqueue(study, trial.params, {CONTINUES: number, OVERRIDES: {
-                **trial.user_attrs.get(OVERRIDES, {}), "num_epochs": epochs}})
+            new = self.stored.queue_continue(number, epochs)
             return self._run(None, parallel, listener, fresh=False, only=[new])
 
     def _run(self, max_trials: int | None, parallel: int | None,
@@ -360,76 +312,28 @@ class Sweep:
 
         return finish_sweep(self.config, self.kind, result)
 
+    @property
+    def stored(self) -> StoredSweep:
+        """The operations on the sweep as it stands in its storage."""
+        return StoredSweep(self.config, self.space, self.sweep_dir, self.kind)
+
+    def heal_journal(self) -> None:
+        """Moves a damaged journal's bad records aside, so that the study opens; done by
+        ``resume`` and ``continue`` themselves too."""
+        self.stored.heal_journal()
+
+    def trials_left(self, max_trials: int | None = None) -> int | None:
+        """How many trials a resume would run; None when the sweep has no study yet."""
+        return self.stored.trials_left(max_trials)
+
     def result(self, study: optuna.Study | None = None) -> SweepResult:
         """The sweep as it stands in its storage."""
-        if study is None:
-            if not (self.sweep_dir / CONFIG_FILE).exists():
-                raise SweepInputError(f"sweep {self.name!r} has not run yet")
-            try:
-                study = open_study(self.config, self.space, self.sweep_dir, create=False)
-            except KeyError:
-                raise SweepInputError(f"sweep {self.name!r} has no study yet") from None
-        frame = trials_frame_of(study, self.config, self.space.decode)
-        members = pareto_front(self.config, study, self.space.decode)
-        if members:
-            frame["pareto"] = frame["number"].isin([m.number for m in members])
-        return SweepResult(self.name, self.sweep_dir, study, self._best(study, frame), frame,
-                           pareto_front=members)
-
-    def _best(self, study: optuna.Study, trials: pd.DataFrame) -> BestTrial | None:
-        """The pick: best on the first objective among completed trials meeting every
-        constraint (Optuna's best trial, for one objective without constraints)."""
-        best = pick_trial(self.config, study)
-        return self._as_best(best, trials) if best is not None else None
-
-    def _as_best(self, trial: optuna.trial.FrozenTrial, trials: pd.DataFrame) -> BestTrial:
-        folder = trial_dir(self.sweep_dir, trial.number)
-        result_file = folder / RESULT
-        metrics = json.loads(result_file.read_text()) if result_file.exists() else {}
-        model = folder / layout.OUTPUTS / layout.MODEL
-        row = trials.set_index("number").loc[trial.number]
-        steps = row["schedule"] if "schedule" in row else None  # PBT
-        return BestTrial(trial.number, current_params(trial, self.space.decode),
-                         float(trial.values[0]), metrics, model if model.exists() else None,
-                         steps, tuple(trial.values) if self.config.multi_objective else ())
+        return self.stored.result(study)
 
     def register_trial(self, number: int, *, infeasible: bool = False) -> str:
-        """Registers completed trial ``number``'s model (another member of the Pareto front,
-        say) as a new version of ``register.model_name``; ``NAME:VERSION``. Once per trial:
-        asked again, the version it has. A trial that breaks a constraint is refused unless
-        ``infeasible`` is set, and its card then says which constraints it breaks."""
-        from sweep.model.best_model import register_best
-        from sweep.records.outcomes import broken_constraints
-
-        if self.config.register is None:
-            raise SweepInputError(f"register: sweep {self.name} names no model to register "
-                                  "under; add register: {model_name: NAME} to its file")
-        result = self.result()
-        assert result.study is not None
-        trials = result.study.get_trials(deepcopy=False)
-        if not 0 <= number < len(trials) or trials[number].state != TrialState.COMPLETE:
-            raise SweepInputError(f"--trial: sweep {self.name} has no completed trial {number}")
-        broken = broken_constraints(trials[number])
-        if broken and not infeasible:
-            raise SweepInputError(
-                f"--trial: trial {number} breaks {', '.join(broken)}; it is never the sweep's "
-                "pick, and registering it makes it the latest version: add --infeasible to "
-                "register it all the same (its card will say so)")
-        chosen = dataclasses.replace(result, best=self._as_best(trials[number], result.trials))
-        with SweepLock(self.sweep_dir):
-            kept = self.kind.keep_best(self.config, chosen,
-                                       self.sweep_dir / layout.REGISTERED / f"{number:04d}")
-        if kept is None:
-            raise SweepInputError(
-                f"--trial: trial {number} kept no model file (model files stay for the best "
-                f"keep.models trials and every Pareto front member; keep: {{models: all}} "
-                "keeps them all)")
-        if broken:
-            card = kept / layout.CARD
-            write_atomic(card, json.dumps({**json.loads(card.read_text()),
-                                           "infeasible": broken}, indent=2) + "\n")
-        version = register_best(self.config, kept)
-        return str(version)
+        """Registers completed trial ``number``'s model as a new version of
+        ``register.model_name``; ``NAME:VERSION`` (see ``StoredSweep.register_trial``)."""
+        return self.stored.register_trial(number, infeasible=infeasible)
 
     def check(self) -> None:
         """What would make every trial fail here, refused before anything runs (see
@@ -457,64 +361,6 @@ def compare(names: Sequence[str], root: str | Path | None = None) -> Comparison:
     return Comparison(sweeps)
 
 
-def _supersede_queued_continues(study: optuna.Study, number: int) -> None:
-    """Earlier ``sweep continue`` requests of trial ``number`` that never started (stopped
-    by Ctrl-C while starting): the new request replaces them, so that neither this
-    ``continue`` nor a later ``resume`` runs the old one."""
-    from sweep.coordination.coordinator import claim
-    from sweep.records.budget import pending_continues
-
-    trials = study.get_trials(deepcopy=False)
-    for waiting in pending_continues(trials):
-        if trials[waiting].user_attrs.get(CONTINUES) == number and \
-                claim(study, waiting, {}) is not None:
-            trial = reopen(study, waiting)
-            trial.set_user_attr(REASON, "not run: a later sweep continue replaced it")
-            study.tell(trial, state=TrialState.FAIL)
-
-
-def _with_limits(config: SweepConfig, max_trials: int | None,
-                 parallel: int | None) -> SweepConfig:
-    """The config with ``run``'s budget in its limits (an Azure job file's document too)."""
-    if max_trials is None and parallel is None:
-        return config
-    changed = {k: v for k, v in (("max_total_trials", max_trials),
-                                 ("max_concurrent_trials", parallel)) if v is not None}
-    doc = config.azure_job
-    if doc is not None:
-        doc = {**doc, "limits": {**(doc.get("limits") or {}), **changed}}
-    return dataclasses.replace(config, limits=dataclasses.replace(config.limits, **changed),
-                               azure_job=doc)
-
-
 def _entry_name(fn: TrainFn) -> str:
     qualname = getattr(fn, "__qualname__", "train").split(".")[-1].strip("<>") or "train"
     return f"{getattr(fn, '__module__', '__main__')}:{qualname}"
-
-
-def _absolute_data(config: SweepConfig) -> SweepConfig:
-    """Data folders relative to the sweep file, made absolute so every worker finds them."""
-    args = dict(config.trainer.args)
-    storage = _absolute_sqlite(config.storage, config.base_dir)
-    changed = storage != config.storage
-    for key in ("data", "data_dir"):
-        value = args.get(key)
-        if isinstance(value, str) and value not in BUILTIN_DATASETS and \
-                not value.startswith("azureml:") and not Path(value).is_absolute():
-            args[key] = str((config.base_dir / value).resolve())
-            changed = True
-    if not changed:
-        return config
-    trainer = dataclasses.replace(config.trainer, args=args)
-    return dataclasses.replace(config, trainer=trainer, storage=storage)
-
-
-def _absolute_sqlite(storage: str, base_dir: Path) -> str:
-    """A relative ``sqlite:///PATH`` is relative to the sweep file, as data folders are (not
-    to wherever the command runs), and stays so for ``resume`` from anywhere."""
-    scheme, sep, rest = storage.partition(":///")
-    if not sep or not scheme.lower().startswith("sqlite") or not rest or rest.startswith("/"):
-        return storage
-    path, q, query = rest.partition("?")
-    return f"{scheme}:///{(base_dir / path).resolve()}{q}{query}"
-
