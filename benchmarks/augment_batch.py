@@ -33,9 +33,14 @@ def per_image(batches: DeviceBatches, batch: list[int]) -> torch.Tensor:
         height, width = batches.sizes[index]
         rng = random.Random(hash((data.seed, data.epoch, index)))
         top, left, h, w = data.crop_box(height, width, rng)
-        crop = batches.images[index, :, top:top + h, left:left + w].float()[None]
-        one = F.interpolate(crop, size=(data.image_size, data.image_size), mode="bilinear",
-                            antialias=True, align_corners=False)[0]
+        crop = batches.images[index, :, top : top + h, left : left + w].float()[None]
+        one = F.interpolate(
+            crop,
+            size=(data.image_size, data.image_size),
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        )[0]
         if data.flip and rng.random() < 0.5:
             one = one.flip(-1)
         out.append(one)
@@ -51,26 +56,34 @@ def main() -> None:
     torch.manual_seed(0)
     # Photos resized so their short side is the input size (what the trainer keeps).
     shapes = [(args.size, args.size * 4 // 3), (args.size * 4 // 3, args.size)]
-    images = [torch.randint(0, 256, (3, *shapes[i % 2]), dtype=torch.uint8)
-              for i in range(args.batch * 2)]
-    dataset = AugmentedImages(Split(images, [0] * len(images)), args.size, train=True,
-                              natural=True, seed=1)
+    images = [
+        torch.randint(0, 256, (3, *shapes[i % 2]), dtype=torch.uint8) for i in range(args.batch * 2)
+    ]
+    dataset = AugmentedImages(
+        Split(images, [0] * len(images)), args.size, train=True, natural=True, seed=1
+    )
     batches = DeviceBatches(dataset, torch.device("cpu"), sampler=[])
     batch = list(range(args.batch))
     times: dict[str, list[float]] = {"per image (before)": [], "one batch (now)": []}
     for _ in range(args.repeat):
-        for name, step in (("per image (before)", lambda: per_image(batches, batch)),
-                           ("one batch (now)", lambda: batches._crops(batch))):
+        for name, step in (
+            ("per image (before)", lambda: per_image(batches, batch)),
+            ("one batch (now)", lambda: batches._crops(batch)),
+        ):
             started = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - started)
-    print(f"crop + resize + flip of {args.batch} images to {args.size} px on "
-          f"{torch.get_num_threads()} CPU threads, median of {args.repeat}:")
+    print(
+        f"crop + resize + flip of {args.batch} images to {args.size} px on "
+        f"{torch.get_num_threads()} CPU threads, median of {args.repeat}:"
+    )
     base = statistics.median(times["per image (before)"])
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"  {name:<20} {median * 1000:8.1f} ms a batch  "
-              f"{args.batch / median:8.0f} images/s  ({base / median:.2f}x)")
+        print(
+            f"  {name:<20} {median * 1000:8.1f} ms a batch  "
+            f"{args.batch / median:8.0f} images/s  ({base / median:.2f}x)"
+        )
 
 
 if __name__ == "__main__":

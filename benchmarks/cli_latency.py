@@ -25,8 +25,11 @@ COMMANDS = {
     "python -c pass": [sys.executable, "-c", "pass"],
     "sweep --help": [*SWEEP, "--help"],
     "sweep validate digits.yaml": [*SWEEP, "validate", "search_spaces/examples/digits.yaml"],
-    "sweep validate azure_job/job.yml": [*SWEEP, "validate",
-                                         "search_spaces/examples/azure_job/job.yml"],
+    "sweep validate azure_job/job.yml": [
+        *SWEEP,
+        "validate",
+        "search_spaces/examples/azure_job/job.yml",
+    ],
 }
 
 
@@ -48,10 +51,14 @@ def _model_and_images(folder: Path) -> tuple[Path, list[Path]]:
     from sweep import Sweep
     from sweep.backends import InProcessBackend
 
-    result = Sweep(name="bench", root=folder, backend=InProcessBackend(),
-                   search_space={"learning_rate": {"type": "choice", "values": [0.05]}},
-                   trainer_args={"data": "digits", "image_size": 32, "num_epochs": 1},
-                   limits={"max_total_trials": 1}).run()
+    result = Sweep(
+        name="bench",
+        root=folder,
+        backend=InProcessBackend(),
+        search_space={"learning_rate": {"type": "choice", "values": [0.05]}},
+        trainer_args={"data": "digits", "image_size": 32, "num_epochs": 1},
+        limits={"max_total_trials": 1},
+    ).run()
     assert result.best_dir is not None
     images = []
     for i, pixels in enumerate(load_digits().images[:100]):
@@ -64,8 +71,7 @@ def _model_and_images(folder: Path) -> tuple[Path, list[Path]]:
 def _run(argv: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one fresh process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -78,16 +84,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # In a child: a parent that imported torch would lend its peak memory to every
         # process it forks (Linux counts the forked image in the child's max RSS).
-        subprocess.run([sys.executable, "-c", _MAKE_MODEL, str(ROOT), tmp], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", _MAKE_MODEL, str(ROOT), tmp], check=True, capture_output=True
+        )
         model = Path(tmp) / "bench" / "best"
         images = [Path(tmp) / f"digit{i}.png" for i in range(100)]
         commands = {
             **COMMANDS,
-            "sweep models predict (1 image)": [*SWEEP, "models", "predict", str(model),
-                                               str(images[0])],
-            "sweep models predict (100 images)": [*SWEEP, "models", "predict", str(model),
-                                                  *map(str, images)],
+            "sweep models predict (1 image)": [
+                *SWEEP,
+                "models",
+                "predict",
+                str(model),
+                str(images[0]),
+            ],
+            "sweep models predict (100 images)": [
+                *SWEEP,
+                "models",
+                "predict",
+                str(model),
+                *map(str, images),
+            ],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
         peaks: dict[str, float] = dict.fromkeys(commands, 0.0)
@@ -99,8 +116,10 @@ def main() -> None:
     base = statistics.median(times["python -c pass"])
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"{name:36} median {median * 1000:6.0f} ms  (+{(median - base) * 1000:5.0f} ms "
-              f"over the bare interpreter), peak {peaks[name]:4.0f} MB, {reps} runs")
+        print(
+            f"{name:36} median {median * 1000:6.0f} ms  (+{(median - base) * 1000:5.0f} ms "
+            f"over the bare interpreter), peak {peaks[name]:4.0f} MB, {reps} runs"
+        )
 
 
 if __name__ == "__main__":

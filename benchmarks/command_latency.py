@@ -43,15 +43,15 @@ def one_run(folder: Path) -> tuple[list[float], float]:
         arrivals.append((epoch, time.time()))
         return epoch == 9
 
-    trainer = CommandTrainer(command=f"python logger.py {term_file}", metric="acc",
-                             code=str(folder / "code"))
+    trainer = CommandTrainer(
+        command=f"python logger.py {term_file}", metric="acc", code=str(folder / "code")
+    )
     trainer({"output_dir": str(folder / "trial" / "outputs")}, report)
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient((folder / "trial" / "mlruns").resolve().as_uri())
     run = client.search_runs([client.get_experiment_by_name("sweep-trial").experiment_id])[0]
-    logged = {m.step: m.timestamp / 1000 for m in client.get_metric_history(run.info.run_id,
-                                                                             "acc")}
+    logged = {m.step: m.timestamp / 1000 for m in client.get_metric_history(run.info.run_id, "acc")}
     delays = [at - logged[epoch] for epoch, at in arrivals]
     term = float(term_file.read_text()) - logged[9]
     return delays, term
@@ -68,13 +68,19 @@ def main() -> None:
         terms.append(term)
     ms = [d * 1000 for d in reports]
     print(f"poll interval: {POLL_S * 1000:.0f} ms; {len(ms)} logs over {runs} runs")
-    print(f"log_metric -> report (the sweep has the value): median {statistics.median(ms):.0f} ms"
-          f", max {max(ms):.0f} ms")
+    print(
+        f"log_metric -> report (the sweep has the value): median {statistics.median(ms):.0f} ms"
+        f", max {max(ms):.0f} ms"
+    )
     tms = [t * 1000 for t in terms]
-    print(f"log_metric -> SIGTERM in the script (a prune reached it): median "
-          f"{statistics.median(tms):.0f} ms, max {max(tms):.0f} ms")
-    print("baseline, a function trainer: report() is a direct call; the answer is there when "
-          "it returns (in-process), or after one Ray round trip")
+    print(
+        f"log_metric -> SIGTERM in the script (a prune reached it): median "
+        f"{statistics.median(tms):.0f} ms, max {max(tms):.0f} ms"
+    )
+    print(
+        "baseline, a function trainer: report() is a direct call; the answer is there when "
+        "it returns (in-process), or after one Ray round trip"
+    )
 
 
 if __name__ == "__main__":

@@ -36,12 +36,18 @@ def run_sweep(n: int, root: str) -> None:
 
     space = {"x": {"type": "uniform", "min_value": 0, "max_value": 1}}
     backend = LocalRayBackend()
-    result = Sweep(name="bench", search_space=space, backend=backend,
-          trainer=trivial, root=root, objective={"primary_metric": "score", "goal": "maximize"},
-          sampling_algorithm={"type": "random", "seed": 0},
-          early_termination={"type": "median", "n_startup_trials": 5},
-          limits={"max_total_trials": n, "max_concurrent_trials": 2},
-          resources={"cpus_per_trial": 1}).run()
+    result = Sweep(
+        name="bench",
+        search_space=space,
+        backend=backend,
+        trainer=trivial,
+        root=root,
+        objective={"primary_metric": "score", "goal": "maximize"},
+        sampling_algorithm={"type": "random", "seed": 0},
+        early_termination={"type": "median", "n_startup_trials": 5},
+        limits={"max_total_trials": n, "max_concurrent_trials": 2},
+        resources={"cpus_per_trial": 1},
+    ).run()
     finished = result.counts.get("complete", 0) + result.counts.get("pruned", 0)
     if finished != n:
         raise SystemExit(f"only {finished} of {n} trials finished: {result.counts}")
@@ -66,9 +72,12 @@ def run_optuna(n: int, root: str, journal: bool) -> None:
                 raise optuna.TrialPruned()
         return x * 3
 
-    study = optuna.create_study(direction="maximize", storage=storage,
-                                sampler=optuna.samplers.RandomSampler(seed=0),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5))
+    study = optuna.create_study(
+        direction="maximize",
+        storage=storage,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5),
+    )
     study.optimize(objective, n_trials=n)
     if len(study.trials) != n:
         raise SystemExit(f"optuna ran {len(study.trials)} of {n} trials")
@@ -92,8 +101,13 @@ def run_raytune(n: int, root: str) -> None:
         trainable,
         param_space={"x": tune.uniform(0, 1)},
         tune_config=tune.TuneConfig(
-            metric="score", mode="max", num_samples=n, max_concurrent_trials=2,
-            search_alg=OptunaSearch(seed=0), scheduler=ASHAScheduler(max_t=3), reuse_actors=True,
+            metric="score",
+            mode="max",
+            num_samples=n,
+            max_concurrent_trials=2,
+            search_alg=OptunaSearch(seed=0),
+            scheduler=ASHAScheduler(max_t=3),
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(storage_path=root, verbose=0),
     )
@@ -123,8 +137,9 @@ WORKERS: dict[int, str] = {}
 
 def timed(kind: str, n: int) -> float:
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", kind, str(n)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(n)], capture_output=True, text=True
+    )
     elapsed = time.perf_counter() - started
     if proc.returncode:
         raise SystemExit(f"{kind} {n} failed:\n{proc.stderr[-3000:]}")
@@ -137,8 +152,9 @@ def timed(kind: str, n: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs=2, default=[100, 300])
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="interleaved rounds; medians are shown (default 3)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="interleaved rounds; medians are shown (default 3)"
+    )
     parser.add_argument("--child", nargs=2)
     parser.add_argument("--only", nargs="*", default=list(CONTENDERS))
     args = parser.parse_args()
@@ -151,22 +167,32 @@ def main() -> None:
         for kind in args.only:  # interleaved: a noisy minute hits every contender alike
             for n in (small, large):
                 times.setdefault((kind, n), []).append(timed(kind, n))
-        print(f"round {round_ + 1} of {args.repeat}: " + ", ".join(
-            f"{kind} {times[kind, small][-1]:.2f}/{times[kind, large][-1]:.2f} s"
-            for kind in args.only), flush=True)
+        print(
+            f"round {round_ + 1} of {args.repeat}: "
+            + ", ".join(
+                f"{kind} {times[kind, small][-1]:.2f}/{times[kind, large][-1]:.2f} s"
+                for kind in args.only
+            ),
+            flush=True,
+        )
     print(f"\nmedians of {args.repeat} rounds, whole processes")
     print(f"{'contender':<16} {small:>5} trials {large:>5} trials  marginal/trial  start-up")
     for kind in args.only:
         t_small, t_large = (statistics.median(times[kind, n]) for n in (small, large))
         marginal = (t_large - t_small) / (large - small)
-        print(f"{kind:<16} {t_small:10.2f} s {t_large:10.2f} s  {marginal * 1000:10.1f} ms "
-              f"{t_small - marginal * small:8.2f} s")
+        print(
+            f"{kind:<16} {t_small:10.2f} s {t_large:10.2f} s  {marginal * 1000:10.1f} ms "
+            f"{t_small - marginal * small:8.2f} s"
+        )
     if WORKERS:
-        print("sweep's trial worker processes (2 trials at a time): " + ", ".join(
-            f"{WORKERS[n]} for {n} trials" for n in sorted(WORKERS)))
+        print(
+            "sweep's trial worker processes (2 trials at a time): "
+            + ", ".join(f"{WORKERS[n]} for {n} trials" for n in sorted(WORKERS))
+        )
     if "sweep" in args.only and "raytune" in args.only:
         ratio = statistics.median(times["sweep", large]) / statistics.median(
-            times["raytune", large])
+            times["raytune", large]
+        )
         print(f"\nsweep / Ray Tune at {large} trials: {ratio:.2f}x")
 
 

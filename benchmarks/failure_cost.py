@@ -32,14 +32,24 @@ sys.path.insert(0, str(ROOT))
 
 SWEEP = {
     "name": "bench",
-    "trainer": {"entry": "trainer", "args": {"data": "digits", "model": "resnet18",
-                                             "weights": "none", "batch_size": 64,
-                                             "image_size": 32, "num_epochs": 4,
-                                             "threads": 1},
-                # Without checkpoints a lost trial runs again from its start (a retry).
-                "retries": 1},
-    "search_space": {"learning_rate": {"type": "choice", "values": [0.02, 0.05, 0.1, 0.2]},
-                     "momentum": {"type": "choice", "values": [0.9]}},
+    "trainer": {
+        "entry": "trainer",
+        "args": {
+            "data": "digits",
+            "model": "resnet18",
+            "weights": "none",
+            "batch_size": 64,
+            "image_size": 32,
+            "num_epochs": 4,
+            "threads": 1,
+        },
+        # Without checkpoints a lost trial runs again from its start (a retry).
+        "retries": 1,
+    },
+    "search_space": {
+        "learning_rate": {"type": "choice", "values": [0.02, 0.05, 0.1, 0.2]},
+        "momentum": {"type": "choice", "values": [0.9]},
+    },
     "objective": {"primary_metric": "best_val_acc", "goal": "maximize"},
     "sampling_algorithm": "grid",
     "limits": {"max_total_trials": 4, "max_concurrent_trials": 2},
@@ -51,8 +61,9 @@ def _epochs_trained(sweep_dir: Path) -> int:
     """Every epoch any run of any trial finished (the trainer's own metrics.jsonl lines: a
     trial continued from its checkpoint appends to its file, one run again from the start
     has a folder of its own)."""
-    return sum(len(p.read_text().splitlines())
-               for p in sweep_dir.glob("trials/*/outputs/metrics.jsonl"))
+    return sum(
+        len(p.read_text().splitlines()) for p in sweep_dir.glob("trials/*/outputs/metrics.jsonl")
+    )
 
 
 def _reported(sweep_dir: Path) -> int:
@@ -69,15 +80,23 @@ def _env() -> dict[str, str]:
     return env
 
 
-def sweep_once(folder: Path, checkpoints: str, *, interrupt: str | None,
-               address: str | None = None) -> tuple[int, float]:
+def sweep_once(
+    folder: Path, checkpoints: str, *, interrupt: str | None, address: str | None = None
+) -> tuple[int, float]:
     """(epochs trained, wall seconds) of the sweep, interrupted half-way as asked."""
     doc = {**SWEEP, "keep": {"checkpoints": checkpoints}}
     (folder / "bench.yaml").write_text(yaml.safe_dump(doc))
     argv = _sweep_cli("run", "bench.yaml", *(["--compute", address] if address else []))
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=folder, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        cwd=folder,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     sweep_dir = folder / "sweeps" / "bench"
     if interrupt is not None:
         # Half-way and then some: both running trials have reported (a trial lost before its
@@ -89,9 +108,14 @@ def sweep_once(folder: Path, checkpoints: str, *, interrupt: str | None,
         if interrupt == "coordinator":
             os.killpg(proc.pid, signal.SIGKILL)  # the coordinator and the Ray it started
             proc.wait()
-            proc = subprocess.Popen(_sweep_cli("resume", "bench"), cwd=folder, env=_env(),
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    text=True)
+            proc = subprocess.Popen(
+                _sweep_cli("resume", "bench"),
+                cwd=folder,
+                env=_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         else:
             os.kill(_raylet_of_a_running_trial(sweep_dir), signal.SIGKILL)
     _, err = proc.communicate()
@@ -112,8 +136,9 @@ def _raylet_of_a_running_trial(sweep_dir: Path) -> int:
             status = (entry / "status").read_text()
         except OSError:
             continue
-        ppid = int(next(line for line in status.splitlines()
-                        if line.startswith("PPid:")).split()[1])
+        ppid = int(
+            next(line for line in status.splitlines() if line.startswith("PPid:")).split()[1]
+        )
         return ppid
     raise SystemExit("no trial worker found")
 
@@ -140,13 +165,21 @@ def per_epoch(image_size: int, epochs: int) -> dict[str, tuple[float, float]]:
         clock = Clock()
 
         with tempfile.TemporaryDirectory() as tmp:
-            args = {**SWEEP["trainer"]["args"], "image_size": image_size,  # type: ignore[index]
-                    "num_epochs": epochs, "threads": 2}
-            Sweep(name="epoch", search_space={"learning_rate": {"type": "choice",
-                                                                "values": [0.05]}},
-                  trainer_args=args, root=tmp, keep={"checkpoints": checkpoints},
-                  limits={"max_total_trials": 1}, resources={"cpus_per_trial": 2},
-                  ).run(listener=clock)
+            args = {
+                **SWEEP["trainer"]["args"],
+                "image_size": image_size,  # type: ignore[index]
+                "num_epochs": epochs,
+                "threads": 2,
+            }
+            Sweep(
+                name="epoch",
+                search_space={"learning_rate": {"type": "choice", "values": [0.05]}},
+                trainer_args=args,
+                root=tmp,
+                keep={"checkpoints": checkpoints},
+                limits={"max_total_trials": 1},
+                resources={"cpus_per_trial": 2},
+            ).run(listener=clock)
             from sweep.records.checkpoint_store import CheckpointStore
             from sweep.records.layout import trial_dir
 
@@ -161,8 +194,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-nodes", action="store_true", help="no ray start cluster")
     parser.add_argument("--epoch-only", action="store_true", help="part 1 only")
-    parser.add_argument("--epoch-224", action="store_true",
-                        help="also the per-epoch cost at 224 px (an epoch takes minutes)")
+    parser.add_argument(
+        "--epoch-224",
+        action="store_true",
+        help="also the per-epoch cost at 224 px (an epoch takes minutes)",
+    )
     args = parser.parse_args()
 
     sizes = [64] + ([224] if args.epoch_224 else [])
@@ -171,13 +207,17 @@ def main() -> None:
         figures = per_epoch(size, 7 if size == 64 else 2)
         off, _ = figures["none"]
         on, mb = figures["latest"]
-        print(f"   {size:>3} px: checkpoints off {off:6.2f} s, on {on:6.2f} s "
-              f"(+{on - off:.2f} s, {100 * (on - off) / off:+.1f}%), checkpoint {mb:.0f} MB")
+        print(
+            f"   {size:>3} px: checkpoints off {off:6.2f} s, on {on:6.2f} s "
+            f"(+{on - off:.2f} s, {100 * (on - off) / off:+.1f}%), checkpoint {mb:.0f} MB"
+        )
 
     if args.epoch_only:
         return
-    print(f"2. digits sweep, 4 trials x 4 epochs (={EPOCHS_PLANNED}), 2 at a time, 32 px, "
-          "interrupted after 10 of its 16 reports")
+    print(
+        f"2. digits sweep, 4 trials x 4 epochs (={EPOCHS_PLANNED}), 2 at a time, 32 px, "
+        "interrupted after 10 of its 16 reports"
+    )
     rows: list[tuple[str, str, int, float]] = []
     for checkpoints in ("latest", "none"):
         for interrupt in (None, "coordinator"):
@@ -189,10 +229,13 @@ def main() -> None:
 
         for checkpoints in ("latest", "none"):
             for interrupt in (None, "node"):
-                with tempfile.TemporaryDirectory() as tmp, ray_start_cluster(
-                        Path(tmp), head_cpus=0, node_cpus=(1, 1)) as address:
-                    trained, wall = sweep_once(Path(tmp), checkpoints, interrupt=interrupt,
-                                               address=address)
+                with (
+                    tempfile.TemporaryDirectory() as tmp,
+                    ray_start_cluster(Path(tmp), head_cpus=0, node_cpus=(1, 1)) as address,
+                ):
+                    trained, wall = sweep_once(
+                        Path(tmp), checkpoints, interrupt=interrupt, address=address
+                    )
                 rows.append((checkpoints, f"{interrupt or 'never'} (cluster)", trained, wall))
     print(f"   {'checkpoints':<12} {'interrupted':<20} {'epochs trained':>14} {'wall s':>8}")
     for checkpoints, interrupt, trained, wall in rows:

@@ -52,10 +52,25 @@ def trials_per_hour(trials: int, at_once: int, args: list[str], threads: int) ->
             while pending and len(running) < at_once:
                 i = pending.pop(0)
                 lr = 0.01 * (1 + i % 4)
-                running.append(subprocess.Popen(
-                    [sys.executable, "-m", "trainer", *args, "--learning_rate", str(lr),
-                     "--threads", str(threads), "--output_dir", f"{tmp}/t{i}"],
-                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+                running.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "trainer",
+                            *args,
+                            "--learning_rate",
+                            str(lr),
+                            "--threads",
+                            str(threads),
+                            "--output_dir",
+                            f"{tmp}/t{i}",
+                        ],
+                        cwd=ROOT,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE,
+                    )
+                )
             time.sleep(0.05)
             for proc in [p for p in running if p.poll() is not None]:
                 running.remove(proc)
@@ -66,8 +81,16 @@ def trials_per_hour(trials: int, at_once: int, args: list[str], threads: int) ->
 
 
 def packing(trials: int, image_size: int, epochs: int) -> None:
-    args = ["--data", "digits", "--image_size", str(image_size), "--num_epochs", str(epochs),
-            "--batch_size", "64"]
+    args = [
+        "--data",
+        "digits",
+        "--image_size",
+        str(image_size),
+        "--num_epochs",
+        str(epochs),
+        "--batch_size",
+        "64",
+    ]
     cores = os.cpu_count() or 2
     one = trials_per_hour(trials, 1, args, threads=max(cores // 2, 1))
     four = trials_per_hour(trials, 4, args, threads=max(cores // 4, 1))
@@ -91,9 +114,11 @@ def inference(model_dir: Path, image_size: int) -> None:
     cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     providers = ["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"]
     session = ort.InferenceSession(str(report.path), providers=providers)
-    print(f"3. inference, resnet18 {image_size} px: PyTorch on {device}, ONNX Runtime "
-          f"{ort.__version__} with {providers[0]}"
-          + ("" if cuda else " (this onnxruntime has no CUDA provider)"))
+    print(
+        f"3. inference, resnet18 {image_size} px: PyTorch on {device}, ONNX Runtime "
+        f"{ort.__version__} with {providers[0]}"
+        + ("" if cuda else " (this onnxruntime has no CUDA provider)")
+    )
     for batch in (1, 64):
         x = torch.randn(batch, 3, image_size, image_size)
         xd, xn = x.to(device), x.numpy()
@@ -108,17 +133,28 @@ def inference(model_dir: Path, image_size: int) -> None:
             session.run(None, {"image": xn})
 
         t_ms, o_ms = latency(run_torch, 20), latency(run_ort, 20)
-        print(f"   batch {batch:3d}: pytorch {t_ms:8.2f} ms, onnxruntime {o_ms:8.2f} ms "
-              f"({o_ms / t_ms:.2f}x)", flush=True)
+        print(
+            f"   batch {batch:3d}: pytorch {t_ms:8.2f} ms, onnxruntime {o_ms:8.2f} ms "
+            f"({o_ms / t_ms:.2f}x)",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=16)
-    parser.add_argument("--parts", type=int, nargs="*", default=[1, 2, 3],
-                        help="which of the three to run (3 needs 1's model)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny sizes: checks the script end to end (CPU is fine)")
+    parser.add_argument(
+        "--parts",
+        type=int,
+        nargs="*",
+        default=[1, 2, 3],
+        help="which of the three to run (3 needs 1's model)",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes: checks the script end to end (CPU is fine)",
+    )
     args = parser.parse_args()
     image_size, batch, epochs = (32, 32, 1) if args.smoke else (224, 128, 2)
     trials = 4 if args.smoke else args.trials

@@ -45,20 +45,27 @@ def bank(name: str, trials: int, root: Path | None) -> tuple[list[Curve], bool, 
     result = sweep.result()
     assert result.study is not None
     epochs = sweep.config.trainer.args.get("num_epochs")
-    curves = curves_of_sweep(sweep.sweep_dir, result.study.get_trials(deepcopy=False),
-                             sweep.config.objective.primary_metric,
-                             epochs if isinstance(epochs, int) else None)
+    curves = curves_of_sweep(
+        sweep.sweep_dir,
+        result.study.get_trials(deepcopy=False),
+        sweep.config.objective.primary_metric,
+        epochs if isinstance(epochs, int) else None,
+    )
     return curves, sweep.config.direction == "maximize", f"sweep {name}"
 
 
 def table(summaries: list[Summary]) -> None:
     none = next(s for s in summaries if s.policy == "none")
-    print(f"  {'policy':<22} {'compute':>8} {'pruned':>7} {'lost':>5} {'sooner':>7}   "
-          f"{'best at equal compute (1/4, 1/2, all)':<40}")
+    print(
+        f"  {'policy':<22} {'compute':>8} {'pruned':>7} {'lost':>5} {'sooner':>7}   "
+        f"{'best at equal compute (1/4, 1/2, all)':<40}"
+    )
     for s in summaries:
         anytime = ", ".join(f"{v:.4f}" if v is not None else "-" for v in s.anytime)
-        print(f"  {s.policy:<22} {none.epochs / max(s.epochs, 1):7.2f}x {s.pruned:7.0f} "
-              f"{s.lost:5.0%} {s.sooner:6.2f}x   {anytime}")
+        print(
+            f"  {s.policy:<22} {none.epochs / max(s.epochs, 1):7.2f}x {s.pruned:7.0f} "
+            f"{s.lost:5.0%} {s.sooner:6.2f}x   {anytime}"
+        )
 
 
 def main() -> None:
@@ -70,27 +77,37 @@ def main() -> None:
     parser.add_argument("--root", type=Path, help="the folder of sweeps, for a sweep's name")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    print("compute: the no-pruning sweep's epochs over the policy's (higher: cheaper); lost: "
-          "share of seeds that missed the no-pruning best; sooner: the no-pruning sweep's time "
-          "to its best over the policy's (median over seeds, 0 for never)\n")
+    print(
+        "compute: the no-pruning sweep's epochs over the policy's (higher: cheaper); lost: "
+        "share of seeds that missed the no-pruning best; sooner: the no-pruning sweep's time "
+        "to its best over the policy's (median over seeds, 0 for never)\n"
+    )
     for name in args.banks:
         curves, maximize, about = bank(name, args.trials, args.root)
         for workers in args.workers:
             started = time.perf_counter()
-            summaries = compare(curves, STANDARD, maximize=maximize, workers=workers,
-                                seeds=args.seeds)
+            summaries = compare(
+                curves, STANDARD, maximize=maximize, workers=workers, seeds=args.seeds
+            )
             took = time.perf_counter() - started
-            print(f"{name} ({about}): {len(curves)} trials, {workers} workers, {args.seeds} "
-                  f"seeds, {len(STANDARD)} policies: replayed in {took:.1f} s")
+            print(
+                f"{name} ({about}): {len(curves)} trials, {workers} workers, {args.seeds} "
+                f"seeds, {len(STANDARD)} policies: replayed in {took:.1f} s"
+            )
             table(summaries)
             by = {s.policy: s for s in summaries}
             forecast, median = by["forecast"], by["median_stopping"]
-            print(f"  targets: forecast {forecast.sooner:.2f}x sooner (aim 2x), lost "
-                  f"{forecast.lost:.0%} (aim <= 5%), compute {forecast.epochs:.0f} epochs vs "
-                  f"median stopping {median.epochs:.0f} ({median.lost:.0%} lost); the best "
-                  f"policy that loses <= 5%: " + max(
-                      (s for s in summaries if s.lost <= 0.05),
-                      key=lambda s: (s.sooner, -s.epochs)).policy + "\n", flush=True)
+            print(
+                f"  targets: forecast {forecast.sooner:.2f}x sooner (aim 2x), lost "
+                f"{forecast.lost:.0%} (aim <= 5%), compute {forecast.epochs:.0f} epochs vs "
+                f"median stopping {median.epochs:.0f} ({median.lost:.0%} lost); the best "
+                f"policy that loses <= 5%: "
+                + max(
+                    (s for s in summaries if s.lost <= 0.05), key=lambda s: (s.sooner, -s.epochs)
+                ).policy
+                + "\n",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -32,17 +32,19 @@ def configurations(count: int, epochs: int, seed: int = 0) -> list[dict[str, Any
     rng = random.Random(seed)
     out = []
     for _ in range(count):
-        out.append({
-            "learning_rate": round(math.exp(rng.uniform(math.log(3e-4), math.log(0.5))), 6),
-            "momentum": round(rng.uniform(0.0, 0.99), 4),
-            "batch_size": rng.choice([16, 32, 64, 128]),
-            "model": rng.choice(["resnet18", "resnet18", "mobilenet_v3_small"]),
-            "image_size": rng.choice([16, 16, 24]),
-            "lr_schedule": rng.choice(["none", "step", "cosine"]),
-            "step_size": 3,
-            "weight_decay": rng.choice([0.0, 1e-4, 1e-3]),
-            "num_epochs": epochs,
-        })
+        out.append(
+            {
+                "learning_rate": round(math.exp(rng.uniform(math.log(3e-4), math.log(0.5))), 6),
+                "momentum": round(rng.uniform(0.0, 0.99), 4),
+                "batch_size": rng.choice([16, 32, 64, 128]),
+                "model": rng.choice(["resnet18", "resnet18", "mobilenet_v3_small"]),
+                "image_size": rng.choice([16, 16, 24]),
+                "lr_schedule": rng.choice(["none", "step", "cosine"]),
+                "step_size": 3,
+                "weight_decay": rng.choice([0.0, 1e-4, 1e-3]),
+                "num_epochs": epochs,
+            }
+        )
     return out
 
 
@@ -59,12 +61,26 @@ def record(params: dict[str, Any]) -> dict[str, Any]:
         return False
 
     with tempfile.TemporaryDirectory() as out:
-        fit_params({"data": "digits", "weights": "none", "threads": 1, "device": "cpu",
-                    "amp": False, "output_dir": out, **params}, report)
+        fit_params(
+            {
+                "data": "digits",
+                "weights": "none",
+                "threads": 1,
+                "device": "cpu",
+                "amp": False,
+                "output_dir": out,
+                **params,
+            },
+            report,
+        )
     wall = time.perf_counter() - started
-    return {"values": [round(v, 6) for v in values], "epoch_s": [round(s, 4) for s in epoch_s],
-            "planned": params["num_epochs"], "start_s": round(max(0.0, wall - sum(epoch_s)), 4),
-            "params": params}
+    return {
+        "values": [round(v, 6) for v in values],
+        "epoch_s": [round(s, 4) for s in epoch_s],
+        "planned": params["num_epochs"],
+        "start_s": round(max(0.0, wall - sum(epoch_s)), 4),
+        "params": params,
+    }
 
 
 def main() -> None:
@@ -81,10 +97,18 @@ def main() -> None:
             done = sum(1 for line in f if line.strip()) - 1
     else:
         with gzip.open(args.bank, "wt") as f:
-            f.write(json.dumps({
-                "bank": "digits", "metric": METRIC, "goal": "maximize",
-                "about": "built-in trainer, built-in digits, from scratch on CPU, one thread a "
-                         "run; configurations drawn by benchmarks/record_curves.py"}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "bank": "digits",
+                        "metric": METRIC,
+                        "goal": "maximize",
+                        "about": "built-in trainer, built-in digits, from scratch on CPU, "
+                        "one thread a run; configurations drawn by benchmarks/record_curves.py",
+                    }
+                )
+                + "\n"
+            )
     todo = configurations(args.count, args.epochs)[done:]
     print(f"{done} recorded, {len(todo)} to go ({args.jobs} at a time)", flush=True)
     started = time.perf_counter()
@@ -92,9 +116,11 @@ def main() -> None:
         for i, row in enumerate(pool.map(record, todo), start=done + 1):
             with gzip.open(args.bank, "at") as f:  # each its own gzip member: a kill loses one
                 f.write(json.dumps(row) + "\n")
-            print(f"{i}/{args.count}: best {max(row['values']):.4f} in "
-                  f"{sum(row['epoch_s']):.1f} s ({time.perf_counter() - started:.0f} s so far)",
-                  flush=True)
+            print(
+                f"{i}/{args.count}: best {max(row['values']):.4f} in "
+                f"{sum(row['epoch_s']):.1f} s ({time.perf_counter() - started:.0f} s so far)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

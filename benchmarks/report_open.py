@@ -37,10 +37,22 @@ from tests.sweep_tests import toy_trainers  # noqa: E402
 def open_once(browser: str, page: Path, profile: Path, charts: bool = True) -> float:
     """Wall seconds of the browser opening ``page`` until it is idle."""
     started = time.perf_counter()
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
-                          "--no-first-run", f"--user-data-dir={profile}",
-                          "--virtual-time-budget=30000", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=300).stdout
+    dom = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=30000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
     wall = time.perf_counter() - started
     if charts and re.search(r'data-drawn-ms="(\d+)"', dom) is None:
         raise SystemExit(f"{page.name}: the charts were not drawn")
@@ -57,35 +69,51 @@ def main() -> None:
     if browser is None:
         raise SystemExit("Chromium is not installed")
     with tempfile.TemporaryDirectory() as root:
-        Sweep(name="report", root=root, backend=InProcessBackend(),
-              trainer=toy_trainers.quadratic, trainer_args={"num_epochs": 8},
-              search_space={"x": {"type": "uniform", "min_value": 0, "max_value": 1},
-                            "opt": {"type": "choice", "values": ["sgd", "adamw"]}},
-              sampling_algorithm={"type": "random", "seed": 1},
-              early_termination={"type": "median", "n_startup_trials": 3},
-              limits={"max_total_trials": args.trials, "max_concurrent_trials": 1}).run()
+        Sweep(
+            name="report",
+            root=root,
+            backend=InProcessBackend(),
+            trainer=toy_trainers.quadratic,
+            trainer_args={"num_epochs": 8},
+            search_space={
+                "x": {"type": "uniform", "min_value": 0, "max_value": 1},
+                "opt": {"type": "choice", "values": ["sgd", "adamw"]},
+            },
+            sampling_algorithm={"type": "random", "seed": 1},
+            early_termination={"type": "median", "n_startup_trials": 3},
+            limits={"max_total_trials": args.trials, "max_concurrent_trials": 1},
+        ).run()
         comparison = compare(["report"], root)
-        pages = {"plotly.js inlined (before)": Path(root) / "inline.html",
-                 "plotly.js compressed (now)": Path(root) / "compressed.html"}
+        pages = {
+            "plotly.js inlined (before)": Path(root) / "inline.html",
+            "plotly.js compressed (now)": Path(root) / "compressed.html",
+        }
         build_html(comparison, pages["plotly.js inlined (before)"], compressed=False)
         build_html(comparison, pages["plotly.js compressed (now)"])
-        print(f"{args.trials} trials of 8 epochs; headless Chromium, {args.runs} opens each, "
-              "medians\n")
+        print(
+            f"{args.trials} trials of 8 epochs; headless Chromium, {args.runs} opens each, "
+            "medians\n"
+        )
         empty = Path(root) / "empty.html"
         empty.write_text("<!doctype html><title>empty</title>")
         results: dict[str, list[float]] = {}
         for i in range(args.runs):  # in turn, so a slow moment hits all
             results.setdefault("empty", []).append(
-                open_once(browser, empty, Path(root) / f"profile-{i}-e", charts=False))
+                open_once(browser, empty, Path(root) / f"profile-{i}-e", charts=False)
+            )
             for name, page in pages.items():
                 results.setdefault(name, []).append(
-                    open_once(browser, page, Path(root) / f"profile-{i}-{len(name)}"))
+                    open_once(browser, page, Path(root) / f"profile-{i}-{len(name)}")
+                )
         start = statistics.median(results["empty"])
-        print(f"{'page':<28} {'size MB':>8} {'open + draw s':>14}   (Chromium's own start, "
-              f"{start:.2f} s, taken off)")
+        print(
+            f"{'page':<28} {'size MB':>8} {'open + draw s':>14}   (Chromium's own start, "
+            f"{start:.2f} s, taken off)"
+        )
         for name, page in pages.items():
             wall = statistics.median(results[name]) - start
             print(f"{name:<28} {page.stat().st_size / 1e6:8.2f} {wall:14.2f}")
+
 
 if __name__ == "__main__":
     main()

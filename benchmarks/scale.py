@@ -53,8 +53,12 @@ class Meter:
         if self.ended % self.window:
             return
         wall, cpu = time.perf_counter(), time.process_time()
-        row = (self.ended, (wall - self.last[0]) / self.window * 1000,
-               (cpu - self.last[1]) / self.window * 1000, rss_mb())
+        row = (
+            self.ended,
+            (wall - self.last[0]) / self.window * 1000,
+            (cpu - self.last[1]) / self.window * 1000,
+            rss_mb(),
+        )
         self.rows.append(row)
         print(f"{row[0]:>7} {row[1]:12.1f} {row[2]:14.1f} {row[3]:10.0f}", flush=True)
         self.last = (wall, cpu)
@@ -63,14 +67,21 @@ class Meter:
 def run_sweep(trials: int, window: int, root: Path) -> Path:
     from sweep import Sweep
 
-    space = {"x": {"type": "uniform", "min_value": 0, "max_value": 1},
-             "y": {"type": "choice", "values": [0, 0.5, 1]}}
-    sweep = Sweep(name="scale", search_space=space, trainer=trivial, root=root,
-                  objective={"primary_metric": "score", "goal": "maximize"},
-                  sampling_algorithm={"type": "random", "seed": 0},
-                  early_termination={"type": "median", "n_startup_trials": 5},
-                  limits={"max_total_trials": trials, "max_concurrent_trials": 2},
-                  resources={"cpus_per_trial": 1})
+    space = {
+        "x": {"type": "uniform", "min_value": 0, "max_value": 1},
+        "y": {"type": "choice", "values": [0, 0.5, 1]},
+    }
+    sweep = Sweep(
+        name="scale",
+        search_space=space,
+        trainer=trivial,
+        root=root,
+        objective={"primary_metric": "score", "goal": "maximize"},
+        sampling_algorithm={"type": "random", "seed": 0},
+        early_termination={"type": "median", "n_startup_trials": 5},
+        limits={"max_total_trials": trials, "max_concurrent_trials": 2},
+        resources={"cpus_per_trial": 1},
+    )
     print(f"{trials} trials, random sampler, median pruner, local Ray, 2 at a time")
     print(f"{'trials':>7} {'wall ms/trial':>12} {'coord. CPU ms':>14} {'RSS MB':>10}")
     meter = Meter(window)
@@ -96,10 +107,13 @@ def run_sweep(trials: int, window: int, root: Path) -> Path:
     grown = max(r[3] for r in meter.rows[1:]) - first[3] if len(meter.rows) > 1 else 0.0
     report = root / "scale" / "report.html"
     print(f"\ncounts: {result.counts}; {total:.1f} s in all")
-    print(f"memory from trial {first[0]} to {last[0]}: +{grown:.0f} MB "
-          f"(target <= +50 MB); wall ms/trial first window {first[1]:.1f}, last {last[1]:.1f}")
-    print(f"end report: {timed_finish['s']:.2f} s, "
-          f"report.html {report.stat().st_size / 1e6:.1f} MB")
+    print(
+        f"memory from trial {first[0]} to {last[0]}: +{grown:.0f} MB "
+        f"(target <= +50 MB); wall ms/trial first window {first[1]:.1f}, last {last[1]:.1f}"
+    )
+    print(
+        f"end report: {timed_finish['s']:.2f} s, report.html {report.stat().st_size / 1e6:.1f} MB"
+    )
     return report
 
 
@@ -110,10 +124,23 @@ def renders(report: Path) -> str:
     with tempfile.TemporaryDirectory() as profile:
         started = time.perf_counter()
         dom = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-dev-shm-usage",
-             f"--user-data-dir={profile}", "--virtual-time-budget=30000", "--dump-dom",
-             report.as_uri()], capture_output=True, text=True, timeout=300)
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-dev-shm-usage",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=30000",
+                "--dump-dom",
+                report.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         took = time.perf_counter() - started
     errors = re.search(r'<pre id="js-errors">(.*?)</pre>', dom.stdout, re.S)
     charts = len(re.findall(r'class="plot-container', dom.stdout))
@@ -135,7 +162,8 @@ def ask_costs(trials: int) -> None:
         "qmc": lambda: optuna.samplers.QMCSampler(seed=0),
         "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=0, warn_independent_sampling=False),
         "tpe (ours: multivariate, constant liar)": lambda: optuna.samplers.TPESampler(
-            seed=0, multivariate=True, constant_liar=True),
+            seed=0, multivariate=True, constant_liar=True
+        ),
     }
     print(f"\nOptuna alone, in memory: ms per ask+tell at trial 200 and at trial {trials}")
     for name, make in samplers.items():

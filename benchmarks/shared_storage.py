@@ -34,10 +34,17 @@ def in_process(root: Path, trials: int, storage: str = "default") -> float:
     from sweep.backends import InProcessBackend
     from tests.sweep_tests import toy_trainers
 
-    sweep = Sweep(name=f"s{time.time_ns()}", search_space=SPACE, trainer=toy_trainers.quadratic,
-                  root=root, backend=InProcessBackend(), trainer_args={"num_epochs": 3},
-                  storage=storage, sampling_algorithm={"type": "random"},
-                  limits={"max_total_trials": trials, "max_concurrent_trials": 1})
+    sweep = Sweep(
+        name=f"s{time.time_ns()}",
+        search_space=SPACE,
+        trainer=toy_trainers.quadratic,
+        root=root,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 3},
+        storage=storage,
+        sampling_algorithm={"type": "random"},
+        limits={"max_total_trials": trials, "max_concurrent_trials": 1},
+    )
     started = time.perf_counter()
     sweep.run()
     return (time.perf_counter() - started) / trials
@@ -46,17 +53,44 @@ def in_process(root: Path, trials: int, storage: str = "default") -> float:
 def coordinators(folder: Path, url: str, count: int, trials: int, epoch_s: float) -> float:
     """Trials per hour of ``count`` coordinators sharing one study of ``trials`` trials."""
     name = f"c{time.time_ns()}"
-    (folder / f"{name}.yaml").write_text(yaml.safe_dump({
-        "name": name, "trainer": {"entry": "tests.sweep_tests.toy_trainers:quadratic",
-                                  "args": {"num_epochs": 1, "epoch_s": epoch_s}},
-        "search_space": SPACE, "sampling_algorithm": {"type": "random"},
-        "limits": {"max_total_trials": trials}, "storage": url}))
+    (folder / f"{name}.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "trainer": {
+                    "entry": "tests.sweep_tests.toy_trainers:quadratic",
+                    "args": {"num_epochs": 1, "epoch_s": epoch_s},
+                },
+                "search_space": SPACE,
+                "sampling_algorithm": {"type": "random"},
+                "limits": {"max_total_trials": trials},
+                "storage": url,
+            }
+        )
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     started = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "sweep.cli", "run", f"{name}.yaml",
-                               "--root", f"root{i}", "--parallel", "1"], cwd=folder, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for i in range(count)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sweep.cli",
+                "run",
+                f"{name}.yaml",
+                "--root",
+                f"root{i}",
+                "--parallel",
+                "1",
+            ],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(count)
+    ]
     for proc in procs:
         _, err = proc.communicate()
         if proc.returncode:
@@ -75,15 +109,19 @@ def main() -> None:
         folder = Path(tmp)
         journal = in_process(folder, args.trials)
         pg = in_process(folder, args.trials, url)
-        print(f"1. engine per trivial trial (3 reports, in-process, {args.trials} trials): "
-              f"journal {journal * 1000:.1f} ms, PostgreSQL {pg * 1000:.1f} ms "
-              f"({pg / journal:.1f}x)")
+        print(
+            f"1. engine per trivial trial (3 reports, in-process, {args.trials} trials): "
+            f"journal {journal * 1000:.1f} ms, PostgreSQL {pg * 1000:.1f} ms "
+            f"({pg / journal:.1f}x)"
+        )
         print("2. trials per hour on one PostgreSQL study (2 CPUs)")
         for label, trials, epoch_s in (("trivial", 40, 0.0), ("1-second", 16, 1.0)):
             one = coordinators(folder, url, 1, trials, epoch_s)
             two = coordinators(folder, url, 2, trials, epoch_s)
-            print(f"   {label:<9} {trials} trials: one coordinator {one:,.0f}/h, "
-                  f"two {two:,.0f}/h ({two / one:.2f}x)")
+            print(
+                f"   {label:<9} {trials} trials: one coordinator {one:,.0f}/h, "
+                f"two {two:,.0f}/h ({two / one:.2f}x)"
+            )
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -95,11 +133,13 @@ def main() -> None:
             finally:
                 del os.environ["MLFLOW_TRACKING_URI"]
         extra = tracked - plain
-        print(f"3. MLflow tracking, trivial trials: untracked {plain * 1000:.1f} ms a trial, "
-              f"tracked {tracked * 1000:.1f} ms (+{extra * 1000:.1f} ms a trial for its 7 "
-              "calls to the server: run, params, 3 reports, end state; they run in a "
-              "background thread, so only a sweep of trivial trials waits for them, at its "
-              "end)")
+        print(
+            f"3. MLflow tracking, trivial trials: untracked {plain * 1000:.1f} ms a trial, "
+            f"tracked {tracked * 1000:.1f} ms (+{extra * 1000:.1f} ms a trial for its 7 "
+            "calls to the server: run, params, 3 reports, end state; they run in a "
+            "background thread, so only a sweep of trivial trials waits for them, at its "
+            "end)"
+        )
 
 
 if __name__ == "__main__":

@@ -16,13 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-TRAINER = '''
+TRAINER = """
 def train(params, report):
     for epoch in range(3):
         if report(epoch, {"score": params["x"] * (epoch + 1)}):
             break
     return {"score": params["x"] * 3}
-'''
+"""
 SWEEP = """name: ten
 trainer: {entry: "trivial:train"}
 search_space: {x: {type: uniform, min_value: 0, max_value: 1}}
@@ -32,8 +32,10 @@ early_termination: {type: median, n_startup_trials: 5}
 limits: {max_total_trials: 10, max_concurrent_trials: 2}
 resources: {cpus_per_trial: 1}
 """
-RAY_ONLY = ("import os, ray; ray.init(address='local', num_cpus=os.cpu_count(), "
-            "include_dashboard=False, log_to_driver=False); ray.shutdown()")
+RAY_ONLY = (
+    "import os, ray; ray.init(address='local', num_cpus=os.cpu_count(), "
+    "include_dashboard=False, log_to_driver=False); ray.shutdown()"
+)
 
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -61,10 +63,11 @@ def main() -> None:
             runs.append(timed([sweep, "run", "ten.yaml", "--root", f"r{i}"], folder, env))
             floor.append(timed([sys.executable, "-c", RAY_ONLY], folder, env))
     print(f"{args.repeat} runs each, interleaved; median (min-max)")
-    for label, times in (("sweep run, 10 trivial trials", runs),
-                         ("python: ray.init + ray.shutdown only", floor)):
-        print(f"{label:<38} {statistics.median(times):5.2f} s "
-              f"({min(times):.2f}-{max(times):.2f})")
+    for label, times in (
+        ("sweep run, 10 trivial trials", runs),
+        ("python: ray.init + ray.shutdown only", floor),
+    ):
+        print(f"{label:<38} {statistics.median(times):5.2f} s ({min(times):.2f}-{max(times):.2f})")
 
 
 if __name__ == "__main__":

@@ -38,18 +38,31 @@ def write_digits(root: Path) -> None:
         Image.fromarray(pixels).convert("RGB").resize((32, 32)).save(folder / f"{i}.png")
 
 
-def plain_loop(root: Path, epochs: int, image_size: int, batch: int, device: torch.device
-               ) -> float:
+def plain_loop(root: Path, epochs: int, image_size: int, batch: int, device: torch.device) -> float:
     """The tutorial's loop; returns training images per second over all epochs."""
     norm = transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
-    train_tf = transforms.Compose([transforms.RandomResizedCrop(image_size),
-                                   transforms.RandomHorizontalFlip(), transforms.ToTensor(), norm])
-    val_tf = transforms.Compose([transforms.Resize(int(image_size * 256 / 224)),
-                                 transforms.CenterCrop(image_size), transforms.ToTensor(), norm])
+    train_tf = transforms.Compose(
+        [
+            transforms.RandomResizedCrop(image_size),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            norm,
+        ]
+    )
+    val_tf = transforms.Compose(
+        [
+            transforms.Resize(int(image_size * 256 / 224)),
+            transforms.CenterCrop(image_size),
+            transforms.ToTensor(),
+            norm,
+        ]
+    )
     train = torchvision.datasets.ImageFolder(str(root / "train"), train_tf)
     val = torchvision.datasets.ImageFolder(str(root / "val"), val_tf)
-    loaders = {"train": torch.utils.data.DataLoader(train, batch_size=batch, shuffle=True),
-               "val": torch.utils.data.DataLoader(val, batch_size=batch)}
+    loaders = {
+        "train": torch.utils.data.DataLoader(train, batch_size=batch, shuffle=True),
+        "val": torch.utils.data.DataLoader(val, batch_size=batch),
+    }
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None)
     model.fc = nn.Linear(model.fc.in_features, len(train.classes))
@@ -77,8 +90,9 @@ def plain_loop(root: Path, epochs: int, image_size: int, batch: int, device: tor
     return seen / (time.perf_counter() - started)
 
 
-def trainer_fit(root: Path, epochs: int, image_size: int, batch: int, out: Path,
-                cpu_bf16: bool = False) -> float:
+def trainer_fit(
+    root: Path, epochs: int, image_size: int, batch: int, out: Path, cpu_bf16: bool = False
+) -> float:
     from trainer.data import load_image_data
     from trainer.fit import fit
     from trainer.options import TrainConfig
@@ -90,9 +104,15 @@ def trainer_fit(root: Path, epochs: int, image_size: int, batch: int, out: Path,
     def count(epoch: int, metrics: dict[str, float]) -> bool:
         return False
 
-    config = TrainConfig(data=str(root), image_size=image_size, batch_size=batch,
-                         num_epochs=epochs, learning_rate=0.01, output_dir=str(out),
-                         cpu_bf16="true" if cpu_bf16 else "false")
+    config = TrainConfig(
+        data=str(root),
+        image_size=image_size,
+        batch_size=batch,
+        num_epochs=epochs,
+        learning_rate=0.01,
+        output_dir=str(out),
+        cpu_bf16="true" if cpu_bf16 else "false",
+    )
     fit(config, count, data=data)
     seen = (len(data.train.labels) // batch) * batch * epochs
     return seen / (time.perf_counter() - started)
@@ -145,8 +165,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "digits"
         write_digits(root)
-        print(f"device {device}, threads {args.threads}, resnet18, image {args.image_size}, "
-              f"batch {args.batch}, {args.epochs} epochs, 1437 training images")
+        print(
+            f"device {device}, threads {args.threads}, resnet18, image {args.image_size}, "
+            f"batch {args.batch}, {args.epochs} epochs, 1437 training images"
+        )
         plain = plain_loop(root, args.epochs, args.image_size, args.batch, device)
         ours = trainer_fit(root, args.epochs, args.image_size, args.batch, Path(tmp) / "out")
         print(f"plain tutorial loop : {plain:8.1f} images/s")
@@ -154,12 +176,20 @@ def main() -> None:
         from trainer.fit import cpu_has_bf16
 
         if device.type == "cpu" and cpu_has_bf16():
-            bf16 = trainer_fit(root, args.epochs, args.image_size, args.batch,
-                               Path(tmp) / "out-bf16", cpu_bf16=True)
+            bf16 = trainer_fit(
+                root,
+                args.epochs,
+                args.image_size,
+                args.batch,
+                Path(tmp) / "out-bf16",
+                cpu_bf16=True,
+            )
             print(f"trainer.fit cpu_bf16: {bf16:8.1f} images/s   ({bf16 / plain:.2f}x)")
         for batch, torch_ms, ort_ms in onnx_vs_torch(Path(tmp) / "out", args.image_size):
-            print(f"inference batch {batch:2d}: pytorch {torch_ms:7.2f} ms, onnxruntime "
-                  f"{ort_ms:7.2f} ms ({ort_ms / torch_ms:.2f}x)")
+            print(
+                f"inference batch {batch:2d}: pytorch {torch_ms:7.2f} ms, onnxruntime "
+                f"{ort_ms:7.2f} ms ({ort_ms / torch_ms:.2f}x)"
+            )
 
 
 if __name__ == "__main__":

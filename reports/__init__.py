@@ -18,5 +18,4 @@ from reports.frames import curves_frame
 from reports.html import build_html
 from reports.terminal import print_report
 
-__all__ = ["Comparison", "SweepData", "build_html", "curves_frame", "print_report",
-           "sweep_data"]
+__all__ = ["Comparison", "SweepData", "build_html", "curves_frame", "print_report", "sweep_data"]

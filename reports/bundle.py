@@ -31,7 +31,7 @@ def encode85(data: bytes) -> str:
     padded = data + b"\0" * (-len(data) % 4)
     out = []
     for i in range(0, len(padded), 4):
-        value = int.from_bytes(padded[i:i + 4], "big")
+        value = int.from_bytes(padded[i : i + 4], "big")
         digits = []
         for _ in range(5):
             value, digit = divmod(value, 85)

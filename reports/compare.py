@@ -26,7 +26,7 @@ class SweepData:
 
     @property
     def params(self) -> list[str]:
-        return [c[len("param_"):] for c in self.trials.columns if c.startswith("param_")]
+        return [c[len("param_") :] for c in self.trials.columns if c.startswith("param_")]
 
     @property
     def maximize(self) -> bool:
@@ -50,12 +50,24 @@ class Comparison:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def sweep_data(name: str, sweep_dir: Path, trials: pd.DataFrame, metric: str, goal: str,
-               histories: Iterable[tuple[int, list[dict[str, Any]]]],
-               objectives: tuple[tuple[str, str], ...] = ()) -> SweepData:
+def sweep_data(
+    name: str,
+    sweep_dir: Path,
+    trials: pd.DataFrame,
+    metric: str,
+    goal: str,
+    histories: Iterable[tuple[int, list[dict[str, Any]]]],
+    objectives: tuple[tuple[str, str], ...] = (),
+) -> SweepData:
     """A sweep as the report needs it: its trials frame and every trial's reports (for the
     learning curves); plain values, so reports never depends on how a sweep ran or where
     it keeps them."""
-    return SweepData(name=name, metric=metric, goal=goal, trials=trials,
-                     curves=curves_frame(histories), sweep_dir=sweep_dir,
-                     objectives=objectives)
+    return SweepData(
+        name=name,
+        metric=metric,
+        goal=goal,
+        trials=trials,
+        curves=curves_frame(histories),
+        sweep_dir=sweep_dir,
+        objectives=objectives,
+    )

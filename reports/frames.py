@@ -37,8 +37,10 @@ def pruning_saving(trials: pd.DataFrame) -> str:
         return f"{len(pruned)} pruned trials ran {ran} epochs"
     length = float(complete.mean())
     estimate = max(round(len(pruned) * length - ran), 0)
-    return (f"{len(pruned)} pruned trials ran {ran} epochs; against the completed trials' "
-            f"{length:.3g} epochs each, pruning saved about {estimate} (an estimate)")
+    return (
+        f"{len(pruned)} pruned trials ran {ran} epochs; against the completed trials' "
+        f"{length:.3g} epochs each, pruning saved about {estimate} (an estimate)"
+    )
 
 
 def curves_frame(histories: Iterable[tuple[int, list[dict[str, Any]]]]) -> pd.DataFrame:
@@ -47,6 +49,5 @@ def curves_frame(histories: Iterable[tuple[int, list[dict[str, Any]]]]) -> pd.Da
     ``histories``: each trial's number and reports, as ``sweep.records.layout.histories(sweep_dir)``
     reads them (the caller reads the sweep's folder; reports only shape data).
     """
-    rows = [{"trial": number, **report} for number, history in histories
-            for report in history]
+    rows = [{"trial": number, **report} for number, history in histories for report in history]
     return pd.DataFrame(rows)

@@ -54,9 +54,11 @@ def _div(fig: go.Figure, div_id: str, wide: bool = False) -> str:
     figure = json.loads(fig.to_json())
     if figure.get("layout", {}).get("template") == _shared_template():
         del figure["layout"]["template"]
-    return (f'<div class="chart{" wide" if wide else ""}"><div id="{div_id}" '
-            f'data-figure="{div_id}-figure"></div><script type="application/json" '
-            f'id="{div_id}-figure">{_json(figure)}</script></div>')
+    return (
+        f'<div class="chart{" wide" if wide else ""}"><div id="{div_id}" '
+        f'data-figure="{div_id}-figure"></div><script type="application/json" '
+        f'id="{div_id}-figure">{_json(figure)}</script></div>'
+    )
 
 
 def _json(value: object) -> str:
@@ -70,8 +72,9 @@ def _shared_template() -> dict[str, object]:
 
 
 def _template_block() -> str:
-    return (f'<script type="application/json" id="plotly-template">'
-            f"{_json(_shared_template())}</script>")
+    return (
+        f'<script type="application/json" id="plotly-template">{_json(_shared_template())}</script>'
+    )
 
 
 def _value(v: object) -> str:
@@ -92,12 +95,30 @@ def _table(data: SweepData) -> str:
     # Restarts only when a trial continued from its checkpoint: most sweeps have none.
     restarts = "restarts" in frame and bool(frame["restarts"].any())
     lineage = "lineage" in frame  # PBT
-    cols = ["number", "state", "value", *[f"param_{p}" for p in data.params], "epochs_run",
-            "epochs_asked", *(["restarts"] if restarts else []), "duration_s",
-            *(["lineage"] if lineage else []), "reason"]
-    labels = ["#", "state", data.metric, *data.params, "epochs run", "epochs asked",
-              *(["restarts"] if restarts else []), "time s",
-              *(["copied (PBT)"] if lineage else []), "reason"]
+    cols = [
+        "number",
+        "state",
+        "value",
+        *[f"param_{p}" for p in data.params],
+        "epochs_run",
+        "epochs_asked",
+        *(["restarts"] if restarts else []),
+        "duration_s",
+        *(["lineage"] if lineage else []),
+        "reason",
+    ]
+    labels = [
+        "#",
+        "state",
+        data.metric,
+        *data.params,
+        "epochs run",
+        "epochs asked",
+        *(["restarts"] if restarts else []),
+        "time s",
+        *(["copied (PBT)"] if lineage else []),
+        "reason",
+    ]
     head = "".join(
         f'<th class="{"l" if c in ("state", "lineage", "reason") else ""}">{_text(lab)}</th>'
         for c, lab in zip(cols, labels, strict=True)
@@ -107,26 +128,35 @@ def _table(data: SweepData) -> str:
         cells = []
         for c in cols:
             v = row.get(c)
-            cls = f"l state-{_text(v)}" if c == "state" else (
-                "l" if c in ("lineage", "reason") else "")
+            cls = (
+                f"l state-{_text(v)}"
+                if c == "state"
+                else ("l" if c in ("lineage", "reason") else "")
+            )
             raw = "" if v is None or (isinstance(v, float) and v != v) else str(v)
             cells.append(f'<td class="{cls}" data-v="{html.escape(raw)}">{_text(v)}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    return (f'<table class="sortable"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    return (
+        f'<table class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _summary(data: SweepData) -> str:
     counts = data.trials["state"].value_counts().to_dict()
     done = ranked(data)
     done = done[done["state"] == "complete"]
-    parts = [f"<b>{_text(data.name)}</b>: {_text(data.goal)} {_text(data.metric)}; "
-             + ", ".join(f"{n} {_text(s)}" for s, n in sorted(counts.items()))]
+    parts = [
+        f"<b>{_text(data.name)}</b>: {_text(data.goal)} {_text(data.metric)}; "
+        + ", ".join(f"{n} {_text(s)}" for s, n in sorted(counts.items()))
+    ]
     if not done.empty:
         best = done.iloc[0]
         params = ", ".join(f"{_text(p)} = {_text(best[f'param_{p}'])}" for p in data.params)
-        parts.append(f"Best: trial {_text(best['number'])} with {_text(data.metric)} "
-                     f"<b>{_text(best['value'])}</b> ({params})")
+        parts.append(
+            f"Best: trial {_text(best['number'])} with {_text(data.metric)} "
+            f"<b>{_text(best['value'])}</b> ({params})"
+        )
     saving = pruning_saving(data.trials)
     parts.append(_text(saving[:1].upper() + saving[1:] + "."))
     return '<div class="summary">' + "<br>".join(parts) + "</div>"
@@ -152,8 +182,9 @@ def _sweep_section(data: SweepData, index: int) -> Iterable[str]:
     yield "</div>"
 
 
-def build_html(comparison: Comparison, path: str | Path | None = None, *,
-               compressed: bool = True) -> str:
+def build_html(
+    comparison: Comparison, path: str | Path | None = None, *, compressed: bool = True
+) -> str:
     """The whole report as one HTML document; written to ``path`` when given.
     ``compressed=False`` inlines plotly.js as it comes (4.8 MB; what the report benchmark
     compares against).
@@ -166,24 +197,30 @@ def build_html(comparison: Comparison, path: str | Path | None = None, *,
     names = ", ".join(s.name for s in comparison.sweeps)
     body: list[str] = [f"<h1>Sweep report: {_text(names)}</h1>", '<pre id="js-errors"></pre>']
     if len(comparison.sweeps) > 1:
-        body.append("<h2>Side by side</h2>" + "".join(_summary(s) + "<br>"
-                                                      for s in comparison.sweeps))
+        body.append(
+            "<h2>Side by side</h2>" + "".join(_summary(s) + "<br>" for s in comparison.sweeps)
+        )
     for i, data in enumerate(comparison.sweeps):
         body.extend(_sweep_section(data, i))
     bundle = ""
     head_scripts = f"<script>{_ERRORS}</script>"
     if compressed:
         packed, size = compressed_plotly()
-        bundle = (f'<script type="application/octet-stream" id="plotly-bundle" '
-                  f'data-bytes="{size}">{packed}</script>')
+        bundle = (
+            f'<script type="application/octet-stream" id="plotly-bundle" '
+            f'data-bytes="{size}">{packed}</script>'
+        )
     else:
         head_scripts += f"<script>{plotly_js()}</script>"
-    page_body = ("\n".join(body) + _template_block() + bundle + f"<script>{loader()}</script>"
-                 f"<script>{_SORT}</script>")
-    policy = content_security_policy(head_scripts + page_body,
-                                     extra=(plotly_js(),) if compressed else ())
+    page_body = (
+        "\n".join(body) + _template_block() + bundle + f"<script>{loader()}</script>"
+        f"<script>{_SORT}</script>"
+    )
+    policy = content_security_policy(
+        head_scripts + page_body, extra=(plotly_js(),) if compressed else ()
+    )
     page = (
-        "<!doctype html><html><head><meta charset=\"utf-8\">"
+        '<!doctype html><html><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
         f"<title>Sweep report: {_text(names)}</title><style>{_STYLE}</style>"
         f"{head_scripts}</head><body>{page_body}</body></html>"
@@ -207,5 +244,7 @@ def content_security_policy(markup: str, extra: Iterable[str] = ()) -> str:
         "'sha256-" + base64.b64encode(hashlib.sha256(m.encode()).digest()).decode() + "'"
         for m in [*_SCRIPT.findall(markup), *extra]
     )
-    return (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; "
-            "img-src data: blob:; font-src data:; worker-src blob:")
+    return (
+        f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; "
+        "img-src data: blob:; font-src data:; worker-src blob:"
+    )

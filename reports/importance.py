@@ -33,8 +33,7 @@ def main_effects(trials: pd.DataFrame, params: list[str]) -> dict[str, float]:
     total = float(((y - y.mean()) ** 2).sum()) if n else 0.0
     if n < MIN_TRIALS or total <= 0:
         return {}
-    effects = {name: _omega_squared(_groups(done[f"param_{name}"], n), y, total)
-               for name in params}
+    effects = {name: _omega_squared(_groups(done[f"param_{name}"], n), y, total) for name in params}
     return dict(sorted(effects.items(), key=lambda item: -item[1]))
 
 

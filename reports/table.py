@@ -17,9 +17,14 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *,
-                 left: Sequence[int] = (), gap: str = "  ",
-                 ragged_last: bool = False) -> list[str]:
+def format_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    left: Sequence[int] = (),
+    gap: str = "  ",
+    ragged_last: bool = False,
+) -> list[str]:
     """Lines of a table; columns in ``left`` are left-aligned, the rest right-aligned.
     ``ragged_last``: the last column is written as it is (a long reason then pushes nothing)."""
     texts = [[cell(v) for v in row] for row in rows]

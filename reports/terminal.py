@@ -45,7 +45,8 @@ def ranked(data: SweepData) -> pd.DataFrame:
     value = pd.to_numeric(frame["value"], errors="coerce")
     frame["_value"] = -value if data.maximize else value
     return frame.sort_values(["_state", "_value"], na_position="last").drop(
-        columns=["_state", "_value"])
+        columns=["_state", "_value"]
+    )
 
 
 def render(data: SweepData, colour: bool = False) -> str:
@@ -57,9 +58,17 @@ def render(data: SweepData, colour: bool = False) -> str:
     for rank, row in enumerate(records, start=1):
         asked = row["epochs_asked"]
         epochs = f"{row['epochs_run']}/{_cell(int(asked) if pd.notna(asked) else None, 3)}"
-        rows.append([rank, row["number"], row["state"], row["value"],
-                     *[row[f"param_{p}"] for p in params], epochs,
-                     _seconds(row["duration_s"])])
+        rows.append(
+            [
+                rank,
+                row["number"],
+                row["state"],
+                row["value"],
+                *[row[f"param_{p}"] for p in params],
+                epochs,
+                _seconds(row["duration_s"]),
+            ]
+        )
     table = format_table(header, rows, left=(2,), gap=" ")
     lines = [f"sweep {data.name}: {data.goal} {data.metric}", table[0]]
     for row, line in zip(records, table[1:], strict=True):
@@ -67,7 +76,7 @@ def render(data: SweepData, colour: bool = False) -> str:
             # Colour the padded state cell in place: widths stay those of the plain text.
             state = str(row["state"])
             at = line.index(state)  # rank and number come first, and they are digits
-            line = f"{line[:at]}\033[{_COLOURS[state]}m{state}\033[0m{line[at + len(state):]}"
+            line = f"{line[:at]}\033[{_COLOURS[state]}m{state}\033[0m{line[at + len(state) :]}"
         lines.append(line)
     counts = data.trials["state"].value_counts().to_dict()
     done = frame[frame["state"] == "complete"]
@@ -76,8 +85,11 @@ def render(data: SweepData, colour: bool = False) -> str:
     if not done.empty:
         best = done.iloc[0]
         shown = ", ".join(f"{p}={_cell(best[f'param_{p}'], 12)}" for p in params)
-        lines.append(f"best: trial {best['number']} {data.metric} {_cell(best['value'], 10)} "
-                     f"({shown})"[:WIDTH])
+        lines.append(
+            f"best: trial {best['number']} {data.metric} {_cell(best['value'], 10)} ({shown})"[
+                :WIDTH
+            ]
+        )
     else:
         lines.append("best: no trial completed")
     lines.append("trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
@@ -93,12 +105,19 @@ def front_table(data: SweepData) -> list[str]:
     members = ranked(data)
     members = members[members["pareto"] == True]  # noqa: E712 - True/False/NaN
     names = [m for m, _ in data.objectives]
-    rows = [[row["number"], *row["values"], *[row[f"param_{p}"] for p in data.params]]
-            for row in members.to_dict("records")]
-    header = ["#", *[f"{m} ({'max' if g == 'maximize' else 'min'})" for m, g in
-                     data.objectives], *data.params]
-    return [f"Pareto front: {len(rows)} trials ({', '.join(names)})",
-            *format_table(header, rows, gap=" ")]
+    rows = [
+        [row["number"], *row["values"], *[row[f"param_{p}"] for p in data.params]]
+        for row in members.to_dict("records")
+    ]
+    header = [
+        "#",
+        *[f"{m} ({'max' if g == 'maximize' else 'min'})" for m, g in data.objectives],
+        *data.params,
+    ]
+    return [
+        f"Pareto front: {len(rows)} trials ({', '.join(names)})",
+        *format_table(header, rows, gap=" "),
+    ]
 
 
 def print_report(comparison: Comparison, out: TextIO | None = None) -> None:

@@ -31,5 +31,6 @@ fi
 bash scripts/build_horovod.sh
 
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy
 exec .venv/bin/pytest "$@"

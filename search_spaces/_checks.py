@@ -41,22 +41,29 @@ class Problems:
             raise SearchSpaceErrors(self.errors)
 
 
-def no_unknown_keys(value: Mapping[str, Any], path: str, allowed: set[str],
-                    hint: str | None = None) -> None:
+def no_unknown_keys(
+    value: Mapping[str, Any], path: str, allowed: set[str], hint: str | None = None
+) -> None:
     """Raises naming every unknown key (one line each), not only the first."""
     unknown = [k for k in value if k not in allowed]
     if not unknown:
         return
     expected = hint or f"expected one of {', '.join(sorted(allowed))}"
-    errors = [SearchSpaceError(f"{path}.{k}" if path else k, f"unknown key; {expected}")
-              for k in unknown]
+    errors = [
+        SearchSpaceError(f"{path}.{k}" if path else k, f"unknown key; {expected}") for k in unknown
+    ]
     raise errors[0] if len(errors) == 1 else SearchSpaceErrors(errors)
 
 
 def _kind(value: Any) -> str:
     return {
-        bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-        list: "a list", dict: "a mapping", type(None): "nothing",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "nothing",
     }.get(type(value), type(value).__name__)
 
 

@@ -38,8 +38,9 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         _remove(tmp)
-        if exc.errno is not None and not (isinstance(exc.filename, str)
-                                          and exc.filename == str(path)):
+        if exc.errno is not None and not (
+            isinstance(exc.filename, str) and exc.filename == str(path)
+        ):
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     except BaseException:
@@ -75,8 +76,11 @@ def _regular_or_absent(path: Path) -> int | None:
     except OSError:
         return None
     if not stat.S_ISREG(mode):
-        raise IsADirectoryError(21, "not a regular file", str(path)) if stat.S_ISDIR(mode) \
+        raise (
+            IsADirectoryError(21, "not a regular file", str(path))
+            if stat.S_ISDIR(mode)
             else OSError(13, "not a regular file (a device, FIFO or socket)", str(path))
+        )
     return mode
 
 

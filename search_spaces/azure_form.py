@@ -28,26 +28,39 @@ def expression_to_azure(expr: Expression, path: str) -> dict[str, Any]:
         if expr.step is not None:
             if not _is_multiple(expr.low, expr.step) or not _is_multiple(expr.high, expr.step):
                 raise SearchSpaceError(
-                    path, "a float step range maps to Azure's quniform only when low and high "
+                    path,
+                    "a float step range maps to Azure's quniform only when low and high "
                     f"are multiples of step (got low {expr.low}, high {expr.high}, "
-                    f"step {expr.step})"
+                    f"step {expr.step})",
                 )
-            return {"type": "quniform", "min_value": expr.low, "max_value": expr.high,
-                    "q": expr.step}
+            return {
+                "type": "quniform",
+                "min_value": expr.low,
+                "max_value": expr.high,
+                "q": expr.step,
+            }
         if expr.log:
-            return {"type": "loguniform", "min_value": math.log(expr.low),
-                    "max_value": math.log(expr.high)}
+            return {
+                "type": "loguniform",
+                "min_value": math.log(expr.low),
+                "max_value": math.log(expr.high),
+            }
         return {"type": "uniform", "min_value": expr.low, "max_value": expr.high}
     if isinstance(expr, IntRange):
         if expr.log:
             # round(exp(U(ln(low-.5), ln(high+.5)))) is exactly Optuna's log-int draw.
-            return {"type": "qloguniform", "min_value": math.log(expr.low - 0.5),
-                    "max_value": math.log(expr.high + 0.5), "q": 1}
+            return {
+                "type": "qloguniform",
+                "min_value": math.log(expr.low - 0.5),
+                "max_value": math.log(expr.high + 0.5),
+                "q": 1,
+            }
         values = list(range(expr.low, expr.high + 1, expr.step))
         if len(values) > _MAX_CHOICE_FOR_INT:
             raise SearchSpaceError(
-                path, f"an int range of {len(values)} values has no exact Azure ML form; "
-                f"use randint or quniform"
+                path,
+                f"an int range of {len(values)} values has no exact Azure ML form; "
+                f"use randint or quniform",
             )
         return {"type": "choice", "values": values}
     return expr.to_dict()
@@ -62,15 +75,20 @@ def check_azure_compatible(config: SweepConfig) -> None:
     """Raises for what Azure ML would refuse or could not express; returns None otherwise."""
     sampling = config.sampling_algorithm
     if config.multi_objective:
-        raise SearchSpaceError("objective", f"Azure ML sweep jobs take one objective, this "
-                               f"file lists {len(config.goals)}; run it locally or on Ray")
+        raise SearchSpaceError(
+            "objective",
+            f"Azure ML sweep jobs take one objective, this "
+            f"file lists {len(config.goals)}; run it locally or on Ray",
+        )
     if config.constraints:
-        raise SearchSpaceError("constraints", "Azure ML sweep jobs have no constraints; run "
-                               "this file locally or on Ray")
+        raise SearchSpaceError(
+            "constraints",
+            "Azure ML sweep jobs have no constraints; run this file locally or on Ray",
+        )
     if sampling.type not in AZURE_SAMPLERS:
         raise SearchSpaceError(
-            "sampling_algorithm", f"{sampling.type!r} runs locally only; Azure ML offers "
-            f"{', '.join(AZURE_SAMPLERS)}"
+            "sampling_algorithm",
+            f"{sampling.type!r} runs locally only; Azure ML offers {', '.join(AZURE_SAMPLERS)}",
         )
     if sampling.seed is not None and sampling.type != "random":
         raise SearchSpaceError(
@@ -79,25 +97,28 @@ def check_azure_compatible(config: SweepConfig) -> None:
     policy = config.early_termination.type
     if policy != "none" and not POLICY_TABLE[policy].azure:
         raise SearchSpaceError(
-            "early_termination.type", f"{policy!r} runs locally only; Azure ML offers "
-            f"{', '.join(AZURE_POLICIES)}"
+            "early_termination.type",
+            f"{policy!r} runs locally only; Azure ML offers {', '.join(AZURE_POLICIES)}",
         )
     for key, expr in config.search_space.items():
         form = expression_to_azure(expr, f"search_space.{key}")
         if sampling.type == "bayesian" and form["type"] not in BAYESIAN_EXPRESSIONS:
             raise SearchSpaceError(
-                f"search_space.{key}", f"Azure ML's bayesian sampling accepts only "
-                f"{', '.join(BAYESIAN_EXPRESSIONS)}, got {form['type']}"
+                f"search_space.{key}",
+                f"Azure ML's bayesian sampling accepts only "
+                f"{', '.join(BAYESIAN_EXPRESSIONS)}, got {form['type']}",
             )
     if sampling.type == "bayesian" and policy != "none":
         raise SearchSpaceError(
-            "early_termination", "Azure ML's bayesian sampling does not support early "
-            "termination; use random sampling or drop the policy"
+            "early_termination",
+            "Azure ML's bayesian sampling does not support early "
+            "termination; use random sampling or drop the policy",
         )
     if config.early_termination.options.get("exclude_finished_jobs"):
         raise SearchSpaceError(
-            "early_termination.exclude_finished_jobs", "Azure ML's v2 sweep jobs have no such "
-            "setting (finished trials always count); it works locally only"
+            "early_termination.exclude_finished_jobs",
+            "Azure ML's v2 sweep jobs have no such "
+            "setting (finished trials always count); it works locally only",
         )
     for key in ("timeout", "trial_timeout"):
         value = getattr(config.limits, key)
@@ -127,8 +148,7 @@ def to_azure_sweep(config: SweepConfig) -> dict[str, Any]:
     out: dict[str, Any] = {
         "type": "sweep",
         "search_space": {
-            k: expression_to_azure(e, f"search_space.{k}")
-            for k, e in config.search_space.items()
+            k: expression_to_azure(e, f"search_space.{k}") for k, e in config.search_space.items()
         },
         "objective": {
             "primary_metric": config.objective.primary_metric,
@@ -142,4 +162,3 @@ def to_azure_sweep(config: SweepConfig) -> dict[str, Any]:
         options.pop("exclude_finished_jobs", None)  # False here: v2's only behaviour
         out["early_termination"] = {"type": config.early_termination.type, **options}
     return out
-

@@ -29,40 +29,76 @@ from search_spaces.sections import parse_compute, parse_resources, sweep_name, s
 
 # Azure's sweepJob keys (BaseJobSchema + ParameterizedSweepSchema + SweepJobSchema).
 AZURE_KEYS = {
-    "$schema", "type", "name", "display_name", "experiment_name", "description", "tags",
-    "properties", "services", "identity", "compute", "trial", "inputs", "outputs",
-    "search_space", "objective", "sampling_algorithm", "early_termination", "limits",
-    "resources", "queue_settings", "notification_setting",
+    "$schema",
+    "type",
+    "name",
+    "display_name",
+    "experiment_name",
+    "description",
+    "tags",
+    "properties",
+    "services",
+    "identity",
+    "compute",
+    "trial",
+    "inputs",
+    "outputs",
+    "search_space",
+    "objective",
+    "sampling_algorithm",
+    "early_termination",
+    "limits",
+    "resources",
+    "queue_settings",
+    "notification_setting",
 }
 OUR_KEYS = {"local_resources", "storage", "register", "keep", "tracking"}
-TRIAL_KEYS = {"command", "code", "environment", "environment_variables", "resources",
-              "distribution", "queue_settings"}
+TRIAL_KEYS = {
+    "command",
+    "code",
+    "environment",
+    "environment_variables",
+    "resources",
+    "distribution",
+    "queue_settings",
+}
 DISTRIBUTIONS = {
     "pytorch": {"process_count_per_instance"},
     "mpi": {"process_count_per_instance"},
     "tensorflow": {"worker_count", "parameter_server_count"},
-    "ray": {"port", "address", "include_dashboard", "dashboard_port", "head_node_additional_args",
-            "worker_node_additional_args"},
+    "ray": {
+        "port",
+        "address",
+        "include_dashboard",
+        "dashboard_port",
+        "head_node_additional_args",
+        "worker_node_additional_args",
+    },
 }
 LITERAL_TYPES = ("string", "integer", "number", "boolean")
-ASSET_TYPES = ("uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model",
-               "triton_model")
+ASSET_TYPES = ("uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model")
 # Azure's expressions in a command: ${{search_space.X}}, ${{inputs.X}}, ${{outputs.X}}.
 EXPRESSION = re.compile(r"\$\{\{\s*([A-Za-z_]+)\.([A-Za-z0-9_.\-]+)\s*\}\}")
 _OUR_RESOURCES = {"cpus_per_trial", "gpus_per_trial", "workers_per_trial", "distribution"}
 
 
-def parse_azure_job(data: Mapping[str, Any], *, default_name: str, base_dir: Path
-                    ) -> SweepConfig:
+def parse_azure_job(data: Mapping[str, Any], *, default_name: str, base_dir: Path) -> SweepConfig:
     """A SweepConfig whose trials run ``trial.command``; every problem is reported at once."""
     problems = c.Problems()
     with problems.check():
-        c.no_unknown_keys(data, "", AZURE_KEYS | OUR_KEYS | {"trainer"},
-                          hint="not a key of Azure ML's sweep job (nor local_resources, "
-                          "storage, register, keep, tracking)")
+        c.no_unknown_keys(
+            data,
+            "",
+            AZURE_KEYS | OUR_KEYS | {"trainer"},
+            hint="not a key of Azure ML's sweep job (nor local_resources, "
+            "storage, register, keep, tracking)",
+        )
     if "trainer" in data:
-        problems.errors.append(SearchSpaceError(
-            "trainer", "an Azure ML job file runs its trial.command; drop trainer (or trial)"))
+        problems.errors.append(
+            SearchSpaceError(
+                "trainer", "an Azure ML job file runs its trial.command; drop trainer (or trial)"
+            )
+        )
     name = default_name
     with problems.check():
         name = sweep_name(data, default_name)
@@ -85,15 +121,20 @@ def parse_azure_job(data: Mapping[str, Any], *, default_name: str, base_dir: Pat
     trial = None
     with problems.check():
         # Azure resolves a registered code asset itself; only a run here needs a local copy.
-        trial = parse_trial(data["trial"], base_dir, problems,
-                            remote_code=compute.startswith("azure:"))
+        trial = parse_trial(
+            data["trial"], base_dir, problems, remote_code=compute.startswith("azure:")
+        )
     if trial is not None:
         with problems.check():
             check_references(trial.command, space, inputs, outputs, problems)
         trial = CommandTrial(
-            command=trial.command, code=trial.code, environment=trial.environment,
+            command=trial.command,
+            code=trial.code,
+            environment=trial.environment,
             environment_variables=trial.environment_variables,
-            distribution=trial.distribution, inputs=inputs, outputs=outputs,
+            distribution=trial.distribution,
+            inputs=inputs,
+            outputs=outputs,
         )
     problems.raise_any()
     assert trial is not None
@@ -102,10 +143,16 @@ def parse_azure_job(data: Mapping[str, Any], *, default_name: str, base_dir: Pat
     if dist is not None and dist.processes > 1 and "cpus_per_trial" not in asked:
         # A trial's processes all run where its worker runs: it takes a CPU for each.
         resources = dataclasses.replace(
-            resources, cpus_per_trial=resources.cpus_per_trial * dist.processes)
+            resources, cpus_per_trial=resources.cpus_per_trial * dist.processes
+        )
     config = SweepConfig(
-        name=name, search_space=space, resources=resources, compute=compute,
-        command=trial, azure_job=dict(data), base_dir=base_dir,
+        name=name,
+        search_space=space,
+        resources=resources,
+        compute=compute,
+        command=trial,
+        azure_job=dict(data),
+        base_dir=base_dir,
         **{k: v for k, v in sections.items() if k != "search_space"},
     )
     if compute.startswith("azure:"):
@@ -122,18 +169,24 @@ def _azure_resources(value: Any) -> None:
     ours = sorted(_OUR_RESOURCES & set(d))
     if ours:
         raise SearchSpaceError(
-            f"resources.{ours[0]}", "in an Azure ML job file, resources is Azure's (instance_count,"
+            f"resources.{ours[0]}",
+            "in an Azure ML job file, resources is Azure's (instance_count,"
             f" instance_type, …); put what one trial takes here under local_resources: "
-            f"{{{ours[0]}: {d[ours[0]]!r}}}"
+            f"{{{ours[0]}: {d[ours[0]]!r}}}",
         )
 
 
-def parse_trial(value: Any, base_dir: Path, problems: c.Problems, *,
-                remote_code: bool = False) -> CommandTrial:
+def parse_trial(
+    value: Any, base_dir: Path, problems: c.Problems, *, remote_code: bool = False
+) -> CommandTrial:
     d = c.mapping(value, "trial")
     with problems.check():
-        c.no_unknown_keys(d, "trial", TRIAL_KEYS,
-                          hint=f"Azure's command trial takes {', '.join(sorted(TRIAL_KEYS))}")
+        c.no_unknown_keys(
+            d,
+            "trial",
+            TRIAL_KEYS,
+            hint=f"Azure's command trial takes {', '.join(sorted(TRIAL_KEYS))}",
+        )
     command = c.string(d, "command", "trial")
     code: Path | None = None
     with problems.check():
@@ -145,8 +198,13 @@ def parse_trial(value: Any, base_dir: Path, problems: c.Problems, *,
     distribution = None
     with problems.check():
         distribution = _distribution(d.get("distribution"), d.get("resources"))
-    return CommandTrial(command=command, code=code, environment=d.get("environment"),
-                        environment_variables=env_vars, distribution=distribution)
+    return CommandTrial(
+        command=command,
+        code=code,
+        environment=d.get("environment"),
+        environment_variables=env_vars,
+        distribution=distribution,
+    )
 
 
 def _code(value: Any, base_dir: Path, *, remote_ok: bool = False) -> Path | None:
@@ -160,8 +218,9 @@ def _code(value: Any, base_dir: Path, *, remote_ok: bool = False) -> Path | None
         if remote_ok:
             return None
         raise SearchSpaceError(
-            "trial.code", f"{value!r} is a remote code asset; point trial.code at a local copy "
-            "(--set trial.code=./src)"
+            "trial.code",
+            f"{value!r} is a remote code asset; point trial.code at a local copy "
+            "(--set trial.code=./src)",
         )
     path = Path(value) if Path(value).is_absolute() else base_dir / value
     if not path.exists():
@@ -173,8 +232,9 @@ def _distribution(value: Any, resources: Any) -> Distribution | None:
     if value is None:
         return None
     d = c.mapping(value, "trial.distribution")
-    kind = c.one_of(c.string(d, "type", "trial.distribution"), tuple(DISTRIBUTIONS),
-                    "trial.distribution.type")
+    kind = c.one_of(
+        c.string(d, "type", "trial.distribution"), tuple(DISTRIBUTIONS), "trial.distribution.type"
+    )
     c.no_unknown_keys(d, "trial.distribution", DISTRIBUTIONS[kind] | {"type"})
     per_node = 1
     if kind in ("pytorch", "mpi"):
@@ -213,13 +273,15 @@ def _input(spec: Any, path: str, base_dir: Path) -> JobInput:
     kind = c.string(d, "type", path, "uri_folder")
     if kind in LITERAL_TYPES:
         raise SearchSpaceError(
-            f"{path}.type", f"a job's literal input is a plain value ({path.split('.')[-1]}: 3) "
+            f"{path}.type",
+            f"a job's literal input is a plain value ({path.split('.')[-1]}: 3) "
             f"or {{value: 3}}; type: {kind} with a default belongs to components, and Azure ML "
-            "refuses it in a job"
+            "refuses it in a job",
         )
     c.one_of(kind, ASSET_TYPES, f"{path}.type")
-    c.no_unknown_keys(d, path, {"type", "path", "mode", "description", "optional",
-                                "datastore", "path_on_compute"})
+    c.no_unknown_keys(
+        d, path, {"type", "path", "mode", "description", "optional", "datastore", "path_on_compute"}
+    )
     where = c.string(d, "path", path)
     mode = d.get("mode")
     local = JobInput(kind, where, mode)
@@ -239,9 +301,13 @@ def _outputs(value: Any) -> tuple[str, ...]:
     return tuple(d)
 
 
-def check_references(command: str, space: Mapping[str, Expression],
-                     inputs: Mapping[str, JobInput], outputs: tuple[str, ...],
-                     problems: c.Problems) -> None:
+def check_references(
+    command: str,
+    space: Mapping[str, Expression],
+    inputs: Mapping[str, JobInput],
+    outputs: tuple[str, ...],
+    problems: c.Problems,
+) -> None:
     """Every ``${{…}}`` in the command names something the file defines."""
     known = {"search_space": set(space), "inputs": set(inputs), "outputs": set(outputs)}
     # Inside Azure's optional blocks $[[ … ]] an input may be missing: the block is dropped.
@@ -249,19 +315,28 @@ def check_references(command: str, space: Mapping[str, Expression],
     for match in EXPRESSION.finditer(required):
         group, name = match.group(1), match.group(2)
         if group not in known:
-            problems.errors.append(SearchSpaceError(
-                "trial.command", f"{match.group(0)}: Azure ML expressions name search_space, "
-                "inputs or outputs"))
+            problems.errors.append(
+                SearchSpaceError(
+                    "trial.command",
+                    f"{match.group(0)}: Azure ML expressions name search_space, inputs or outputs",
+                )
+            )
             continue
         head = name.split(".")[0]
         if head not in known[group]:
             have = ", ".join(sorted(known[group])) or "none"
-            problems.errors.append(SearchSpaceError(
-                "trial.command", f"{match.group(0)} names no {group} entry ({group}: {have})"))
+            problems.errors.append(
+                SearchSpaceError(
+                    "trial.command", f"{match.group(0)} names no {group} entry ({group}: {have})"
+                )
+            )
         elif group == "search_space" and "." in name and not _nested(space[head], name):
-            problems.errors.append(SearchSpaceError(
-                "trial.command", f"{match.group(0)}: {head} has no nested key "
-                f"{name.split('.', 1)[1]!r}"))
+            problems.errors.append(
+                SearchSpaceError(
+                    "trial.command",
+                    f"{match.group(0)}: {head} has no nested key {name.split('.', 1)[1]!r}",
+                )
+            )
 
 
 def _nested(expr: Expression, name: str) -> bool:

@@ -111,12 +111,25 @@ class JobInput:
 
     @property
     def is_remote(self) -> bool:
-        return self.type != "literal" and isinstance(self.value, str) and \
-            self.value.startswith(REMOTE_PREFIXES)
+        return (
+            self.type != "literal"
+            and isinstance(self.value, str)
+            and self.value.startswith(REMOTE_PREFIXES)
+        )
 
 
-REMOTE_PREFIXES = ("azureml:", "http://", "https://", "wasbs://", "wasb://", "abfss://",
-                   "abfs://", "adl://", "s3://", "gs://")
+REMOTE_PREFIXES = (
+    "azureml:",
+    "http://",
+    "https://",
+    "wasbs://",
+    "wasb://",
+    "abfss://",
+    "abfs://",
+    "adl://",
+    "s3://",
+    "gs://",
+)
 
 
 @dataclass(frozen=True)

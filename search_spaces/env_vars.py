@@ -27,17 +27,23 @@ def check_env(value: Any, path: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, raw in value.items():
         if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise SearchSpaceError(f"{path}.{name}", "is not an environment variable name "
-                                   "(letters, digits and _, not starting with a digit)")
+            raise SearchSpaceError(
+                f"{path}.{name}",
+                "is not an environment variable name "
+                "(letters, digits and _, not starting with a digit)",
+            )
         if isinstance(raw, bool):
             raw = "true" if raw else "false"
         if not isinstance(raw, str | int | float):
             raise SearchSpaceError(f"{path}.{name}", f"expected text, got {abbreviate(raw)}")
         text = str(raw)
         if _SECRET.search(name) and text and not VAR.fullmatch(text):
-            raise SearchSpaceError(f"{path}.{name}", "looks like a secret written into the file "
-                                   "(it would be copied into sweep.yaml); keep it in the "
-                                   f"coordinator's environment and write ${{{name}}} here")
+            raise SearchSpaceError(
+                f"{path}.{name}",
+                "looks like a secret written into the file "
+                "(it would be copied into sweep.yaml); keep it in the "
+                f"coordinator's environment and write ${{{name}}} here",
+            )
         out[name] = _passable(name, text, f"{path}.{name}")
     return out
 
@@ -51,14 +57,18 @@ def _passable(name: str, text: str, path: str) -> str:
     if "\0" in text:
         raise SearchSpaceError(path, "holds a NUL byte, which no environment variable can")
     if len(f"{name}={text}".encode(errors="surrogateescape")) > MAX_ENV_ENTRY:
-        raise SearchSpaceError(path, f"is longer than a process's environment takes "
-                               f"({MAX_ENV_ENTRY} bytes with its name); pass a path to a file "
-                               "that holds it instead")
+        raise SearchSpaceError(
+            path,
+            f"is longer than a process's environment takes "
+            f"({MAX_ENV_ENTRY} bytes with its name); pass a path to a file "
+            "that holds it instead",
+        )
     return text
 
 
 def expand_env(env: Mapping[str, str], path: str = "trainer.env") -> dict[str, str]:
     """``env`` with its ``${VAR}`` references filled from this process's environment."""
+
     def value(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
         found = os.environ.get(name)
@@ -66,5 +76,6 @@ def expand_env(env: Mapping[str, str], path: str = "trainer.env") -> dict[str, s
             raise SearchSpaceError(path, f"uses ${{{name}}}, which is not set here")
         return found
 
-    return {name: _passable(name, VAR.sub(value, text), f"{path}.{name}")
-            for name, text in env.items()}
+    return {
+        name: _passable(name, VAR.sub(value, text), f"{path}.{name}") for name, text in env.items()
+    }

@@ -32,9 +32,13 @@ from search_spaces.expressions import (
 DEFAULT_FACTORS = (0.8, 1.2)
 
 
-def explore(space: Mapping[str, Expression], params: Mapping[str, Any], rng: random.Random,
-            factors: Sequence[float] = DEFAULT_FACTORS,
-            resample_probability: float = 0.25) -> dict[str, Any]:
+def explore(
+    space: Mapping[str, Expression],
+    params: Mapping[str, Any],
+    rng: random.Random,
+    factors: Sequence[float] = DEFAULT_FACTORS,
+    resample_probability: float = 0.25,
+) -> dict[str, Any]:
     """New values for the searched parameters in ``params`` (other keys are kept as given)."""
     out = dict(params)
     for key, expr in space.items():
@@ -47,8 +51,12 @@ def explore(space: Mapping[str, Expression], params: Mapping[str, Any], rng: ran
     return out
 
 
-def perturb(expr: Expression, value: Any, rng: random.Random,  # noqa: C901 - one per type
-            factors: Sequence[float] = DEFAULT_FACTORS) -> Any:
+def perturb(
+    expr: Expression,
+    value: Any,
+    rng: random.Random,  # noqa: C901 - one per type
+    factors: Sequence[float] = DEFAULT_FACTORS,
+) -> Any:
     """``value`` moved to a neighbour inside ``expr``'s support."""
     if isinstance(expr, Choice):
         return _neighbour(expr, value, rng)
@@ -57,15 +65,17 @@ def perturb(expr: Expression, value: Any, rng: random.Random,  # noqa: C901 - on
         return _clip(round(value * factor), 0, expr.upper - 1)
     if isinstance(expr, IntRange):
         moved = _clip(round(value * factor), expr.low, expr.high)
-        return _clip(expr.low + round((moved - expr.low) / expr.step) * expr.step,
-                     expr.low, expr.low + (expr.high - expr.low) // expr.step * expr.step)
+        return _clip(
+            expr.low + round((moved - expr.low) / expr.step) * expr.step,
+            expr.low,
+            expr.low + (expr.high - expr.low) // expr.step * expr.step,
+        )
     if isinstance(expr, FloatRange):
         moved = _clip(value * factor, expr.low, expr.high)
         if expr.step is None:
             return moved
         top = expr.low + math.floor((expr.high - expr.low) / expr.step + 1e-9) * expr.step
-        return _clip(expr.low + round((moved - expr.low) / expr.step) * expr.step,
-                     expr.low, top)
+        return _clip(expr.low + round((moved - expr.low) / expr.step) * expr.step, expr.low, top)
     if isinstance(expr, QUniform | QLogUniform):
         low, high = _bounds(expr)
         return _on_q_grid(value * factor, low, high, expr.q)

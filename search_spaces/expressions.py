@@ -69,17 +69,21 @@ class Choice:
         if not isinstance(value, dict):
             return value in self.values
         for option in self.values:
-            if isinstance(option, dict) and option.keys() == value.keys() and all(
+            if (
+                isinstance(option, dict)
+                and option.keys() == value.keys()
+                and all(
                     o.contains(value[k]) if hasattr(o, "contains") else o == value[k]
-                    for k, o in option.items()):
+                    for k, o in option.items()
+                )
+            ):
                 return True
         return False
 
     def to_dict(self) -> dict[str, Any]:
         def plain(v: Any) -> Any:
             if isinstance(v, dict):
-                return {k: x.to_dict() if hasattr(x, "to_dict") else plain(x)
-                        for k, x in v.items()}
+                return {k: x.to_dict() if hasattr(x, "to_dict") else plain(x) for k, x in v.items()}
             return v
 
         return {"type": self.type, "values": [plain(v) for v in self.values]}
@@ -306,7 +310,17 @@ Expression = (
 EXPRESSION_TYPES: dict[str, type] = {
     cls.type: cls
     for cls in (
-        Choice, RandInt, Uniform, QUniform, LogUniform, QLogUniform,
-        Normal, QNormal, LogNormal, QLogNormal, FloatRange, IntRange,
+        Choice,
+        RandInt,
+        Uniform,
+        QUniform,
+        LogUniform,
+        QLogUniform,
+        Normal,
+        QNormal,
+        LogNormal,
+        QLogNormal,
+        FloatRange,
+        IntRange,
     )
 }

@@ -41,15 +41,19 @@ def parse_constraints(value: Any) -> tuple[Constraint, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise SearchSpaceError("constraints", "expected a list such as ['latency_ms <= 5'], "
-                               f"got {abbreviate(value)}")
+        raise SearchSpaceError(
+            "constraints", f"expected a list such as ['latency_ms <= 5'], got {abbreviate(value)}"
+        )
     out = []
     for i, text in enumerate(value):
         match = _CONSTRAINT.match(text) if isinstance(text, str) else None
         bound = _number(match.group(3)) if match else None
         if match is None or bound is None:
-            raise SearchSpaceError(f"constraints[{i}]", f"{abbreviate(text)} is not "
-                                   "'METRIC <= NUMBER' (or <, >=, >), e.g. 'latency_ms <= 5'")
+            raise SearchSpaceError(
+                f"constraints[{i}]",
+                f"{abbreviate(text)} is not "
+                "'METRIC <= NUMBER' (or <, >=, >), e.g. 'latency_ms <= 5'",
+            )
         out.append(Constraint(match.group(1), match.group(2), bound))
     return tuple(out)
 

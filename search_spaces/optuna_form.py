@@ -80,8 +80,10 @@ class NestedChoiceParam:
         option = self.options[optuna_params[self.optuna_name]]
         if not isinstance(option, dict):
             return option
-        return {k: _decode(v, optuna_params) if isinstance(v, OptunaParam | NestedChoiceParam)
-                else v for k, v in option.items()}
+        return {
+            k: _decode(v, optuna_params) if isinstance(v, OptunaParam | NestedChoiceParam) else v
+            for k, v in option.items()
+        }
 
 
 def _dists(p: OptunaParam | NestedChoiceParam) -> dict[str, BaseDistribution]:
@@ -115,8 +117,9 @@ class OptunaSpace:
         """The grid for Optuna's GridSampler; every parameter must be a choice."""
         grid = {}
         for key, p in self.params.items():
-            if not isinstance(p.distribution, CategoricalDistribution) or \
-                    (isinstance(p, NestedChoiceParam) and len(p.distributions()) > 1):
+            if not isinstance(p.distribution, CategoricalDistribution) or (
+                isinstance(p, NestedChoiceParam) and len(p.distributions()) > 1
+            ):
                 raise SearchSpaceError(f"search_space.{key}", "grid sampling needs a choice")
             grid[p.optuna_name] = list(p.distribution.choices)
         return grid
@@ -141,15 +144,20 @@ def _nested_choice(key: str, expr: Choice) -> NestedChoiceParam:
     options: list[Any] = []
     for i, value in enumerate(expr.values):
         if isinstance(value, dict):
-            value = {k: _param(f"{key}.{i}.{k}", v) if hasattr(v, "to_dict") else v
-                     for k, v in value.items()}
+            value = {
+                k: _param(f"{key}.{i}.{k}", v) if hasattr(v, "to_dict") else v
+                for k, v in value.items()
+            }
         options.append(value)
-    return NestedChoiceParam(key, CategoricalDistribution(tuple(range(len(options)))),
-                             tuple(options))
+    return NestedChoiceParam(
+        key, CategoricalDistribution(tuple(range(len(options)))), tuple(options)
+    )
 
 
-def _param(key: str, expr: Expression  # noqa: C901 - one branch per type
-           ) -> OptunaParam | NestedChoiceParam:
+def _param(
+    key: str,
+    expr: Expression,  # noqa: C901 - one branch per type
+) -> OptunaParam | NestedChoiceParam:
     latent = key + LATENT_SUFFIX
     if isinstance(expr, Choice):
         if expr.nested:

@@ -20,8 +20,9 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key or any(not part for part in key.split(".")):
-            raise SearchSpaceError("--set", f"{item!r} must be KEY=VALUE, e.g. "
-                                   "inputs.iris_csv.path=./iris.csv")
+            raise SearchSpaceError(
+                "--set", f"{item!r} must be KEY=VALUE, e.g. inputs.iris_csv.path=./iris.csv"
+            )
         try:
             value = parse_yaml(raw, "--set") if raw else ""
         except SearchSpaceError:

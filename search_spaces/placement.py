@@ -11,18 +11,21 @@ from pathlib import Path
 from search_spaces.config import BUILTIN_DATASETS, SweepConfig
 
 
-def with_limits(config: SweepConfig, max_trials: int | None,
-                 parallel: int | None) -> SweepConfig:
+def with_limits(config: SweepConfig, max_trials: int | None, parallel: int | None) -> SweepConfig:
     """The config with ``run``'s budget in its limits (an Azure job file's document too)."""
     if max_trials is None and parallel is None:
         return config
-    changed = {k: v for k, v in (("max_total_trials", max_trials),
-                                 ("max_concurrent_trials", parallel)) if v is not None}
+    changed = {
+        k: v
+        for k, v in (("max_total_trials", max_trials), ("max_concurrent_trials", parallel))
+        if v is not None
+    }
     doc = config.azure_job
     if doc is not None:
         doc = {**doc, "limits": {**(doc.get("limits") or {}), **changed}}
-    return dataclasses.replace(config, limits=dataclasses.replace(config.limits, **changed),
-                               azure_job=doc)
+    return dataclasses.replace(
+        config, limits=dataclasses.replace(config.limits, **changed), azure_job=doc
+    )
 
 
 def with_absolute_paths(config: SweepConfig) -> SweepConfig:
@@ -32,8 +35,12 @@ def with_absolute_paths(config: SweepConfig) -> SweepConfig:
     changed = storage != config.storage
     for key in ("data", "data_dir"):
         value = args.get(key)
-        if isinstance(value, str) and value not in BUILTIN_DATASETS and \
-                not value.startswith("azureml:") and not Path(value).is_absolute():
+        if (
+            isinstance(value, str)
+            and value not in BUILTIN_DATASETS
+            and not value.startswith("azureml:")
+            and not Path(value).is_absolute()
+        ):
             args[key] = str((config.base_dir / value).resolve())
             changed = True
     if not changed:

@@ -30,8 +30,11 @@ class Policy:
 
     def options(self) -> dict[str, Any]:
         """The settings that are set, by name (what the sweep file and Azure ML spell out)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if getattr(self, f.name) is not None}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,12 @@ class Bandit(AzurePolicy):
         elif self.slack_amount and self.slack_factor == 0:
             object.__setattr__(self, "slack_factor", None)
         if (self.slack_factor is None) == (self.slack_amount is None):
-            raise SearchSpaceError(_PATH, "bandit needs exactly one of slack_factor or "
-                                   f"slack_amount, got slack_factor={self.slack_factor!r}, "
-                                   f"slack_amount={self.slack_amount!r}")
+            raise SearchSpaceError(
+                _PATH,
+                "bandit needs exactly one of slack_factor or "
+                f"slack_amount, got slack_factor={self.slack_factor!r}, "
+                f"slack_amount={self.slack_amount!r}",
+            )
         _at_least(self, "slack_factor", 0)
         _at_least(self, "slack_amount", 0)
 
@@ -84,8 +90,9 @@ class TruncationSelection(AzurePolicy):
         super().__post_init__()
         pct = self.truncation_percentage
         if pct is None or not 1 <= pct <= 99:
-            raise SearchSpaceError(f"{_PATH}.truncation_percentage",
-                                   f"must be an integer from 1 to 99, got {pct!r}")
+            raise SearchSpaceError(
+                f"{_PATH}.truncation_percentage", f"must be an integer from 1 to 99, got {pct!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -113,8 +120,9 @@ class Percentile(Median):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0 < self.percentile < 100:
-            raise SearchSpaceError(f"{_PATH}.percentile",
-                                   f"must be between 0 and 100, got {self.percentile!r}")
+            raise SearchSpaceError(
+                f"{_PATH}.percentile", f"must be between 0 and 100, got {self.percentile!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -135,8 +143,9 @@ class RungPolicy(Policy):
         _at_least(self, "max_resource", 1)
         _at_least(self, "reduction_factor", 2)
         if self.mode not in ("stopping", "promotion"):
-            raise SearchSpaceError(f"{_PATH}.mode",
-                                   f"expected stopping or promotion, got {self.mode!r}")
+            raise SearchSpaceError(
+                f"{_PATH}.mode", f"expected stopping or promotion, got {self.mode!r}"
+            )
 
     def options(self) -> dict[str, Any]:
         # The default mode is not spelled out: files written before it stay as they were.
@@ -183,10 +192,16 @@ class Forecast(Policy):
     type: ClassVar[str] = "forecast"
 
     def __post_init__(self) -> None:
-        if isinstance(self.risk, bool) or not isinstance(self.risk, int | float) or \
-                not 0 < self.risk < 1:
-            raise SearchSpaceError(f"{_PATH}.risk", "must be a number between 0 and 1 (the "
-                                   f"accepted chance of losing the winner), got {self.risk!r}")
+        if (
+            isinstance(self.risk, bool)
+            or not isinstance(self.risk, int | float)
+            or not 0 < self.risk < 1
+        ):
+            raise SearchSpaceError(
+                f"{_PATH}.risk",
+                "must be a number between 0 and 1 (the "
+                f"accepted chance of losing the winner), got {self.risk!r}",
+            )
         _at_least(self, "min_epochs", 1)
         _at_least(self, "min_history", 2)
 
@@ -197,8 +212,18 @@ class NoPolicy(Policy):
 
 
 TABLE: dict[str, type[Policy]] = {
-    cls.type: cls for cls in (Bandit, MedianStopping, TruncationSelection, Median, Percentile,
-                              Asha, Hyperband, Forecast, NoPolicy)
+    cls.type: cls
+    for cls in (
+        Bandit,
+        MedianStopping,
+        TruncationSelection,
+        Median,
+        Percentile,
+        Asha,
+        Hyperband,
+        Forecast,
+        NoPolicy,
+    )
 }
 """Every policy by its ``type``: Azure ML's three first, then Optuna's, then none."""
 
@@ -209,6 +234,13 @@ def field_kinds(cls: type[Policy]) -> dict[str, str]:
     kinds = {}
     for f in dataclasses.fields(cls):
         hint = str(f.type)
-        kinds[f.name] = "bool" if hint.startswith("bool") else \
-            "int" if hint.startswith("int") else "str" if hint.startswith("str") else "number"
+        kinds[f.name] = (
+            "bool"
+            if hint.startswith("bool")
+            else "int"
+            if hint.startswith("int")
+            else "str"
+            if hint.startswith("str")
+            else "number"
+        )
     return kinds

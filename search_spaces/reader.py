@@ -29,14 +29,29 @@ from search_spaces.yaml_file import load_yaml
 _ENTRY = re.compile(r"^(trainer|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
 
 TOP_KEYS = {
-    "$schema", "type", "name", "trainer", "search_space", "objective", "sampling_algorithm",
-    "early_termination", "limits", "resources", "local_resources", "compute", "storage",
-    "register", "keep", "tracking", "constraints",
+    "$schema",
+    "type",
+    "name",
+    "trainer",
+    "search_space",
+    "objective",
+    "sampling_algorithm",
+    "early_termination",
+    "limits",
+    "resources",
+    "local_resources",
+    "compute",
+    "storage",
+    "register",
+    "keep",
+    "tracking",
+    "constraints",
 }
 
 
-def read_sweep_file(path: str | Path, overrides: Sequence[str] = (),
-                    trainer: str | None = None) -> SweepConfig:
+def read_sweep_file(
+    path: str | Path, overrides: Sequence[str] = (), trainer: str | None = None
+) -> SweepConfig:
     """Reads and validates a sweep file.
 
     Args:
@@ -56,6 +71,7 @@ def read_sweep_file(path: str | Path, overrides: Sequence[str] = (),
         section = data.get("trainer")
         data["trainer"] = {**(section if isinstance(section, Mapping) else {}), "entry": trainer}
     return parse_sweep(data, default_name=path.stem, base_dir=path.parent)
+
 
 def parse_sweep(
     data: Mapping[str, Any], *, default_name: str = "sweep", base_dir: Path | None = None
@@ -79,8 +95,11 @@ def parse_sweep(
     with problems.check():
         c.no_unknown_keys(data, "", TOP_KEYS)
     if "resources" in data and "local_resources" in data:
-        problems.errors.append(SearchSpaceError(
-            "local_resources", "is the new spelling of resources; keep only one of them"))
+        problems.errors.append(
+            SearchSpaceError(
+                "local_resources", "is the new spelling of resources; keep only one of them"
+            )
+        )
     name = default_name
     with problems.check():
         name = sweep_name(data, default_name)
@@ -97,16 +116,22 @@ def parse_sweep(
             )
     resources = Resources()
     with problems.check():
-        resources = parse_resources(data.get("local_resources", data.get("resources", {})),
-                                    "local_resources" if "local_resources" in data
-                                    else "resources")
+        resources = parse_resources(
+            data.get("local_resources", data.get("resources", {})),
+            "local_resources" if "local_resources" in data else "resources",
+        )
     compute = "local"
     with problems.check():
         compute = parse_compute(data.get("compute", "local"))
     problems.raise_any()
     config = SweepConfig(
-        name=name, search_space=space, trainer=trainer, resources=resources, compute=compute,
-        base_dir=base_dir, **{k: v for k, v in sections.items() if k != "search_space"},
+        name=name,
+        search_space=space,
+        trainer=trainer,
+        resources=resources,
+        compute=compute,
+        base_dir=base_dir,
+        **{k: v for k, v in sections.items() if k != "search_space"},
     )
     if config.on_azure:
         # Azure ML refuses some combinations that run fine locally: check them now, not on submit.
@@ -114,6 +139,7 @@ def parse_sweep(
 
         check_azure_compatible(config)
     return config
+
 
 def _parse_wandb(data: Mapping[str, Any], default_name: str, base_dir: Path) -> SweepConfig:
     from search_spaces._errors import SearchSpaceErrors
@@ -124,24 +150,34 @@ def _parse_wandb(data: Mapping[str, Any], default_name: str, base_dir: Path) -> 
     converted = from_wandb(wandb, trainer=c.mapping(trainer, "trainer") if trainer else None)
     if "trainer" not in converted:
         raise SearchSpaceError(
-            "trainer", "a W&B sweep config needs our trainer: section (or --trainer "
-            "package.module:function) in place of W&B's program"
+            "trainer",
+            "a W&B sweep config needs our trainer: section (or --trainer "
+            "package.module:function) in place of W&B's program",
         )
     try:
         return parse_sweep(converted, default_name=default_name, base_dir=base_dir)
     except SearchSpaceError as exc:
         errors = exc.errors if isinstance(exc, SearchSpaceErrors) else [exc]
-        renamed = [SearchSpaceError(wandb_path(e.path), e.reason.replace("min_value", "min")
-                                    .replace("max_value", "max")) for e in errors]
+        renamed = [
+            SearchSpaceError(
+                wandb_path(e.path), e.reason.replace("min_value", "min").replace("max_value", "max")
+            )
+            for e in errors
+        ]
         raise (renamed[0] if len(renamed) == 1 else SearchSpaceErrors(renamed)) from None
+
 
 def is_wandb(data: Mapping[str, Any]) -> bool:
     """A W&B sweep config: ``parameters`` and ``method``, or a W&B Launch one (``scheduler``
     or a training ``job``); none of our or Azure's sections."""
     if "search_space" in data or "trial" in data:
         return False
-    return ("parameters" in data and "method" in data) or "scheduler" in data or (
-        "job" in data and ("parameters" in data or "metric" in data))
+    return (
+        ("parameters" in data and "method" in data)
+        or "scheduler" in data
+        or ("job" in data and ("parameters" in data or "metric" in data))
+    )
+
 
 def _refuse_other_job_types(data: Mapping[str, Any]) -> None:
     kind = data.get("type")
@@ -149,15 +185,18 @@ def _refuse_other_job_types(data: Mapping[str, Any]) -> None:
         return
     if kind == "pipeline":
         raise SearchSpaceError(
-            "type", "this is an Azure ML pipeline job, not a sweep job; sweep runs files of "
-            "type: sweep (a sweep step inside a pipeline runs on Azure ML only)"
+            "type",
+            "this is an Azure ML pipeline job, not a sweep job; sweep runs files of "
+            "type: sweep (a sweep step inside a pipeline runs on Azure ML only)",
         )
     if kind == "sweep_job":
         raise SearchSpaceError(
-            "type", "'sweep_job' is the pre-GA (preview) spelling that Azure ML no longer "
-            "accepts; write type: sweep, as the v2 sweepJob schema does"
+            "type",
+            "'sweep_job' is the pre-GA (preview) spelling that Azure ML no longer "
+            "accepts; write type: sweep, as the v2 sweepJob schema does",
         )
     raise SearchSpaceError("type", f"expected 'sweep', got {kind!r}")
+
 
 def _trainer(value: Any, base_dir: Path) -> TrainerSpec:
     d = c.mapping(value, "trainer")
@@ -173,8 +212,10 @@ def _trainer(value: Any, base_dir: Path) -> TrainerSpec:
     for key in ("data", "data_dir"):
         if key in args:
             _check_data(args[key], f"trainer.args.{key}", base_dir)
-    return TrainerSpec(entry=entry, args=args, retries=retries,
-                       env=check_env(d.get("env") or {}, "trainer.env"))
+    return TrainerSpec(
+        entry=entry, args=args, retries=retries, env=check_env(d.get("env") or {}, "trainer.env")
+    )
+
 
 def _check_data(value: Any, path: str, base_dir: Path) -> None:
     if not isinstance(value, str) or not value:
@@ -184,15 +225,27 @@ def _check_data(value: Any, path: str, base_dir: Path) -> None:
     folder = Path(value) if Path(value).is_absolute() else base_dir / value
     if not folder.is_dir():
         raise SearchSpaceError(
-            path, f"{value!r} is neither a built-in data set ({', '.join(BUILTIN_DATASETS)}) "
+            path,
+            f"{value!r} is neither a built-in data set ({', '.join(BUILTIN_DATASETS)}) "
             f"nor a folder ({folder} does not exist); point it at yours with --set "
-            f"{path}=PATH, or use --set {path}=digits"
+            f"{path}=PATH, or use --set {path}=digits",
         )
     for split in ("train", "val"):
         if not (folder / split).is_dir():
             raise SearchSpaceError(path, f"{folder} has no {split}/ folder of class sub-folders")
 
 
-__all__ = ["SAFE_NAME", "SearchSpaceWarning", "is_wandb", "load_yaml", "parse_compute",
-           "parse_expression", "parse_resources", "parse_search_space", "parse_sweep",
-           "read_sweep_file", "sweep_name", "sweep_sections"]
+__all__ = [
+    "SAFE_NAME",
+    "SearchSpaceWarning",
+    "is_wandb",
+    "load_yaml",
+    "parse_compute",
+    "parse_expression",
+    "parse_resources",
+    "parse_search_space",
+    "parse_sweep",
+    "read_sweep_file",
+    "sweep_name",
+    "sweep_sections",
+]

@@ -24,19 +24,27 @@ class Sampler:
     """One of Azure ML's own sampling algorithms (the rest run locally only)."""
 
     def __post_init__(self) -> None:
-        if self.seed is not None and (isinstance(self.seed, bool)
-                                      or not isinstance(self.seed, int)):
-            raise SearchSpaceError(f"{_PATH}.seed",
-                                   f"expected an integer, got {abbreviate(self.seed)}")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
+            raise SearchSpaceError(
+                f"{_PATH}.seed", f"expected an integer, got {abbreviate(self.seed)}"
+            )
         if self.seed is not None and not 0 <= self.seed < 2**32:
-            raise SearchSpaceError(f"{_PATH}.seed", f"expected an integer from 0 to 2**32 - 1 "
-                                   f"(what NumPy's and Optuna's generators take), got "
-                                   f"{abbreviate(self.seed)}")
+            raise SearchSpaceError(
+                f"{_PATH}.seed",
+                f"expected an integer from 0 to 2**32 - 1 "
+                f"(what NumPy's and Optuna's generators take), got "
+                f"{abbreviate(self.seed)}",
+            )
 
     def options(self) -> dict[str, Any]:
         """The settings other than the seed that are set, by name."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name != "seed" and getattr(self, f.name) is not None}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "seed" and getattr(self, f.name) is not None
+        }
 
 
 @dataclass(frozen=True)
@@ -52,14 +60,23 @@ class Random(Sampler):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.rule is not None and self.rule not in ("random", "sobol"):
-            raise SearchSpaceError(f"{_PATH}.rule",
-                                   f"{abbreviate(self.rule)} is not one of random, sobol")
+            raise SearchSpaceError(
+                f"{_PATH}.rule", f"{abbreviate(self.rule)} is not one of random, sobol"
+            )
         base = self.logbase
-        if base is not None and not (base == "e" or (
-                isinstance(base, int | float) and not isinstance(base, bool)
-                and base > 0 and base != 1)):
-            raise SearchSpaceError(f"{_PATH}.logbase", "must be 'e' or a positive number other "
-                                   f"than 1, got {abbreviate(base)}")
+        if base is not None and not (
+            base == "e"
+            or (
+                isinstance(base, int | float)
+                and not isinstance(base, bool)
+                and base > 0
+                and base != 1
+            )
+        ):
+            raise SearchSpaceError(
+                f"{_PATH}.logbase",
+                f"must be 'e' or a positive number other than 1, got {abbreviate(base)}",
+            )
 
 
 @dataclass(frozen=True)
@@ -107,10 +124,11 @@ class Nsga2(Sampler):
     def __post_init__(self) -> None:
         super().__post_init__()
         size = self.population_size
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
-                                 or size < 2):
-            raise SearchSpaceError(f"{_PATH}.population_size",
-                                   f"expected an integer of 2 or more, got {abbreviate(size)}")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 2):
+            raise SearchSpaceError(
+                f"{_PATH}.population_size",
+                f"expected an integer of 2 or more, got {abbreviate(size)}",
+            )
 
 
 @dataclass(frozen=True)
@@ -132,33 +150,45 @@ class Pbt(Sampler):
         for name, low in (("population_size", 2), ("perturbation_interval", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise SearchSpaceError(f"{_PATH}.{name}", f"expected an integer of {low} or "
-                                       f"more, got {abbreviate(value)}")
+                raise SearchSpaceError(
+                    f"{_PATH}.{name}",
+                    f"expected an integer of {low} or more, got {abbreviate(value)}",
+                )
         if not _number(self.quantile) or not 0 < self.quantile <= 0.5:
-            raise SearchSpaceError(f"{_PATH}.quantile", "expected a number above 0 and at "
-                                   f"most 0.5, got {abbreviate(self.quantile)}")
+            raise SearchSpaceError(
+                f"{_PATH}.quantile",
+                f"expected a number above 0 and at most 0.5, got {abbreviate(self.quantile)}",
+            )
         if not _number(self.resample_probability) or not 0 <= self.resample_probability <= 1:
-            raise SearchSpaceError(f"{_PATH}.resample_probability", "expected a number from 0 "
-                                   f"to 1, got {abbreviate(self.resample_probability)}")
+            raise SearchSpaceError(
+                f"{_PATH}.resample_probability",
+                f"expected a number from 0 to 1, got {abbreviate(self.resample_probability)}",
+            )
         factors = self.perturbation_factors
-        if not isinstance(factors, list | tuple) or not factors or not all(
-                _number(f) and 0 < f < math.inf for f in factors):
-            raise SearchSpaceError(f"{_PATH}.perturbation_factors", "expected a list of positive "
-                                   f"numbers such as [0.8, 1.2], got {abbreviate(factors)}")
+        if (
+            not isinstance(factors, list | tuple)
+            or not factors
+            or not all(_number(f) and 0 < f < math.inf for f in factors)
+        ):
+            raise SearchSpaceError(
+                f"{_PATH}.perturbation_factors",
+                "expected a list of positive "
+                f"numbers such as [0.8, 1.2], got {abbreviate(factors)}",
+            )
         object.__setattr__(self, "perturbation_factors", tuple(float(f) for f in factors))
 
     def options(self) -> dict[str, Any]:
         # Every setting, the defaults too: the plan and the coordinator read them from here
         # (a list, not a tuple: the options are written back to YAML and JSON).
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-               if f.name != "seed"}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "seed"}
         out["perturbation_factors"] = list(self.perturbation_factors)
         return out
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and \
-        value == value  # not NaN
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and value == value
+    )  # not NaN
 
 
 TABLE: dict[str, type[Sampler]] = {

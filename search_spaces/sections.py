@@ -36,6 +36,7 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 
 _COMPUTE = re.compile(r"^(local|ray://[^\s/]+|ray:[^\s/]+|azure:[A-Za-z][A-Za-z0-9-]{1,31})$")
 
+
 def sweep_name(data: Mapping[str, Any], default_name: str) -> str:
     name = c.string(data, "name", "", default_name)
     if not SAFE_NAME.match(name):
@@ -44,8 +45,8 @@ def sweep_name(data: Mapping[str, Any], default_name: str) -> str:
         )
     return name
 
-def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
-                   ) -> dict[str, Any]:
+
+def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool) -> dict[str, Any]:
     """The sections ours and Azure's files share, each checked on its own so that every
     problem is reported: search_space, objective, sampling, early termination, limits,
     storage, register."""
@@ -53,8 +54,9 @@ def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
     sampling = SamplingAlgorithm()
     with problems.check():
         sampling = _sampling(data.get("sampling_algorithm", "random"))
-        out["sampling_algorithm"] = dataclasses.replace(sampling, options={
-            k: v for k, v in sampling.options.items() if k != "logbase"})
+        out["sampling_algorithm"] = dataclasses.replace(
+            sampling, options={k: v for k, v in sampling.options.items() if k != "logbase"}
+        )
     if "search_space" not in data:
         problems.errors.append(SearchSpaceError("search_space", "is required"))
     else:
@@ -64,12 +66,18 @@ def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
         if sampling.type == "grid":
             for key, expr in space.items():
                 if not isinstance(expr, Choice):
-                    problems.errors.append(SearchSpaceError(
-                        f"search_space.{key}",
-                        f"grid sampling needs choice expressions only, got {expr.type}"))
+                    problems.errors.append(
+                        SearchSpaceError(
+                            f"search_space.{key}",
+                            f"grid sampling needs choice expressions only, got {expr.type}",
+                        )
+                    )
     if azure and "objective" not in data:
-        problems.errors.append(SearchSpaceError("objective", "is required in an Azure ML "
-                                                "sweep job (primary_metric and goal)"))
+        problems.errors.append(
+            SearchSpaceError(
+                "objective", "is required in an Azure ML sweep job (primary_metric and goal)"
+            )
+        )
     readers = {
         "objectives": lambda: _objectives(data.get("objective", {}), azure=azure),
         "constraints": lambda: parse_constraints(data.get("constraints")),
@@ -90,18 +98,26 @@ def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
             out["objectives"] = objectives
             _check_several(objectives, sampling, out, problems)
     if sampling.type == "pbt" and out.get("early_termination", EarlyTermination()).type != "none":
-        problems.errors.append(SearchSpaceError(
-            "early_termination", "PBT replaces its weakest members itself (exploit and "
-            "explore); drop early_termination from a sweep with sampling_algorithm: pbt"))
+        problems.errors.append(
+            SearchSpaceError(
+                "early_termination",
+                "PBT replaces its weakest members itself (exploit and "
+                "explore); drop early_termination from a sweep with sampling_algorithm: pbt",
+            )
+        )
     return out
+
 
 def _objectives(value: Any, *, azure: bool) -> tuple[Objective, ...]:
     """One objective (a mapping, as Azure ML writes it) or several (a list of them)."""
     if not isinstance(value, list):
         return (_objective(value, "objective"),)
     if azure:
-        raise SearchSpaceError("objective", "an Azure ML sweep job takes one objective (a "
-                               "mapping); several objectives are a sweep file of ours")
+        raise SearchSpaceError(
+            "objective",
+            "an Azure ML sweep job takes one objective (a "
+            "mapping); several objectives are a sweep file of ours",
+        )
     if not value:
         raise SearchSpaceError("objective", "expected at least one {primary_metric, goal}")
     found = tuple(_objective(v, f"objective[{i}]") for i, v in enumerate(value))
@@ -125,17 +141,30 @@ def _objective(value: Any, path: str) -> Objective:
 SEVERAL_OBJECTIVES = ("random", "grid", "bayesian", "tpe", "gp", "qmc", "nsga2")
 
 
-def _check_several(objectives: tuple[Objective, ...], sampling: SamplingAlgorithm,
-                   out: dict[str, Any], problems: c.Problems) -> None:
+def _check_several(
+    objectives: tuple[Objective, ...],
+    sampling: SamplingAlgorithm,
+    out: dict[str, Any],
+    problems: c.Problems,
+) -> None:
     if sampling.type not in SEVERAL_OBJECTIVES:
-        problems.errors.append(SearchSpaceError(
-            "sampling_algorithm", f"{sampling.type} takes one objective; with "
-            f"{len(objectives)} use one of {', '.join(SEVERAL_OBJECTIVES)}"))
+        problems.errors.append(
+            SearchSpaceError(
+                "sampling_algorithm",
+                f"{sampling.type} takes one objective; with "
+                f"{len(objectives)} use one of {', '.join(SEVERAL_OBJECTIVES)}",
+            )
+        )
     policy = out.get("early_termination", EarlyTermination())
     if policy.type != "none":
-        problems.errors.append(SearchSpaceError(
-            "early_termination", "a pruner judges one per-epoch value, and Optuna reports "
-            "none for a study of several objectives; drop early_termination here"))
+        problems.errors.append(
+            SearchSpaceError(
+                "early_termination",
+                "a pruner judges one per-epoch value, and Optuna reports "
+                "none for a study of several objectives; drop early_termination here",
+            )
+        )
+
 
 def _sampling(value: Any) -> SamplingAlgorithm:
     path = "sampling_algorithm"
@@ -147,6 +176,7 @@ def _sampling(value: Any) -> SamplingAlgorithm:
     c.no_unknown_keys(d, path, setting_names(cls) | {"type"})
     sampler = cls(**{k: v for k, v in d.items() if k != "type" and v is not None})
     return SamplingAlgorithm(kind, sampler.seed, sampler.options())
+
 
 def parse_early_termination(value: Any) -> EarlyTermination:
     """A sweep file's ``early_termination`` (a type, or a mapping), checked key by key."""
@@ -164,9 +194,15 @@ def parse_early_termination(value: Any) -> EarlyTermination:
     for key, of in kinds.items():
         if d.get(key) is None:
             continue
-        given[key] = (c.integer(d, key, path) if of == "int" else
-                      c.boolean(d, key, path, False) if of == "bool" else
-                      c.string(d, key, path) if of == "str" else c.number(d, key, path))
+        given[key] = (
+            c.integer(d, key, path)
+            if of == "int"
+            else c.boolean(d, key, path, False)
+            if of == "bool"
+            else c.string(d, key, path)
+            if of == "str"
+            else c.number(d, key, path)
+        )
     return EarlyTermination(kind, cls(**given).options())
 
 
@@ -188,6 +224,7 @@ def _limits(value: Any) -> Limits:
             c.positive(v, f"{path}.{key}")
     return Limits(total, concurrent, timeout, trial_timeout)
 
+
 def parse_resources(value: Any, path: str = "resources") -> Resources:
     d = c.mapping(value, path)
     c.no_unknown_keys(
@@ -208,48 +245,77 @@ def parse_resources(value: Any, path: str = "resources") -> Resources:
     )
     return Resources(float(cpus), float(gpus), workers, dist)
 
+
 def parse_compute(value: Any, path: str = "compute") -> str:
     """Where the sweep runs; Azure's own spelling ``azureml:NAME`` means ``azure:NAME``."""
     if isinstance(value, str) and value.startswith("azureml:"):
         value = "azure:" + value.removeprefix("azureml:")
     if not isinstance(value, str) or not _COMPUTE.match(value):
         raise SearchSpaceError(
-            path, f"{value!r} must be local, ray://HOST:PORT, ray:HOST:PORT, azure:CLUSTER "
-            "or azureml:CLUSTER"
+            path,
+            f"{value!r} must be local, ray://HOST:PORT, ray:HOST:PORT, azure:CLUSTER "
+            "or azureml:CLUSTER",
         )
     return value
+
 
 def _keep(value: Any) -> Keep:
     if value is None:
         return Keep()
     d = c.mapping(value, "keep")
     c.no_unknown_keys(d, "keep", {"models", "checkpoints", "max_checkpoint_bytes"})
-    checkpoints = c.one_of(c.string(d, "checkpoints", "keep", Keep.checkpoints),
-                           ("latest", "all", "none"), "keep.checkpoints")
-    max_bytes = _bytes(d.get("max_checkpoint_bytes", Keep.max_checkpoint_bytes),
-                       "keep.max_checkpoint_bytes")
+    checkpoints = c.one_of(
+        c.string(d, "checkpoints", "keep", Keep.checkpoints),
+        ("latest", "all", "none"),
+        "keep.checkpoints",
+    )
+    max_bytes = _bytes(
+        d.get("max_checkpoint_bytes", Keep.max_checkpoint_bytes), "keep.max_checkpoint_bytes"
+    )
     models = d.get("models", Keep.models)
     if models == "all":
         return Keep(None, checkpoints, max_bytes)
     if isinstance(models, bool) or not isinstance(models, int) or models < 1:
-        raise SearchSpaceError("keep.models", f"expected a number of trials (1 or more: the "
-                               f"best is copied to best/ at the end) or 'all', got "
-                               f"{abbreviate(models)}")
+        raise SearchSpaceError(
+            "keep.models",
+            f"expected a number of trials (1 or more: the "
+            f"best is copied to best/ at the end) or 'all', got "
+            f"{abbreviate(models)}",
+        )
     return Keep(models, checkpoints, max_bytes)
 
-_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+
 
 def _bytes(value: Any, path: str) -> int:
     """A size: a whole number of bytes, or a number with a unit (``512MB``, ``2GiB``)."""
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value) \
-        if isinstance(value, str) else None
+    match = (
+        re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+        if isinstance(value, str)
+        else None
+    )
     if match and match.group(2).lower() in _UNITS and float(match.group(1)) > 0:
         return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-    raise SearchSpaceError(path, f"expected a size in bytes (a whole number, or with a unit "
-                                 f"such as 512MB or 2GiB), got {abbreviate(value)}")
+    raise SearchSpaceError(
+        path,
+        f"expected a size in bytes (a whole number, or with a unit "
+        f"such as 512MB or 2GiB), got {abbreviate(value)}",
+    )
+
 
 def _tracking(value: Any) -> str | None:
     if value is None:
@@ -258,13 +324,19 @@ def _tracking(value: Any) -> str | None:
     c.no_unknown_keys(d, "tracking", {"mlflow"})
     uri = c.string(d, "mlflow", "tracking")
     if "://" not in uri and not uri.startswith(("databricks", "azureml")):
-        raise SearchSpaceError("tracking.mlflow", f"{uri!r} is not a tracking URI; expected "
-                               "http://HOST:PORT, file:///PATH or an Azure ML workspace's "
-                               "azureml://… URI")
+        raise SearchSpaceError(
+            "tracking.mlflow",
+            f"{uri!r} is not a tracking URI; expected "
+            "http://HOST:PORT, file:///PATH or an Azure ML workspace's "
+            "azureml://… URI",
+        )
     if "@" in uri.partition("://")[2].split("/")[0]:
-        raise SearchSpaceError("tracking.mlflow", "holds credentials; MLflow reads them from "
-                               "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or "
-                               "MLFLOW_TRACKING_TOKEN) in the environment")
+        raise SearchSpaceError(
+            "tracking.mlflow",
+            "holds credentials; MLflow reads them from "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or "
+            "MLFLOW_TRACKING_TOKEN) in the environment",
+        )
     return uri
 
 

@@ -47,8 +47,10 @@ _EXPRESSION_KEYS = {
 class SearchSpaceWarning(UserWarning):
     """A sweep file that is valid but probably not what its author meant."""
 
-def parse_search_space(value: Any, problems: c.Problems | None = None, *,
-                       logbase: float | str = "e") -> dict[str, Expression]:
+
+def parse_search_space(
+    value: Any, problems: c.Problems | None = None, *, logbase: float | str = "e"
+) -> dict[str, Expression]:
     """Reads ``search_space``; with ``problems``, every bad parameter is collected, else the
     first raises. ``logbase`` is Azure's random-sampling base of the log expressions."""
     own = problems is None
@@ -65,6 +67,7 @@ def parse_search_space(value: Any, problems: c.Problems | None = None, *,
         problems.raise_any()
     return out
 
+
 def rebase_log(expr: Expression, logbase: float | str) -> Expression:
     """Azure's ``logbase`` b makes loguniform b**uniform(a, c) = exp(uniform(a ln b, c ln b)):
     the same expression in base e with its bounds (or mu, sigma) scaled by ln b."""
@@ -72,11 +75,13 @@ def rebase_log(expr: Expression, logbase: float | str) -> Expression:
         return expr
     scale = math.log(float(logbase))
     if isinstance(expr, LogUniform | QLogUniform):
-        return dataclasses.replace(expr, min_value=expr.min_value * scale,
-                                   max_value=expr.max_value * scale)
+        return dataclasses.replace(
+            expr, min_value=expr.min_value * scale, max_value=expr.max_value * scale
+        )
     if isinstance(expr, LogNormal | QLogNormal):
         return dataclasses.replace(expr, mu=expr.mu * scale, sigma=expr.sigma * scale)
     return expr
+
 
 def parse_expression(value: Any, path: str) -> Expression:
     d = c.mapping(value, path)
@@ -87,8 +92,7 @@ def parse_expression(value: Any, path: str) -> Expression:
         values = d.get("values")
         if not isinstance(values, list) or not values:
             raise SearchSpaceError(f"{path}.values", f"expected a non-empty list, got {values!r}")
-        return Choice(tuple(_choice_value(v, f"{path}.values[{i}]")
-                            for i, v in enumerate(values)))
+        return Choice(tuple(_choice_value(v, f"{path}.values[{i}]") for i, v in enumerate(values)))
     if kind == "randint":
         upper = c.integer(d, "upper", path)
         c.positive(upper, f"{path}.upper")
@@ -103,8 +107,8 @@ def parse_expression(value: Any, path: str) -> Expression:
         lo, hi = c.number(d, "min_value", path), c.number(d, "max_value", path)
         if lo >= hi:
             raise SearchSpaceError(
-                path, f"min_value {lo} is {'equal to' if lo == hi else 'greater than'} "
-                f"max_value {hi}"
+                path,
+                f"min_value {lo} is {'equal to' if lo == hi else 'greater than'} max_value {hi}",
             )
         if kind in ("loguniform", "qloguniform"):
             _warn_if_log_bounds_look_like_values(path, lo, hi)
@@ -117,8 +121,12 @@ def parse_expression(value: Any, path: str) -> Expression:
     expr = cls(mu, sigma, **q)
     assert isinstance(expr, Normal)
     # Its latent draws are truncated at about 7 sigma (see expressions._QUANTILE_EPS).
-    _check_finite(expr, path, kind, (normal_from_quantile(0.0, mu, sigma),
-                                     normal_from_quantile(1.0, mu, sigma)))
+    _check_finite(
+        expr,
+        path,
+        kind,
+        (normal_from_quantile(0.0, mu, sigma), normal_from_quantile(1.0, mu, sigma)),
+    )
     return expr
 
 
@@ -127,8 +135,9 @@ MAX_MAGNITUDE = 1e100
 variances) overflow, and no hyperparameter means it."""
 
 
-def _check_finite(expr: Uniform | Normal, path: str, kind: str,
-                  latent: tuple[float, float]) -> None:
+def _check_finite(
+    expr: Uniform | Normal, path: str, kind: str, latent: tuple[float, float]
+) -> None:
     """Refuses an expression whose values overflow a float anywhere in its range (exp(1000),
     the value written where the exponent belongs): a file that validates must run."""
     values = []
@@ -139,20 +148,34 @@ def _check_finite(expr: Uniform | Normal, path: str, kind: str,
             values.append((math.inf, end))
     for value, end in values:
         if not math.isfinite(value):
-            hint = (" (its bounds are natural-log exponents: max_value 1000 means exp(1000); "
-                    "for values up to 1000 write max_value: 6.9)") if "loguniform" in kind else ""
-            raise SearchSpaceError(path, f"{kind} reaches {value} at {end:.6g}, beyond what a "
-                                   f"float holds{hint}")
+            hint = (
+                (
+                    " (its bounds are natural-log exponents: max_value 1000 means exp(1000); "
+                    "for values up to 1000 write max_value: 6.9)"
+                )
+                if "loguniform" in kind
+                else ""
+            )
+            raise SearchSpaceError(
+                path, f"{kind} reaches {value} at {end:.6g}, beyond what a float holds{hint}"
+            )
     for value, end in values:
         if abs(value) > MAX_MAGNITUDE:
-            raise SearchSpaceError(path, f"{kind} reaches {value:.3g} at {end:.6g}: no "
-                                   f"hyperparameter is that large (at most {MAX_MAGNITUDE:g}), "
-                                   "and reports of it would overflow; check mu and sigma (or "
-                                   "the bounds: exponents for the log forms)")
+            raise SearchSpaceError(
+                path,
+                f"{kind} reaches {value:.3g} at {end:.6g}: no "
+                f"hyperparameter is that large (at most {MAX_MAGNITUDE:g}), "
+                "and reports of it would overflow; check mu and sigma (or "
+                "the bounds: exponents for the log forms)",
+            )
     if "loguniform" in kind and math.exp(latent[0]) == 0.0:
-        raise SearchSpaceError(path, f"{kind} with min_value {latent[0]:.6g} starts at "
-                               f"exp({latent[0]:.6g}), which is 0 as a float; a log scale needs "
-                               "a start above 0 (min_value -700 or more)")
+        raise SearchSpaceError(
+            path,
+            f"{kind} with min_value {latent[0]:.6g} starts at "
+            f"exp({latent[0]:.6g}), which is 0 as a float; a log scale needs "
+            "a start above 0 (min_value -700 or more)",
+        )
+
 
 def _choice_value(v: Any, path: str) -> Any:
     """A choice's value: a scalar, a list (W&B's ``values: [[mlm], [mlm, cls]]``, given to the
@@ -164,8 +187,14 @@ def _choice_value(v: Any, path: str) -> Any:
         return [_plain(x, f"{path}[{i}]") for i, x in enumerate(v)]
     if isinstance(v, Mapping):
         c.mapping(v, path)
-        return {k: (parse_expression(x, f"{path}.{k}") if isinstance(x, Mapping)
-                    else _choice_value(x, f"{path}.{k}")) for k, x in v.items()}
+        return {
+            k: (
+                parse_expression(x, f"{path}.{k}")
+                if isinstance(x, Mapping)
+                else _choice_value(x, f"{path}.{k}")
+            )
+            for k, x in v.items()
+        }
     raise SearchSpaceError(
         path, f"choices must be numbers, strings, booleans, lists or mappings, got {v!r}"
     )
@@ -181,13 +210,16 @@ def _plain(v: Any, path: str) -> Any:
         return {str(k): _plain(x, f"{path}.{k}") for k, x in v.items()}
     raise SearchSpaceError(path, f"expected plain data in a list choice, got {v!r}")
 
+
 def _range(d: Mapping[str, Any], path: str, kind: str) -> FloatRange | IntRange:
     get = c.number if kind == "float" else c.integer
     lo, hi = get(d, "low", path), get(d, "high", path)
     log = c.boolean(d, "log", path, False)
     if lo > hi or (kind == "float" and lo == hi):
-        raise SearchSpaceError(path, f"low {lo} is greater than high {hi}" if lo > hi
-                               else f"low {lo} is equal to high {hi}")
+        raise SearchSpaceError(
+            path,
+            f"low {lo} is greater than high {hi}" if lo > hi else f"low {lo} is equal to high {hi}",
+        )
     if log and lo <= 0:
         raise SearchSpaceError(f"{path}.low", f"must be greater than 0 when log is true, got {lo}")
     if kind == "float":
@@ -202,6 +234,7 @@ def _range(d: Mapping[str, Any], path: str, kind: str) -> FloatRange | IntRange:
     if log and istep != 1:
         raise SearchSpaceError(f"{path}.step", "must be 1 when log is true")
     return IntRange(int(lo), int(hi), log, istep)
+
 
 def _warn_if_log_bounds_look_like_values(path: str, lo: float, hi: float) -> None:
     # exp(0.0001)..exp(0.1) is 1.0001..1.105: almost surely values written where exponents go.

@@ -16,8 +16,9 @@ from search_spaces._errors import SearchSpaceError, abbreviate
 from search_spaces.env_vars import VAR as _VAR
 
 # Query keys that carry credentials in the database drivers' URLs.
-_SECRET_KEYS = frozenset({"password", "passwd", "pwd", "secret", "token", "access_token",
-                          "api_key", "key", "sig", "sas"})
+_SECRET_KEYS = frozenset(
+    {"password", "passwd", "pwd", "secret", "token", "access_token", "api_key", "key", "sig", "sas"}
+)
 
 
 def check_storage(value: Any) -> str:
@@ -32,13 +33,17 @@ def check_storage(value: Any) -> str:
     _check_form(value)
     password = _userinfo(value).partition(":")[2]
     literal = [password] if password and not _VAR.fullmatch(password) else []
-    literal += [v for k, v in parse_qsl(_query(value)) if k.lower() in _SECRET_KEYS
-                and v and not _VAR.fullmatch(v)]
+    literal += [
+        v
+        for k, v in parse_qsl(_query(value))
+        if k.lower() in _SECRET_KEYS and v and not _VAR.fullmatch(v)
+    ]
     if literal:
         raise SearchSpaceError(
-            "storage", "holds a password in the file (it would be copied into sweep.yaml); "
+            "storage",
+            "holds a password in the file (it would be copied into sweep.yaml); "
             "put it in an environment variable and write ${NAME} in its place, e.g. "
-            "postgresql://user:${PGPASSWORD}@host/db"
+            "postgresql://user:${PGPASSWORD}@host/db",
         )
     return value
 
@@ -52,18 +57,26 @@ def _check_form(url: str) -> None:
     scheme = url.partition("://")[0]
     if scheme.split("+")[0].lower() not in DIALECTS:
         raise SearchSpaceError(
-            "storage", f"{scheme[:40]}:// is not a database Optuna can keep a study in; "
+            "storage",
+            f"{scheme[:40]}:// is not a database Optuna can keep a study in; "
             f"expected default (a journal file in the sweep's folder) or a URL of "
-            f"{', '.join(d + '://' for d in DIALECTS[:3])} or sqlite:///PATH")
+            f"{', '.join(d + '://' for d in DIALECTS[:3])} or sqlite:///PATH",
+        )
     try:
         parts = urlsplit(_VAR.sub("x", url))
         parts.port  # noqa: B018 - it parses the port, and raises on a bad one
     except ValueError as exc:
         raise SearchSpaceError("storage", f"is not a valid URL: {exc}") from None
-    if scheme.startswith("sqlite") and url.partition("://")[2] not in ("", "/") and \
-            not url.partition("://")[2].startswith("/"):
-        raise SearchSpaceError("storage", "a sqlite URL is sqlite:///PATH (three slashes: "
-                               "relative to the sweep file) or sqlite:////ABSOLUTE/PATH")
+    if (
+        scheme.startswith("sqlite")
+        and url.partition("://")[2] not in ("", "/")
+        and not url.partition("://")[2].startswith("/")
+    ):
+        raise SearchSpaceError(
+            "storage",
+            "a sqlite URL is sqlite:///PATH (three slashes: "
+            "relative to the sweep file) or sqlite:////ABSOLUTE/PATH",
+        )
 
 
 def expand(url: str) -> str:
@@ -74,7 +87,7 @@ def expand(url: str) -> str:
         return _fill(url, quoted=False)
     scheme, _, rest = url.partition("://")
     filled_info = _fill(userinfo, quoted=True)
-    return f"{scheme}://{filled_info}@{_fill(rest[len(userinfo) + 1:], quoted=False)}"
+    return f"{scheme}://{filled_info}@{_fill(rest[len(userinfo) + 1 :], quoted=False)}"
 
 
 def scrub(text: str, url: str) -> str:

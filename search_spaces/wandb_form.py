@@ -28,8 +28,9 @@ _METADATA_KEYS = {"project", "entity", "description", "launch"}
 _LAUNCH = "W&B Launch's"
 
 
-def from_wandb(config: Mapping[str, Any], *, trainer: Mapping[str, Any] | None = None
-               ) -> dict[str, Any]:
+def from_wandb(
+    config: Mapping[str, Any], *, trainer: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Converts a W&B sweep config to a sweep-file mapping (feed it to ``parse_sweep``).
 
     Args:
@@ -57,8 +58,10 @@ def from_wandb(config: Mapping[str, Any], *, trainer: Mapping[str, Any] | None =
         elif key == "metric":
             if not isinstance(value, Mapping) or "name" not in value:
                 raise SearchSpaceError(path, "expected a mapping with name and goal")
-            out["objective"] = {"primary_metric": value["name"],
-                                "goal": value.get("goal", "minimize")}
+            out["objective"] = {
+                "primary_metric": value["name"],
+                "goal": value.get("goal", "minimize"),
+            }
         elif key == "early_terminate":
             out["early_termination"] = _early_terminate(value, path)
         elif key == "run_cap":
@@ -75,42 +78,73 @@ def from_wandb(config: Mapping[str, Any], *, trainer: Mapping[str, Any] | None =
         elif key not in _METADATA_KEYS:
             raise SearchSpaceError(path, "has no equivalent in a sweep file")
     if trainer is not None:
-        out["trainer"] = {**dict(trainer), **({"env": out.pop("trainer_env")}
-                                              if "trainer_env" in out else {})}
+        out["trainer"] = {
+            **dict(trainer),
+            **({"env": out.pop("trainer_env")} if "trainer_env" in out else {}),
+        }
     out.pop("trainer_env", None)
     if "search_space" not in out and "scheduler" in config:
-        raise SearchSpaceError("parameters", f"is required: {_LAUNCH} optuna_source (a Python "
-                               "search space) has no equivalent here; list the parameters")
+        raise SearchSpaceError(
+            "parameters",
+            f"is required: {_LAUNCH} optuna_source (a Python "
+            "search space) has no equivalent here; list the parameters",
+        )
     if "max_concurrent_trials" in out:
-        out["limits"] = {**out.get("limits", {}),
-                         "max_concurrent_trials": out.pop("max_concurrent_trials")}
+        out["limits"] = {
+            **out.get("limits", {}),
+            "max_concurrent_trials": out.pop("max_concurrent_trials"),
+        }
     return out
 
 
 # W&B Launch's Optuna scheduler: Optuna's classes by name -> ours, with the arguments each
 # takes and what they become (None: accepted only at Optuna's default, given beside it).
-_SAMPLERS = {"TPESampler": "tpe", "RandomSampler": "random", "CmaEsSampler": "cmaes",
-             "QMCSampler": "qmc", "GridSampler": "grid"}
+_SAMPLERS = {
+    "TPESampler": "tpe",
+    "RandomSampler": "random",
+    "CmaEsSampler": "cmaes",
+    "QMCSampler": "qmc",
+    "GridSampler": "grid",
+}
 _PRUNERS: dict[str, tuple[str, dict[str, tuple[str, Any] | None]]] = {
     "NopPruner": ("none", {}),
-    "MedianPruner": ("median", {"n_startup_trials": ("n_startup_trials", None),
-                                "n_warmup_steps": ("n_warmup_steps", None),
-                                "interval_steps": ("interval_steps", None),
-                                "n_min_trials": None}),
-    "PercentilePruner": ("percentile", {"percentile": ("percentile", None),
-                                        "n_startup_trials": ("n_startup_trials", None),
-                                        "n_warmup_steps": ("n_warmup_steps", None),
-                                        "interval_steps": ("interval_steps", None),
-                                        "n_min_trials": None}),
-    "SuccessiveHalvingPruner": ("asha", {"min_resource": ("min_resource", "auto"),
-                                         "reduction_factor": ("reduction_factor", None),
-                                         "min_early_stopping_rate":
-                                             ("min_early_stopping_rate", None),
-                                         "bootstrap_count": None}),
-    "HyperbandPruner": ("hyperband", {"min_resource": ("min_resource", None),
-                                      "max_resource": ("max_resource", "auto"),
-                                      "reduction_factor": ("reduction_factor", None),
-                                      "bootstrap_count": None}),
+    "MedianPruner": (
+        "median",
+        {
+            "n_startup_trials": ("n_startup_trials", None),
+            "n_warmup_steps": ("n_warmup_steps", None),
+            "interval_steps": ("interval_steps", None),
+            "n_min_trials": None,
+        },
+    ),
+    "PercentilePruner": (
+        "percentile",
+        {
+            "percentile": ("percentile", None),
+            "n_startup_trials": ("n_startup_trials", None),
+            "n_warmup_steps": ("n_warmup_steps", None),
+            "interval_steps": ("interval_steps", None),
+            "n_min_trials": None,
+        },
+    ),
+    "SuccessiveHalvingPruner": (
+        "asha",
+        {
+            "min_resource": ("min_resource", "auto"),
+            "reduction_factor": ("reduction_factor", None),
+            "min_early_stopping_rate": ("min_early_stopping_rate", None),
+            "bootstrap_count": None,
+        },
+    ),
+    "HyperbandPruner": (
+        "hyperband",
+        {
+            "min_resource": ("min_resource", None),
+            "max_resource": ("max_resource", "auto"),
+            "reduction_factor": ("reduction_factor", None),
+            "bootstrap_count": None,
+        },
+    ),
 }
 # Optuna's defaults for the arguments accepted only at them.
 _DEFAULT_ONLY = {"n_min_trials": 1, "bootstrap_count": 0}
@@ -123,44 +157,64 @@ def _launch_scheduler(value: Any, path: str, *, method: bool) -> dict[str, Any]:
     known = {"job", "resource", "docker_image", "num_workers", "resource_args", "settings"}
     for key in value:
         if key not in known:
-            raise SearchSpaceError(f"{path}.{key}", f"has no equivalent here ({_LAUNCH} "
-                                   "scheduler settings that map: num_workers, settings."
-                                   "sampler, settings.pruner, settings.method)")
+            raise SearchSpaceError(
+                f"{path}.{key}",
+                f"has no equivalent here ({_LAUNCH} "
+                "scheduler settings that map: num_workers, settings."
+                "sampler, settings.pruner, settings.method)",
+            )
     if "num_workers" in value:
         out["max_concurrent_trials"] = value["num_workers"]
-    env = (value.get("resource_args") or {}).get("env") if isinstance(
-        value.get("resource_args"), Mapping) else None
+    env = (
+        (value.get("resource_args") or {}).get("env")
+        if isinstance(value.get("resource_args"), Mapping)
+        else None
+    )
     if env:
         if not isinstance(env, list) or not all(isinstance(n, str) for n in env):
-            raise SearchSpaceError(f"{path}.resource_args.env", "expected a list of variable "
-                                   "names (passed to each run from this environment)")
+            raise SearchSpaceError(
+                f"{path}.resource_args.env",
+                "expected a list of variable names (passed to each run from this environment)",
+            )
         out["trainer_env"] = {name: f"${{{name}}}" for name in env}
     settings = value.get("settings") or {}
     if not isinstance(settings, Mapping):
         raise SearchSpaceError(f"{path}.settings", f"expected a mapping, got {settings!r}")
     for key in settings:
         if key not in ("sampler", "pruner", "method"):
-            raise SearchSpaceError(f"{path}.settings.{key}", f"{_LAUNCH} {key} has no "
-                                   "equivalent here (a Python file or artifact of Optuna "
-                                   "objects); write the sampler and pruner as settings")
+            raise SearchSpaceError(
+                f"{path}.settings.{key}",
+                f"{_LAUNCH} {key} has no "
+                "equivalent here (a Python file or artifact of Optuna "
+                "objects); write the sampler and pruner as settings",
+            )
     if "method" in settings:  # W&B's own scheduler, run as a job
         if settings["method"] not in _METHODS:
-            raise SearchSpaceError(f"{path}.settings.method",
-                                   f"{settings['method']!r} is not one of {', '.join(_METHODS)}")
+            raise SearchSpaceError(
+                f"{path}.settings.method",
+                f"{settings['method']!r} is not one of {', '.join(_METHODS)}",
+            )
         out["sampling_algorithm"] = _METHODS[settings["method"]]
         return out
-    optuna = "sampler" in settings or "pruner" in settings or "optuna" in str(
-        value.get("job", "")).lower()
+    optuna = (
+        "sampler" in settings
+        or "pruner" in settings
+        or "optuna" in str(value.get("job", "")).lower()
+    )
     if not optuna:
         if not method:
-            raise SearchSpaceError("method", f"is required: {_LAUNCH} standard scheduler "
-                                   "samples with the config's method")
+            raise SearchSpaceError(
+                "method",
+                f"is required: {_LAUNCH} standard scheduler samples with the config's method",
+            )
         return out
     # The Optuna scheduler: TPE and Optuna's default MedianPruner unless told otherwise.
-    out["sampling_algorithm"] = _sampler(settings.get("sampler") or {"type": "TPESampler"},
-                                         f"{path}.settings.sampler")
-    out["early_termination"] = _pruner(settings.get("pruner") or {"type": "MedianPruner"},
-                                       f"{path}.settings.pruner")
+    out["sampling_algorithm"] = _sampler(
+        settings.get("sampler") or {"type": "TPESampler"}, f"{path}.settings.sampler"
+    )
+    out["early_termination"] = _pruner(
+        settings.get("pruner") or {"type": "MedianPruner"}, f"{path}.settings.pruner"
+    )
     return out
 
 
@@ -176,33 +230,42 @@ def _class_and_args(value: Any, path: str) -> tuple[str, dict[str, Any]]:
 def _sampler(value: Any, path: str) -> dict[str, Any]:
     kind, args = _class_and_args(value, path)
     if kind not in _SAMPLERS:
-        raise SearchSpaceError(f"{path}.type", f"{_LAUNCH} {kind} has no equivalent here "
-                               f"(those that map: {', '.join(_SAMPLERS)})")
+        raise SearchSpaceError(
+            f"{path}.type",
+            f"{_LAUNCH} {kind} has no equivalent here (those that map: {', '.join(_SAMPLERS)})",
+        )
     extra = sorted(set(args) - {"seed"})
     if extra:
-        raise SearchSpaceError(f"{path}.args.{extra[0]}", f"{_LAUNCH} {kind} {extra[0]} has "
-                               "no equivalent here (only seed maps; our "
-                               f"{_SAMPLERS[kind]} sets the rest itself)")
+        raise SearchSpaceError(
+            f"{path}.args.{extra[0]}",
+            f"{_LAUNCH} {kind} {extra[0]} has "
+            "no equivalent here (only seed maps; our "
+            f"{_SAMPLERS[kind]} sets the rest itself)",
+        )
     return {"type": _SAMPLERS[kind], **({"seed": args["seed"]} if "seed" in args else {})}
 
 
 def _pruner(value: Any, path: str) -> dict[str, Any]:
     kind, args = _class_and_args(value, path)
     if kind not in _PRUNERS:
-        raise SearchSpaceError(f"{path}.type", f"{_LAUNCH} {kind} has no equivalent here "
-                               f"(those that map: {', '.join(_PRUNERS)})")
+        raise SearchSpaceError(
+            f"{path}.type",
+            f"{_LAUNCH} {kind} has no equivalent here (those that map: {', '.join(_PRUNERS)})",
+        )
     ours, table = _PRUNERS[kind]
     out: dict[str, Any] = {"type": ours}
     for name, given in args.items():
         if name not in table:
-            raise SearchSpaceError(f"{path}.args.{name}",
-                                   f"is not an argument of Optuna's {kind}")
+            raise SearchSpaceError(f"{path}.args.{name}", f"is not an argument of Optuna's {kind}")
         target = table[name]
         if target is None:
             if given != _DEFAULT_ONLY[name]:
-                raise SearchSpaceError(f"{path}.args.{name}", f"{_LAUNCH} {kind} {name} other "
-                                       f"than Optuna's default ({_DEFAULT_ONLY[name]}) has no "
-                                       "equivalent here")
+                raise SearchSpaceError(
+                    f"{path}.args.{name}",
+                    f"{_LAUNCH} {kind} {name} other "
+                    f"than Optuna's default ({_DEFAULT_ONLY[name]}) has no "
+                    "equivalent here",
+                )
             continue
         ours_name, skip = target
         if given != skip:  # 'auto': our own default does the same
@@ -211,11 +274,19 @@ def _pruner(value: Any, path: str) -> dict[str, Any]:
 
 
 # Our key paths back to W&B's, so that a message about a converted file names the W&B key.
-_WANDB_PATHS = (("search_space.", "parameters."), (".min_value", ".min"), (".max_value", ".max"),
-                (".low", ".min"), (".high", ".max"), ("objective.primary_metric", "metric.name"),
-                ("objective.goal", "metric.goal"), ("limits.max_total_trials", "run_cap"),
-                ("limits.max_concurrent_trials", "scheduler.num_workers"),
-                ("sampling_algorithm", "method"), ("early_termination", "early_terminate"))
+_WANDB_PATHS = (
+    ("search_space.", "parameters."),
+    (".min_value", ".min"),
+    (".max_value", ".max"),
+    (".low", ".min"),
+    (".high", ".max"),
+    ("objective.primary_metric", "metric.name"),
+    ("objective.goal", "metric.goal"),
+    ("limits.max_total_trials", "run_cap"),
+    ("limits.max_concurrent_trials", "scheduler.num_workers"),
+    ("sampling_algorithm", "method"),
+    ("early_termination", "early_terminate"),
+)
 
 
 def wandb_path(path: str) -> str:
@@ -243,10 +314,13 @@ def _parameter(spec: Any, path: str) -> dict[str, Any]:
         "q_uniform": lambda: {"type": "quniform", "min_value": lo, "max_value": hi, "q": q},
         "log_uniform": lambda: {"type": "loguniform", "min_value": lo, "max_value": hi},
         "log_uniform_values": lambda: {"type": "float", "low": lo, "high": hi, "log": True},
-        "q_log_uniform": lambda: {"type": "qloguniform", "min_value": lo, "max_value": hi,
-                                  "q": q},
-        "q_log_uniform_values": lambda: {"type": "qloguniform", "min_value": _ln(lo, path),
-                                         "max_value": _ln(hi, path), "q": q},
+        "q_log_uniform": lambda: {"type": "qloguniform", "min_value": lo, "max_value": hi, "q": q},
+        "q_log_uniform_values": lambda: {
+            "type": "qloguniform",
+            "min_value": _ln(lo, path),
+            "max_value": _ln(hi, path),
+            "q": q,
+        },
         "normal": lambda: {"type": "normal", "mu": mu, "sigma": sigma},
         "q_normal": lambda: {"type": "qnormal", "mu": mu, "sigma": sigma, "q": q},
         "log_normal": lambda: {"type": "lognormal", "mu": mu, "sigma": sigma},

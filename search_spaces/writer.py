@@ -28,8 +28,9 @@ def to_dict(config: SweepConfig) -> dict[str, Any]:
             **({"env": dict(config.trainer.env)} if config.trainer.env else {}),
         },
         "search_space": {k: e.to_dict() for k, e in config.search_space.items()},
-        "objective": [{"primary_metric": o.primary_metric, "goal": o.goal}
-                      for o in config.goals] if config.multi_objective else {
+        "objective": [{"primary_metric": o.primary_metric, "goal": o.goal} for o in config.goals]
+        if config.multi_objective
+        else {
             "primary_metric": config.objective.primary_metric,
             "goal": config.objective.goal,
         },
@@ -45,9 +46,7 @@ def to_dict(config: SweepConfig) -> dict[str, Any]:
         "storage": config.storage,
     }
     if config.register is not None:
-        out["register"] = {
-            k: v for k, v in vars(config.register).items() if v is not None
-        }
+        out["register"] = {k: v for k, v in vars(config.register).items() if v is not None}
     out["keep"] = _keep(config)
     if config.tracking_uri is not None:
         out["tracking"] = {"mlflow": config.tracking_uri}
@@ -55,9 +54,11 @@ def to_dict(config: SweepConfig) -> dict[str, Any]:
 
 
 def _keep(config: SweepConfig) -> dict[str, Any]:
-    return {"models": "all" if config.keep.models is None else config.keep.models,
-            "checkpoints": config.keep.checkpoints,
-            "max_checkpoint_bytes": config.keep.max_checkpoint_bytes}
+    return {
+        "models": "all" if config.keep.models is None else config.keep.models,
+        "checkpoints": config.keep.checkpoints,
+        "max_checkpoint_bytes": config.keep.max_checkpoint_bytes,
+    }
 
 
 def _azure_document(config: SweepConfig) -> dict[str, Any]:

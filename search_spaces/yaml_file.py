@@ -28,8 +28,11 @@ def load_yaml(path: Path) -> Mapping[str, Any]:
         if not path.is_file():
             raise SearchSpaceError(str(path), "is not a file")
         if size > MAX_FILE_BYTES:
-            raise SearchSpaceError(str(path), f"is {size / 1e6:.1f} MB; a sweep file may be at "
-                                   f"most {MAX_FILE_BYTES // 1_000_000} MB")
+            raise SearchSpaceError(
+                str(path),
+                f"is {size / 1e6:.1f} MB; a sweep file may be at "
+                f"most {MAX_FILE_BYTES // 1_000_000} MB",
+            )
         raw = path.read_bytes()
     except FileNotFoundError:
         raise SearchSpaceError(str(path), "no such file") from None
@@ -59,7 +62,8 @@ class SweepLoader(yaml.SafeLoader):
 SweepLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
+    list("-+0123456789"),
+)
 
 
 def parse_yaml(text: str, where: str) -> Any:
@@ -72,8 +76,11 @@ def parse_yaml(text: str, where: str) -> Any:
         if node is None:
             return None
         if expanded_size(node) > MAX_VALUES:
-            raise SearchSpaceError(where, f"its YAML aliases expand to more than {MAX_VALUES} "
-                                   "values; write the values out or use fewer aliases")
+            raise SearchSpaceError(
+                where,
+                f"its YAML aliases expand to more than {MAX_VALUES} "
+                "values; write the values out or use fewer aliases",
+            )
         check_unique_keys(node, where)
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
@@ -111,8 +118,10 @@ def check_unique_keys(root: yaml.Node, where: str) -> None:
                     line = key.start_mark.line + 1
                     if name in lines:
                         raise SearchSpaceError(
-                            f"{where}:{line}", f"{full} is written twice (lines "
-                            f"{lines[name]} and {line}); YAML would keep the last one silently")
+                            f"{where}:{line}",
+                            f"{full} is written twice (lines "
+                            f"{lines[name]} and {line}); YAML would keep the last one silently",
+                        )
                     lines[name] = line
                 stack.append((value, full))
 

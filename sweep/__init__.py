@@ -21,8 +21,13 @@ if TYPE_CHECKING:
     from sweep.records.layout import sweeps_root
     from sweep.result import BestTrial, SweepResult
 
-_LAZY = {"BestTrial": "sweep.result", "Sweep": "sweep.api", "SweepResult": "sweep.result",
-         "compare": "sweep.api", "sweeps_root": "sweep.records.layout"}
+_LAZY = {
+    "BestTrial": "sweep.result",
+    "Sweep": "sweep.api",
+    "SweepResult": "sweep.result",
+    "compare": "sweep.api",
+    "sweeps_root": "sweep.records.layout",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -31,5 +36,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'sweep' has no attribute {name!r}")
 
 
-__all__ = ["BestTrial", "Sweep", "SweepError", "SweepInputError", "SweepInterrupted",
-           "SweepResult", "TrialFailed", "compare", "sweeps_root"]
+__all__ = [
+    "BestTrial",
+    "Sweep",
+    "SweepError",
+    "SweepInputError",
+    "SweepInterrupted",
+    "SweepResult",
+    "TrialFailed",
+    "compare",
+    "sweeps_root",
+]

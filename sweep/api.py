@@ -69,10 +69,18 @@ class Sweep:
         ...       trainer=my_train).run()                    # doctest: +SKIP
     """
 
-    def __init__(self, name: str | None = None, search_space: Mapping[str, Any] | None = None,
-                 *, trainer: str | TrainFn = "trainer", config: SweepConfig | None = None,
-                 root: str | Path | None = None, backend: Backend | None = None,
-                 azure: AzureMLRunner | None = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        search_space: Mapping[str, Any] | None = None,
+        *,
+        trainer: str | TrainFn = "trainer",
+        config: SweepConfig | None = None,
+        root: str | Path | None = None,
+        backend: Backend | None = None,
+        azure: AzureMLRunner | None = None,
+        **settings: Any,
+    ) -> None:
         """Builds a sweep from keyword settings named as in the sweep file.
 
         Args:
@@ -87,10 +95,13 @@ class Sweep:
                 ``register``, ``keep``, ``retries``: the sweep file's sections.
         """
         if config is not None and (name is not None or search_space is not None or settings):
-            given = [k for k, v in (("name", name), ("search_space", search_space)) if v] + \
-                list(settings)
-            raise SweepInputError(f"Sweep(config=…) takes its settings from the config; "
-                                  f"{', '.join(given)} would be ignored: pass one or the other")
+            given = [k for k, v in (("name", name), ("search_space", search_space)) if v] + list(
+                settings
+            )
+            raise SweepInputError(
+                f"Sweep(config=…) takes its settings from the config; "
+                f"{', '.join(given)} would be ignored: pass one or the other"
+            )
         if config is None:
             if search_space is None:
                 raise SweepInputError("search_space: is required")
@@ -112,16 +123,19 @@ class Sweep:
         self.root = sweeps_root(root)
         on_azure = self.config.on_azure
         if backend is not None and on_azure:
-            raise SweepInputError(f"backend: compute {self.config.compute} runs the whole "
-                                  "sweep on Azure ML; no trial backend is used there")
+            raise SweepInputError(
+                f"backend: compute {self.config.compute} runs the whole "
+                "sweep on Azure ML; no trial backend is used there"
+            )
         if azure is not None and not on_azure:
             raise SweepInputError(f"azure: compute is {self.config.compute}, not azure:CLUSTER")
         self.backend = backend
         self.azure = azure
 
     @classmethod
-    def from_yaml(cls, path: str | Path, *, overrides: list[str] | tuple[str, ...] = (),
-                  **kwargs: Any) -> Sweep:
+    def from_yaml(
+        cls, path: str | Path, *, overrides: list[str] | tuple[str, ...] = (), **kwargs: Any
+    ) -> Sweep:
         """The sweep of a sweep file: ours, an Azure ML sweep job, or a W&B config.
 
         ``overrides`` are ``KEY=VALUE`` items set on the file first, as ``--set`` does.
@@ -132,8 +146,9 @@ class Sweep:
     def load(cls, name: str, *, root: str | Path | None = None, **kwargs: Any) -> Sweep:
         """The sweep called ``name`` under ``root``, as it was started (for resume, status)."""
         if not SAFE_NAME.match(name):
-            raise SweepInputError(f"{abbreviate(name)} is not a sweep name (letters, digits, "
-                                  "'.', '_' or '-')")
+            raise SweepInputError(
+                f"{abbreviate(name)} is not a sweep name (letters, digits, '.', '_' or '-')"
+            )
         folder = sweeps_root(root) / name
         if not (folder / CONFIG_FILE).is_file():
             raise SweepInputError(f"no sweep named {name!r} in {sweeps_root(root)}")
@@ -148,8 +163,13 @@ class Sweep:
     def sweep_dir(self) -> Path:
         return self.root / self.config.name
 
-    def run(self, *, max_trials: int | None = None, parallel: int | None = None,
-            listener: Listener | None = None) -> SweepResult:
+    def run(
+        self,
+        *,
+        max_trials: int | None = None,
+        parallel: int | None = None,
+        listener: Listener | None = None,
+    ) -> SweepResult:
         """Starts the sweep; a sweep of the same name must not exist yet (see :meth:`resume`).
 
         All or nothing until trials start: a run that fails before (an unreachable cluster, a
@@ -175,8 +195,13 @@ class Sweep:
         finally:
             lock.release()
 
-    def resume(self, *, max_trials: int | None = None, parallel: int | None = None,
-               listener: Listener | None = None) -> SweepResult:
+    def resume(
+        self,
+        *,
+        max_trials: int | None = None,
+        parallel: int | None = None,
+        listener: Listener | None = None,
+    ) -> SweepResult:
         """Continues the sweep: finished trials are kept, interrupted ones run again.
 
         A sweep with nothing left to run is returned as it stands, without starting Ray
@@ -199,21 +224,35 @@ class Sweep:
     def _on_azure(self) -> bool:
         return self.config.on_azure
 
-    def _place(self, max_trials: int | None, parallel: int | None,
-               listener: Listener | None, *, fresh: bool) -> SweepResult:
+    def _place(
+        self,
+        max_trials: int | None,
+        parallel: int | None,
+        listener: Listener | None,
+        *,
+        fresh: bool,
+    ) -> SweepResult:
         """Where the sweep runs: its trials on a backend (threads, a local Ray, a Ray
         cluster), or the whole sweep on Azure ML."""
         if self._on_azure:
             return self._run_on_azure(max_trials, parallel, listener, fresh=fresh)
         return self._run(max_trials, parallel, listener, fresh=fresh)
 
-    def _run_on_azure(self, max_trials: int | None, parallel: int | None,
-                      listener: Listener | None, *, fresh: bool) -> SweepResult:
+    def _run_on_azure(
+        self,
+        max_trials: int | None,
+        parallel: int | None,
+        listener: Listener | None,
+        *,
+        fresh: bool,
+    ) -> SweepResult:
         from sweep.azure.sweep_job import AzureMLRunner
 
         if listener is not None:
-            raise SweepInputError("listener: Azure ML runs the trials and shows them in its "
-                                  "studio; AzureMLRunner(progress=…) hears the job's progress")
+            raise SweepInputError(
+                "listener: Azure ML runs the trials and shows them in its "
+                "studio; AzureMLRunner(progress=…) hears the job's progress"
+            )
         runner = self.azure or AzureMLRunner()
         config = with_limits(self.config, max_trials, parallel)
         if runner.submitted(self.sweep_dir) is None:
@@ -225,22 +264,36 @@ class Sweep:
                 self._discard()  # nothing reached Azure: nothing to re-attach to
             raise
 
-    def continue_trial(self, number: int, *, epochs: int, parallel: int | None = None,
-                       listener: Listener | None = None) -> SweepResult:
+    def continue_trial(
+        self,
+        number: int,
+        *,
+        epochs: int,
+        parallel: int | None = None,
+        listener: Listener | None = None,
+    ) -> SweepResult:
         """Trains completed trial ``number`` further, to ``epochs`` epochs in all, from its
         checkpoint: a new trial (its ``continues`` attribute names ``number``) with the same
         params, outside the trial budget; the sweep's end (best, registration) follows.
         """
         if self._on_azure:
-            raise SweepInputError("continue: Azure ML keeps no trial checkpoints for sweep; "
-                                  "trials continue on a local or Ray compute only")
+            raise SweepInputError(
+                "continue: Azure ML keeps no trial checkpoints for sweep; "
+                "trials continue on a local or Ray compute only"
+            )
         with SweepLock(self.sweep_dir):
             new = self.stored.queue_continue(number, epochs)
             return self._run(None, parallel, listener, fresh=False, only=[new])
 
-    def _run(self, max_trials: int | None, parallel: int | None,
-             listener: Listener | None, *, fresh: bool,
-             only: list[int] | None = None) -> SweepResult:
+    def _run(
+        self,
+        max_trials: int | None,
+        parallel: int | None,
+        listener: Listener | None,
+        *,
+        fresh: bool,
+        only: list[int] | None = None,
+    ) -> SweepResult:
         self.check()
         space = self.space
         res = self.config.resources
@@ -258,14 +311,23 @@ class Sweep:
             raise
         from sweep.records.tracking import artifacts, make_tracker
 
-        tracker = make_tracker(self.config, self.sweep_dir,
-                               own_metrics=self.kind.logs_own_metrics)
+        tracker = make_tracker(self.config, self.sweep_dir, own_metrics=self.kind.logs_own_metrics)
         tracker.start_sweep()
         best: float | None = None
         try:
-            Coordinator(self.config, study, space, backend, slots, self.sweep_dir,
-                        entry=self.entry, max_trials=max_trials, only=only,
-                        listener=listener, tracker=tracker).run()
+            Coordinator(
+                self.config,
+                study,
+                space,
+                backend,
+                slots,
+                self.sweep_dir,
+                entry=self.entry,
+                max_trials=max_trials,
+                only=only,
+                listener=listener,
+                tracker=tracker,
+            ).run()
             result = self.finish(self.result(study))
             best = result.best.value if result.best is not None else None
             return result

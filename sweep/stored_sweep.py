@@ -31,8 +31,9 @@ from sweep.trainers.trial_kinds import TrialKind
 class StoredSweep:
     """Sweep ``config``'s records under ``sweep_dir`` (its space as Optuna asks, its kind)."""
 
-    def __init__(self, config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
-                 kind: TrialKind) -> None:
+    def __init__(
+        self, config: SweepConfig, space: OptunaSpace, sweep_dir: Path, kind: TrialKind
+    ) -> None:
         self.config, self.space, self.sweep_dir, self.kind = config, space, sweep_dir, kind
 
     @property
@@ -67,26 +68,37 @@ class StoredSweep:
         study = open_study(self.config, self.space, self.sweep_dir, create=False)
         trials = study.get_trials(deepcopy=False)
         if not 0 <= number < len(trials):
-            raise SweepInputError(f"--trial: sweep {self.name} has no trial {number} "
-                                  f"(it has 0 to {len(trials) - 1})")
+            raise SweepInputError(
+                f"--trial: sweep {self.name} has no trial {number} (it has 0 to {len(trials) - 1})"
+            )
         trial = trials[number]
         if trial.state != TrialState.COMPLETE:
             state = {TrialState.FAIL: "failed"}.get(trial.state, trial.state.name.lower())
-            raise SweepInputError(f"--trial: trial {number} is {state}; only a completed "
-                                  "trial is trained further")
+            raise SweepInputError(
+                f"--trial: trial {number} is {state}; only a completed trial is trained further"
+            )
         latest = CheckpointStore(trial_dir(self.sweep_dir, number)).latest()
         if latest is None:
             raise SweepInputError(
                 f"--trial: trial {number} kept no checkpoint (its trainer wrote none, or "
                 "it is not the best completed trial, the one whose checkpoint stays; "
-                "keep: {checkpoints: all} keeps every trial's)")
+                "keep: {checkpoints: all} keeps every trial's)"
+            )
         if epochs <= latest.epoch + 1:
-            raise SweepInputError(f"--epochs: trial {number} has trained {latest.epoch + 1} "
-                                  f"epochs already; ask for more than that")
+            raise SweepInputError(
+                f"--epochs: trial {number} has trained {latest.epoch + 1} "
+                f"epochs already; ask for more than that"
+            )
         _supersede_queued_continues(study, number)
         # A PBT member goes on with the params it ended with.
-        new = enqueue(study, trial.params, {CONTINUES: number, OVERRIDES: {
-            **trial.user_attrs.get(OVERRIDES, {}), "num_epochs": epochs}})
+        new = enqueue(
+            study,
+            trial.params,
+            {
+                CONTINUES: number,
+                OVERRIDES: {**trial.user_attrs.get(OVERRIDES, {}), "num_epochs": epochs},
+            },
+        )
         return new
 
     def result(self, study: optuna.Study | None = None) -> SweepResult:
@@ -102,8 +114,9 @@ class StoredSweep:
         members = pareto_front(self.config, study, self.space.decode)
         if members:
             frame["pareto"] = frame["number"].isin([m.number for m in members])
-        return SweepResult(self.name, self.sweep_dir, study, self._best(study, frame), frame,
-                           pareto_front=members)
+        return SweepResult(
+            self.name, self.sweep_dir, study, self._best(study, frame), frame, pareto_front=members
+        )
 
     def _best(self, study: optuna.Study, trials: pd.DataFrame) -> BestTrial | None:
         """The pick: best on the first objective among completed trials meeting every
@@ -118,9 +131,15 @@ class StoredSweep:
         model = folder / layout.OUTPUTS / layout.MODEL
         row = trials.set_index("number").loc[trial.number]
         steps = row["schedule"] if "schedule" in row else None  # PBT
-        return BestTrial(trial.number, current_params(trial, self.space.decode),
-                         float(trial.values[0]), metrics, model if model.exists() else None,
-                         steps, tuple(trial.values) if self.config.multi_objective else ())
+        return BestTrial(
+            trial.number,
+            current_params(trial, self.space.decode),
+            float(trial.values[0]),
+            metrics,
+            model if model.exists() else None,
+            steps,
+            tuple(trial.values) if self.config.multi_objective else (),
+        )
 
     def register_trial(self, number: int, *, infeasible: bool = False) -> str:
         """Registers completed trial ``number``'s model (another member of the Pareto front,
@@ -131,8 +150,10 @@ class StoredSweep:
         from sweep.records.outcomes import broken_constraints
 
         if self.config.register is None:
-            raise SweepInputError(f"register: sweep {self.name} names no model to register "
-                                  "under; add register: {model_name: NAME} to its file")
+            raise SweepInputError(
+                f"register: sweep {self.name} names no model to register "
+                "under; add register: {model_name: NAME} to its file"
+            )
         result = self.result()
         assert result.study is not None
         trials = result.study.get_trials(deepcopy=False)
@@ -143,20 +164,25 @@ class StoredSweep:
             raise SweepInputError(
                 f"--trial: trial {number} breaks {', '.join(broken)}; it is never the sweep's "
                 "pick, and registering it makes it the latest version: add --infeasible to "
-                "register it all the same (its card will say so)")
+                "register it all the same (its card will say so)"
+            )
         chosen = dataclasses.replace(result, best=self._as_best(trials[number], result.trials))
         with SweepLock(self.sweep_dir):
-            kept = self.kind.keep_best(self.config, chosen,
-                                       self.sweep_dir / layout.REGISTERED / f"{number:04d}")
+            kept = self.kind.keep_best(
+                self.config, chosen, self.sweep_dir / layout.REGISTERED / f"{number:04d}"
+            )
         if kept is None:
             raise SweepInputError(
                 f"--trial: trial {number} kept no model file (model files stay for the best "
                 f"keep.models trials and every Pareto front member; keep: {{models: all}} "
-                "keeps them all)")
+                "keeps them all)"
+            )
         if broken:
             card = kept / layout.CARD
-            write_atomic(card, json.dumps({**json.loads(card.read_text()),
-                                           "infeasible": broken}, indent=2) + "\n")
+            write_atomic(
+                card,
+                json.dumps({**json.loads(card.read_text()), "infeasible": broken}, indent=2) + "\n",
+            )
         version = register_best(self.config, kept)
         return str(version)
 
@@ -170,8 +196,10 @@ def _supersede_queued_continues(study: optuna.Study, number: int) -> None:
 
     trials = study.get_trials(deepcopy=False)
     for waiting in pending_continues(trials):
-        if trials[waiting].user_attrs.get(CONTINUES) == number and \
-                claim(study, waiting, {}) is not None:
+        if (
+            trials[waiting].user_attrs.get(CONTINUES) == number
+            and claim(study, waiting, {}) is not None
+        ):
             trial = reopen(study, waiting)
             trial.set_user_attr(REASON, "not run: a later sweep continue replaced it")
             study.tell(trial, state=TrialState.FAIL)

@@ -37,8 +37,7 @@ def finish_sweep(config: SweepConfig, kind: TrialKind, result: SweepResult) -> S
     from sweep.model.best_model import register_best
 
     write_atomic(result.sweep_dir / layout.TRIALS_CSV, result.trials.to_csv(index=False))
-    build_html(Comparison([report_data(config, result)]),
-               result.sweep_dir / layout.REPORT_HTML)
+    build_html(Comparison([report_data(config, result)]), result.sweep_dir / layout.REPORT_HTML)
     best_dir = kind.keep_best(config, result)
     if best_dir is None:
         if config.register is not None and result.best is not None:
@@ -46,11 +45,14 @@ def finish_sweep(config: SweepConfig, kind: TrialKind, result: SweepResult) -> S
                 "register: nothing registered as %s: the best trial (%s) left no model "
                 "of the built-in trainer in its outputs/ (save one with "
                 "trainer.checkpoint.save_checkpoint, as the built-in trainer does)",
-                config.register.model_name, result.best.number)
+                config.register.model_name,
+                result.best.number,
+            )
         return result
     registered = register_best(config, best_dir)
-    return dataclasses.replace(result, best_dir=best_dir,
-                               registered=str(registered) if registered else None)
+    return dataclasses.replace(
+        result, best_dir=best_dir, registered=str(registered) if registered else None
+    )
 
 
 def report_data(config: SweepConfig, result: SweepResult) -> SweepData:
@@ -58,13 +60,20 @@ def report_data(config: SweepConfig, result: SweepResult) -> SweepData:
     from reports.compare import sweep_data
 
     if result.study is None:
-        raise SweepInputError(f"sweep {result.name} ran on Azure ML: its trials are in Azure "
-                              f"ML studio (job {result.job}), not in a local study")
+        raise SweepInputError(
+            f"sweep {result.name} ran on Azure ML: its trials are in Azure "
+            f"ML studio (job {result.job}), not in a local study"
+        )
     objective = config.objective
-    return sweep_data(result.name, result.sweep_dir, result.trials, objective.primary_metric,
-                      objective.goal, layout.histories(result.sweep_dir),
-                      tuple((o.primary_metric, o.goal) for o in config.goals)
-                      if config.multi_objective else ())
+    return sweep_data(
+        result.name,
+        result.sweep_dir,
+        result.trials,
+        objective.primary_metric,
+        objective.goal,
+        layout.histories(result.sweep_dir),
+        tuple((o.primary_metric, o.goal) for o in config.goals) if config.multi_objective else (),
+    )
 
 
 def pick_trial(config: SweepConfig, study: optuna.Study) -> FrozenTrial | None:
@@ -80,21 +89,26 @@ def pick_trial(config: SweepConfig, study: optuna.Study) -> FrozenTrial | None:
     return feasible_ones[number] if number is not None else None
 
 
-def pareto_front(config: SweepConfig, study: optuna.Study,
-                 decode: Callable[[Mapping[str, Any]], dict[str, Any]]
-                 ) -> tuple[FrontMember, ...]:
+def pareto_front(
+    config: SweepConfig, study: optuna.Study, decode: Callable[[Mapping[str, Any]], dict[str, Any]]
+) -> tuple[FrontMember, ...]:
     """Several objectives: the non-dominated completed trials meeting every constraint."""
     if not config.multi_objective:
         return ()
-    done = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if feasible(t)}
+    done = {
+        t.number: t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if feasible(t)
+    }
     on_front = front([(n, t.values) for n, t in done.items()], config.maximizes)
-    return tuple(FrontMember(n, tuple(done[n].values), current_params(done[n], decode))
-                 for n in on_front)
+    return tuple(
+        FrontMember(n, tuple(done[n].values), current_params(done[n], decode)) for n in on_front
+    )
 
 
-def trials_frame_of(study: optuna.Study, config: SweepConfig,
-                    decode: Callable[[Mapping[str, Any]], dict[str, Any]]) -> pd.DataFrame:
+def trials_frame_of(
+    study: optuna.Study, config: SweepConfig, decode: Callable[[Mapping[str, Any]], dict[str, Any]]
+) -> pd.DataFrame:
     """The study's trials as the report's frame, params read back as the user wrote them."""
     from sweep.records.trials_table import trials_frame
     from sweep.scheduling.verdicts import fixed_epochs

@@ -22,10 +22,23 @@ def chromium() -> str:
 
 def rendered_dom(page: Path, profile: Path, *flags: str) -> str:
     """``page`` as Chromium has it once its scripts ran (up to 15 s of virtual time)."""
-    done = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-                           "--no-first-run", f"--user-data-dir={profile}",
-                           "--virtual-time-budget=15000", *flags, "--dump-dom",
-                           page.as_uri()], capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=15000",
+            *flags,
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -33,4 +46,4 @@ def rendered_dom(page: Path, profile: Path, *flags: str) -> str:
 def drew_svg(dom: str, chart_id: str) -> bool:
     """Whether the chart in the div ``chart_id`` was drawn (plotly's SVG is inside it)."""
     start = dom.index(f'id="{chart_id}"')
-    return 'class="main-svg"' in dom[start:start + 20000]
+    return 'class="main-svg"' in dom[start : start + 20000]

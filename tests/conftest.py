@@ -10,8 +10,12 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def make_image_folder(root: Path, classes: tuple[str, ...] = ("chickens", "turkeys"),
-                      per_class: tuple[int, int] = (12, 4), size: int = 24) -> Path:
+def make_image_folder(
+    root: Path,
+    classes: tuple[str, ...] = ("chickens", "turkeys"),
+    per_class: tuple[int, int] = (12, 4),
+    size: int = 24,
+) -> Path:
     """An ImageFolder-layout data set of real PNG/JPEG files whose classes differ in colour."""
     from PIL import Image
 

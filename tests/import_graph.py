@@ -68,6 +68,7 @@ def group_graph(graph: dict[str, set[str]], package: str = "sweep") -> dict[str,
     """The graph of ``package``'s groups: each sub-package is one node (``sweep.records``),
     each module directly in the package one more (``sweep.api``); the package's face
     (``sweep/__init__.py``) is left out, as it imports its groups to show them."""
+
     def group(m: str) -> str | None:
         parts = m.split(".")
         if parts[0] != package or len(parts) < 2:
@@ -154,6 +155,7 @@ def mermaid(graph: dict[str, set[str]], package: str = "sweep") -> str:
 def reduced(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
     """The arrows of an acyclic graph that no longer path implies (its transitive
     reduction): what a reader needs to see of the layers."""
+
     def reach(start: str, skip: tuple[str, str]) -> set[str]:
         seen, todo = set(), [start]
         while todo:
@@ -164,5 +166,4 @@ def reduced(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
                     todo.append(w)
         return seen
 
-    return [(v, w) for v in sorted(graph) for w in sorted(graph[v])
-            if w not in reach(v, (v, w))]
+    return [(v, w) for v in sorted(graph) for w in sorted(graph[v]) if w not in reach(v, (v, w))]

@@ -20,8 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
         if not config.checkpoint_dir and os.environ.get("SWEEP_CHECKPOINT_DIR"):
             # Run as a sweep's command trial: the trial's checkpoint folder.
-            config = dataclasses.replace(config,
-                                         checkpoint_dir=os.environ["SWEEP_CHECKPOINT_DIR"])
+            config = dataclasses.replace(config, checkpoint_dir=os.environ["SWEEP_CHECKPOINT_DIR"])
         from trainer.fit import fit
 
         def report(epoch: int, metrics: dict[str, float]) -> bool:

@@ -60,9 +60,12 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, ModelInfo]:
         raise TrainerError(f"no model at {path}")
     payload = _load_tagged(path, FORMAT, "model file", "a model.pt written by this trainer")
     info = ModelInfo(
-        arch=payload["arch"], classes=list(payload["classes"]),
-        image_size=int(payload["image_size"]), data=str(payload["data"]),
-        mean=tuple(payload["mean"]), std=tuple(payload["std"]),
+        arch=payload["arch"],
+        classes=list(payload["classes"]),
+        image_size=int(payload["image_size"]),
+        data=str(payload["data"]),
+        mean=tuple(payload["mean"]),
+        std=tuple(payload["std"]),
     )
     model = build_model(info.arch, len(info.classes))
     model.load_state_dict(payload["state_dict"])
@@ -75,8 +78,9 @@ STATE_FORMAT = "sweep.trainer.state/1"
 STATE_FILE = "state.pt"
 
 
-def save_state(folder: str | Path, epoch: int, *, extra: dict[str, Any] | None = None,
-               **objects: Any) -> None:
+def save_state(
+    folder: str | Path, epoch: int, *, extra: dict[str, Any] | None = None, **objects: Any
+) -> None:
     """Saves a run's state after ``epoch`` into ``folder``, atomically.
 
     ``objects`` are anything with ``state_dict()`` (model, optimizer, scheduler, grad
@@ -110,12 +114,14 @@ def load_state(folder: str | Path | None, **objects: Any) -> tuple[int, dict[str
     path = Path(folder) / STATE_FILE if folder else None
     if path is None or not path.is_file():
         return 0, {}
-    payload = _load_tagged(path, STATE_FORMAT, "training state",
-                           "a training state written by save_state")
+    payload = _load_tagged(
+        path, STATE_FORMAT, "training state", "a training state written by save_state"
+    )
     for name, obj in objects.items():
         if name not in payload["states"]:
-            raise TrainerError(f"{path} has no state for {name!r} "
-                               f"(it has: {', '.join(payload['states'])})")
+            raise TrainerError(
+                f"{path} has no state for {name!r} (it has: {', '.join(payload['states'])})"
+            )
         obj.load_state_dict(payload["states"][name])
     _set_rng_state(payload["rng"])
     return int(payload["epoch"]) + 1, dict(payload["extra"])
@@ -143,8 +149,7 @@ def save_atomically(payload: Any, path: Path) -> None:
 def _rng_state() -> dict[str, Any]:
     import random
 
-    state: dict[str, Any] = {"torch": torch.get_rng_state(),
-                             "python": _plain(random.getstate())}
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": _plain(random.getstate())}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -156,8 +161,11 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available() and \
-            len(state["cuda"]) == torch.cuda.device_count():
+    if (
+        "cuda" in state
+        and torch.cuda.is_available()
+        and len(state["cuda"]) == torch.cuda.device_count()
+    ):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 

@@ -103,19 +103,23 @@ def decode_image(path: Path, size: int) -> torch.Tensor:
     return torch.from_numpy(read_image(path, size).copy()).permute(2, 0, 1).contiguous()
 
 
-def eval_transform(image_size: int, mean: Sequence[float] = IMAGENET_MEAN,
-                   std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
+def eval_transform(
+    image_size: int, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> v2.Compose:
     """Centre crop and normalise a decoded image, as validation (and prediction) see it."""
-    return v2.Compose([v2.CenterCrop(image_size), v2.ToDtype(torch.float32, scale=True),
-                       v2.Normalize(list(mean), list(std))])
+    return v2.Compose(
+        [
+            v2.CenterCrop(image_size),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(mean), list(std)),
+        ]
+    )
 
 
 def _decode_split(folder: Path, classes: Sequence[str], size: int) -> Split:
     split = Split([], [])
     for label, name in enumerate(classes):
-        files = sorted(
-            p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-        )
+        files = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         kept = 0
         for path in files:
             try:
@@ -139,8 +143,9 @@ class AugmentedImages(Dataset[tuple[torch.Tensor, int]]):
     the same crops whatever the number of loader workers or data-parallel ranks.
     """
 
-    def __init__(self, split: Split, image_size: int, *, train: bool, natural: bool,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, split: Split, image_size: int, *, train: bool, natural: bool, seed: int = 0
+    ) -> None:
         self.split = split
         self.image_size = image_size
         self.train = train
@@ -174,8 +179,7 @@ class AugmentedImages(Dataset[tuple[torch.Tensor, int]]):
             return self.normalize(image), self.split.labels[index]
         return self.evaluate(image), self.split.labels[index]
 
-    def crop_box(self, height: int, width: int,
-                 rng: random.Random) -> tuple[int, int, int, int]:
+    def crop_box(self, height: int, width: int, rng: random.Random) -> tuple[int, int, int, int]:
         """(top, left, height, width) of a training crop of an image of that size."""
         # RandomResizedCrop.get_params, drawing from our own generator, not torch's global one.
         area = height * width

@@ -43,8 +43,9 @@ def onnx_latency_ms(model_dir: Path, image_size: int) -> float:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(report.path), options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(report.path), options, providers=["CPUExecutionProvider"]
+        )
         name = session.get_inputs()[0].name
         image = example[:1].numpy()
         for _ in range(WARMUP):

@@ -42,9 +42,14 @@ class DeviceBatches:
     """(images, labels) batches on ``device`` for the index batches ``sampler`` yields
     (the training sampler), or in order for evaluation (``sampler`` None)."""
 
-    def __init__(self, dataset: AugmentedImages, device: torch.device,
-                 sampler: Iterable[list[int]] | None = None, batch_size: int = 64,
-                 indices: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        dataset: AugmentedImages,
+        device: torch.device,
+        sampler: Iterable[list[int]] | None = None,
+        batch_size: int = 64,
+        indices: list[int] | None = None,
+    ) -> None:
         self.dataset, self.device, self.sampler = dataset, device, sampler
         self.batch_size = batch_size
         self.indices = indices if indices is not None else list(range(len(dataset)))
@@ -59,8 +64,10 @@ class DeviceBatches:
         if self.sampler is not None:
             batches: Iterable[list[int]] = self.sampler
         else:
-            batches = (self.indices[i:i + self.batch_size]
-                       for i in range(0, len(self.indices), self.batch_size))
+            batches = (
+                self.indices[i : i + self.batch_size]
+                for i in range(0, len(self.indices), self.batch_size)
+            )
         for batch in batches:
             images = self._crops(batch) if self.dataset.train else self._centre(batch)
             yield (images - self.mean) / self.std, self.labels[batch]
@@ -78,7 +85,7 @@ class DeviceBatches:
         for k, index in enumerate(batch):
             height, width = self.sizes[index]
             top, left = int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
-            out[k] = self.images[index, :, top:top + size, left:left + size]
+            out[k] = self.images[index, :, top : top + size, left : left + size]
         return out
 
     def _crops(self, batch: list[int]) -> torch.Tensor:
@@ -98,14 +105,25 @@ class DeviceBatches:
         # interpolate(align_corners=False) of the crop alone places it; as an affine map of
         # grid_sample's normalised coordinates, a flip is its x scale negated.
         theta = torch.tensor(
-            [[[(-w if flipped else w) / width, 0.0, (2 * left + w) / width - 1],
-              [0.0, h / height, (2 * top + h) / height - 1]]
-             for (_, left, top, right, bottom), flipped in zip(boxes, flips, strict=True)
-             for w, h in [(right - left, bottom - top)]],
-            dtype=torch.float32, device=self.device)
+            [
+                [
+                    [(-w if flipped else w) / width, 0.0, (2 * left + w) / width - 1],
+                    [0.0, h / height, (2 * top + h) / height - 1],
+                ]
+                for (_, left, top, right, bottom), flipped in zip(boxes, flips, strict=True)
+                for w, h in [(right - left, bottom - top)]
+            ],
+            dtype=torch.float32,
+            device=self.device,
+        )
         grid = F.affine_grid(theta, [len(batch), 3, size, size], align_corners=False)
-        return F.grid_sample(self.images[batch].float(), grid, mode="bilinear",
-                             padding_mode="border", align_corners=False)
+        return F.grid_sample(
+            self.images[batch].float(),
+            grid,
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )
 
 
 def _padded(images: list[torch.Tensor]) -> torch.Tensor:
@@ -123,5 +141,5 @@ def _padded(images: list[torch.Tensor]) -> torch.Tensor:
         h, w = image.shape[-2:]
         out[k, :, :h, :w] = image
         out[k, :, :h, w:] = image[:, :, -1:]
-        out[k, :, h:, :] = out[k, :, h - 1:h, :]
+        out[k, :, h:, :] = out[k, :, h - 1 : h, :]
     return out

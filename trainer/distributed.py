@@ -94,8 +94,9 @@ def agree_to_stop(ranks: Ranks, stop_here: bool, device: torch.device) -> bool:
     return bool(flag.item())
 
 
-def wrap_for_training(ranks: Ranks, model: nn.Module, optimizer: torch.optim.Optimizer,
-                      device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
+def wrap_for_training(
+    ranks: Ranks, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
+) -> tuple[nn.Module, torch.optim.Optimizer]:
     """The model to train and the optimizer to step, for this kind of data parallelism.
 
     DDP wraps the model; Horovod wraps the optimizer and broadcasts rank 0's starting point.
@@ -138,7 +139,7 @@ class GlobalBatchSampler:
         # Drop the ragged last batch: it would not split evenly over ranks.
         for start in range(0, self.size - self.batch_size + 1, self.batch_size):
             lo = start + self.ranks.rank * share
-            yield order[lo:lo + share]
+            yield order[lo : lo + share]
 
     def __len__(self) -> int:
         return self.size // self.batch_size

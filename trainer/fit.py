@@ -38,8 +38,9 @@ Report = Callable[[int, dict[str, float]], bool]
 """``report(epoch, metrics) -> stop``: True means the trial was pruned; stop now."""
 
 
-def fit(config: TrainConfig, report: Report | None = None, *,
-        data: ImageData | None = None) -> dict[str, Any]:
+def fit(
+    config: TrainConfig, report: Report | None = None, *, data: ImageData | None = None
+) -> dict[str, Any]:
     """Trains ``config.model`` on ``config.data`` and writes model.pt, metrics.jsonl, params.json.
 
     Example:
@@ -72,11 +73,14 @@ def _precision(config: TrainConfig, device: torch.device) -> tuple[Precision, An
     # (ResNet-18 at 128 px: 442 ms a step in bf16 channels_last, 576 contiguous). Horovod
     # needs contiguous tensors.
     nhwc = config.distributed != "horovod"
-    if device.type == "cpu" and (config.cpu_bf16 == "true" or (
-            config.cpu_bf16 == "auto" and cpu_has_amx())):
+    if device.type == "cpu" and (
+        config.cpu_bf16 == "true" or (config.cpu_bf16 == "auto" and cpu_has_amx())
+    ):
         if not cpu_has_bf16():
-            raise TrainerError("cpu_bf16: this CPU has no native bf16 (AMX or AVX512-BF16); "
-                               "emulated bf16 would be slower than fp32")
+            raise TrainerError(
+                "cpu_bf16: this CPU has no native bf16 (AMX or AVX512-BF16); "
+                "emulated bf16 would be slower than fp32"
+            )
         return Precision(device, torch.bfloat16, channels_last=nhwc), None
     if device.type != "cuda" or not config.amp:
         # fp32 on CPU: oneDNN's channels_last kernels win on large images only (ResNet-18,
@@ -96,12 +100,19 @@ def cpu_has_amx() -> bool:
 
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes in bf16 natively (AMX or AVX512-BF16)."""
-    return any(bool(getattr(torch.cpu, check, lambda: False)())
-               for check in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    return any(
+        bool(getattr(torch.cpu, check, lambda: False)())
+        for check in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    )
 
 
-def _fit(config: TrainConfig, report: Report | None, device: torch.device,
-         ranks: distributed.Ranks, data: ImageData | None) -> dict[str, Any]:
+def _fit(
+    config: TrainConfig,
+    report: Report | None,
+    device: torch.device,
+    ranks: distributed.Ranks,
+    data: ImageData | None,
+) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     data = data or load_image_data(config.data, config.image_size)
     if len(data.train.labels) < config.batch_size:
@@ -109,12 +120,13 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
             f"batch_size {config.batch_size} is larger than the training set "
             f"({len(data.train.labels)} images)"
         )
-    train_set = AugmentedImages(data.train, config.image_size, train=True,
-                                natural=data.natural_augment, seed=config.seed)
-    val_set = AugmentedImages(data.val, config.image_size, train=False,
-                              natural=data.natural_augment)
-    sampler = distributed.GlobalBatchSampler(len(train_set), config.batch_size, ranks,
-                                             config.seed)
+    train_set = AugmentedImages(
+        data.train, config.image_size, train=True, natural=data.natural_augment, seed=config.seed
+    )
+    val_set = AugmentedImages(
+        data.val, config.image_size, train=False, natural=data.natural_augment
+    )
+    sampler = distributed.GlobalBatchSampler(len(train_set), config.batch_size, ranks, config.seed)
     val_indices = distributed.shard(len(val_set), ranks)
     val_batch = max(config.batch_size, 64)
     train_loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -123,10 +135,12 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
         train_loader = DeviceBatches(train_set, device, sampler)
         val_loader = DeviceBatches(val_set, device, batch_size=val_batch, indices=val_indices)
     else:
-        train_loader = DataLoader(train_set, batch_sampler=sampler,
-                                  pin_memory=device.type == "cuda")
-        val_loader = DataLoader(Subset(val_set, val_indices), batch_size=val_batch,
-                                pin_memory=device.type == "cuda")
+        train_loader = DataLoader(
+            train_set, batch_sampler=sampler, pin_memory=device.type == "cuda"
+        )
+        val_loader = DataLoader(
+            Subset(val_set, val_indices), batch_size=val_batch, pin_memory=device.type == "cuda"
+        )
 
     model = build_model(config.model, len(data.classes), config.weights, config.freeze)
     precision, scaler = _precision(config, device)
@@ -134,10 +148,12 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if ranks.distributed:
-        logger.info("data-parallel (%s): rank %d of %d", ranks.backend, ranks.rank,
-                    ranks.world_size)
-    trained, optimizer = distributed.wrap_for_training(ranks, model, _optimizer(config, model),
-                                                       device)
+        logger.info(
+            "data-parallel (%s): rank %d of %d", ranks.backend, ranks.rank, ranks.world_size
+        )
+    trained, optimizer = distributed.wrap_for_training(
+        ranks, model, _optimizer(config, model), device
+    )
     scheduler = _scheduler(config, optimizer)
 
     out = Path(config.output_dir)
@@ -163,7 +179,12 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
         if scheduler is not None:
             scheduler.step()
         sums = distributed.sum_across(
-            ranks, train.loss_sum, train.count, val.loss_sum, val.correct, val.count,
+            ranks,
+            train.loss_sum,
+            train.count,
+            val.loss_sum,
+            val.correct,
+            val.count,
             device=device,
         )
         train_loss, val_loss, val_acc = sums[0] / sums[1], sums[2] / sums[4], sums[3] / sums[4]
@@ -171,8 +192,12 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
             best_acc, resume.best_epoch = val_acc, epoch
             best_state = copy.deepcopy(model.state_dict())
         metrics = {
-            "train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc,
-            "best_val_acc": best_acc, "lr": lr, "epoch_s": time.perf_counter() - started,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "best_val_acc": best_acc,
+            "lr": lr,
+            "epoch_s": time.perf_counter() - started,
             "images_per_s": sums[1] / (time.perf_counter() - started),
         }
         stop = False
@@ -198,10 +223,10 @@ def _fit(config: TrainConfig, report: Report | None, device: torch.device,
 
             measured = time.perf_counter()
             costs = measure(out, config.measures)
-            logger.info("deployment costs %s, measured in %.1f s", costs,
-                        time.perf_counter() - measured)
-    return {**metrics, "best_val_acc": best_acc, "epochs_run": epoch + 1, "pruned": pruned,
-            **costs}
+            logger.info(
+                "deployment costs %s, measured in %.1f s", costs, time.perf_counter() - measured
+            )
+    return {**metrics, "best_val_acc": best_acc, "epochs_run": epoch + 1, "pruned": pruned, **costs}
 
 
 class _Resume:
@@ -212,8 +237,9 @@ class _Resume:
     writes no second copy of its weights).
     """
 
-    def __init__(self, folder: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: Any) -> None:
+    def __init__(
+        self, folder: str, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
+    ) -> None:
         self.folder = Path(folder) if folder else None
         self.model = model
         self.objects: dict[str, Any] = {"model": model, "optimizer": optimizer}
@@ -231,16 +257,22 @@ class _Resume:
         if self.start:
             logger.info("continuing from %s at epoch %d", self.folder, self.start)
 
-    def save(self, epoch: int, best_acc: float, best_state: dict[str, Any],
-             metrics: dict[str, Any]) -> None:
+    def save(
+        self, epoch: int, best_acc: float, best_state: dict[str, Any], metrics: dict[str, Any]
+    ) -> None:
         if self.folder is None:
             return
         if self.best_epoch != epoch and self._best_file != self.best_epoch:
-            save_atomically({"epoch": self.best_epoch, "state_dict": best_state},
-                            self.folder / "best.pt")
+            save_atomically(
+                {"epoch": self.best_epoch, "state_dict": best_state}, self.folder / "best.pt"
+            )
             self._best_file = self.best_epoch
-        save_state(self.folder, epoch, **self.objects, extra={
-            "best_acc": best_acc, "best_epoch": self.best_epoch, "metrics": metrics})
+        save_state(
+            self.folder,
+            epoch,
+            **self.objects,
+            extra={"best_acc": best_acc, "best_epoch": self.best_epoch, "metrics": metrics},
+        )
 
 
 def _take_rates(config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
@@ -261,14 +293,15 @@ def _take_rates(config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler
 def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.learning_rate,
-                                 weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.learning_rate, momentum=config.momentum,
-                           weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        params, lr=config.learning_rate, momentum=config.momentum, weight_decay=config.weight_decay
+    )
 
 
-def _scheduler(config: TrainConfig,
-               optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+def _scheduler(
+    config: TrainConfig, optimizer: torch.optim.Optimizer
+) -> torch.optim.lr_scheduler.LRScheduler | None:
     if config.lr_schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, config.step_size, config.gamma)
     if config.lr_schedule == "cosine":

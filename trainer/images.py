@@ -56,11 +56,14 @@ def read_image(path: Path, short_side: int) -> np.ndarray:
                     raise DataError(
                         f"{path} is not a usable image: {width} x {height} pixels would be "
                         f"{new_w} x {new_h} once resized (more than {MAX_RESIZED_PIXELS} "
-                        "pixels; an extreme aspect ratio)")
+                        "pixels; an extreme aspect ratio)"
+                    )
                 rgb = img.convert("RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError(f"{path} is not a readable image: more than "
-                        f"{Image.MAX_IMAGE_PIXELS} pixels (a decompression bomb?)") from None
+        raise DataError(
+            f"{path} is not a readable image: more than "
+            f"{Image.MAX_IMAGE_PIXELS} pixels (a decompression bomb?)"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(f"{path} is not a readable image: {exc}") from None
     size = resized_shape(*rgb.size, short_side)
@@ -69,14 +72,18 @@ def read_image(path: Path, short_side: int) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def eval_array(image: np.ndarray, image_size: int, mean: Sequence[float] = IMAGENET_MEAN,
-               std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
+def eval_array(
+    image: np.ndarray,
+    image_size: int,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> np.ndarray:
     """A decoded H x W x 3 uint8 image as the model's float32 3 x S x S input: centre crop
     (torchvision's rounding) and normalisation, as validation sees it."""
     height, width = image.shape[:2]
     top = int(round((height - image_size) / 2.0))
     left = int(round((width - image_size) / 2.0))
-    crop = image[top:top + image_size, left:left + image_size]
+    crop = image[top : top + image_size, left : left + image_size]
     scaled = crop.astype(np.float32) / np.float32(255)
     out = (scaled - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(out.transpose(2, 0, 1))

@@ -51,8 +51,9 @@ class Precision:
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
 
-def _to_device(images: torch.Tensor, labels: torch.Tensor,
-               precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
+def _to_device(
+    images: torch.Tensor, labels: torch.Tensor, precision: Precision
+) -> tuple[torch.Tensor, torch.Tensor]:
     fmt = torch.channels_last if precision.channels_last else torch.contiguous_format
     images = images.to(precision.device, non_blocking=True, memory_format=fmt)
     return images, labels.to(precision.device, non_blocking=True)

@@ -6,5 +6,12 @@ objective against them. Light on purpose (no torch), so anyone can import it.
 
 from __future__ import annotations
 
-EPOCH_METRICS = ("train_loss", "val_loss", "val_acc", "best_val_acc", "lr", "epoch_s",
-                 "images_per_s")
+EPOCH_METRICS = (
+    "train_loss",
+    "val_loss",
+    "val_acc",
+    "best_val_acc",
+    "lr",
+    "epoch_s",
+    "images_per_s",
+)

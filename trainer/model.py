@@ -42,8 +42,9 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def build_model(arch: str, num_classes: int, weights: str = "none",
-                freeze: str = "none") -> nn.Module:
+def build_model(
+    arch: str, num_classes: int, weights: str = "none", freeze: str = "none"
+) -> nn.Module:
     """A torchvision ``arch`` with its classifier replaced by a ``num_classes`` head.
 
     Args:
@@ -101,4 +102,3 @@ def _replace_head(model: nn.Module, num_classes: int) -> nn.Module:
         head = nn.Linear(classifier[-1].in_features, num_classes)
         classifier[-1] = head
     return head
-

@@ -43,9 +43,13 @@ class OnnxReport:
     images_checked: int
 
 
-def export_onnx(model_dir: str | Path, path: str | Path, *,
-                tolerance: float = DEFAULT_TOLERANCE,
-                images: torch.Tensor | None = None) -> OnnxReport:
+def export_onnx(
+    model_dir: str | Path,
+    path: str | Path,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    images: torch.Tensor | None = None,
+) -> OnnxReport:
     """Writes ``model_dir/model.pt`` as ONNX to ``path`` and checks it with onnxruntime.
 
     Args:
@@ -68,17 +72,25 @@ def export_onnx(model_dir: str | Path, path: str | Path, *,
     with _EXPORT_LOCK, warnings.catch_warnings(), _quiet_exporter(), atomic_path(path) as tmp:
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (example,), str(tmp), dynamo=True, external_data=False,
-            input_names=["image"], output_names=["logits"], opset_version=OPSET,
-            dynamic_shapes=({0: batch},), verbose=False,
+            model,
+            (example,),
+            str(tmp),
+            dynamo=True,
+            external_data=False,
+            input_names=["image"],
+            output_names=["logits"],
+            opset_version=OPSET,
+            dynamic_shapes=({0: batch},),
+            verbose=False,
         )
     diff = check_onnx(path, model, images, tolerance)
     logger.info("exported %s (opset %d), max abs diff %.3g", path, OPSET, diff)
     return OnnxReport(path, OPSET, diff, len(images))
 
 
-def check_onnx(path: Path, model: torch.nn.Module, images: torch.Tensor,
-               tolerance: float = DEFAULT_TOLERANCE) -> float:
+def check_onnx(
+    path: Path, model: torch.nn.Module, images: torch.Tensor, tolerance: float = DEFAULT_TOLERANCE
+) -> float:
     """Max abs difference of logits between onnxruntime and PyTorch; raises above tolerance."""
     import onnxruntime as ort
 

@@ -54,8 +54,7 @@ class TrainConfig:
             (self.model in ARCHITECTURES, "model", f"one of {', '.join(ARCHITECTURES)}"),
             (self.freeze in ("none", "backbone"), "freeze", "none or backbone"),
             (self.optimizer in ("sgd", "adamw"), "optimizer", "sgd or adamw"),
-            (self.lr_schedule in ("step", "cosine", "none"), "lr_schedule",
-             "step, cosine or none"),
+            (self.lr_schedule in ("step", "cosine", "none"), "lr_schedule", "step, cosine or none"),
             (self.device in ("auto", "cpu", "cuda"), "device", "auto, cpu or cuda"),
             (self.cpu_bf16 in ("auto", "true", "false"), "cpu_bf16", "auto, true or false"),
             (self.distributed in ("auto", "horovod"), "distributed", "auto or horovod"),
@@ -66,8 +65,11 @@ class TrainConfig:
             (0 <= self.momentum < 1, "momentum", "from 0 up to 1"),
             (self.step_size >= 1, "step_size", "1 or more"),
             (self.threads >= 0, "threads", "0 (torch's default) or more"),
-            (all(m in MEASURES for m in self.measures), "measure",
-             f"a list of {', '.join(MEASURES)}"),
+            (
+                all(m in MEASURES for m in self.measures),
+                "measure",
+                f"a list of {', '.join(MEASURES)}",
+            ),
         ]
         for ok, name, expected in checks:
             if not ok:
@@ -96,8 +98,11 @@ class TrainConfig:
 def _coerce(key: str, value: Any, kind: type) -> Any:
     if key == "cpu_bf16" and isinstance(value, bool):  # the file's true/false
         return "true" if value else "false"
-    if key == "measure" and isinstance(value, list | tuple) and all(
-            isinstance(v, str) for v in value):
+    if (
+        key == "measure"
+        and isinstance(value, list | tuple)
+        and all(isinstance(v, str) for v in value)
+    ):
         return ",".join(value)
     # Sweeps hand over floats for integer options (Azure's quniform gives 8.0): accept whole ones.
     if kind is bool:
@@ -172,7 +177,9 @@ def build_arg_parser(prog: str = "python -m trainer") -> argparse.ArgumentParser
         flags = [f"--{f.name}"] + [f"--{old}" for old, new in ALIASES.items() if new == f.name]
         kind = type(default)
         parser.add_argument(
-            *flags, dest=f.name, default=default,
+            *flags,
+            dest=f.name,
+            default=default,
             type=(lambda s: _coerce("amp", s, bool)) if kind is bool else kind,
             help=f"{helps.get(f.name, '')} (default: {default})".strip(),
         )

@@ -23,8 +23,21 @@ from trainer.metrics import EPOCH_METRICS
 
 PACKAGES = ("sweep", "search_spaces", "trainer", "reports")
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
-_PINNED = ("torch", "torchvision", "optuna", "onnx", "onnxruntime", "onnxscript", "numpy",
-           "pandas", "plotly", "pillow", "pyyaml", "scikit-learn", "ray")
+_PINNED = (
+    "torch",
+    "torchvision",
+    "optuna",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "numpy",
+    "pandas",
+    "plotly",
+    "pillow",
+    "pyyaml",
+    "scikit-learn",
+    "ray",
+)
 
 
 def cluster_name(compute: str) -> str:
@@ -48,8 +61,9 @@ def stage_code(folder: Path) -> Path:
     code.mkdir(parents=True)
     root = Path(__file__).resolve().parents[2]
     for package in PACKAGES:
-        shutil.copytree(root / package, code / package,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            root / package, code / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
     return code
 
 
@@ -64,8 +78,7 @@ def write_conda_file(folder: Path) -> Path:
     conda = {
         "name": "sweep-trial",
         "channels": ["conda-forge"],
-        "dependencies": ["python=3.11", "pip",
-                         {"pip": [*pins, "mlflow-skinny", "azureml-mlflow"]}],
+        "dependencies": ["python=3.11", "pip", {"pip": [*pins, "mlflow-skinny", "azureml-mlflow"]}],
     }
     path = folder / "conda.yaml"
     path.write_text(yaml.safe_dump(conda, sort_keys=False))
@@ -73,8 +86,15 @@ def write_conda_file(folder: Path) -> Path:
 
 
 def trial_command(config: SweepConfig, data_input: bool) -> str:
-    args: list[str] = ["python", "-m", "sweep.azure.trial", "--entry", config.trainer.entry,
-                       "--metric", config.objective.primary_metric]
+    args: list[str] = [
+        "python",
+        "-m",
+        "sweep.azure.trial",
+        "--entry",
+        config.trainer.entry,
+        "--metric",
+        config.objective.primary_metric,
+    ]
     for key, value in config.trainer.args.items():
         if key in ("data", "data_dir", "output_dir"):
             continue
@@ -86,8 +106,11 @@ def trial_command(config: SweepConfig, data_input: bool) -> str:
         args += ["--data", shlex.quote(str(data))]
     args += ["--output_dir", "${{outputs.model}}"]
     res = config.resources
-    if res.workers_per_trial > 1 and res.distribution == "horovod" and \
-            config.trainer.entry == "trainer":
+    if (
+        res.workers_per_trial > 1
+        and res.distribution == "horovod"
+        and config.trainer.entry == "trainer"
+    ):
         args += ["--distributed", "horovod"]  # Azure's MPI launch; DDP is picked up from env
     for key in config.search_space:
         args += [f"--{key}", "${{search_space." + key + "}}"]
@@ -104,12 +127,22 @@ def _data_path(config: SweepConfig) -> str | None:
 def _search_space(space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from azure.ai.ml import sweep as s
 
-    classes = {"choice": s.Choice, "randint": s.Randint, "uniform": s.Uniform,
-               "quniform": s.QUniform, "loguniform": s.LogUniform,
-               "qloguniform": s.QLogUniform, "normal": s.Normal, "qnormal": s.QNormal,
-               "lognormal": s.LogNormal, "qlognormal": s.QLogNormal}
-    return {k: classes[d["type"]](**{f: v for f, v in d.items() if f != "type"})
-            for k, d in space.items()}
+    classes = {
+        "choice": s.Choice,
+        "randint": s.Randint,
+        "uniform": s.Uniform,
+        "quniform": s.QUniform,
+        "loguniform": s.LogUniform,
+        "qloguniform": s.QLogUniform,
+        "normal": s.Normal,
+        "qnormal": s.QNormal,
+        "lognormal": s.LogNormal,
+        "qlognormal": s.QLogNormal,
+    }
+    return {
+        k: classes[d["type"]](**{f: v for f, v in d.items() if f != "type"})
+        for k, d in space.items()
+    }
 
 
 def _sampling(form: dict[str, Any]) -> Any:
@@ -117,8 +150,9 @@ def _sampling(form: dict[str, Any]) -> Any:
 
     kind = form["type"]
     if kind == "random":
-        return s.RandomSamplingAlgorithm(seed=form.get("seed"), rule=form.get("rule"),
-                                         logbase=form.get("logbase"))
+        return s.RandomSamplingAlgorithm(
+            seed=form.get("seed"), rule=form.get("rule"), logbase=form.get("logbase")
+        )
     return s.GridSamplingAlgorithm() if kind == "grid" else s.BayesianSamplingAlgorithm()
 
 
@@ -128,12 +162,16 @@ def _policy(form: dict[str, Any] | None) -> Any:
     if form is None:
         return None
     options = {k: v for k, v in form.items() if k != "type"}
-    return {"bandit": s.BanditPolicy, "median_stopping": s.MedianStoppingPolicy,
-            "truncation_selection": s.TruncationSelectionPolicy}[form["type"]](**options)
+    return {
+        "bandit": s.BanditPolicy,
+        "median_stopping": s.MedianStoppingPolicy,
+        "truncation_selection": s.TruncationSelectionPolicy,
+    }[form["type"]](**options)
 
 
-def build_sweep_job(config: SweepConfig, *, code_dir: Path, environment: Any,
-                    experiment_name: str | None = None) -> Any:
+def build_sweep_job(
+    config: SweepConfig, *, code_dir: Path, environment: Any, experiment_name: str | None = None
+) -> Any:
     """The SDK's ``SweepJob`` for ``config``; raises before anything is built if Azure ML
     would refuse it (see ``search_spaces.check_azure_compatible``)."""
     from azure.ai.ml import Input, MpiDistribution, Output, PyTorchDistribution
@@ -143,21 +181,25 @@ def build_sweep_job(config: SweepConfig, *, code_dir: Path, environment: Any,
     form = to_azure_sweep(config)
     check_metric(config)
     data = _data_path(config)
-    inputs: dict[str, Any] | None = (
-        {"data": Input(type="uri_folder", path=data)} if data else None
-    )
+    inputs: dict[str, Any] | None = {"data": Input(type="uri_folder", path=data)} if data else None
     res = config.resources
     distribution, resources = None, None
     if res.workers_per_trial > 1:
         per_node = max(int(res.gpus_per_trial), 1)
-        distribution = (MpiDistribution(process_count_per_instance=per_node)
-                        if res.distribution == "horovod"
-                        else PyTorchDistribution(process_count_per_instance=per_node))
+        distribution = (
+            MpiDistribution(process_count_per_instance=per_node)
+            if res.distribution == "horovod"
+            else PyTorchDistribution(process_count_per_instance=per_node)
+        )
         resources = JobResourceConfiguration(instance_count=res.workers_per_trial)
     trial = CommandJob(
-        command=trial_command(config, data_input=data is not None), code=str(code_dir),
-        environment=environment, inputs=inputs, outputs={"model": Output(type="uri_folder")},
-        distribution=distribution, resources=resources,
+        command=trial_command(config, data_input=data is not None),
+        code=str(code_dir),
+        environment=environment,
+        inputs=inputs,
+        outputs={"model": Output(type="uri_folder")},
+        distribution=distribution,
+        resources=resources,
         environment_variables={"OMP_NUM_THREADS": str(max(int(res.cpus_per_trial), 1))},
     )
     limits = form["limits"]
@@ -169,8 +211,9 @@ def build_sweep_job(config: SweepConfig, *, code_dir: Path, environment: Any,
         inputs=inputs,
         outputs={"model": Output(type="uri_folder")},
         search_space=_search_space(form["search_space"]),
-        objective=s.Objective(goal=config.objective.goal,
-                              primary_metric=config.objective.primary_metric),
+        objective=s.Objective(
+            goal=config.objective.goal, primary_metric=config.objective.primary_metric
+        ),
         sampling_algorithm=_sampling(form["sampling_algorithm"]),
         early_termination=_policy(form.get("early_termination")),
         limits=s.SweepJobLimits(
@@ -188,8 +231,9 @@ def make_environment(folder: Path, curated: str | None) -> Any:
         return curated
     from azure.ai.ml.entities import Environment
 
-    return Environment(name="sweep-trial", image=BASE_IMAGE,
-                       conda_file=str(write_conda_file(folder)))
+    return Environment(
+        name="sweep-trial", image=BASE_IMAGE, conda_file=str(write_conda_file(folder))
+    )
 
 
 def write_job_yaml(job: Any, path: Path) -> Path:
@@ -200,8 +244,10 @@ def write_job_yaml(job: Any, path: Path) -> Path:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     job.dump(str(path))
-    data = {"$schema": "https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json",
-            **yaml.safe_load(path.read_text())}
+    data = {
+        "$schema": "https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json",
+        **yaml.safe_load(path.read_text()),
+    }
     for holder in (data, data.get("trial", {})):
         for spec in (holder.get("inputs") or {}).values():
             if isinstance(spec, dict) and str(spec.get("path", "")).startswith("azureml:/"):

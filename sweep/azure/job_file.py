@@ -28,8 +28,10 @@ def job_document(config: SweepConfig, folder: Path) -> dict[str, Any]:
         if _local(env.get("conda_file")):
             env["conda_file"] = relative_path(config.base_dir / env["conda_file"], folder)
         if isinstance(env.get("build"), dict) and _local(env["build"].get("path")):
-            env["build"] = {**env["build"],
-                            "path": relative_path(config.base_dir / env["build"]["path"], folder)}
+            env["build"] = {
+                **env["build"],
+                "path": relative_path(config.base_dir / env["build"]["path"], folder),
+            }
         trial["environment"] = env
     doc["trial"] = trial
     inputs = dict(doc.get("inputs") or {})
@@ -55,5 +57,6 @@ def write_and_load(config: SweepConfig, path: Path) -> Any:
 
 
 def _local(value: Any) -> bool:
-    return isinstance(value, str) and ":" not in value.split("/")[0] and \
-        not Path(value).is_absolute()
+    return (
+        isinstance(value, str) and ":" not in value.split("/")[0] and not Path(value).is_absolute()
+    )

@@ -48,11 +48,11 @@ def connect(workspace_config: str | Path | None = None) -> Any:
             raise SweepInputError(
                 "no Azure ML workspace: put the workspace's config.json (from its overview "
                 "page in Azure ML studio) in this folder or a parent, or pass "
-                "--workspace-config") from None
+                "--workspace-config"
+            ) from None
         raise SweepInputError(f"the workspace's config.json: {str(exc)[:200]}") from None
     except ValueError as exc:  # the SDK reads config.json with json.load
-        raise SweepInputError(f"the workspace's config.json is not valid JSON ({exc})"
-                              ) from None
+        raise SweepInputError(f"the workspace's config.json is not valid JSON ({exc})") from None
 
 
 def _azure_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -90,9 +90,14 @@ class AzureMLRunner:
         'pt-dnn:3'
     """
 
-    def __init__(self, client: Any = None, *, workspace_config: str | Path | None = None,
-                 environment: str | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        workspace_config: str | Path | None = None,
+        environment: str | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
         """``progress`` hears what the user should see as it happens (the job's name and
         studio URL); by default it is only logged, the CLI prints it."""
         self._client = client
@@ -117,8 +122,11 @@ class AzureMLRunner:
             return write_and_load(config, path), path
         from sweep.azure.job import build_sweep_job, make_environment, stage_code, write_job_yaml
 
-        job = build_sweep_job(config, code_dir=stage_code(folder),
-                              environment=make_environment(folder, self.environment))
+        job = build_sweep_job(
+            config,
+            code_dir=stage_code(folder),
+            environment=make_environment(folder, self.environment),
+        )
         return job, write_job_yaml(job, path)
 
     @staticmethod
@@ -138,17 +146,23 @@ class AzureMLRunner:
             cluster = cluster_name(config.compute)
             _azure_call(f"compute: cluster {cluster!r}", client.compute.get, cluster)
             job, _ = self.compile(config, sweep_dir)
-            submitted = _azure_call("submitting the sweep job", client.jobs.create_or_update,
-                                    job, experiment_name=config.name)
+            submitted = _azure_call(
+                "submitting the sweep job",
+                client.jobs.create_or_update,
+                job,
+                experiment_name=config.name,
+            )
             name = submitted.name
-            (sweep_dir / layout.AZURE / SUBMITTED).write_text(json.dumps(
-                {"job": name, "studio_url": submitted.studio_url}, indent=2))
+            (sweep_dir / layout.AZURE / SUBMITTED).write_text(
+                json.dumps({"job": name, "studio_url": submitted.studio_url}, indent=2)
+            )
             self.progress(f"submitted Azure ML sweep job {name}: {submitted.studio_url}")
         _azure_call("streaming the sweep job", client.jobs.stream, name)
         final = _azure_call("reading the sweep job", client.jobs.get, name)
         if final.status != TERMINAL_OK:
-            raise SweepError(f"the Azure ML sweep job {name} ended {final.status}; "
-                             f"see {final.studio_url}")
+            raise SweepError(
+                f"the Azure ML sweep job {name} ended {final.status}; see {final.studio_url}"
+            )
         self.progress(f"Azure ML sweep job {name} completed")
         return self._collect(config, sweep_dir, name)
 
@@ -164,12 +178,18 @@ class AzureMLRunner:
         kind = trial_kind(config)
         output = kind.azure_output(config)
         if output is None:
-            logger.warning("the job declares no outputs: nothing of its best trial to "
-                           "fetch or register")
+            logger.warning(
+                "the job declares no outputs: nothing of its best trial to fetch or register"
+            )
             return result
         download = sweep_dir / layout.AZURE / "best-trial"
-        _azure_call("downloading the best trial's outputs", self.client.jobs.download, name,
-                    download_path=str(download), output_name=output)
+        _azure_call(
+            "downloading the best trial's outputs",
+            self.client.jobs.download,
+            name,
+            download_path=str(download),
+            output_name=output,
+        )
         outputs = download / "named-outputs" / output
         result = dataclasses.replace(result, outputs=outputs)
         found = sorted(outputs.rglob(layout.MODEL)) if outputs.is_dir() else []
@@ -178,7 +198,8 @@ class AzureMLRunner:
             # The script's own outputs: registered in the workspace as they are.
             if config.register is not None:
                 result = dataclasses.replace(
-                    result, workspace_model=self._register_output(config, name, output))
+                    result, workspace_model=self._register_output(config, name, output)
+                )
             return result
         if not model_pt.is_file():
             raise SweepError(f"the best trial of {name} left no model.pt in its outputs")
@@ -188,17 +209,28 @@ class AzureMLRunner:
         metrics = history[-1] if history else {}
         value = metrics.get(metric)
         best_params = {k: params.get(k) for k in config.search_space}
-        card = {**trial_lineage(config, config.name, f"azureml:{name}", value, best_params,
-                                metrics, history), **trainer_lineage(config)}
+        card = {
+            **trial_lineage(
+                config, config.name, f"azureml:{name}", value, best_params, metrics, history
+            ),
+            **trainer_lineage(config),
+        }
         data = config.trainer.args.get("data")
-        best_dir = export_best(model_pt, sweep_dir / layout.BEST, card,
-                               data=str(data) if data else None)
-        best = BestTrial(None, best_params, float(value) if value is not None else
-                         float("nan"), metrics, best_dir / layout.MODEL if best_dir else model_pt)
+        best_dir = export_best(
+            model_pt, sweep_dir / layout.BEST, card, data=str(data) if data else None
+        )
+        best = BestTrial(
+            None,
+            best_params,
+            float(value) if value is not None else float("nan"),
+            metrics,
+            best_dir / layout.MODEL if best_dir else model_pt,
+        )
         result = dataclasses.replace(result, best=best, best_dir=best_dir)
         if config.register is not None:
             result = dataclasses.replace(
-                result, workspace_model=self._register_output(config, name, output))
+                result, workspace_model=self._register_output(config, name, output)
+            )
             if best_dir is not None:
                 local = register_best(config, best_dir)
                 result = dataclasses.replace(result, registered=str(local) if local else None)
@@ -210,11 +242,15 @@ class AzureMLRunner:
         from azure.ai.ml.entities import Model
 
         assert config.register is not None
-        model = Model(path=f"azureml://jobs/{job}/outputs/{output}",
-                      name=config.register.model_name, type=AssetTypes.CUSTOM_MODEL,
-                      description=f"best trial of sweep {config.name} ({job})")
-        remote = _azure_call("registering the model in the workspace",
-                             self.client.models.create_or_update, model)
+        model = Model(
+            path=f"azureml://jobs/{job}/outputs/{output}",
+            name=config.register.model_name,
+            type=AssetTypes.CUSTOM_MODEL,
+            description=f"best trial of sweep {config.name} ({job})",
+        )
+        remote = _azure_call(
+            "registering the model in the workspace", self.client.models.create_or_update, model
+        )
         return f"{remote.name}:{remote.version}"
 
 

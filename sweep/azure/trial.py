@@ -37,12 +37,15 @@ def mlflow_logger() -> LogMetrics:
     try:
         import mlflow
     except ImportError:
-        raise SystemExit("sweep.azure.trial: mlflow is needed to log metrics in Azure ML "
-                         "(the environment sweep builds includes it)") from None
+        raise SystemExit(
+            "sweep.azure.trial: mlflow is needed to log metrics in Azure ML "
+            "(the environment sweep builds includes it)"
+        ) from None
 
     def log(metrics: dict[str, float], step: int) -> None:
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()
-                            if isinstance(v, int | float)}, step=step)
+        mlflow.log_metrics(
+            {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}, step=step
+        )
 
     return log
 
@@ -60,10 +63,14 @@ def run(entry: str, metric: str, params: dict[str, Any], log: LogMetrics) -> dic
 
     result = dict(fn(params, report))
     if metric not in result:
-        raise SystemExit(f"sweep.azure.trial: the trainer returned no {metric!r} "
-                         f"(it returned: {', '.join(sorted(result)) or 'nothing'})")
-    log({k: v for k, v in result.items() if isinstance(v, int | float)
-         and not isinstance(v, bool)}, last[0] + 1)
+        raise SystemExit(
+            f"sweep.azure.trial: the trainer returned no {metric!r} "
+            f"(it returned: {', '.join(sorted(result)) or 'nothing'})"
+        )
+    log(
+        {k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)},
+        last[0] + 1,
+    )
     return result
 
 

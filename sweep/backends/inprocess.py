@@ -38,15 +38,17 @@ class InProcessBackend(Backend):
 
     def start(self, spec: TrialSpec) -> None:
         self._answers[spec.number] = queue.Queue()
-        thread = threading.Thread(target=self._run, args=(spec,), daemon=True,
-                                  name=f"trial-{spec.number}")
+        thread = threading.Thread(
+            target=self._run, args=(spec,), daemon=True, name=f"trial-{spec.number}"
+        )
         thread.start()
 
     def _run(self, spec: TrialSpec) -> None:
         number = spec.number
 
-        def report(epoch: int, metrics: dict[str, float],
-                   checkpoint: CheckpointFiles | None) -> bool:
+        def report(
+            epoch: int, metrics: dict[str, float], checkpoint: CheckpointFiles | None
+        ) -> bool:
             if number in self._cancelled:
                 raise _Cancelled
             self._emit(Reported(number, epoch, dict(metrics), checkpoint))

@@ -31,8 +31,9 @@ class ReportHub:
         self._waiting: dict[int, asyncio.Future[bool]] = {}
         self._new = asyncio.Event()
 
-    async def report(self, number: int, epoch: int, metrics: dict[str, float],
-                     checkpoint: list[Any]) -> bool:
+    async def report(
+        self, number: int, epoch: int, metrics: dict[str, float], checkpoint: list[Any]
+    ) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting[number] = future
         self._events.append((number, epoch, metrics, checkpoint))
@@ -66,11 +67,17 @@ class TrialWorker:
             port = s.getsockname()[1]
         return ray.util.get_node_ip_address(), port
 
-    def run(self, spec: TrialSpec, hub: Any, env: dict[str, str] | None = None,
-            log_name: str = TRIAL_LOG) -> tuple[str, Any]:
+    def run(
+        self,
+        spec: TrialSpec,
+        hub: Any,
+        env: dict[str, str] | None = None,
+        log_name: str = TRIAL_LOG,
+    ) -> tuple[str, Any]:
         # Ray sets OMP_NUM_THREADS to the actor's CPUs, which torch follows when imported.
-        def report(epoch: int, metrics: dict[str, float],
-                   checkpoint: CheckpointFiles | None) -> bool:
+        def report(
+            epoch: int, metrics: dict[str, float], checkpoint: CheckpointFiles | None
+        ) -> bool:
             if hub is None:  # ranks other than 0: rank 0 alone talks to the sweep
                 return False
             # The object stays alive while this call waits: the coordinator has taken and
@@ -101,8 +108,11 @@ def hub_node() -> Any:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     try:
-        heads = [n["NodeID"] for n in ray.nodes() if n.get("Alive")
-                 and "node:__internal_head__" in n.get("Resources", {})]
+        heads = [
+            n["NodeID"]
+            for n in ray.nodes()
+            if n.get("Alive") and "node:__internal_head__" in n.get("Resources", {})
+        ]
         node = heads[0] if heads else ray.get_runtime_context().get_node_id()
     except Exception:
         return "DEFAULT"

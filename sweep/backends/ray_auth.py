@@ -53,16 +53,28 @@ def join_cluster(address: str, runtime_env: dict[str, Any] | None = None) -> Non
     # What ray.init raises when it cannot join: no cluster there, or one that wants a token.
     join_errors = (ConnectionError, RuntimeError, ValueError, RayError)
     try:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-                 configure_logging=False, runtime_env=runtime_env or None)
+        ray.init(
+            address=address,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            configure_logging=False,
+            runtime_env=runtime_env or None,
+        )
         return
     except join_errors as exc:
         first = exc
         ray.shutdown()
-    hint = "" if token_available() else (
-        "; if the cluster uses Ray's token authentication, give this machine its token: "
-        "RAY_AUTH_TOKEN, a file named by RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token "
-        "('ray get-auth-token' on the head prints it)")
-    raise SweepError(f"compute: cannot reach the Ray cluster at {address}: "
-                     f"{str(first).splitlines()[0] if str(first) else type(first).__name__}"
-                     f"{hint}") from None
+    hint = (
+        ""
+        if token_available()
+        else (
+            "; if the cluster uses Ray's token authentication, give this machine its token: "
+            "RAY_AUTH_TOKEN, a file named by RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token "
+            "('ray get-auth-token' on the head prints it)"
+        )
+    )
+    raise SweepError(
+        f"compute: cannot reach the Ray cluster at {address}: "
+        f"{str(first).splitlines()[0] if str(first) else type(first).__name__}"
+        f"{hint}"
+    ) from None

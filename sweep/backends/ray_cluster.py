@@ -22,8 +22,11 @@ class RayClusterBackend(LocalRayBackend):
     def __init__(self, address: str, runtime_env: dict[str, Any] | None = None) -> None:
         """``runtime_env``: what brings the trainer's code to the nodes (see ray_code)."""
         super().__init__()
-        self.address = address[len("ray:"):] if address.startswith("ray:") and not \
-            address.startswith("ray://") else address
+        self.address = (
+            address[len("ray:") :]
+            if address.startswith("ray:") and not address.startswith("ray://")
+            else address
+        )
         self.runtime_env = runtime_env or {}
 
     def connect(self) -> None:

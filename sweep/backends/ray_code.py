@@ -24,8 +24,9 @@ def code_runtime_env(entry: Any, code: Path | None = None) -> dict[str, Any]:
     if code is not None:
         from sweep.trainers.command_sweep import SNAPSHOT_EXCLUDES
 
-        return {"working_dir": str(code), "excludes": list(SNAPSHOT_EXCLUDES)} \
-            if code.is_dir() else {}
+        return (
+            {"working_dir": str(code), "excludes": list(SNAPSHOT_EXCLUDES)} if code.is_dir() else {}
+        )
     if not isinstance(entry, str) or entry == "trainer":
         return {}
     top = entry.partition(":")[0].split(".")[0]

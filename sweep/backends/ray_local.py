@@ -81,8 +81,9 @@ class LocalRayBackend(Backend):
         workers = resources.workers_per_trial
         slots = math.floor(total.get("CPU", 0) / (resources.cpus_per_trial * workers) + 1e-9)
         if resources.gpus_per_trial:
-            slots = min(slots, math.floor(
-                total.get("GPU", 0) / (resources.gpus_per_trial * workers) + 1e-9))
+            slots = min(
+                slots, math.floor(total.get("GPU", 0) / (resources.gpus_per_trial * workers) + 1e-9)
+            )
         if slots < 1:
             raise SweepError(
                 f"resources: a trial asks for {workers} x ({resources.cpus_per_trial} CPUs, "
@@ -94,25 +95,31 @@ class LocalRayBackend(Backend):
     @staticmethod
     def _new_hub() -> Any:
         return ReportHub.options(  # type: ignore[attr-defined]
-            scheduling_strategy=hub_node()).remote()
+            scheduling_strategy=hub_node()
+        ).remote()
 
     def _hub_lost(self) -> list[Event]:
         """The hub died with its node: a new one, and every running trial (whose reports
         went to the old one) is lost, to continue from its checkpoint with the new hub."""
-        logger.warning("the sweep's report hub was lost with its node; running trials "
-                       "continue from their checkpoints")
+        logger.warning(
+            "the sweep's report hub was lost with its node; running trials "
+            "continue from their checkpoints"
+        )
         self._hub = self._new_hub()
         events: list[Event] = []
         for number in list(self._running):
             self._release(number)
-            events.append(Failed(number, "the node holding the sweep's report hub was lost",
-                                 lost=True))
+            events.append(
+                Failed(number, "the node holding the sweep's report hub was lost", lost=True)
+            )
         self._drop_idle()
         return events
 
     def _actor_options(self) -> dict[str, Any]:
-        return {"num_cpus": self._resources.cpus_per_trial,
-                "num_gpus": self._resources.gpus_per_trial}
+        return {
+            "num_cpus": self._resources.cpus_per_trial,
+            "num_gpus": self._resources.gpus_per_trial,
+        }
 
     def _prepare(self, spec: TrialSpec) -> TrialSpec:
         """The spec as this place runs it (a cluster ships the trainer's code first)."""
@@ -127,7 +134,8 @@ class LocalRayBackend(Backend):
             actor = self._idle.pop()
         else:
             actor = TrialWorker.options(  # type: ignore[attr-defined]
-                **self._actor_options()).remote()
+                **self._actor_options()
+            ).remote()
             self.workers_started += 1
         self._running[spec.number] = _Running([actor], [actor.run.remote(spec, self._hub)])
 
@@ -138,12 +146,11 @@ class LocalRayBackend(Backend):
         bundle = self._bundle()
         one_node = any(
             all(node["Resources"].get(k, 0) >= v * workers for k, v in bundle.items())
-            for node in ray.nodes() if node.get("Alive")
+            for node in ray.nodes()
+            if node.get("Alive")
         )
-        group = placement_group([bundle] * workers,
-                                strategy="STRICT_PACK" if one_node else "PACK")
-        self._running[spec.number] = _Running([], [], group, group.ready(), spec,
-                                              time.monotonic())
+        group = placement_group([bundle] * workers, strategy="STRICT_PACK" if one_node else "PACK")
+        self._running[spec.number] = _Running([], [], group, group.ready(), spec, time.monotonic())
 
     def _bundle(self) -> dict[str, float]:
         bundle = {"CPU": self._resources.cpus_per_trial}
@@ -161,17 +168,28 @@ class LocalRayBackend(Backend):
             TrialWorker.options(  # type: ignore[attr-defined]
                 **self._actor_options(),
                 scheduling_strategy=PlacementGroupSchedulingStrategy(
-                    run.group, placement_group_bundle_index=rank),
+                    run.group, placement_group_bundle_index=rank
+                ),
             ).remote()
             for rank in range(workers)
         ]
         host, port = ray.get(run.actors[0].address.remote())
         for rank, actor in enumerate(run.actors):
-            env = {"WORLD_SIZE": str(workers), "RANK": str(rank),
-                   "LOCAL_RANK": "0", "MASTER_ADDR": host, "MASTER_PORT": str(port)}
-            run.refs.append(actor.run.remote(spec, self._hub if rank == 0 else None, env,
-                                             TRIAL_LOG if rank == 0 else
-                                             f"trial-rank{rank}.log"))
+            env = {
+                "WORLD_SIZE": str(workers),
+                "RANK": str(rank),
+                "LOCAL_RANK": "0",
+                "MASTER_ADDR": host,
+                "MASTER_PORT": str(port),
+            }
+            run.refs.append(
+                actor.run.remote(
+                    spec,
+                    self._hub if rank == 0 else None,
+                    env,
+                    TRIAL_LOG if rank == 0 else f"trial-rank{rank}.log",
+                )
+            )
 
     def _placements(self) -> list[Event]:
         """Starts the trials whose groups are placed; fails those that waited too long."""
@@ -184,9 +202,15 @@ class LocalRayBackend(Backend):
                 self._start_ranks(run)
             elif time.monotonic() - run.since > PLACEMENT_TIMEOUT_S:
                 self._release(number)
-                events.append(Failed(number, (
-                    f"Ray could not place {self._resources.workers_per_trial} workers of "
-                    f"{self._bundle()} within {PLACEMENT_TIMEOUT_S:.0f} s")))
+                events.append(
+                    Failed(
+                        number,
+                        (
+                            f"Ray could not place {self._resources.workers_per_trial} workers of "
+                            f"{self._bundle()} within {PLACEMENT_TIMEOUT_S:.0f} s"
+                        ),
+                    )
+                )
         return events
 
     def poll(self, timeout: float) -> list[Event]:
@@ -251,8 +275,7 @@ class LocalRayBackend(Backend):
             if kind == "finished":
                 return None  # rank 0 speaks for the trial
             self.cancel(number)
-            return Failed(number, f"worker {rank} of {len(run.refs)}: {value}",
-                          lost=kind == "lost")
+            return Failed(number, f"worker {rank} of {len(run.refs)}: {value}", lost=kind == "lost")
         if run.group is None and not dead and kind == "finished" and self._room_to_idle():
             self._idle.append(run.actors[0])
             del self._running[number]

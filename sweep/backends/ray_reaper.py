@@ -61,6 +61,9 @@ def guard_ray_processes() -> subprocess.Popen[bytes] | None:
     if not os.path.isdir("/proc"):
         return None
     return subprocess.Popen(
-        [sys.executable, "-c", _WATCHDOG, str(os.getpid())], start_new_session=True,
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid())],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )

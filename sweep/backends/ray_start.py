@@ -28,9 +28,15 @@ def start_local_ray() -> None:
         job._py_driver_sys_path = path
     else:  # a Ray without that field: the slower, public way
         extra = {"runtime_env": {"env_vars": {"PYTHONPATH": os.pathsep.join(path)}}}
-    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-             log_to_driver=False, logging_level=logging.WARNING, configure_logging=False,
-             **extra)
+    ray.init(
+        address="local",
+        num_cpus=os.cpu_count(),
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        configure_logging=False,
+        **extra,
+    )
     atexit.register(_stop_local_ray, getattr(ray._private.worker, "_global_node", None))
 
 

@@ -14,8 +14,16 @@ from sweep.errors import SweepError, SweepInputError, SweepInterrupted
 from trainer.errors import TrainerInputError
 
 EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
-_USER_PATH_ERRORS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM,
-                     errno.EEXIST, errno.EROFS, errno.ENAMETOOLONG}
+_USER_PATH_ERRORS = {
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EEXIST,
+    errno.EROFS,
+    errno.ENAMETOOLONG,
+}
 
 DESCRIPTION = """\
 Hyperparameter sweeps for PyTorch: Optuna samples and prunes, Ray runs the trials.
@@ -59,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sweep.cli import models_cmd, replay_cmd, report_cmd, run_cmd, status_cmd
 
     parser = _Parser(
-        prog="sweep", description=DESCRIPTION, epilog=EPILOG,
+        prog="sweep",
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -122,8 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _show_warning(
-    message: Warning | str, category: type[Warning], filename: str, lineno: int,
-    file: object = None, line: str | None = None,
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
 ) -> None:
     # Our own warnings are advice for the user: one line, no source location.
     from search_spaces import SearchSpaceWarning
@@ -131,5 +145,8 @@ def _show_warning(
     if issubclass(category, SearchSpaceWarning):
         print(f"sweep: warning: {message}", file=sys.stderr)
     else:
-        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr,
-              end="")
+        print(
+            warnings.formatwarning(message, category, filename, lineno, line),
+            file=sys.stderr,
+            end="",
+        )

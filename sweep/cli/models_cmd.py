@@ -9,7 +9,8 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser(
-        "models", help="the model registry: list, show, download, predict",
+        "models",
+        help="the model registry: list, show, download, predict",
         description="Registered models live under ./models (or --registry / $SWEEP_MODELS) as "
         "NAME/VERSION/ with model.pt, model.onnx and card.json. Versions are never overwritten.",
     )
@@ -29,8 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("download", help="copy a version's files into a folder")
     p.add_argument("ref", metavar="NAME[:VERSION]")
     p.add_argument("dest", type=Path, metavar="DIR", help="a new or empty folder")
-    p.add_argument("--force", action="store_true",
-                   help="write into a folder that already holds files (same names replaced)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a folder that already holds files (same names replaced)",
+    )
     _registry_flag(p)
     p.set_defaults(func=download)
 
@@ -42,19 +46,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=predict)
 
     p = sub.add_parser(
-        "register", help="register another completed trial's model (a Pareto front member)",
+        "register",
+        help="register another completed trial's model (a Pareto front member)",
         description="Registers trial N's model (exported to ONNX, checked, with its card) as "
         "the next version of the sweep's register.model_name. The sweep registers its pick "
-        "by itself; this is for another front member ('sweep best NAME' lists the front).")
+        "by itself; this is for another front member ('sweep best NAME' lists the front).",
+    )
     p.add_argument("name", help="the sweep's name (see 'sweep ls')")
     p.add_argument("--trial", type=int, required=True, metavar="N", help="the trial to register")
-    p.add_argument("--infeasible", action="store_true",
-                   help="register it even though it breaks a constraint (its card says so)")
+    p.add_argument(
+        "--infeasible",
+        action="store_true",
+        help="register it even though it breaks a constraint (its card says so)",
+    )
     p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
     p.set_defaults(func=register_trial)
 
     p = sub.add_parser(
-        "export", help="export a finished sweep's best model to ONNX, checked against PyTorch",
+        "export",
+        help="export a finished sweep's best model to ONNX, checked against PyTorch",
     )
     p.add_argument("name", help="the sweep's name (see 'sweep ls')")
     p.add_argument("--onnx", type=Path, required=True, metavar="FILE", help="where to write it")
@@ -80,8 +90,10 @@ def list_models(args: argparse.Namespace) -> int:
         card = versions[-1].card
         value = card.get("objective", {}).get("value")
         shown = f"{value:.4g}" if isinstance(value, int | float) else "-"
-        print(f"{name:<28} {','.join(str(v.version) for v in versions):<12} {shown:<16} "
-              f"sweep {card.get('sweep', '?')}, trial {card.get('trial', '?')}")
+        print(
+            f"{name:<28} {','.join(str(v.version) for v in versions):<12} {shown:<16} "
+            f"sweep {card.get('sweep', '?')}, trial {card.get('trial', '?')}"
+        )
     return 0
 
 
@@ -104,8 +116,10 @@ def show(args: argparse.Namespace) -> int:
         print(f"  code: {(card.get('code') or {}).get('fingerprint', 'none')}")
     data = card.get("data")
     if data:
-        print(f"  data: {data.get('source')} ({len(data.get('classes', []))} classes, "
-              f"{data.get('fingerprint', '')[:19]}…)")
+        print(
+            f"  data: {data.get('source')} ({len(data.get('classes', []))} classes, "
+            f"{data.get('fingerprint', '')[:19]}…)"
+        )
     onnx = card.get("onnx") or {}
     if onnx.get("opset") is not None:
         print(f"  onnx: opset {onnx['opset']}, max abs diff vs PyTorch {onnx.get('max_abs_diff')}")
@@ -127,8 +141,15 @@ def predict(args: argparse.Namespace) -> int:
 
     predictions = load_model(args.ref, args.registry).predict(args.images)
     if args.json:
-        print(json.dumps([{"image": str(p.path), "class": p.label,
-                           "probability": p.probability} for p in predictions], indent=2))
+        print(
+            json.dumps(
+                [
+                    {"image": str(p.path), "class": p.label, "probability": p.probability}
+                    for p in predictions
+                ],
+                indent=2,
+            )
+        )
         return 0
     for p in predictions:
         print(f"{p.path}: {p.label} ({p.probability:.1%})")
@@ -139,7 +160,8 @@ def register_trial(args: argparse.Namespace) -> int:
     from sweep.api import Sweep
 
     version = Sweep.load(args.name, root=args.root).register_trial(
-        args.trial, infeasible=args.infeasible)
+        args.trial, infeasible=args.infeasible
+    )
     print(f"registered trial {args.trial} of {args.name} as {version}")
     return 0
 
@@ -153,6 +175,8 @@ def export(args: argparse.Namespace) -> int:
     if result.best is None or result.best.model_path is None:
         raise SweepInputError(f"sweep {args.name} has no completed trial with a model")
     report = export_onnx(result.best.model_path.parent, args.onnx)
-    print(f"{report.path}: trial {result.best.number}, opset {report.opset}, checked on "
-          f"{report.images_checked} validation images, max abs diff {report.max_abs_diff:.3g}")
+    print(
+        f"{report.path}: trial {result.best.number}, opset {report.opset}, checked on "
+        f"{report.images_checked} validation images, max abs diff {report.max_abs_diff:.3g}"
+    )
     return 0

@@ -22,8 +22,9 @@ def _fmt(value: Any) -> str:
 class ProgressView:
     """Prints trial starts, epochs, prunes, completions and failures as they happen."""
 
-    def __init__(self, metric: str, goal: str, out: TextIO | None = None,
-                 planned: int | None = None) -> None:
+    def __init__(
+        self, metric: str, goal: str, out: TextIO | None = None, planned: int | None = None
+    ) -> None:
         """``planned``: the epochs every trial runs when the file says so outside the
         search space (a job file's ``num_epochs`` input)."""
         self.planned = planned
@@ -53,13 +54,16 @@ class ProgressView:
 
     def trial_ended(self, number: int, state: str, value: float | None, reason: str) -> None:
         if state == "COMPLETE" and value is not None:
-            better = self.best is None or (value > self.best[1] if self.maximize
-                                           else value < self.best[1])
+            better = self.best is None or (
+                value > self.best[1] if self.maximize else value < self.best[1]
+            )
             if better:
                 self.best = (number, value)
             assert self.best is not None
-            self._print(f"trial {number:<3} complete   {self.metric} {_fmt(value)}   "
-                        f"(best so far: trial {self.best[0]}, {_fmt(self.best[1])})")
+            self._print(
+                f"trial {number:<3} complete   {self.metric} {_fmt(value)}   "
+                f"(best so far: trial {self.best[0]}, {_fmt(self.best[1])})"
+            )
         elif state == "PRUNED":
             self._print(f"trial {number:<3} pruned     {reason}")
         else:
@@ -73,10 +77,12 @@ def summary(result: SweepResult, metric: str) -> str:
         best = result.best
         if best.values and result.pareto_front:  # several objectives: the pick, the front
             others = ", ".join(_fmt(v) for v in best.values[1:])
-            lines.append(f"best: trial {best.number}  {metric} {_fmt(best.value)} (then "
-                         f"{others}): the pick, best on {metric} among trials meeting "
-                         f"every constraint; the Pareto front has {len(result.pareto_front)} "
-                         f"trials (sweep best {result.name} lists them)")
+            lines.append(
+                f"best: trial {best.number}  {metric} {_fmt(best.value)} (then "
+                f"{others}): the pick, best on {metric} among trials meeting "
+                f"every constraint; the Pareto front has {len(result.pareto_front)} "
+                f"trials (sweep best {result.name} lists them)"
+            )
         else:
             lines.append(f"best: trial {best.number}  {metric} {_fmt(best.value)}")
         lines.append("  " + "  ".join(f"{k} {_fmt(v)}" for k, v in best.params.items()))
@@ -88,21 +94,34 @@ def summary(result: SweepResult, metric: str) -> str:
         f"trials: {counts.get('complete', 0)} complete, {counts.get('pruned', 0)} pruned, "
         f"{counts.get('failed', 0)} failed; {pruning_saving(result.trials)}"
     )
-    lines.append(f"files: {result.sweep_dir}" + (
-        f" (report and best model written in {result.finish_s:.1f} s)"
-        if result.finish_s is not None else ""))
+    lines.append(
+        f"files: {result.sweep_dir}"
+        + (
+            f" (report and best model written in {result.finish_s:.1f} s)"
+            if result.finish_s is not None
+            else ""
+        )
+    )
     best_dir = result.best_dir
     if best_dir is not None and (best_dir / layout.MODEL).exists():
         lines.append(f"best model: {best_dir}/model.pt, checked ONNX: {best_dir}/model.onnx")
     elif best_dir is not None:
-        onnx = "model.onnx (the script's own, unchecked)" \
-            if (best_dir / layout.ONNX).exists() else "no ONNX file (see card.json)"
+        onnx = (
+            "model.onnx (the script's own, unchecked)"
+            if (best_dir / layout.ONNX).exists()
+            else "no ONNX file (see card.json)"
+        )
         lines.append(f"best trial's outputs: {best_dir}/outputs; {onnx}")
     if result.registered:
         predict = best_dir is not None and (best_dir / layout.MODEL).exists()
-        lines.append(f"registered: {result.registered}" + (
-            f"; try it with: sweep models predict {result.registered} IMAGE.png"
-            if predict else ""))
+        lines.append(
+            f"registered: {result.registered}"
+            + (
+                f"; try it with: sweep models predict {result.registered} IMAGE.png"
+                if predict
+                else ""
+            )
+        )
     return "\n".join(lines)
 
 
@@ -110,11 +129,13 @@ def azure_summary(result: SweepResult) -> str:
     """The end of a sweep that ran on Azure ML: its best trial as it came back."""
     lines = [f"files: {result.sweep_dir}"]
     if result.best is not None:
-        lines.insert(0, "best: " + "  ".join(f"{k} {_fmt(v)}"
-                                             for k, v in result.best.params.items()))
+        lines.insert(
+            0, "best: " + "  ".join(f"{k} {_fmt(v)}" for k, v in result.best.params.items())
+        )
     if result.best_dir is not None:
-        lines.append(f"best model: {result.best_dir}/model.pt, checked ONNX: "
-                     f"{result.best_dir}/model.onnx")
+        lines.append(
+            f"best model: {result.best_dir}/model.pt, checked ONNX: {result.best_dir}/model.onnx"
+        )
     if result.outputs is not None:
         lines.append(f"the best trial's outputs: {result.outputs}")
     if result.workspace_model:

@@ -12,14 +12,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sweep.replay.simulator import Curve
 
-TABLE_HEAD = (f"{'policy':<22} {'epochs':>7} {'hours':>7} {'pruned':>7} {'best':>8} "
-              f"{'lost':>5} {'to best':>8} {'sooner':>7}   {'at equal compute: 1/4, 1/2, all':<32}")
+TABLE_HEAD = (
+    f"{'policy':<22} {'epochs':>7} {'hours':>7} {'pruned':>7} {'best':>8} "
+    f"{'lost':>5} {'to best':>8} {'sooner':>7}   {'at equal compute: 1/4, 1/2, all':<32}"
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "replay", help="re-run a finished sweep's curves under other early-termination "
-                       "policies on a simulated clock: which policy for the next sweep",
+        "replay",
+        help="re-run a finished sweep's curves under other early-termination "
+        "policies on a simulated clock: which policy for the next sweep",
         description="Re-runs the recorded per-epoch curves of a finished sweep (or a curve "
         "bank file) under early-termination policies, with N simulated workers and no "
         "waiting: the sweep's own pruners judge each report as in a real run. The first seed "
@@ -31,24 +34,47 @@ def register(sub: argparse._SubParsersAction) -> None:
         "at the no-pruning sweep's compute (what pruning buys: more trials in the same time). "
         "Without --early-termination, a standard set of policies is compared.",
         epilog="example: sweep replay digits-resnet18 --workers 4 --seeds 20\n"
-               "         sweep replay digits-resnet18 --early-termination "
-               "'{type: forecast, risk: 0.05}'",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", help="a sweep's name (see 'sweep ls'), or a curve bank file "
-                                "(benchmarks/curves/*.jsonl.gz)")
-    p.add_argument("--early-termination", action="append", metavar="YAML", default=[],
-                   help="a policy as the sweep file writes it, e.g. '{type: asha, "
-                        "min_resource: 2}' (repeatable; compared with none)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="simulated parallel trials (default: the sweep's "
-                        "max_concurrent_trials, else 1)")
-    p.add_argument("--seeds", type=int, default=10, metavar="S",
-                   help="orders of the trials to replay (default 10; the first is the "
-                        "recorded order)")
-    p.add_argument("--tolerance", type=float, default=0.0,
-                   help="how far below the no-pruning best still counts as reaching it")
-    p.add_argument("--no-anytime", action="store_true",
-                   help="skip the open stream at equal compute (about 3/4 of the time)")
+        "         sweep replay digits-resnet18 --early-termination "
+        "'{type: forecast, risk: 0.05}'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "name",
+        help="a sweep's name (see 'sweep ls'), or a curve bank file (benchmarks/curves/*.jsonl.gz)",
+    )
+    p.add_argument(
+        "--early-termination",
+        action="append",
+        metavar="YAML",
+        default=[],
+        help="a policy as the sweep file writes it, e.g. '{type: asha, "
+        "min_resource: 2}' (repeatable; compared with none)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="simulated parallel trials (default: the sweep's max_concurrent_trials, else 1)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=10,
+        metavar="S",
+        help="orders of the trials to replay (default 10; the first is the recorded order)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="how far below the no-pruning best still counts as reaching it",
+    )
+    p.add_argument(
+        "--no-anytime",
+        action="store_true",
+        help="skip the open stream at equal compute (about 3/4 of the time)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per policy")
     p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
     p.set_defaults(func=replay)
@@ -71,33 +97,49 @@ def replay(args: argparse.Namespace) -> int:
             policies[label] = policy
     curves, maximize, metric, workers, what = _source(args)
     started = time.perf_counter()
-    summaries = compare(curves, policies, maximize=maximize, workers=workers,
-                        seeds=args.seeds, tolerance=args.tolerance,
-                        anytime=not args.no_anytime)
+    summaries = compare(
+        curves,
+        policies,
+        maximize=maximize,
+        workers=workers,
+        seeds=args.seeds,
+        tolerance=args.tolerance,
+        anytime=not args.no_anytime,
+    )
     took = time.perf_counter() - started
     if args.json:
         for summary in summaries:
             print(json.dumps(summary.as_json()))
         return 0
-    print(f"{what}: {len(curves)} trials of {metric} ({'max' if maximize else 'min'}imised), "
-          f"{workers} simulated worker{'s' * (workers > 1)}, {args.seeds} seed"
-          f"{'s' * (args.seeds > 1)} (the first in the recorded order); replayed in "
-          f"{took:.1f} s")
+    print(
+        f"{what}: {len(curves)} trials of {metric} ({'max' if maximize else 'min'}imised), "
+        f"{workers} simulated worker{'s' * (workers > 1)}, {args.seeds} seed"
+        f"{'s' * (args.seeds > 1)} (the first in the recorded order); replayed in "
+        f"{took:.1f} s"
+    )
     censored = sum(1 for c in curves if not c.complete)
     if censored:
-        print(f"note: {censored} trials were stopped in the sweep itself; a policy that would "
-              "keep them stops them there (counted as pruned)")
+        print(
+            f"note: {censored} trials were stopped in the sweep itself; a policy that would "
+            "keep them stops them there (counted as pruned)"
+        )
     print(TABLE_HEAD)
     for s in summaries:
+
         def num(v: float | None, form: str = ".4f") -> str:
             return format(v, form) if v is not None else "-"
+
         anytime = ", ".join(num(v) for v in s.anytime)
-        print(f"{s.policy:<22} {s.epochs:7.0f} {s.seconds / 3600:7.2f} {s.pruned:7.0f} "
-              f"{num(s.best):>8} {s.lost:5.0%} "
-              f"{num(s.to_best_s / 3600 if s.to_best_s is not None else None, '.2f'):>7}h "
-              f"{s.sooner:6.1f}x   {anytime}")
-    print("lost: share of seeds that missed the no-pruning best; sooner: the no-pruning "
-          "sweep's time to its best over the policy's (median over seeds; 0 when never)")
+        print(
+            f"{s.policy:<22} {s.epochs:7.0f} {s.seconds / 3600:7.2f} {s.pruned:7.0f} "
+            f"{num(s.best):>8} {s.lost:5.0%} "
+            f"{num(s.to_best_s / 3600 if s.to_best_s is not None else None, '.2f'):>7}h "
+            f"{s.sooner:6.1f}x   {anytime}"
+        )
+    print(
+        "lost: share of seeds that missed the no-pruning best; sooner: the no-pruning "
+        "sweep's time to its best over the policy's (median over seeds; 0 when never)"
+    )
     return 0
 
 
@@ -110,25 +152,27 @@ def _source(args: argparse.Namespace) -> tuple[list[Curve], bool, str, int, str]
     path = Path(args.name)
     if args.name.endswith((".jsonl.gz", ".gz")) or path.is_file():
         bank = load_bank(path)
-        return list(bank.curves), bank.maximize, bank.metric, args.workers or 1, \
-            f"bank {bank.name}"
+        return list(bank.curves), bank.maximize, bank.metric, args.workers or 1, f"bank {bank.name}"
     from sweep.api import Sweep
 
     sweep = Sweep.load(args.name, root=args.root)
     config = sweep.config
     if config.multi_objective:
-        raise SweepInputError(f"replay: sweep {args.name} has several objectives; a replay "
-                              "judges one per-epoch value")
+        raise SweepInputError(
+            f"replay: sweep {args.name} has several objectives; a replay judges one per-epoch value"
+        )
     result = sweep.result()
     assert result.study is not None
     metric = config.objective.primary_metric
-    curves = curves_of_sweep(sweep.sweep_dir, result.study.get_trials(deepcopy=False), metric,
-                             fixed_epochs(config))
+    curves = curves_of_sweep(
+        sweep.sweep_dir, result.study.get_trials(deepcopy=False), metric, fixed_epochs(config)
+    )
     if len(curves) < 2:
         raise SweepInputError(
             f"replay: sweep {args.name} has {len(curves)} trials with a per-epoch history of "
             f"{metric} (a replay needs the value of each epoch, which trials that report only "
             "once, or that failed, do not leave); run a sweep whose trainer reports every "
-            "epoch")
+            "epoch"
+        )
     workers = args.workers or config.limits.max_concurrent_trials or 1
     return curves, config.maximize, metric, workers, f"sweep {args.name}"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "report", help="compare trials (and sweeps): table, or --html / --csv / --json files",
+        "report",
+        help="compare trials (and sweeps): table, or --html / --csv / --json files",
         description="A ranked table of trials (best first), the best trial, counts by state and "
         "the epochs pruning saved. --html writes one self-contained file with learning curves "
         "(pruned trials marked where they stopped, the reason on hover), optimisation history, "
@@ -18,8 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("names", nargs="+", metavar="NAME", help="one or more sweeps")
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report")
     p.add_argument("--csv", type=Path, metavar="FILE", help="write the trials as CSV")
-    p.add_argument("--curves-csv", type=Path, metavar="FILE",
-                   help="write the per-epoch curves as CSV (long format)")
+    p.add_argument(
+        "--curves-csv",
+        type=Path,
+        metavar="FILE",
+        help="write the per-epoch curves as CSV (long format)",
+    )
     p.add_argument("--json", type=Path, metavar="FILE", help="write trials and curves as JSON")
     p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
     p.set_defaults(func=report)

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "validate", help="check a sweep file (exit 0, or 2 with what is wrong)",
+        "validate",
+        help="check a sweep file (exit 0, or 2 with what is wrong)",
         description="Check a sweep file without running anything: every key, every bound, "
         "the data folder. Prints the plan on success.",
     )
@@ -25,30 +26,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=validate)
 
     p = sub.add_parser(
-        "run", help="run a sweep",
+        "run",
+        help="run a sweep",
         description="Run the trials of a sweep file in parallel (a local Ray by default) and "
         "show them as they go. The study, one folder per trial and the best model are kept "
         "under ROOT/NAME (./sweeps/NAME). Ctrl-C stops cleanly; 'sweep resume NAME' goes on.",
     )
     p.add_argument("space", type=Path, help="the sweep file, e.g. space.yaml")
-    p.add_argument("--compute",
-                   help="where to run, whatever the file says: local, ray://HOST:PORT, "
-                   "azure:CLUSTER (or azureml:CLUSTER)")
+    p.add_argument(
+        "--compute",
+        help="where to run, whatever the file says: local, ray://HOST:PORT, "
+        "azure:CLUSTER (or azureml:CLUSTER)",
+    )
     _file_flags(p)
-    p.add_argument("--register", metavar="MODEL_NAME",
-                   help="register the best trial's model under this name (register.model_name)")
+    p.add_argument(
+        "--register",
+        metavar="MODEL_NAME",
+        help="register the best trial's model under this name (register.model_name)",
+    )
     _budget_flags(p)
-    p.add_argument("--dry-run", action="store_true",
-                   help="validate and print the plan only (azure: also write the job YAML)")
-    p.add_argument("--workspace-config", type=Path, metavar="FILE",
-                   help="azure: the workspace's config.json (default: searched upwards from .)")
-    p.add_argument("--environment", metavar="NAME",
-                   help="azure: a curated environment (azureml:NAME@latest) instead of one "
-                   "built from our pinned packages")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and print the plan only (azure: also write the job YAML)",
+    )
+    p.add_argument(
+        "--workspace-config",
+        type=Path,
+        metavar="FILE",
+        help="azure: the workspace's config.json (default: searched upwards from .)",
+    )
+    p.add_argument(
+        "--environment",
+        metavar="NAME",
+        help="azure: a curated environment (azureml:NAME@latest) instead of one "
+        "built from our pinned packages",
+    )
     p.set_defaults(func=run)
 
     p = sub.add_parser(
-        "resume", help="continue a stopped or crashed sweep, or add trials to a finished one",
+        "resume",
+        help="continue a stopped or crashed sweep, or add trials to a finished one",
         description="Continue a sweep: completed and pruned trials are kept, interrupted ones "
         "continue from their checkpoints (those without one run again with the same "
         "parameters), and the trial budget still holds. A finished sweep runs more trials "
@@ -59,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=resume)
 
     p = sub.add_parser(
-        "continue", help="train a completed trial further from its checkpoint",
+        "continue",
+        help="train a completed trial further from its checkpoint",
         description="Train a completed trial for more epochs, from its last checkpoint, as a "
         "new trial of the sweep (same params, num_epochs raised; 'continues' names the trial "
         "it came from). The sweep's best model and registration are updated as after a run. "
@@ -67,22 +86,41 @@ def register(sub: argparse._SubParsersAction) -> None:
         "every trial's).",
     )
     p.add_argument("name", help="the sweep's name (see 'sweep ls')")
-    p.add_argument("--trial", type=int, required=True, metavar="N",
-                   help="the completed trial to continue (see 'sweep status NAME')")
-    p.add_argument("--epochs", type=int, required=True, metavar="E",
-                   help="epochs in all, counting those it trained already")
+    p.add_argument(
+        "--trial",
+        type=int,
+        required=True,
+        metavar="N",
+        help="the completed trial to continue (see 'sweep status NAME')",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        required=True,
+        metavar="E",
+        help="epochs in all, counting those it trained already",
+    )
     p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
     p.set_defaults(func=continue_trial)
 
 
 def _file_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="set a key of the file first, as 'az ml job create --set' does, e.g. "
-                   "--set inputs.iris_csv.path=./iris.csv --set limits.max_total_trials=4 "
-                   "(repeatable)")
-    p.add_argument("--trainer", metavar="ENTRY",
-                   help="the trainer (package.module:function) for a W&B sweep config, or to "
-                   "replace trainer.entry")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="set a key of the file first, as 'az ml job create --set' does, e.g. "
+        "--set inputs.iris_csv.path=./iris.csv --set limits.max_total_trials=4 "
+        "(repeatable)",
+    )
+    p.add_argument(
+        "--trainer",
+        metavar="ENTRY",
+        help="the trainer (package.module:function) for a W&B sweep config, or to "
+        "replace trainer.entry",
+    )
 
 
 def read_config(args: argparse.Namespace) -> SweepConfig:
@@ -101,11 +139,18 @@ def read_config(args: argparse.Namespace) -> SweepConfig:
     config = read_sweep_file(args.space, overrides, trainer=args.trainer)
     if wandb:
         launch = "scheduler" in wandb or "job" in wandb
-        moved = [("scheduler" if launch and "method" not in wandb else "method",
-                  "sampling_algorithm"), ("parameters", "search_space"),
-                 ("metric", "objective"), ("job" if launch else "program", "--trainer")]
-        print(f"{args.space}: a W&B{' Launch' if launch else ''} sweep config, converted ("
-              + ", ".join(f"{a} -> {b}" for a, b in moved) + ")", file=sys.stderr)
+        moved = [
+            ("scheduler" if launch and "method" not in wandb else "method", "sampling_algorithm"),
+            ("parameters", "search_space"),
+            ("metric", "objective"),
+            ("job" if launch else "program", "--trainer"),
+        ]
+        print(
+            f"{args.space}: a W&B{' Launch' if launch else ''} sweep config, converted ("
+            + ", ".join(f"{a} -> {b}" for a, b in moved)
+            + ")",
+            file=sys.stderr,
+        )
     return config
 
 
@@ -116,8 +161,15 @@ def _budget_flags(p: argparse.ArgumentParser) -> None:
 
 
 PLAN_WIDTH = 160
-RANKS_AT_RUNGS = ("bandit", "median_stopping", "truncation_selection", "median", "percentile",
-                  "asha", "hyperband")
+RANKS_AT_RUNGS = (
+    "bandit",
+    "median_stopping",
+    "truncation_selection",
+    "median",
+    "percentile",
+    "asha",
+    "hyperband",
+)
 """Policies that stop a trial for being behind now (see benchmarks/pruning_payoff.py)."""
 
 
@@ -131,18 +183,21 @@ def describe(config: SweepConfig) -> str:
         f"{config.sampling_algorithm.type} sampling, early termination "
         f"{config.early_termination.type}" + (f" ({mode})" if mode else ""),
         f"  objective: {config.objective.goal} {config.objective.primary_metric}"
-        if not config.multi_objective else
-        "  objectives: " + ", ".join(f"{o.goal} {o.primary_metric}" for o in config.goals)
+        if not config.multi_objective
+        else "  objectives: "
+        + ", ".join(f"{o.goal} {o.primary_metric}" for o in config.goals)
         + " (the Pareto front; the pick: best on the first among trials meeting every "
         "constraint)",
     ]
     if config.constraints:
         lines.append("  constraints: " + ", ".join(map(str, config.constraints)))
     if config.early_termination.type in RANKS_AT_RUNGS and not config.compute.startswith("azure"):
-        lines += [f"  hint: on learning curves that cross, {config.early_termination.type} "
-                  "stopped the eventual winner in 80-95% of replays,",
-                  "        early_termination: {type: forecast} in none (README, Which "
-                  "policy?); 'sweep replay NAME' compares them on your own finished sweep"]
+        lines += [
+            f"  hint: on learning curves that cross, {config.early_termination.type} "
+            "stopped the eventual winner in 80-95% of replays,",
+            "        early_termination: {type: forecast} in none (README, Which "
+            "policy?); 'sweep replay NAME' compares them on your own finished sweep",
+        ]
     if config.sampling_algorithm.type == "pbt":
         pbt = config.sampling_algorithm.options
         factors = " or x".join(f"{f:g}" for f in pbt["perturbation_factors"])
@@ -163,8 +218,9 @@ def describe(config: SweepConfig) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in expr.to_dict().items() if k != "type")
         lines.append(f"  {key}: {expr.type}({shown})")
     # A plan is read at a glance: a 5,000-value choice or a long argument is cut short.
-    return "\n".join(line if len(line) <= PLAN_WIDTH else line[: PLAN_WIDTH - 1] + "…"
-                     for line in lines)
+    return "\n".join(
+        line if len(line) <= PLAN_WIDTH else line[: PLAN_WIDTH - 1] + "…" for line in lines
+    )
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -208,9 +264,11 @@ def _azure_runner(config: SweepConfig, args: argparse.Namespace) -> AzureMLRunne
         return None
     from sweep.azure.sweep_job import AzureMLRunner
 
-    return AzureMLRunner(workspace_config=getattr(args, "workspace_config", None),
-                         environment=getattr(args, "environment", None),
-                         progress=lambda line: print(line, flush=True))
+    return AzureMLRunner(
+        workspace_config=getattr(args, "workspace_config", None),
+        environment=getattr(args, "environment", None),
+        progress=lambda line: print(line, flush=True),
+    )
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -218,13 +276,14 @@ def resume(args: argparse.Namespace) -> int:
     from sweep.api import Sweep
 
     loaded = Sweep.load(args.name, root=args.root)
-    sweep = Sweep(config=loaded.config, root=args.root,
-                  azure=_azure_runner(loaded.config, args))
+    sweep = Sweep(config=loaded.config, root=args.root, azure=_azure_runner(loaded.config, args))
     sweep.heal_journal()  # before anything opens the study: a damaged record stops the open
     if sweep.azure is None and sweep.trials_left(args.max_trials) == 0:
         total = args.max_trials or sweep.config.limits.max_total_trials
-        print(f"sweep {sweep.name} is finished: its {total} trials ran, nothing to resume "
-              f"(--max-trials N runs more; 'sweep status {sweep.name}' shows them)")
+        print(
+            f"sweep {sweep.name} is finished: its {total} trials ran, nothing to resume "
+            f"(--max-trials N runs more; 'sweep status {sweep.name}' shows them)"
+        )
         return 0
     return _execute(sweep, args, resume=True)
 
@@ -236,8 +295,11 @@ def continue_trial(args: argparse.Namespace) -> int:
     sweep = Sweep.load(args.name, root=args.root)
     config = sweep.config
     view = ProgressView(config.objective.primary_metric, config.objective.goal)
-    print(f"continuing trial {args.trial} of sweep {config.name} to {args.epochs} epochs on "
-          f"{config.compute}", flush=True)
+    print(
+        f"continuing trial {args.trial} of sweep {config.name} to {args.epochs} epochs on "
+        f"{config.compute}",
+        flush=True,
+    )
     result = sweep.continue_trial(args.trial, epochs=args.epochs, listener=view)
     print(summary(result, config.objective.primary_metric))
     return 0 if result.best is not None else 1
@@ -253,13 +315,17 @@ def _execute(sweep: Sweep, args: argparse.Namespace, *, resume: bool) -> int:
         result = go(max_trials=args.max_trials, parallel=args.parallel)
         print(azure_summary(result))
         return 0
-    view = ProgressView(config.objective.primary_metric, config.objective.goal,
-                        planned=fixed_epochs(config))
+    view = ProgressView(
+        config.objective.primary_metric, config.objective.goal, planned=fixed_epochs(config)
+    )
     notice = sweep.kind.notice(config)
     if notice:
         print(notice, flush=True)
-    print(f"{'resuming' if resume else 'running'} sweep {config.name} on {config.compute}; "
-          f"files in {sweep.sweep_dir}", flush=True)
+    print(
+        f"{'resuming' if resume else 'running'} sweep {config.name} on {config.compute}; "
+        f"files in {sweep.sweep_dir}",
+        flush=True,
+    )
     result = go(max_trials=args.max_trials, parallel=args.parallel, listener=view)
     print(summary(result, config.objective.primary_metric))
     return 0 if result.best is not None else 1

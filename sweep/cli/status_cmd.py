@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=ls)
 
     p = sub.add_parser(
-        "status", help="one sweep's trials: state, params, value, epochs, reason",
+        "status",
+        help="one sweep's trials: state, params, value, epochs, reason",
     )
     p.add_argument("name", help="the sweep's name (see 'sweep ls')")
     p.add_argument("--json", action="store_true", help="print the trials as JSON")
@@ -49,8 +50,10 @@ def ls(args: argparse.Namespace) -> int:
             continue
         c = result.counts
         shown = f"{result.best.value:.4g}" if result.best else "-"
-        print(f"{name:<28} {len(result.trials):>6} {c.get('complete', 0):>8} "
-              f"{c.get('pruned', 0):>6} {c.get('failed', 0):>6}  {shown}")
+        print(
+            f"{name:<28} {len(result.trials):>6} {c.get('complete', 0):>8} "
+            f"{c.get('pruned', 0):>6} {c.get('failed', 0):>6}  {shown}"
+        )
     return 0
 
 
@@ -81,20 +84,32 @@ def status(args: argparse.Namespace) -> int:
     lineage = "lineage" in frame  # PBT: whose checkpoint each member copied, when
     goals = [o.primary_metric for o in sweep.config.goals]
     several = "values" in frame  # several objectives: a column each, and the front marked
-    header = ["#", "state", *[p[len("param_"):] for p in params],
-              *(goals if several else ["value"]), *(["front"] if several else []), "epochs",
-              *(["restarts"] if restarts else []), *(["coordinator"] if who else []),
-              "lineage" if lineage else "reason"]
-    table = [[row["number"], row["state"], *[_clean(row[p]) for p in params],
-              *(_values(row, len(goals)) if several else [_clean(row["value"])]),
-              *([_front_mark(row)] if several else []),
-              f"{row['epochs_run']}/{_clean(row['epochs_asked']) or '?'}",
-              *([row["restarts"]] if restarts else []),
-              *([row["coordinator"] or ""] if who else []),
-              "; ".join(x for x in (row.get("lineage"), row["reason"]) if x)]
-             for row in frame.to_dict("records")]
-    print("\n".join(format_table(header, table, left=(1, len(header) - 1),
-                                 ragged_last=True)))
+    header = [
+        "#",
+        "state",
+        *[p[len("param_") :] for p in params],
+        *(goals if several else ["value"]),
+        *(["front"] if several else []),
+        "epochs",
+        *(["restarts"] if restarts else []),
+        *(["coordinator"] if who else []),
+        "lineage" if lineage else "reason",
+    ]
+    table = [
+        [
+            row["number"],
+            row["state"],
+            *[_clean(row[p]) for p in params],
+            *(_values(row, len(goals)) if several else [_clean(row["value"])]),
+            *([_front_mark(row)] if several else []),
+            f"{row['epochs_run']}/{_clean(row['epochs_asked']) or '?'}",
+            *([row["restarts"]] if restarts else []),
+            *([row["coordinator"] or ""] if who else []),
+            "; ".join(x for x in (row.get("lineage"), row["reason"]) if x),
+        ]
+        for row in frame.to_dict("records")
+    ]
+    print("\n".join(format_table(header, table, left=(1, len(header) - 1), ragged_last=True)))
     return 0
 
 
@@ -126,20 +141,31 @@ def best(args: argparse.Namespace) -> int:
         print(f"sweep {args.name} has no completed trial yet")
         return 1
     b = result.best
-    payload = {"trial": b.number, "value": b.value, "params": dict(b.params),
-               "metrics": dict(b.metrics),
-               "model_path": str(b.model_path) if b.model_path else None,
-               **({"values": list(b.values)} if b.values else {}),
-               **({"schedule": b.schedule} if b.schedule else {})}
+    payload = {
+        "trial": b.number,
+        "value": b.value,
+        "params": dict(b.params),
+        "metrics": dict(b.metrics),
+        "model_path": str(b.model_path) if b.model_path else None,
+        **({"values": list(b.values)} if b.values else {}),
+        **({"schedule": b.schedule} if b.schedule else {}),
+    }
     if result.pareto_front:
-        payload["pareto_front"] = [{"trial": m.number, "values": list(m.values),
-                                    "params": dict(m.params)} for m in result.pareto_front]
+        payload["pareto_front"] = [
+            {"trial": m.number, "values": list(m.values), "params": dict(m.params)}
+            for m in result.pareto_front
+        ]
     if args.json:
         print(json.dumps(payload, indent=2, default=str))
         return 0
-    print(f"best trial of {args.name}: #{b.number}, value {b.value:.6g}" + (
-        " (the pick: best on the first objective among trials meeting every constraint)"
-        if b.values else ""))
+    print(
+        f"best trial of {args.name}: #{b.number}, value {b.value:.6g}"
+        + (
+            " (the pick: best on the first objective among trials meeting every constraint)"
+            if b.values
+            else ""
+        )
+    )
     for k, v in b.params.items():
         print(f"  {k}: {_short(v)}")
     for k, v in b.metrics.items():
@@ -150,8 +176,10 @@ def best(args: argparse.Namespace) -> int:
     if b.model_path:
         print(f"  model: {b.model_path}")
     if result.pareto_front:
-        print(f"Pareto front ({len(result.pareto_front)} trials; register another with "
-              f"'sweep register {args.name} --trial N'):")
+        print(
+            f"Pareto front ({len(result.pareto_front)} trials; register another with "
+            f"'sweep register {args.name} --trial N'):"
+        )
         for m in result.pareto_front:
             print(f"  #{m.number}: " + ", ".join(_short(v) for v in m.values))
     return 0

@@ -33,7 +33,8 @@ def check_runs_here(config: SweepConfig, entry: str | TrainFn | None = None) -> 
             f"{pausing} pauses trials and continues them from their "
             "checkpoints, and keep.checkpoints: none gives trainers no checkpoint folder; "
             "drop keep.checkpoints (the built-in trainer checkpoints every epoch; a trainer of "
-            "your own saves its state to params['checkpoint_dir'])")
+            "your own saves its state to params['checkpoint_dir'])"
+        )
     res = config.resources
     if res.workers_per_trial > 1 and res.distribution == "horovod":
         raise SweepInputError(
@@ -42,5 +43,4 @@ def check_runs_here(config: SweepConfig, entry: str | TrainFn | None = None) -> 
         )
     from sweep.trainers.trial_kinds import trial_kind
 
-    trial_kind(config).check_entry(config, entry if entry is not None
-                                       else config.trainer.entry)
+    trial_kind(config).check_entry(config, entry if entry is not None else config.trainer.entry)

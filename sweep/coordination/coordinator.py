@@ -65,9 +65,11 @@ logger = logging.getLogger(__name__)
 
 # The journal's records of ended trials wait at most this long in memory (see journal.py).
 COMMIT_EVERY_S = 0.25
-NO_CHECKPOINT = ("{what} pauses a trial and continues it from its checkpoint, and this "
-                 "trainer wrote none: save its state to params['checkpoint_dir'] each epoch "
-                 "(README, Checkpoints)")
+NO_CHECKPOINT = (
+    "{what} pauses a trial and continues it from its checkpoint, and this "
+    "trainer wrote none: save its state to params['checkpoint_dir'] each epoch "
+    "(README, Checkpoints)"
+)
 
 
 @dataclass
@@ -88,8 +90,11 @@ class _Active:
         return self.last_epoch + 1
 
 
-def claim(study: optuna.Study, number: int,
-          distributions: dict[str, optuna.distributions.BaseDistribution]) -> optuna.Trial | None:
+def claim(
+    study: optuna.Study,
+    number: int,
+    distributions: dict[str, optuna.distributions.BaseDistribution],
+) -> optuna.Trial | None:
     """Starts queued trial ``number`` (Optuna's ``ask`` starts whichever waited longest, which
     may be another ``continue``'s); None when it is not waiting any more."""
     frozen = study.get_trials(deepcopy=False)[number]
@@ -109,10 +114,21 @@ def claim(study: optuna.Study, number: int,
 class Coordinator:
     """Runs a sweep's trials on an opened ``backend`` with ``slots`` trials at a time."""
 
-    def __init__(self, config: SweepConfig, study: optuna.Study, space: OptunaSpace,
-                 backend: Backend, slots: int, sweep_dir: Path, *, entry: str | TrainFn,
-                 max_trials: int | None = None, only: list[int] | None = None,
-                 listener: Listener | None = None, tracker: NoTracking | None = None) -> None:
+    def __init__(
+        self,
+        config: SweepConfig,
+        study: optuna.Study,
+        space: OptunaSpace,
+        backend: Backend,
+        slots: int,
+        sweep_dir: Path,
+        *,
+        entry: str | TrainFn,
+        max_trials: int | None = None,
+        only: list[int] | None = None,
+        listener: Listener | None = None,
+        tracker: NoTracking | None = None,
+    ) -> None:
         """``only``: run just these queued ``sweep continue`` trials (outside the budget),
         nothing else; by default every queued one runs first, then the budget.
         ``tracker``: where trials are logged besides the sweep folder (MLflow)."""
@@ -128,19 +144,33 @@ class Coordinator:
         self.active: dict[int, _Active] = {}
         self.shared = SharedStudy(study) if shared(study._storage) else None
         self.fixed_epochs = fixed_epochs(config)
-        self.referee = Referee(study, self.metric, several_objectives=config.multi_objective,
-                               pausing=pausing_scheduler(config, space))
+        self.referee = Referee(
+            study,
+            self.metric,
+            several_objectives=config.multi_objective,
+            pausing=pausing_scheduler(config, space),
+        )
         self.scheduler = self.referee.pausing
         self._commit: Callable[[], None] = lambda: None
         self._committed = 0.0
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         self.model_files = ModelFiles(
-            sweep_dir, config.keep, maximize=config.maximizes,
-            completed=[(t.number, list(t.values)) for t in done if feasible(t)])
-        self.endings = Endings(study, sweep_dir, self.model_files, self.tracker, self.listener,
-                               retries=config.trainer.retries)
+            sweep_dir,
+            config.keep,
+            maximize=config.maximizes,
+            completed=[(t.number, list(t.values)) for t in done if feasible(t)],
+        )
+        self.endings = Endings(
+            study,
+            sweep_dir,
+            self.model_files,
+            self.tracker,
+            self.listener,
+            retries=config.trainer.retries,
+        )
         self.endings.outside.extend(
-            only if only is not None else pending_continues(study.get_trials(deepcopy=False)))
+            only if only is not None else pending_continues(study.get_trials(deepcopy=False))
+        )
         self.to_continue = self.endings.to_continue
         """Trials that continue from their checkpoints under their own numbers, and why."""
         self.outside = self.endings.outside
@@ -160,8 +190,11 @@ class Coordinator:
     def _loop(self) -> None:
         if not self.only:
             self.interruptions.take_over_interrupted()
-        deadline = (time.monotonic() + self.config.limits.timeout
-                    if self.config.limits.timeout else math.inf)
+        deadline = (
+            time.monotonic() + self.config.limits.timeout
+            if self.config.limits.timeout
+            else math.inf
+        )
         counted = started_so_far(self.study)
         try:
             while True:
@@ -182,8 +215,11 @@ class Coordinator:
                     else:
                         break
                 if not self.active:
-                    if self.shared is None or not self.shared.others_running() or \
-                            time.monotonic() >= deadline:
+                    if (
+                        self.shared is None
+                        or not self.shared.others_running()
+                        or time.monotonic() >= deadline
+                    ):
                         break
                     time.sleep(0.5)  # another coordinator's trials: wait for their ends
                 if self.shared is not None:
@@ -208,8 +244,9 @@ class Coordinator:
                 f"sweep resume {self.config.name}"
             ) from None
         for number, _ in self.to_continue:  # the sweep's timeout came first
-            self.endings.give_up(number, f"stopped: the sweep's timeout "
-                                         f"({self.config.limits.timeout:g} s) passed")
+            self.endings.give_up(
+                number, f"stopped: the sweep's timeout ({self.config.limits.timeout:g} s) passed"
+            )
         if not self.only:
             self._end_the_paused()
 
@@ -237,29 +274,36 @@ class Coordinator:
                 trial.set_user_attr(REPLACES, trial.number)  # counts for nothing
                 self.study.tell(trial, state=TrialState.FAIL)
                 return
-        params = current_params(self.study.get_trials(deepcopy=False)[trial.number],
-                                self.space.decode)
+        params = current_params(
+            self.study.get_trials(deepcopy=False)[trial.number], self.space.decode
+        )
         records = TrialRecords(self.sweep_dir, trial.number)
         records.start(params)
         checkpoint, first_epoch = None, 0
         source = trial.user_attrs.get(CONTINUES)
         if source is not None:  # sweep continue: from another trial's last checkpoint
             checkpoint, first_epoch, history = records.adopt(
-                TrialRecords(self.sweep_dir, int(source)))
+                TrialRecords(self.sweep_dir, int(source))
+            )
             self._report_history(trial, history, {})
         self._commit_now()  # a trial is on disk before it runs
         self._start(trial, records, params, checkpoint, first_epoch)
         self.listener.trial_started(trial.number, params)
 
-    def _report_history(self, trial: optuna.Trial, history: list[dict[str, object]],
-                        known: dict[int, float]) -> None:
+    def _report_history(
+        self, trial: optuna.Trial, history: list[dict[str, object]], known: dict[int, float]
+    ) -> None:
         """Tells the study the reports in ``history`` it does not know yet."""
         if self.config.multi_objective:
             return  # Optuna keeps no per-epoch values for several objectives
         for record in history:
             value, epoch = record.get(self.metric), record["epoch"]
-            if isinstance(epoch, int) and epoch not in known and \
-                    isinstance(value, int | float) and math.isfinite(value):
+            if (
+                isinstance(epoch, int)
+                and epoch not in known
+                and isinstance(value, int | float)
+                and math.isfinite(value)
+            ):
                 trial.report(float(value), epoch)
 
     def _continue(self, number: int, why: str) -> None:
@@ -282,21 +326,43 @@ class Coordinator:
         if callable(notify):
             notify(number, first_epoch, why)
 
-    def _start(self, trial: optuna.Trial, records: TrialRecords, params: dict[str, object],
-               checkpoint: CheckpointFiles | None, first_epoch: int) -> _Active:
+    def _start(
+        self,
+        trial: optuna.Trial,
+        records: TrialRecords,
+        params: dict[str, object],
+        checkpoint: CheckpointFiles | None,
+        first_epoch: int,
+    ) -> _Active:
         # Absolute: a worker may start elsewhere (a cluster node in its runtime_env's folder).
         where = records.folder.resolve()
-        call_params = {**self.config.trainer.args, "output_dir": str(where / layout.OUTPUTS),
-                       **params}
+        call_params = {
+            **self.config.trainer.args,
+            "output_dir": str(where / layout.OUTPUTS),
+            **params,
+        }
         # A command trial's script logs into its run on the tracking server itself.
         call_params.update(self.tracker.trial_started(trial.number, params))
-        self.backend.start(TrialSpec(trial.number, call_params, self.entry, str(where),
-                                     checkpoint, first_epoch,
-                                     checkpoints=self.config.keep.checkpoints != "none",
-                                     max_checkpoint_bytes=self.config.keep.max_checkpoint_bytes,
-                                     env=expand_env(self.config.trainer.env)))
-        active = _Active(trial, time.monotonic(), records, last_epoch=first_epoch - 1,
-                         planned=planned_epochs(call_params, self.fixed_epochs))
+        self.backend.start(
+            TrialSpec(
+                trial.number,
+                call_params,
+                self.entry,
+                str(where),
+                checkpoint,
+                first_epoch,
+                checkpoints=self.config.keep.checkpoints != "none",
+                max_checkpoint_bytes=self.config.keep.max_checkpoint_bytes,
+                env=expand_env(self.config.trainer.env),
+            )
+        )
+        active = _Active(
+            trial,
+            time.monotonic(),
+            records,
+            last_epoch=first_epoch - 1,
+            planned=planned_epochs(call_params, self.fixed_epochs),
+        )
         self.active[trial.number] = active
         return active
 
@@ -313,8 +379,9 @@ class Coordinator:
             return
         active.last_epoch = event.epoch
         value = event.metrics.get(self.metric)
-        verdict = self.referee.judge(active.trial, event.epoch, value, active.planned,
-                                     active.promoted)
+        verdict = self.referee.judge(
+            active.trial, event.epoch, value, active.planned, active.promoted
+        )
         if verdict.action != "fail" and isinstance(value, int | float):
             active.last_value = float(value)
         if verdict.stops:
@@ -325,8 +392,9 @@ class Coordinator:
         # report, so the trial reruns this one epoch; the trial never waits for the disk.
         active.records.report(event.epoch, event.metrics, event.checkpoint)
         self.tracker.trial_reported(event.number, event.epoch, event.metrics)
-        self.listener.trial_reported(event.number, event.epoch,
-                                     float(value) if isinstance(value, int | float) else None)
+        self.listener.trial_reported(
+            event.number, event.epoch, float(value) if isinstance(value, int | float) else None
+        )
 
     def _on_finished(self, event: Finished) -> int:
         """Ends the trial as its verdict and its result say; returns 1 when it will run again
@@ -341,16 +409,19 @@ class Coordinator:
         if verdict.action == "pause":
             return self._pause(active, verdict.rung)
         if verdict.action == "stop":
-            self.endings.prune(number, verdict.reason, epochs=active.epochs,
-                               value=active.last_value)
+            self.endings.prune(
+                number, verdict.reason, epochs=active.epochs, value=active.last_value
+            )
             return 0
         values, problem = final_values(self.config, event.result)
         if problem:
             return self.endings.after_failure(number, problem, epochs=active.epochs)
         self.endings.complete(
-            number, [values[o.primary_metric] for o in self.config.goals],
+            number,
+            [values[o.primary_metric] for o in self.config.goals],
             epochs=active.epochs,
-            constraints={str(c): c.violation(values[c.metric]) for c in self.config.constraints})
+            constraints={str(c): c.violation(values[c.metric]) for c in self.config.constraints},
+        )
         return 0
 
     def _pause(self, active: _Active, rung: int) -> int:
@@ -358,8 +429,10 @@ class Coordinator:
         scheduler continues it or the sweep ends."""
         if not active.records.can_continue():
             return self.endings.after_failure(
-                active.trial.number, NO_CHECKPOINT.format(what=what_pauses(self.config)),
-                epochs=active.epochs)
+                active.trial.number,
+                NO_CHECKPOINT.format(what=what_pauses(self.config)),
+                epochs=active.epochs,
+            )
         active.trial.set_user_attr(PAUSED, rung)
         logger.info("trial %d paused at %s epochs", active.trial.number, rung)
         return 0
@@ -374,7 +447,8 @@ class Coordinator:
             trial = reopen(self.study, move.number)
             if move.donor is not None:  # PBT's exploit: continue from the donor's state
                 TrialRecords(self.sweep_dir, move.number).copy_checkpoint(
-                    TrialRecords(self.sweep_dir, move.donor))
+                    TrialRecords(self.sweep_dir, move.donor)
+                )
             for key, value in move.attrs.items():
                 trial.set_user_attr(key, value)
         # Only when every decision is written: a crash before this repeats the generation.
@@ -394,8 +468,9 @@ class Coordinator:
         active = self.active.pop(event.number, None)
         if active is None:
             return 0
-        return self.endings.after_failure(event.number, event.reason, epochs=active.epochs,
-                                          lost=event.lost)
+        return self.endings.after_failure(
+            event.number, event.reason, epochs=active.epochs, lost=event.lost
+        )
 
     def _enforce_timeouts(self, deadline: float) -> int:
         now = time.monotonic()

@@ -50,8 +50,16 @@ class Endings:
     are the coordinator's queues: trials that continue from their checkpoints under their own
     numbers (and why), and queued ``sweep continue`` trials that run outside the budget."""
 
-    def __init__(self, study: optuna.Study, sweep_dir: Path, model_files: ModelFiles,
-                 tracker: NoTracking, listener: Listener, *, retries: int) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        sweep_dir: Path,
+        model_files: ModelFiles,
+        tracker: NoTracking,
+        listener: Listener,
+        *,
+        retries: int,
+    ) -> None:
         self.study, self.sweep_dir, self.model_files = study, sweep_dir, model_files
         self.tracker, self.listener, self.retries = tracker, listener, retries
         self.to_continue: list[tuple[int, str]] = []
@@ -62,8 +70,14 @@ class Endings:
 
     # -- endings for good ------------------------------------------------------------------
 
-    def complete(self, number: int, values: list[float], *, epochs: int,
-                 constraints: Mapping[str, float] | None = None) -> None:
+    def complete(
+        self,
+        number: int,
+        values: list[float],
+        *,
+        epochs: int,
+        constraints: Mapping[str, float] | None = None,
+    ) -> None:
         """Completed with ``values`` (one per objective); ``constraints``: each constraint's
         violation (> 0: broken), an infeasible trial keeps no model files."""
         trial = reopen(self.study, number)
@@ -75,17 +89,23 @@ class Endings:
         self.records(number).ended(keep_checkpoint=True)
         self.model_files.ended(number, None if broken else values)
         self.tracker.trial_ended(number, "COMPLETE", values[0], "")
-        self.listener.trial_ended(number, "COMPLETE", values[0],
-                                  "breaks " + ", ".join(broken) if broken else "")
+        self.listener.trial_ended(
+            number, "COMPLETE", values[0], "breaks " + ", ".join(broken) if broken else ""
+        )
 
-    def prune(self, number: int, reason: str, *, epochs: int,
-              value: float | None = None) -> None:
+    def prune(self, number: int, reason: str, *, epochs: int, value: float | None = None) -> None:
         """Stopped by the policy (or left at its rung when the sweep ended)."""
-        self._end(number, TrialState.PRUNED, reason, {REASON: reason, EPOCHS: epochs},
-                  value=value)
+        self._end(number, TrialState.PRUNED, reason, {REASON: reason, EPOCHS: epochs}, value=value)
 
-    def fail(self, number: int, reason: str, *, epochs: int | None = None,
-             told: bool = False, said: str = "") -> None:
+    def fail(
+        self,
+        number: int,
+        reason: str,
+        *,
+        epochs: int | None = None,
+        told: bool = False,
+        said: str = "",
+    ) -> None:
         """Failed for good. ``told``: the study knows already (a shared study's claim);
         ``said``: what the live view adds to the reason."""
         records = self.records(number)
@@ -99,9 +119,18 @@ class Endings:
         """A trial that was running or waiting to continue when the sweep's time ran out."""
         self.fail(number, reason, epochs=epochs)
 
-    def run_again(self, number: int, reason: str, *, epochs: int | None = None,
-                  told: bool = False, attempt: int | None = None, lost: bool = False,
-                  from_checkpoint: bool = False, said: str = "") -> int:
+    def run_again(
+        self,
+        number: int,
+        reason: str,
+        *,
+        epochs: int | None = None,
+        told: bool = False,
+        attempt: int | None = None,
+        lost: bool = False,
+        from_checkpoint: bool = False,
+        said: str = "",
+    ) -> int:
         """Fails trial ``number`` and queues it to run again from its start under a new
         number (``from_checkpoint``: a shared study's trial whose checkpoint is here starts
         from it). ``attempt``: the retries spent (default: as before). Returns 1 when the
@@ -110,7 +139,8 @@ class Endings:
         new_attrs: dict[str, Any] = {
             REPLACES: number,
             ATTEMPT: int(attrs.get(ATTEMPT, 0)) if attempt is None else attempt,
-            **carried(attrs)}
+            **carried(attrs),
+        }
         if lost:
             new_attrs[LOSSES] = int(attrs.get(LOSSES, 0)) + 1
         if from_checkpoint:
@@ -135,8 +165,7 @@ class Endings:
 
     # -- the choice after a failure --------------------------------------------------------
 
-    def after_failure(self, number: int, reason: str, *, epochs: int,
-                      lost: bool = False) -> int:
+    def after_failure(self, number: int, reason: str, *, epochs: int, lost: bool = False) -> int:
         """A trial's trainer failed (``lost``: its worker, node or coordinator died under
         it): it continues from its checkpoint when it has one and may (a loss below
         MAX_LOSSES, or a retry left); else it fails, and runs again under a new number when
@@ -156,15 +185,24 @@ class Endings:
             # interrupted trial is, without spending a retry.
             return self.run_again(number, f"{reason}; runs again", epochs=epochs, lost=True)
         if attempt < self.retries:
-            return self.run_again(number, reason, epochs=epochs, attempt=attempt + 1,
-                                  said=" (will retry)")
+            return self.run_again(
+                number, reason, epochs=epochs, attempt=attempt + 1, said=" (will retry)"
+            )
         self.fail(number, reason, epochs=epochs)
         return 0
 
     # -- the one sequence ------------------------------------------------------------------
 
-    def _end(self, number: int, state: TrialState | None, reason: str,
-             attrs: Mapping[str, Any], *, value: float | None = None, said: str = "") -> None:
+    def _end(
+        self,
+        number: int,
+        state: TrialState | None,
+        reason: str,
+        attrs: Mapping[str, Any],
+        *,
+        value: float | None = None,
+        said: str = "",
+    ) -> None:
         if state is not None:  # else finished already: Optuna takes no more attributes
             trial = reopen(self.study, number)
             for key, item in attrs.items():

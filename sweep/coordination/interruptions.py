@@ -25,8 +25,14 @@ logger = logging.getLogger("sweep.coordination.coordinator")
 
 
 class Interruptions:
-    def __init__(self, study: optuna.Study, backend: Backend, sweep_dir: Path,
-                 shared: SharedStudy | None, endings: Endings) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        backend: Backend,
+        sweep_dir: Path,
+        shared: SharedStudy | None,
+        endings: Endings,
+    ) -> None:
         self.study, self.backend, self.sweep_dir = study, backend, sweep_dir
         self.shared, self.endings = shared, endings
 
@@ -39,8 +45,9 @@ class Interruptions:
             if trial.records.can_continue():
                 reopen(self.study, number).set_user_attr(EPOCHS, trial.epochs)
             else:
-                self.endings.run_again(number, "interrupted; queued to run again",
-                                       epochs=trial.epochs)
+                self.endings.run_again(
+                    number, "interrupted; queued to run again", epochs=trial.epochs
+                )
             stopped += 1
         active.clear()
         return stopped
@@ -49,15 +56,17 @@ class Interruptions:
         """Trials of coordinators that died (shared studies): run again here, once (from
         their checkpoint when it is on this coordinator's disk)."""
         assert self.shared is not None
-        for t in self.shared.tick([a.trial._trial_id for a in active.values()],
-                                  time.monotonic()):
+        for t in self.shared.tick([a.trial._trial_id for a in active.values()], time.monotonic()):
             if t.number in active:  # our own: this loop stalled past the grace period
                 self.backend.cancel(t.number)
                 active.pop(t.number)
             owner = t.user_attrs.get(COORDINATOR, "?")
             self.endings.run_again(
-                t.number, f"its coordinator ({owner}) stopped; it runs again", told=True,
-                from_checkpoint=TrialRecords(self.sweep_dir, t.number).can_continue())
+                t.number,
+                f"its coordinator ({owner}) stopped; it runs again",
+                told=True,
+                from_checkpoint=TrialRecords(self.sweep_dir, t.number).can_continue(),
+            )
 
     def take_over_interrupted(self) -> None:
         """Trials left RUNNING by a coordinator that died or was stopped: those with a

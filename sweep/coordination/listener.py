@@ -26,17 +26,23 @@ class LogProgress:
     wherever the caller's logging configuration sends them; nothing is printed."""
 
     def trial_started(self, number: int, params: Mapping[str, Any]) -> None:
-        logger.info("trial %d started: %s", number,
-                    ", ".join(f"{k}={v}" for k, v in params.items()))
+        logger.info(
+            "trial %d started: %s", number, ", ".join(f"{k}={v}" for k, v in params.items())
+        )
 
     def trial_continued(self, number: int, epoch: int, why: str) -> None:
-        logger.info("trial %d continues from its checkpoint at epoch %d (%s)", number,
-                    epoch + 1, why)
+        logger.info(
+            "trial %d continues from its checkpoint at epoch %d (%s)", number, epoch + 1, why
+        )
 
     def trial_reported(self, number: int, epoch: int, value: float | None) -> None:
         logger.debug("trial %d epoch %d: %s", number, epoch + 1, value)
 
     def trial_ended(self, number: int, state: str, value: float | None, reason: str) -> None:
-        logger.info("trial %d %s%s%s", number, state.lower(),
-                    f" with {value:.4g}" if value is not None else "",
-                    f": {reason}" if reason else "")
+        logger.info(
+            "trial %d %s%s%s",
+            number,
+            state.lower(),
+            f" with {value:.4g}" if value is not None else "",
+            f": {reason}" if reason else "",
+        )

@@ -44,8 +44,9 @@ def open_storage(storage: str, sweep_dir: Path) -> BaseStorage:
         path = sweep_dir / JOURNAL
         path.parent.mkdir(parents=True, exist_ok=True)
         # The open(O_EXCL) lock works on every filesystem, symlinks don't on some mounts.
-        backend = GroupCommit(JournalFileBackend(str(path),
-                                                 lock_obj=JournalFileOpenLock(str(path))))
+        backend = GroupCommit(
+            JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        )
         journal = optuna.storages.JournalStorage(backend)
         _GROUP_COMMITS[journal] = backend
         return journal
@@ -58,8 +59,9 @@ def open_storage(storage: str, sweep_dir: Path) -> BaseStorage:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(expand(storage), heartbeat_interval=HEARTBEAT_S,
-                                              grace_period=GRACE_S)
+            return optuna.storages.RDBStorage(
+                expand(storage), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            )
     except SearchSpaceError:
         raise
     except Exception as exc:
@@ -117,7 +119,8 @@ SAMPLERS: dict[type[Sampler], Callable[[Sampler, OptunaSpace], BaseSampler]] = {
     samplers.Bayesian: _tpe,
     samplers.Tpe: _tpe,
     samplers.CmaEs: lambda s, space: optuna.samplers.CmaEsSampler(
-        seed=s.seed, warn_independent_sampling=False),
+        seed=s.seed, warn_independent_sampling=False
+    ),
     samplers.Gp: lambda s, space: optuna.samplers.GPSampler(seed=s.seed),
     samplers.Qmc: lambda s, space: _qmc(seed=s.seed),
     # PBT's first population is random; later members' params come from its explore step.
@@ -125,6 +128,7 @@ SAMPLERS: dict[type[Sampler], Callable[[Sampler, OptunaSpace], BaseSampler]] = {
     samplers.Nsga2: lambda s, space: _nsga2(s),
 }
 """Each sampling algorithm's Optuna sampler, by its class in search_spaces.samplers."""
+
 
 def _nsga2(s: Sampler) -> BaseSampler:
     assert isinstance(s, samplers.Nsga2)
@@ -138,8 +142,13 @@ class _AskTellGridSampler(optuna.samplers.GridSampler):
     coordinator caps a grid sweep's trials at the grid's size instead.
     """
 
-    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
-                    state: optuna.trial.TrialState, values: Sequence[float] | None) -> None:
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        state: optuna.trial.TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
         return None
 
 
@@ -150,8 +159,9 @@ def _qmc(**kwargs: Any) -> BaseSampler:
         return optuna.samplers.QMCSampler(**kwargs)
 
 
-def open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
-               *, create: bool = True) -> optuna.Study:
+def open_study(
+    config: SweepConfig, space: OptunaSpace, sweep_dir: Path, *, create: bool = True
+) -> optuna.Study:
     """Creates the sweep's study, or loads it when it exists (``sweep resume``, reports).
 
     A seeded sampler continues its sequence on resume instead of starting it over: its seed
@@ -165,23 +175,30 @@ def open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
         # study", its replay asserts on an unknown op code): only then is the file read
         # again to say which line is damaged, so a whole journal is read once per open.
         journal = sweep_dir / JOURNAL
-        damage = find_damage(journal.read_bytes()) \
-            if config.storage == "default" and journal.is_file() else None
+        damage = (
+            find_damage(journal.read_bytes())
+            if config.storage == "default" and journal.is_file()
+            else None
+        )
         # A last record cut short is skipped by Optuna's reader (a crash, or a writer that
         # is mid-line right now): not the cause.
         if damage is not None and damage[2] != CUT_SHORT:
             raise SweepError(
                 f"{journal}: line {damage[1]} is damaged ({damage[2]}); 'sweep resume "
                 f"{config.name}' moves it and the records after it to a side file and goes "
-                "on from those before it") from None
+                "on from those before it"
+            ) from None
         if isinstance(exc, json.JSONDecodeError) or "log format" in str(exc):
-            raise SweepError(f"{journal} has a damaged record; 'sweep resume {config.name}' "
-                             "cuts it off and goes on") from None
+            raise SweepError(
+                f"{journal} has a damaged record; 'sweep resume {config.name}' "
+                "cuts it off and goes on"
+            ) from None
         raise
 
 
-def _open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
-                create: bool) -> optuna.Study:
+def _open_study(
+    config: SweepConfig, space: OptunaSpace, sweep_dir: Path, create: bool
+) -> optuna.Study:
     _log_like_a_library()
     storage = open_storage(config.storage, sweep_dir)
     done = _trials_so_far(storage, config.name)
@@ -193,13 +210,19 @@ def _open_study(config: SweepConfig, space: OptunaSpace, sweep_dir: Path,
     sampler = make_sampler(_continued(config.sampling_algorithm, done), space)
     pruner = make_pruner(config.early_termination, fixed_epochs(config))
     if not create:
-        study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler,
-                                  pruner=pruner)
+        study = optuna.load_study(
+            study_name=config.name, storage=storage, sampler=sampler, pruner=pruner
+        )
     else:
         study = optuna.create_study(
-            study_name=config.name, storage=storage, sampler=sampler, pruner=pruner,
-            directions=[StudyDirection.MAXIMIZE if up else StudyDirection.MINIMIZE
-                        for up in config.maximizes],
+            study_name=config.name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            directions=[
+                StudyDirection.MAXIMIZE if up else StudyDirection.MINIMIZE
+                for up in config.maximizes
+            ],
             load_if_exists=True,
         )
     if storage in _GROUP_COMMITS:
@@ -224,8 +247,7 @@ _LOGGING_SET = False
 def delete_study(config: SweepConfig, sweep_dir: Path) -> None:
     """Removes the sweep's study from a database storage (after a start that failed)."""
     try:
-        optuna.delete_study(study_name=config.name,
-                            storage=open_storage(config.storage, sweep_dir))
+        optuna.delete_study(study_name=config.name, storage=open_storage(config.storage, sweep_dir))
     except (KeyError, SweepError):
         pass
 

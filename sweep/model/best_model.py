@@ -56,12 +56,16 @@ def data_fingerprint(source: str) -> str:
     return f"sha256:{hashlib.sha256(load_digits().images.tobytes()).hexdigest()}"
 
 
-
-
-def trial_lineage(config: SweepConfig, sweep: str, trial: int | str | None, value: Any,
-            params: Mapping[str, Any], metrics: Mapping[str, Any],
-            history: list[dict[str, Any]], schedule: list[dict[str, Any]] | None = None,
-            ) -> dict[str, Any]:
+def trial_lineage(
+    config: SweepConfig,
+    sweep: str,
+    trial: int | str | None,
+    value: Any,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    history: list[dict[str, Any]],
+    schedule: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """What every card opens with, wherever its trial ran (here or on Azure ML): sweep,
     trial, objective, params, final metrics, the per-epoch history (and a PBT member's
     params over epochs); the trial kind adds how it trained (``trainer`` or ``command``),
@@ -69,25 +73,46 @@ def trial_lineage(config: SweepConfig, sweep: str, trial: int | str | None, valu
     return {
         "sweep": sweep,
         "trial": trial,
-        "objective": {"primary_metric": config.objective.primary_metric,
-                      "goal": config.objective.goal, "value": value},
+        "objective": {
+            "primary_metric": config.objective.primary_metric,
+            "goal": config.objective.goal,
+            "value": value,
+        },
         "params": dict(params),
         "metrics": dict(metrics),
         "history": history,
         **({"schedule": schedule} if schedule else {}),
-        **({"objectives": [{"primary_metric": o.primary_metric, "goal": o.goal,
-                            "value": metrics.get(o.primary_metric)} for o in config.goals]}
-           if config.multi_objective else {}),
-        **({"constraints": [str(c) for c in config.constraints]} if config.constraints
-           else {}),
+        **(
+            {
+                "objectives": [
+                    {
+                        "primary_metric": o.primary_metric,
+                        "goal": o.goal,
+                        "value": metrics.get(o.primary_metric),
+                    }
+                    for o in config.goals
+                ]
+            }
+            if config.multi_objective
+            else {}
+        ),
+        **({"constraints": [str(c) for c in config.constraints]} if config.constraints else {}),
     }
 
 
 def _lineage(config: SweepConfig, result: SweepResult, trial_folder: Path) -> dict[str, Any]:
     best = result.best
     assert best is not None
-    return trial_lineage(config, result.name, best.number, best.value, best.params, best.metrics,
-                   layout.read_history(trial_folder), best.schedule)
+    return trial_lineage(
+        config,
+        result.name,
+        best.number,
+        best.value,
+        best.params,
+        best.metrics,
+        layout.read_history(trial_folder),
+        best.schedule,
+    )
 
 
 def trainer_lineage(config: SweepConfig) -> dict[str, Any]:
@@ -96,16 +121,18 @@ def trainer_lineage(config: SweepConfig) -> dict[str, Any]:
 
 def _write_card(staging: Path, card: dict[str, Any], folder: Path) -> Path:
     """Stamps the card, writes it, and puts the staged folder in place of ``folder``."""
-    card = {**card, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "versions": package_versions()}
+    card = {
+        **card,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+    }
     (staging / layout.CARD).write_text(json.dumps(card, indent=2, default=str) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
     return folder
 
 
-def keep_best(config: SweepConfig, result: SweepResult,
-              folder: Path | None = None) -> Path | None:
+def keep_best(config: SweepConfig, result: SweepResult, folder: Path | None = None) -> Path | None:
     """Copies the best model to ``best/``, exports and checks ONNX, writes the card.
 
     Returns the ``best/`` folder, or None when no trial completed or the best trial left no
@@ -120,12 +147,16 @@ def keep_best(config: SweepConfig, result: SweepResult,
     if card_file.exists() and (folder / layout.ONNX).exists():
         if json.loads(card_file.read_text()).get("trial") == best.number:
             return folder
-    return export_best(best.model_path, folder, {
-        **_lineage(config, result, best.model_path.parent.parent), **trainer_lineage(config)})
+    return export_best(
+        best.model_path,
+        folder,
+        {**_lineage(config, result, best.model_path.parent.parent), **trainer_lineage(config)},
+    )
 
 
-def export_best(model_pt: Path, folder: Path, lineage: dict[str, Any],
-                data: str | None = None) -> Path | None:
+def export_best(
+    model_pt: Path, folder: Path, lineage: dict[str, Any], data: str | None = None
+) -> Path | None:
     """Fills ``folder`` with model.pt, a checked model.onnx and card.json, atomically.
 
     ``lineage`` (sweep, trial, objective, params, metrics…) opens the card; the model, data,
@@ -149,19 +180,36 @@ def export_best(model_pt: Path, folder: Path, lineage: dict[str, Any],
     staging.mkdir(parents=True)
     shutil.copy2(model_pt, staging / layout.MODEL)
     report = export_onnx(staging, staging / layout.ONNX, images=validation_images(info))
-    return _write_card(staging, {
-        **lineage,
-        "model": {"arch": info.arch, "image_size": info.image_size, "mean": list(info.mean),
-                  "std": list(info.std), "classes": info.classes},
-        "data": {"source": info.data, "classes": info.classes,
-                 "fingerprint": data_fingerprint(info.data)},
-        "onnx": {"file": layout.ONNX, "opset": report.opset,
-                 "max_abs_diff": report.max_abs_diff, "images_checked": report.images_checked},
-    }, folder)
+    return _write_card(
+        staging,
+        {
+            **lineage,
+            "model": {
+                "arch": info.arch,
+                "image_size": info.image_size,
+                "mean": list(info.mean),
+                "std": list(info.std),
+                "classes": info.classes,
+            },
+            "data": {
+                "source": info.data,
+                "classes": info.classes,
+                "fingerprint": data_fingerprint(info.data),
+            },
+            "onnx": {
+                "file": layout.ONNX,
+                "opset": report.opset,
+                "max_abs_diff": report.max_abs_diff,
+                "images_checked": report.images_checked,
+            },
+        },
+        folder,
+    )
 
 
-def keep_best_outputs(config: SweepConfig, result: SweepResult,
-                      folder: Path | None = None) -> Path | None:
+def keep_best_outputs(
+    config: SweepConfig, result: SweepResult, folder: Path | None = None
+) -> Path | None:
     """A command sweep's ``best/``: the best trial's whole ``outputs/`` folder, its card (the
     command, the code snapshot's fingerprint, params, metrics), and, when the outputs hold a
     ``model.pt`` of the built-in trainer, that model with a checked ONNX file; an ``.onnx``
@@ -177,8 +225,9 @@ def keep_best_outputs(config: SweepConfig, result: SweepResult,
     trial = layout.trial_dir(result.sweep_dir, best.number)
     outputs = trial / layout.OUTPUTS
     snapshot = result.sweep_dir / layout.CODE
-    command = (trial / "command.txt").read_text().strip() if (trial / "command.txt").exists() \
-        else None
+    command = (
+        (trial / "command.txt").read_text().strip() if (trial / "command.txt").exists() else None
+    )
     card: dict[str, Any] = {
         **_lineage(config, result, trial),
         "command": command,
@@ -197,11 +246,17 @@ def keep_best_outputs(config: SweepConfig, result: SweepResult,
         onnx_files = sorted(outputs.rglob("*.onnx")) if outputs.is_dir() else []
         if onnx_files:
             shutil.copy2(onnx_files[0], staging / layout.ONNX)
-            card["onnx"] = {"file": layout.ONNX, "from": str(onnx_files[0].relative_to(
-                outputs)), "checked": "written by the script; not compared with PyTorch"}
+            card["onnx"] = {
+                "file": layout.ONNX,
+                "from": str(onnx_files[0].relative_to(outputs)),
+                "checked": "written by the script; not compared with PyTorch",
+            }
         else:
-            card["onnx"] = {"file": None, "why": "the best trial's outputs hold neither a "
-                            "model.pt of the built-in trainer nor an .onnx file"}
+            card["onnx"] = {
+                "file": None,
+                "why": "the best trial's outputs hold neither a "
+                "model.pt of the built-in trainer nor an .onnx file",
+            }
         _write_card(staging, card, folder)
     if outputs.is_dir():
         shutil.copytree(outputs, folder / "outputs", symlinks=True, dirs_exist_ok=True)
@@ -219,6 +274,7 @@ def register_best(config: SweepConfig, best_dir: Path) -> ModelVersion | None:
         theirs = existing.card
         if theirs.get("sweep") == card["sweep"] and theirs.get("trial") == card["trial"]:
             return existing  # a resumed sweep whose best did not change
-    files = {n: best_dir / n for n in (layout.MODEL, layout.ONNX, "outputs")
-             if (best_dir / n).exists()}
+    files = {
+        n: best_dir / n for n in (layout.MODEL, layout.ONNX, "outputs") if (best_dir / n).exists()
+    }
     return registry.register(name, files, {**card, "model_name": name})

@@ -42,16 +42,18 @@ class OnnxClassifier:
             self.mean = [float(v) for v in model["mean"]]
             self.std = [float(v) for v in model["std"]]
         except (ValueError, KeyError, TypeError) as exc:
-            raise SweepInputError(f"{card_file} is damaged: it is not a model card with "
-                                  f"classes, image_size, mean and std ({type(exc).__name__}: "
-                                  f"{exc})") from None
+            raise SweepInputError(
+                f"{card_file} is damaged: it is not a model card with "
+                f"classes, image_size, mean and std ({type(exc).__name__}: "
+                f"{exc})"
+            ) from None
         try:
-            self.session = ort.InferenceSession(str(onnx_file),
-                                                providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's own error types, one per kind of damage
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise SweepInputError(f"{onnx_file} is damaged: onnxruntime cannot load it "
-                                  f"({first})") from None
+            raise SweepInputError(
+                f"{onnx_file} is damaged: onnxruntime cannot load it ({first})"
+            ) from None
 
     def preprocess(self, paths: list[Path]) -> np.ndarray:
         """The model's input batch: the pixels validation saw (trainer.images), no torch."""
@@ -71,12 +73,15 @@ class OnnxClassifier:
 
     def predict(self, paths: list[str | Path]) -> list[Prediction]:
         files = [Path(p) for p in paths]
-        logits = self.session.run(None, {self.session.get_inputs()[0].name:
-                                         self.preprocess(files)})[0]
+        logits = self.session.run(
+            None, {self.session.get_inputs()[0].name: self.preprocess(files)}
+        )[0]
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs = shifted / shifted.sum(axis=1, keepdims=True)
-        return [Prediction(path, self.classes[int(p.argmax())], float(p.max()))
-                for path, p in zip(files, probs, strict=True)]
+        return [
+            Prediction(path, self.classes[int(p.argmax())], float(p.max()))
+            for path, p in zip(files, probs, strict=True)
+        ]
 
 
 def load_model(ref: str, registry_root: str | Path | None = None) -> OnnxClassifier:

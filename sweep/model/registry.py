@@ -75,8 +75,9 @@ class ModelRegistry:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = registry_root(root)
 
-    def register(self, name: str, files: Mapping[str, Path],
-                 card: Mapping[str, Any]) -> ModelVersion:
+    def register(
+        self, name: str, files: Mapping[str, Path], card: Mapping[str, Any]
+    ) -> ModelVersion:
         """Copies ``files`` (target name -> source) and the card into a new version."""
         folder = self.root / check_name(name)
         folder.mkdir(parents=True, exist_ok=True)
@@ -124,8 +125,11 @@ class ModelRegistry:
         if not self.root.is_dir():
             return []
         # Anything else under the root (a README, someone's folder) is not ours to list.
-        return sorted(p.name for p in self.root.iterdir()
-                      if SAFE_NAME.match(p.name) and p.is_dir() and self._versions(p))
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if SAFE_NAME.match(p.name) and p.is_dir() and self._versions(p)
+        )
 
     def versions(self, name: str) -> list[ModelVersion]:
         folder = self.root / check_name(name)
@@ -160,11 +164,15 @@ class ModelRegistry:
         versions = self.root.resolve()
         target = dest.resolve()
         if target == versions or versions in target.parents or target in versions.parents:
-            raise SweepInputError(f"{dest} is inside the registry (or holds it); its versions "
-                                  "are never written over: download to a folder outside it")
+            raise SweepInputError(
+                f"{dest} is inside the registry (or holds it); its versions "
+                "are never written over: download to a folder outside it"
+            )
         if dest.is_dir() and any(dest.iterdir()) and not force:
-            raise SweepInputError(f"{dest} is not empty; choose an empty or new folder, or "
-                                  "add --force to write over files of the same names")
+            raise SweepInputError(
+                f"{dest} is not empty; choose an empty or new folder, or "
+                "add --force to write over files of the same names"
+            )
         dest.mkdir(parents=True, exist_ok=True)
         for path in mv.path.iterdir():
             if path.is_dir():

@@ -52,10 +52,18 @@ def trials_left(study: optuna.Study, total: int) -> int:
     left RUNNING by a dead coordinator continues (or runs again under a new number)."""
     trials = study.get_trials(deepcopy=False)
     replaced = replaced_numbers(trials)
-    counted = sum(1 for t in trials if t.state not in (TrialState.WAITING, TrialState.RUNNING)
-                  and t.number not in replaced and CONTINUES not in t.user_attrs)
-    outside = sum(1 for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)
-                  and CONTINUES in t.user_attrs)
+    counted = sum(
+        1
+        for t in trials
+        if t.state not in (TrialState.WAITING, TrialState.RUNNING)
+        and t.number not in replaced
+        and CONTINUES not in t.user_attrs
+    )
+    outside = sum(
+        1
+        for t in trials
+        if t.state in (TrialState.WAITING, TrialState.RUNNING) and CONTINUES in t.user_attrs
+    )
     return max(total - counted, 0) + outside
 
 
@@ -63,5 +71,10 @@ def started_so_far(study: optuna.Study) -> int:
     """Trials that count against the budget: started, and not replaced by another."""
     trials = study.get_trials(deepcopy=False)
     replaced = replaced_numbers(trials)
-    return sum(1 for t in trials if t.state != TrialState.WAITING and t.number not in replaced
-               and CONTINUES not in t.user_attrs)
+    return sum(
+        1
+        for t in trials
+        if t.state != TrialState.WAITING
+        and t.number not in replaced
+        and CONTINUES not in t.user_attrs
+    )

@@ -33,8 +33,9 @@ _Stamp = tuple[int, int, int]
 class LiveCheckpoint:
     """The working copy of one trial's checkpoint on this node, for one rank."""
 
-    def __init__(self, trial_folder: Path, rank: int = 0, *,
-                 max_bytes: int = MAX_CHECKPOINT_BYTES) -> None:
+    def __init__(
+        self, trial_folder: Path, rank: int = 0, *, max_bytes: int = MAX_CHECKPOINT_BYTES
+    ) -> None:
         self.path = Path(trial_folder) / LIVE / f"rank{rank}"
         self.max_bytes = max_bytes
         self._seen: dict[str, _Stamp] = {}
@@ -45,7 +46,7 @@ class LiveCheckpoint:
         """Empties the folder, then writes the checkpoint the trial continues from."""
         _remove(self.path)
         self.path.mkdir(parents=True)
-        for name, data in (files.changed.items() if files is not None else ()):
+        for name, data in files.changed.items() if files is not None else ():
             target = self.path / safe_name(name)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
@@ -63,9 +64,12 @@ class LiveCheckpoint:
             if self._seen.get(name) == now[name]:
                 continue
             if room < 0:
-                self._note(name, f"{name}: the checkpoint's files pass keep.max_checkpoint_bytes"
-                                 f" ({self.max_bytes} bytes): not kept; raise the limit or "
-                                 "save less")
+                self._note(
+                    name,
+                    f"{name}: the checkpoint's files pass keep.max_checkpoint_bytes"
+                    f" ({self.max_bytes} bytes): not kept; raise the limit or "
+                    "save less",
+                )
                 del now[name]
                 room += self._size(name)
                 continue
@@ -129,8 +133,11 @@ class LiveCheckpoint:
         except OSError:
             return found
         if not stat.S_ISDIR(top.st_mode):  # the trainer put a link (or a file) in its place
-            self._note(".", f"the checkpoint folder {self.path} was replaced by "
-                            f"{_kind(top.st_mode)}: nothing in it is kept")
+            self._note(
+                ".",
+                f"the checkpoint folder {self.path} was replaced by "
+                f"{_kind(top.st_mode)}: nothing in it is kept",
+            )
             return found
         # os.walk lists links to folders without entering them; the top was checked above.
         for folder, dirs, names in os.walk(self.path):
@@ -143,25 +150,41 @@ class LiveCheckpoint:
                     safe_name(rel)
                     st = os.lstat(path)
                 except SweepError:
-                    self._note(rel, f"{rel!r}: not a name the checkpoint can hold (a '\\' or "
-                                    "control character): skipped")
+                    self._note(
+                        rel,
+                        f"{rel!r}: not a name the checkpoint can hold (a '\\' or "
+                        "control character): skipped",
+                    )
                     continue
                 except OSError:
                     continue
                 if not stat.S_ISREG(st.st_mode):
-                    self._note(rel, f"{rel}: is {_kind(st.st_mode)}; a checkpoint keeps "
-                                    "regular files only: skipped")
+                    self._note(
+                        rel,
+                        f"{rel}: is {_kind(st.st_mode)}; a checkpoint keeps "
+                        "regular files only: skipped",
+                    )
                     continue
                 found[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
         return found
 
 
 def _kind(mode: int) -> str:
-    return ("a link" if stat.S_ISLNK(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
-            "a socket" if stat.S_ISSOCK(mode) else
-            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
-            "a folder" if stat.S_ISDIR(mode) else "a regular file" if stat.S_ISREG(mode) else
-            "a special file")
+    return (
+        "a link"
+        if stat.S_ISLNK(mode)
+        else "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a folder"
+        if stat.S_ISDIR(mode)
+        else "a regular file"
+        if stat.S_ISREG(mode)
+        else "a special file"
+    )
 
 
 def _remove(path: Path) -> None:

@@ -89,8 +89,10 @@ class CheckpointStore:
                 elif previous is not None and (previous.folder / name).is_file():
                     _link_or_copy(previous.folder / name, target)
                 else:
-                    raise SweepError(f"checkpoint: {name} is unchanged since a version the "
-                                     "coordinator does not have")
+                    raise SweepError(
+                        f"checkpoint: {name} is unchanged since a version the "
+                        "coordinator does not have"
+                    )
             version = f"{epoch:06d}.{time.time_ns()}"
             os.rename(incoming, self.root / version)
         except BaseException:
@@ -106,8 +108,11 @@ class CheckpointStore:
         latest = self.latest()
         if latest is None:
             return None
-        changed = {str(p.relative_to(latest.folder)): p.read_bytes()
-                   for p in sorted(latest.folder.rglob("*")) if p.is_file()}
+        changed = {
+            str(p.relative_to(latest.folder)): p.read_bytes()
+            for p in sorted(latest.folder.rglob("*"))
+            if p.is_file()
+        }
         return CheckpointFiles(changed, tuple(changed))
 
     def size(self) -> int:

@@ -26,8 +26,9 @@ from sweep.records.pareto import Front
 logger = logging.getLogger(__name__)
 
 # Files that hold weights, whichever framework or script wrote them.
-MODEL_SUFFIXES = frozenset({".pt", ".pth", ".ckpt", ".onnx", ".safetensors", ".bin", ".h5",
-                            ".keras", ".pkl", ".joblib"})
+MODEL_SUFFIXES = frozenset(
+    {".pt", ".pth", ".ckpt", ".onnx", ".safetensors", ".bin", ".h5", ".keras", ".pkl", ".joblib"}
+)
 
 
 def drop_model_files(trial_folder: Path) -> int:
@@ -46,8 +47,14 @@ def drop_model_files(trial_folder: Path) -> int:
 class ModelFiles:
     """Applies ``keep`` as trials end; the coordinator tells it each ending."""
 
-    def __init__(self, sweep_dir: Path, keep: Keep, *, maximize: Sequence[bool],
-                 completed: list[tuple[int, Sequence[float]]]) -> None:
+    def __init__(
+        self,
+        sweep_dir: Path,
+        keep: Keep,
+        *,
+        maximize: Sequence[bool],
+        completed: list[tuple[int, Sequence[float]]],
+    ) -> None:
         """``maximize``: per objective; ``completed``: the (number, values) of feasible
         trials completed before (on resume)."""
         self.sweep_dir = sweep_dir
@@ -100,5 +107,9 @@ class ModelFiles:
     def _drop(self, number: int) -> None:
         freed = drop_model_files(layout.trial_dir(self.sweep_dir, number))
         if freed:
-            logger.debug("trial %d: removed %.1f MB of model files (keep.models = %s)",
-                         number, freed / 1e6, self.keep.models)
+            logger.debug(
+                "trial %d: removed %.1f MB of model files (keep.models = %s)",
+                number,
+                freed / 1e6,
+                self.keep.models,
+            )

@@ -39,9 +39,16 @@ def heal(path: Path) -> Path | None:
     with path.open("r+b") as f:
         f.truncate(good)
         f.flush()
-    logger.warning("%s: line %d is damaged (%s; from a crash, a full disk or an edit); it and "
-                   "the %d bytes after it were moved to %s, and the sweep goes on from the "
-                   "records before it", path, line, what, len(data) - good, side)
+    logger.warning(
+        "%s: line %d is damaged (%s; from a crash, a full disk or an edit); it and "
+        "the %d bytes after it were moved to %s, and the sweep goes on from the "
+        "records before it",
+        path,
+        line,
+        what,
+        len(data) - good,
+        side,
+    )
     return side
 
 
@@ -99,7 +106,7 @@ class GroupCommit(BaseJournalBackend):
                 read += 1
                 yield log
             self._in_file = log_number_from + read
-        yield from self._pending[max(0, log_number_from - self._in_file):]
+        yield from self._pending[max(0, log_number_from - self._in_file) :]
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         self._pending.extend(logs)

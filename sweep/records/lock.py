@@ -43,11 +43,20 @@ class SweepLock:
             ) from None
         previous = self._read()
         if previous.get("pid"):
-            logger.warning("took over the lock of %s: it ended without releasing it",
-                           _describe(previous))
+            logger.warning(
+                "took over the lock of %s: it ended without releasing it", _describe(previous)
+            )
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
-                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
+        os.write(
+            fd,
+            json.dumps(
+                {
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                }
+            ).encode(),
+        )
         self._fd = fd
         return self
 
@@ -64,8 +73,9 @@ class SweepLock:
     def __enter__(self) -> SweepLock:
         return self.acquire()
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
     def _read(self) -> dict[str, object]:
@@ -79,5 +89,7 @@ class SweepLock:
 def _describe(holder: dict[str, object]) -> str:
     if not holder.get("pid"):
         return "by another coordinator"
-    return f"coordinator pid {holder['pid']} on {holder.get('host', '?')}, " \
-           f"started {holder.get('started', '?')}"
+    return (
+        f"coordinator pid {holder['pid']} on {holder.get('host', '?')}, "
+        f"started {holder.get('started', '?')}"
+    )

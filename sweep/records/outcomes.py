@@ -14,8 +14,9 @@ from optuna.trial import FrozenTrial
 from search_spaces import SweepConfig
 
 
-def final_values(config: SweepConfig, result: Mapping[str, Any]
-                 ) -> tuple[dict[str, float], str | None]:
+def final_values(
+    config: SweepConfig, result: Mapping[str, Any]
+) -> tuple[dict[str, float], str | None]:
     """The metrics the objectives and constraints read from a trial's result, or why it
     cannot be told to the study."""
     wanted = [o.primary_metric for o in config.goals] + [c.metric for c in config.constraints]
@@ -24,13 +25,19 @@ def final_values(config: SweepConfig, result: Mapping[str, Any]
         value = result.get(metric)
         if value is None:
             returned = ", ".join(sorted(result)) or "nothing"
-            what = ("the objective's primary_metric" if i == 0 else
-                    "an objective's primary_metric" if i < len(config.goals) else
-                    "a constraint's metric")
-            return found, (f"the trainer returned no '{metric}' ({what}); it returned: "
-                           f"{returned}")
-        if not isinstance(value, int | float) or isinstance(value, bool) or \
-                not math.isfinite(value):
+            what = (
+                "the objective's primary_metric"
+                if i == 0
+                else "an objective's primary_metric"
+                if i < len(config.goals)
+                else "a constraint's metric"
+            )
+            return found, (f"the trainer returned no '{metric}' ({what}); it returned: {returned}")
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
             return found, f"{metric} is {value!r}"
         found[metric] = float(value)
     return found, None

@@ -28,16 +28,14 @@ def dominates(a: Sequence[float], b: Sequence[float], maximize: Sequence[bool]) 
 def front(points: Iterable[Point], maximize: Sequence[bool]) -> list[int]:
     """The numbers of the non-dominated points, in the order given."""
     listed = list(points)
-    return [n for n, v in listed
-            if not any(dominates(w, v, maximize) for m, w in listed if m != n)]
+    return [n for n, v in listed if not any(dominates(w, v, maximize) for m, w in listed if m != n)]
 
 
 def pick(points: Iterable[Point], maximize: Sequence[bool]) -> int | None:
     """The point best on the first objective (the earliest of equals); None if none."""
     best: Point | None = None
     for point in points:
-        if best is None or (point[1][0] > best[1][0] if maximize[0]
-                            else point[1][0] < best[1][0]):
+        if best is None or (point[1][0] > best[1][0] if maximize[0] else point[1][0] < best[1][0]):
             best = point
     return best[0] if best is not None else None
 

@@ -77,8 +77,11 @@ def quiet_ask(study: optuna.Study, distributions: dict[str, Any]) -> optuna.Tria
 
 def running_elsewhere(trials: Iterable[FrozenTrial], me: str) -> set[int]:
     """RUNNING trials another coordinator owns: not to be touched."""
-    return {t.number for t in trials if t.state == TrialState.RUNNING
-            and t.user_attrs.get(COORDINATOR) not in (None, me)}
+    return {
+        t.number
+        for t in trials
+        if t.state == TrialState.RUNNING and t.user_attrs.get(COORDINATOR) not in (None, me)
+    }
 
 
 class SharedStudy:
@@ -111,6 +114,7 @@ class SharedStudy:
         coordinators asking at once: the later one's trial does not run)."""
         trials = self.study.get_trials(deepcopy=False)
         uncounted = replaced_numbers(trials)
-        counted = [t.number for t in trials
-                   if t.state != TrialState.WAITING and t.number not in uncounted]
+        counted = [
+            t.number for t in trials if t.state != TrialState.WAITING and t.number not in uncounted
+        ]
         return number in counted and counted.index(number) >= total

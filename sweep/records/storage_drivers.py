@@ -36,4 +36,5 @@ def check_driver(url: str) -> None:
     except ImportError:
         raise SweepInputError(
             f"storage: a {scheme}:// URL needs the {module} driver, which is not installed "
-            f"({install})") from None
+            f"({install})"
+        ) from None

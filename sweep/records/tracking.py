@@ -52,8 +52,7 @@ class NoTracking:
     def end_sweep(self, best: float | None, files: list[Path]) -> None: ...
 
 
-def make_tracker(config: SweepConfig, sweep_dir: Path, *,
-                 own_metrics: bool = False) -> NoTracking:
+def make_tracker(config: SweepConfig, sweep_dir: Path, *, own_metrics: bool = False) -> NoTracking:
     """``own_metrics``: trials log their metrics themselves (command trials, with MLflow)."""
     uri = config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
@@ -63,8 +62,15 @@ def make_tracker(config: SweepConfig, sweep_dir: Path, *,
 
 
 class MlflowTracker(NoTracking):
-    def __init__(self, uri: str, experiment: str, config: SweepConfig,
-                 sweep_dir: Path, *, own_metrics: bool = False) -> None:
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        config: SweepConfig,
+        sweep_dir: Path,
+        *,
+        own_metrics: bool = False,
+    ) -> None:
         self.uri, self.experiment, self.config, self.sweep_dir = uri, experiment, config, sweep_dir
         self.own_metrics = own_metrics
         self._calls: queue.Queue[Callable[[], None] | None] = queue.Queue()
@@ -97,8 +103,11 @@ class MlflowTracker(NoTracking):
         if self.own_metrics:
             return  # the script logged them into its run already
         stamp = int(time.time() * 1000)
-        values = {k: float(v) for k, v in metrics.items()
-                  if isinstance(v, int | float) and not isinstance(v, bool)}
+        values = {
+            k: float(v)
+            for k, v in metrics.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
         self._call(lambda: self._log(number, epoch, values, stamp))
 
     def trial_ended(self, number: int, state: str, value: float | None, reason: str) -> None:
@@ -130,8 +139,13 @@ class MlflowTracker(NoTracking):
 
     def _give_up(self, why: str) -> None:
         self._broken = True
-        logger.warning("tracking: MLflow at %s is not answering (%s); the sweep goes on and "
-                       "keeps its records in %s", self.uri, clip_message(why), self.sweep_dir)
+        logger.warning(
+            "tracking: MLflow at %s is not answering (%s); the sweep goes on and "
+            "keeps its records in %s",
+            self.uri,
+            clip_message(why),
+            self.sweep_dir,
+        )
 
     @property
     def client(self) -> Any:
@@ -156,14 +170,18 @@ class MlflowTracker(NoTracking):
 
         client = self.client
         found = client.get_experiment_by_name(self.experiment)
-        self._experiment_id = found.experiment_id if found is not None else \
-            client.create_experiment(self.experiment)
+        self._experiment_id = (
+            found.experiment_id if found is not None else client.create_experiment(self.experiment)
+        )
         saved = self.sweep_dir / RUN_FILE
         if saved.is_file():
             self._parent = saved.read_text().strip()
             return
-        run = client.create_run(self._experiment_id, run_name=self.config.name,
-                                tags={"sweep.name": self.config.name, "sweep.kind": "sweep"})
+        run = client.create_run(
+            self._experiment_id,
+            run_name=self.config.name,
+            tags={"sweep.name": self.config.name, "sweep.kind": "sweep"},
+        )
         self._parent = run.info.run_id
         saved.write_text(self._parent + "\n")
         settings = {
@@ -174,28 +192,37 @@ class MlflowTracker(NoTracking):
             "max_concurrent_trials": self.config.limits.max_concurrent_trials,
             **{f"search_space.{k}": v.type for k, v in self.config.search_space.items()},
         }
-        client.log_batch(self._parent, params=[Param(k, str(v)[:6000])
-                                               for k, v in settings.items()])
+        client.log_batch(
+            self._parent, params=[Param(k, str(v)[:6000]) for k, v in settings.items()]
+        )
 
     def _trial_started(self, number: int, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
         if number in self._runs:
             return  # a trial that continues keeps its run
-        run = self.client.create_run(self._experiment_id, run_name=f"trial {number}", tags={
-            "mlflow.parentRunId": self._parent, "sweep.name": self.config.name,
-            "sweep.trial": str(number)})
+        run = self.client.create_run(
+            self._experiment_id,
+            run_name=f"trial {number}",
+            tags={
+                "mlflow.parentRunId": self._parent,
+                "sweep.name": self.config.name,
+                "sweep.trial": str(number),
+            },
+        )
         self._runs[number] = run.info.run_id
-        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000])
-                                                       for k, v in params.items()])
+        self.client.log_batch(
+            run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
+        )
 
     def _log(self, number: int, epoch: int, values: dict[str, float], stamp: int) -> None:
         from mlflow.entities import Metric
 
         run = self._runs.get(number)
         if run is not None and values:
-            self.client.log_batch(run, metrics=[Metric(k, v, stamp, epoch)
-                                                for k, v in values.items()])
+            self.client.log_batch(
+                run, metrics=[Metric(k, v, stamp, epoch) for k, v in values.items()]
+            )
 
     def _trial_ended(self, number: int, state: str, value: float | None, reason: str) -> None:
         run = self._runs.pop(number, None)
@@ -210,23 +237,30 @@ class MlflowTracker(NoTracking):
         if not self._parent:
             return
         if best is not None:
-            self.client.log_metric(self._parent, f"best_{self.config.objective.primary_metric}",
-                                   best)
+            self.client.log_metric(
+                self._parent, f"best_{self.config.objective.primary_metric}", best
+            )
         for path in files:
             if path.is_file():
                 self.client.log_artifact(self._parent, str(path))
         self.client.set_terminated(self._parent, "FINISHED")
 
 
-_PATIENCE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-             "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+_PATIENCE = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
 PROBE_S = 3.0
 """How long the first look at a tracking server may take."""
 
 
 def _is_file_store(uri: str) -> bool:
-    return uri.startswith("file:") or "://" not in uri and not uri.startswith(
-        ("databricks", "azureml"))
+    return (
+        uri.startswith("file:")
+        or "://" not in uri
+        and not uri.startswith(("databricks", "azureml"))
+    )
 
 
 def unreachable(uri: str) -> str | None:

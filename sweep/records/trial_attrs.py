@@ -50,8 +50,9 @@ def carried(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: attrs[k] for k in (CONTINUES, OVERRIDES) if k in attrs}
 
 
-def current_params(trial: FrozenTrial,
-                   decode: Callable[[Mapping[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+def current_params(
+    trial: FrozenTrial, decode: Callable[[Mapping[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
     """The params a trial trains with now: as sampled, then as its overrides (PBT's last
     exploit, ``sweep continue``'s epochs) left them."""
     return {**decode(trial.params), **trial.user_attrs.get(OVERRIDES, {})}

@@ -22,8 +22,9 @@ class CappedLog(io.TextIOBase):
     last lines are kept, written at the end with how much was left out. ``recent``: the last
     lines written, kept or not (for error messages)."""
 
-    def __init__(self, file: TextIO, cap: int | None = None,
-                 recent: collections.deque[str] | None = None) -> None:
+    def __init__(
+        self, file: TextIO, cap: int | None = None, recent: collections.deque[str] | None = None
+    ) -> None:
         self.file, self.cap = file, LOG_CAP_BYTES if cap is None else cap
         self.written = self.dropped = 0
         self.recent = collections.deque(maxlen=LAST_LINES) if recent is None else recent
@@ -48,8 +49,10 @@ class CappedLog(io.TextIOBase):
         if self.closed:
             return
         if self.dropped:
-            self.file.write(f"[sweep: {self.dropped} more bytes of output not kept; the last "
-                            "lines follow]\n" + "\n".join([*self.recent, self._partial]) + "\n")
+            self.file.write(
+                f"[sweep: {self.dropped} more bytes of output not kept; the last "
+                "lines follow]\n" + "\n".join([*self.recent, self._partial]) + "\n"
+            )
             self.dropped = 0
         self.file.flush()
         super().close()

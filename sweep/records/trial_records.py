@@ -43,16 +43,21 @@ class TrialRecords:
         """The params it trains with from now on (PBT changes them between generations)."""
         (self.folder / layout.PARAMS).write_text(json.dumps(params, indent=2) + "\n")
 
-    def report(self, epoch: int, metrics: Mapping[str, Any],
-               checkpoint: CheckpointFiles | None) -> None:
+    def report(
+        self, epoch: int, metrics: Mapping[str, Any], checkpoint: CheckpointFiles | None
+    ) -> None:
         if checkpoint is not None:
             for note in checkpoint.notes:
                 logger.warning("trial %s: checkpoint: %s", self.folder.name, note)
             try:
                 self.checkpoint.commit(epoch, metrics, checkpoint)
             except Exception as exc:  # the trial goes on; it would continue from the last one
-                logger.warning("trial %s: checkpoint of epoch %d not kept: %s",
-                               self.folder.name, epoch + 1, exc)
+                logger.warning(
+                    "trial %s: checkpoint of epoch %d not kept: %s",
+                    self.folder.name,
+                    epoch + 1,
+                    exc,
+                )
         with (self.folder / layout.METRICS).open("a") as f:
             f.write(json.dumps({"epoch": epoch, **metrics}) + "\n")
 
@@ -77,12 +82,14 @@ class TrialRecords:
         latest = self.checkpoint.latest()
         if latest is None:
             return None, 0, []
-        history = [r for r in layout.read_history(self.folder)
-                   if isinstance(r.get("epoch"), int) and r["epoch"] <= latest.epoch]
+        history = [
+            r
+            for r in layout.read_history(self.folder)
+            if isinstance(r.get("epoch"), int) and r["epoch"] <= latest.epoch
+        ]
         if not history or history[-1]["epoch"] != latest.epoch:
             history.append({"epoch": latest.epoch, **latest.metrics})
-        (self.folder / layout.METRICS).write_text(
-            "".join(json.dumps(r) + "\n" for r in history))
+        (self.folder / layout.METRICS).write_text("".join(json.dumps(r) + "\n" for r in history))
         return self.checkpoint.read(), latest.epoch + 1, history
 
     def adopt(self, source: TrialRecords) -> tuple[CheckpointFiles, int, list[dict[str, Any]]]:
@@ -92,10 +99,12 @@ class TrialRecords:
         if latest is None or files is None:
             raise SweepError(f"trial {int(source.folder.name)} has no checkpoint any more")
         self.checkpoint.commit(latest.epoch, latest.metrics, files)
-        history = [r for r in layout.read_history(source.folder)
-                   if isinstance(r.get("epoch"), int) and r["epoch"] <= latest.epoch]
-        (self.folder / layout.METRICS).write_text(
-            "".join(json.dumps(r) + "\n" for r in history))
+        history = [
+            r
+            for r in layout.read_history(source.folder)
+            if isinstance(r.get("epoch"), int) and r["epoch"] <= latest.epoch
+        ]
+        (self.folder / layout.METRICS).write_text("".join(json.dumps(r) + "\n" for r in history))
         return files, latest.epoch + 1, history
 
     def copy_checkpoint(self, donor: TrialRecords) -> None:
@@ -104,8 +113,10 @@ class TrialRecords:
         mine, theirs = self.checkpoint.latest(), donor.checkpoint.latest()
         files = donor.checkpoint.read()
         if mine is None or theirs is None or files is None:
-            raise SweepError(f"trial {int(donor.folder.name)}'s or trial "
-                             f"{int(self.folder.name)}'s checkpoint is gone")
+            raise SweepError(
+                f"trial {int(donor.folder.name)}'s or trial "
+                f"{int(self.folder.name)}'s checkpoint is gone"
+            )
         self.checkpoint.commit(mine.epoch, mine.metrics, files)
 
     def ended(self, *, keep_checkpoint: bool) -> None:

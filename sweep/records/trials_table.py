@@ -24,14 +24,19 @@ from sweep.records.trial_attrs import (
 )
 
 STATE_NAMES = {
-    TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed",
-    TrialState.RUNNING: "running", TrialState.WAITING: "waiting",
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
 }
 
 
-def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
-                 decode: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
-                 ) -> pd.DataFrame:
+def trials_frame(
+    study: optuna.Study,
+    epochs_asked: int | None = None,
+    decode: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+) -> pd.DataFrame:
     """One row per trial: number, state, value, each parameter, epochs run/asked, reason, time.
 
     A trial that was re-run from its start (a retry, or after an interruption, without a
@@ -56,34 +61,55 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
         overrides = t.user_attrs.get(OVERRIDES, {})
         params = {**first, **{k: v for k, v in overrides.items() if k in first}}
         asked = params.get("num_epochs", epochs_asked)
-        duration = (t.datetime_complete - t.datetime_start).total_seconds() \
-            if t.datetime_complete and t.datetime_start else None
+        duration = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+        )
         reason = t.user_attrs.get(REASON, "")
         if t.number in rerun_as and not reason:
             reason = "interrupted"
         if CONTINUES in t.user_attrs and not reason:
             reason = f"continues trial {t.user_attrs[CONTINUES]}"
-        rows.append({
-            "number": t.number,
-            "state": "paused" if t.state == TrialState.RUNNING and paused_at(t)
-            else STATE_NAMES.get(t.state, t.state.name.lower()),
-            "value": (t.values[0] if several else t.value) if t.state == TrialState.COMPLETE
-            else _last(t),
-            **({"values": list(t.values) if t.state == TrialState.COMPLETE and t.values
-                else None} if several else {}),
-            **({"feasible": all(v <= 0 for v in t.constraints.values())
-                if t.constraints else None} if constrained else {}),
-            **{f"param_{k}": v for k, v in params.items()},
-            "epochs_run": t.user_attrs.get(EPOCHS, len(t.intermediate_values)),
-            "epochs_asked": asked,
-            "reason": reason,
-            "rerun_as": rerun_as.get(t.number),
-            "restarts": int(t.user_attrs.get(RESTARTS, 0)),
-            "coordinator": t.user_attrs.get(COORDINATOR),
-            **({"lineage": _lineage(t), "schedule": _schedule(t, first)} if pbt else {}),
-            "start": t.datetime_start,
-            "duration_s": duration,
-        })
+        rows.append(
+            {
+                "number": t.number,
+                "state": "paused"
+                if t.state == TrialState.RUNNING and paused_at(t)
+                else STATE_NAMES.get(t.state, t.state.name.lower()),
+                "value": (t.values[0] if several else t.value)
+                if t.state == TrialState.COMPLETE
+                else _last(t),
+                **(
+                    {
+                        "values": list(t.values)
+                        if t.state == TrialState.COMPLETE and t.values
+                        else None
+                    }
+                    if several
+                    else {}
+                ),
+                **(
+                    {
+                        "feasible": all(v <= 0 for v in t.constraints.values())
+                        if t.constraints
+                        else None
+                    }
+                    if constrained
+                    else {}
+                ),
+                **{f"param_{k}": v for k, v in params.items()},
+                "epochs_run": t.user_attrs.get(EPOCHS, len(t.intermediate_values)),
+                "epochs_asked": asked,
+                "reason": reason,
+                "rerun_as": rerun_as.get(t.number),
+                "restarts": int(t.user_attrs.get(RESTARTS, 0)),
+                "coordinator": t.user_attrs.get(COORDINATOR),
+                **({"lineage": _lineage(t), "schedule": _schedule(t, first)} if pbt else {}),
+                "start": t.datetime_start,
+                "duration_s": duration,
+            }
+        )
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
@@ -92,18 +118,24 @@ def trials_frame(study: optuna.Study, epochs_asked: int | None = None,
 
 def _lineage(trial: optuna.trial.FrozenTrial) -> str:
     """PBT: whose checkpoint a member copied and when, in words."""
-    return "; ".join(f"copied trial {e['from']} at {e['epoch']} epochs"
-                     for e in trial.user_attrs.get(LINEAGE, []))
+    return "; ".join(
+        f"copied trial {e['from']} at {e['epoch']} epochs"
+        for e in trial.user_attrs.get(LINEAGE, [])
+    )
 
 
-def _schedule(trial: optuna.trial.FrozenTrial, first: Mapping[str, Any]
-              ) -> list[dict[str, Any]]:
+def _schedule(trial: optuna.trial.FrozenTrial, first: Mapping[str, Any]) -> list[dict[str, Any]]:
     """PBT: a member's params over epochs, each entry in force from ``epoch`` epochs trained
     (``sweep.scheduling.population.schedule`` reads the same attributes)."""
     out: list[dict[str, Any]] = [{"epoch": 0, "params": dict(first)}]
     for entry in trial.user_attrs.get(LINEAGE, []):
-        out.append({"epoch": int(entry["epoch"]), "from": int(entry["from"]),
-                    "params": {**out[-1]["params"], **entry["params"]}})
+        out.append(
+            {
+                "epoch": int(entry["epoch"]),
+                "from": int(entry["from"]),
+                "params": {**out[-1]["params"], **entry["params"]},
+            }
+        )
     return out
 
 

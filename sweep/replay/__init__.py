@@ -22,6 +22,19 @@ from sweep.replay.sources import (
     save_bank,
 )
 
-__all__ = ["STANDARD", "Bank", "Curve", "KeepTopAfter", "ReplayPolicy", "Run", "Summary",
-           "compare", "crossing_curves", "curves_of_sweep", "hartmann_curves", "load_bank",
-           "replay", "save_bank"]
+__all__ = [
+    "STANDARD",
+    "Bank",
+    "Curve",
+    "KeepTopAfter",
+    "ReplayPolicy",
+    "Run",
+    "Summary",
+    "compare",
+    "crossing_curves",
+    "curves_of_sweep",
+    "hartmann_curves",
+    "load_bank",
+    "replay",
+    "save_bank",
+]

@@ -56,8 +56,9 @@ class Curve:
 
     def __post_init__(self) -> None:
         if len(self.values) != len(self.epoch_s):
-            raise ValueError(f"curve {self.label}: {len(self.values)} values but "
-                             f"{len(self.epoch_s)} epoch times")
+            raise ValueError(
+                f"curve {self.label}: {len(self.values)} values but {len(self.epoch_s)} epoch times"
+            )
 
     @property
     def complete(self) -> bool:
@@ -84,8 +85,9 @@ class Run:
 
     def reached(self, target: float, maximize: bool) -> float | None:
         """When the best so far first reached ``target`` (None: never)."""
-        return next((s for s, v in self.timeline
-                     if (v >= target if maximize else v <= target)), None)
+        return next(
+            (s for s, v in self.timeline if (v >= target if maximize else v <= target)), None
+        )
 
     def best_at(self, seconds: float, maximize: bool) -> float | None:
         found = [v for s, v in self.timeline if s <= seconds]
@@ -104,9 +106,14 @@ class KeepTopAfter(BasePruner):
         step = self.epochs - 1
         if max(trial.intermediate_values, default=-1) != step:
             return False
-        peers = sorted((t.intermediate_values[step] for t in study.get_trials(deepcopy=False)
-                        if step in t.intermediate_values),
-                       reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+        peers = sorted(
+            (
+                t.intermediate_values[step]
+                for t in study.get_trials(deepcopy=False)
+                if step in t.intermediate_values
+            ),
+            reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE,
+        )
         kept = max(1, math.ceil(len(peers) * self.share))
         return bool(trial.intermediate_values[step] not in peers[:kept])
 
@@ -116,19 +123,24 @@ ReplayPolicy = EarlyTermination | KeepTopAfter
 
 STANDARD: dict[str, ReplayPolicy] = {
     "none": EarlyTermination("none"),
-    "bandit": EarlyTermination("bandit", {"slack_factor": 0.1, "evaluation_interval": 1,
-                                          "delay_evaluation": 1}),
-    "median_stopping": EarlyTermination("median_stopping", {"evaluation_interval": 1,
-                                                            "delay_evaluation": 1}),
-    "truncation_selection": EarlyTermination("truncation_selection", {
-        "truncation_percentage": 25, "evaluation_interval": 1, "delay_evaluation": 1}),
+    "bandit": EarlyTermination(
+        "bandit", {"slack_factor": 0.1, "evaluation_interval": 1, "delay_evaluation": 1}
+    ),
+    "median_stopping": EarlyTermination(
+        "median_stopping", {"evaluation_interval": 1, "delay_evaluation": 1}
+    ),
+    "truncation_selection": EarlyTermination(
+        "truncation_selection",
+        {"truncation_percentage": 25, "evaluation_interval": 1, "delay_evaluation": 1},
+    ),
     "asha": EarlyTermination("asha", {"min_resource": 1, "reduction_factor": 3}),
     "hyperband": EarlyTermination("hyperband", {"min_resource": 1, "reduction_factor": 3}),
-    "asha_promotion": EarlyTermination("asha", {"mode": "promotion", "min_resource": 1,
-                                                "reduction_factor": 3}),
-    "hyperband_promotion": EarlyTermination("hyperband", {"mode": "promotion",
-                                                          "min_resource": 1,
-                                                          "reduction_factor": 3}),
+    "asha_promotion": EarlyTermination(
+        "asha", {"mode": "promotion", "min_resource": 1, "reduction_factor": 3}
+    ),
+    "hyperband_promotion": EarlyTermination(
+        "hyperband", {"mode": "promotion", "min_resource": 1, "reduction_factor": 3}
+    ),
     "forecast": EarlyTermination("forecast", {"risk": 0.05}),
     "top_third_after_1": KeepTopAfter(1, 1 / 3),
 }
@@ -136,9 +148,16 @@ STANDARD: dict[str, ReplayPolicy] = {
 settings, and the baseline."""
 
 
-def replay(curves: Sequence[Curve], policy: ReplayPolicy, *, maximize: bool = True,
-           workers: int = 1, order: Sequence[int] | None = None,
-           budget_s: float | None = None, seed: int = 0) -> Run:
+def replay(
+    curves: Sequence[Curve],
+    policy: ReplayPolicy,
+    *,
+    maximize: bool = True,
+    workers: int = 1,
+    order: Sequence[int] | None = None,
+    budget_s: float | None = None,
+    seed: int = 0,
+) -> Run:
     """``curves`` run under ``policy`` on ``workers`` simulated workers.
 
     Args:
@@ -155,10 +174,12 @@ def replay(curves: Sequence[Curve], policy: ReplayPolicy, *, maximize: bool = Tr
     else:
         scheduler = Promotion.of(policy.policy, maximize, longest)
         pruner = make_pruner(policy, longest)
-    study = optuna.create_study(direction="maximize" if maximize else "minimize",
-                                pruner=pruner)
-    queue = _stream(len(curves), seed) if budget_s is not None else \
-        iter(order if order is not None else range(len(curves)))
+    study = optuna.create_study(direction="maximize" if maximize else "minimize", pruner=pruner)
+    queue = (
+        _stream(len(curves), seed)
+        if budget_s is not None
+        else iter(order if order is not None else range(len(curves)))
+    )
     sim = _Simulation(study, curves, scheduler, workers, budget_s, maximize)
     sim.run(queue)
     return sim.out
@@ -176,9 +197,15 @@ class _Simulation:
     """The coordinator's loop on a simulated clock: a free worker continues a paused trial
     the scheduler promotes, else starts the next trial; reports are judged in time order."""
 
-    def __init__(self, study: optuna.Study, curves: Sequence[Curve],
-                 scheduler: Promotion | None, workers: int, budget_s: float | None,
-                 maximize: bool) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        curves: Sequence[Curve],
+        scheduler: Promotion | None,
+        workers: int,
+        budget_s: float | None,
+        maximize: bool,
+    ) -> None:
         self.study, self.curves, self.scheduler = study, curves, scheduler
         # The coordinator's own judge of each report, so a replay decides as a sweep does.
         self.referee = Referee(study, "value", pausing=scheduler)
@@ -234,9 +261,13 @@ class _Simulation:
     def _promote(self, now: float, exhausted: bool) -> bool:
         assert self.scheduler is not None
         frozen = self.study.get_trials(deepcopy=False)
-        running = {n for n, e in self.next_epoch.items() if n in self.trials
-                   and not paused_at(frozen[n])
-                   and frozen[n].state == TrialState.RUNNING}
+        running = {
+            n
+            for n, e in self.next_epoch.items()
+            if n in self.trials
+            and not paused_at(frozen[n])
+            and frozen[n].state == TrialState.RUNNING
+        }
         moves = self.scheduler.moves(frozen, running, exhausted)
         if not moves:
             return False
@@ -262,8 +293,11 @@ class _Simulation:
         value = curve.values[epoch]
         self.out.epochs += 1
         self.next_epoch[number] = epoch + 1
-        promoted = promoted_from(self.study.get_trials(deepcopy=False)[number]) \
-            if self.scheduler is not None else ()
+        promoted = (
+            promoted_from(self.study.get_trials(deepcopy=False)[number])
+            if self.scheduler is not None
+            else ()
+        )
         verdict = self.referee.judge(trial, epoch, value, curve.planned, promoted)
         if epoch + 1 >= curve.planned:  # its last epoch: it completes, never pruned
             self._complete(now, number, curve.values[-1])
@@ -292,6 +326,7 @@ class _Simulation:
 
 # -- many seeds, many policies ------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Summary:
     """One policy over many seeds (medians, and the share of seeds that lost the best)."""
@@ -315,17 +350,26 @@ class Summary:
     and all of it."""
 
     def as_json(self) -> dict[str, object]:
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v)
-                for k, v in self.__dict__.items()}
+        return {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in self.__dict__.items()
+        }
 
 
 ANYTIME = (0.25, 0.5, 1.0)
 
 
-def compare(curves: Sequence[Curve], policies: dict[str, ReplayPolicy], *,
-            maximize: bool = True, workers: int = 1, seeds: int = 1,
-            tolerance: float = 0.0, anytime: bool = True,
-            processes: int | None = None) -> list[Summary]:
+def compare(
+    curves: Sequence[Curve],
+    policies: dict[str, ReplayPolicy],
+    *,
+    maximize: bool = True,
+    workers: int = 1,
+    seeds: int = 1,
+    tolerance: float = 0.0,
+    anytime: bool = True,
+    processes: int | None = None,
+) -> list[Summary]:
     """Every policy over ``seeds`` orders of the same trials (seed 0: the recorded order),
     against the sweep without early termination; with ``anytime``, also an open stream at
     that sweep's compute. Policies are replayed in ``processes`` processes (default: one
@@ -336,10 +380,13 @@ def compare(curves: Sequence[Curve], policies: dict[str, ReplayPolicy], *,
         shuffled = list(range(len(curves)))
         random.Random(seed).shuffle(shuffled)
         orders.append(shuffled)
-    baselines = [replay(curves, none, maximize=maximize, workers=workers, order=order)
-                 for order in orders]
-    jobs = [(name, policy, curves, orders, baselines, maximize, workers, tolerance, anytime)
-            for name, policy in policies.items()]
+    baselines = [
+        replay(curves, none, maximize=maximize, workers=workers, order=order) for order in orders
+    ]
+    jobs = [
+        (name, policy, curves, orders, baselines, maximize, workers, tolerance, anytime)
+        for name, policy in policies.items()
+    ]
     processes = min(processes or os.cpu_count() or 1, len(jobs))
     if processes <= 1:
         return [_summarise(*job) for job in jobs]
@@ -351,13 +398,24 @@ def compare(curves: Sequence[Curve], policies: dict[str, ReplayPolicy], *,
         return list(pool.map(_summarise, *zip(*jobs, strict=True)))
 
 
-def _summarise(name: str, policy: ReplayPolicy, curves: Sequence[Curve],
-               orders: list[list[int]], baselines: list[Run], maximize: bool, workers: int,
-               tolerance: float, anytime: bool) -> Summary:
+def _summarise(
+    name: str,
+    policy: ReplayPolicy,
+    curves: Sequence[Curve],
+    orders: list[list[int]],
+    baselines: list[Run],
+    maximize: bool,
+    workers: int,
+    tolerance: float,
+    anytime: bool,
+) -> Summary:
     """One policy over every order, measured against the no-pruning runs of each."""
-    runs = [base if policy == EarlyTermination("none") else
-            replay(curves, policy, maximize=maximize, workers=workers, order=order)
-            for order, base in zip(orders, baselines, strict=True)]
+    runs = [
+        base
+        if policy == EarlyTermination("none")
+        else replay(curves, policy, maximize=maximize, workers=workers, order=order)
+        for order, base in zip(orders, baselines, strict=True)
+    ]
     lost, reached, ratios = 0, [], []
     for run, base in zip(runs, baselines, strict=True):
         target = base.best(maximize)
@@ -372,17 +430,25 @@ def _summarise(name: str, policy: ReplayPolicy, curves: Sequence[Curve],
     stream: list[tuple[float | None, ...]] = []
     if anytime:
         for seed, base in enumerate(baselines):
-            run = replay(curves, policy, maximize=maximize, workers=workers,
-                         budget_s=base.seconds, seed=seed)
+            run = replay(
+                curves, policy, maximize=maximize, workers=workers, budget_s=base.seconds, seed=seed
+            )
             stream.append(tuple(run.best_at(base.seconds * f, maximize) for f in ANYTIME))
     bests = [b for b in (r.best(maximize) for r in runs) if b is not None]
     return Summary(
-        name, _median([r.epochs for r in runs]), _median([r.seconds for r in runs]),
-        _median(bests) if bests else None, lost / len(runs),
-        _median(reached) if reached else None, _median(ratios) if ratios else 0.0,
-        _median([r.pruned for r in runs]), _median([r.censored for r in runs]),
+        name,
+        _median([r.epochs for r in runs]),
+        _median([r.seconds for r in runs]),
+        _median(bests) if bests else None,
+        lost / len(runs),
+        _median(reached) if reached else None,
+        _median(ratios) if ratios else 0.0,
+        _median([r.pruned for r in runs]),
+        _median([r.censored for r in runs]),
         tuple(_median_or_none([s[i] for s in stream]) for i in range(len(ANYTIME)))
-        if stream else ())
+        if stream
+        else (),
+    )
 
 
 def _median(values: Sequence[float]) -> float:

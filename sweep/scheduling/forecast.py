@@ -63,13 +63,16 @@ def forecast(curve: Sequence[float], horizon: int) -> Forecast:
     if n < 3 or np.ptp(y) == 0.0:
         return Forecast(float(y[-1]), 0.0, step)
     t = np.arange(1, n + 1, dtype=float)
-    values = [_fit(np.exp(-np.outer(_RATES, t)), np.exp(-_RATES * horizon), y),
-              _fit(t[None, :] ** -_RATES[:, None], float(horizon) ** -_RATES, y)]
+    values = [
+        _fit(np.exp(-np.outer(_RATES, t)), np.exp(-_RATES * horizon), y),
+        _fit(t[None, :] ** -_RATES[:, None], float(horizon) ** -_RATES, y),
+    ]
     # A saturating curve never rises faster than its steepest step so far: a fit that runs
     # further off (noise read as a bend) is held to that line.
     reach = float(np.abs(np.diff(y)).max()) * (horizon - n) + float(np.ptp(y))
-    low, high = (float(np.clip(v, y[-1] - reach, y[-1] + reach)) for v in
-                 (min(values), max(values)))
+    low, high = (
+        float(np.clip(v, y[-1] - reach, y[-1] + reach)) for v in (min(values), max(values))
+    )
     return Forecast((low + high) / 2, (high - low) / 2, step)
 
 

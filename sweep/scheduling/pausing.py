@@ -32,14 +32,16 @@ class Move:
 
 
 class PausingScheduler(Protocol):
-    def pauses_at(self, number: int, trained: int, asked: int | None,
-                  promoted: Sequence[int]) -> bool:
+    def pauses_at(
+        self, number: int, trained: int, asked: int | None, promoted: Sequence[int]
+    ) -> bool:
         """Whether trial ``number`` waits now, having trained ``trained`` epochs of the
         ``asked`` (its num_epochs, when known) after leaving the rungs ``promoted``."""
         ...
 
-    def moves(self, trials: Sequence[FrozenTrial], active: Collection[int],
-              launched_all: bool) -> list[Move]:
+    def moves(
+        self, trials: Sequence[FrozenTrial], active: Collection[int], launched_all: bool
+    ) -> list[Move]:
         """The paused trials that continue now (none: start a new trial if the budget allows,
         else wait). ``active``: trials running now; ``launched_all``: the budget is spent."""
         ...
@@ -51,5 +53,6 @@ class PausingScheduler(Protocol):
 
 def paused(trials: Sequence[FrozenTrial]) -> dict[int, int]:
     """Trial number -> the rung it waits at, for every paused trial."""
-    return {t.number: paused_at(t) for t in trials
-            if t.state == TrialState.RUNNING and paused_at(t)}
+    return {
+        t.number: paused_at(t) for t in trials if t.state == TrialState.RUNNING and paused_at(t)
+    }

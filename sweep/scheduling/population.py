@@ -46,16 +46,22 @@ class Population:
     @classmethod
     def of(cls, config: SweepConfig, space: OptunaSpace) -> Population:
         algorithm = config.sampling_algorithm
-        return cls(Pbt(seed=algorithm.seed, **algorithm.options), config.search_space,
-                   space.decode, config.maximize)
+        return cls(
+            Pbt(seed=algorithm.seed, **algorithm.options),
+            config.search_space,
+            space.decode,
+            config.maximize,
+        )
 
-    def pauses_at(self, number: int, trained: int, asked: int | None,
-                  promoted: Sequence[int]) -> bool:
+    def pauses_at(
+        self, number: int, trained: int, asked: int | None, promoted: Sequence[int]
+    ) -> bool:
         last = asked if asked is not None else math.inf
         return trained % self.settings.perturbation_interval == 0 and trained < last
 
-    def moves(self, trials: Sequence[FrozenTrial], active: Collection[int],
-              launched_all: bool) -> list[Move]:
+    def moves(
+        self, trials: Sequence[FrozenTrial], active: Collection[int], launched_all: bool
+    ) -> list[Move]:
         """A whole generation at once, when every member waits at a boundary."""
         if not launched_all or active:
             return []
@@ -66,29 +72,43 @@ class Population:
             return []
         boundary = min(waiting.values())
         members = [t for t in trials if waiting.get(t.number) == boundary]
-        ranked = sorted(members, key=lambda t: t.intermediate_values[boundary - 1],
-                        reverse=self.maximize)
+        ranked = sorted(
+            members, key=lambda t: t.intermediate_values[boundary - 1], reverse=self.maximize
+        )
         k = min(math.ceil(len(ranked) * self.settings.quantile), len(ranked) // 2)
-        top, bottom = ranked[:k], ranked[len(ranked) - k:] if k else []
+        top, bottom = ranked[:k], ranked[len(ranked) - k :] if k else []
         rng = random.Random(f"{self.settings.seed}:{boundary}")
         moves = []
         for member in sorted(bottom, key=lambda t: t.number):
             donor = rng.choice(top)
-            params = explore(self.space, current_params(donor, self.decode), rng,
-                             self.settings.perturbation_factors,
-                             self.settings.resample_probability)
+            params = explore(
+                self.space,
+                current_params(donor, self.decode),
+                rng,
+                self.settings.perturbation_factors,
+                self.settings.resample_probability,
+            )
             searched = {k: v for k, v in params.items() if k in self.space}
-            lineage = [e for e in member.user_attrs.get(LINEAGE, [])
-                       if int(e["epoch"]) < boundary]  # a generation repeated after a crash
+            lineage = [
+                e for e in member.user_attrs.get(LINEAGE, []) if int(e["epoch"]) < boundary
+            ]  # a generation repeated after a crash
             lineage.append({"epoch": boundary, "from": donor.number, "params": searched})
-            moves.append(Move(member.number, f"copied trial {donor.number}'s checkpoint at "
-                                             f"{boundary} epochs and explored its params",
-                              {OVERRIDES: searched, LINEAGE: lineage}, donor=donor.number))
+            moves.append(
+                Move(
+                    member.number,
+                    f"copied trial {donor.number}'s checkpoint at "
+                    f"{boundary} epochs and explored its params",
+                    {OVERRIDES: searched, LINEAGE: lineage},
+                    donor=donor.number,
+                )
+            )
         copied = {m.number for m in moves}
-        moves += [Move(t.number, f"next generation after {boundary} epochs")
-                  for t in members if t.number not in copied]
+        moves += [
+            Move(t.number, f"next generation after {boundary} epochs")
+            for t in members
+            if t.number not in copied
+        ]
         return moves
 
     def why_left(self, rung: int) -> str:
         return f"stopped at {rung} epochs: the sweep ended before its next generation"
-

@@ -44,16 +44,20 @@ class Promotion:
         ``epochs``: the trainer's num_epochs when the file fixes it (Hyperband's brackets
         need the longest a trial trains)."""
         if isinstance(policy, Asha) and policy.mode == "promotion":
-            return cls(policy.min_resource, policy.reduction_factor,
-                       policy.min_early_stopping_rate, policy.max_resource, maximize)
+            return cls(
+                policy.min_resource,
+                policy.reduction_factor,
+                policy.min_early_stopping_rate,
+                policy.max_resource,
+                maximize,
+            )
         if isinstance(policy, Hyperband) and policy.mode == "promotion":
             longest = policy.max_resource or epochs
             brackets = 1
             if longest is not None:
-                while policy.min_resource * policy.reduction_factor ** brackets < longest:
+                while policy.min_resource * policy.reduction_factor**brackets < longest:
                     brackets += 1
-            return cls(policy.min_resource, policy.reduction_factor, 0, longest, maximize,
-                       brackets)
+            return cls(policy.min_resource, policy.reduction_factor, 0, longest, maximize, brackets)
         return None
 
     def bracket_of(self, number: int) -> int:
@@ -74,33 +78,41 @@ class Promotion:
         """The epochs a trial trains at most: max_resource, else its own num_epochs."""
         return self.max_resource or asked
 
-    def pauses_at(self, number: int, trained: int, asked: int | None,
-                  promoted: Sequence[int]) -> bool:
+    def pauses_at(
+        self, number: int, trained: int, asked: int | None, promoted: Sequence[int]
+    ) -> bool:
         """Whether trial ``number``, having trained ``trained`` epochs, waits at a rung now."""
         rungs = self.rungs(self.last_epoch(asked), self.bracket_of(number))
         return trained in rungs and trained not in promoted
 
-    def moves(self, trials: Sequence[FrozenTrial], active: Collection[int],
-              launched_all: bool) -> list[Move]:
+    def moves(
+        self, trials: Sequence[FrozenTrial], active: Collection[int], launched_all: bool
+    ) -> list[Move]:
         """One promotion at a time, whenever a worker is free (new trials only when no one
         can be promoted)."""
         picked = self.pick([t for t in trials if t.number not in active])
         if picked is None:
             return []
         number, rung = picked
-        return [Move(number, f"promoted from the rung at {rung} epochs",
-                     {PROMOTED: [*promoted_from(trials[number]), rung]})]
+        return [
+            Move(
+                number,
+                f"promoted from the rung at {rung} epochs",
+                {PROMOTED: [*promoted_from(trials[number]), rung]},
+            )
+        ]
 
     def why_left(self, rung: int) -> str:
-        return (f"paused at {rung} epochs and not promoted: not in the top "
-                f"1/{self.reduction_factor} of the trials that reached that rung")
+        return (
+            f"paused at {rung} epochs and not promoted: not in the top "
+            f"1/{self.reduction_factor} of the trials that reached that rung"
+        )
 
     def pick(self, trials: Sequence[FrozenTrial]) -> tuple[int, int] | None:
         """(trial number, rung) of the trial to promote now, if any: the highest rung first,
         the best there first; each bracket ranks its own trials."""
         for bracket in range(self.brackets):
-            picked = self._pick([t for t in trials
-                                 if self.bracket_of(t.number) == bracket])
+            picked = self._pick([t for t in trials if self.bracket_of(t.number) == bracket])
             if picked is not None:
                 return picked
         return None
@@ -110,8 +122,11 @@ class Promotion:
         if not waiting:
             return None
         for rung in sorted(set(waiting.values()), reverse=True):
-            reached = [(t.intermediate_values[rung - 1], t.number) for t in trials
-                       if rung - 1 in t.intermediate_values and t.state != TrialState.WAITING]
+            reached = [
+                (t.intermediate_values[rung - 1], t.number)
+                for t in trials
+                if rung - 1 in t.intermediate_values and t.state != TrialState.WAITING
+            ]
             reached.sort(reverse=self.maximize)
             quota = len(reached) // self.reduction_factor
             # At most n // eta of the n trials that reached a rung ever leave it: a trial
@@ -123,4 +138,3 @@ class Promotion:
                 if waiting.get(number) == rung:
                     return number, rung
         return None
-

@@ -58,7 +58,6 @@ def _series(trial: FrozenTrial) -> list[float]:
 class AzureRulePruner(BasePruner):
     """The common rule of Azure ML's policies: when to evaluate, and who the peers are."""
 
-
     def __init__(self, evaluation_interval: int = 1, delay_evaluation: int = 0) -> None:
         self.evaluation_interval = max(evaluation_interval, 1)
         self.delay_evaluation = delay_evaluation
@@ -92,8 +91,9 @@ class AzureRulePruner(BasePruner):
             self._finished[trial.number] = _series(trial)
         return self._finished[trial.number]
 
-    def decide(self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]],
-               maximize: bool) -> str | None:
+    def decide(
+        self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]], maximize: bool
+    ) -> str | None:
         """The reason to prune a trial whose reports are ``series``, or None to keep it."""
         raise NotImplementedError
 
@@ -103,14 +103,15 @@ def _best(values: list[float], maximize: bool) -> float:
 
 
 class BanditPruner(AzureRulePruner):
-
-    def __init__(self, slack_factor: float | None = None, slack_amount: float | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, slack_factor: float | None = None, slack_amount: float | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.slack_factor, self.slack_amount = slack_factor, slack_amount
 
-    def decide(self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]],
-               maximize: bool) -> str | None:
+    def decide(
+        self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]], maximize: bool
+    ) -> str | None:
         n = len(series)
         mine = _best(series, maximize)
         reached = [_best(p[:n], maximize) for _, p in peers] + [mine]
@@ -129,9 +130,9 @@ class BanditPruner(AzureRulePruner):
 
 
 class MedianStoppingPruner(AzureRulePruner):
-
-    def decide(self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]],
-               maximize: bool) -> str | None:
+    def decide(
+        self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]], maximize: bool
+    ) -> str | None:
         n = len(series)
         averages = [statistics.fmean(p[:n]) for _, p in peers]
         if not averages:
@@ -144,18 +145,20 @@ class MedianStoppingPruner(AzureRulePruner):
 
 
 class TruncationSelectionPruner(AzureRulePruner):
-
-    def __init__(self, truncation_percentage: int = 10, exclude_finished_jobs: bool = False,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, truncation_percentage: int = 10, exclude_finished_jobs: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.truncation_percentage = truncation_percentage
         self.exclude_finished_jobs = exclude_finished_jobs
 
-    def decide(self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]],
-               maximize: bool) -> str | None:
+    def decide(
+        self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]], maximize: bool
+    ) -> str | None:
         n = len(series)
         values = [
-            p[n - 1] for t, p in peers
+            p[n - 1]
+            for t, p in peers
             if len(p) >= n and (t.state == TrialState.RUNNING or not self.exclude_finished_jobs)
         ]
         everyone = sorted(values + [series[-1]], reverse=not maximize)  # worst first
@@ -164,8 +167,10 @@ class TruncationSelectionPruner(AzureRulePruner):
             return None
         threshold = everyone[cut - 1]
         if (series[-1] <= threshold) if maximize else (series[-1] >= threshold):
-            return (f"{series[-1]:.4g} is in the lowest {self.truncation_percentage}% of "
-                    f"{len(everyone)} trials at this interval")
+            return (
+                f"{series[-1]:.4g} is in the lowest {self.truncation_percentage}% of "
+                f"{len(everyone)} trials at this interval"
+            )
         return None
 
 
@@ -174,8 +179,13 @@ class ForecastPruner(BasePruner):
     at its last epoch, plus the margin the forecasts needed on this sweep's finished curves,
     cannot reach the best finished value (see sweep.scheduling.forecast)."""
 
-    def __init__(self, risk: float = 0.05, min_epochs: int = 3, min_history: int = 3,
-                 epochs: int | None = None) -> None:
+    def __init__(
+        self,
+        risk: float = 0.05,
+        min_epochs: int = 3,
+        min_history: int = 3,
+        epochs: int | None = None,
+    ) -> None:
         self.risk, self.min_epochs, self.min_history = risk, min_epochs, min_history
         self.epochs = epochs
         self.reasons: dict[int, str] = {}
@@ -185,11 +195,18 @@ class ForecastPruner(BasePruner):
         from sweep.scheduling.forecast import forecast, margin
 
         series = _series(trial)
-        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.value is not None and t.intermediate_values]
+        done = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.value is not None and t.intermediate_values
+        ]
         horizon = self._horizon(trial, done)
-        if len(series) < self.min_epochs or len(done) < self.min_history or \
-                horizon is None or len(series) >= horizon:
+        if (
+            len(series) < self.min_epochs
+            or len(done) < self.min_history
+            or horizon is None
+            or len(series) >= horizon
+        ):
             return False
         up = study.direction == StudyDirection.MAXIMIZE
         finals = [float(t.value) for t in done if t.value is not None]
@@ -214,7 +231,8 @@ class ForecastPruner(BasePruner):
         if (guess + room < best) if up else (guess - room > best):
             self.reasons[trial.number] = (
                 f"forecast {guess:.4g} ± {room:.2g} at epoch {horizon} "
-                f"{'<' if up else '>'} best {best:.4g}")
+                f"{'<' if up else '>'} best {best:.4g}"
+            )
             return True
         return False
 
@@ -240,25 +258,34 @@ class EpochsTrained(BasePruner):
 
     def prune(self, study: Study, trial: FrozenTrial) -> bool:
         shifted = copy.copy(trial)
-        shifted.intermediate_values = {step + 1: value
-                                       for step, value in trial.intermediate_values.items()}
+        shifted.intermediate_values = {
+            step + 1: value for step, value in trial.intermediate_values.items()
+        }
         return bool(self.inner.prune(study, shifted))
 
 
 def _asha(p: Asha) -> BasePruner:
     if p.mode == "promotion":
         return optuna.pruners.NopPruner()  # the promotion scheduler decides (promotion.py)
-    return EpochsTrained(optuna.pruners.SuccessiveHalvingPruner(
-        min_resource=p.min_resource, reduction_factor=p.reduction_factor,
-        min_early_stopping_rate=p.min_early_stopping_rate))
+    return EpochsTrained(
+        optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=p.min_resource,
+            reduction_factor=p.reduction_factor,
+            min_early_stopping_rate=p.min_early_stopping_rate,
+        )
+    )
 
 
 def _hyperband(p: Hyperband) -> BasePruner:
     if p.mode == "promotion":
         return optuna.pruners.NopPruner()  # the promotion scheduler decides (promotion.py)
-    return EpochsTrained(optuna.pruners.HyperbandPruner(
-        min_resource=p.min_resource, max_resource=p.max_resource or "auto",
-        reduction_factor=p.reduction_factor))
+    return EpochsTrained(
+        optuna.pruners.HyperbandPruner(
+            min_resource=p.min_resource,
+            max_resource=p.max_resource or "auto",
+            reduction_factor=p.reduction_factor,
+        )
+    )
 
 
 # Each policy (search_spaces.policies) and the Optuna pruner that runs it.

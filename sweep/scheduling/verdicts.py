@@ -57,14 +57,26 @@ class Referee:
     """Judges each report of a sweep's trials (one objective: several objectives keep no
     per-epoch values in Optuna, so only the value check applies to them)."""
 
-    def __init__(self, study: optuna.Study, metric: str, *, several_objectives: bool = False,
-                 pausing: PausingScheduler | None = None) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        metric: str,
+        *,
+        several_objectives: bool = False,
+        pausing: PausingScheduler | None = None,
+    ) -> None:
         self.study, self.metric = study, metric
         self.several_objectives = several_objectives
         self.pausing = pausing
 
-    def judge(self, trial: optuna.Trial, epoch: int, value: object, planned: int | None,
-              promoted: Sequence[int] = ()) -> Verdict:
+    def judge(
+        self,
+        trial: optuna.Trial,
+        epoch: int,
+        value: object,
+        planned: int | None,
+        promoted: Sequence[int] = (),
+    ) -> Verdict:
         """The verdict on ``trial``'s report of ``epoch`` (from 0) with the objective's
         ``value`` (None: this report did not carry it), the trial planning ``planned``
         epochs and having left the rungs ``promoted``. Tells the study the value."""
@@ -72,8 +84,11 @@ class Referee:
 
         if value is None:
             return CONTINUE
-        if isinstance(value, bool) or not isinstance(value, int | float) or \
-                not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             return Verdict("fail", f"{self.metric} is {value} at epoch {epoch + 1}")
         if self.several_objectives:
             return CONTINUE
@@ -82,8 +97,9 @@ class Referee:
             return CONTINUE  # its last epoch: it completes, never pruned
         if trial.should_prune():
             return Verdict("stop", prune_reason(self.study.pruner, trial.number, epoch))
-        if self.pausing is not None and self.pausing.pauses_at(trial.number, epoch + 1,
-                                                               planned, promoted):
+        if self.pausing is not None and self.pausing.pauses_at(
+            trial.number, epoch + 1, planned, promoted
+        ):
             return Verdict("pause", rung=epoch + 1)
         return CONTINUE
 
@@ -105,8 +121,7 @@ def pausing_scheduler(config: SweepConfig, space: OptunaSpace) -> PausingSchedul
 
     if config.sampling_algorithm.type == "pbt":
         return Population.of(config, space)
-    return Promotion.of(config.early_termination.policy, config.maximize,
-                        fixed_epochs(config))
+    return Promotion.of(config.early_termination.policy, config.maximize, fixed_epochs(config))
 
 
 def fixed_epochs(config: SweepConfig) -> int | None:
@@ -131,7 +146,11 @@ def planned_epochs(params: Mapping[str, Any], fixed: int | None) -> int | None:
 
 
 def _count(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or \
-            not math.isfinite(value) or value != int(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value != int(value)
+    ):
         return None
     return int(value)

@@ -17,8 +17,15 @@ from sweep.trainers.command_trial import CommandTrainer
 logger = logging.getLogger(__name__)
 
 # What a code snapshot leaves out, here and when Ray uploads the code to a cluster.
-SNAPSHOT_EXCLUDES = ("__pycache__", "*.pyc", ".git", ".venv", "mlruns", "outputs",
-                     ".ipynb_checkpoints")
+SNAPSHOT_EXCLUDES = (
+    "__pycache__",
+    "*.pyc",
+    ".git",
+    ".venv",
+    "mlruns",
+    "outputs",
+    ".ipynb_checkpoints",
+)
 
 
 def check_command(config: SweepConfig) -> None:
@@ -55,8 +62,9 @@ def snapshot_code(config: SweepConfig, sweep_dir: Path) -> Path | None:
     staging = sweep_dir / f".{CODE}-staging"
     shutil.rmtree(staging, ignore_errors=True)
     if trial.code.is_dir():
-        shutil.copytree(trial.code, staging, symlinks=True,
-                        ignore=shutil.ignore_patterns(*SNAPSHOT_EXCLUDES))
+        shutil.copytree(
+            trial.code, staging, symlinks=True, ignore=shutil.ignore_patterns(*SNAPSHOT_EXCLUDES)
+        )
     else:
         staging.mkdir()
         shutil.copy2(trial.code, staging / trial.code.name)
@@ -68,15 +76,21 @@ def command_trainer(config: SweepConfig, sweep_dir: Path) -> CommandTrainer:
     trial = config.command
     assert trial is not None
     code = snapshot_code(config, sweep_dir)
-    logger.info("trials run %r in this Python environment (%s); trial.environment is used on "
-                "Azure ML only", trial.command, sys.executable)
+    logger.info(
+        "trials run %r in this Python environment (%s); trial.environment is used on Azure ML only",
+        trial.command,
+        sys.executable,
+    )
     dist = trial.distribution
     return CommandTrainer(
-        command=trial.command, metric=config.objective.primary_metric,
+        command=trial.command,
+        metric=config.objective.primary_metric,
         code=str(code.resolve()) if code else None,
-        inputs={k: v.value for k, v in trial.inputs.items()}, outputs=trial.outputs,
+        inputs={k: v.value for k, v in trial.inputs.items()},
+        outputs=trial.outputs,
         environment_variables=dict(trial.environment_variables),
-        distribution=dist.type if dist else None, processes=dist.processes if dist else 1,
+        distribution=dist.type if dist else None,
+        processes=dist.processes if dist else 1,
     )
 
 

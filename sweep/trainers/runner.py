@@ -35,14 +35,18 @@ def resolve_entry(entry: str | TrainFn) -> TrainFn:
             module = importlib.import_module(module_name)
     except _ExitCalled as exc:
         code, where = exc.args
-        raise TrialFailed(f"trainer.entry: importing {module_name} called os._exit({code}) at "
-                          f"{where}; a trainer module must not end the process when "
-                          "imported") from None
+        raise TrialFailed(
+            f"trainer.entry: importing {module_name} called os._exit({code}) at "
+            f"{where}; a trainer module must not end the process when "
+            "imported"
+        ) from None
     except ImportError as exc:
         raise TrialFailed(f"trainer.entry: cannot import {module_name}: {exc}") from None
     except (Exception, SystemExit) as exc:  # any bug at import, exit() included: one line
-        raise TrialFailed(f"trainer.entry: importing {module_name} failed at "
-                          f"{_where(exc)}: {type(exc).__name__}: {exc}") from None
+        raise TrialFailed(
+            f"trainer.entry: importing {module_name} failed at "
+            f"{_where(exc)}: {type(exc).__name__}: {exc}"
+        ) from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise TrialFailed(f"trainer.entry: {module_name} has no function {attr}")
@@ -79,8 +83,14 @@ def _where(exc: BaseException) -> str:
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
 
 
-def run_trial(spec: TrialSpec, send: SendReport, *, capture_output: bool = True,
-              log_name: str = TRIAL_LOG, rank: int = 0) -> dict[str, Any]:
+def run_trial(
+    spec: TrialSpec,
+    send: SendReport,
+    *,
+    capture_output: bool = True,
+    log_name: str = TRIAL_LOG,
+    rank: int = 0,
+) -> dict[str, Any]:
     """Calls the trainer; its log goes to ``trial_dir/trial.log``; failures become TrialFailed.
 
     The trainer gets ``params["checkpoint_dir"]``, filled with the trial's checkpoint as of

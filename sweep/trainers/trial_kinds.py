@@ -26,8 +26,7 @@ class TrialKind(ABC):
         """Refuses what would make every trial of this kind fail on this machine."""
 
     @abstractmethod
-    def entry(self, config: SweepConfig, sweep_dir: Path,
-              given: str | TrainFn) -> str | TrainFn:
+    def entry(self, config: SweepConfig, sweep_dir: Path, given: str | TrainFn) -> str | TrainFn:
         """What each trial calls (a command sweep snapshots its code first)."""
 
     @abstractmethod
@@ -35,13 +34,15 @@ class TrialKind(ABC):
         """The trial's own code folder, which travels to a Ray cluster's nodes."""
 
     @abstractmethod
-    def as_started(self, config: SweepConfig, data: dict[str, Any],
-                   sweep_dir: Path) -> dict[str, Any]:
+    def as_started(
+        self, config: SweepConfig, data: dict[str, Any], sweep_dir: Path
+    ) -> dict[str, Any]:
         """``sweep.yaml``'s document: what a resumed sweep runs."""
 
     @abstractmethod
-    def keep_best(self, config: SweepConfig, result: SweepResult,
-                  folder: Path | None = None) -> Path | None:
+    def keep_best(
+        self, config: SweepConfig, result: SweepResult, folder: Path | None = None
+    ) -> Path | None:
         """Fills ``folder`` (``best/``) from ``result.best``; the folder, or None when there
         is nothing."""
 
@@ -52,7 +53,6 @@ class TrialKind(ABC):
     def notice(self, config: SweepConfig) -> str | None:
         """A line to say before anything runs, if any."""
         return None
-
 
     @abstractmethod
     def azure_output(self, config: SweepConfig) -> str | None:
@@ -72,27 +72,29 @@ class FunctionTrials(TrialKind):
 
         check_trainer(config, entry)
 
-    def entry(self, config: SweepConfig, sweep_dir: Path,
-              given: str | TrainFn) -> str | TrainFn:
+    def entry(self, config: SweepConfig, sweep_dir: Path, given: str | TrainFn) -> str | TrainFn:
         return given
 
     def code(self, config: SweepConfig) -> Path | None:
         return None
 
-    def as_started(self, config: SweepConfig, data: dict[str, Any],
-                   sweep_dir: Path) -> dict[str, Any]:
+    def as_started(
+        self, config: SweepConfig, data: dict[str, Any], sweep_dir: Path
+    ) -> dict[str, Any]:
         return data
 
-    def keep_best(self, config: SweepConfig, result: SweepResult,
-                  folder: Path | None = None) -> Path | None:
+    def keep_best(
+        self, config: SweepConfig, result: SweepResult, folder: Path | None = None
+    ) -> Path | None:
         from sweep.model.best_model import keep_best
 
         return keep_best(config, result, folder)
 
     def plan(self, config: SweepConfig) -> list[str]:
-        return [f"  trainer: {config.trainer.entry} "
-                + " ".join(f"{k}={v}" for k, v in config.trainer.args.items())]
-
+        return [
+            f"  trainer: {config.trainer.entry} "
+            + " ".join(f"{k}={v}" for k, v in config.trainer.args.items())
+        ]
 
     def azure_output(self, config: SweepConfig) -> str | None:
         return "model"
@@ -101,13 +103,13 @@ class FunctionTrials(TrialKind):
 class CommandTrials(TrialKind):
     own_outputs = True
     logs_own_metrics = True
+
     def check_entry(self, config: SweepConfig, entry: str | TrainFn) -> None:
         from sweep.trainers.command_sweep import check_command
 
         check_command(config)
 
-    def entry(self, config: SweepConfig, sweep_dir: Path,
-              given: str | TrainFn) -> str | TrainFn:
+    def entry(self, config: SweepConfig, sweep_dir: Path, given: str | TrainFn) -> str | TrainFn:
         from sweep.trainers.command_sweep import command_trainer
 
         return command_trainer(config, sweep_dir)
@@ -116,14 +118,16 @@ class CommandTrials(TrialKind):
         assert config.command is not None
         return config.command.code
 
-    def as_started(self, config: SweepConfig, data: dict[str, Any],
-                   sweep_dir: Path) -> dict[str, Any]:
+    def as_started(
+        self, config: SweepConfig, data: dict[str, Any], sweep_dir: Path
+    ) -> dict[str, Any]:
         from sweep.trainers.command_sweep import as_started
 
         return as_started(config, data, sweep_dir)
 
-    def keep_best(self, config: SweepConfig, result: SweepResult,
-                  folder: Path | None = None) -> Path | None:
+    def keep_best(
+        self, config: SweepConfig, result: SweepResult, folder: Path | None = None
+    ) -> Path | None:
         from sweep.model.best_model import keep_best_outputs
 
         return keep_best_outputs(config, result, folder)
@@ -133,18 +137,22 @@ class CommandTrials(TrialKind):
         assert trial is not None
         lines = [f"  command: {trial.command}", f"  code: {trial.code or '(none)'}"]
         if trial.distribution is not None:
-            lines.append(f"  distribution: {trial.distribution.type}, "
-                         f"{trial.distribution.processes} processes per trial")
+            lines.append(
+                f"  distribution: {trial.distribution.type}, "
+                f"{trial.distribution.processes} processes per trial"
+            )
         return lines
 
     def notice(self, config: SweepConfig) -> str | None:
         assert config.command is not None
         env = config.command.environment
         # The file's environment is not what runs here: say so before anything runs.
-        return (f"trials run their command in this Python environment ({sys.executable})"
-                + (f"; trial.environment ({env if isinstance(env, str) else 'inline'}) is "
-                   "used on Azure ML only" if env else ""))
-
+        return f"trials run their command in this Python environment ({sys.executable})" + (
+            f"; trial.environment ({env if isinstance(env, str) else 'inline'}) is "
+            "used on Azure ML only"
+            if env
+            else ""
+        )
 
     def azure_output(self, config: SweepConfig) -> str | None:
         assert config.command is not None

@@ -15,8 +15,16 @@ def _frame(n: int, seed: int = 0) -> pd.DataFrame:
     noise = rng.uniform(0, 1, n)
     optimizer = rng.choice(["sgd", "adam"], n)
     value = 10 * lr + 3 * (optimizer == "adam") + rng.normal(0, 0.3, n)
-    return pd.DataFrame({"number": range(n), "state": "complete", "value": value,
-                         "param_lr": lr, "param_noise": noise, "param_optimizer": optimizer})
+    return pd.DataFrame(
+        {
+            "number": range(n),
+            "state": "complete",
+            "value": value,
+            "param_lr": lr,
+            "param_noise": noise,
+            "param_optimizer": optimizer,
+        }
+    )
 
 
 def test_the_driving_parameters_rank_first_and_noise_reads_near_zero() -> None:
@@ -30,9 +38,15 @@ def test_the_driving_parameters_rank_first_and_noise_reads_near_zero() -> None:
 
 def test_noise_alone_is_not_read_as_importance_with_few_trials() -> None:
     # Plain eta-squared gives 3 bins over 8 trials (k-1)/(n-1) = 2/7 by chance alone.
-    spread = [main_effects(_frame(8, seed)[["state", "value", "param_noise"]]
-                           .assign(value=np.random.default_rng(seed).normal(size=8)),
-                           ["noise"])["noise"] for seed in range(200)]
+    spread = [
+        main_effects(
+            _frame(8, seed)[["state", "value", "param_noise"]].assign(
+                value=np.random.default_rng(seed).normal(size=8)
+            ),
+            ["noise"],
+        )["noise"]
+        for seed in range(200)
+    ]
     assert np.median(spread) == 0
     assert np.mean(spread) < 0.5 * 2 / 7
 

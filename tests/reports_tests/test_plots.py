@@ -14,13 +14,28 @@ from reports.compare import SweepData
 def _data(trials: int, epochs: int = 3) -> SweepData:
     rng = np.random.default_rng(0)
     states = ["pruned" if n % 3 == 0 else "complete" for n in range(trials)]
-    frame = pd.DataFrame({"number": range(trials), "state": states,
-                          "value": rng.uniform(size=trials), "param_lr": rng.uniform(size=trials),
-                          "reason": ["median" if s == "pruned" else "" for s in states]})
-    rows = [{"trial": n, "epoch": e, "acc": rng.uniform()}
-            for n in range(trials) for e in range(1 if states[n] == "pruned" else epochs)]
-    return SweepData(name="big", metric="acc", goal="maximize", trials=frame,
-                     curves=pd.DataFrame(rows), sweep_dir=Path("."))
+    frame = pd.DataFrame(
+        {
+            "number": range(trials),
+            "state": states,
+            "value": rng.uniform(size=trials),
+            "param_lr": rng.uniform(size=trials),
+            "reason": ["median" if s == "pruned" else "" for s in states],
+        }
+    )
+    rows = [
+        {"trial": n, "epoch": e, "acc": rng.uniform()}
+        for n in range(trials)
+        for e in range(1 if states[n] == "pruned" else epochs)
+    ]
+    return SweepData(
+        name="big",
+        metric="acc",
+        goal="maximize",
+        trials=frame,
+        curves=pd.DataFrame(rows),
+        sweep_dir=Path("."),
+    )
 
 
 def _points(fig) -> int:  # type: ignore[no-untyped-def]

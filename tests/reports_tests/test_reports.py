@@ -31,16 +31,23 @@ ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
 def sweeps(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweeps")
     common = {
-        "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0},
-                         "opt": {"type": "choice", "values": ["sgd", "adamw"]}},
-        "trainer": toy_trainers.failing, "root": root,
+        "search_space": {
+            "x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0},
+            "opt": {"type": "choice", "values": ["sgd", "adamw"]},
+        },
+        "trainer": toy_trainers.failing,
+        "root": root,
         "trainer_args": {"num_epochs": 4},
         "early_termination": {"type": "bandit", "slack_amount": 0.02},
         "limits": {"max_total_trials": 10, "max_concurrent_trials": 1},
     }
     for name, seed in (("alpha", 0), ("beta", 1)):
-        Sweep(name=name, backend=InProcessBackend(),
-              sampling_algorithm={"type": "random", "seed": seed}, **common).run()
+        Sweep(
+            name=name,
+            backend=InProcessBackend(),
+            sampling_algorithm={"type": "random", "seed": seed},
+            **common,
+        ).run()
     return root
 
 
@@ -48,8 +55,18 @@ def test_frames_have_one_row_per_trial_and_one_per_epoch(sweeps):
     comparison = compare(["alpha", "beta"], sweeps)
     trials = comparison.trials
     assert len(trials) == 20 and set(trials["sweep"]) == {"alpha", "beta"}
-    assert {"number", "state", "value", "param_x", "param_opt", "epochs_run", "epochs_asked",
-            "reason", "start", "duration_s"} <= set(trials.columns)
+    assert {
+        "number",
+        "state",
+        "value",
+        "param_x",
+        "param_opt",
+        "epochs_run",
+        "epochs_asked",
+        "reason",
+        "start",
+        "duration_s",
+    } <= set(trials.columns)
     assert set(trials["state"]) == {"complete", "pruned", "failed"}
     curves = comparison.curves
     per_trial = curves.groupby(["sweep", "trial"]).size()
@@ -71,8 +88,19 @@ def test_terminal_table_is_ranked_and_fits_100_columns(sweeps):
 
 
 def test_report_cli_writes_csv_json_and_html(sweeps, tmp_path, capsys):
-    args = ["report", "alpha", "beta", "--root", str(sweeps), "--csv", str(tmp_path / "t.csv"),
-            "--json", str(tmp_path / "t.json"), "--html", str(tmp_path / "r.html")]
+    args = [
+        "report",
+        "alpha",
+        "beta",
+        "--root",
+        str(sweeps),
+        "--csv",
+        str(tmp_path / "t.csv"),
+        "--json",
+        str(tmp_path / "t.json"),
+        "--html",
+        str(tmp_path / "r.html"),
+    ]
     assert main(args) == 0
     assert "wrote" in capsys.readouterr().out
     assert (tmp_path / "t.csv").read_text().startswith("sweep,number,state")
@@ -102,27 +130,44 @@ def test_html_renders_every_chart_in_headless_chromium(sweeps, tmp_path):
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     path = tmp_path / "report.html"
     build_html(compare(["alpha"], sweeps), path)
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'p'}",
-             "--virtual-time-budget=15000", "--enable-logging=stderr", "--v=0"]
-    dom = subprocess.run([*flags, "--dump-dom", path.as_uri()], capture_output=True, text=True,
-                         timeout=180)
+    flags = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'p'}",
+        "--virtual-time-budget=15000",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
+    dom = subprocess.run(
+        [*flags, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=180
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
-    chart_ids = re.findall(r'<div id="((?:curves|history|importances|parallel|slice)-[\d-]+)"',
-                           html)
+    chart_ids = re.findall(
+        r'<div id="((?:curves|history|importances|parallel|slice)-[\d-]+)"', html
+    )
     assert len(chart_ids) >= 6
     for chart in chart_ids:
         start = html.index(f'id="{chart}"')
-        assert 'class="main-svg"' in html[start:start + 20000], f"{chart} drew no SVG"
+        assert 'class="main-svg"' in html[start : start + 20000], f"{chart} drew no SVG"
     errors = re.search(r'<pre id="js-errors">(.*?)</pre>', html, re.S)
     assert errors is not None and errors.group(1).strip() == ""
     assert not [line for line in dom.stderr.splitlines() if "CONSOLE" in line and "rror" in line]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "report.png"
-    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2400", path.as_uri()],
-                   capture_output=True, timeout=180)
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", "--window-size=1280,2400", path.as_uri()],
+        capture_output=True,
+        timeout=180,
+    )
     assert shot.is_file() and shot.stat().st_size > 10_000
 
 
@@ -136,15 +181,25 @@ def _free_port() -> int:
 def test_optuna_dashboard_serves_the_sweep_storage(sweeps):
     port = _free_port()
     exe = Path(sys.executable).with_name("optuna-dashboard")
-    proc = subprocess.Popen([str(exe), str(sweeps / "alpha" / "study.journal"), "--host",
-                             "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            str(sweeps / "alpha" / "study.journal"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         summaries = None
         for _ in range(60):
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) \
-                        as response:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/studies", timeout=2
+                ) as response:
                     summaries = json.load(response)["study_summaries"]
                 break
             except OSError:
@@ -186,12 +241,19 @@ def test_report_runs_no_script_a_user_put_in_any_field(tmp_path):
             pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     xss = toy_trainers.XSS
-    Sweep(name="hostile", backend=InProcessBackend(), trainer=toy_trainers.hostile,
-          root=tmp_path, objective={"primary_metric": xss, "goal": "maximize"},
-          search_space={"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0},
-                        xss: {"type": "choice", "values": [xss, toy_trainers.XSS_SCRIPT]}},
-          sampling_algorithm={"type": "random", "seed": 3},
-          limits={"max_total_trials": 8, "max_concurrent_trials": 1}).run()
+    Sweep(
+        name="hostile",
+        backend=InProcessBackend(),
+        trainer=toy_trainers.hostile,
+        root=tmp_path,
+        objective={"primary_metric": xss, "goal": "maximize"},
+        search_space={
+            "x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0},
+            xss: {"type": "choice", "values": [xss, toy_trainers.XSS_SCRIPT]},
+        },
+        sampling_algorithm={"type": "random", "seed": 3},
+        limits={"max_total_trials": 8, "max_concurrent_trials": 1},
+    ).run()
     page = (tmp_path / "hostile" / "report.html").read_text()
     assert 'http-equiv="Content-Security-Policy"' in page
     # The second layer on its own: a raw payload, as if escaping had missed one field.
@@ -208,12 +270,24 @@ def test_report_runs_no_script_a_user_put_in_any_field(tmp_path):
 
 
 def _dump_dom(browser: str, path: Path, tmp_path: Path) -> tuple[str, str]:
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
-             "--virtual-time-budget=15000", "--enable-logging=stderr", "--v=0"]
-    dom = subprocess.run([*flags, "--dump-dom", path.as_uri()], capture_output=True, text=True,
-                         timeout=180)
+    flags = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=15000",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
+    dom = subprocess.run(
+        [*flags, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=180
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     return dom.stdout, dom.stderr
 
@@ -223,11 +297,18 @@ def test_what_pruning_saved_is_true_when_trials_do_not_say_what_they_asked():
 
     from reports.frames import pruning_saving
 
-    unknown = pd.DataFrame({"state": ["complete", "complete", "pruned", "pruned"],
-                            "epochs_run": [4, 4, 1, 2], "epochs_asked": [None] * 4})
-    assert pruning_saving(unknown) == ("2 pruned trials ran 3 epochs; against the completed "
-                                       "trials' 4 epochs each, pruning saved about 5 (an "
-                                       "estimate)")
+    unknown = pd.DataFrame(
+        {
+            "state": ["complete", "complete", "pruned", "pruned"],
+            "epochs_run": [4, 4, 1, 2],
+            "epochs_asked": [None] * 4,
+        }
+    )
+    assert pruning_saving(unknown) == (
+        "2 pruned trials ran 3 epochs; against the completed "
+        "trials' 4 epochs each, pruning saved about 5 (an "
+        "estimate)"
+    )
     known = unknown.assign(epochs_asked=[4, 4, 4, 4])
     assert pruning_saving(known) == "pruning saved 5 of 16 epochs asked (31%)"
     assert pruning_saving(unknown[unknown.state == "complete"]) == "nothing was pruned"
@@ -252,8 +333,9 @@ def test_report_is_under_2_mb_and_draws_every_chart_without_webgl(sweeps, tmp_pa
     path = tmp_path / "report.html"
     page = build_html(compare(["alpha", "beta"], sweeps), path)
     assert path.stat().st_size < 2_000_000
-    figures = re.findall(r'<script type="application/json" id="[^"]+-figure">(.*?)</script>',
-                         page, re.S)
+    figures = re.findall(
+        r'<script type="application/json" id="[^"]+-figure">(.*?)</script>', page, re.S
+    )
     assert len(figures) >= 8
     for figure in figures:
         kinds = {trace.get("type", "scatter") for trace in _json.loads(figure)["data"]}
@@ -276,7 +358,7 @@ def test_the_compressed_bundle_is_plotly_js_byte_for_byte():
         out = bytearray()
         for i in range(0, len(text), 5):
             value = 0
-            for letter in text[i:i + 5]:
+            for letter in text[i : i + 5]:
                 value = value * 85 + ALPHABET.index(letter)
             out += value.to_bytes(4, "big")
         return bytes(out[:size])

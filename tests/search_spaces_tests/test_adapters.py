@@ -31,12 +31,14 @@ AZURE_SPACE = {
 
 
 def test_azure_form_round_trips_through_our_reader():
-    config = parse_sweep({
-        "search_space": AZURE_SPACE,
-        "sampling_algorithm": {"type": "random", "seed": 4},
-        "early_termination": {"type": "bandit", "slack_factor": 0.1, "delay_evaluation": 2},
-        "limits": {"max_total_trials": 9, "max_concurrent_trials": 3, "timeout": 60},
-    })
+    config = parse_sweep(
+        {
+            "search_space": AZURE_SPACE,
+            "sampling_algorithm": {"type": "random", "seed": 4},
+            "early_termination": {"type": "bandit", "slack_factor": 0.1, "delay_evaluation": 2},
+            "limits": {"max_total_trials": 9, "max_concurrent_trials": 3, "timeout": 60},
+        }
+    )
     azure = to_azure_sweep(config)
     assert azure["search_space"] == AZURE_SPACE
     again = parse_sweep({k: v for k, v in azure.items()})
@@ -47,9 +49,14 @@ def test_azure_form_round_trips_through_our_reader():
 
 def test_plain_ranges_map_to_azure_with_the_same_support():
     assert expression_to_azure(FloatRange(1e-4, 1e-1, log=True), "x") == {
-        "type": "loguniform", "min_value": math.log(1e-4), "max_value": math.log(1e-1)}
+        "type": "loguniform",
+        "min_value": math.log(1e-4),
+        "max_value": math.log(1e-1),
+    }
     assert expression_to_azure(IntRange(2, 6, step=2), "x") == {
-        "type": "choice", "values": [2, 4, 6]}
+        "type": "choice",
+        "values": [2, 4, 6],
+    }
     assert expression_to_azure(FloatRange(0.0, 1.0, step=0.25), "x")["type"] == "quniform"
 
 
@@ -58,12 +65,20 @@ def test_plain_range_without_azure_form_raises():
         expression_to_azure(FloatRange(0.1, 1.0, step=0.25), "search_space.x")
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({"sampling_algorithm": "tpe"}, "runs locally only"),
-    ({"sampling_algorithm": "bayesian",
-      "early_termination": {"type": "bandit", "slack_factor": 0.1}}, "does not support early"),
-    ({"early_termination": {"type": "asha"}}, "runs locally only"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"sampling_algorithm": "tpe"}, "runs locally only"),
+        (
+            {
+                "sampling_algorithm": "bayesian",
+                "early_termination": {"type": "bandit", "slack_factor": 0.1},
+            },
+            "does not support early",
+        ),
+        ({"early_termination": {"type": "asha"}}, "runs locally only"),
+    ],
+)
 def test_azure_refusals_are_caught_before_submitting(extra, message):
     config = parse_sweep({"search_space": {"c": AZURE_SPACE["c"]}, **extra})
     with pytest.raises(SearchSpaceError, match=message):
@@ -93,7 +108,8 @@ def test_wandb_config_converts_exactly():
     assert space["epochs"] == IntRange(2, 8)
     assert space["m"].type == "uniform"
     assert space["wd"].type == "qloguniform" and space["wd"].max_value == pytest.approx(
-        math.log(100))
+        math.log(100)
+    )
     assert space["fixed"].values == ("sgd",)
     assert config.sampling_algorithm.type == "bayesian"
     assert config.objective.primary_metric == "val_acc"
@@ -101,18 +117,30 @@ def test_wandb_config_converts_exactly():
     assert config.early_termination.options["min_resource"] == 2
 
 
-@pytest.mark.parametrize("wandb, where", [
-    ({"parameters": {"x": {"distribution": "beta", "a": 1, "b": 2}}}, "parameters.x"),
-    ({"parameters": {"x": {"parameters": {"y": {"values": [1]}}}}}, "parameters.x"),
-    ({"parameters": {"x": {"values": [1]}}, "program": "train.py"}, "program"),
-    # W&B's s needs max_iter beside it to say where the brackets start.
-    ({"parameters": {"x": {"values": [1]}}, "early_terminate": {"type": "hyperband", "s": 2}},
-     "early_terminate.s"),
-    ({"parameters": {"x": {"values": [1]}}, "early_terminate": {"type": "hyperband",
-                                                                "strict": True}},
-     "early_terminate.strict"),
-    ({"parameters": {"x": {"values": [1]}}, "method": "evolution"}, "method"),
-])
+@pytest.mark.parametrize(
+    "wandb, where",
+    [
+        ({"parameters": {"x": {"distribution": "beta", "a": 1, "b": 2}}}, "parameters.x"),
+        ({"parameters": {"x": {"parameters": {"y": {"values": [1]}}}}}, "parameters.x"),
+        ({"parameters": {"x": {"values": [1]}}, "program": "train.py"}, "program"),
+        # W&B's s needs max_iter beside it to say where the brackets start.
+        (
+            {
+                "parameters": {"x": {"values": [1]}},
+                "early_terminate": {"type": "hyperband", "s": 2},
+            },
+            "early_terminate.s",
+        ),
+        (
+            {
+                "parameters": {"x": {"values": [1]}},
+                "early_terminate": {"type": "hyperband", "strict": True},
+            },
+            "early_terminate.strict",
+        ),
+        ({"parameters": {"x": {"values": [1]}}, "method": "evolution"}, "method"),
+    ],
+)
 def test_wandb_config_we_cannot_express_raises(wandb, where):
     with pytest.raises(SearchSpaceError, match="^" + where.replace(".", r"\.")):
         from_wandb(wandb)
@@ -120,13 +148,20 @@ def test_wandb_config_we_cannot_express_raises(wandb, where):
 
 def test_wandb_hyperband_s_form_is_accepted():
     # W&B's documented example: s brackets below max_iter with eta 3.
-    config = parse_sweep({"method": "random", "metric": {"name": "acc", "goal": "maximize"},
-                          "parameters": {"x": {"values": [1, 2]}},
-                          "early_terminate": {"type": "hyperband", "s": 2, "eta": 3,
-                                              "max_iter": 27},
-                          "trainer": {"entry": "tests.sweep_tests.toy_trainers:quadratic"}})
-    assert config.early_termination.options == {"min_resource": 3, "max_resource": 27,
-                                                "reduction_factor": 3}
+    config = parse_sweep(
+        {
+            "method": "random",
+            "metric": {"name": "acc", "goal": "maximize"},
+            "parameters": {"x": {"values": [1, 2]}},
+            "early_terminate": {"type": "hyperband", "s": 2, "eta": 3, "max_iter": 27},
+            "trainer": {"entry": "tests.sweep_tests.toy_trainers:quadratic"},
+        }
+    )
+    assert config.early_termination.options == {
+        "min_resource": 3,
+        "max_resource": 27,
+        "reduction_factor": 3,
+    }
 
 
 def test_search_space_parses_alone():
@@ -137,41 +172,72 @@ LAUNCH = Path(__file__).parent / "wandb_launch"
 TRAINER = "tests.sweep_tests.toy_trainers:quadratic"
 
 
-@pytest.mark.parametrize(("name", "sampling", "policy", "limits", "env"), [
-    ("optuna_percentile", {"type": "tpe", "seed": 3},
-     ("percentile", {"percentile": 25.0, "n_warmup_steps": 1, "n_startup_trials": 2,
-                     "interval_steps": 1}),
-     (6, 2), {}),
-    # The Optuna scheduler without settings: Optuna's TPESampler and MedianPruner().
-    ("optuna_defaults", {"type": "tpe"},
-     ("median", {"n_startup_trials": 5, "n_warmup_steps": 0, "interval_steps": 1}), (4, None),
-     {}),
-    ("optuna_hyperband", {"type": "random", "seed": 1},
-     ("hyperband", {"min_resource": 1, "reduction_factor": 3}), (9, 3),
-     {"HF_TOKEN": "${HF_TOKEN}"}),
-    ("standard_scheduler", {"type": "random"}, ("none", {}), (20, 2), {}),
-    ("wandb_scheduler_job", {"type": "bayesian"}, ("none", {}), (5, None), {}),
-])
-def test_wandb_launch_configs_map_onto_our_samplers_and_policies(name, sampling, policy,
-                                                                  limits, env, monkeypatch):
+@pytest.mark.parametrize(
+    ("name", "sampling", "policy", "limits", "env"),
+    [
+        (
+            "optuna_percentile",
+            {"type": "tpe", "seed": 3},
+            (
+                "percentile",
+                {
+                    "percentile": 25.0,
+                    "n_warmup_steps": 1,
+                    "n_startup_trials": 2,
+                    "interval_steps": 1,
+                },
+            ),
+            (6, 2),
+            {},
+        ),
+        # The Optuna scheduler without settings: Optuna's TPESampler and MedianPruner().
+        (
+            "optuna_defaults",
+            {"type": "tpe"},
+            ("median", {"n_startup_trials": 5, "n_warmup_steps": 0, "interval_steps": 1}),
+            (4, None),
+            {},
+        ),
+        (
+            "optuna_hyperband",
+            {"type": "random", "seed": 1},
+            ("hyperband", {"min_resource": 1, "reduction_factor": 3}),
+            (9, 3),
+            {"HF_TOKEN": "${HF_TOKEN}"},
+        ),
+        ("standard_scheduler", {"type": "random"}, ("none", {}), (20, 2), {}),
+        ("wandb_scheduler_job", {"type": "bayesian"}, ("none", {}), (5, None), {}),
+    ],
+)
+def test_wandb_launch_configs_map_onto_our_samplers_and_policies(
+    name, sampling, policy, limits, env, monkeypatch
+):
     monkeypatch.setenv("HF_TOKEN", "hf_test")
     config = read_sweep_file(LAUNCH / f"{name}.yaml", trainer=TRAINER)
     assert config.trainer.entry == TRAINER
-    got = {"type": config.sampling_algorithm.type,
-           **({"seed": config.sampling_algorithm.seed}
-              if config.sampling_algorithm.seed is not None else {})}
+    got = {
+        "type": config.sampling_algorithm.type,
+        **(
+            {"seed": config.sampling_algorithm.seed}
+            if config.sampling_algorithm.seed is not None
+            else {}
+        ),
+    }
     assert got == sampling
     assert (config.early_termination.type, dict(config.early_termination.options)) == policy
     assert (config.limits.max_total_trials, config.limits.max_concurrent_trials) == limits
     assert dict(config.trainer.env) == env
 
 
-@pytest.mark.parametrize(("name", "where"), [
-    ("threshold_pruner", "scheduler.settings.pruner.type"),
-    ("optuna_source", "scheduler.settings.optuna_source"),
-    ("tpe_startup", "scheduler.settings.sampler.args.n_startup_trials"),
-    ("nsga2", "scheduler.settings.sampler.type"),
-])
+@pytest.mark.parametrize(
+    ("name", "where"),
+    [
+        ("threshold_pruner", "scheduler.settings.pruner.type"),
+        ("optuna_source", "scheduler.settings.optuna_source"),
+        ("tpe_startup", "scheduler.settings.sampler.args.n_startup_trials"),
+        ("nsga2", "scheduler.settings.sampler.type"),
+    ],
+)
 def test_wandb_launch_settings_without_an_equivalent_are_refused_naming_it(name, where):
     with pytest.raises(SearchSpaceError) as err:
         read_sweep_file(LAUNCH / "refused" / f"{name}.yaml", trainer=TRAINER)

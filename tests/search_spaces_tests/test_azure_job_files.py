@@ -35,8 +35,9 @@ def test_every_dry_run_loads_with_azure_ml_load_job(path, tmp_path, capsys):
     from azure.ai.ml import load_job
     from azure.ai.ml.sweep import SweepJob
 
-    code = main(["run", str(path), "--compute", "azureml:cpu-cluster", "--dry-run",
-                 "--root", str(tmp_path)])
+    code = main(
+        ["run", str(path), "--compute", "azureml:cpu-cluster", "--dry-run", "--root", str(tmp_path)]
+    )
     assert code == 0, capsys.readouterr().err
     written = next(tmp_path.glob("*/azure/sweep-job.yaml"))
     job = load_job(str(written))
@@ -67,9 +68,10 @@ def test_inputs_literal_and_by_path():
 
 
 def test_set_points_a_remote_input_at_a_local_copy():
-    config = read_sweep_file(JOBS / "iris-uri-file.yml",
-                             [f"inputs.iris_csv.path={JOBS / 'iris.csv'}",
-                              "limits.max_total_trials=4"])
+    config = read_sweep_file(
+        JOBS / "iris-uri-file.yml",
+        [f"inputs.iris_csv.path={JOBS / 'iris.csv'}", "limits.max_total_trials=4"],
+    )
     assert config.command is not None
     assert not config.command.inputs["iris_csv"].is_remote
     assert config.limits.max_total_trials == 4
@@ -105,15 +107,19 @@ def test_distribution_and_instance_count_give_the_process_count():
     assert config.command.distribution.processes == 4
     # Ray reserves a CPU per process unless local_resources says otherwise.
     assert config.resources.cpus_per_trial == 4
-    mine = read_sweep_file(JOBS / "pytorch-cifar-distributed.yml",
-                           ["local_resources.cpus_per_trial=1"])
+    mine = read_sweep_file(
+        JOBS / "pytorch-cifar-distributed.yml", ["local_resources.cpus_per_trial=1"]
+    )
     assert mine.resources.cpus_per_trial == 1
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("pipeline.yml", "pipeline job, not a sweep job"),
-    ("preview-sweep-job.yml", "pre-GA"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("pipeline.yml", "pipeline job, not a sweep job"),
+        ("preview-sweep-job.yml", "pre-GA"),
+    ],
+)
 def test_other_job_types_are_refused_in_one_sentence(name, expected, capsys):
     assert main(["validate", str(REFUSED / name)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -140,17 +146,24 @@ limits: {max_total_trials: 2}
 """
 
 
-@pytest.mark.parametrize("change, expected", [
-    (("--lr ${{search_space.lr}}", "--lr ${{search_space.typo}}"),
-     "trial.command: ${{search_space.typo}} names no search_space entry"),
-    (("code: src", "code: missing_src"), "trial.code: 'missing_src' does not exist"),
-    (("limits:", "colour: red\nshape: round\nlimits:"), "colour: unknown key"),
-    (("limits:", "resources: {cpus_per_trial: 2}\nlimits:"),
-     "put what one trial takes here under local_resources"),
-    (("environment:", "docker: x\n  environment:"), "trial.docker: unknown key"),
-    (("limits:", "trainer: {entry: trainer}\nlimits:"), "trainer: an Azure ML job file runs"),
-    (("--lr ${{search_space.lr}}", "--in ${{inputs.nothing}}"), "names no inputs entry"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (
+            ("--lr ${{search_space.lr}}", "--lr ${{search_space.typo}}"),
+            "trial.command: ${{search_space.typo}} names no search_space entry",
+        ),
+        (("code: src", "code: missing_src"), "trial.code: 'missing_src' does not exist"),
+        (("limits:", "colour: red\nshape: round\nlimits:"), "colour: unknown key"),
+        (
+            ("limits:", "resources: {cpus_per_trial: 2}\nlimits:"),
+            "put what one trial takes here under local_resources",
+        ),
+        (("environment:", "docker: x\n  environment:"), "trial.docker: unknown key"),
+        (("limits:", "trainer: {entry: trainer}\nlimits:"), "trainer: an Azure ML job file runs"),
+        (("--lr ${{search_space.lr}}", "--in ${{inputs.nothing}}"), "names no inputs entry"),
+    ],
+)
 def test_bad_job_files_name_the_key(tmp_path, capsys, change, expected):
     path = _job(tmp_path, BASE.replace(*change))
     assert main(["validate", str(path)]) == 2
@@ -159,9 +172,11 @@ def test_bad_job_files_name_the_key(tmp_path, capsys, change, expected):
 
 
 def test_all_problems_of_a_job_file_are_listed_at_once(tmp_path, capsys):
-    text = BASE.replace("code: src", "code: nowhere").replace(
-        "limits:", "colour: red\nshape: round\nlimits:").replace(
-        "${{search_space.lr}}", "${{search_space.typo}}")
+    text = (
+        BASE.replace("code: src", "code: nowhere")
+        .replace("limits:", "colour: red\nshape: round\nlimits:")
+        .replace("${{search_space.lr}}", "${{search_space.typo}}")
+    )
     assert main(["validate", str(_job(tmp_path, text))]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     for where in ("colour", "shape", "trial.code", "trial.command"):
@@ -169,8 +184,10 @@ def test_all_problems_of_a_job_file_are_listed_at_once(tmp_path, capsys):
 
 
 def test_timeouts_azure_would_raise_are_errors_for_azure_compute(tmp_path, capsys):
-    path = _job(tmp_path, BASE.replace("limits: {max_total_trials: 2}",
-                                       "limits: {max_total_trials: 2, timeout: 5}"))
+    path = _job(
+        tmp_path,
+        BASE.replace("limits: {max_total_trials: 2}", "limits: {max_total_trials: 2, timeout: 5}"),
+    )
     assert main(["validate", str(path)]) == 0
     assert main(["validate", str(path), "--set", "compute=azureml:cpu"]) == 2
     assert "limits.timeout: Azure ML takes 60 seconds or more" in capsys.readouterr().err
@@ -179,12 +196,10 @@ def test_timeouts_azure_would_raise_are_errors_for_azure_compute(tmp_path, capsy
 def test_component_style_typed_inputs_are_refused_as_azure_does(tmp_path, capsys):
     path = _job(tmp_path, BASE + "inputs:\n  epochs: {type: integer, default: 3}\n")
     assert main(["validate", str(path)]) == 2
-    assert "inputs.epochs.type: a job's literal input is a plain value" in \
-        capsys.readouterr().err
+    assert "inputs.epochs.type: a job's literal input is a plain value" in capsys.readouterr().err
 
 
-def test_a_registered_code_asset_is_valid_for_azure_compute_and_goes_as_written(tmp_path,
-                                                                               capsys):
+def test_a_registered_code_asset_is_valid_for_azure_compute_and_goes_as_written(tmp_path, capsys):
     """As the Azure SDK's own sweep-job test files write it; a local copy is needed only to
     run the file here."""
     import yaml
@@ -192,18 +207,27 @@ def test_a_registered_code_asset_is_valid_for_azure_compute_and_goes_as_written(
     from sweep.cli import main
 
     job = tmp_path / "job.yml"
-    job.write_text(yaml.safe_dump({
-        "$schema": "https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json",
-        "type": "sweep", "compute": "azureml:testCompute",
-        "trial": {"code": "azureml:testCode:1", "command": "python t.py --lr "
-                  "${{search_space.lr}}", "environment": "azureml:AzureML-sklearn:33"},
-        "search_space": {"lr": {"type": "uniform", "min_value": 0.01, "max_value": 0.1}},
-        "objective": {"primary_metric": "acc", "goal": "maximize"},
-        "sampling_algorithm": "random", "limits": {"max_total_trials": 4}}))
+    job.write_text(
+        yaml.safe_dump(
+            {
+                "$schema": "https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json",
+                "type": "sweep",
+                "compute": "azureml:testCompute",
+                "trial": {
+                    "code": "azureml:testCode:1",
+                    "command": "python t.py --lr ${{search_space.lr}}",
+                    "environment": "azureml:AzureML-sklearn:33",
+                },
+                "search_space": {"lr": {"type": "uniform", "min_value": 0.01, "max_value": 0.1}},
+                "objective": {"primary_metric": "acc", "goal": "maximize"},
+                "sampling_algorithm": "random",
+                "limits": {"max_total_trials": 4},
+            }
+        )
+    )
     assert main(["validate", str(job)]) == 0
     assert main(["run", str(job), "--dry-run", "--root", str(tmp_path / "sweeps")]) == 0
-    written = yaml.safe_load((tmp_path / "sweeps" / "job" / "azure" /
-                              "sweep-job.yaml").read_text())
+    written = yaml.safe_load((tmp_path / "sweeps" / "job" / "azure" / "sweep-job.yaml").read_text())
     assert written["trial"]["code"] == "azureml:testCode:1"
     capsys.readouterr()
     assert main(["validate", str(job), "--set", "compute=local"]) == 2

@@ -62,8 +62,9 @@ def test_explore_stays_in_bounds_for_every_expression_type(expr):
 def test_a_number_is_multiplied_by_a_factor_and_a_choice_moves_to_a_neighbour():
     rng = random.Random(1)
     assert {perturb(Uniform(0.0, 10.0), 5.0, rng) for _ in range(50)} == {4.0, 6.0}
-    assert sorted({perturb(FloatRange(1e-4, 1.0, log=True), 0.01, rng)
-                   for _ in range(50)}) == pytest.approx([0.008, 0.012])
+    assert sorted(
+        {perturb(FloatRange(1e-4, 1.0, log=True), 0.01, rng) for _ in range(50)}
+    ) == pytest.approx([0.008, 0.012])
     assert {perturb(Choice((16, 32, 64, 128)), 32, rng) for _ in range(50)} == {16, 64}
     assert {perturb(Choice((16, 32, 64, 128)), 16, rng) for _ in range(50)} == {16, 32}
     # At a bound the value is clipped to it, never past.
@@ -74,9 +75,10 @@ def test_a_number_is_multiplied_by_a_factor_and_a_choice_moves_to_a_neighbour():
 def test_explore_resamples_with_its_probability_and_keeps_other_keys():
     space = {"lr": Uniform(0.0, 1.0)}
     rng = random.Random(2)
-    kept = [explore(space, {"lr": 0.5, "num_epochs": 8}, rng, resample_probability=0.0)
-            for _ in range(30)]
+    kept = [
+        explore(space, {"lr": 0.5, "num_epochs": 8}, rng, resample_probability=0.0)
+        for _ in range(30)
+    ]
     assert {k["lr"] for k in kept} == {0.4, 0.6} and {k["num_epochs"] for k in kept} == {8}
-    drawn = {explore(space, {"lr": 0.5}, rng, resample_probability=1.0)["lr"]
-             for _ in range(30)}
+    drawn = {explore(space, {"lr": 0.5}, rng, resample_probability=1.0)["lr"] for _ in range(30)}
     assert len(drawn) == 30  # sampled afresh each time

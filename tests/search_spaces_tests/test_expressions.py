@@ -74,7 +74,7 @@ def test_optuna_form_decodes_into_the_same_support(expr, seed):  # type: ignore[
     """Whatever value Optuna picks inside its distribution decodes to a valid value."""
     rng = random.Random(seed)
     space = to_optuna({"x": expr})
-    (name, dist), = space.distributions().items()
+    ((name, dist),) = space.distributions().items()
     for _ in range(20):
         if hasattr(dist, "choices"):
             raw = rng.choice(dist.choices)
@@ -104,7 +104,7 @@ def test_loguniform_bounds_are_exponents():
 
 def test_normal_latent_decoding_matches_the_normal_quantiles():
     space = to_optuna({"x": QNormal(10.0, 2.0, 1.0)})
-    (name, _), = space.distributions().items()
+    ((name, _),) = space.distributions().items()
     assert space.decode({name: 0.5})["x"] == 10.0
     # The 97.5% quantile of N(10, 2) is 13.92, which qnormal rounds to 14.
     assert space.decode({name: 0.975})["x"] == 14.0

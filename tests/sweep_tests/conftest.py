@@ -14,8 +14,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         params = getattr(item, "callspec", None)
         backend = params.params.get("make_backend") if params is not None else None
-        if RAY & set(getattr(item, "fixturenames", ())) or backend in ("local_ray",
-                                                                        "ray_cluster"):
+        if RAY & set(getattr(item, "fixturenames", ())) or backend in ("local_ray", "ray_cluster"):
             item.add_marker(pytest.mark.slow)
 
 
@@ -25,8 +24,13 @@ def ray_local():
     ray.shutdown()
     # The repo root on the workers' path, so they import tests.sweep_tests.toy_trainers.
     root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": root, "OMP_NUM_THREADS": "1"}})
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": root, "OMP_NUM_THREADS": "1"}},
+    )
     yield ray
     ray.shutdown()
 
@@ -64,6 +68,9 @@ def make_backend(request):
 
     if not ray.is_initialized():
         root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-        ray.init(address=cluster.address, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": root, "OMP_NUM_THREADS": "1"}})
+        ray.init(
+            address=cluster.address,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": root, "OMP_NUM_THREADS": "1"}},
+        )
     return lambda: RayClusterBackend(f"ray:{cluster.address}")

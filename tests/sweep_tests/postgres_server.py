@@ -41,16 +41,59 @@ def postgres_server(database: str = "sweeps") -> Iterator[str]:
         port = s.getsockname()[1]
     run = dict(check=True, capture_output=True, timeout=120, cwd="/")
     try:
-        subprocess.run(_as_server_user([str(bin_dir / "initdb"), "-D", str(data), "-U", "sweep",
-                                        "--auth=trust", "-E", "UTF8"]), **run)
-        subprocess.run(_as_server_user([
-            str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "server.log"),
-            "-o", f"-p {port} -h 127.0.0.1 -k {sockets}", "start"]), **run)
-        subprocess.run(_as_server_user([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p",
-                                        str(port), "-U", "sweep", database]), **run)
+        subprocess.run(
+            _as_server_user(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "sweep",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                ]
+            ),
+            **run,
+        )
+        subprocess.run(
+            _as_server_user(
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-w",
+                    "-l",
+                    str(folder / "server.log"),
+                    "-o",
+                    f"-p {port} -h 127.0.0.1 -k {sockets}",
+                    "start",
+                ]
+            ),
+            **run,
+        )
+        subprocess.run(
+            _as_server_user(
+                [
+                    str(bin_dir / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-U",
+                    "sweep",
+                    database,
+                ]
+            ),
+            **run,
+        )
         yield f"postgresql://sweep@127.0.0.1:{port}/{database}"
     finally:
-        subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m",
-                                        "immediate", "stop"]), check=False,
-                       capture_output=True, timeout=60, cwd="/")
+        subprocess.run(
+            _as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            check=False,
+            capture_output=True,
+            timeout=60,
+            cwd="/",
+        )
         shutil.rmtree(folder, ignore_errors=True)

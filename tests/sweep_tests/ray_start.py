@@ -36,13 +36,19 @@ def processes_of(marker: str) -> list[int]:
 
 
 def _token_file() -> bool:
-    return Path("~/.ray/auth_token").expanduser().is_file() or \
-        bool(os.environ.get("RAY_AUTH_TOKEN"))
+    return Path("~/.ray/auth_token").expanduser().is_file() or bool(
+        os.environ.get("RAY_AUTH_TOKEN")
+    )
 
 
 @contextlib.contextmanager
-def ray_start_cluster(cwd: Path, *, head_cpus: int = 1, node_cpus: Sequence[int] = (1,),
-                      head_env: dict[str, str] | None = None) -> Iterator[str]:
+def ray_start_cluster(
+    cwd: Path,
+    *,
+    head_cpus: int = 1,
+    node_cpus: Sequence[int] = (1,),
+    head_env: dict[str, str] | None = None,
+) -> Iterator[str]:
     """Yields the cluster's ``ray:HOST:PORT`` address."""
     ray = str(Path(sys.executable).parent / "ray")
     temp = tempfile.mkdtemp(prefix="swr", dir="/tmp")  # short: Ray's socket paths are bounded
@@ -51,16 +57,34 @@ def ray_start_cluster(cwd: Path, *, head_cpus: int = 1, node_cpus: Sequence[int]
     env.pop("RAY_ADDRESS", None)
     common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     try:
-        subprocess.run([ray, "start", "--head", f"--port={port}", f"--temp-dir={temp}",
-                        "--include-dashboard=false", f"--num-cpus={head_cpus}", *common],
-                       env={**env, **(head_env or {})}, cwd=cwd, check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                ray,
+                "start",
+                "--head",
+                f"--port={port}",
+                f"--temp-dir={temp}",
+                "--include-dashboard=false",
+                f"--num-cpus={head_cpus}",
+                *common,
+            ],
+            env={**env, **(head_env or {})},
+            cwd=cwd,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         # A node joins in the head's authentication mode (token by default since Ray 2.59).
         node_env = {**env, "RAY_AUTH_MODE": "token"} if _token_file() else env
         for cpus in node_cpus:
-            subprocess.run([ray, "start", f"--address=127.0.0.1:{port}", f"--num-cpus={cpus}",
-                            *common], env=node_env, cwd=cwd, check=True, capture_output=True,
-                           timeout=120)
+            subprocess.run(
+                [ray, "start", f"--address=127.0.0.1:{port}", f"--num-cpus={cpus}", *common],
+                env=node_env,
+                cwd=cwd,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
         yield f"ray:127.0.0.1:{port}"
     finally:
         for sig in (signal.SIGTERM, signal.SIGKILL):

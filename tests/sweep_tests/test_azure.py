@@ -42,14 +42,27 @@ SPACE = {
     "k": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
     "m": {"type": "int", "low": 1, "high": 3},
 }
-SDK_TYPES = {"a": s.Choice, "b": s.Randint, "c": s.Uniform, "d": s.QUniform,
-             "learning_rate": s.LogUniform, "f": s.QLogUniform, "g": s.Normal, "h": s.QNormal,
-             "i": s.LogNormal, "j": s.QLogNormal, "k": s.LogUniform, "m": s.Choice}
+SDK_TYPES = {
+    "a": s.Choice,
+    "b": s.Randint,
+    "c": s.Uniform,
+    "d": s.QUniform,
+    "learning_rate": s.LogUniform,
+    "f": s.QLogUniform,
+    "g": s.Normal,
+    "h": s.QNormal,
+    "i": s.LogNormal,
+    "j": s.QLogNormal,
+    "k": s.LogUniform,
+    "m": s.Choice,
+}
 POLICIES = [
     ({"type": "bandit", "slack_factor": 0.1, "delay_evaluation": 2}, s.BanditPolicy),
     ({"type": "median_stopping", "evaluation_interval": 2}, s.MedianStoppingPolicy),
-    ({"type": "truncation_selection", "truncation_percentage": 20, "delay_evaluation": 3},
-     s.TruncationSelectionPolicy),
+    (
+        {"type": "truncation_selection", "truncation_percentage": 20, "delay_evaluation": 3},
+        s.TruncationSelectionPolicy,
+    ),
 ]
 
 
@@ -59,11 +72,17 @@ def _config(tmp_path: Path, **extra) -> dict:
         for cls in ("chickens", "turkeys"):
             (data / split / cls).mkdir(parents=True, exist_ok=True)
     return {
-        "name": "fowl", "search_space": SPACE, "compute": "azure:gpu-cluster",
+        "name": "fowl",
+        "search_space": SPACE,
+        "compute": "azure:gpu-cluster",
         "trainer": {"args": {"data": str(data), "image_size": 16}},
         "sampling_algorithm": {"type": "random", "seed": 7, "rule": "sobol"},
-        "limits": {"max_total_trials": 8, "max_concurrent_trials": 2, "timeout": 3600,
-                   "trial_timeout": 600},
+        "limits": {
+            "max_total_trials": 8,
+            "max_concurrent_trials": 2,
+            "timeout": 3600,
+            "trial_timeout": 600,
+        },
         **extra,
     }
 
@@ -98,11 +117,14 @@ def test_job_yaml_loads_with_the_sdk_and_means_the_same_search(tmp_path, policy,
     assert (path.parent / job.trial.code / "trainer" / "fit.py").is_file()
 
 
-@pytest.mark.parametrize("workers, dist, cls", [(2, "ddp", "PyTorchDistribution"),
-                                                (3, "horovod", "MpiDistribution")])
+@pytest.mark.parametrize(
+    "workers, dist, cls", [(2, "ddp", "PyTorchDistribution"), (3, "horovod", "MpiDistribution")]
+)
 def test_multi_worker_trials_map_to_azure_distributions(tmp_path, workers, dist, cls):
-    data = _config(tmp_path, resources={"workers_per_trial": workers, "distribution": dist,
-                                        "gpus_per_trial": 1})
+    data = _config(
+        tmp_path,
+        resources={"workers_per_trial": workers, "distribution": dist, "gpus_per_trial": 1},
+    )
     sweep = Sweep(config=parse_sweep(data), root=tmp_path / "s")
     _, path = AzureMLRunner().compile(sweep.config, sweep.sweep_dir)
     job = load_job(str(path))
@@ -117,8 +139,9 @@ def test_dry_run_cli_writes_the_job_and_submits_nothing(tmp_path, capsys, monkey
 
     monkeypatch.chdir(tmp_path)
     bandit = {"type": "bandit", "slack_factor": 0.1, "delay_evaluation": 2}
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump(_config(tmp_path,
-                                                                early_termination=bandit)))
+    (tmp_path / "space.yaml").write_text(
+        yaml.safe_dump(_config(tmp_path, early_termination=bandit))
+    )
     assert main(["run", "space.yaml", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "sweeps/fowl/azure/sweep-job.yaml" in out
@@ -129,20 +152,32 @@ def test_dry_run_cli_writes_the_job_and_submits_nothing(tmp_path, capsys, monkey
     assert main(["validate", str(written)]) == 0, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({"objective": {"primary_metric": "accuracy"}}, "objective.primary_metric: the built-in"),
-    ({"sampling_algorithm": "bayesian"}, "bayesian sampling accepts only"),
-    ({"sampling_algorithm": "grid"}, "grid sampling needs choice"),
-    ({"early_termination": {"type": "truncation_selection", "truncation_percentage": 20,
-                            "exclude_finished_jobs": True}}, "exclude_finished_jobs: Azure"),
-])
-def test_what_azure_would_refuse_is_refused_before_submitting(tmp_path, capsys, extra,
-                                                               message):
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"objective": {"primary_metric": "accuracy"}}, "objective.primary_metric: the built-in"),
+        ({"sampling_algorithm": "bayesian"}, "bayesian sampling accepts only"),
+        ({"sampling_algorithm": "grid"}, "grid sampling needs choice"),
+        (
+            {
+                "early_termination": {
+                    "type": "truncation_selection",
+                    "truncation_percentage": 20,
+                    "exclude_finished_jobs": True,
+                }
+            },
+            "exclude_finished_jobs: Azure",
+        ),
+    ],
+)
+def test_what_azure_would_refuse_is_refused_before_submitting(tmp_path, capsys, extra, message):
     import yaml
 
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(_config(tmp_path, **extra)))
-    assert main(["run", str(tmp_path / "space.yaml"), "--dry-run", "--root",
-                 str(tmp_path / "sweeps")]) == 2
+    assert (
+        main(["run", str(tmp_path / "space.yaml"), "--dry-run", "--root", str(tmp_path / "sweeps")])
+        == 2
+    )
     assert message in capsys.readouterr().err
 
 
@@ -218,10 +253,29 @@ def trained(tmp_path_factory):
     data = make_image_folder(tmp / "fowl_data")
     out = tmp / "outputs"
     logged: list[tuple[dict, int]] = []
-    code = trial_main(["--entry", "trainer", "--metric", "best_val_acc", "--data", str(data),
-                       "--image_size", "16", "--batch_size", "8", "--num_epochs", "2",
-                       "--threads", "1", "--output_dir", str(out), "--learning_rate", "0.01"],
-                      log=lambda metrics, step: logged.append((metrics, step)))
+    code = trial_main(
+        [
+            "--entry",
+            "trainer",
+            "--metric",
+            "best_val_acc",
+            "--data",
+            str(data),
+            "--image_size",
+            "16",
+            "--batch_size",
+            "8",
+            "--num_epochs",
+            "2",
+            "--threads",
+            "1",
+            "--output_dir",
+            str(out),
+            "--learning_rate",
+            "0.01",
+        ],
+        log=lambda metrics, step: logged.append((metrics, step)),
+    )
     assert code == 0
     return data, out, logged
 
@@ -235,14 +289,20 @@ def test_trial_entry_logs_the_primary_metric_every_epoch(trained):
 
 
 def _azure_sweep(tmp_path, data, register=True, client=None, **runner):
-    config = {"name": "fowl", "compute": "azure:gpu-cluster",
-              "search_space": {"learning_rate": SPACE["learning_rate"]},
-              "trainer": {"args": {"data": str(data), "image_size": 16}},
-              "limits": {"max_total_trials": 2}}
+    config = {
+        "name": "fowl",
+        "compute": "azure:gpu-cluster",
+        "search_space": {"learning_rate": SPACE["learning_rate"]},
+        "trainer": {"args": {"data": str(data), "image_size": 16}},
+        "limits": {"max_total_trials": 2},
+    }
     if register:
         config["register"] = {"model_name": "pt-dnn", "root": str(tmp_path / "models")}
-    return Sweep(config=parse_sweep(config), root=tmp_path / "sweeps",
-                 azure=AzureMLRunner(client, **runner) if client is not None else None)
+    return Sweep(
+        config=parse_sweep(config),
+        root=tmp_path / "sweeps",
+        azure=AzureMLRunner(client, **runner) if client is not None else None,
+    )
 
 
 @pytest.mark.slow
@@ -251,8 +311,14 @@ def test_submit_stream_download_register(trained, tmp_path):
     client = FakeMLClient(out)
     result = _azure_sweep(tmp_path, data, client=client).run()
     steps = [c[0] for c in client.calls]
-    assert steps == ["compute.get", "jobs.create_or_update", "jobs.stream", "jobs.get",
-                     "jobs.download", "models.create_or_update"]
+    assert steps == [
+        "compute.get",
+        "jobs.create_or_update",
+        "jobs.stream",
+        "jobs.get",
+        "jobs.download",
+        "models.create_or_update",
+    ]
     job = client.calls[1][1]
     assert isinstance(job, s.SweepJob) and job.compute == "gpu-cluster"
     model = client.calls[-1][1]
@@ -265,8 +331,7 @@ def test_submit_stream_download_register(trained, tmp_path):
     card = json.loads((best / "card.json").read_text())
     assert card["trial"] == "azureml:sweep-job-1" and card["onnx"]["max_abs_diff"] < 1e-3
     assert card["params"]["learning_rate"] == 0.01
-    submitted = json.loads((tmp_path / "sweeps" / "fowl" / "azure" / "submitted.json")
-                           .read_text())
+    submitted = json.loads((tmp_path / "sweeps" / "fowl" / "azure" / "submitted.json").read_text())
     assert submitted["job"] == "sweep-job-1"
     assert Sweep.load("fowl", root=tmp_path / "sweeps").config.compute == "azure:gpu-cluster"
 
@@ -275,30 +340,44 @@ def test_submit_stream_download_register(trained, tmp_path):
 def test_resume_reattaches_instead_of_submitting_twice(trained, tmp_path):
     data, out, _ = trained
     heard: list[str] = []
-    first = _azure_sweep(tmp_path, data, register=False, client=FakeMLClient(out),
-                         progress=heard.append)
+    first = _azure_sweep(
+        tmp_path, data, register=False, client=FakeMLClient(out), progress=heard.append
+    )
     first.run()
     again = FakeMLClient(out)
     with pytest.raises(SweepInputError, match="already exists"):
         first.run()
     loaded = Sweep.load("fowl", root=tmp_path / "sweeps")
-    Sweep(config=loaded.config, root=tmp_path / "sweeps",
-          azure=AzureMLRunner(again, progress=heard.append)).resume()
+    Sweep(
+        config=loaded.config,
+        root=tmp_path / "sweeps",
+        azure=AzureMLRunner(again, progress=heard.append),
+    ).resume()
     assert "jobs.create_or_update" not in [c[0] for c in again.calls]
     # What the user is told goes through the progress callable, never print.
-    assert heard == ["submitted Azure ML sweep job sweep-job-1: None",  # the fake has no URL
-                     "Azure ML sweep job sweep-job-1 completed",
-                     "re-attaching to Azure ML sweep job sweep-job-1",
-                     "Azure ML sweep job sweep-job-1 completed"]
+    assert heard == [
+        "submitted Azure ML sweep job sweep-job-1: None",  # the fake has no URL
+        "Azure ML sweep job sweep-job-1 completed",
+        "re-attaching to Azure ML sweep job sweep-job-1",
+        "Azure ML sweep job sweep-job-1 completed",
+    ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fail, message, kind", [
-    ({"compute": ClientAuthenticationError("no token")}, "Azure sign-in failed", SweepInputError),
-    ({"submit": ServiceRequestError("offline")}, "cannot reach Azure ML", SweepError),
-])
-def test_azure_failures_are_one_sentence_and_nothing_half_submitted(trained, tmp_path, fail,
-                                                                    message, kind):
+@pytest.mark.parametrize(
+    "fail, message, kind",
+    [
+        (
+            {"compute": ClientAuthenticationError("no token")},
+            "Azure sign-in failed",
+            SweepInputError,
+        ),
+        ({"submit": ServiceRequestError("offline")}, "cannot reach Azure ML", SweepError),
+    ],
+)
+def test_azure_failures_are_one_sentence_and_nothing_half_submitted(
+    trained, tmp_path, fail, message, kind
+):
     data, out, _ = trained
     client = FakeMLClient(out, fail=fail)
     with pytest.raises(kind, match=message):
@@ -310,9 +389,13 @@ def test_azure_failures_are_one_sentence_and_nothing_half_submitted(trained, tmp
 @pytest.mark.slow
 def test_unknown_cluster_is_refused_before_submitting(trained, tmp_path):
     _, out, _ = trained
-    config = parse_sweep({"name": "fowl", "compute": "azure:cpu-cluster",
-                          "search_space": {"x": {"type": "uniform", "min_value": 0,
-                                                 "max_value": 1}}})
+    config = parse_sweep(
+        {
+            "name": "fowl",
+            "compute": "azure:cpu-cluster",
+            "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+        }
+    )
     client = FakeMLClient(out)
     with pytest.raises(SweepInputError, match="cluster 'cpu-cluster': not found"):
         Sweep(config=config, root=tmp_path / "sweeps", azure=AzureMLRunner(client)).run()
@@ -344,15 +427,18 @@ def test_an_azure_job_file_is_submitted_as_written(tmp_path):
     outputs.mkdir()
     (outputs / "weights.txt").write_text("trained")
     client = FakeMLClient(outputs)
-    sweep = Sweep.from_yaml(jobs / "no-compute-ours.yml",
-                            overrides=["compute=azureml:gpu-cluster",
-                                       f"register.root={tmp_path / 'models'}"],
-                            root=tmp_path / "sweeps", azure=AzureMLRunner(client))
+    sweep = Sweep.from_yaml(
+        jobs / "no-compute-ours.yml",
+        overrides=["compute=azureml:gpu-cluster", f"register.root={tmp_path / 'models'}"],
+        root=tmp_path / "sweeps",
+        azure=AzureMLRunner(client),
+    )
     result = sweep.run(max_trials=3)
     job = client.calls[1][1]
     assert isinstance(job, s.SweepJob) and job.compute == "gpu-cluster"
-    assert job.trial.command == ("python train.py --lr ${{search_space.lr}} "
-                                 "--out ${{outputs.model}}")
+    assert job.trial.command == (
+        "python train.py --lr ${{search_space.lr}} --out ${{outputs.model}}"
+    )
     assert set(job.search_space) == {"lr"}
     download = [c for c in client.calls if c[0] == "jobs.download"][0]
     assert download[2] == "model"  # the file's own output name
@@ -376,8 +462,7 @@ def test_options_that_cannot_apply_are_refused(tmp_path):
     with pytest.raises(SweepInputError, match="name would be ignored"):
         Sweep(config=config, name="other")
     with pytest.raises(SweepInputError, match="listener: Azure ML runs the trials"):
-        Sweep(config=config, root=tmp_path, azure=AzureMLRunner(object())).run(
-            listener=object())  # type: ignore[arg-type]
+        Sweep(config=config, root=tmp_path, azure=AzureMLRunner(object())).run(listener=object())  # type: ignore[arg-type]
 
 
 def test_a_broken_workspace_config_says_what_is_wrong_with_it(tmp_path):

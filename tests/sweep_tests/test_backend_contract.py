@@ -15,8 +15,14 @@ X = {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}}
 def _sweep(tmp_path, make_backend, trainer, *, space=None, **settings):
     settings.setdefault("sampling_algorithm", {"type": "random", "seed": 0})
     settings.setdefault("limits", {"max_total_trials": 4, "max_concurrent_trials": 2})
-    return Sweep(name="t", search_space=space or X, trainer=trainer, root=tmp_path,
-                 backend=make_backend(), **settings)
+    return Sweep(
+        name="t",
+        search_space=space or X,
+        trainer=trainer,
+        root=tmp_path,
+        backend=make_backend(),
+        **settings,
+    )
 
 
 def _ran_epochs(result, number) -> int:
@@ -25,8 +31,9 @@ def _ran_epochs(result, number) -> int:
 
 
 def test_runs_every_trial_and_keeps_its_records(tmp_path, make_backend):
-    result = _sweep(tmp_path, make_backend, toy_trainers.quadratic,
-                    trainer_args={"num_epochs": 3}).run()
+    result = _sweep(
+        tmp_path, make_backend, toy_trainers.quadratic, trainer_args={"num_epochs": 3}
+    ).run()
     assert result.counts == {"complete": 4}
     frame = result.trials.set_index("number")
     values = frame["value"]
@@ -44,7 +51,9 @@ def test_runs_every_trial_and_keeps_its_records(tmp_path, make_backend):
 def test_pruned_trials_stop_at_once(tmp_path, make_backend):
     # slack_amount 0: anything below the best so far at the same interval is pruned.
     result = _sweep(
-        tmp_path, make_backend, toy_trainers.quadratic,
+        tmp_path,
+        make_backend,
+        toy_trainers.quadratic,
         trainer_args={"num_epochs": 4, "epoch_s": 0.05},
         early_termination={"type": "bandit", "slack_amount": 0.0},
         limits={"max_total_trials": 6, "max_concurrent_trials": 1},
@@ -61,8 +70,12 @@ def test_pruned_trials_stop_at_once(tmp_path, make_backend):
 
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, make_backend):
-    result = _sweep(tmp_path, make_backend, toy_trainers.failing,
-                    limits={"max_total_trials": 6, "max_concurrent_trials": 2}).run()
+    result = _sweep(
+        tmp_path,
+        make_backend,
+        toy_trainers.failing,
+        limits={"max_total_trials": 6, "max_concurrent_trials": 2},
+    ).run()
     frame = result.trials
     failed = frame[frame["state"] == "failed"]
     assert len(frame) == 6
@@ -72,8 +85,14 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, make_backen
 
 
 def test_retries_rerun_with_the_same_params_and_count_once(tmp_path, make_backend):
-    result = _sweep(tmp_path, make_backend, toy_trainers.flaky, trainer_args={"num_epochs": 1},
-                    retries=1, limits={"max_total_trials": 3, "max_concurrent_trials": 1}).run()
+    result = _sweep(
+        tmp_path,
+        make_backend,
+        toy_trainers.flaky,
+        trainer_args={"num_epochs": 1},
+        retries=1,
+        limits={"max_total_trials": 3, "max_concurrent_trials": 1},
+    ).run()
     frame = result.trials.set_index("number")
     assert (frame["state"] == "complete").sum() == 3
     assert (frame["state"] == "failed").sum() == 3
@@ -84,16 +103,18 @@ def test_retries_rerun_with_the_same_params_and_count_once(tmp_path, make_backen
 
 
 def test_missing_primary_metric_fails_with_the_names_returned(tmp_path, make_backend):
-    result = _sweep(tmp_path, make_backend, toy_trainers.wrong_metric,
-                    limits={"max_total_trials": 1}).run()
+    result = _sweep(
+        tmp_path, make_backend, toy_trainers.wrong_metric, limits={"max_total_trials": 1}
+    ).run()
     (reason,) = result.trials["reason"]
     assert "returned no 'best_val_acc'" in reason and "accuracy, loss" in reason
     assert result.best is None
 
 
 def test_nan_metric_fails_the_trial(tmp_path, make_backend):
-    result = _sweep(tmp_path, make_backend, toy_trainers.nan_metric,
-                    limits={"max_total_trials": 1}).run()
+    result = _sweep(
+        tmp_path, make_backend, toy_trainers.nan_metric, limits={"max_total_trials": 1}
+    ).run()
     (row,) = result.trials.to_dict("records")
     assert row["state"] == "failed" and "best_val_acc is nan at epoch 1" in row["reason"]
 
@@ -102,10 +123,13 @@ def test_nan_metric_fails_the_trial(tmp_path, make_backend):
 def test_a_hanging_trial_fails_at_trial_timeout(tmp_path, make_backend):
     # 8 s: well above a normal trial's start on a loaded 2-CPU machine (a new Ray worker
     # process), far below the hour the hanging trainer sleeps.
-    result = _sweep(tmp_path, make_backend, toy_trainers.hanging,
-                    trainer_args={"num_epochs": 1},
-                    limits={"max_total_trials": 4, "max_concurrent_trials": 2,
-                            "trial_timeout": 8}).run()
+    result = _sweep(
+        tmp_path,
+        make_backend,
+        toy_trainers.hanging,
+        trainer_args={"num_epochs": 1},
+        limits={"max_total_trials": 4, "max_concurrent_trials": 2, "trial_timeout": 8},
+    ).run()
     frame = result.trials
     hung = frame[frame["param_x"] > 0.5]
     assert len(hung) > 0
@@ -115,15 +139,24 @@ def test_a_hanging_trial_fails_at_trial_timeout(tmp_path, make_backend):
 
 
 def test_max_concurrent_trials_is_honoured(tmp_path, make_backend):
-    result = _sweep(tmp_path, make_backend, toy_trainers.quadratic,
-                    trainer_args={"num_epochs": 2, "epoch_s": 0.2},
-                    limits={"max_total_trials": 4, "max_concurrent_trials": 1}).run()
+    result = _sweep(
+        tmp_path,
+        make_backend,
+        toy_trainers.quadratic,
+        trainer_args={"num_epochs": 2, "epoch_s": 0.2},
+        limits={"max_total_trials": 4, "max_concurrent_trials": 1},
+    ).run()
     spans = []
     for number in range(4):
-        lines = (result.sweep_dir / "trials" / f"{number:04d}" / "outputs" / "span.jsonl"
-                 ).read_text().splitlines()
+        lines = (
+            (result.sweep_dir / "trials" / f"{number:04d}" / "outputs" / "span.jsonl")
+            .read_text()
+            .splitlines()
+        )
         start, end = json.loads(lines[0])["start"], json.loads(lines[-1])["end"]
         spans.append((start, end))
     spans.sort()
-    assert all(prev_end <= next_start for (_, prev_end), (next_start, _)
-               in zip(spans, spans[1:], strict=False))
+    assert all(
+        prev_end <= next_start
+        for (_, prev_end), (next_start, _) in zip(spans, spans[1:], strict=False)
+    )

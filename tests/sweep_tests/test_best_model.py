@@ -26,11 +26,20 @@ def finished(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("best")
     data = make_image_folder(tmp / "fowl_data")
     sweep = Sweep(
-        name="fowl", root=tmp / "sweeps", backend=InProcessBackend(),
+        name="fowl",
+        root=tmp / "sweeps",
+        backend=InProcessBackend(),
         search_space={"learning_rate": {"type": "choice", "values": [0.01, 0.05]}},
-        trainer_args={"data": str(data), "image_size": 16, "batch_size": 8, "num_epochs": 2,
-                      "threads": 1, "freeze": "backbone"},
-        sampling_algorithm="grid", limits={"max_total_trials": 2, "max_concurrent_trials": 1},
+        trainer_args={
+            "data": str(data),
+            "image_size": 16,
+            "batch_size": 8,
+            "num_epochs": 2,
+            "threads": 1,
+            "freeze": "backbone",
+        },
+        sampling_algorithm="grid",
+        limits={"max_total_trials": 2, "max_concurrent_trials": 1},
         register={"model_name": "pt-dnn", "root": str(tmp / "models")},
     )
     return tmp, data, sweep, sweep.run()
@@ -86,16 +95,17 @@ def test_models_cli_lists_shows_downloads_and_predicts(finished, capsys, tmp_pat
     assert main(["models", "show", "pt-dnn:1", "--registry", registry]) == 0
     out = capsys.readouterr().out
     assert "from sweep fowl" in out and "learning_rate" in out
-    assert main(["models", "download", "pt-dnn", str(tmp_path / "dl"), "--registry",
-                 registry]) == 0
+    assert main(["models", "download", "pt-dnn", str(tmp_path / "dl"), "--registry", registry]) == 0
     assert (tmp_path / "dl" / "model.onnx").is_file()
     capsys.readouterr()
     image = next((data / "val" / "turkeys").iterdir())
     assert main(["models", "predict", "pt-dnn", str(image), "--registry", registry]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{image}: ") and line.endswith("%)")
-    assert main(["models", "predict", "pt-dnn", str(tmp_path / "nope.png"), "--registry",
-                 registry]) == 2
+    assert (
+        main(["models", "predict", "pt-dnn", str(tmp_path / "nope.png"), "--registry", registry])
+        == 2
+    )
 
 
 def test_export_command_writes_a_checked_onnx(finished, capsys, tmp_path):
@@ -112,10 +122,17 @@ def test_predict_imports_no_torch(finished):
 
     tmp, data, _, _ = finished
     image = next((data / "val" / "turkeys").iterdir())
-    probe = (f"from sweep.cli import main; code = main(['models', 'predict', 'pt-dnn', "
-             f"{str(image)!r}, '--registry', {str(tmp / 'models')!r}])\n"
-             "import sys; print('LOADED:' + ' '.join(m for m in ('torch', 'torchvision', "
-             "'optuna', 'pandas', 'ray') if m in sys.modules), code)")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[2], check=True).stdout
+    probe = (
+        f"from sweep.cli import main; code = main(['models', 'predict', 'pt-dnn', "
+        f"{str(image)!r}, '--registry', {str(tmp / 'models')!r}])\n"
+        "import sys; print('LOADED:' + ' '.join(m for m in ('torch', 'torchvision', "
+        "'optuna', 'pandas', 'ray') if m in sys.modules), code)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+    ).stdout
     assert out.splitlines()[-1] == "LOADED: 0", out

@@ -27,10 +27,12 @@ def _records(folder: Path, name: str) -> list[dict]:
 
 # -- the coordinator's copy ------------------------------------------------------------------
 
+
 def test_a_commit_writes_only_what_changed_and_keeps_one_version(tmp_path):
     store = CheckpointStore(tmp_path)
-    store.commit(0, {"acc": 0.1}, CheckpointFiles({"w.bin": b"a" * 10, "s.json": b"0"},
-                                                   ("s.json", "w.bin")))
+    store.commit(
+        0, {"acc": 0.1}, CheckpointFiles({"w.bin": b"a" * 10, "s.json": b"0"}, ("s.json", "w.bin"))
+    )
     first = store.latest()
     assert first is not None and first.epoch == 0 and first.metrics == {"acc": 0.1}
     store.commit(1, {"acc": 0.2}, CheckpointFiles({"s.json": b"1"}, ("s.json", "w.bin")))
@@ -66,8 +68,7 @@ def test_a_commit_cut_half_way_leaves_the_previous_checkpoint_usable(tmp_path, m
 
     monkeypatch.setattr(module, "_write_durably", cut)
     with pytest.raises(KeyboardInterrupt):
-        store.commit(4, {"acc": 0.4}, CheckpointFiles({"a": b"new-a", "b": b"new-b"},
-                                                       ("a", "b")))
+        store.commit(4, {"acc": 0.4}, CheckpointFiles({"a": b"new-a", "b": b"new-b"}, ("a", "b")))
     monkeypatch.setattr(module, "_write_durably", real)
     latest = store.latest()
     assert latest is not None and latest.epoch == 3 and latest.metrics == {"acc": 0.3}
@@ -91,10 +92,12 @@ def test_names_from_a_worker_cannot_leave_the_folder(tmp_path, caplog):
 
 # -- the trainer's working copy --------------------------------------------------------------
 
+
 def test_the_working_copy_sends_only_changes_and_skips_work_in_progress(tmp_path):
     live = LiveCheckpoint(tmp_path)
-    folder = live.fill(CheckpointFiles({"keep.bin": b"k", "sub/s.json": b"1"},
-                                       ("keep.bin", "sub/s.json")))
+    folder = live.fill(
+        CheckpointFiles({"keep.bin": b"k", "sub/s.json": b"1"}, ("keep.bin", "sub/s.json"))
+    )
     assert live.changes() is None  # what it was filled with is not a change
     (folder / "sub" / "s.json").write_text("2")
     (folder / "half.pt.tmp").write_text("writing")
@@ -110,12 +113,25 @@ def test_the_working_copy_sends_only_changes_and_skips_work_in_progress(tmp_path
 
 # -- trials that continue ----------------------------------------------------------------------
 
-def _sweep(root: Path, *, make_backend=InProcessBackend, retries: int = 0,  # type: ignore[no-untyped-def]
-           **args) -> Sweep:
-    return Sweep(name="ck", search_space=SPACE, trainer=toy_trainers.checkpointing, root=root,
-                 backend=make_backend(), trainer_args={"num_epochs": 8, **args},
-                 limits={"max_total_trials": 1, "max_concurrent_trials": 1},
-                 sampling_algorithm={"type": "random", "seed": 1}, retries=retries)
+
+def _sweep(
+    root: Path,
+    *,
+    make_backend=InProcessBackend,
+    retries: int = 0,  # type: ignore[no-untyped-def]
+    **args,
+) -> Sweep:
+    return Sweep(
+        name="ck",
+        search_space=SPACE,
+        trainer=toy_trainers.checkpointing,
+        root=root,
+        backend=make_backend(),
+        trainer_args={"num_epochs": 8, **args},
+        limits={"max_total_trials": 1, "max_concurrent_trials": 1},
+        sampling_algorithm={"type": "random", "seed": 1},
+        retries=retries,
+    )
 
 
 def _one_history(result, sweep_dir: Path, epochs: int = 8) -> Path:  # type: ignore[no-untyped-def]
@@ -148,10 +164,16 @@ def test_without_retries_the_exception_fails_the_trial_and_its_checkpoint_goes(t
 
 
 def test_keep_checkpoints_all_keeps_a_failed_trials_checkpoint(tmp_path):
-    sweep = Sweep(name="ck", search_space=SPACE, trainer=toy_trainers.checkpointing,
-                  root=tmp_path, backend=InProcessBackend(),
-                  trainer_args={"num_epochs": 8, "fail_at": 5},
-                  limits={"max_total_trials": 1}, keep={"checkpoints": "all"})
+    sweep = Sweep(
+        name="ck",
+        search_space=SPACE,
+        trainer=toy_trainers.checkpointing,
+        root=tmp_path,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 8, "fail_at": 5},
+        limits={"max_total_trials": 1},
+        keep={"checkpoints": "all"},
+    )
     sweep.run()
     latest = CheckpointStore(trial_dir(tmp_path / "ck", 0)).latest()
     assert latest is not None and latest.epoch == 4
@@ -170,30 +192,38 @@ def test_a_worker_process_that_dies_is_continued_from_its_checkpoint(tmp_path, m
 
 @pytest.mark.slow
 @pytest.mark.parametrize("make_backend", ["local_ray"], indirect=True)
-def test_a_trial_that_kills_its_worker_every_time_fails_after_a_few_losses(tmp_path,
-                                                                          make_backend):
+def test_a_trial_that_kills_its_worker_every_time_fails_after_a_few_losses(tmp_path, make_backend):
     result = _sweep(tmp_path, make_backend=make_backend, die_always_at=2).run()
     (trial,) = result.study.get_trials(deepcopy=False)
     assert trial.state == TrialState.FAIL and "worker process died" in trial.user_attrs["reason"]
-    starts = [s["from"] for s in _records(trial_dir(tmp_path / "ck", 0), "span.jsonl")
-              if "from" in s]
+    starts = [
+        s["from"] for s in _records(trial_dir(tmp_path / "ck", 0), "span.jsonl") if "from" in s
+    ]
     assert starts == [0, 2, 2, 2]
 
 
 # -- training a completed trial further --------------------------------------------------------
 
+
 def test_continue_trains_a_completed_trial_further_as_a_new_linked_trial(tmp_path):
-    sweep = Sweep(name="ck", search_space=SPACE, trainer=toy_trainers.checkpointing,
-                  root=tmp_path, backend=InProcessBackend(), trainer_args={"num_epochs": 3},
-                  limits={"max_total_trials": 2}, sampling_algorithm={"type": "random",
-                                                                       "seed": 2})
+    sweep = Sweep(
+        name="ck",
+        search_space=SPACE,
+        trainer=toy_trainers.checkpointing,
+        root=tmp_path,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 3},
+        limits={"max_total_trials": 2},
+        sampling_algorithm={"type": "random", "seed": 2},
+    )
     first = sweep.run()
     best = first.best.number
     # Only the best completed trial keeps a checkpoint on the coordinator's disk.
     kept = [n for n in (0, 1) if CheckpointStore(trial_dir(tmp_path / "ck", n)).latest()]
     assert kept == [best]
-    again = Sweep.load("ck", root=tmp_path, trainer=toy_trainers.checkpointing,
-                       backend=InProcessBackend())
+    again = Sweep.load(
+        "ck", root=tmp_path, trainer=toy_trainers.checkpointing, backend=InProcessBackend()
+    )
     result = again.continue_trial(best, epochs=6)
     trials = result.study.get_trials(deepcopy=False)
     assert len(trials) == 3
@@ -210,19 +240,30 @@ def test_continue_trains_a_completed_trial_further_as_a_new_linked_trial(tmp_pat
     assert "continues trial" in result.trials.set_index("number").loc[2, "reason"]
 
 
-@pytest.mark.parametrize(("trainer", "args", "trial", "epochs", "message"), [
-    ("checkpointing", {}, 7, 6, "has no trial 7"),
-    ("checkpointing", {}, 0, 3, "has trained 3 epochs already"),
-    ("checkpointing", {"fail_at": 0}, 0, 6, "trial 0 is failed"),
-    ("quadratic", {}, 0, 6, "kept no checkpoint"),
-])
-def test_continue_refuses_what_it_cannot_do_in_one_sentence(tmp_path, trainer, args, trial,
-                                                            epochs, message):
+@pytest.mark.parametrize(
+    ("trainer", "args", "trial", "epochs", "message"),
+    [
+        ("checkpointing", {}, 7, 6, "has no trial 7"),
+        ("checkpointing", {}, 0, 3, "has trained 3 epochs already"),
+        ("checkpointing", {"fail_at": 0}, 0, 6, "trial 0 is failed"),
+        ("quadratic", {}, 0, 6, "kept no checkpoint"),
+    ],
+)
+def test_continue_refuses_what_it_cannot_do_in_one_sentence(
+    tmp_path, trainer, args, trial, epochs, message
+):
     from sweep.errors import SweepInputError
 
     fn = getattr(toy_trainers, trainer)
-    Sweep(name="ck", search_space=SPACE, trainer=fn, root=tmp_path, backend=InProcessBackend(),
-          trainer_args={"num_epochs": 3, **args}, limits={"max_total_trials": 1}).run()
+    Sweep(
+        name="ck",
+        search_space=SPACE,
+        trainer=fn,
+        root=tmp_path,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 3, **args},
+        limits={"max_total_trials": 1},
+    ).run()
     again = Sweep.load("ck", root=tmp_path, trainer=fn, backend=InProcessBackend())
     with pytest.raises(SweepInputError, match=message):
         again.continue_trial(trial, epochs=epochs)
@@ -232,10 +273,16 @@ def test_continue_refuses_what_it_cannot_do_in_one_sentence(tmp_path, trainer, a
 @pytest.mark.slow
 @pytest.mark.parametrize("make_backend", ["local_ray"], indirect=True)
 def test_a_retry_after_a_trial_timeout_continues_from_the_checkpoint(tmp_path, make_backend):
-    sweep = Sweep(name="ck", search_space=SPACE, trainer=toy_trainers.checkpointing,
-                  root=tmp_path, backend=make_backend(),
-                  trainer_args={"num_epochs": 5, "hang_at": 3}, retries=1,
-                  limits={"max_total_trials": 1, "trial_timeout": 4})
+    sweep = Sweep(
+        name="ck",
+        search_space=SPACE,
+        trainer=toy_trainers.checkpointing,
+        root=tmp_path,
+        backend=make_backend(),
+        trainer_args={"num_epochs": 5, "hang_at": 3},
+        retries=1,
+        limits={"max_total_trials": 1, "trial_timeout": 4},
+    )
     result = sweep.run()
     folder = _one_history(result, tmp_path / "ck", epochs=5)
     assert [s["from"] for s in _records(folder, "span.jsonl") if "from" in s] == [0, 3]
@@ -248,17 +295,25 @@ def test_ctrl_c_then_resume_continues_the_trial_from_its_last_report(tmp_path):
         _sweep(tmp_path).run(listener=toy_trainers.CtrlCAfter(3))  # at epoch 2
     (trial,) = Sweep.load("ck", root=tmp_path).result().study.get_trials(deepcopy=False)
     assert trial.state == TrialState.RUNNING  # kept for resume, not failed
-    result = Sweep.load("ck", root=tmp_path, trainer=toy_trainers.checkpointing,
-                        backend=InProcessBackend()).resume()
+    result = Sweep.load(
+        "ck", root=tmp_path, trainer=toy_trainers.checkpointing, backend=InProcessBackend()
+    ).resume()
     folder = _one_history(result, tmp_path / "ck")
     assert [s["from"] for s in _records(folder, "span.jsonl") if "from" in s] == [0, 3]
 
 
 def test_keep_checkpoints_none_gives_no_folder_and_a_retry_starts_over(tmp_path):
-    sweep = Sweep(name="ck", search_space=SPACE, trainer=toy_trainers.checkpointing,
-                  root=tmp_path, backend=InProcessBackend(),
-                  trainer_args={"num_epochs": 8, "fail_at": 5}, retries=1,
-                  limits={"max_total_trials": 1}, keep={"checkpoints": "none"})
+    sweep = Sweep(
+        name="ck",
+        search_space=SPACE,
+        trainer=toy_trainers.checkpointing,
+        root=tmp_path,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 8, "fail_at": 5},
+        retries=1,
+        limits={"max_total_trials": 1},
+        keep={"checkpoints": "none"},
+    )
     trials = sweep.run().study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].user_attrs["replaces"] == 0
@@ -268,19 +323,32 @@ def test_keep_checkpoints_none_gives_no_folder_and_a_retry_starts_over(tmp_path)
 
 @pytest.mark.slow
 def test_continue_with_the_built_in_trainer_on_the_command_line_registers_the_new_best(
-        tmp_path, capsys):
+    tmp_path, capsys
+):
     import yaml
 
     from sweep.cli import main
 
-    (tmp_path / "digits.yaml").write_text(yaml.safe_dump({
-        "name": "digits",
-        "trainer": {"args": {"data": "digits", "image_size": 16, "batch_size": 64,
-                             "num_epochs": 2, "threads": 1, "lr_schedule": "none"}},
-        "search_space": {"learning_rate": {"type": "choice", "values": [0.05]}},
-        "limits": {"max_total_trials": 1},
-        "register": {"model_name": "dg", "root": str(tmp_path / "models")},
-    }))
+    (tmp_path / "digits.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "digits",
+                "trainer": {
+                    "args": {
+                        "data": "digits",
+                        "image_size": 16,
+                        "batch_size": 64,
+                        "num_epochs": 2,
+                        "threads": 1,
+                        "lr_schedule": "none",
+                    }
+                },
+                "search_space": {"learning_rate": {"type": "choice", "values": [0.05]}},
+                "limits": {"max_total_trials": 1},
+                "register": {"model_name": "dg", "root": str(tmp_path / "models")},
+            }
+        )
+    )
     root = ["--root", str(tmp_path / "sweeps")]
     assert main(["run", str(tmp_path / "digits.yaml"), *root]) == 0
     assert main(["continue", "digits", "--trial", "0", "--epochs", "4", *root]) == 0
@@ -289,7 +357,7 @@ def test_continue_with_the_built_in_trainer_on_the_command_line_registers_the_ne
     card = json.loads((tmp_path / "models" / "dg" / "2" / "card.json").read_text())
     assert card["trial"] == 1 and [h["epoch"] for h in card["history"]] == [0, 1, 2, 3]
     # The built-in trainer continued from its state: epochs 3 and 4 ran, 1 and 2 did not.
-    ran = (tmp_path / "sweeps" / "digits" / "trials" / "0001" / "outputs" / "metrics.jsonl")
+    ran = tmp_path / "sweeps" / "digits" / "trials" / "0001" / "outputs" / "metrics.jsonl"
     assert [json.loads(line)["epoch"] for line in ran.read_text().splitlines()] == [2, 3]
 
 
@@ -314,10 +382,15 @@ def test_a_lost_report_hub_is_replaced_and_running_trials_continue(tmp_path, mak
         def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
             pass
 
-    result = Sweep(name="ck", search_space=SPACE, trainer=toy_trainers.checkpointing,
-                   root=tmp_path, backend=backend,
-                   trainer_args={"num_epochs": 6, "epoch_s": 0.3},
-                   limits={"max_total_trials": 1}).run(listener=KillHub())
+    result = Sweep(
+        name="ck",
+        search_space=SPACE,
+        trainer=toy_trainers.checkpointing,
+        root=tmp_path,
+        backend=backend,
+        trainer_args={"num_epochs": 6, "epoch_s": 0.3},
+        limits={"max_total_trials": 1},
+    ).run(listener=KillHub())
     folder = _one_history(result, tmp_path / "ck", epochs=6)
     starts = [s["from"] for s in _records(folder, "span.jsonl") if "from" in s]
     assert starts[0] == 0 and len(starts) == 2 and starts[1] >= 2

@@ -18,8 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _sweep(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "sweep.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "sweep.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
@@ -38,7 +44,8 @@ def test_run_status_best_report_on_the_builtin_trainer(tmp_path):
     assert re.search(r"files: \S+ \(report and best model written in \d+\.\d s\)", run.stdout)
     folder = tmp_path / "sweeps" / "digits-resnet18"
     assert {"sweep.yaml", "study.journal", "trials", "best", "report.html", "trials.csv"} <= {
-        p.name for p in folder.iterdir()}
+        p.name for p in folder.iterdir()
+    }
 
     status = _sweep("status", "digits-resnet18", "--json", cwd=tmp_path)
     assert status.returncode == 0 and '"state": "complete"' in status.stdout
@@ -48,15 +55,22 @@ def test_run_status_best_report_on_the_builtin_trainer(tmp_path):
     assert again.returncode == 2 and "sweep resume digits-resnet18" in again.stderr
 
 
-@pytest.mark.parametrize("args, message, code", [
-    (["status", "nope"], "no sweep named 'nope'", 2),
-    (["resume", "nope"], "no sweep named 'nope'", 2),
-    (["run", "missing.yaml"], "missing.yaml: no such file", 2),
-    (["run", "space.yaml", "--parallel", "0"], "--parallel: must be 1 or more", 2),
-    # Not the user's input: the cluster is away (a failure while running).
-    (["run", "space.yaml", "--compute", "ray://127.0.0.1:1"], "cannot reach the Ray cluster", 1),
-    (["models", "show", "nothing"], "no model named 'nothing'", 2),
-])
+@pytest.mark.parametrize(
+    "args, message, code",
+    [
+        (["status", "nope"], "no sweep named 'nope'", 2),
+        (["resume", "nope"], "no sweep named 'nope'", 2),
+        (["run", "missing.yaml"], "missing.yaml: no such file", 2),
+        (["run", "space.yaml", "--parallel", "0"], "--parallel: must be 1 or more", 2),
+        # Not the user's input: the cluster is away (a failure while running).
+        (
+            ["run", "space.yaml", "--compute", "ray://127.0.0.1:1"],
+            "cannot reach the Ray cluster",
+            1,
+        ),
+        (["models", "show", "nothing"], "no model named 'nothing'", 2),
+    ],
+)
 def test_user_errors_are_one_sentence_with_exit_code(tmp_path, args, message, code):
     space = yaml.safe_load(example_path("digits").read_text())
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
@@ -69,14 +83,15 @@ def test_user_errors_are_one_sentence_with_exit_code(tmp_path, args, message, co
 def test_help_teaches(tmp_path):
     proc = _sweep("--help", cwd=tmp_path)
     assert proc.returncode == 0
-    for word in ("validate", "run", "resume", "status", "report", "models", "export",
-                 "exit codes"):
+    for word in ("validate", "run", "resume", "status", "report", "models", "export", "exit codes"):
         assert word in proc.stdout
 
 
 def test_an_entry_that_does_not_import_is_refused_before_any_trial(tmp_path):
-    space = {"search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
-             "trainer": {"entry": "no_such_package.train:fit"}}
+    space = {
+        "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+        "trainer": {"entry": "no_such_package.train:fit"},
+    }
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
     proc = _sweep("run", "space.yaml", cwd=tmp_path)
     assert proc.returncode == 2

@@ -24,15 +24,19 @@ SCRIPTS = Path(__file__).parent / "command_scripts"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _job(tmp_path: Path, command: str, *, metric: str = "acc", space: dict | None = None,
-         **extra: object) -> Path:
+def _job(
+    tmp_path: Path, command: str, *, metric: str = "acc", space: dict | None = None, **extra: object
+) -> Path:
     doc = {
         "$schema": "https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json",
         "type": "sweep",
         "display_name": "test job",
         "experiment_name": "tests",
-        "trial": {"code": str(SCRIPTS), "command": command,
-                  "environment": "azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu@latest"},
+        "trial": {
+            "code": str(SCRIPTS),
+            "command": command,
+            "environment": "azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu@latest",
+        },
         "search_space": space or {"quality": {"type": "choice", "values": [0.9, 0.5]}},
         "objective": {"primary_metric": metric, "goal": "maximize"},
         "sampling_algorithm": "grid",
@@ -46,8 +50,12 @@ def _job(tmp_path: Path, command: str, *, metric: str = "acc", space: dict | Non
 
 
 def _run(path: Path, tmp_path: Path, *overrides: str):
-    sweep = Sweep.from_yaml(path, overrides=["compute=local", *overrides],
-                            root=tmp_path / "sweeps", backend=InProcessBackend())
+    sweep = Sweep.from_yaml(
+        path,
+        overrides=["compute=local", *overrides],
+        root=tmp_path / "sweeps",
+        backend=InProcessBackend(),
+    )
     return sweep.run()
 
 
@@ -64,17 +72,27 @@ def _alive(pid: int) -> bool:
 def test_substitution_inputs_outputs_nested_choice_and_optional_blocks(tmp_path):
     data = tmp_path / "data.txt"
     data.write_text("rows")
-    space = {"model": {"type": "choice", "values": [
-        {"name": "resnet", "lr": {"type": "uniform", "min_value": 0.1, "max_value": 0.2}},
-        {"name": "vit", "lr": {"type": "choice", "values": [0.5]}}]}}
-    path = _job(tmp_path, "python echo_params.py --model ${{search_space.model.name}} "
-                "--lr ${{search_space.model.lr}} --data ${{inputs.data}} "
-                "$[[--extra ${{inputs.extra}}]] --out ${{outputs.result}}",
-                metric="score", space=space,
-                inputs={"data": {"type": "uri_file", "path": "./elsewhere.txt"}},
-                outputs={"result": {"type": "uri_folder"}},
-                sampling_algorithm={"type": "random", "seed": 3},
-                limits={"max_total_trials": 4, "max_concurrent_trials": 2})
+    space = {
+        "model": {
+            "type": "choice",
+            "values": [
+                {"name": "resnet", "lr": {"type": "uniform", "min_value": 0.1, "max_value": 0.2}},
+                {"name": "vit", "lr": {"type": "choice", "values": [0.5]}},
+            ],
+        }
+    }
+    path = _job(
+        tmp_path,
+        "python echo_params.py --model ${{search_space.model.name}} "
+        "--lr ${{search_space.model.lr}} --data ${{inputs.data}} "
+        "$[[--extra ${{inputs.extra}}]] --out ${{outputs.result}}",
+        metric="score",
+        space=space,
+        inputs={"data": {"type": "uri_file", "path": "./elsewhere.txt"}},
+        outputs={"result": {"type": "uri_folder"}},
+        sampling_algorithm={"type": "random", "seed": 3},
+        limits={"max_total_trials": 4, "max_concurrent_trials": 2},
+    )
     result = _run(path, tmp_path, f"inputs.data.path={data}")
     assert list(result.trials["state"]) == ["complete"] * 4
     for row in result.trials.itertuples():
@@ -93,12 +111,19 @@ def test_substitution_inputs_outputs_nested_choice_and_optional_blocks(tmp_path)
 def test_pruned_trial_leaves_no_process_behind(tmp_path):
     pids = tmp_path / "pids"
     # Both trials run at once, so the good one's curve is there when the bad one is judged.
-    path = _job(tmp_path, f"python curve.py --quality ${{{{search_space.quality}}}} --epochs 8 "
-                f"--sleep 0.5 --pid_dir {pids} --child",
-                space={"quality": {"type": "choice", "values": [0.9, 0.1]}},
-                early_termination={"type": "bandit", "slack_factor": 0.1,
-                                   "delay_evaluation": 2, "evaluation_interval": 1},
-                limits={"max_total_trials": 2, "max_concurrent_trials": 2})
+    path = _job(
+        tmp_path,
+        f"python curve.py --quality ${{{{search_space.quality}}}} --epochs 8 "
+        f"--sleep 0.5 --pid_dir {pids} --child",
+        space={"quality": {"type": "choice", "values": [0.9, 0.1]}},
+        early_termination={
+            "type": "bandit",
+            "slack_factor": 0.1,
+            "delay_evaluation": 2,
+            "evaluation_interval": 1,
+        },
+        limits={"max_total_trials": 2, "max_concurrent_trials": 2},
+    )
     result = _run(path, tmp_path)
     states = dict(zip(result.trials["param_quality"], result.trials["state"], strict=True))
     pruned = [q for q, s in states.items() if s == "pruned"]
@@ -116,51 +141,72 @@ def test_pruned_trial_leaves_no_process_behind(tmp_path):
 @pytest.mark.slow
 def test_a_process_that_ignores_sigterm_is_killed(tmp_path):
     pids = tmp_path / "pids"
-    path = _job(tmp_path, f"python curve.py --quality ${{{{search_space.quality}}}} --epochs 30 "
-                f"--sleep 0.3 --pid_dir {pids} --ignore_sigterm",
-                space={"quality": {"type": "choice", "values": [0.9, 0.1]}},
-                early_termination={"type": "bandit", "slack_amount": 0.05,
-                                   "delay_evaluation": 2},
-                limits={"max_total_trials": 2, "max_concurrent_trials": 2})
+    path = _job(
+        tmp_path,
+        f"python curve.py --quality ${{{{search_space.quality}}}} --epochs 30 "
+        f"--sleep 0.3 --pid_dir {pids} --ignore_sigterm",
+        space={"quality": {"type": "choice", "values": [0.9, 0.1]}},
+        early_termination={"type": "bandit", "slack_amount": 0.05, "delay_evaluation": 2},
+        limits={"max_total_trials": 2, "max_concurrent_trials": 2},
+    )
     result = _run(path, tmp_path)
     assert "pruned" in set(result.trials["state"])
     for pid_file in pids.glob("*.pid"):
         assert not _alive(int(pid_file.read_text()))
 
 
-@pytest.mark.parametrize("command, metric, expected", [
-    ("python fails.py", "loss", "the command exited with code 1: about to fail | "
-                                "the data folder is empty"),
-    ("python wrong_metric.py", "acc", "the script never logged 'acc' (the objective's "
-                                      "primary_metric) with MLflow; it logged: accuracy, loss"),
-    ("python no_such_script.py", "acc", "can't open file"),
-])
+@pytest.mark.parametrize(
+    "command, metric, expected",
+    [
+        (
+            "python fails.py",
+            "loss",
+            "the command exited with code 1: about to fail | the data folder is empty",
+        ),
+        (
+            "python wrong_metric.py",
+            "acc",
+            "the script never logged 'acc' (the objective's "
+            "primary_metric) with MLflow; it logged: accuracy, loss",
+        ),
+        ("python no_such_script.py", "acc", "can't open file"),
+    ],
+)
 def test_a_failing_script_fails_its_trial_with_the_reason(tmp_path, command, metric, expected):
     path = _job(tmp_path, command + " --q ${{search_space.quality}}", metric=metric)
     result = _run(path, tmp_path)
     assert list(result.trials["state"]) == ["failed", "failed"]
-    assert all(expected in reason for reason in result.trials["reason"]), \
-        list(result.trials["reason"])
+    assert all(expected in reason for reason in result.trials["reason"]), list(
+        result.trials["reason"]
+    )
 
 
 @pytest.mark.slow
 def test_sklearn_autolog_reports_without_a_log_metric_call(tmp_path):
-    path = _job(tmp_path, "python sklearn_autolog.py --C ${{search_space.C}}",
-                metric="training_accuracy_score",
-                space={"C": {"type": "choice", "values": [0.01, 10.0]}})
+    path = _job(
+        tmp_path,
+        "python sklearn_autolog.py --C ${{search_space.C}}",
+        metric="training_accuracy_score",
+        space={"C": {"type": "choice", "values": [0.01, 10.0]}},
+    )
     result = _run(path, tmp_path)
     assert list(result.trials["state"]) == ["complete", "complete"], list(result.trials["reason"])
     assert result.best is not None and result.best.params["C"] == 10.0
-    params = json.loads((tmp_path / "sweeps" / "job" / "trials" / "0000" /
-                         "mlflow_params.json").read_text())
+    params = json.loads(
+        (tmp_path / "sweeps" / "job" / "trials" / "0000" / "mlflow_params.json").read_text()
+    )
     assert "C" in params  # what autolog logged lands in the trial's records
 
 
 @pytest.mark.slow
 def test_pytorch_distribution_starts_ranks_with_azure_environment(tmp_path):
-    path = _job(tmp_path, "python ddp.py --ignored ${{search_space.quality}}",
-                metric="ranks_sum", space={"quality": {"type": "choice", "values": [1]}},
-                limits={"max_total_trials": 1})
+    path = _job(
+        tmp_path,
+        "python ddp.py --ignored ${{search_space.quality}}",
+        metric="ranks_sum",
+        space={"quality": {"type": "choice", "values": [1]}},
+        limits={"max_total_trials": 1},
+    )
     doc = yaml.safe_load(path.read_text())
     doc["trial"]["distribution"] = {"type": "pytorch", "process_count_per_instance": 2}
     path.write_text(yaml.safe_dump(doc))
@@ -173,30 +219,41 @@ def test_pytorch_distribution_starts_ranks_with_azure_environment(tmp_path):
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "sweep.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "sweep.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_a_remote_input_stops_the_run_before_any_trial(tmp_path):
-    path = _job(tmp_path, "python curve.py --data ${{inputs.iris}} "
-                "--quality ${{search_space.quality}}",
-                inputs={"iris": {"type": "uri_file",
-                                 "path": "https://example.invalid/iris.csv"}})
+    path = _job(
+        tmp_path,
+        "python curve.py --data ${{inputs.iris}} --quality ${{search_space.quality}}",
+        inputs={"iris": {"type": "uri_file", "path": "https://example.invalid/iris.csv"}},
+    )
     run = _cli("run", str(path), "--compute", "local", cwd=tmp_path)
     assert run.returncode == 2
     assert run.stderr.strip() == (
         "sweep: error: inputs.iris: https://example.invalid/iris.csv is remote and is not "
         "fetched here; download it and point the input at the copy: "
-        "--set inputs.iris.path=./local-copy")
+        "--set inputs.iris.path=./local-copy"
+    )
     assert not (tmp_path / "sweeps").exists()
 
 
 @pytest.mark.slow
 def test_job_file_on_local_ray_pruned_reported_registered(tmp_path):
-    path = _job(tmp_path, "python curve.py --quality ${{search_space.quality}} --epochs 4 "
-                "--sleep 0.2 --output_dir ${{outputs.model}}",
-                outputs={"model": {"type": "uri_folder"}},
-                register={"model_name": "curve", "root": str(tmp_path / "models")})
+    path = _job(
+        tmp_path,
+        "python curve.py --quality ${{search_space.quality}} --epochs 4 "
+        "--sleep 0.2 --output_dir ${{outputs.model}}",
+        outputs={"model": {"type": "uri_folder"}},
+        register={"model_name": "curve", "root": str(tmp_path / "models")},
+    )
     run = _cli("run", str(path), "--compute", "local", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.splitlines()
@@ -210,8 +267,7 @@ def test_job_file_on_local_ray_pruned_reported_registered(tmp_path):
     assert card["command"].startswith("python curve.py --quality 0.9")
     assert card["code"]["fingerprint"].startswith("sha256:")
     assert "neither a model.pt" in card["onnx"]["why"]
-    shown = _cli("models", "show", "curve", "--registry", str(tmp_path / "models"),
-                 cwd=tmp_path)
+    shown = _cli("models", "show", "curve", "--registry", str(tmp_path / "models"), cwd=tmp_path)
     assert "command: python curve.py" in shown.stdout, shown.stderr
     status = _cli("status", "job", "--json", cwd=tmp_path)
     trials = json.loads(status.stdout)["trials"]
@@ -233,8 +289,11 @@ def test_delay_between_log_and_decision_is_bounded(tmp_path):
         seen.append(time.monotonic())
         return epoch == 1
 
-    trainer = CommandTrainer(command="python curve.py --quality 0.5 --epochs 20 --sleep 0.2",
-                             metric="acc", code=str(SCRIPTS))
+    trainer = CommandTrainer(
+        command="python curve.py --quality 0.5 --epochs 20 --sleep 0.2",
+        metric="acc",
+        code=str(SCRIPTS),
+    )
     metrics = trainer({"output_dir": str(tmp_path / "t" / "outputs")}, report)
     assert len(seen) == 2 and metrics["acc"] == pytest.approx(0.05)
     assert time.monotonic() - start < 20 * 0.2  # stopped well before the script's end
@@ -255,17 +314,20 @@ run_cap: 3
 def test_wandb_config_on_the_command_line(tmp_path):
     bad = tmp_path / "wandb.yaml"
     bad.write_text(WANDB)
-    run = _cli("validate", str(bad), "--trainer", "tests.sweep_tests.toy_trainers:quadratic",
-               cwd=tmp_path)
+    run = _cli(
+        "validate", str(bad), "--trainer", "tests.sweep_tests.toy_trainers:quadratic", cwd=tmp_path
+    )
     assert run.returncode == 2
-    assert "sweep: error: parameters.weight_decay: min 0.1 is greater than max 0.01" in \
-        run.stderr, run.stderr
+    assert (
+        "sweep: error: parameters.weight_decay: min 0.1 is greater than max 0.01" in run.stderr
+    ), run.stderr
     good = tmp_path / "wandb-ok.yaml"
     good.write_text(WANDB.replace("{min: 0.1, max: 0.01}", "{min: 0.01, max: 0.1}"))
     no_trainer = _cli("validate", str(good), cwd=tmp_path)
     assert no_trainer.returncode == 2 and "--trainer" in no_trainer.stderr
-    ok = _cli("validate", str(good), "--trainer", "tests.sweep_tests.toy_trainers:quadratic",
-              cwd=tmp_path)
+    ok = _cli(
+        "validate", str(good), "--trainer", "tests.sweep_tests.toy_trainers:quadratic", cwd=tmp_path
+    )
     assert ok.returncode == 0, ok.stderr
     assert "a W&B sweep config, converted" in ok.stderr
     assert "hyperband" in ok.stdout and "3 parameters" not in ok.stdout
@@ -281,7 +343,8 @@ def test_a_script_that_floods_stdout_keeps_a_bounded_log(tmp_path, monkeypatch):
         "import mlflow, sys\n"
         "for i in range(200_000):\n"
         "    sys.stdout.write('x' * 40 + '\\n')\n"
-        "mlflow.log_metric('acc', 1.0)\n")
+        "mlflow.log_metric('acc', 1.0)\n"
+    )
     from sweep.trainers.command_trial import CommandTrainer
 
     trainer = CommandTrainer(command="python flood.py", metric="acc", code=str(flood))
@@ -297,9 +360,13 @@ def test_mpi_distribution_runs_under_horovods_launcher(tmp_path):
 
     if shutil.which("horovodrun", path=str(Path(sys.executable).parent)) is None:
         pytest.skip("horovod is not installed (bash scripts/build_horovod.sh)")
-    path = _job(tmp_path, "python hvd_env.py --ignored ${{search_space.quality}}",
-                metric="size", space={"quality": {"type": "choice", "values": [1]}},
-                limits={"max_total_trials": 1})
+    path = _job(
+        tmp_path,
+        "python hvd_env.py --ignored ${{search_space.quality}}",
+        metric="size",
+        space={"quality": {"type": "choice", "values": [1]}},
+        limits={"max_total_trials": 1},
+    )
     doc = yaml.safe_load(path.read_text())
     doc["trial"]["distribution"] = {"type": "mpi", "process_count_per_instance": 2}
     path.write_text(yaml.safe_dump(doc))
@@ -312,8 +379,9 @@ def test_resume_runs_the_snapshot_the_sweep_started_with(tmp_path):
     code = tmp_path / "src"
     code.mkdir()
     (code / "score.py").write_text("import mlflow, sys\nmlflow.log_metric('acc', 1.0)\n")
-    path = _job(tmp_path, "python score.py ${{search_space.quality}}",
-                limits={"max_total_trials": 1})
+    path = _job(
+        tmp_path, "python score.py ${{search_space.quality}}", limits={"max_total_trials": 1}
+    )
     doc = yaml.safe_load(path.read_text())
     doc["trial"]["code"] = str(code)
     path.write_text(yaml.safe_dump(doc))
@@ -333,22 +401,38 @@ def test_the_shipped_azure_job_example_runs_here_and_predicts(tmp_path):
     its Azure ML job file on the built-in digits, ends registered with a checked ONNX file."""
     job = ROOT / "search_spaces" / "examples" / "azure_job" / "job.yml"
     registry = tmp_path / "models"
-    run = _cli("run", str(job), "--set", "limits.max_total_trials=2",
-               "--set", "inputs.num_epochs=1", "--set", f"register.root={registry}",
-               cwd=tmp_path)
+    run = _cli(
+        "run",
+        str(job),
+        "--set",
+        "limits.max_total_trials=2",
+        "--set",
+        "inputs.num_epochs=1",
+        "--set",
+        f"register.root={registry}",
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "registered: digits-azure-job:1" in run.stdout
     best = tmp_path / "sweeps" / "digits-azure-job" / "best"
     card = json.loads((best / "card.json").read_text())
     assert card["onnx"]["max_abs_diff"] < 1e-3 and card["command"].startswith(
-        "python pytorch_train.py --data_dir digits --num_epochs 1")
+        "python pytorch_train.py --data_dir digits --num_epochs 1"
+    )
     from PIL import Image
     from sklearn.datasets import load_digits
 
     image = tmp_path / "seven.png"
     Image.fromarray((load_digits().images[7] * 15).astype("uint8")).save(image)
-    predicted = _cli("models", "predict", "digits-azure-job", str(image), "--registry",
-                     str(registry), cwd=tmp_path)
+    predicted = _cli(
+        "models",
+        "predict",
+        "digits-azure-job",
+        str(image),
+        "--registry",
+        str(registry),
+        cwd=tmp_path,
+    )
     assert predicted.returncode == 0, predicted.stderr
     assert "seven.png" in predicted.stdout
 
@@ -362,10 +446,27 @@ def test_the_shipped_example_stopped_by_sigterm_continues_from_its_checkpoint(tm
     job = ROOT / "search_spaces" / "examples" / "azure_job" / "job.yml"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.Popen(
-        [sys.executable, "-m", "sweep.cli", "run", str(job), "--set", "compute=local",
-         "--set", "limits.max_total_trials=1", "--set", "inputs.num_epochs=4",
-         "--set", "register.root=models"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "sweep.cli",
+            "run",
+            str(job),
+            "--set",
+            "compute=local",
+            "--set",
+            "limits.max_total_trials=1",
+            "--set",
+            "inputs.num_epochs=4",
+            "--set",
+            "register.root=models",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     folder = trial_dir(tmp_path / "sweeps" / "digits-azure-job", 0)
     deadline = time.monotonic() + 300
     while len(read_history(folder)) < 2 and time.monotonic() < deadline:

@@ -12,14 +12,22 @@ from search_spaces import Resources
 from sweep import Sweep
 from sweep.trials import Finished, Reported, TrialSpec
 
-ARGS = {"data": "digits", "image_size": 16, "batch_size": 64, "num_epochs": 3,
-        "freeze": "backbone", "learning_rate": 0.05}
+ARGS = {
+    "data": "digits",
+    "image_size": 16,
+    "batch_size": 64,
+    "num_epochs": 3,
+    "freeze": "backbone",
+    "learning_rate": 0.05,
+}
 
 
 @pytest.mark.slow
 def test_a_two_worker_sweep_trains_with_ddp(tmp_path, ray_local):
     result = Sweep(
-        name="ddp", root=tmp_path, trainer_args={**ARGS, "num_epochs": 2},
+        name="ddp",
+        root=tmp_path,
+        trainer_args={**ARGS, "num_epochs": 2},
         search_space={"momentum": {"type": "choice", "values": [0.9]}},
         resources={"cpus_per_trial": 1, "workers_per_trial": 2},
         limits={"max_total_trials": 1},
@@ -34,8 +42,7 @@ def test_a_two_worker_sweep_trains_with_ddp(tmp_path, ray_local):
 
 
 def _spec(tmp_path: Path) -> TrialSpec:
-    return TrialSpec(0, {**ARGS, "output_dir": str(tmp_path / "out")}, "trainer",
-                     str(tmp_path))
+    return TrialSpec(0, {**ARGS, "output_dir": str(tmp_path / "out")}, "trainer", str(tmp_path))
 
 
 def _drive(backend, stop_at: int) -> tuple[list, Finished]:  # type: ignore[no-untyped-def]

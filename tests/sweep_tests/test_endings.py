@@ -50,8 +50,9 @@ class _Bench:
         self.root = root
         self.tracker, self.listener = Heard(), Heard()
         files = ModelFiles(root, Keep(models=1), maximize=[True], completed=[])
-        self.endings = Endings(self.study, root, files, self.tracker, self.listener,
-                               retries=retries)
+        self.endings = Endings(
+            self.study, root, files, self.tracker, self.listener, retries=retries
+        )
 
     def trial(self, *, checkpoint: bool = False) -> int:
         trial = self.study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
@@ -81,13 +82,13 @@ def test_complete_has_all_five_effects_and_keep_drops_the_worse_model(tmp_path):
     first, second = bench.trial(), bench.trial()
     bench.endings.complete(first, [0.9], epochs=3)
     bench.endings.complete(second, [0.5], epochs=2, constraints={"latency <= 1": 0.0})
-    assert bench.frozen(first).user_attrs[EPOCHS] == 3                    # attributes
-    assert bench.frozen(first).state == TrialState.COMPLETE               # study
+    assert bench.frozen(first).user_attrs[EPOCHS] == 3  # attributes
+    assert bench.frozen(first).state == TrialState.COMPLETE  # study
     assert bench.frozen(first).value == 0.9
-    assert bench.live_gone(first) and bench.live_gone(second)             # records
-    assert bench.model_kept(first) and not bench.model_kept(second)       # keep: models 1
-    assert bench.tracker.ended[first] == ("COMPLETE", "")                 # tracker
-    assert bench.listener.ended[second] == ("COMPLETE", "")               # listener
+    assert bench.live_gone(first) and bench.live_gone(second)  # records
+    assert bench.model_kept(first) and not bench.model_kept(second)  # keep: models 1
+    assert bench.tracker.ended[first] == ("COMPLETE", "")  # tracker
+    assert bench.listener.ended[second] == ("COMPLETE", "")  # listener
 
 
 def test_an_infeasible_completion_keeps_no_model_and_says_which_constraint(tmp_path):
@@ -120,8 +121,9 @@ def test_prune_fail_and_give_up_have_all_five_effects(tmp_path, ending):
 def test_run_again_fails_the_trial_with_every_effect_and_queues_a_counted_copy(tmp_path):
     bench = _Bench(tmp_path)
     number = bench.trial()
-    counted = bench.endings.run_again(number, "interrupted", epochs=1, attempt=1,
-                                      said=" (will retry)")
+    counted = bench.endings.run_again(
+        number, "interrupted", epochs=1, attempt=1, said=" (will retry)"
+    )
     frozen, again = bench.study.get_trials(deepcopy=False)
     assert counted == 1
     assert frozen.state == TrialState.FAIL and frozen.user_attrs[REASON] == "interrupted"
@@ -175,10 +177,17 @@ SPACE = {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}}
 
 def _ran(root: Path, trainer: Any, listener: Heard | None = None, **settings: Any) -> Sweep:
     settings.setdefault("limits", {"max_total_trials": 3, "max_concurrent_trials": 1})
-    sweep = Sweep(name="s", search_space=SPACE, trainer=trainer, root=root,
-                  backend=InProcessBackend(), trainer_args={"num_epochs": 3},
-                  sampling_algorithm={"type": "random", "seed": 3},
-                  keep={"models": 1}, **settings)
+    sweep = Sweep(
+        name="s",
+        search_space=SPACE,
+        trainer=trainer,
+        root=root,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 3},
+        sampling_algorithm={"type": "random", "seed": 3},
+        keep={"models": 1},
+        **settings,
+    )
     return sweep
 
 
@@ -189,9 +198,14 @@ def _every_ended_trial_had_its_effects(root: Path, heard: Heard) -> list[str]:
     assert ended
     states = []
     for t in ended:
-        assert heard.ended.get(t.number, ("", ""))[0] == {
-            TrialState.COMPLETE: "COMPLETE", TrialState.PRUNED: "PRUNED",
-            TrialState.FAIL: "FAIL"}[t.state], t.number
+        assert (
+            heard.ended.get(t.number, ("", ""))[0]
+            == {
+                TrialState.COMPLETE: "COMPLETE",
+                TrialState.PRUNED: "PRUNED",
+                TrialState.FAIL: "FAIL",
+            }[t.state]
+        ), t.number
         assert not (trial_dir(root / "s", t.number) / LIVE).exists()
         if t.state != TrialState.COMPLETE:
             assert t.user_attrs.get(REASON), t.number
@@ -201,8 +215,9 @@ def _every_ended_trial_had_its_effects(root: Path, heard: Heard) -> list[str]:
 
 def test_the_trial_timeout_path(tmp_path):
     heard = Heard()
-    _ran(tmp_path, toy_trainers.hanging,
-         limits={"max_total_trials": 1, "trial_timeout": 1}).run(listener=heard)
+    _ran(tmp_path, toy_trainers.hanging, limits={"max_total_trials": 1, "trial_timeout": 1}).run(
+        listener=heard
+    )
     assert _every_ended_trial_had_its_effects(tmp_path / "s", heard) == ["FAIL"]
 
 
@@ -244,6 +259,7 @@ def test_the_ctrl_c_and_take_over_paths(tmp_path):
 
 def test_the_sweep_timeout_path(tmp_path):
     heard = Heard()
-    _ran(tmp_path, toy_trainers.hanging,
-         limits={"max_total_trials": 2, "timeout": 1}).run(listener=heard)
+    _ran(tmp_path, toy_trainers.hanging, limits={"max_total_trials": 2, "timeout": 1}).run(
+        listener=heard
+    )
     assert "FAIL" in _every_ended_trial_had_its_effects(tmp_path / "s", heard)

@@ -19,25 +19,34 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("optuna", "pandas", "torch", "ray", "plotly")
 
 
-@pytest.mark.parametrize("code", [
-    "import sweep",
-    "from sweep.cli import build_parser; build_parser()",
-    "from sweep.cli import main; main(['validate', "
-    "'search_spaces/examples/azure_job/job.yml'])",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import sweep",
+        "from sweep.cli import build_parser; build_parser()",
+        "from sweep.cli import main; main(['validate', "
+        "'search_spaces/examples/azure_job/job.yml'])",
+    ],
+)
 def test_entry_points_import_nothing_heavy(code):
-    probe = (f"{code}\nimport sys\n"
-             f"print('LOADED:' + ' '.join(m for m in {HEAVY!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout.splitlines()
+    probe = (
+        f"{code}\nimport sys\nprint('LOADED:' + ' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     assert out[-1] == "LOADED:", out[-1]
 
 
 def test_resume_of_a_finished_sweep_says_so_and_runs_nothing(tmp_path, capsys):
-    Sweep(name="done", trainer="tests.sweep_tests.toy_trainers:quadratic",
-          search_space={"x": {"type": "choice", "values": [0.1, 0.3]}},
-          limits={"max_total_trials": 2}, root=tmp_path,
-          backend=InProcessBackend()).run()
+    Sweep(
+        name="done",
+        trainer="tests.sweep_tests.toy_trainers:quadratic",
+        search_space={"x": {"type": "choice", "values": [0.1, 0.3]}},
+        limits={"max_total_trials": 2},
+        root=tmp_path,
+        backend=InProcessBackend(),
+    ).run()
     journal = (tmp_path / "done" / "study.journal").read_bytes()
     assert main(["resume", "done", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -96,13 +105,19 @@ def test_a_library_run_prints_nothing_and_logs_its_progress(tmp_path, capfd, cap
     import logging
 
     with caplog.at_level(logging.INFO):
-        Sweep(name="quiet", trainer="tests.sweep_tests.toy_trainers:quadratic",
-              search_space={"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
-              limits={"max_total_trials": 2}, root=tmp_path, backend=InProcessBackend()).run()
+        Sweep(
+            name="quiet",
+            trainer="tests.sweep_tests.toy_trainers:quadratic",
+            search_space={"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+            limits={"max_total_trials": 2},
+            root=tmp_path,
+            backend=InProcessBackend(),
+        ).run()
     out, err = capfd.readouterr()
     assert out == "" and err == ""
-    progress = [r.getMessage() for r in caplog.records
-                if r.name == "sweep.coordination.coordinator"]
+    progress = [
+        r.getMessage() for r in caplog.records if r.name == "sweep.coordination.coordinator"
+    ]
     assert any(m.startswith("trial 0 started: x=") for m in progress)
     assert any(m.startswith("trial 1 complete with ") for m in progress)
 
@@ -111,11 +126,15 @@ def test_register_with_a_trainer_that_saves_no_model_says_so(tmp_path, caplog):
     import logging
 
     with caplog.at_level(logging.WARNING, logger="sweep.api"):
-        result = Sweep(name="nomodel", trainer="tests.sweep_tests.toy_trainers:quadratic",
-                       search_space={"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
-                       limits={"max_total_trials": 1}, root=tmp_path,
-                       register={"model_name": "m", "root": str(tmp_path / "models")},
-                       backend=InProcessBackend()).run()
+        result = Sweep(
+            name="nomodel",
+            trainer="tests.sweep_tests.toy_trainers:quadratic",
+            search_space={"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+            limits={"max_total_trials": 1},
+            root=tmp_path,
+            register={"model_name": "m", "root": str(tmp_path / "models")},
+            backend=InProcessBackend(),
+        ).run()
     assert result.registered is None
     assert "register: nothing registered as m" in caplog.text
 
@@ -127,15 +146,25 @@ def test_validate_dry_run_and_run_refuse_the_same_file(tmp_path, monkeypatch, ca
     import yaml
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump({
-        "trainer": {"args": {"data": "digits", "weights": "imagenet"}},
-        "search_space": {"learning_rate": {"type": "uniform", "min_value": 0.01,
-                                           "max_value": 0.1}}}))
-    code = main([command[0], str(tmp_path / "space.yaml"), *command[1:], "--root",
-                 str(tmp_path / "sweeps")] if command[0] == "run" else
-                [command[0], str(tmp_path / "space.yaml")])
+    (tmp_path / "space.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "trainer": {"args": {"data": "digits", "weights": "imagenet"}},
+                "search_space": {
+                    "learning_rate": {"type": "uniform", "min_value": 0.01, "max_value": 0.1}
+                },
+            }
+        )
+    )
+    code = main(
+        [command[0], str(tmp_path / "space.yaml"), *command[1:], "--root", str(tmp_path / "sweeps")]
+        if command[0] == "run"
+        else [command[0], str(tmp_path / "space.yaml")]
+    )
     err = capsys.readouterr().err
     assert code == 2
-    assert "trainer.args.weights: ImageNet weights for resnet18 are not in torchvision's " \
-           "local cache" in err
+    assert (
+        "trainer.args.weights: ImageNet weights for resnet18 are not in torchvision's "
+        "local cache" in err
+    )
     assert not (tmp_path / "sweeps").exists()

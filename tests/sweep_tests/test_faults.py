@@ -30,8 +30,15 @@ SPACE = {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}}
 def _sweep(root: Path, name: str = "s", **settings) -> Sweep:  # type: ignore[no-untyped-def]
     settings.setdefault("limits", {"max_total_trials": 6, "max_concurrent_trials": 1})
     settings.setdefault("sampling_algorithm", {"type": "random", "seed": 5})
-    return Sweep(name=name, search_space=SPACE, trainer=toy_trainers.quadratic, root=root,
-                 backend=InProcessBackend(), trainer_args={"num_epochs": 2}, **settings)
+    return Sweep(
+        name=name,
+        search_space=SPACE,
+        trainer=toy_trainers.quadratic,
+        root=root,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 2},
+        **settings,
+    )
 
 
 def _resume(root: Path, name: str = "s", **kwargs):  # type: ignore[no-untyped-def]
@@ -57,10 +64,15 @@ def test_a_second_coordinator_is_refused_naming_the_first_and_writes_nothing(tmp
 
 
 def test_a_lock_left_by_a_killed_coordinator_is_taken_over_with_a_note(tmp_path, caplog):
-    script = ("import os, sys; from sweep.records.lock import SweepLock; "
-              "SweepLock(sys.argv[1]).acquire(); os._exit(9)")  # dies holding the lock
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "s")], check=False,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    script = (
+        "import os, sys; from sweep.records.lock import SweepLock; "
+        "SweepLock(sys.argv[1]).acquire(); os._exit(9)"
+    )  # dies holding the lock
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "s")],
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     dead = json.loads((tmp_path / "s" / LOCK).read_text())
     assert dead["pid"] != os.getpid()
     with caplog.at_level(logging.WARNING, logger="sweep.records.lock"):
@@ -128,8 +140,9 @@ def test_files_a_sweep_writes_are_replaced_whole(tmp_path, monkeypatch):
 
 def _mount_tmpfs(folder: Path, size: str) -> bool:
     folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                          capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
+    )
     return done.returncode == 0
 
 
@@ -201,19 +214,30 @@ def test_a_decompression_bomb_image_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("keep", [None, {"models": 2}, {"models": "all"}])
 def test_keep_leaves_model_files_only_to_the_best_completed_trials(tmp_path, keep):
     settings = {"keep": keep} if keep else {}
-    result = Sweep(name="k", search_space=SPACE, trainer=toy_trainers.saving, root=tmp_path,
-                   backend=InProcessBackend(), trainer_args={"num_epochs": 3},
-                   early_termination={"type": "median_stopping", "delay_evaluation": 1},
-                   sampling_algorithm={"type": "random", "seed": 1},
-                   limits={"max_total_trials": 10, "max_concurrent_trials": 1},
-                   **settings).run()
+    result = Sweep(
+        name="k",
+        search_space=SPACE,
+        trainer=toy_trainers.saving,
+        root=tmp_path,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 3},
+        early_termination={"type": "median_stopping", "delay_evaluation": 1},
+        sampling_algorithm={"type": "random", "seed": 1},
+        limits={"max_total_trials": 10, "max_concurrent_trials": 1},
+        **settings,
+    ).run()
     study = result.study
-    done = sorted((t for t in study.trials if t.state == TrialState.COMPLETE),
-                  key=lambda t: -float(t.value or 0))
+    done = sorted(
+        (t for t in study.trials if t.state == TrialState.COMPLETE),
+        key=lambda t: -float(t.value or 0),
+    )
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     assert pruned and len(done) > 3
-    models = {t.number for t in study.trials
-              if (trial_dir(tmp_path / "k", t.number) / "outputs" / "model.pt").exists()}
+    models = {
+        t.number
+        for t in study.trials
+        if (trial_dir(tmp_path / "k", t.number) / "outputs" / "model.pt").exists()
+    }
     if keep == {"models": "all"}:
         assert models == {t.number for t in study.trials}
     else:

@@ -26,7 +26,7 @@ def test_a_noise_free_curve_of_either_form_is_within_the_forecasts_interval(form
         a, b = rng.uniform(0.6, 1.0), rng.uniform(0.2, 0.6)
         c = float(rng.choice(np.geomspace(0.03, 3.0, 24)[4:20]))
         t = np.arange(1, 31)
-        curve = a - b * (np.exp(-c * t) if form == "exponential" else t ** -c)
+        curve = a - b * (np.exp(-c * t) if form == "exponential" else t**-c)
         said = forecast(curve[:seen], 30)
         assert abs(said.value - curve[-1]) <= said.spread + 1e-6, (a, b, c)
 
@@ -37,7 +37,7 @@ def _family(rng: random.Random, n: int, horizon: int = 20) -> list[np.ndarray]:
     for _ in range(n):
         a, b, c = rng.uniform(0.5, 1.0), rng.uniform(0.1, 0.5), rng.uniform(0.05, 1.5)
         t = np.arange(1, horizon + 1)
-        shape = np.exp(-c * t) if rng.random() < 0.5 else t ** -c
+        shape = np.exp(-c * t) if rng.random() < 0.5 else t**-c
         curves.append(a - b * shape + np.array([rng.gauss(0, 0.005) for _ in t]))
     return curves
 
@@ -56,8 +56,9 @@ def test_the_calibrated_margin_covers_all_but_risk_of_new_curves(risk):
 
 
 def _crossing(x: float, epochs: int = 9) -> Curve:
-    values = tuple((0.7 + 0.25 * x) * (1 - math.exp(-(1.5 - 1.3 * x) * (t + 1)))
-                   for t in range(epochs))
+    values = tuple(
+        (0.7 + 0.25 * x) * (1 - math.exp(-(1.5 - 1.3 * x) * (t + 1))) for t in range(epochs)
+    )
     return Curve(values, (1.0,) * epochs, epochs, label=f"x={x}")
 
 
@@ -74,30 +75,38 @@ def test_forecast_keeps_a_slow_starting_winner_that_asha_stops():
 
 
 def test_a_sweep_with_forecast_stops_hopeless_trials_saying_why(tmp_path, capsys):
-    result = Sweep(name="fc", search_space={"x": {"type": "uniform", "min_value": 0.0,
-                                                  "max_value": 1.0}},
-                   trainer=toy_trainers.crossing, root=tmp_path, backend=InProcessBackend(),
-                   trainer_args={"num_epochs": 9}, sampling_algorithm={"type": "random",
-                                                                        "seed": 3},
-                   early_termination={"type": "forecast", "risk": 0.1},
-                   limits={"max_total_trials": 16}).run()
+    result = Sweep(
+        name="fc",
+        search_space={"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+        trainer=toy_trainers.crossing,
+        root=tmp_path,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 9},
+        sampling_algorithm={"type": "random", "seed": 3},
+        early_termination={"type": "forecast", "risk": 0.1},
+        limits={"max_total_trials": 16},
+    ).run()
     reasons = result.trials.loc[result.trials["state"] == "pruned", "reason"].tolist()
     assert reasons and all(r.startswith("forecast ") and "< best" in r for r in reasons)
     assert main(["status", "fc", "--root", str(tmp_path)]) == 0
     assert "forecast " in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("policy", "says"), [
-    ("{type: forecast, risk: 1.5}", "early_termination.risk: must be a number between 0 and 1"),
-    ("{type: forecast, risk: 0}", "early_termination.risk"),
-    ("{type: forecast, riks: 0.1}", "early_termination"),
-    ("{type: forecast, min_history: 1}", "early_termination.min_history"),
-])
+@pytest.mark.parametrize(
+    ("policy", "says"),
+    [
+        ("{type: forecast, risk: 1.5}", "early_termination.risk: must be a number between 0 and 1"),
+        ("{type: forecast, risk: 0}", "early_termination.risk"),
+        ("{type: forecast, riks: 0.1}", "early_termination"),
+        ("{type: forecast, min_history: 1}", "early_termination.min_history"),
+    ],
+)
 def test_bad_forecast_settings_are_one_line_errors(tmp_path, capsys, policy, says):
     (tmp_path / "s.yaml").write_text(
         "trainer: {entry: 'tests.sweep_tests.toy_trainers:crossing'}\n"
         "search_space: {x: {type: uniform, min_value: 0, max_value: 1}}\n"
-        f"early_termination: {policy}\n")
+        f"early_termination: {policy}\n"
+    )
     assert main(["validate", str(tmp_path / "s.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and says in err and "Traceback" not in err, err

@@ -49,16 +49,26 @@ print("RESULT " + json.dumps(out))
 
 
 def _probes(folder: Path, kind: str = "probe") -> list[dict]:
-    return [json.loads(line) for path in sorted(folder.glob(f"trials/*/outputs/{kind}*.jsonl"))
-            for line in path.read_text().splitlines()]
+    return [
+        json.loads(line)
+        for path in sorted(folder.glob(f"trials/*/outputs/{kind}*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
 
 
 @pytest.mark.slow
 def test_fractional_gpus_pack_trials_on_declared_gpus(tmp_path):
-    run = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600,
-                         env={**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
-                              "PYTHONPATH": str(ROOT)})
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+            "PYTHONPATH": str(ROOT),
+        },
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     slots = json.loads(run.stdout.split("RESULT ", 1)[1].splitlines()[0])  # Ray may print after
     assert slots == {"slots 0.25x1": 16, "slots 0.5x2": 4, "slots 1x1": 4, "slots 2x1": 2}
@@ -73,8 +83,12 @@ def test_fractional_gpus_pack_trials_on_declared_gpus(tmp_path):
 
     # workers_per_trial 2 x gpus_per_trial 0.5: each rank sees one card, rank 0 and 1 listed.
     ranks = _probes(tmp_path / "ddp")
-    assert sorted((p["rank"], p["world"]) for p in ranks) == [("0", "2"), ("0", "2"),
-                                                             ("1", "2"), ("1", "2")]
+    assert sorted((p["rank"], p["world"]) for p in ranks) == [
+        ("0", "2"),
+        ("0", "2"),
+        ("1", "2"),
+        ("1", "2"),
+    ]
     assert all(p["cuda"] in {"0", "1", "2", "3"} for p in ranks)
     assert all(p["together"] for p in _probes(tmp_path / "ddp", "together"))
 

@@ -32,6 +32,7 @@ SPACE = {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}}
 
 # -- the checkpoint folder: only regular files, bounded, one bad entry costs itself ----------
 
+
 def _changes_within(live: LiveCheckpoint, seconds: float = 10.0) -> CheckpointFiles | None:
     """``live.changes()``, failing the test (not hanging it) when it does not return."""
     out: list[CheckpointFiles | None] = []
@@ -139,8 +140,7 @@ def test_the_store_skips_a_bad_name_it_is_sent_and_keeps_the_rest(tmp_path):
     assert not (tmp_path / "escape").exists()
 
 
-def test_a_file_removed_between_the_scan_and_the_read_is_left_to_the_next_report(live,
-                                                                               monkeypatch):
+def test_a_file_removed_between_the_scan_and_the_read_is_left_to_the_next_report(live, monkeypatch):
     (live.path / "gone.pt").write_bytes(b"g")
     scan = LiveCheckpoint._scan
 
@@ -155,16 +155,21 @@ def test_a_file_removed_between_the_scan_and_the_read_is_left_to_the_next_report
 
 
 _KINDS = st.sampled_from(["file", "big", "fifo", "socket", "link_file", "link_dir", "dir"])
-_NAMES = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"),
-                 min_size=1, max_size=12).filter(lambda n: n not in (".", ".."))
+_NAMES = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"), min_size=1, max_size=12
+).filter(lambda n: n not in (".", ".."))
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(entries=st.dictionaries(_NAMES, _KINDS, max_size=6),
-       sizes=st.lists(st.integers(0, 3000), min_size=6, max_size=6))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    entries=st.dictionaries(_NAMES, _KINDS, max_size=6),
+    sizes=st.lists(st.integers(0, 3000), min_size=6, max_size=6),
+)
 def test_fuzz_whatever_the_folder_holds_a_report_returns_and_commits_its_regular_files(
-        tmp_path_factory, entries, sizes):
+    tmp_path_factory, entries, sizes
+):
     root = tmp_path_factory.mktemp("fuzz")
     live = LiveCheckpoint(root / "trial", max_bytes=4000)
     folder = live.fill(None)
@@ -215,16 +220,24 @@ def test_fuzz_whatever_the_folder_holds_a_report_returns_and_commits_its_regular
 
 # -- `sweep continue`: every interruption of it resumable, never stranded -------------------
 
+
 def _checkpointed(root: Path, trials: int = 2) -> Sweep:
-    return Sweep(name="ck", search_space=SPACE, trainer=toy_trainers.checkpointing, root=root,
-                 backend=InProcessBackend(), trainer_args={"num_epochs": 3},
-                 limits={"max_total_trials": trials},
-                 sampling_algorithm={"type": "random", "seed": 2})
+    return Sweep(
+        name="ck",
+        search_space=SPACE,
+        trainer=toy_trainers.checkpointing,
+        root=root,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 3},
+        limits={"max_total_trials": trials},
+        sampling_algorithm={"type": "random", "seed": 2},
+    )
 
 
 def _load(root: Path) -> Sweep:
-    return Sweep.load("ck", root=root, trainer=toy_trainers.checkpointing,
-                      backend=InProcessBackend())
+    return Sweep.load(
+        "ck", root=root, trainer=toy_trainers.checkpointing, backend=InProcessBackend()
+    )
 
 
 def test_continue_after_resume_with_more_trials_runs_and_is_not_stranded(tmp_path):
@@ -235,8 +248,9 @@ def test_continue_after_resume_with_more_trials_runs_and_is_not_stranded(tmp_pat
     result = _load(tmp_path).continue_trial(best.number, epochs=5)
     new = result.study.get_trials(deepcopy=False)[-1]
     assert new.state == TrialState.COMPLETE and new.user_attrs["continues"] == best.number
-    assert [r["epoch"] for r in read_history(trial_dir(tmp_path / "ck", new.number))] == \
-        list(range(5))
+    assert [r["epoch"] for r in read_history(trial_dir(tmp_path / "ck", new.number))] == list(
+        range(5)
+    )
     assert _load(tmp_path).trials_left(3) == 0  # outside the budget: nothing left behind
 
 
@@ -245,8 +259,7 @@ def test_ctrl_c_during_continue_is_resumed_by_the_command_it_prints(tmp_path):
     best = _load(tmp_path).result().best
     assert best is not None
     with pytest.raises(SweepInterrupted, match="sweep resume ck"):
-        _load(tmp_path).continue_trial(best.number, epochs=8,
-                                       listener=toy_trainers.CtrlCAfter(5))
+        _load(tmp_path).continue_trial(best.number, epochs=8, listener=toy_trainers.CtrlCAfter(5))
     stopped = _load(tmp_path).result().study.get_trials(deepcopy=False)[-1]
     assert stopped.state == TrialState.RUNNING and "continues" in stopped.user_attrs
     assert _load(tmp_path).trials_left() == 1  # not "finished, nothing to resume"
@@ -262,8 +275,10 @@ def test_a_continue_stopped_while_starting_does_not_take_the_next_ones_place(tmp
     assert best is not None
     # What Ctrl-C during `continue`'s start-up leaves: its trial queued, never started.
     study = _load(tmp_path).result().study
-    study.enqueue_trial(study.trials[best.number].params, user_attrs={
-        "continues": best.number, "overrides": {"num_epochs": 600}})
+    study.enqueue_trial(
+        study.trials[best.number].params,
+        user_attrs={"continues": best.number, "overrides": {"num_epochs": 600}},
+    )
     result = _load(tmp_path).continue_trial(best.number, epochs=5)
     trials = result.study.get_trials(deepcopy=False)
     stale, asked = trials[2], trials[3]
@@ -275,9 +290,11 @@ def test_a_continue_stopped_while_starting_does_not_take_the_next_ones_place(tmp
 
 # -- values that validated, then crashed: now refused by validate, in one line ---------------
 
-SECTIONS = {"trainer": "{entry: 'tests.sweep_tests.toy_trainers:quadratic'}",
-            "search_space": "{x: {type: uniform, min_value: 0, max_value: 1}}",
-            "objective": "{primary_metric: best_val_acc, goal: maximize}"}
+SECTIONS = {
+    "trainer": "{entry: 'tests.sweep_tests.toy_trainers:quadratic'}",
+    "search_space": "{x: {type: uniform, min_value: 0, max_value: 1}}",
+    "objective": "{primary_metric: best_val_acc, goal: maximize}",
+}
 BASE = "".join(f"{k}: {v}\n" for k, v in SECTIONS.items())
 
 
@@ -287,27 +304,45 @@ def _file(extra: str) -> str:
     return "".join(f"{k}: {v}\n" for k, v in {**SECTIONS, key: value}.items())
 
 
-@pytest.mark.parametrize(("extra", "names"), [
-    ("sampling_algorithm: {type: tpe, seed: -1}", "sampling_algorithm.seed"),
-    ("sampling_algorithm: {type: random, seed: 100000000000000000000000}",
-     "sampling_algorithm.seed"),
-    ("sampling_algorithm: {type: pbt, perturbation_factors: [.inf]}",
-     "sampling_algorithm.perturbation_factors"),
-    ("storage: 'postgresql://u@[::1/x'", "storage: is not a valid URL"),
-    ("storage: 'redis://localhost/0'", "storage: redis:// is not a database"),
-    ("storage: 'file:///etc/passwd'", "storage: file:// is not a database"),
-    ("storage: 'journal://x'", "storage: journal:// is not a database"),
-    ("storage: 'postgresql://u:${SWEEP_TEST_UNSET_VAR}@db/x'",
-     "storage: uses ${SWEEP_TEST_UNSET_VAR}, which is not set"),
-    ('trainer: {entry: \'tests.sweep_tests.toy_trainers:quadratic\', env: {A: "x\\0y"}}',
-     "trainer.env.A: holds a NUL byte"),
-    ("trainer: {entry: 'tests.sweep_tests.toy_trainers:quadratic', env: {A: '"
-     + "x" * 200_000 + "'}}", "trainer.env.A: is longer than"),
-    ("search_space: {x: {type: qlognormal, mu: 700, sigma: 1, q: 1}}",
-     "search_space.x: qlognormal reaches"),
-])
-def test_validate_refuses_what_run_would_crash_on_in_one_line(tmp_path, capsys, monkeypatch,
-                                                              extra, names):
+@pytest.mark.parametrize(
+    ("extra", "names"),
+    [
+        ("sampling_algorithm: {type: tpe, seed: -1}", "sampling_algorithm.seed"),
+        (
+            "sampling_algorithm: {type: random, seed: 100000000000000000000000}",
+            "sampling_algorithm.seed",
+        ),
+        (
+            "sampling_algorithm: {type: pbt, perturbation_factors: [.inf]}",
+            "sampling_algorithm.perturbation_factors",
+        ),
+        ("storage: 'postgresql://u@[::1/x'", "storage: is not a valid URL"),
+        ("storage: 'redis://localhost/0'", "storage: redis:// is not a database"),
+        ("storage: 'file:///etc/passwd'", "storage: file:// is not a database"),
+        ("storage: 'journal://x'", "storage: journal:// is not a database"),
+        (
+            "storage: 'postgresql://u:${SWEEP_TEST_UNSET_VAR}@db/x'",
+            "storage: uses ${SWEEP_TEST_UNSET_VAR}, which is not set",
+        ),
+        (
+            "trainer: {entry: 'tests.sweep_tests.toy_trainers:quadratic', env: {A: \"x\\0y\"}}",
+            "trainer.env.A: holds a NUL byte",
+        ),
+        (
+            "trainer: {entry: 'tests.sweep_tests.toy_trainers:quadratic', env: {A: '"
+            + "x" * 200_000
+            + "'}}",
+            "trainer.env.A: is longer than",
+        ),
+        (
+            "search_space: {x: {type: qlognormal, mu: 700, sigma: 1, q: 1}}",
+            "search_space.x: qlognormal reaches",
+        ),
+    ],
+)
+def test_validate_refuses_what_run_would_crash_on_in_one_line(
+    tmp_path, capsys, monkeypatch, extra, names
+):
     monkeypatch.delenv("SWEEP_TEST_UNSET_VAR", raising=False)
     (tmp_path / "s.yaml").write_text(_file(extra))
     assert main(["validate", str(tmp_path / "s.yaml")]) == 2
@@ -321,18 +356,30 @@ def test_a_wandb_tpe_seed_out_of_range_is_refused_by_validate(tmp_path, capsys):
         "job: my-team/digits/job-train.py:latest\nrun_cap: 4\n"
         "metric: {name: val_acc, goal: maximize}\nparameters: {x: {min: 0.0, max: 1.0}}\n"
         "scheduler: {job: wandb/sweep-jobs/job-optuna-sweep-scheduler:latest, num_workers: 1, "
-        "settings: {sampler: {type: TPESampler, args: {seed: -1}}}}\n")
-    assert main(["validate", str(tmp_path / "w.yaml"), "--trainer",
-                 "tests.sweep_tests.toy_trainers:quadratic"]) == 2
+        "settings: {sampler: {type: TPESampler, args: {seed: -1}}}}\n"
+    )
+    assert (
+        main(
+            [
+                "validate",
+                str(tmp_path / "w.yaml"),
+                "--trainer",
+                "tests.sweep_tests.toy_trainers:quadratic",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "seed" in err and "Traceback" not in err, err
 
 
 def test_set_reads_numbers_as_the_file_does(tmp_path, capsys):
-    (tmp_path / "s.yaml").write_text(_file("search_space: {x: {type: uniform, "
-                                           "min_value: 1e-4, max_value: 1}}"))
-    assert main(["validate", str(tmp_path / "s.yaml"), "--set",
-                 "search_space.x.min_value=1e-3"]) == 0, capsys.readouterr().err
+    (tmp_path / "s.yaml").write_text(
+        _file("search_space: {x: {type: uniform, min_value: 1e-4, max_value: 1}}")
+    )
+    assert (
+        main(["validate", str(tmp_path / "s.yaml"), "--set", "search_space.x.min_value=1e-3"]) == 0
+    ), capsys.readouterr().err
 
 
 def test_a_relative_sqlite_path_is_relative_to_the_sweep_file(tmp_path, monkeypatch):
@@ -343,12 +390,14 @@ def test_a_relative_sqlite_path_is_relative_to_the_sweep_file(tmp_path, monkeypa
     assert sweep.config.storage == f"sqlite:///{tmp_path / 'project' / 'studies' / 'x.db'}"
 
 
-def test_a_trainer_module_that_calls_os_exit_is_one_line_and_leaves_no_lock(tmp_path, capsys,
-                                                                          monkeypatch):
+def test_a_trainer_module_that_calls_os_exit_is_one_line_and_leaves_no_lock(
+    tmp_path, capsys, monkeypatch
+):
     (tmp_path / "exits_at_import.py").write_text("import os\nos._exit(7)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    (tmp_path / "s.yaml").write_text(BASE.replace("tests.sweep_tests.toy_trainers:quadratic",
-                                                  "exits_at_import:train"))
+    (tmp_path / "s.yaml").write_text(
+        BASE.replace("tests.sweep_tests.toy_trainers:quadratic", "exits_at_import:train")
+    )
     assert main(["run", str(tmp_path / "s.yaml"), "--root", str(tmp_path / "sw")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "os._exit(7)" in err and "exits_at_import.py:2" in err
@@ -356,9 +405,15 @@ def test_a_trainer_module_that_calls_os_exit_is_one_line_and_leaves_no_lock(tmp_
 
 
 def test_resume_heals_a_journal_damaged_in_the_middle(tmp_path, capsys):
-    Sweep(name="s", search_space=SPACE, trainer=toy_trainers.quadratic, root=tmp_path,
-          backend=InProcessBackend(), trainer_args={"num_epochs": 2},
-          limits={"max_total_trials": 3}).run()
+    Sweep(
+        name="s",
+        search_space=SPACE,
+        trainer=toy_trainers.quadratic,
+        root=tmp_path,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 2},
+        limits={"max_total_trials": 3},
+    ).run()
     journal = tmp_path / "s" / JOURNAL
     lines = journal.read_bytes().splitlines(keepends=True)
     middle = len(lines) // 2
@@ -373,9 +428,15 @@ def test_resume_heals_a_journal_damaged_in_the_middle(tmp_path, capsys):
 
 
 def test_report_csv_onto_the_sweeps_own_report_html_is_refused(tmp_path, capsys):
-    Sweep(name="s", search_space=SPACE, trainer=toy_trainers.quadratic, root=tmp_path,
-          backend=InProcessBackend(), trainer_args={"num_epochs": 1},
-          limits={"max_total_trials": 1}).run()
+    Sweep(
+        name="s",
+        search_space=SPACE,
+        trainer=toy_trainers.quadratic,
+        root=tmp_path,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 1},
+        limits={"max_total_trials": 1},
+    ).run()
     html = tmp_path / "s" / "report.html"
     before = html.read_bytes()
     assert main(["report", "s", "--root", str(tmp_path), "--csv", str(html)]) == 2
@@ -387,16 +448,26 @@ def test_report_csv_onto_the_sweeps_own_report_html_is_refused(tmp_path, capsys)
 
 # -- tracking never holds a trial ------------------------------------------------------------
 
+
 def test_a_dead_tracking_server_costs_one_warning_and_no_call(tmp_path, caplog, monkeypatch):
     from sweep.records import tracking
 
-    monkeypatch.setattr(tracking.MlflowTracker, "client", property(
-        lambda self: pytest.fail("MLflow was called for a server that does not answer")))
+    monkeypatch.setattr(
+        tracking.MlflowTracker,
+        "client",
+        property(lambda self: pytest.fail("MLflow was called for a server that does not answer")),
+    )
     with caplog.at_level(logging.WARNING, logger="sweep.records.tracking"):
-        result = Sweep(name="s", search_space=SPACE, trainer=toy_trainers.quadratic,
-                       root=tmp_path, backend=InProcessBackend(),
-                       trainer_args={"num_epochs": 2}, limits={"max_total_trials": 2},
-                       tracking={"mlflow": "http://127.0.0.1:1"}).run()
+        result = Sweep(
+            name="s",
+            search_space=SPACE,
+            trainer=toy_trainers.quadratic,
+            root=tmp_path,
+            backend=InProcessBackend(),
+            trainer_args={"num_epochs": 2},
+            limits={"max_total_trials": 2},
+            tracking={"mlflow": "http://127.0.0.1:1"},
+        ).run()
     assert result.counts.get("complete") == 2
     warnings = [r for r in caplog.records if r.name == "sweep.records.tracking"]
     assert len(warnings) == 1 and "127.0.0.1" in warnings[0].getMessage()
@@ -405,9 +476,16 @@ def test_a_dead_tracking_server_costs_one_warning_and_no_call(tmp_path, caplog, 
 def test_a_file_tracking_uri_logs_the_trials(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     store = tmp_path / "mlruns"
-    Sweep(name="s", search_space=SPACE, trainer=toy_trainers.quadratic, root=tmp_path / "sw",
-          backend=InProcessBackend(), trainer_args={"num_epochs": 2},
-          limits={"max_total_trials": 2}, tracking={"mlflow": f"file://{store}"}).run()
+    Sweep(
+        name="s",
+        search_space=SPACE,
+        trainer=toy_trainers.quadratic,
+        root=tmp_path / "sw",
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 2},
+        limits={"max_total_trials": 2},
+        tracking={"mlflow": f"file://{store}"},
+    ).run()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"file://{store}")
@@ -420,18 +498,32 @@ def test_a_file_tracking_uri_logs_the_trials(tmp_path, monkeypatch):
 
 # -- register: an infeasible trial only when asked, and its card says so --------------------
 
+
 @pytest.mark.slow
-def test_register_of_an_infeasible_trial_needs_infeasible_and_its_card_says_so(tmp_path,
-                                                                             capsys):
+def test_register_of_an_infeasible_trial_needs_infeasible_and_its_card_says_so(tmp_path, capsys):
     root, registry = tmp_path / "sweeps", tmp_path / "models"
-    Sweep(name="inf", root=root, backend=InProcessBackend(), trainer="trainer",
-          trainer_args={"data": "digits", "image_size": 16, "batch_size": 64, "num_epochs": 1,
-                        "threads": 1, "device": "cpu", "measure": ["params_m"]},
-          search_space={"learning_rate": {"type": "choice", "values": [0.05]}},
-          objective={"primary_metric": "best_val_acc", "goal": "maximize"},
-          constraints=["params_m <= 1"], keep={"models": "all"},
-          sampling_algorithm="grid", limits={"max_total_trials": 1},
-          register={"model_name": "inf", "root": str(registry)}).run()
+    Sweep(
+        name="inf",
+        root=root,
+        backend=InProcessBackend(),
+        trainer="trainer",
+        trainer_args={
+            "data": "digits",
+            "image_size": 16,
+            "batch_size": 64,
+            "num_epochs": 1,
+            "threads": 1,
+            "device": "cpu",
+            "measure": ["params_m"],
+        },
+        search_space={"learning_rate": {"type": "choice", "values": [0.05]}},
+        objective={"primary_metric": "best_val_acc", "goal": "maximize"},
+        constraints=["params_m <= 1"],
+        keep={"models": "all"},
+        sampling_algorithm="grid",
+        limits={"max_total_trials": 1},
+        register={"model_name": "inf", "root": str(registry)},
+    ).run()
     assert not (registry / "inf").exists()  # no feasible trial: nothing registered
     assert main(["register", "inf", "--trial", "0", "--root", str(root)]) == 2
     err = capsys.readouterr().err
@@ -448,16 +540,25 @@ def test_ctrl_c_ends_the_tracked_run_of_a_trial_that_runs_again(tmp_path, monkey
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     store = f"file://{tmp_path / 'mlruns'}"
     with pytest.raises(SweepInterrupted):
-        Sweep(name="s", search_space=SPACE, trainer=toy_trainers.quadratic,
-              root=tmp_path / "sw", backend=InProcessBackend(),
-              trainer_args={"num_epochs": 6}, limits={"max_total_trials": 1},
-              tracking={"mlflow": store}).run(listener=toy_trainers.CtrlCAfter(2))
+        Sweep(
+            name="s",
+            search_space=SPACE,
+            trainer=toy_trainers.quadratic,
+            root=tmp_path / "sw",
+            backend=InProcessBackend(),
+            trainer_args={"num_epochs": 6},
+            limits={"max_total_trials": 1},
+            tracking={"mlflow": store},
+        ).run(listener=toy_trainers.CtrlCAfter(2))
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=store)
     experiment = client.get_experiment_by_name("s")
     assert experiment is not None
-    children = [r for r in client.search_runs([experiment.experiment_id])
-                if "mlflow.parentRunId" in r.data.tags]
+    children = [
+        r
+        for r in client.search_runs([experiment.experiment_id])
+        if "mlflow.parentRunId" in r.data.tags
+    ]
     assert [r.info.status for r in children] == ["FAILED"]
     assert children[0].data.tags["sweep.reason"].startswith("interrupted")

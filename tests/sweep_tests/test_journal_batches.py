@@ -22,8 +22,9 @@ def _on_disk(path) -> optuna.Study:  # type: ignore[no-untyped-def]
 
 
 def test_records_wait_for_commit_and_reads_see_them(tmp_path):
-    config = parse_sweep({"name": "s", "search_space": {"x": {"type": "uniform", "min_value": 0,
-                                                               "max_value": 1}}})
+    config = parse_sweep(
+        {"name": "s", "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}}}
+    )
     study = open_study(config, to_optuna(config.search_space), tmp_path)
     with batched_writes(study) as commit:
         trial = study.ask()
@@ -76,22 +77,29 @@ def _on_disk_named(path, name):  # type: ignore[no-untyped-def]
 
 def test_a_trial_is_on_disk_before_it_runs_and_all_is_there_at_the_end(tmp_path):
     backend = _WatchingBackend(tmp_path / "batches" / "study.journal")
-    result = Sweep(name="batches", backend=backend, trainer=toy_trainers.quadratic,
-                   root=tmp_path, trainer_args={"num_epochs": 3},
-                   search_space={"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
-                   sampling_algorithm={"type": "random", "seed": 0},
-                   early_termination={"type": "median", "n_startup_trials": 2},
-                   limits={"max_total_trials": 6, "max_concurrent_trials": 2}).run()
+    result = Sweep(
+        name="batches",
+        backend=backend,
+        trainer=toy_trainers.quadratic,
+        root=tmp_path,
+        trainer_args={"num_epochs": 3},
+        search_space={"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+        sampling_algorithm={"type": "random", "seed": 0},
+        early_termination={"type": "median", "n_startup_trials": 2},
+        limits={"max_total_trials": 6, "max_concurrent_trials": 2},
+    ).run()
     assert backend.seen == [True] * 6
     on_disk = _on_disk_named(tmp_path / "batches" / "study.journal", "batches").get_trials()
     in_memory = result.study.get_trials()
-    assert [(t.state, t.value, t.intermediate_values, t.user_attrs) for t in on_disk] == \
-        [(t.state, t.value, t.intermediate_values, t.user_attrs) for t in in_memory]
+    assert [(t.state, t.value, t.intermediate_values, t.user_attrs) for t in on_disk] == [
+        (t.state, t.value, t.intermediate_values, t.user_attrs) for t in in_memory
+    ]
 
 
 def test_a_reader_sees_what_a_running_sweep_writes_after_it_opened(tmp_path):
-    config = parse_sweep({"name": "s", "search_space": {"x": {"type": "uniform", "min_value": 0,
-                                                               "max_value": 1}}})
+    config = parse_sweep(
+        {"name": "s", "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}}}
+    )
     space = to_optuna(config.search_space)
     writer = open_study(config, space, tmp_path)
     reader = open_study(config, space, tmp_path, create=False)

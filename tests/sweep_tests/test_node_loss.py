@@ -21,9 +21,11 @@ from tests.sweep_tests.ray_start import ray_start_cluster
 ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 8
 # The head notices a silent node within about 3 s instead of Ray's default 30 s or so.
-FAST_HEALTH_CHECKS = {"RAY_health_check_period_ms": "1000",
-                      "RAY_health_check_failure_threshold": "3",
-                      "RAY_health_check_timeout_ms": "1000"}
+FAST_HEALTH_CHECKS = {
+    "RAY_health_check_period_ms": "1000",
+    "RAY_health_check_failure_threshold": "3",
+    "RAY_health_check_timeout_ms": "1000",
+}
 
 
 def _spans(folder: Path) -> list[dict]:
@@ -37,8 +39,10 @@ def _spans(folder: Path) -> list[dict]:
 def test_a_lost_worker_node_s_trial_continues_on_the_other_node(tmp_path):
     sweep_file = {
         "name": "nodes",
-        "trainer": {"entry": "tests.sweep_tests.toy_trainers:slow_checkpointing",
-                    "args": {"num_epochs": EPOCHS, "epoch_s": 1.0}},
+        "trainer": {
+            "entry": "tests.sweep_tests.toy_trainers:slow_checkpointing",
+            "args": {"num_epochs": EPOCHS, "epoch_s": 1.0},
+        },
         "search_space": {"x": {"type": "choice", "values": [0.2, 0.4]}},
         "objective": {"primary_metric": "best_val_acc", "goal": "maximize"},
         "sampling_algorithm": "grid",
@@ -46,13 +50,19 @@ def test_a_lost_worker_node_s_trial_continues_on_the_other_node(tmp_path):
     }
     (tmp_path / "nodes.yaml").write_text(yaml.safe_dump(sweep_file))
     sweep_dir = tmp_path / "sweeps" / "nodes"
-    with ray_start_cluster(tmp_path, head_cpus=0, node_cpus=(1, 1),
-                           head_env=FAST_HEALTH_CHECKS) as address:
+    with ray_start_cluster(
+        tmp_path, head_cpus=0, node_cpus=(1, 1), head_env=FAST_HEALTH_CHECKS
+    ) as address:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_AUTH_MODE")}
         env["PYTHONPATH"] = str(ROOT)
-        run = subprocess.Popen([sys.executable, "-m", "sweep.cli", "run", "nodes.yaml",
-                                "--compute", address], cwd=tmp_path, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "sweep.cli", "run", "nodes.yaml", "--compute", address],
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             histories = [read_history(trial_dir(sweep_dir, n)) for n in (0, 1)]

@@ -18,9 +18,15 @@ from tests.sweep_tests import toy_trainers
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sweeps")
-    Sweep(name="s", search_space={"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
-          trainer=toy_trainers.saving, root=root, backend=InProcessBackend(),
-          trainer_args={"num_epochs": 2}, limits={"max_total_trials": 2}).run()
+    Sweep(
+        name="s",
+        search_space={"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+        trainer=toy_trainers.saving,
+        root=root,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 2},
+        limits={"max_total_trials": 2},
+    ).run()
     return root
 
 
@@ -30,17 +36,26 @@ def _report(sweeps: Path, option: str, target: Path, capsys) -> tuple[int, str]:
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.is_symlink()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
 
 
 def test_no_report_option_can_overwrite_a_sweeps_records(sweeps, tmp_path, capsys):
     folder = sweeps / "s"
     link = tmp_path / "innocent.csv"
     link.symlink_to(folder / "study.journal")
-    targets = [folder / "study.journal", folder / "sweep.yaml", folder / "coordinator.lock",
-               folder / "trials" / "0000" / "metrics.jsonl", folder / "best" / "card.json",
-               folder / "best" / "new.csv", link]
+    targets = [
+        folder / "study.journal",
+        folder / "sweep.yaml",
+        folder / "coordinator.lock",
+        folder / "trials" / "0000" / "metrics.jsonl",
+        folder / "best" / "card.json",
+        folder / "best" / "new.csv",
+        link,
+    ]
     before = _snapshot(folder)
     for option in ("--csv", "--json", "--html", "--curves-csv"):
         for target in targets:

@@ -26,19 +26,37 @@ LR = {"lr": {"type": "loguniform", "min_value": math.log(1e-4), "max_value": mat
 EPOCHS = 24
 
 
-def _pbt(root: Path, *, seed: int = 1, epochs: int = EPOCHS, population: int = 8,
-         trainer=toy_trainers.pbt_curve, **extra) -> Sweep:  # type: ignore[no-untyped-def]
-    return Sweep(name="pbt", search_space=LR, trainer=trainer, root=root,
-                 backend=InProcessBackend(), trainer_args={"num_epochs": epochs},
-                 objective={"primary_metric": "acc", "goal": "maximize"},
-                 sampling_algorithm={"type": "pbt", "population_size": population,
-                                     "perturbation_interval": 2, "quantile": 0.25,
-                                     "perturbation_factors": [0.5, 2.0], "seed": seed},
-                 limits={"max_concurrent_trials": 2}, **extra)
+def _pbt(
+    root: Path,
+    *,
+    seed: int = 1,
+    epochs: int = EPOCHS,
+    population: int = 8,
+    trainer=toy_trainers.pbt_curve,
+    **extra,
+) -> Sweep:  # type: ignore[no-untyped-def]
+    return Sweep(
+        name="pbt",
+        search_space=LR,
+        trainer=trainer,
+        root=root,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": epochs},
+        objective={"primary_metric": "acc", "goal": "maximize"},
+        sampling_algorithm={
+            "type": "pbt",
+            "population_size": population,
+            "perturbation_interval": 2,
+            "quantile": 0.25,
+            "perturbation_factors": [0.5, 2.0],
+            "seed": seed,
+        },
+        limits={"max_concurrent_trials": 2},
+        **extra,
+    )
 
 
-def _check_generations(trials: list[optuna.trial.FrozenTrial], sweep_dir: Path,
-                       epochs: int) -> int:
+def _check_generations(trials: list[optuna.trial.FrozenTrial], sweep_dir: Path, epochs: int) -> int:
     """Every member's history is one curve of ``epochs`` epochs, each run once; every copy
     continued from its donor's state at that epoch with the params it was given. Returns
     the number of copies."""
@@ -48,8 +66,12 @@ def _check_generations(trials: list[optuna.trial.FrozenTrial], sweep_dir: Path,
         assert t.state == TrialState.COMPLETE, (t.number, t.state, t.user_attrs)
         history = histories[t.number]
         assert [r["epoch"] for r in history] == list(range(epochs))
-        ran = [json.loads(line)["epoch"] for line in
-               (trial_dir(sweep_dir, t.number) / "outputs" / "ran.jsonl").read_text().splitlines()]
+        ran = [
+            json.loads(line)["epoch"]
+            for line in (trial_dir(sweep_dir, t.number) / "outputs" / "ran.jsonl")
+            .read_text()
+            .splitlines()
+        ]
         assert sorted(ran) == list(range(epochs))  # no epoch ran twice
         for entry in t.user_attrs.get("lineage", []):
             g, donor = entry["epoch"], entry["from"]
@@ -71,12 +93,16 @@ def test_the_bottom_quantile_copies_a_top_members_checkpoint_each_generation(tmp
     # 8 members, quantile 0.25: 2 copies in each of the 11 generations (boundaries 2..22).
     assert copies == 2 * 11
     for g in range(2, EPOCHS, 2):
-        donors = [e["from"] for t in trials for e in t.user_attrs.get("lineage", [])
-                  if e["epoch"] == g]
+        donors = [
+            e["from"] for t in trials for e in t.user_attrs.get("lineage", []) if e["epoch"] == g
+        ]
         ranked = sorted(trials, key=lambda t: t.intermediate_values[g - 1], reverse=True)
         assert set(donors) <= {t.number for t in ranked[:2]}, g
-        receivers = [t.number for t in trials
-                     if any(e["epoch"] == g for e in t.user_attrs.get("lineage", []))]
+        receivers = [
+            t.number
+            for t in trials
+            if any(e["epoch"] == g for e in t.user_attrs.get("lineage", []))
+        ]
         assert set(receivers) == {t.number for t in ranked[-2:]}, g
 
 
@@ -94,8 +120,10 @@ def test_on_a_curve_whose_best_rate_falls_pbt_beats_every_fixed_rate(tmp_path):
     # The winner's schedule: its rate fell as its accuracy rose.
     schedule = result.best.schedule
     assert schedule and schedule[0]["epoch"] == 0
-    assert schedule[-1]["params"]["lr"] < schedule[0]["params"]["lr"] or \
-        len({round(math.log10(s["params"]["lr"]), 3) for s in schedule}) > 1
+    assert (
+        schedule[-1]["params"]["lr"] < schedule[0]["params"]["lr"]
+        or len({round(math.log10(s["params"]["lr"]), 3) for s in schedule}) > 1
+    )
 
 
 def _forgetful(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
@@ -108,32 +136,48 @@ def _forgetful(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
 def test_a_trainer_that_cannot_checkpoint_fails_its_members_saying_how(tmp_path):
     result = _pbt(tmp_path, trainer=_forgetful, population=2).run()
     reasons = list(result.trials["reason"])
-    assert all("sampling_algorithm: pbt" in r and "params['checkpoint_dir']" in r
-               for r in reasons), reasons
+    assert all(
+        "sampling_algorithm: pbt" in r and "params['checkpoint_dir']" in r for r in reasons
+    ), reasons
 
 
-@pytest.mark.parametrize(("change", "says"), [
-    ({"early_termination": {"type": "median"}}, "early_termination"),
-    ({"compute": "azure:gpu-cluster"}, "sampling_algorithm"),
-    ({"keep": {"checkpoints": "none"}}, "keep.checkpoints: none"),
-    ({"sampling_algorithm": {"type": "pbt", "quantile": 0.7}}, "sampling_algorithm.quantile"),
-    ({"sampling_algorithm": {"type": "pbt", "population_size": 1}},
-     "sampling_algorithm.population_size"),
-    ({"sampling_algorithm": {"type": "pbt", "perturbation_factors": [0.8, -1]}},
-     "sampling_algorithm.perturbation_factors"),
-])
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"early_termination": {"type": "median"}}, "early_termination"),
+        ({"compute": "azure:gpu-cluster"}, "sampling_algorithm"),
+        ({"keep": {"checkpoints": "none"}}, "keep.checkpoints: none"),
+        ({"sampling_algorithm": {"type": "pbt", "quantile": 0.7}}, "sampling_algorithm.quantile"),
+        (
+            {"sampling_algorithm": {"type": "pbt", "population_size": 1}},
+            "sampling_algorithm.population_size",
+        ),
+        (
+            {"sampling_algorithm": {"type": "pbt", "perturbation_factors": [0.8, -1]}},
+            "sampling_algorithm.perturbation_factors",
+        ),
+    ],
+)
 def test_validate_refuses_what_pbt_cannot_do_in_one_sentence(tmp_path, change, says):
     import yaml
 
-    doc = {"name": "pbt", "trainer": {"entry": "tests.sweep_tests.toy_trainers:pbt_curve",
-                                      "args": {"num_epochs": 4}},
-           "search_space": {"lr": {"type": "uniform", "min_value": 0.01, "max_value": 0.1}},
-           "objective": {"primary_metric": "acc", "goal": "maximize"},
-           "sampling_algorithm": {"type": "pbt", "population_size": 4}, **change}
+    doc = {
+        "name": "pbt",
+        "trainer": {"entry": "tests.sweep_tests.toy_trainers:pbt_curve", "args": {"num_epochs": 4}},
+        "search_space": {"lr": {"type": "uniform", "min_value": 0.01, "max_value": 0.1}},
+        "objective": {"primary_metric": "acc", "goal": "maximize"},
+        "sampling_algorithm": {"type": "pbt", "population_size": 4},
+        **change,
+    }
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(doc))
-    done = subprocess.run([sys.executable, "-m", "sweep.cli", "validate", "space.yaml"],
-                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "validate", "space.yaml"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
 
@@ -156,7 +200,8 @@ def _study(root: Path) -> optuna.Study:
     from optuna.storages.journal import JournalFileBackend
 
     storage = optuna.storages.JournalStorage(
-        JournalFileBackend(str(root / "pbt" / "study.journal")))
+        JournalFileBackend(str(root / "pbt" / "study.journal"))
+    )
     return optuna.load_study(study_name="pbt", storage=storage)
 
 
@@ -167,8 +212,13 @@ def test_kill_9_in_the_middle_of_a_pbt_sweep_then_resume_goes_on_where_it_was(tm
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweep.cli", "run", "space.yaml", "--root", str(root)],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         # After the first generation's copy, while members train their way to the next one.
         deadline = time.monotonic() + 180
@@ -176,7 +226,8 @@ def test_kill_9_in_the_middle_of_a_pbt_sweep_then_resume_goes_on_where_it_was(tm
             if (root / "pbt" / "study.journal").exists():
                 trials = _study(root).get_trials(deepcopy=False)
                 if any(t.user_attrs.get("lineage") for t in trials) and any(
-                        len(t.intermediate_values) == 3 for t in trials):
+                    len(t.intermediate_values) == 3 for t in trials
+                ):
                     break
             time.sleep(0.3)
         else:
@@ -189,9 +240,14 @@ def test_kill_9_in_the_middle_of_a_pbt_sweep_then_resume_goes_on_where_it_was(tm
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    done = subprocess.run([sys.executable, "-m", "sweep.cli", "resume", "pbt", "--root",
-                           str(root)], env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "resume", "pbt", "--root", str(root)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     trials = _study(root).get_trials(deepcopy=False)
     assert len(trials) == 4
@@ -202,10 +258,10 @@ def test_kill_9_in_the_middle_of_a_pbt_sweep_then_resume_goes_on_where_it_was(tm
         for entry in t.user_attrs.get("lineage", []):
             g = entry["epoch"]
             assert histories[t.number][g]["start_acc"] == pytest.approx(
-                histories[entry["from"]][g - 1]["acc"])
+                histories[entry["from"]][g - 1]["acc"]
+            )
     # 3 generations of 1 copy each (4 members, quantile 0.25), none lost or repeated.
-    assert sorted(e["epoch"] for t in trials for e in t.user_attrs.get("lineage", [])) == \
-        [2, 4, 6]
+    assert sorted(e["epoch"] for t in trials for e in t.user_attrs.get("lineage", [])) == [2, 4, 6]
 
 
 def test_status_best_and_the_report_show_lineage_and_schedule(tmp_path, capsys):

@@ -20,12 +20,22 @@ EPOCHS, ETA = 9, 3  # rungs at 1 and 3 epochs trained; 9 is the last
 
 
 def _sweep(root: Path, trials: int = 12, trainer=toy_trainers.checkpointing):  # type: ignore[no-untyped-def]
-    return Sweep(name="asha", search_space=SPACE, trainer=trainer, root=root,
-                 backend=InProcessBackend(), trainer_args={"num_epochs": EPOCHS},
-                 sampling_algorithm={"type": "random", "seed": 3},
-                 early_termination={"type": "asha", "mode": "promotion", "min_resource": 1,
-                                    "reduction_factor": ETA},
-                 limits={"max_total_trials": trials, "max_concurrent_trials": 1})
+    return Sweep(
+        name="asha",
+        search_space=SPACE,
+        trainer=trainer,
+        root=root,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": EPOCHS},
+        sampling_algorithm={"type": "random", "seed": 3},
+        early_termination={
+            "type": "asha",
+            "mode": "promotion",
+            "min_resource": 1,
+            "reduction_factor": ETA,
+        },
+        limits={"max_total_trials": trials, "max_concurrent_trials": 1},
+    )
 
 
 def _ran(folder: Path) -> list[int]:
@@ -46,8 +56,10 @@ def _check_invariants(trials, sweep_dir: Path) -> None:  # type: ignore[no-untyp
                 reached[rung] += 1
         for rung in t.user_attrs.get("promoted_from", []):
             promoted[rung] += 1
-            starts = [json.loads(line) for line in
-                      (folder / "outputs" / "span.jsonl").read_text().splitlines()]
+            starts = [
+                json.loads(line)
+                for line in (folder / "outputs" / "span.jsonl").read_text().splitlines()
+            ]
             assert rung in [s.get("from") for s in starts]  # continued from its checkpoint
         if t.state == TrialState.COMPLETE:
             assert len(ran) == EPOCHS
@@ -72,8 +84,9 @@ def test_a_resumed_promotion_sweep_keeps_its_paused_trials(tmp_path):
     before = Sweep.load("asha", root=tmp_path).result().study.get_trials(deepcopy=False)
     paused = [t.number for t in before if t.user_attrs.get("paused_at")]
     assert paused
-    result = Sweep.load("asha", root=tmp_path, trainer=toy_trainers.checkpointing,
-                        backend=InProcessBackend()).resume()
+    result = Sweep.load(
+        "asha", root=tmp_path, trainer=toy_trainers.checkpointing, backend=InProcessBackend()
+    ).resume()
     trials = result.study.get_trials(deepcopy=False)
     assert len(trials) == 12 and not [t for t in trials if t.state == TrialState.RUNNING]
     _check_invariants(trials, tmp_path / "asha")
@@ -90,7 +103,8 @@ def test_validate_refuses_promotion_without_checkpoints_in_one_sentence(tmp_path
 
     (tmp_path / "s.yaml").write_text(
         "search_space: {learning_rate: {type: uniform, min_value: 0.01, max_value: 0.1}}\n"
-        "early_termination: {type: asha, mode: promotion}\nkeep: {checkpoints: none}\n")
+        "early_termination: {type: asha, mode: promotion}\nkeep: {checkpoints: none}\n"
+    )
     assert main(["validate", str(tmp_path / "s.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "early_termination.mode: promotion" in err
@@ -99,13 +113,22 @@ def test_validate_refuses_promotion_without_checkpoints_in_one_sentence(tmp_path
 def test_hyperband_with_promotion_runs_brackets_of_promotion_asha(tmp_path):
     """num_epochs 9, reduction_factor 3: bracket 0 pauses at 1 and 3 epochs, bracket 1 at 3
     only; trials are dealt to them in turn, and each bracket ranks its own trials."""
-    result = Sweep(name="hb", search_space=SPACE, trainer=toy_trainers.checkpointing,
-                   root=tmp_path, backend=InProcessBackend(),
-                   trainer_args={"num_epochs": EPOCHS},
-                   sampling_algorithm={"type": "random", "seed": 5},
-                   early_termination={"type": "hyperband", "mode": "promotion",
-                                      "min_resource": 1, "reduction_factor": ETA},
-                   limits={"max_total_trials": 12, "max_concurrent_trials": 1}).run()
+    result = Sweep(
+        name="hb",
+        search_space=SPACE,
+        trainer=toy_trainers.checkpointing,
+        root=tmp_path,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": EPOCHS},
+        sampling_algorithm={"type": "random", "seed": 5},
+        early_termination={
+            "type": "hyperband",
+            "mode": "promotion",
+            "min_resource": 1,
+            "reduction_factor": ETA,
+        },
+        limits={"max_total_trials": 12, "max_concurrent_trials": 1},
+    ).run()
     trials = result.study.get_trials(deepcopy=False)
     for t in trials:
         ran = _ran(trial_dir(tmp_path / "hb", t.number))

@@ -48,8 +48,10 @@ def test_concurrent_registration_gets_distinct_complete_versions(tmp_path):
     _files(src)
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=_register_many, args=(str(tmp_path / "models"), str(src),
-                                                      barrier, 10)) for _ in range(2)]
+    procs = [
+        ctx.Process(target=_register_many, args=(str(tmp_path / "models"), str(src), barrier, 10))
+        for _ in range(2)
+    ]
     for p in procs:
         p.start()
     for p in procs:

@@ -20,20 +20,30 @@ from tests.sweep_tests import toy_trainers
 X = {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}}
 
 
-@pytest.mark.parametrize(("policy", "trainer"), [
-    ({"type": "median_stopping", "evaluation_interval": 1, "delay_evaluation": 1}, "crossing"),
-    ({"type": "asha", "min_resource": 1, "reduction_factor": 3}, "crossing"),
-    ({"type": "forecast", "risk": 0.1}, "crossing"),
-    ({"type": "asha", "mode": "promotion", "min_resource": 1, "reduction_factor": 2},
-     "checkpointing"),
-])
-def test_a_replay_of_a_sweeps_curves_under_its_own_policy_is_that_sweep(tmp_path, policy,
-                                                                        trainer):
-    result = Sweep(name="r", search_space=X, trainer=getattr(toy_trainers, trainer),
-                   root=tmp_path, backend=InProcessBackend(), trainer_args={"num_epochs": 6},
-                   sampling_algorithm={"type": "random", "seed": 4},
-                   early_termination=policy,
-                   limits={"max_total_trials": 14, "max_concurrent_trials": 1}).run()
+@pytest.mark.parametrize(
+    ("policy", "trainer"),
+    [
+        ({"type": "median_stopping", "evaluation_interval": 1, "delay_evaluation": 1}, "crossing"),
+        ({"type": "asha", "min_resource": 1, "reduction_factor": 3}, "crossing"),
+        ({"type": "forecast", "risk": 0.1}, "crossing"),
+        (
+            {"type": "asha", "mode": "promotion", "min_resource": 1, "reduction_factor": 2},
+            "checkpointing",
+        ),
+    ],
+)
+def test_a_replay_of_a_sweeps_curves_under_its_own_policy_is_that_sweep(tmp_path, policy, trainer):
+    result = Sweep(
+        name="r",
+        search_space=X,
+        trainer=getattr(toy_trainers, trainer),
+        root=tmp_path,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 6},
+        sampling_algorithm={"type": "random", "seed": 4},
+        early_termination=policy,
+        limits={"max_total_trials": 14, "max_concurrent_trials": 1},
+    ).run()
     assert result.study is not None
     trials = result.study.get_trials(deepcopy=False)
     real_epochs = sum(len(read_history(trial_dir(tmp_path / "r", t.number))) for t in trials)
@@ -82,7 +92,8 @@ def test_a_bank_file_round_trips_and_replays_from_the_command_line(tmp_path, cap
     save_bank(tmp_path / "h3.jsonl.gz", bank)
     assert load_bank(tmp_path / "h3.jsonl.gz").curves == tuple(
         Curve(tuple(round(v, 6) for v in c.values), c.epoch_s, c.planned, c.start_s, c.label)
-        for c in bank.curves)
+        for c in bank.curves
+    )
     assert main(["replay", str(tmp_path / "h3.jsonl.gz"), "--seeds", "2", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["policy"] for r in rows} == set(STANDARD)
@@ -90,34 +101,69 @@ def test_a_bank_file_round_trips_and_replays_from_the_command_line(tmp_path, cap
 
 
 def test_replay_of_a_finished_sweep_on_the_command_line(tmp_path, capsys):
-    Sweep(name="r", search_space=X, trainer=toy_trainers.crossing, root=tmp_path,
-          backend=InProcessBackend(), trainer_args={"num_epochs": 5},
-          limits={"max_total_trials": 8, "max_concurrent_trials": 2}).run()
-    assert main(["replay", "r", "--root", str(tmp_path), "--seeds", "3",
-                 "--early-termination", "{type: asha, min_resource: 1}",
-                 "--early-termination", "{type: forecast, risk: 0.1}"]) == 0
+    Sweep(
+        name="r",
+        search_space=X,
+        trainer=toy_trainers.crossing,
+        root=tmp_path,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 5},
+        limits={"max_total_trials": 8, "max_concurrent_trials": 2},
+    ).run()
+    assert (
+        main(
+            [
+                "replay",
+                "r",
+                "--root",
+                str(tmp_path),
+                "--seeds",
+                "3",
+                "--early-termination",
+                "{type: asha, min_resource: 1}",
+                "--early-termination",
+                "{type: forecast, risk: 0.1}",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "sweep r: 8 trials of best_val_acc" in out and "2 simulated workers" in out
     assert "asha min_resource=1" in out and "forecast risk=0.1" in out
 
 
-@pytest.mark.parametrize(("argv", "says"), [
-    (["--early-termination", "{type: nope}"], "early_termination.type"),
-    (["--early-termination", "{type: forecast, risk: 2}"], "early_termination.risk"),
-    (["--seeds", "0"], "--seeds"),
-])
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--early-termination", "{type: nope}"], "early_termination.type"),
+        (["--early-termination", "{type: forecast, risk: 2}"], "early_termination.risk"),
+        (["--seeds", "0"], "--seeds"),
+    ],
+)
 def test_replay_refuses_bad_input_in_one_line(tmp_path, capsys, argv, says):
-    Sweep(name="r", search_space=X, trainer=toy_trainers.crossing, root=tmp_path,
-          backend=InProcessBackend(), trainer_args={"num_epochs": 3},
-          limits={"max_total_trials": 3}).run()
+    Sweep(
+        name="r",
+        search_space=X,
+        trainer=toy_trainers.crossing,
+        root=tmp_path,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 3},
+        limits={"max_total_trials": 3},
+    ).run()
     assert main(["replay", "r", "--root", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and says in err, err
 
 
 def test_replay_of_a_sweep_without_per_epoch_history_says_why(tmp_path, capsys):
-    Sweep(name="quiet", search_space=X, trainer=toy_trainers.silent, root=tmp_path,
-          backend=InProcessBackend(), limits={"max_total_trials": 3}).run()
+    Sweep(
+        name="quiet",
+        search_space=X,
+        trainer=toy_trainers.silent,
+        root=tmp_path,
+        backend=InProcessBackend(),
+        limits={"max_total_trials": 3},
+    ).run()
     assert main(["replay", "quiet", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "per-epoch history of best_val_acc" in err

@@ -36,7 +36,8 @@ def _study(root: Path) -> optuna.Study:
     from optuna.storages.journal import JournalFileBackend
 
     storage = optuna.storages.JournalStorage(
-        JournalFileBackend(str(root / "crash" / "study.journal")))
+        JournalFileBackend(str(root / "crash" / "study.journal"))
+    )
     return optuna.load_study(study_name="crash", storage=storage)
 
 
@@ -54,10 +55,22 @@ def _wait_for(root: Path, ready, timeout: float = 180) -> None:  # type: ignore[
 def _start(tmp_path: Path, space: str = SPACE) -> subprocess.Popen[str]:
     (tmp_path / "space.yaml").write_text(space)
     return subprocess.Popen(
-        [sys.executable, "-m", "sweep.cli", "run", str(tmp_path / "space.yaml"), "--root",
-         str(tmp_path / "sweeps")],
-        env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, preexec_fn=_interruptible,
+        [
+            sys.executable,
+            "-m",
+            "sweep.cli",
+            "run",
+            str(tmp_path / "space.yaml"),
+            "--root",
+            str(tmp_path / "sweeps"),
+        ],
+        env=_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_interruptible,
     )
 
 
@@ -72,14 +85,19 @@ def _interruptible() -> None:
 def _resume(tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sweep.cli", "resume", "crash", "--root", str(tmp_path / "sweeps")],
-        env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env=_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 def _session_processes(sid: int) -> list[str]:
     """The processes still in the session the coordinator led (its Ray included)."""
-    out = subprocess.run(["ps", "-o", "pid=,stat=,args=", "-s", str(sid)], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["ps", "-o", "pid=,stat=,args=", "-s", str(sid)], capture_output=True, text=True
+    ).stdout
     return [line for line in out.splitlines() if line.split()[1:2] != ["Z"]]
 
 
@@ -105,8 +123,13 @@ def test_kill_9_then_resume_loses_nothing_and_counts_once(tmp_path):
     root = tmp_path / "sweeps"
     proc = _start(tmp_path)
     try:
-        _wait_for(root, lambda ts: sum(t.state == TrialState.COMPLETE for t in ts) >= 2
-                  and any(t.state == TrialState.RUNNING for t in ts))
+        _wait_for(
+            root,
+            lambda ts: (
+                sum(t.state == TrialState.COMPLETE for t in ts) >= 2
+                and any(t.state == TrialState.RUNNING for t in ts)
+            ),
+        )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         # Nothing of the sweep outlives it: Ray's processes, its agents, the trials.
@@ -145,9 +168,13 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     proc = _start(tmp_path)
     # Early (the first round of trials): on a busy machine the signal must still find the
     # sweep running, not finished.
-    _wait_for(root, lambda ts: any(t.state == TrialState.RUNNING and t.intermediate_values
-                                   for t in ts)
-              and sum(t.state == TrialState.COMPLETE for t in ts) <= 1)
+    _wait_for(
+        root,
+        lambda ts: (
+            any(t.state == TrialState.RUNNING and t.intermediate_values for t in ts)
+            and sum(t.state == TrialState.COMPLETE for t in ts) <= 1
+        ),
+    )
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -189,12 +216,18 @@ def test_two_coordinators_raced_on_one_sweep_the_second_is_refused(tmp_path):
 @pytest.mark.slow
 def test_a_storage_secret_appears_in_no_file_and_no_output(tmp_path):
     secret = "s3cr@t:/%41-xyzzy"
-    (tmp_path / "space.yaml").write_text(SPACE.replace("crash", "secret") + (
-        f"storage: sqlite:///{tmp_path}/study.db?password=${{SWEEP_TEST_SECRET}}\n"))
+    (tmp_path / "space.yaml").write_text(
+        SPACE.replace("crash", "secret")
+        + (f"storage: sqlite:///{tmp_path}/study.db?password=${{SWEEP_TEST_SECRET}}\n")
+    )
     done = subprocess.run(
         [sys.executable, "-m", "sweep.cli", "run", "space.yaml", "--root", "sweeps"],
-        env={**_env(), "SWEEP_TEST_SECRET": secret}, cwd=tmp_path, capture_output=True,
-        text=True, timeout=300)
+        env={**_env(), "SWEEP_TEST_SECRET": secret},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "${SWEEP_TEST_SECRET}" in (tmp_path / "sweeps" / "secret" / "sweep.yaml").read_text()
     from urllib.parse import quote
@@ -209,12 +242,15 @@ def test_a_storage_secret_appears_in_no_file_and_no_output(tmp_path):
 
 
 CHECKPOINTING = SPACE.replace("toy_trainers:slow", "toy_trainers:slow_checkpointing").replace(
-    "args: {num_epochs: 4}", "args: {num_epochs: 4, epoch_s: 1.0}")
+    "args: {num_epochs: 4}", "args: {num_epochs: 4, epoch_s: 1.0}"
+)
 
 
 def _ran_epochs(root: Path) -> int:
-    return sum(len((p).read_text().splitlines())
-               for p in (root / "crash" / "trials").glob("*/outputs/ran.jsonl"))
+    return sum(
+        len((p).read_text().splitlines())
+        for p in (root / "crash" / "trials").glob("*/outputs/ran.jsonl")
+    )
 
 
 @pytest.mark.slow
@@ -225,14 +261,25 @@ def test_kill_9_then_resume_continues_each_trial_from_its_last_report(tmp_path):
     (tmp_path / "space.yaml").write_text(CHECKPOINTING)
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweep.cli", "run", "space.yaml", "--root", str(root)],
-        env=_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        env=_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         # Mid-trial: a trial RUNNING with two of its four 1-second epochs reported (what the
         # journal shows is at most a second old), one trial completed already.
-        _wait_for(root, lambda ts: sum(t.state == TrialState.COMPLETE for t in ts) >= 1
-                  and any(t.state == TrialState.RUNNING and len(t.intermediate_values) == 2
-                          for t in ts))
+        _wait_for(
+            root,
+            lambda ts: (
+                sum(t.state == TrialState.COMPLETE for t in ts) >= 1
+                and any(
+                    t.state == TrialState.RUNNING and len(t.intermediate_values) == 2 for t in ts
+                )
+            ),
+        )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:

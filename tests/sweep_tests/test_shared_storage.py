@@ -18,30 +18,42 @@ from sweep.records.budget import replaced_numbers
 from tests.sweep_tests.postgres_server import binaries, postgres_server
 
 ROOT = Path(__file__).resolve().parents[2]
-needs_server = pytest.mark.skipif(binaries() is None, reason="PostgreSQL's server is not "
-                                  "installed (scripts/test.sh installs it)")
+needs_server = pytest.mark.skipif(
+    binaries() is None, reason="PostgreSQL's server is not installed (scripts/test.sh installs it)"
+)
 
 
 def _file(tmp_path: Path, url: str, trials: int, epoch_s: float) -> Path:
     path = tmp_path / "shared.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "shared",
-        "trainer": {"entry": "tests.sweep_tests.toy_trainers:quadratic",
-                    "args": {"num_epochs": 3, "epoch_s": epoch_s}},
-        "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
-        "sampling_algorithm": {"type": "random", "seed": 1},
-        "limits": {"max_total_trials": trials},
-        "storage": url,
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "shared",
+                "trainer": {
+                    "entry": "tests.sweep_tests.toy_trainers:quadratic",
+                    "args": {"num_epochs": 3, "epoch_s": epoch_s},
+                },
+                "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+                "sampling_algorithm": {"type": "random", "seed": 1},
+                "limits": {"max_total_trials": trials},
+                "storage": url,
+            }
+        )
+    )
     return path
 
 
 def _coordinator(tmp_path: Path, path: Path, root: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "sweep.cli", "run", str(path), "--root",
-                             root, "--parallel", "1"], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweep.cli", "run", str(path), "--root", root, "--parallel", "1"],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
@@ -53,13 +65,21 @@ def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
 
 def test_a_missing_database_driver_is_one_sentence_naming_the_extra(tmp_path):
     path = _file(tmp_path, "postgresql://me@127.0.0.1:1/db", 2, 0.0)
-    probe = ("import sys; sys.modules['psycopg'] = None; from sweep.cli import main; "
-             f"sys.exit(main(['validate', {str(path)!r}]))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    probe = (
+        "import sys; sys.modules['psycopg'] = None; from sweep.cli import main; "
+        f"sys.exit(main(['validate', {str(path)!r}]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 2
-    assert done.stderr == ("sweep: error: storage: a postgresql:// URL needs the psycopg "
-                           "driver, which is not installed (pip install -e '.[postgres]')\n")
+    assert done.stderr == (
+        "sweep: error: storage: a postgresql:// URL needs the psycopg "
+        "driver, which is not installed (pip install -e '.[postgres]')\n"
+    )
 
 
 @pytest.mark.slow
@@ -77,8 +97,11 @@ def test_two_coordinators_share_20_trials_and_one_killed_is_covered_by_the_other
             trials = _trials(url)
             mine = [t for t in trials if t.state == TrialState.COMPLETE]
             owners = {t.user_attrs.get("coordinator") for t in trials}
-            if len(mine) >= 6 and len(owners) >= 2 and \
-                    any(t.state == TrialState.RUNNING for t in trials):
+            if (
+                len(mine) >= 6
+                and len(owners) >= 2
+                and any(t.state == TrialState.RUNNING for t in trials)
+            ):
                 break
             time.sleep(0.2)
         # Side by side, neither failed a trial of the other's.
@@ -94,8 +117,11 @@ def test_two_coordinators_share_20_trials_and_one_killed_is_covered_by_the_other
     assert len(counted) == 20 and all(t.state == TrialState.COMPLETE for t in counted)
     assert len({t.user_attrs.get("coordinator") for t in counted}) == 2
     # Every trial the killed coordinator left running ran again exactly once.
-    lost = [t for t in trials if t.state == TrialState.FAIL and "replaces" not in t.user_attrs
-            and t.number in replaced]
+    lost = [
+        t
+        for t in trials
+        if t.state == TrialState.FAIL and "replaces" not in t.user_attrs and t.number in replaced
+    ]
     for t in lost:
         assert [r.number for r in trials if r.user_attrs.get("replaces") == t.number]
     assert len({t.params["x"] for t in counted}) == 20  # no two coordinators proposed alike
@@ -114,15 +140,25 @@ def test_optuna_dashboard_lists_the_shared_study(tmp_path):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         dashboard = subprocess.Popen(
-            [str(Path(sys.executable).parent / "optuna-dashboard"), url, "--host",
-             "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                str(Path(sys.executable).parent / "optuna-dashboard"),
+                url,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             deadline = time.monotonic() + 60
             while True:
                 try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies",
-                                                timeout=2) as answer:
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/api/studies", timeout=2
+                    ) as answer:
                         body = json.loads(answer.read())
                         studies = body.get("studies", body.get("study_summaries"))
                     break

@@ -21,9 +21,10 @@ from sweep.backends import InProcessBackend
 from tests.sweep_tests import toy_trainers
 
 SPACE = {"x": {"type": "uniform", "min_value": 0, "max_value": 1}}
-needs_server = pytest.mark.skipif(shutil.which("mlflow", path=str(Path(sys.executable).parent))
-                                  is None, reason="the full mlflow package (its server) is "
-                                  "not installed (pip install -e '.[dev]')")
+needs_server = pytest.mark.skipif(
+    shutil.which("mlflow", path=str(Path(sys.executable).parent)) is None,
+    reason="the full mlflow package (its server) is not installed (pip install -e '.[dev]')",
+)
 
 
 @contextlib.contextmanager
@@ -32,12 +33,25 @@ def mlflow_server(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-         "--artifacts-destination", str(folder / "artifacts")],
-        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+        ],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
@@ -55,18 +69,23 @@ def mlflow_server(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
 
 
 def _sweep(root: Path, tracking: dict | None = None, **args) -> Sweep:  # type: ignore[no-untyped-def]
-    return Sweep(name="tracked", search_space=SPACE, trainer=toy_trainers.quadratic, root=root,
-                 backend=InProcessBackend(), trainer_args={"num_epochs": 3, **args},
-                 limits={"max_total_trials": 3, "max_concurrent_trials": 1},
-                 early_termination={"type": "none"}, **({"tracking": tracking} if tracking
-                                                        else {}))
+    return Sweep(
+        name="tracked",
+        search_space=SPACE,
+        trainer=toy_trainers.quadratic,
+        root=root,
+        backend=InProcessBackend(),
+        trainer_args={"num_epochs": 3, **args},
+        limits={"max_total_trials": 3, "max_concurrent_trials": 1},
+        early_termination={"type": "none"},
+        **({"tracking": tracking} if tracking else {}),
+    )
 
 
 @pytest.mark.slow
 @needs_server
 @pytest.mark.parametrize("given_by", ["environment", "file"])
-def test_a_sweep_is_a_parent_run_with_a_child_run_per_trial(tmp_path, monkeypatch, capfd,
-                                                            given_by):
+def test_a_sweep_is_a_parent_run_with_a_child_run_per_trial(tmp_path, monkeypatch, capfd, given_by):
     from mlflow.tracking import MlflowClient
 
     with mlflow_server(tmp_path) as (uri, _):
@@ -82,16 +101,17 @@ def test_a_sweep_is_a_parent_run_with_a_child_run_per_trial(tmp_path, monkeypatc
         experiment = client.get_experiment_by_name("tracked")
         runs = client.search_runs([experiment.experiment_id])
         (parent,) = [r for r in runs if r.data.tags.get("sweep.kind") == "sweep"]
-        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") ==
-                    parent.info.run_id]
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
         assert len(children) == 3
         for child in children:
             number = int(child.data.tags["sweep.trial"])
             history = client.get_metric_history(child.info.run_id, "val_acc")
             assert sorted(m.step for m in history) == [0, 1, 2]
             assert child.data.tags["sweep.state"] == "complete"
-            assert float(child.data.params["x"]) == result.trials.set_index("number").loc[
-                number, "param_x"]
+            assert (
+                float(child.data.params["x"])
+                == result.trials.set_index("number").loc[number, "param_x"]
+            )
             assert child.info.status == "FINISHED"
         assert parent.data.params["sampling_algorithm"] == "random"
         best = client.get_run(parent.info.run_id).data.metrics["best_best_val_acc"]
@@ -103,9 +123,11 @@ def test_a_sweep_is_a_parent_run_with_a_child_run_per_trial(tmp_path, monkeypatc
 def test_a_tracking_key_with_credentials_is_refused(tmp_path, capsys):
     from sweep.cli import main
 
-    (tmp_path / "s.yaml").write_text("search_space: {learning_rate: {type: uniform, "
-                                     "min_value: 0.01, max_value: 0.1}}\n"
-                                     "tracking: {mlflow: 'http://me:pw@host:5000'}\n")
+    (tmp_path / "s.yaml").write_text(
+        "search_space: {learning_rate: {type: uniform, "
+        "min_value: 0.01, max_value: 0.1}}\n"
+        "tracking: {mlflow: 'http://me:pw@host:5000'}\n"
+    )
     assert main(["validate", str(tmp_path / "s.yaml")]) == 2
     assert "tracking.mlflow: holds credentials" in capsys.readouterr().err
 
@@ -113,7 +135,8 @@ def test_a_tracking_key_with_credentials_is_refused(tmp_path, capsys):
 @pytest.mark.slow
 @needs_server
 def test_a_tracking_server_that_stops_mid_sweep_costs_one_warning_and_nothing_local(
-        tmp_path, monkeypatch, caplog):
+    tmp_path, monkeypatch, caplog
+):
     with mlflow_server(tmp_path) as (uri, server):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -146,24 +169,32 @@ def test_a_command_trials_script_logs_straight_into_its_child_run(tmp_path, monk
     from sweep.records.layout import read_history, trial_dir
     from tests.sweep_tests.test_command_trials import _job
 
-    path = _job(tmp_path, "python curve.py --quality ${{search_space.quality}} --epochs 3",
-                experiment_name="scripts")
+    path = _job(
+        tmp_path,
+        "python curve.py --quality ${{search_space.quality}} --epochs 3",
+        experiment_name="scripts",
+    )
     with mlflow_server(tmp_path) as (uri, _):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        result = Sweep.from_yaml(path, overrides=["compute=local"], root=tmp_path / "sweeps",
-                                 backend=InProcessBackend()).run()
+        result = Sweep.from_yaml(
+            path, overrides=["compute=local"], root=tmp_path / "sweeps", backend=InProcessBackend()
+        ).run()
         client = MlflowClient(tracking_uri=uri)
         experiment = client.get_experiment_by_name("scripts")
         runs = client.search_runs([experiment.experiment_id])
         (parent,) = [r for r in runs if r.data.tags.get("sweep.kind") == "sweep"]
-        children = {int(r.data.tags["sweep.trial"]): r for r in runs
-                    if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+        children = {
+            int(r.data.tags["sweep.trial"]): r
+            for r in runs
+            if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+        }
         assert sorted(children) == [0, 1]
         for number, child in children.items():
             logged = client.get_metric_history(child.info.run_id, "acc")
             assert sorted(m.step for m in logged) == [0, 1, 2]  # the script's own logs
-            reports = [r["acc"] for r in read_history(trial_dir(tmp_path / "sweeps" / "job",
-                                                                number))]
+            reports = [
+                r["acc"] for r in read_history(trial_dir(tmp_path / "sweeps" / "job", number))
+            ]
             # The pruner's reports, read from the server: the same values.
             assert reports == [m.value for m in sorted(logged, key=lambda m: m.step)]
             assert child.data.tags["sweep.state"] == "complete"

@@ -25,8 +25,9 @@ class Always(optuna.pruners.BasePruner):
         return True
 
 
-def _referee(pruner: optuna.pruners.BasePruner | None = None,
-             pausing: Promotion | None = None) -> tuple[Referee, optuna.Trial]:
+def _referee(
+    pruner: optuna.pruners.BasePruner | None = None, pausing: Promotion | None = None
+) -> tuple[Referee, optuna.Trial]:
     study = optuna.create_study(direction="maximize", pruner=pruner)
     return Referee(study, "acc", pausing=pausing), study.ask(X)
 
@@ -55,8 +56,9 @@ def test_the_stopping_policy_stops_with_its_reason_but_never_at_the_last_epoch()
 
 
 def test_the_pausing_scheduler_pauses_at_its_rung_after_the_stopping_policy_spared_it():
-    promotion = Promotion.of(Asha(min_resource=1, reduction_factor=3, mode="promotion"),
-                             maximize=True, epochs=9)
+    promotion = Promotion.of(
+        Asha(min_resource=1, reduction_factor=3, mode="promotion"), maximize=True, epochs=9
+    )
     assert promotion is not None
     referee, trial = _referee(pausing=promotion)
     assert referee.judge(trial, 0, 0.5, planned=9).rung == 1  # rung 1: paused
@@ -79,9 +81,11 @@ def test_several_objectives_check_the_value_and_keep_no_per_epoch_values():
 
 def test_planned_epochs_one_rule_for_function_and_command_trials(tmp_path):
     file = tmp_path / "s.yaml"
-    file.write_text("trainer: {entry: 'm:f', args: {num_epochs: 6}}\n"
-                    "search_space: {x: {type: uniform, min_value: 0, max_value: 1}}\n"
-                    "objective: {primary_metric: acc, goal: maximize}\n")
+    file.write_text(
+        "trainer: {entry: 'm:f', args: {num_epochs: 6}}\n"
+        "search_space: {x: {type: uniform, min_value: 0, max_value: 1}}\n"
+        "objective: {primary_metric: acc, goal: maximize}\n"
+    )
     config = read_sweep_file(file)
     assert fixed_epochs(config) == 6
     assert planned_epochs({"x": 0.1}, fixed_epochs(config)) == 6

@@ -16,12 +16,16 @@ def test_a_50_trial_sweep_runs_on_as_many_workers_as_run_at_once(tmp_path, ray_l
     from sweep.backends.ray_local import LocalRayBackend
 
     backend = LocalRayBackend()
-    result = Sweep(name="reuse", search_space={"x": {"type": "uniform", "min_value": 0.0,
-                                                     "max_value": 1.0}},
-                   trainer=toy_trainers.quadratic, root=tmp_path, backend=backend,
-                   trainer_args={"num_epochs": 2}, sampling_algorithm={"type": "random",
-                                                                        "seed": 0},
-                   limits={"max_total_trials": 50, "max_concurrent_trials": 2}).run()
+    result = Sweep(
+        name="reuse",
+        search_space={"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+        trainer=toy_trainers.quadratic,
+        root=tmp_path,
+        backend=backend,
+        trainer_args={"num_epochs": 2},
+        sampling_algorithm={"type": "random", "seed": 0},
+        limits={"max_total_trials": 50, "max_concurrent_trials": 2},
+    ).run()
     assert result.counts == {"complete": 50}
     pids = set()
     for folder in (tmp_path / "reuse" / "trials").iterdir():

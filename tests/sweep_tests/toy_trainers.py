@@ -98,8 +98,12 @@ def gpu_probe(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     ``together`` processes of the sweep have recorded theirs (a barrier: it passes only if
     they all run at once) and says whether they did."""
     trials = Path(params["output_dir"]).parent.parent
-    record = {"pid": os.getpid(), "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
-              "rank": os.environ.get("RANK", "0"), "world": os.environ.get("WORLD_SIZE", "1")}
+    record = {
+        "pid": os.getpid(),
+        "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "rank": os.environ.get("RANK", "0"),
+        "world": os.environ.get("WORLD_SIZE", "1"),
+    }
     _mark(params, f"probe-rank{record['rank']}.jsonl", record)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -118,11 +122,19 @@ _POISONED = []
 
 def gpu_poison(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     """The first call leaves its process broken and fails; later calls record what they see."""
-    record = {"start": time.time(), "pid": os.getpid(), "poisoned": bool(_POISONED),
-              "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
-              "cuda_before": os.environ.get("CUDA_VISIBLE_DEVICES"), "failed_next": False}
-    first = not Path(params["output_dir"]).parent.parent.joinpath("0000", "outputs",
-                                                                  "probe.jsonl").exists()
+    record = {
+        "start": time.time(),
+        "pid": os.getpid(),
+        "poisoned": bool(_POISONED),
+        "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "cuda_before": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "failed_next": False,
+    }
+    first = (
+        not Path(params["output_dir"])
+        .parent.parent.joinpath("0000", "outputs", "probe.jsonl")
+        .exists()
+    )
     if first:
         record["failed_next"] = True
         _mark(params, "probe.jsonl", record)
@@ -148,8 +160,11 @@ def checkpointing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     if "checkpoint_dir" in params and state_file.exists():
         state = json.loads(state_file.read_text())
         start, best = state["epoch"] + 1, state["best"]
-    _mark(params, "span.jsonl", {"start": time.time(), "from": start, "pid": os.getpid(),
-                                 "raylet": os.getppid()})
+    _mark(
+        params,
+        "span.jsonl",
+        {"start": time.time(), "from": start, "pid": os.getpid(), "raylet": os.getppid()},
+    )
     trial = Path(params["output_dir"]).parent
     acc = best
     for epoch in range(start, int(params.get("num_epochs", 3))):
@@ -220,7 +235,7 @@ def curve_gain(lr: float, acc: float) -> float:
     """A toy learning curve whose best learning rate falls as accuracy rises (from 0.1 at
     acc 0 to 1e-4 at acc 1): a fixed rate is right for one stretch of the curve only."""
     best_lr = 0.1 * 10 ** (-3 * acc)
-    return 0.2 * (1 - acc) * math.exp(-((math.log10(lr) - math.log10(best_lr)) / 0.4) ** 2)
+    return 0.2 * (1 - acc) * math.exp(-(((math.log10(lr) - math.log10(best_lr)) / 0.4) ** 2))
 
 
 def pbt_curve(params: dict, report) -> dict:  # type: ignore[no-untyped-def]

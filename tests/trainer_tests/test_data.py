@@ -109,8 +109,13 @@ def test_device_batches_are_the_dataloaders_batches(train):
     dataset.set_epoch(2)
     chosen = [5, 0, 17, 3, 40, 41]
     expected = torch.stack([dataset[i][0] for i in chosen])
-    batches = DeviceBatches(dataset, torch.device("cpu"), sampler=[chosen] if train else None,
-                            batch_size=len(chosen), indices=None if train else chosen)
+    batches = DeviceBatches(
+        dataset,
+        torch.device("cpu"),
+        sampler=[chosen] if train else None,
+        batch_size=len(chosen),
+        indices=None if train else chosen,
+    )
     images, labels = next(iter(batches))
     assert labels.tolist() == [dataset[i][1] for i in chosen]
     assert images.shape == expected.shape == (len(chosen), 3, 32, 32)
@@ -125,8 +130,7 @@ def test_device_batches_are_the_dataloaders_batches(train):
     assert (images.flip(-1) - expected).abs().mean(dim=(1, 2, 3)).min() > 0.2
 
 
-def test_an_image_that_resizes_to_gigabytes_is_skipped_before_it_is_allocated(image_folder,
-                                                                               caplog):
+def test_an_image_that_resizes_to_gigabytes_is_skipped_before_it_is_allocated(image_folder, caplog):
     """A 1 x 60000 PNG (196 bytes) passes the pixel limit, but its short side scaled to the
     model's input would take 12 GB; it is skipped like a corrupt file."""
     from PIL import Image
@@ -152,15 +156,25 @@ def test_device_batches_of_images_of_different_sizes(train):
     gen = torch.Generator().manual_seed(0)
     shapes = [(64, 80), (72, 64), (64, 64), (100, 64)]
     # Photo-like (smooth): noise at 8 x 8, enlarged; per-pixel noise is no photo.
-    images = [(F.interpolate(torch.rand((1, 3, 8, 8), generator=gen), size=s, mode="bicubic",
-                             align_corners=False)[0].clamp(0, 1) * 255).to(torch.uint8)
-              for s in shapes]
-    dataset = AugmentedImages(Split(images, [0, 1, 0, 1]), 64, train=train, natural=True,
-                              seed=5)
+    images = [
+        (
+            F.interpolate(
+                torch.rand((1, 3, 8, 8), generator=gen), size=s, mode="bicubic", align_corners=False
+            )[0].clamp(0, 1)
+            * 255
+        ).to(torch.uint8)
+        for s in shapes
+    ]
+    dataset = AugmentedImages(Split(images, [0, 1, 0, 1]), 64, train=train, natural=True, seed=5)
     chosen = [3, 1, 0, 2]
     expected = torch.stack([dataset[i][0] for i in chosen])
-    batches = DeviceBatches(dataset, torch.device("cpu"), sampler=[chosen] if train else None,
-                            batch_size=4, indices=None if train else chosen)
+    batches = DeviceBatches(
+        dataset,
+        torch.device("cpu"),
+        sampler=[chosen] if train else None,
+        batch_size=4,
+        indices=None if train else chosen,
+    )
     got, labels = next(iter(batches))
     assert labels.tolist() == [1, 1, 0, 0]
     per_image = (got - expected).abs().mean(dim=(1, 2, 3))

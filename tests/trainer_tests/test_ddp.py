@@ -8,9 +8,26 @@ import sys
 
 import pytest
 
-ARGS = ["-m", "trainer", "--data", "digits", "--image_size", "16", "--batch_size", "64",
-        "--num_epochs", "2", "--learning_rate", "0.05", "--freeze", "backbone", "--seed", "3",
-        "--threads", "1"]
+ARGS = [
+    "-m",
+    "trainer",
+    "--data",
+    "digits",
+    "--image_size",
+    "16",
+    "--batch_size",
+    "64",
+    "--num_epochs",
+    "2",
+    "--learning_rate",
+    "0.05",
+    "--freeze",
+    "backbone",
+    "--seed",
+    "3",
+    "--threads",
+    "1",
+]
 
 
 def _final_metrics(out) -> dict:
@@ -19,13 +36,28 @@ def _final_metrics(out) -> dict:
 
 @pytest.mark.slow
 def test_two_process_ddp_matches_one_process(tmp_path):
-    single = subprocess.run([sys.executable, *ARGS, "--output_dir", str(tmp_path / "one")],
-                            capture_output=True, text=True, timeout=300)
+    single = subprocess.run(
+        [sys.executable, *ARGS, "--output_dir", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         *ARGS, "--output_dir", str(tmp_path / "two")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            *ARGS,
+            "--output_dir",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert ddp.returncode == 0, ddp.stderr
     one, two = _final_metrics(tmp_path / "one"), _final_metrics(tmp_path / "two")

@@ -12,15 +12,23 @@ from trainer.fit import fit
 from trainer.metrics import EPOCH_METRICS
 from trainer.options import TrainConfig
 
-FAST = {"data": "digits", "image_size": 16, "batch_size": 64, "learning_rate": 0.05,
-        "threads": 1, "model": "resnet18"}
+FAST = {
+    "data": "digits",
+    "image_size": 16,
+    "batch_size": 64,
+    "learning_rate": 0.05,
+    "threads": 1,
+    "model": "resnet18",
+}
 
 
 @pytest.mark.slow
 def test_fit_reports_every_epoch_and_writes_its_outputs(tmp_path):
     seen = []
-    result = fit(TrainConfig(**FAST, num_epochs=2, output_dir=str(tmp_path)),
-                 lambda epoch, m: seen.append((epoch, m)) or False)
+    result = fit(
+        TrainConfig(**FAST, num_epochs=2, output_dir=str(tmp_path)),
+        lambda epoch, m: seen.append((epoch, m)) or False,
+    )
     assert [e for e, _ in seen] == [0, 1]
     # Exactly the names trainer.metrics gives the rest of the project (the Azure check).
     assert tuple(seen[0][1]) == EPOCH_METRICS
@@ -60,9 +68,18 @@ def test_same_seed_same_metrics_on_cpu(tmp_path):
 
 
 def test_image_folder_trains_with_a_frozen_backbone(tmp_path, image_folder):
-    result = fit(TrainConfig(data=str(image_folder), image_size=16, batch_size=8,
-                             num_epochs=2, freeze="backbone", learning_rate=0.01,
-                             output_dir=str(tmp_path / "out"), threads=1))
+    result = fit(
+        TrainConfig(
+            data=str(image_folder),
+            image_size=16,
+            batch_size=8,
+            num_epochs=2,
+            freeze="backbone",
+            learning_rate=0.01,
+            output_dir=str(tmp_path / "out"),
+            threads=1,
+        )
+    )
     assert 0 <= result["best_val_acc"] <= 1
     model, _ = load_checkpoint(tmp_path / "out")
     assert model.fc.out_features == 2
@@ -85,41 +102,79 @@ def test_weights_file_is_loaded_with_weights_only(tmp_path):
 
     path = tmp_path / "w.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
-    result = fit(TrainConfig(**{**FAST, "weights": str(path)}, num_epochs=1,
-                             output_dir=str(tmp_path / "out")))
+    result = fit(
+        TrainConfig(
+            **{**FAST, "weights": str(path)}, num_epochs=1, output_dir=str(tmp_path / "out")
+        )
+    )
     assert result["epochs_run"] == 1
 
 
 @pytest.mark.slow
 def test_cli_accepts_the_azure_sample_flags(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "trainer", "--data_dir", "digits", "--num_epochs", "1",
-         "--image_size", "16", "--learning_rate", "0.05", "--momentum", "0.9",
-         "--output_dir", str(tmp_path), "--threads", "1"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "trainer",
+            "--data_dir",
+            "digits",
+            "--num_epochs",
+            "1",
+            "--image_size",
+            "16",
+            "--learning_rate",
+            "0.05",
+            "--momentum",
+            "0.9",
+            "--output_dir",
+            str(tmp_path),
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "epoch 1/1" in proc.stdout
     assert (tmp_path / "model.pt").is_file()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--data_dir", "/no/such/folder"], "data folder /no/such/folder does not exist"),
-    (["--momentum", "1.5"], "momentum: expected"),
-    (["--model", "vgg99"], "model: expected one of"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--data_dir", "/no/such/folder"], "data folder /no/such/folder does not exist"),
+        (["--momentum", "1.5"], "momentum: expected"),
+        (["--model", "vgg99"], "model: expected one of"),
+    ],
+)
 def test_cli_user_errors_are_one_line_and_exit_2(tmp_path, argv, message):
-    proc = subprocess.run([sys.executable, "-m", "trainer", *argv, "--output_dir",
-                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainer", *argv, "--output_dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_cli_help_lists_every_option():
-    proc = subprocess.run([sys.executable, "-m", "trainer", "--help"], capture_output=True,
-                          text=True, timeout=60)
-    for flag in ("--data_dir", "--num_epochs", "--output_dir", "--learning_rate", "--momentum",
-                 "--image_size", "--weights", "--freeze", "--seed"):
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainer", "--help"], capture_output=True, text=True, timeout=60
+    )
+    for flag in (
+        "--data_dir",
+        "--num_epochs",
+        "--output_dir",
+        "--learning_rate",
+        "--momentum",
+        "--image_size",
+        "--weights",
+        "--freeze",
+        "--seed",
+    ):
         assert flag in proc.stdout
 
 
@@ -134,8 +189,10 @@ def test_a_run_interrupted_after_epoch_k_and_continued_equals_one_never_stopped(
     # Cosine: the learning rate changes every epoch, so a scheduler not restored shows.
     config = {**FAST, "num_epochs": 5, "lr_schedule": "cosine", "device": "cpu"}
     whole: list[dict] = []
-    full = fit(TrainConfig(**config, output_dir=str(tmp_path / "whole")),
-               lambda epoch, m: whole.append(m) or False)
+    full = fit(
+        TrainConfig(**config, output_dir=str(tmp_path / "whole")),
+        lambda epoch, m: whole.append(m) or False,
+    )
 
     parts: list[dict] = []
     ckpt = str(tmp_path / "checkpoint")
@@ -147,11 +204,15 @@ def test_a_run_interrupted_after_epoch_k_and_continued_equals_one_never_stopped(
         return False
 
     with pytest.raises(_Interrupt):
-        fit(TrainConfig(**config, output_dir=str(tmp_path / "cut"), checkpoint_dir=ckpt),
-            stop_after_epoch_2)
+        fit(
+            TrainConfig(**config, output_dir=str(tmp_path / "cut"), checkpoint_dir=ckpt),
+            stop_after_epoch_2,
+        )
     epochs = []
-    continued = fit(TrainConfig(**config, output_dir=str(tmp_path / "cut"), checkpoint_dir=ckpt),
-                    lambda epoch, m: epochs.append(epoch) or parts.append(m) or False)
+    continued = fit(
+        TrainConfig(**config, output_dir=str(tmp_path / "cut"), checkpoint_dir=ckpt),
+        lambda epoch, m: epochs.append(epoch) or parts.append(m) or False,
+    )
     assert epochs == [3, 4]
     assert len(parts) == len(whole) == 5
     for a, b in zip(whole, parts, strict=True):
@@ -170,8 +231,10 @@ def test_a_finished_run_continued_trains_nothing_and_returns_its_result(tmp_path
     ckpt = str(tmp_path / "checkpoint")
     first = fit(TrainConfig(**FAST, num_epochs=1, output_dir=str(tmp_path), checkpoint_dir=ckpt))
     calls = []
-    again = fit(TrainConfig(**FAST, num_epochs=1, output_dir=str(tmp_path), checkpoint_dir=ckpt),
-                lambda epoch, m: calls.append(epoch) or False)
+    again = fit(
+        TrainConfig(**FAST, num_epochs=1, output_dir=str(tmp_path), checkpoint_dir=ckpt),
+        lambda epoch, m: calls.append(epoch) or False,
+    )
     assert calls == [] and again["best_val_acc"] == first["best_val_acc"]
     assert again["epochs_run"] == 1
 
@@ -181,12 +244,21 @@ def test_a_continued_run_trains_with_the_rates_it_is_given_now(tmp_path, schedul
     """PBT changes learning_rate and momentum between generations: the continued run uses
     them, not its checkpoint's; a step schedule keeps its position, rescaled."""
     ckpt = str(tmp_path / "checkpoint")
-    base = {**FAST, "image_size": 16, "lr_schedule": schedule, "step_size": 1, "gamma": 0.5,
-            "output_dir": str(tmp_path), "checkpoint_dir": ckpt}
+    base = {
+        **FAST,
+        "image_size": 16,
+        "lr_schedule": schedule,
+        "step_size": 1,
+        "gamma": 0.5,
+        "output_dir": str(tmp_path),
+        "checkpoint_dir": ckpt,
+    }
     fit(TrainConfig(**{**base, "learning_rate": 0.04, "momentum": 0.9}, num_epochs=1))
     seen: list[dict] = []
-    fit(TrainConfig(**{**base, "learning_rate": 0.01, "momentum": 0.5}, num_epochs=2),
-        lambda epoch, m: seen.append(m) or False)
+    fit(
+        TrainConfig(**{**base, "learning_rate": 0.01, "momentum": 0.5}, num_epochs=2),
+        lambda epoch, m: seen.append(m) or False,
+    )
     # none: the new rate; step (halved each epoch): the new rate after 1 halving.
     assert seen[0]["lr"] == pytest.approx(0.01 if schedule == "none" else 0.005)
     state = torch.load(tmp_path / "checkpoint" / "state.pt", weights_only=True)

@@ -16,8 +16,17 @@ from trainer.options import TrainConfig
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("model")
-    fit(TrainConfig(data="digits", image_size=16, batch_size=64, num_epochs=1,
-                    learning_rate=0.05, threads=1, output_dir=str(out)))
+    fit(
+        TrainConfig(
+            data="digits",
+            image_size=16,
+            batch_size=64,
+            num_epochs=1,
+            learning_rate=0.05,
+            threads=1,
+            output_dir=str(out),
+        )
+    )
     return out
 
 

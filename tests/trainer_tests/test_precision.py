@@ -12,9 +12,14 @@ from trainer.options import TrainConfig
 CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize(("amx", "setting", "bf16"), [
-    (True, "auto", True), (False, "auto", False), (True, "false", False),
-])
+@pytest.mark.parametrize(
+    ("amx", "setting", "bf16"),
+    [
+        (True, "auto", True),
+        (False, "auto", False),
+        (True, "false", False),
+    ],
+)
 def test_cpu_bf16_auto_where_the_cpu_has_amx(monkeypatch, amx, setting, bf16) -> None:
     monkeypatch.setattr(fit_module, "cpu_has_amx", lambda: amx)
     monkeypatch.setattr(fit_module, "cpu_has_bf16", lambda: amx)

@@ -50,16 +50,23 @@ class MlflowRun:
         client = self.client()
         # A trial that continues from its checkpoint logs to a new run beside the first.
         existing = client.get_experiment_by_name("sweep-trial")
-        self.experiment_id = existing.experiment_id if existing is not None else \
-            client.create_experiment("sweep-trial")
+        self.experiment_id = (
+            existing.experiment_id
+            if existing is not None
+            else client.create_experiment("sweep-trial")
+        )
         self.run_id = client.create_run(self.experiment_id, run_name=name).info.run_id
         self._client = client
         return self
 
     def env(self) -> dict[str, str]:
         """What the script's process needs to log to this run."""
-        return {**({} if self.server else _FILE_STORE), "MLFLOW_TRACKING_URI": self.uri,
-                "MLFLOW_RUN_ID": self.run_id, "MLFLOW_EXPERIMENT_ID": self.experiment_id}
+        return {
+            **({} if self.server else _FILE_STORE),
+            "MLFLOW_TRACKING_URI": self.uri,
+            "MLFLOW_RUN_ID": self.run_id,
+            "MLFLOW_EXPERIMENT_ID": self.experiment_id,
+        }
 
     def new_values(self, metric: str) -> list[float]:
         """Values of ``metric`` logged since the last call, in the order they were logged."""

@@ -53,8 +53,7 @@ class _LogPump(threading.Thread):
         self.tail: collections.deque[str] = collections.deque(maxlen=LAST_LINES)
 
     def run(self) -> None:
-        with self.path.open("a", errors="replace") as out, \
-                CappedLog(out, recent=self.tail) as log:
+        with self.path.open("a", errors="replace") as out, CappedLog(out, recent=self.tail) as log:
             for line in iter(self.stream.readline, b""):
                 log.write(line.decode(errors="replace"))
                 log.flush()
@@ -70,11 +69,18 @@ class ProcessGroup:
         self.stderr_tails: list[collections.deque[str]] = []
         self._watchdog: subprocess.Popen[bytes] | None = None
 
-    def start(self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str],
-              log: Path, err_log: Path) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+    def start(
+        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path, err_log: Path
+    ) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         assert proc.stdout is not None and proc.stderr is not None
         for stream, path in ((proc.stdout, log), (proc.stderr, err_log)):
             pump = _LogPump(stream, path)
@@ -87,9 +93,19 @@ class ProcessGroup:
     def guard(self) -> None:
         """Starts the watchdog that ends every group if this process dies first."""
         self._watchdog = subprocess.Popen(
-            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(GRACE_S),
-             *(str(p.pid) for p in self.procs)], start_new_session=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-c",
+                _WATCHDOG,
+                str(os.getpid()),
+                str(GRACE_S),
+                *(str(p.pid) for p in self.procs),
+            ],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def running(self) -> bool:
         return any(p.poll() is None for p in self.procs)

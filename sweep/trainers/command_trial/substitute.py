@@ -14,8 +14,13 @@ _EXPRESSION = re.compile(r"\$\{\{\s*([A-Za-z_]+)\.([A-Za-z0-9_.\-]+)\s*\}\}")
 _OPTIONAL = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
 
 
-def expand_command(command: str, *, search_space: Mapping[str, Any],
-                   inputs: Mapping[str, Any], outputs: Mapping[str, str]) -> str:
+def expand_command(
+    command: str,
+    *,
+    search_space: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    outputs: Mapping[str, str],
+) -> str:
     """The command with every expression replaced by its value, shell-quoted where needed.
 
     Example:

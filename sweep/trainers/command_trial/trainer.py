@@ -74,8 +74,9 @@ class CommandTrainer:
         for folder in outputs.values():
             Path(folder).mkdir(parents=True, exist_ok=True)
         try:
-            command = expand_command(self.command, search_space=params, inputs=self.inputs,
-                                     outputs=outputs)
+            command = expand_command(
+                self.command, search_space=params, inputs=self.inputs, outputs=outputs
+            )
         except KeyError as exc:
             raise TrialFailed(f"trial.command: {exc.args[0]} has no value") from None
         cwd = self._workdir(trial_dir, out_dir)
@@ -101,8 +102,9 @@ class CommandTrainer:
         failure = group.first_failure()
         if failure is not None:
             rank, code = failure
-            who = ("the command" if len(group.procs) == 1 else
-                   f"process {rank} of {len(group.procs)}")  # horovodrun is one process
+            who = (
+                "the command" if len(group.procs) == 1 else f"process {rank} of {len(group.procs)}"
+            )  # horovodrun is one process
             if code in PREEMPTED:
                 # SIGTERM from outside (a spot node's preemption notice, a cluster's drain):
                 # the script had its grace period; the trial continues from its checkpoint.
@@ -111,8 +113,10 @@ class CommandTrainer:
             raise TrialFailed(f"{who} exited with code {code}" + (f": {tail}" if tail else ""))
         if self.metric not in metrics:
             logged = ", ".join(sorted(metrics)) or "nothing"
-            raise TrialFailed(f"the script never logged '{self.metric}' (the objective's "
-                              f"primary_metric) with MLflow; it logged: {logged}")
+            raise TrialFailed(
+                f"the script never logged '{self.metric}' (the objective's "
+                f"primary_metric) with MLflow; it logged: {logged}"
+            )
         return metrics
 
     def _workdir(self, trial_dir: Path, out_dir: Path) -> Path:
@@ -139,21 +143,35 @@ class CommandTrainer:
         env.update(run.env())
         env["AZUREML_SWEEP_OUTPUTS_DIR"] = str(out_dir)
         for key, value in params.items():
-            env[f"AZUREML_SWEEP_{key}"] = json.dumps(value) if isinstance(value, dict) \
-                else str(value)
+            env[f"AZUREML_SWEEP_{key}"] = (
+                json.dumps(value) if isinstance(value, dict) else str(value)
+            )
         return env
 
-    def _start(self, group: ProcessGroup, command: str, cwd: Path, env: dict[str, str],
-               trial_dir: Path) -> None:
+    def _start(
+        self, group: ProcessGroup, command: str, cwd: Path, env: dict[str, str], trial_dir: Path
+    ) -> None:
         if self.distribution == "mpi" and self.processes > 1:
             horovodrun = shutil.which("horovodrun", path=env["PATH"])
             if horovodrun is None:
-                raise TrialFailed("trial.distribution: mpi runs under Horovod's launcher, and "
-                                  "horovodrun is not installed (bash scripts/build_horovod.sh)")
-            argv = [horovodrun, "-np", str(self.processes), "-H", f"localhost:{self.processes}",
-                    "--gloo", "bash", "-c", command]
-            group.start(argv, cwd=cwd, env=env, log=trial_dir / TRIAL_LOG,
-                        err_log=trial_dir / "stderr.log")
+                raise TrialFailed(
+                    "trial.distribution: mpi runs under Horovod's launcher, and "
+                    "horovodrun is not installed (bash scripts/build_horovod.sh)"
+                )
+            argv = [
+                horovodrun,
+                "-np",
+                str(self.processes),
+                "-H",
+                f"localhost:{self.processes}",
+                "--gloo",
+                "bash",
+                "-c",
+                command,
+            ]
+            group.start(
+                argv, cwd=cwd, env=env, log=trial_dir / TRIAL_LOG, err_log=trial_dir / "stderr.log"
+            )
             return
         ranks = self.processes if self.distribution in ("pytorch", "tensorflow") else 1
         port = _free_port()
@@ -161,13 +179,24 @@ class CommandTrainer:
             rank_env = dict(env)
             if self.distribution == "pytorch":
                 # What Azure ML sets for PyTorch distribution (and torchrun does).
-                rank_env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(ranks),
-                                LOCAL_WORLD_SIZE=str(ranks), NODE_RANK="0", GROUP_RANK="0",
-                                MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+                rank_env.update(
+                    RANK=str(rank),
+                    LOCAL_RANK=str(rank),
+                    WORLD_SIZE=str(ranks),
+                    LOCAL_WORLD_SIZE=str(ranks),
+                    NODE_RANK="0",
+                    GROUP_RANK="0",
+                    MASTER_ADDR="127.0.0.1",
+                    MASTER_PORT=str(port),
+                )
             suffix = "" if rank == 0 else f"-rank{rank}"
-            group.start(["bash", "-c", command], cwd=cwd, env=rank_env,
-                        log=trial_dir / f"trial{suffix}.log",
-                        err_log=trial_dir / f"stderr{suffix}.log")
+            group.start(
+                ["bash", "-c", command],
+                cwd=cwd,
+                env=rank_env,
+                log=trial_dir / f"trial{suffix}.log",
+                err_log=trial_dir / f"stderr{suffix}.log",
+            )
 
     def _watch(self, group: ProcessGroup, run: MlflowRun, report: Report) -> bool:
         """Reports each new value of the primary metric; True when the trial was told to

@@ -3,6 +3,7 @@
 Writes its pid (and its child's pid, with --child) to --pid_dir, so tests can check that a
 pruned trial leaves no process behind.
 """
+
 import argparse
 import os
 import subprocess

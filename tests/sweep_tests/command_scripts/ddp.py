@@ -1,4 +1,5 @@
 """A torch.distributed script as Azure ML's PyTorch distribution runs it: env:// rendezvous."""
+
 import os
 
 import mlflow

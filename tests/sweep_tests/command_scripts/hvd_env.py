@@ -1,4 +1,5 @@
 """What Horovod's launcher gives each process: its rank and the world size."""
+
 import os
 
 import mlflow

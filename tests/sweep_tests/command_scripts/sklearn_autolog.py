@@ -1,4 +1,5 @@
 """scikit-learn with mlflow.autolog(), the Azure ML docs' way: no log_metric call at all."""
+
 import argparse
 
 import mlflow

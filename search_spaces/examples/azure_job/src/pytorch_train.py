@@ -20,8 +20,12 @@ from trainer.options import TrainConfig
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data_dir", type=str, default="digits",
-                        help="a folder with train/ and val/ class sub-folders, or 'digits'")
+    parser.add_argument(
+        "--data_dir",
+        type=str,
+        default="digits",
+        help="a folder with train/ and val/ class sub-folders, or 'digits'",
+    )
     parser.add_argument("--num_epochs", type=int, default=4)
     parser.add_argument("--learning_rate", type=float, default=0.01)
     parser.add_argument("--momentum", type=float, default=0.9)
@@ -29,23 +33,33 @@ def main() -> None:
     parser.add_argument("--model", type=str, default="resnet18")
     parser.add_argument("--image_size", type=int, default=32)
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--checkpoint_dir", type=str, default="",
-                        help="where the training state goes after every epoch "
-                             "(default: $SWEEP_CHECKPOINT_DIR, which a sweep sets)")
+    parser.add_argument(
+        "--checkpoint_dir",
+        type=str,
+        default="",
+        help="where the training state goes after every epoch "
+        "(default: $SWEEP_CHECKPOINT_DIR, which a sweep sets)",
+    )
     args = parser.parse_args()
     checkpoint_dir = args.checkpoint_dir or os.environ.get("SWEEP_CHECKPOINT_DIR", "")
 
-    config = TrainConfig(data=args.data_dir, num_epochs=args.num_epochs,
-                         learning_rate=args.learning_rate, momentum=args.momentum,
-                         output_dir=args.output_dir, model=args.model, weights="none",
-                         image_size=args.image_size, batch_size=args.batch_size,
-                         checkpoint_dir=checkpoint_dir)
+    config = TrainConfig(
+        data=args.data_dir,
+        num_epochs=args.num_epochs,
+        learning_rate=args.learning_rate,
+        momentum=args.momentum,
+        output_dir=args.output_dir,
+        model=args.model,
+        weights="none",
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        checkpoint_dir=checkpoint_dir,
+    )
     mlflow.log_params({"learning_rate": args.learning_rate, "momentum": args.momentum})
 
     def log_epoch(epoch: int, metrics: dict) -> bool:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=epoch)
-        print(f"epoch {epoch + 1}/{args.num_epochs}: val_acc {metrics['val_acc']:.4f}",
-              flush=True)
+        print(f"epoch {epoch + 1}/{args.num_epochs}: val_acc {metrics['val_acc']:.4f}", flush=True)
         return False  # Azure ML (and sweep) end a terminated trial's process themselves
 
     result = fit(config, log_epoch)

@@ -1,1 +1,1 @@
-print('placeholder trial script')
+print("placeholder trial script")
