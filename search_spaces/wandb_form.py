@@ -77,6 +77,11 @@ def from_wandb(
                 )
         elif key not in _METADATA_KEYS:
             raise SearchSpaceError(path, "has no equivalent in a sweep file")
+    if config.get("method") == "grid" and isinstance(config.get("parameters"), Mapping):
+        for name, spec in config["parameters"].items():
+            values = _grid_values(spec, f"parameters.{name}")
+            if values is not None:
+                out["search_space"][name] = {"type": "choice", "values": values}
     if trainer is not None:
         out["trainer"] = {
             **dict(trainer),
@@ -329,6 +334,50 @@ def _parameter(spec: Any, path: str) -> dict[str, Any]:
     if dist not in forms:
         raise SearchSpaceError(f"{path}.distribution", f"{dist!r} has no equivalent here")
     return dict(forms[dist]())
+
+
+def _grid_values(spec: Mapping[str, Any], path: str) -> list[Any] | None:
+    """W&B's grid enumerates its ranges (``grid_search.py`` in wandb/sweeps): ``int_uniform``
+    is every integer from min to max, both included; ``q_uniform`` is numpy's
+    ``arange(min, max, q)``, the upper end left out. None for any other distribution (it is
+    a choice already, or refused by the grid)."""
+    dist = spec.get("distribution") or _infer(spec, path)
+    lo, hi = spec.get("min"), spec.get("max")
+    if dist == "int_uniform":
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi)):
+            raise SearchSpaceError(
+                path, f"int_uniform needs integer min and max, got {lo!r}, {hi!r}"
+            )
+        _at_most_grid_points(hi - lo + 1, path)
+        return list(range(lo, hi + 1))
+    if dist == "q_uniform":
+        q = spec.get("q", 1)
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lo, hi, q)):
+            raise SearchSpaceError(
+                path, f"q_uniform needs numbers min, max and q, got {lo!r}, {hi!r}, {q!r}"
+            )
+        if q <= 0:
+            raise SearchSpaceError(f"{path}.q", f"must be greater than 0, got {q!r}")
+        _at_most_grid_points(math.ceil((hi - lo) / q), path)
+        import numpy as np
+
+        values = np.arange(lo, hi, q).tolist()
+        if not values:
+            raise SearchSpaceError(path, f"q_uniform from {lo!r} to {hi!r} holds no grid point")
+        return list(values)
+    return None
+
+
+MAX_GRID_POINTS = 100_000
+"""Per parameter: a range past it is a mistake (and would fill memory), not a grid."""
+
+
+def _at_most_grid_points(count: float, path: str) -> None:
+    if count > MAX_GRID_POINTS:
+        raise SearchSpaceError(
+            path,
+            f"makes {count:.3g} grid points; at most {MAX_GRID_POINTS:,} (raise q or narrow it)",
+        )
 
 
 def _infer(spec: Mapping[str, Any], path: str) -> str | None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search_spaces import SweepConfig, read_sweep_file
+from search_spaces.expressions import Choice
 
 if TYPE_CHECKING:
     from sweep.api import Sweep
@@ -209,6 +211,14 @@ def describe(config: SweepConfig) -> str:
             f"  and explore its params: x{factors} a number, a neighbouring value of a "
             f"choice, or resampled with probability {pbt['resample_probability']:g}",
         ]
+    elif config.sampling_algorithm.type == "grid":
+        sizes = [len(e.values) for e in config.search_space.values() if isinstance(e, Choice)]
+        points = math.prod(sizes)
+        lines.append(
+            f"  grid: {points:,} points ({' x '.join(map(str, sizes))}); trials: "
+            f"{min(points, lim.max_total_trials):,} of them (limits.max_total_trials "
+            f"{lim.max_total_trials}), {at_a_time}"
+        )
     else:
         lines.append(f"  trials: up to {lim.max_total_trials}, {at_a_time}")
     from sweep.trainers.trial_kinds import trial_kind

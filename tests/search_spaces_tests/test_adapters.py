@@ -254,3 +254,94 @@ def test_a_wandb_launch_config_runs_with_its_pruner(tmp_path):
     assert result.study is not None
     assert type(result.study.pruner).__name__ == "PercentilePruner"
     assert len(result.trials) == 6
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"distribution": "int_uniform", "min": 1, "max": 4}, [1, 2, 3, 4]),
+        ({"min": -2, "max": 0}, [-2, -1, 0]),  # int bounds: int_uniform, as W&B infers it
+        ({"distribution": "q_uniform", "min": 16, "max": 64, "q": 16}, [16, 32, 48]),
+        ({"distribution": "q_uniform", "min": 0, "max": 3}, [0, 1, 2]),  # q defaults to 1
+        ({"distribution": "q_uniform", "min": 0.1, "max": 0.7, "q": 0.2}, None),
+    ],
+)
+def test_wandb_grid_enumerates_ranges_as_wandb_does(spec, expected):
+    """W&B's rule (wandb/sweeps grid_search.py): int_uniform is range(min, max + 1),
+    q_uniform is numpy.arange(min, max, q), its upper end left out."""
+    import numpy as np
+
+    from search_spaces import from_wandb
+
+    wandb_rule = (
+        list(range(spec["min"], spec["max"] + 1))
+        if spec.get("distribution", "int_uniform") == "int_uniform"
+        else np.arange(spec["min"], spec["max"], spec.get("q", 1)).tolist()
+    )
+    if expected is not None:
+        assert wandb_rule == expected
+    grid = from_wandb({"method": "grid", "parameters": {"p": spec}})
+    assert grid["search_space"]["p"] == {"type": "choice", "values": wandb_rule}
+    # The same range under random sampling stays a range.
+    drawn = from_wandb({"method": "random", "parameters": {"p": spec}})
+    assert drawn["search_space"]["p"]["type"] != "choice"
+
+
+def test_wandb_grid_ranges_that_are_mistakes_are_refused_naming_them():
+    from search_spaces import SearchSpaceError, from_wandb
+
+    for spec, message in [
+        ({"distribution": "int_uniform", "min": 0, "max": 10**9}, "grid points; at most"),
+        ({"distribution": "q_uniform", "min": 0, "max": 1, "q": 0}, "must be greater than 0"),
+        ({"distribution": "q_uniform", "min": 1, "max": 1}, "holds no grid point"),
+        ({"distribution": "int_uniform", "min": 0.5, "max": 3}, "integer min and max"),
+    ]:
+        with pytest.raises(SearchSpaceError, match=message) as caught:
+            from_wandb({"method": "grid", "parameters": {"p": spec}})
+        assert "parameters.p" in str(caught.value)
+
+
+def test_wandb_launchs_grid_config_validates_and_says_how_many_grid_points(tmp_path):
+    """`sweep validate` took W&B's own grid example for an error ("grid sampling needs choice
+    expressions only"); Azure ML's grid keeps Azure's rule (choices only)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sweep.cli",
+            "validate",
+            str(LAUNCH / "grid_ranges.yaml"),
+            "--trainer",
+            TRAINER,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "grid: 24 points (4 x 3 x 2)" in run.stdout  # epochs 1-4, x 0.1/0.3/0.5, arch
+    azure = tmp_path / "azure.yaml"
+    azure.write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json\n"
+        "type: sweep\n"
+        "trial:\n"
+        "  command: python train.py --epochs ${{search_space.epochs}}\n"
+        "  environment: azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu@latest\n"
+        "compute: azureml:cpu\n"
+        "sampling_algorithm: grid\n"
+        "search_space: {epochs: {type: randint, upper: 5}}\n"
+        "objective: {primary_metric: acc, goal: maximize}\n"
+        "limits: {max_total_trials: 4}\n"
+    )
+    refused = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "validate", str(azure)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
+    assert refused.returncode == 2
+    assert "search_space.epochs" in refused.stderr and "grid" in refused.stderr
