@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from search_spaces._errors import SearchSpaceError
 
@@ -342,17 +342,16 @@ def _grid_values(spec: Mapping[str, Any], path: str) -> list[Any] | None:
     ``arange(min, max, q)``, the upper end left out. None for any other distribution (it is
     a choice already, or refused by the grid)."""
     dist = spec.get("distribution") or _infer(spec, path)
-    lo, hi = spec.get("min"), spec.get("max")
+    lo, hi, q = spec.get("min"), spec.get("max"), spec.get("q", 1)
     if dist == "int_uniform":
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi)):
+        if not _whole(lo) or not _whole(hi):
             raise SearchSpaceError(
                 path, f"int_uniform needs integer min and max, got {lo!r}, {hi!r}"
             )
         _at_most_grid_points(hi - lo + 1, path)
         return list(range(lo, hi + 1))
     if dist == "q_uniform":
-        q = spec.get("q", 1)
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lo, hi, q)):
+        if not _number(lo) or not _number(hi) or not _number(q):
             raise SearchSpaceError(
                 path, f"q_uniform needs numbers min, max and q, got {lo!r}, {hi!r}, {q!r}"
             )
@@ -366,6 +365,14 @@ def _grid_values(spec: Mapping[str, Any], path: str) -> list[Any] | None:
             raise SearchSpaceError(path, f"q_uniform from {lo!r} to {hi!r} holds no grid point")
         return list(values)
     return None
+
+
+def _whole(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 MAX_GRID_POINTS = 100_000
