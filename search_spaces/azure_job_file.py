@@ -52,7 +52,7 @@ AZURE_KEYS = {
     "queue_settings",
     "notification_setting",
 }
-OUR_KEYS = {"local_resources", "storage", "register", "keep", "tracking"}
+OUR_KEYS = {"local_resources", "storage", "register", "keep", "checkpoint", "tracking"}
 TRIAL_KEYS = {
     "command",
     "code",

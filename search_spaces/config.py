@@ -94,6 +94,21 @@ class Keep:
 
 
 @dataclass(frozen=True)
+class CheckpointPolicy:
+    """When a trial's trainer saves its checkpoint (``checkpoint:``). Besides these, always
+    at a rung where promotion may pause it, at a PBT boundary and at its last epoch."""
+
+    every: int = 1
+    """Every this many epochs (1: each epoch: an interruption loses no epoch)."""
+    interval_s: float | None = None
+    """Also whenever this long has passed since the last save (against a crash)."""
+
+    @property
+    def each_epoch(self) -> bool:
+        return self.every == 1
+
+
+@dataclass(frozen=True)
 class Register:
     model_name: str
     root: str | None = None
@@ -180,6 +195,7 @@ class SweepConfig:
     storage: str = "default"
     register: Register | None = None
     keep: Keep = field(default_factory=Keep)
+    checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
     tracking_uri: str | None = None
     """``tracking: {mlflow: URI}``: the MLflow server the sweep is logged to (without it,
     ``MLFLOW_TRACKING_URI`` if set)."""

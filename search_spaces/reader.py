@@ -44,6 +44,7 @@ TOP_KEYS = {
     "storage",
     "register",
     "keep",
+    "checkpoint",
     "tracking",
     "constraints",
 }

@@ -4,6 +4,7 @@ early termination, limits, resources, compute, storage, register; each checked o
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from search_spaces import _checks as c
 from search_spaces._errors import SearchSpaceError, abbreviate
 from search_spaces.config import (
+    CheckpointPolicy,
     EarlyTermination,
     Keep,
     Limits,
@@ -86,6 +88,7 @@ def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
         "storage": lambda: check_storage(data.get("storage", "default")),
         "register": lambda: _register(data.get("register")),
         "keep": lambda: _keep(data.get("keep")),
+        "checkpoint": lambda: _checkpoint(data.get("checkpoint")),
         "tracking_uri": lambda: _tracking(data.get("tracking")),
     }
     for key, read in readers.items():
@@ -283,6 +286,43 @@ def _keep(value: Any) -> Keep:
             f"{abbreviate(models)}",
         )
     return Keep(models, checkpoints, max_bytes)
+
+
+def _checkpoint(value: Any) -> CheckpointPolicy:
+    if value is None:
+        return CheckpointPolicy()
+    d = c.mapping(value, "checkpoint")
+    c.no_unknown_keys(d, "checkpoint", {"every", "interval"})
+    every = d.get("every", CheckpointPolicy.every)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise SearchSpaceError(
+            "checkpoint.every",
+            f"expected a whole number of epochs, 1 or more, got {abbreviate(every)}",
+        )
+    interval = d.get("interval")
+    return CheckpointPolicy(
+        every, None if interval is None else _seconds(interval, "checkpoint.interval")
+    )
+
+
+_SECONDS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600}
+
+
+def _seconds(value: Any, path: str) -> float:
+    """A duration: seconds, or a number with a unit (``90s``, ``10m``, ``2h``)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < math.inf:
+        return float(value)
+    match = (
+        re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+        if isinstance(value, str)
+        else None
+    )
+    if match and match.group(2).lower() in _SECONDS and float(match.group(1)) > 0:
+        return float(match.group(1)) * _SECONDS[match.group(2).lower()]
+    raise SearchSpaceError(
+        path,
+        f"expected a duration (seconds, or with a unit: 90s, 10m, 2h), got {abbreviate(value)}",
+    )
 
 
 _UNITS = {

@@ -48,9 +48,15 @@ def to_dict(config: SweepConfig) -> dict[str, Any]:
     if config.register is not None:
         out["register"] = {k: v for k, v in vars(config.register).items() if v is not None}
     out["keep"] = _keep(config)
+    out["checkpoint"] = _checkpoint(config)
     if config.tracking_uri is not None:
         out["tracking"] = {"mlflow": config.tracking_uri}
     return out
+
+
+def _checkpoint(config: SweepConfig) -> dict[str, Any]:
+    policy = config.checkpoint
+    return {"every": policy.every, **({"interval": policy.interval_s} if policy.interval_s else {})}
 
 
 def _keep(config: SweepConfig) -> dict[str, Any]:
@@ -74,6 +80,7 @@ def _azure_document(config: SweepConfig) -> dict[str, Any]:
     if config.register is not None:
         doc["register"] = {k: v for k, v in vars(config.register).items() if v is not None}
     doc["keep"] = _keep(config)
+    doc["checkpoint"] = _checkpoint(config)
     if config.tracking_uri is not None:
         doc["tracking"] = {"mlflow": config.tracking_uri}
     return doc

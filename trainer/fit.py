@@ -202,7 +202,10 @@ def _fit(
         }
         stop = False
         if ranks.is_main:
-            resume.save(epoch, best_acc, best_state, metrics)  # before the report: see save_state
+            if config.saves_after(epoch + 1, time.perf_counter() - resume.saved_at):
+                resume.save(
+                    epoch, best_acc, best_state, metrics
+                )  # before the report: see save_state
             with (out / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps({"epoch": epoch, **metrics}) + "\n")
             logger.info("epoch %d: %s", epoch, metrics)
@@ -250,6 +253,8 @@ class _Resume:
         self.best_epoch = int(extra.get("best_epoch", -1))
         self.metrics: dict[str, Any] = dict(extra.get("metrics", {}))
         self.best_state = copy.deepcopy(model.state_dict())
+        self.saved_at = time.perf_counter()
+        """When the state was last saved (or loaded): ``checkpoint_interval_s`` counts from it."""
         self._best_file = -1
         if self.folder is not None and 0 <= self.best_epoch < self.start - 1:
             saved = torch.load(self.folder / "best.pt", map_location="cpu", weights_only=True)
@@ -273,6 +278,7 @@ class _Resume:
             **self.objects,
             extra={"best_acc": best_acc, "best_epoch": self.best_epoch, "metrics": metrics},
         )
+        self.saved_at = time.perf_counter()
 
 
 def _take_rates(config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:

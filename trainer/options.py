@@ -45,6 +45,10 @@ class TrainConfig:
     distributed: str = "auto"
     output_dir: str = "outputs"
     checkpoint_dir: str = ""
+    checkpoint_every: int = 1
+    checkpoint_interval_s: float = 0.0
+    checkpoint_at: str = ""
+    """Epochs (counted as trained, comma-separated) after which the state is always saved."""
     measure: str = ""
     """Deployment costs measured at the end (``trainer.deploy_cost``): a comma-separated
     list of latency_ms, params_m (a sweep file may give a list)."""
@@ -65,6 +69,13 @@ class TrainConfig:
             (0 <= self.momentum < 1, "momentum", "from 0 up to 1"),
             (self.step_size >= 1, "step_size", "1 or more"),
             (self.threads >= 0, "threads", "0 (torch's default) or more"),
+            (self.checkpoint_every >= 1, "checkpoint_every", "1 or more"),
+            (self.checkpoint_interval_s >= 0, "checkpoint_interval_s", "0 (none) or more"),
+            (
+                all(e.isdigit() for e in self._at_words),
+                "checkpoint_at",
+                "a comma-separated list of epochs",
+            ),
             (
                 all(m in MEASURES for m in self.measures),
                 "measure",
@@ -74,6 +85,26 @@ class TrainConfig:
         for ok, name, expected in checks:
             if not ok:
                 raise TrainerInputError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
+
+    @property
+    def _at_words(self) -> list[str]:
+        return [e.strip() for e in self.checkpoint_at.split(",") if e.strip()]
+
+    @property
+    def checkpoint_epochs(self) -> frozenset[int]:
+        """Epochs trained after which the state is always saved (rungs, PBT boundaries)."""
+        return frozenset(int(e) for e in self._at_words)
+
+    def saves_after(self, trained: int, since_save_s: float) -> bool:
+        """Whether the state is saved after ``trained`` epochs, ``since_save_s`` seconds
+        after the last save: at the last epoch, a boundary, every ``checkpoint_every``
+        epochs, or when ``checkpoint_interval_s`` has passed."""
+        return (
+            trained >= self.num_epochs
+            or trained in self.checkpoint_epochs
+            or trained % self.checkpoint_every == 0
+            or 0 < self.checkpoint_interval_s <= since_save_s
+        )
 
     @property
     def measures(self) -> tuple[str, ...]:
@@ -104,6 +135,8 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
         and all(isinstance(v, str) for v in value)
     ):
         return ",".join(value)
+    if key == "checkpoint_at" and isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
     # Sweeps hand over floats for integer options (Azure's quniform gives 8.0): accept whole ones.
     if kind is bool:
         if isinstance(value, bool):
@@ -170,6 +203,11 @@ def build_arg_parser(prog: str = "python -m trainer") -> argparse.ArgumentParser
         "checkpoint_dir": "a folder for the training state after every epoch; a run that "
         "finds one there continues from it with the same results as a run never stopped "
         "(a sweep sets it; $SWEEP_CHECKPOINT_DIR when empty)",
+        "checkpoint_every": "save the state every N epochs (a sweep's checkpoint.every)",
+        "checkpoint_interval_s": "also save when this many seconds passed since the last "
+        "save; 0: never for that reason (a sweep's checkpoint.interval)",
+        "checkpoint_at": "epochs trained after which the state is always saved, "
+        "comma-separated (a sweep sets its rungs and PBT boundaries); the last epoch always",
     }
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):

@@ -221,6 +221,20 @@ def describe(config: SweepConfig) -> str:
         )
     else:
         lines.append(f"  trials: up to {lim.max_total_trials}, {at_a_time}")
+    policy = config.checkpoint
+    if not policy.each_epoch and config.keep.checkpoints != "none":
+        from sweep.scheduling.verdicts import what_pauses
+
+        lines.append(
+            f"  checkpoints: every {policy.every} epochs"
+            + (f" or {policy.interval_s:g} s" if policy.interval_s else "")
+            + (
+                f", at every rung where {what_pauses(config)} may pause a trial"
+                if what_pauses(config)
+                else ""
+            )
+            + ", and at the last epoch (an interruption retrains the epochs since the last one)"
+        )
     from sweep.trainers.trial_kinds import trial_kind
 
     lines.extend(trial_kind(config).plan(config))

@@ -54,6 +54,7 @@ from sweep.scheduling.verdicts import (
     CONTINUE,
     Referee,
     Verdict,
+    checkpoint_params,
     fixed_epochs,
     pausing_scheduler,
     planned_epochs,
@@ -343,6 +344,11 @@ class Coordinator:
         }
         # A command trial's script logs into its run on the tracking server itself.
         call_params.update(self.tracker.trial_started(trial.number, params))
+        planned = planned_epochs(call_params, self.fixed_epochs)
+        if self.config.keep.checkpoints != "none":
+            call_params.update(
+                checkpoint_params(self.config, self.scheduler, trial.number, planned)
+            )
         self.backend.start(
             TrialSpec(
                 trial.number,
@@ -361,7 +367,7 @@ class Coordinator:
             time.monotonic(),
             records,
             last_epoch=first_epoch - 1,
-            planned=planned_epochs(call_params, self.fixed_epochs),
+            planned=planned,
         )
         self.active[trial.number] = active
         return active

@@ -46,6 +46,11 @@ class PausingScheduler(Protocol):
         else wait). ``active``: trials running now; ``launched_all``: the budget is spent."""
         ...
 
+    def boundaries(self, number: int, asked: int | None) -> list[int]:
+        """The epochs trained at which trial ``number`` may pause: its trainer must save its
+        checkpoint there (``checkpoint.every`` aside)."""
+        ...
+
     def why_left(self, rung: int) -> str:
         """Why a trial still paused when nothing can run any more ends where it is."""
         ...

@@ -59,6 +59,10 @@ class Population:
         last = asked if asked is not None else math.inf
         return trained % self.settings.perturbation_interval == 0 and trained < last
 
+    def boundaries(self, number: int, asked: int | None) -> list[int]:
+        interval = self.settings.perturbation_interval
+        return list(range(interval, asked, interval)) if asked is not None else []
+
     def moves(
         self, trials: Sequence[FrozenTrial], active: Collection[int], launched_all: bool
     ) -> list[Move]:

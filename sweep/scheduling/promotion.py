@@ -85,6 +85,9 @@ class Promotion:
         rungs = self.rungs(self.last_epoch(asked), self.bracket_of(number))
         return trained in rungs and trained not in promoted
 
+    def boundaries(self, number: int, asked: int | None) -> list[int]:
+        return self.rungs(self.last_epoch(asked), self.bracket_of(number))
+
     def moves(
         self, trials: Sequence[FrozenTrial], active: Collection[int], launched_all: bool
     ) -> list[Move]:

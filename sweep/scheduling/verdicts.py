@@ -124,6 +124,23 @@ def pausing_scheduler(config: SweepConfig, space: OptunaSpace) -> PausingSchedul
     return Promotion.of(config.early_termination.policy, config.maximize, fixed_epochs(config))
 
 
+def checkpoint_params(
+    config: SweepConfig, pausing: PausingScheduler | None, number: int, planned: int | None
+) -> dict[str, Any]:
+    """What a trainer is told of ``checkpoint:`` (nothing when it saves every epoch, as a
+    trainer does unless told): every how many epochs, after how long, and the epochs where
+    it must save whatever those say, the rungs or PBT boundaries where it may pause."""
+    policy = config.checkpoint
+    if policy.each_epoch:
+        return {}
+    at = pausing.boundaries(number, planned) if pausing is not None else []
+    return {
+        "checkpoint_every": policy.every,
+        "checkpoint_interval_s": policy.interval_s or 0.0,
+        "checkpoint_at": ",".join(map(str, at)),
+    }
+
+
 def fixed_epochs(config: SweepConfig) -> int | None:
     """How many epochs every trial trains when the file fixes it outside the search space:
     the trainer's ``num_epochs`` (or ``epochs``, ``max_epochs``, ``n_epochs``), or a job

@@ -165,6 +165,7 @@ def _validate_once(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(tree=st.one_of(_TREES, st.fixed_dictionaries({"search_space": _TREES})))
+@pytest.mark.slow
 def test_random_yaml_trees_validate_or_fail_in_one_line_each(tmp_path, capsys, tree):
     path = tmp_path / "fuzz.yaml"
     path.write_text(yaml.safe_dump(tree))
@@ -241,6 +242,7 @@ _EXPRESSIONS = st.one_of(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(expression=_EXPRESSIONS, draws=st.lists(st.floats(0, 1), min_size=3, max_size=3))
+@pytest.mark.slow
 def test_numeric_extremes_validate_in_one_line_or_sample_finite_values(
     tmp_path, capsys, expression, draws
 ):

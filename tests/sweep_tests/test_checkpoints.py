@@ -394,3 +394,61 @@ def test_a_lost_report_hub_is_replaced_and_running_trials_continue(tmp_path, mak
     folder = _one_history(result, tmp_path / "ck", epochs=6)
     starts = [s["from"] for s in _records(folder, "span.jsonl") if "from" in s]
     assert starts[0] == 0 and len(starts) == 2 and starts[1] >= 2
+
+
+def test_a_trainer_is_told_the_checkpoint_policy_with_the_rungs_where_it_may_pause(tmp_path):
+    """checkpoint: {every: 3} under promotion ASHA: each trial is told to save every 3 epochs
+    and at its rungs (1 and 3 of 9, its bracket's), whatever every says; the plan says so."""
+    from sweep.cli.run_cmd import describe
+
+    def told(name: str, **settings: object) -> tuple[dict, Sweep]:
+        sweep = Sweep(
+            name=name,
+            search_space={"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+            trainer=toy_trainers.checkpointing,
+            root=tmp_path,
+            backend=InProcessBackend(),
+            trainer_args={"num_epochs": 9},
+            early_termination={"type": "asha", "mode": "promotion", "min_resource": 1},
+            limits={"max_total_trials": 1},
+            **settings,
+        )
+        sweep.run()
+        folder = trial_dir(tmp_path / name, 0) / "outputs"
+        return json.loads((folder / "told.json").read_text()), sweep
+
+    policy, sweep = told("every3", checkpoint={"every": 3, "interval": "10m"})
+    assert policy == {"checkpoint_every": 3, "checkpoint_interval_s": 600.0, "checkpoint_at": "1,3"}
+    assert "checkpoints: every 3 epochs or 600 s, at every rung" in describe(sweep.config)
+    # The default (every epoch) tells a trainer nothing: it saves each epoch, as before.
+    policy, sweep = told("each")
+    assert policy == {} and "checkpoints:" not in describe(sweep.config)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"every": 0}, "checkpoint.every: expected a whole number of epochs, 1 or more, got 0"),
+        ({"every": 2.5}, "checkpoint.every: expected a whole number"),
+        ({"interval": "soon"}, "checkpoint.interval: expected a duration"),
+        ({"interval": -5}, "checkpoint.interval: expected a duration"),
+        ({"each": 2}, "checkpoint"),
+    ],
+)
+def test_a_checkpoint_section_that_is_wrong_is_one_line_naming_the_key(section, message):
+    from search_spaces import SearchSpaceError, parse_sweep
+
+    with pytest.raises(SearchSpaceError, match=message):
+        parse_sweep(
+            {
+                "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+                "checkpoint": section,
+            }
+        )
+    ok = parse_sweep(
+        {
+            "search_space": {"x": {"type": "uniform", "min_value": 0, "max_value": 1}},
+            "checkpoint": {"every": 2, "interval": "1.5h"},
+        }
+    )
+    assert (ok.checkpoint.every, ok.checkpoint.interval_s) == (2, 5400.0)

@@ -69,6 +69,7 @@ def _alive(pid: int) -> bool:
     return not (status.exists() and "\tZ" in status.read_text())
 
 
+@pytest.mark.slow
 def test_substitution_inputs_outputs_nested_choice_and_optional_blocks(tmp_path):
     data = tmp_path / "data.txt"
     data.write_text("rows")
@@ -172,6 +173,7 @@ def test_a_process_that_ignores_sigterm_is_killed(tmp_path):
         ("python no_such_script.py", "acc", "can't open file"),
     ],
 )
+@pytest.mark.slow
 def test_a_failing_script_fails_its_trial_with_the_reason(tmp_path, command, metric, expected):
     path = _job(tmp_path, command + " --q ${{search_space.quality}}", metric=metric)
     result = _run(path, tmp_path)
@@ -277,6 +279,7 @@ def test_job_file_on_local_ray_pruned_reported_registered(tmp_path):
     assert saved["trial"]["code"] == "code" and saved["compute"] == "local"
 
 
+@pytest.mark.slow
 def test_delay_between_log_and_decision_is_bounded(tmp_path):
     """The pruner's answer reaches the trial within a few poll intervals of the log."""
     from sweep.trainers.command_trial import CommandTrainer
@@ -333,6 +336,7 @@ def test_wandb_config_on_the_command_line(tmp_path):
     assert "hyperband" in ok.stdout and "3 parameters" not in ok.stdout
 
 
+@pytest.mark.slow
 def test_a_script_that_floods_stdout_keeps_a_bounded_log(tmp_path, monkeypatch):
     from sweep.records import trial_log
 
@@ -375,6 +379,7 @@ def test_mpi_distribution_runs_under_horovods_launcher(tmp_path):
     assert result.best is not None and result.best.value == 2.0
 
 
+@pytest.mark.slow
 def test_resume_runs_the_snapshot_the_sweep_started_with(tmp_path):
     code = tmp_path / "src"
     code.mkdir()

@@ -404,6 +404,7 @@ def test_a_trainer_module_that_calls_os_exit_is_one_line_and_leaves_no_lock(
     assert not (tmp_path / "sw" / "s" / LOCK).exists()
 
 
+@pytest.mark.slow
 def test_resume_heals_a_journal_damaged_in_the_middle(tmp_path, capsys):
     Sweep(
         name="s",

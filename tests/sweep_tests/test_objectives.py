@@ -137,6 +137,7 @@ def test_validate_refuses_what_several_objectives_cannot_do(tmp_path, change, sa
     )
 
 
+@pytest.mark.slow
 def test_the_report_has_a_pareto_chart_and_a_front_table(swept, tmp_path):
     from reports import build_html
     from reports.plots import pareto

@@ -85,6 +85,7 @@ def _check_generations(trials: list[optuna.trial.FrozenTrial], sweep_dir: Path, 
     return copies
 
 
+@pytest.mark.slow
 def test_the_bottom_quantile_copies_a_top_members_checkpoint_each_generation(tmp_path):
     result = _pbt(tmp_path).run()
     trials = result.study.get_trials(deepcopy=False)
@@ -106,6 +107,7 @@ def test_the_bottom_quantile_copies_a_top_members_checkpoint_each_generation(tmp
         assert set(receivers) == {t.number for t in ranked[-2:]}, g
 
 
+@pytest.mark.slow
 def test_on_a_curve_whose_best_rate_falls_pbt_beats_every_fixed_rate(tmp_path):
     def fixed(lr: float) -> float:
         acc = 0.0
@@ -264,6 +266,7 @@ def test_kill_9_in_the_middle_of_a_pbt_sweep_then_resume_goes_on_where_it_was(tm
     assert sorted(e["epoch"] for t in trials for e in t.user_attrs.get("lineage", [])) == [2, 4, 6]
 
 
+@pytest.mark.slow
 def test_status_best_and_the_report_show_lineage_and_schedule(tmp_path, capsys):
     import re
 

@@ -59,6 +59,7 @@ def result_policy(result) -> EarlyTermination:  # type: ignore[no-untyped-def]
     return Sweep.load("r", root=result.sweep_dir.parent).config.early_termination
 
 
+@pytest.mark.slow
 def test_compare_runs_every_policy_over_seeds_and_the_baseline_never_loses():
     bank = hartmann_curves(3, 40, epochs=9, seed=2)
     summaries = {s.policy: s for s in compare(bank.curves, STANDARD, workers=4, seeds=3)}

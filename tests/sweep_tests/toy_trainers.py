@@ -166,6 +166,11 @@ def checkpointing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
         {"start": time.time(), "from": start, "pid": os.getpid(), "raylet": os.getppid()},
     )
     trial = Path(params["output_dir"]).parent
+    told = {
+        k: v for k, v in params.items() if k.startswith("checkpoint_") and k != "checkpoint_dir"
+    }
+    Path(params["output_dir"]).mkdir(parents=True, exist_ok=True)
+    (Path(params["output_dir"]) / "told.json").write_text(json.dumps(told))
     acc = best
     for epoch in range(start, int(params.get("num_epochs", 3))):
         time.sleep(float(params.get("epoch_s", 0.0)))

@@ -20,6 +20,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_the_trainer_measures_latency_and_parameters_of_its_model(tmp_path):
     config = TrainConfig.from_params(
         {

@@ -41,6 +41,7 @@ def test_fit_reports_every_epoch_and_writes_its_outputs(tmp_path):
     assert info.classes == [str(i) for i in range(10)] and info.image_size == 16
 
 
+@pytest.mark.slow
 def test_a_true_report_stops_at_once_and_leaves_a_consistent_folder(tmp_path):
     calls = []
 
@@ -149,6 +150,7 @@ def test_cli_accepts_the_azure_sample_flags(tmp_path):
         (["--model", "vgg99"], "model: expected one of"),
     ],
 )
+@pytest.mark.slow
 def test_cli_user_errors_are_one_line_and_exit_2(tmp_path, argv, message):
     proc = subprocess.run(
         [sys.executable, "-m", "trainer", *argv, "--output_dir", str(tmp_path)],
@@ -227,6 +229,7 @@ def test_a_run_interrupted_after_epoch_k_and_continued_equals_one_never_stopped(
         assert torch.allclose(x.float(), y.float(), atol=1e-6), name
 
 
+@pytest.mark.slow
 def test_a_finished_run_continued_trains_nothing_and_returns_its_result(tmp_path):
     ckpt = str(tmp_path / "checkpoint")
     first = fit(TrainConfig(**FAST, num_epochs=1, output_dir=str(tmp_path), checkpoint_dir=ckpt))
@@ -240,6 +243,7 @@ def test_a_finished_run_continued_trains_nothing_and_returns_its_result(tmp_path
 
 
 @pytest.mark.parametrize("schedule", ["none", "step"])
+@pytest.mark.slow
 def test_a_continued_run_trains_with_the_rates_it_is_given_now(tmp_path, schedule):
     """PBT changes learning_rate and momentum between generations: the continued run uses
     them, not its checkpoint's; a step schedule keeps its position, rescaled."""
@@ -263,3 +267,23 @@ def test_a_continued_run_trains_with_the_rates_it_is_given_now(tmp_path, schedul
     assert seen[0]["lr"] == pytest.approx(0.01 if schedule == "none" else 0.005)
     state = torch.load(tmp_path / "checkpoint" / "state.pt", weights_only=True)
     assert state["states"]["optimizer"]["param_groups"][0]["momentum"] == 0.5
+
+
+@pytest.mark.slow
+def test_the_state_is_saved_only_where_the_checkpoint_policy_says(tmp_path):
+    """checkpoint.every 3 with a rung at 2: saved after 2 (the rung), 3 and 5 (the last), and
+    a run cut after epoch 4 continues from 3, the last save."""
+    ckpt = tmp_path / "checkpoint"
+    saved: list[int] = []
+
+    def watch(epoch: int, metrics: dict) -> bool:
+        state = ckpt / "state.pt"
+        saved.append(torch.load(state, weights_only=True)["epoch"] if state.exists() else -1)
+        return False
+
+    config = {**FAST, "num_epochs": 5, "output_dir": str(tmp_path), "checkpoint_dir": str(ckpt)}
+    fit(TrainConfig(**config, checkpoint_every=3, checkpoint_at="2"), watch)
+    # At each report: the epoch (from 0) of the state on disk.
+    assert saved == [-1, 1, 2, 2, 4]
+    assert TrainConfig(**FAST, checkpoint_interval_s=1.0).saves_after(1, since_save_s=1.5)
+    assert not TrainConfig(**FAST, num_epochs=9, checkpoint_every=4).saves_after(3, 1e9)

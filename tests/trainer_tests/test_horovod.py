@@ -88,6 +88,7 @@ def test_horovod_two_processes_match_one(tmp_path):
     assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_horovod_mode_without_horovod_names_the_script(tmp_path):
     # Hide Horovod (installed or not) from this one process: its import then fails.
     script = (

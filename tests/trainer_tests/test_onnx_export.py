@@ -30,6 +30,7 @@ def model_dir(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_export_matches_pytorch_on_real_validation_images(model_dir):
     report = export_onnx(model_dir, model_dir / "model.onnx")
     assert report.max_abs_diff < 1e-3 and report.images_checked == 32
@@ -47,6 +48,7 @@ def test_export_matches_pytorch_on_real_validation_images(model_dir):
         assert np.max(np.abs(got - expected)) < 1e-3
 
 
+@pytest.mark.slow
 def test_a_tampered_file_fails_loudly(model_dir, tmp_path):
     report = export_onnx(model_dir, tmp_path / "model.onnx")
     model = onnx.load(str(report.path))
