@@ -22,7 +22,7 @@ from sweep.records import layout
 from sweep.records.journal import heal
 from sweep.records.layout import CONFIG_FILE, JOURNAL, RESULT, trial_dir
 from sweep.records.lock import SweepLock
-from sweep.records.trial_attrs import CONTINUES, OVERRIDES, REASON, current_params, reopen
+from sweep.records.trial_attrs import CONTINUES, OVERRIDES, REASON, claim, current_params, reopen
 from sweep.result import BestTrial, SweepResult
 from sweep.sweep_end import pareto_front, pick_trial, trials_frame_of
 from sweep.trainers.trial_kinds import TrialKind
@@ -191,7 +191,6 @@ def _supersede_queued_continues(study: optuna.Study, number: int) -> None:
     """Earlier ``sweep continue`` requests of trial ``number`` that never started (stopped
     by Ctrl-C while starting): the new request replaces them, so that neither this
     ``continue`` nor a later ``resume`` runs the old one."""
-    from sweep.coordination.coordinator import claim
     from sweep.records.budget import pending_continues
 
     trials = study.get_trials(deepcopy=False)

@@ -44,6 +44,7 @@ from sweep.records.trial_attrs import (
     REASON,
     REPLACES,
     RESTARTS,
+    claim,
     current_params,
     promoted_from,
     reopen,
@@ -89,27 +90,6 @@ class _Active:
     @property
     def epochs(self) -> int:
         return self.last_epoch + 1
-
-
-def claim(
-    study: optuna.Study,
-    number: int,
-    distributions: dict[str, optuna.distributions.BaseDistribution],
-) -> optuna.Trial | None:
-    """Starts queued trial ``number`` (Optuna's ``ask`` starts whichever waited longest, which
-    may be another ``continue``'s); None when it is not waiting any more."""
-    frozen = study.get_trials(deepcopy=False)[number]
-    if frozen.state != TrialState.WAITING:
-        return None
-    try:
-        if not study._storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
-            return None
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return None
-    trial = reopen(study, number)
-    for name, distribution in distributions.items():
-        trial._suggest(name, distribution)  # the queued params, as ask does
-    return trial
 
 
 class Coordinator:
@@ -275,9 +255,7 @@ class Coordinator:
                 trial.set_user_attr(REPLACES, trial.number)  # counts for nothing
                 self.study.tell(trial, state=TrialState.FAIL)
                 return
-        params = current_params(
-            self.study.get_trials(deepcopy=False)[trial.number], self.space.decode
-        )
+        params = current_params(trial, self.space.decode)
         records = TrialRecords(self.sweep_dir, trial.number)
         records.start(params)
         checkpoint, first_epoch = None, 0
@@ -370,6 +348,7 @@ class Coordinator:
             planned=planned,
         )
         self.active[trial.number] = active
+        self.endings.live[trial.number] = trial
         return active
 
     # -- events -----------------------------------------------------------------------------

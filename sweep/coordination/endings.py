@@ -64,6 +64,13 @@ class Endings:
         self.tracker, self.listener, self.retries = tracker, listener, retries
         self.to_continue: list[tuple[int, str]] = []
         self.outside: list[int] = []
+        self.live: dict[int, optuna.Trial] = {}
+        """Handles on the trials this session started (reopening one reads the storage)."""
+
+    def handle(self, number: int) -> optuna.Trial:
+        """A live handle on trial ``number``: the coordinator's, else reopened."""
+        trial = self.live.get(number)
+        return trial if trial is not None else reopen(self.study, number)
 
     def records(self, number: int) -> TrialRecords:
         return TrialRecords(self.sweep_dir, number)
@@ -80,7 +87,7 @@ class Endings:
     ) -> None:
         """Completed with ``values`` (one per objective); ``constraints``: each constraint's
         violation (> 0: broken), an infeasible trial keeps no model files."""
-        trial = reopen(self.study, number)
+        trial = self.live.pop(number, None) or reopen(self.study, number)
         trial.set_user_attr(EPOCHS, epochs)
         for name, violation in (constraints or {}).items():
             trial.set_constraint(name, violation)
@@ -158,7 +165,7 @@ class Endings:
         attribute that counts why (``LOSSES``, ``ATTEMPT``), when it counts."""
         if count is not None:
             attrs = self.study.get_trials(deepcopy=False)[number].user_attrs
-            reopen(self.study, number).set_user_attr(count, int(attrs.get(count, 0)) + 1)
+            self.handle(number).set_user_attr(count, int(attrs.get(count, 0)) + 1)
         reason = clip_message(" ".join(reason.split()))
         self.to_continue.append((number, reason))
         logger.info("trial %d: %s; it continues from its checkpoint", number, reason)
@@ -172,7 +179,7 @@ class Endings:
         it was lost or has a retry left. Returns 1 when the budget counts a new trial."""
         attrs = self.study.get_trials(deepcopy=False)[number].user_attrs
         attempt, losses = int(attrs.get(ATTEMPT, 0)), int(attrs.get(LOSSES, 0))
-        reopen(self.study, number).set_user_attr(EPOCHS, epochs)
+        self.handle(number).set_user_attr(EPOCHS, epochs)
         if self.records(number).can_continue():
             if lost and losses < MAX_LOSSES:
                 self.continue_(number, reason, count=LOSSES)
@@ -203,8 +210,9 @@ class Endings:
         value: float | None = None,
         said: str = "",
     ) -> None:
+        trial = self.live.pop(number, None)
         if state is not None:  # else finished already: Optuna takes no more attributes
-            trial = reopen(self.study, number)
+            trial = trial or reopen(self.study, number)
             for key, item in attrs.items():
                 trial.set_user_attr(key, item)
             self.study.tell(trial, state=state)

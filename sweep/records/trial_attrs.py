@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 REASON = "reason"
 """Why the trial ended as it did (pruned, failed, not run), in one line."""
@@ -51,7 +51,7 @@ def carried(attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def current_params(
-    trial: FrozenTrial, decode: Callable[[Mapping[str, Any]], dict[str, Any]]
+    trial: FrozenTrial | optuna.Trial, decode: Callable[[Mapping[str, Any]], dict[str, Any]]
 ) -> dict[str, Any]:
     """The params a trial trains with now: as sampled, then as its overrides (PBT's last
     exploit, ``sweep continue``'s epochs) left them."""
@@ -71,3 +71,24 @@ def paused_at(trial: FrozenTrial) -> int:
 
 def promoted_from(trial: FrozenTrial) -> list[int]:
     return [int(r) for r in trial.user_attrs.get(PROMOTED, [])]
+
+
+def claim(
+    study: optuna.Study,
+    number: int,
+    distributions: dict[str, optuna.distributions.BaseDistribution],
+) -> optuna.Trial | None:
+    """Starts queued trial ``number`` (Optuna's ``ask`` starts whichever waited longest, which
+    may be another ``continue``'s); None when it is not waiting any more."""
+    frozen = study.get_trials(deepcopy=False)[number]
+    if frozen.state != TrialState.WAITING:
+        return None
+    try:
+        if not study._storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
+            return None
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return None
+    trial = reopen(study, number)
+    for name, distribution in distributions.items():
+        trial._suggest(name, distribution)  # the queued params, as ask does
+    return trial
