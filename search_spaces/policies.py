@@ -189,6 +189,12 @@ class Forecast(Policy):
     """Epochs a trial trains before it is judged (a curve of fewer says little)."""
     min_history: int = 3
     """Finished trials needed before any is stopped (the margin is learnt from them)."""
+    mode: str = "stopping"
+    """``promotion``: trials pause at rungs (``min_resource * reduction_factor**k`` epochs)
+    and the best by forecast, not by their value at the rung, are promoted."""
+    min_resource: int = 3
+    """Promotion's first rung: a curve of fewer epochs says little of its end."""
+    reduction_factor: int = 3
     type: ClassVar[str] = "forecast"
 
     def __post_init__(self) -> None:
@@ -204,6 +210,24 @@ class Forecast(Policy):
             )
         _at_least(self, "min_epochs", 1)
         _at_least(self, "min_history", 2)
+        _at_least(self, "min_resource", 1)
+        _at_least(self, "reduction_factor", 2)
+        if self.mode not in ("stopping", "promotion"):
+            raise SearchSpaceError(
+                f"{_PATH}.mode", f"expected stopping or promotion, got {self.mode!r}"
+            )
+
+    def options(self) -> dict[str, Any]:
+        # Promotion's settings are spelled out only for it: stopping files stay as they were.
+        found = super().options()
+        if found.get("mode") == "stopping":
+            for key in ("mode", "min_resource", "reduction_factor"):
+                del found[key]
+        return found
+
+    def stopping(self) -> dict[str, Any]:
+        """The stopping policy's own settings (what its pruner takes)."""
+        return {"risk": self.risk, "min_epochs": self.min_epochs, "min_history": self.min_history}
 
 
 @dataclass(frozen=True)

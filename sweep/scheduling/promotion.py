@@ -17,13 +17,14 @@ after a crash goes on where the sweep was.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from optuna.trial import FrozenTrial, TrialState
 
-from search_spaces.policies import Asha, Hyperband, Policy
+from search_spaces.policies import Asha, Forecast, Hyperband, Policy
 from sweep.records.trial_attrs import PROMOTED, promoted_from
 from sweep.scheduling.pausing import Move, paused
+from sweep.scheduling.pruners import ForecastJudge, completed_with_curves, horizon_of
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,16 @@ class Promotion:
     max_resource: int | None
     maximize: bool
     brackets: int = 1
+    forecast: ForecastJudge | None = field(default=None, compare=False)
+    """``early_termination: {type: forecast, mode: promotion}``: a paused trial is promoted
+    unless its forecast, with the sweep's margin, cannot reach the best finished value
+    (no quota: the forecast, not its rank at the rung, decides), so slow starters go on."""
+    epochs: int | None = None
+    """The epochs a trial trains when its params do not say (the forecast's horizon)."""
+    _hopeless: dict[tuple[int, int], str | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """(trial, completed trials) -> why its forecast cannot reach the best (None: it can)."""
 
     @classmethod
     def of(cls, policy: Policy, maximize: bool, epochs: int | None) -> Promotion | None:
@@ -58,6 +69,16 @@ class Promotion:
                 while policy.min_resource * policy.reduction_factor**brackets < longest:
                     brackets += 1
             return cls(policy.min_resource, policy.reduction_factor, 0, longest, maximize, brackets)
+        if isinstance(policy, Forecast) and policy.mode == "promotion":
+            return cls(
+                policy.min_resource,
+                policy.reduction_factor,
+                0,
+                None,
+                maximize,
+                forecast=ForecastJudge(**policy.stopping()),
+                epochs=epochs,
+            )
         return None
 
     def bracket_of(self, number: int) -> int:
@@ -106,6 +127,10 @@ class Promotion:
         ]
 
     def why_left(self, rung: int) -> str:
+        if self.forecast is not None:
+            return (
+                f"paused at {rung} epochs and not promoted: its forecast could not reach the best"
+            )
         return (
             f"paused at {rung} epochs and not promoted: not in the top "
             f"1/{self.reduction_factor} of the trials that reached that rung"
@@ -124,6 +149,8 @@ class Promotion:
         waiting = paused(trials)
         if not waiting:
             return None
+        if self.forecast is not None:
+            return self._pick_by_forecast(trials, waiting)
         for rung in sorted(set(waiting.values()), reverse=True):
             reached = [
                 (t.intermediate_values[rung - 1], t.number)
@@ -140,4 +167,22 @@ class Promotion:
             for _, number in reached[:quota]:
                 if waiting.get(number) == rung:
                     return number, rung
+        return None
+
+    def _pick_by_forecast(
+        self, trials: Sequence[FrozenTrial], waiting: dict[int, int]
+    ) -> tuple[int, int] | None:
+        """The first paused trial (highest rung first) that can still reach the best."""
+        assert self.forecast is not None
+        done = completed_with_curves(list(trials))
+        for number, rung in sorted(waiting.items(), key=lambda item: (-item[1], item[0])):
+            trial = next(t for t in trials if t.number == number)
+            # Judged again only when another trial completed (the best and the margin moved).
+            key = (number, len(done))
+            if key not in self._hopeless:
+                series = [v for _, v in sorted(trial.intermediate_values.items())]
+                horizon = horizon_of(trial, self.max_resource or self.epochs, done)
+                self._hopeless[key] = self.forecast.hopeless(series, horizon, done, self.maximize)
+            if self._hopeless[key] is None:
+                return number, rung
         return None

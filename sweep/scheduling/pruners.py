@@ -174,43 +174,32 @@ class TruncationSelectionPruner(AzureRulePruner):
         return None
 
 
-class ForecastPruner(BasePruner):
-    """``early_termination: {type: forecast}``: stops a trial only when its curve's forecast
-    at its last epoch, plus the margin the forecasts needed on this sweep's finished curves,
-    cannot reach the best finished value (see sweep.scheduling.forecast)."""
+class ForecastJudge:
+    """Whether a curve can still reach a target: its forecast at its last epoch, plus the
+    margin the forecasts needed on the sweep's finished curves (see
+    sweep.scheduling.forecast). The stopping policy and the promotion scheduler ask it."""
 
-    def __init__(
-        self,
-        risk: float = 0.05,
-        min_epochs: int = 3,
-        min_history: int = 3,
-        epochs: int | None = None,
-    ) -> None:
+    def __init__(self, risk: float = 0.05, min_epochs: int = 3, min_history: int = 3) -> None:
         self.risk, self.min_epochs, self.min_history = risk, min_epochs, min_history
-        self.epochs = epochs
-        self.reasons: dict[int, str] = {}
         self._errors: dict[tuple[int, int], float] = {}  # (finished trial, cut) -> error
 
-    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+    def hopeless(
+        self, series: list[float], horizon: int | None, done: list[FrozenTrial], maximize: bool
+    ) -> str | None:
+        """Why a trial whose reports are ``series`` cannot reach the best of ``done`` (the
+        completed trials) by epoch ``horizon``; None while it can, or while too little is
+        known to say."""
         from sweep.scheduling.forecast import forecast, margin
 
-        series = _series(trial)
-        done = [
-            t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None and t.intermediate_values
-        ]
-        horizon = self._horizon(trial, done)
         if (
             len(series) < self.min_epochs
             or len(done) < self.min_history
             or horizon is None
             or len(series) >= horizon
         ):
-            return False
-        up = study.direction == StudyDirection.MAXIMIZE
+            return None
         finals = [float(t.value) for t in done if t.value is not None]
-        best = max(finals) if up else min(finals)
+        best = max(finals) if maximize else min(finals)
         cut = len(series)
         errors = []
         for t in done:
@@ -220,28 +209,68 @@ class ForecastPruner(BasePruner):
             key = (t.number, cut)
             if key not in self._errors:
                 said = forecast(curve[:cut], len(curve))
-                error = curve[-1] - said.best_case(up) if up else said.best_case(up) - curve[-1]
-                self._errors[key] = error / said.scale
+                end = said.best_case(maximize)
+                self._errors[key] = (curve[-1] - end if maximize else end - curve[-1]) / said.scale
             errors.append(self._errors[key])
         scores = margin(errors, self.risk)
         if scores is None or len(errors) < self.min_history:
-            return False
+            return None
         said = forecast(series, horizon)
-        guess, room = said.best_case(up), scores * said.scale
-        if (guess + room < best) if up else (guess - room > best):
-            self.reasons[trial.number] = (
+        guess, room = said.best_case(maximize), scores * said.scale
+        if (guess + room < best) if maximize else (guess - room > best):
+            return (
                 f"forecast {guess:.4g} ± {room:.2g} at epoch {horizon} "
-                f"{'<' if up else '>'} best {best:.4g}"
+                f"{'<' if maximize else '>'} best {best:.4g}"
             )
-            return True
-        return False
+        return None
 
-    def _horizon(self, trial: FrozenTrial, done: list[FrozenTrial]) -> int | None:
-        """The epochs the trial trains in all: its num_epochs, else the sweep's."""
-        asked = trial.params.get("num_epochs", self.epochs)
-        if isinstance(asked, int | float) and not isinstance(asked, bool) and asked >= 1:
-            return int(asked)
-        return max((len(t.intermediate_values) for t in done), default=None)
+
+def completed_with_curves(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    return [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.value is not None and t.intermediate_values
+    ]
+
+
+def horizon_of(trial: FrozenTrial, epochs: int | None, done: list[FrozenTrial]) -> int | None:
+    """The epochs a trial trains in all: its num_epochs, else the sweep's, else the longest
+    finished curve's."""
+    asked = trial.params.get("num_epochs", epochs)
+    if isinstance(asked, int | float) and not isinstance(asked, bool) and asked >= 1:
+        return int(asked)
+    return max((len(t.intermediate_values) for t in done), default=None)
+
+
+class ForecastPruner(BasePruner):
+    """``early_termination: {type: forecast}``: stops a trial only when its curve's forecast
+    at its last epoch, plus the margin the forecasts needed on this sweep's finished curves,
+    cannot reach the best finished value (``ForecastJudge``)."""
+
+    def __init__(
+        self,
+        risk: float = 0.05,
+        min_epochs: int = 3,
+        min_history: int = 3,
+        epochs: int | None = None,
+    ) -> None:
+        self.judge = ForecastJudge(risk, min_epochs, min_history)
+        self.epochs = epochs
+        self.reasons: dict[int, str] = {}
+
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        done = completed_with_curves(
+            study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        )
+        reason = self.judge.hopeless(
+            _series(trial),
+            horizon_of(trial, self.epochs, done),
+            done,
+            study.direction == StudyDirection.MAXIMIZE,
+        )
+        if reason:
+            self.reasons[trial.number] = reason
+        return reason is not None
 
 
 class EpochsTrained(BasePruner):
@@ -297,7 +326,11 @@ PRUNERS: dict[type[Policy], Callable[[Any], BasePruner]] = {
     Percentile: lambda p: optuna.pruners.PercentilePruner(**p.options()),
     Asha: _asha,
     Hyperband: _hyperband,
-    Forecast: lambda p: ForecastPruner(**p.options()),
+    Forecast: lambda p: (
+        optuna.pruners.NopPruner()  # the promotion scheduler decides (promotion.py)
+        if p.mode == "promotion"
+        else ForecastPruner(**p.stopping())
+    ),
     NoPolicy: lambda p: optuna.pruners.NopPruner(),
 }
 

@@ -74,6 +74,26 @@ def test_forecast_keeps_a_slow_starting_winner_that_asha_stops():
     assert kept.epochs < sum(len(c.values) for c in curves)  # and it still stopped others
 
 
+def test_forecast_promotion_keeps_the_winner_that_promotion_asha_leaves_at_a_rung():
+    """Promotion by forecast: a paused trial goes on unless its forecast cannot reach the
+    best; promotion ASHA promotes the top third by value at the rung, never the slow
+    starter (fails with the forecast replaced by rung ranking)."""
+    from sweep.replay import crossing_curves
+
+    curves = list(crossing_curves(60, epochs=9, seed=0).curves)
+    none = replay(curves, EarlyTermination("none"), workers=2)
+    winner = none.best(True)
+    asha = replay(
+        curves,
+        EarlyTermination("asha", {"mode": "promotion", "min_resource": 1, "reduction_factor": 3}),
+        workers=2,
+    )
+    assert asha.best(True) < winner - 0.002
+    kept = replay(curves, EarlyTermination("forecast", {"mode": "promotion"}), workers=2)
+    assert kept.best(True) == winner
+    assert kept.epochs < none.epochs * 0.75  # and it left a quarter of the compute unspent
+
+
 def test_a_sweep_with_forecast_stops_hopeless_trials_saying_why(tmp_path, capsys):
     result = Sweep(
         name="fc",
@@ -99,6 +119,10 @@ def test_a_sweep_with_forecast_stops_hopeless_trials_saying_why(tmp_path, capsys
         ("{type: forecast, risk: 0}", "early_termination.risk"),
         ("{type: forecast, riks: 0.1}", "early_termination"),
         ("{type: forecast, min_history: 1}", "early_termination.min_history"),
+        (
+            "{type: forecast, mode: sometimes}",
+            "early_termination.mode: expected stopping or promotion",
+        ),
     ],
 )
 def test_bad_forecast_settings_are_one_line_errors(tmp_path, capsys, policy, says):

@@ -30,6 +30,7 @@ X = {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}}
             {"type": "asha", "mode": "promotion", "min_resource": 1, "reduction_factor": 2},
             "checkpointing",
         ),
+        ({"type": "forecast", "mode": "promotion", "min_resource": 3}, "checkpointing"),
     ],
 )
 def test_a_replay_of_a_sweeps_curves_under_its_own_policy_is_that_sweep(tmp_path, policy, trainer):
