@@ -271,8 +271,7 @@ def test_a_continued_run_trains_with_the_rates_it_is_given_now(tmp_path, schedul
 
 @pytest.mark.slow
 def test_the_state_is_saved_only_where_the_checkpoint_policy_says(tmp_path):
-    """checkpoint.every 3 with a rung at 2: saved after 2 (the rung), 3 and 5 (the last), and
-    a run cut after epoch 4 continues from 3, the last save."""
+    """checkpoint.every 5 over 2 epochs: nothing saved after the first, the last saved."""
     ckpt = tmp_path / "checkpoint"
     saved: list[int] = []
 
@@ -281,9 +280,16 @@ def test_the_state_is_saved_only_where_the_checkpoint_policy_says(tmp_path):
         saved.append(torch.load(state, weights_only=True)["epoch"] if state.exists() else -1)
         return False
 
-    config = {**FAST, "num_epochs": 5, "output_dir": str(tmp_path), "checkpoint_dir": str(ckpt)}
-    fit(TrainConfig(**config, checkpoint_every=3, checkpoint_at="2"), watch)
-    # At each report: the epoch (from 0) of the state on disk.
-    assert saved == [-1, 1, 2, 2, 4]
-    assert TrainConfig(**FAST, checkpoint_interval_s=1.0).saves_after(1, since_save_s=1.5)
-    assert not TrainConfig(**FAST, num_epochs=9, checkpoint_every=4).saves_after(3, 1e9)
+    config = {**FAST, "num_epochs": 2, "output_dir": str(tmp_path), "checkpoint_dir": str(ckpt)}
+    fit(TrainConfig(**config, checkpoint_every=5), watch)
+    assert saved == [-1, 1]  # at each report: the epoch (from 0) of the state on disk
+
+
+def test_the_checkpoint_policy_saves_at_boundaries_every_n_the_last_epoch_and_on_time():
+    policy = TrainConfig(**FAST, num_epochs=9, checkpoint_every=4, checkpoint_at="1,3")
+    saved = [e for e in range(1, 10) if policy.saves_after(e, since_save_s=0.0)]
+    assert saved == [1, 3, 4, 8, 9]
+    timed = TrainConfig(**FAST, num_epochs=9, checkpoint_every=4, checkpoint_interval_s=60.0)
+    assert timed.saves_after(2, since_save_s=61.0) and not timed.saves_after(2, since_save_s=59.0)
+    with pytest.raises(Exception, match="checkpoint_at"):
+        TrainConfig(**FAST, checkpoint_at="1,x")
