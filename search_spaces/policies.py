@@ -22,6 +22,16 @@ def _at_least(policy: Any, name: str, low: float) -> None:
         raise SearchSpaceError(f"{_PATH}.{name}", f"must be {low:g} or more, got {value!r}")
 
 
+def _check_rungs(policy: Any) -> None:
+    """The settings of a policy that may pause trials at rungs (``mode: promotion``)."""
+    _at_least(policy, "min_resource", 1)
+    _at_least(policy, "reduction_factor", 2)
+    if policy.mode not in ("stopping", "promotion"):
+        raise SearchSpaceError(
+            f"{_PATH}.mode", f"expected stopping or promotion, got {policy.mode!r}"
+        )
+
+
 @dataclass(frozen=True)
 class Policy:
     type: ClassVar[str] = ""
@@ -139,13 +149,8 @@ class RungPolicy(Policy):
     mode: str = "stopping"
 
     def __post_init__(self) -> None:
-        _at_least(self, "min_resource", 1)
         _at_least(self, "max_resource", 1)
-        _at_least(self, "reduction_factor", 2)
-        if self.mode not in ("stopping", "promotion"):
-            raise SearchSpaceError(
-                f"{_PATH}.mode", f"expected stopping or promotion, got {self.mode!r}"
-            )
+        _check_rungs(self)
 
     def options(self) -> dict[str, Any]:
         # The default mode is not spelled out: files written before it stay as they were.
@@ -210,12 +215,7 @@ class Forecast(Policy):
             )
         _at_least(self, "min_epochs", 1)
         _at_least(self, "min_history", 2)
-        _at_least(self, "min_resource", 1)
-        _at_least(self, "reduction_factor", 2)
-        if self.mode not in ("stopping", "promotion"):
-            raise SearchSpaceError(
-                f"{_PATH}.mode", f"expected stopping or promotion, got {self.mode!r}"
-            )
+        _check_rungs(self)
 
     def options(self) -> dict[str, Any]:
         # Promotion's settings are spelled out only for it: stopping files stay as they were.
