@@ -142,7 +142,6 @@ STANDARD: dict[str, ReplayPolicy] = {
         "hyperband", {"mode": "promotion", "min_resource": 1, "reduction_factor": 3}
     ),
     "forecast": EarlyTermination("forecast", {"risk": 0.05}),
-    "forecast_promotion": EarlyTermination("forecast", {"risk": 0.05, "mode": "promotion"}),
     "top_third_after_1": KeepTopAfter(1, 1 / 3),
 }
 """The policies a replay compares when none is named: the sweep file's, with usual
