@@ -69,6 +69,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def file_kind(mode: int) -> str:
+    """What a file's ``st_mode`` says it is, in words (``a FIFO``), for an error message."""
+    kinds = [
+        (stat.S_ISLNK, "a link"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISREG, "a regular file"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
 def _regular_or_absent(path: Path) -> int | None:
     """The mode of the file at ``path`` (None: there is none); a special file is refused."""
     try:

@@ -298,7 +298,7 @@ class Coordinator:
         params = current_params(frozen, self.space.decode)
         records.set_params(params)
         active = self._start(trial, records, params, checkpoint, first_epoch)
-        active.promoted = tuple(promoted_from(self.study.get_trials(deepcopy=False)[number]))
+        active.promoted = tuple(promoted_from(frozen))
         value = history[-1].get(self.metric) if history else None
         active.last_value = float(value) if isinstance(value, int | float) else None
         notify = getattr(self.listener, "trial_continued", None)

@@ -142,7 +142,8 @@ class Endings:
         number (``from_checkpoint``: a shared study's trial whose checkpoint is here starts
         from it). ``attempt``: the retries spent (default: as before). Returns 1 when the
         budget counts the new trial (a ``sweep continue`` trial stays outside it)."""
-        attrs = self.study.get_trials(deepcopy=False)[number].user_attrs
+        frozen = self.study.get_trials(deepcopy=False)[number]
+        attrs = frozen.user_attrs
         new_attrs: dict[str, Any] = {
             REPLACES: number,
             ATTEMPT: int(attrs.get(ATTEMPT, 0)) if attempt is None else attempt,
@@ -153,8 +154,7 @@ class Endings:
         if from_checkpoint:
             new_attrs[CONTINUES] = number
         self.fail(number, reason, epochs=epochs, told=told, said=said)
-        params = self.study.get_trials(deepcopy=False)[number].params
-        again = enqueue(self.study, params, new_attrs)
+        again = enqueue(self.study, frozen.params, new_attrs)
         if CONTINUES in attrs:
             self.outside.append(again)
             return 0
@@ -179,13 +179,13 @@ class Endings:
         it was lost or has a retry left. Returns 1 when the budget counts a new trial."""
         attrs = self.study.get_trials(deepcopy=False)[number].user_attrs
         attempt, losses = int(attrs.get(ATTEMPT, 0)), int(attrs.get(LOSSES, 0))
-        self.handle(number).set_user_attr(EPOCHS, epochs)
         if self.records(number).can_continue():
-            if lost and losses < MAX_LOSSES:
-                self.continue_(number, reason, count=LOSSES)
-                return 0
-            if not lost and attempt < self.retries:
-                self.continue_(number, reason, count=ATTEMPT)
+            count = LOSSES if lost and losses < MAX_LOSSES else None
+            if count is None and not lost and attempt < self.retries:
+                count = ATTEMPT
+            if count is not None:
+                self.handle(number).set_user_attr(EPOCHS, epochs)  # ending paths set it too
+                self.continue_(number, reason, count=count)
                 return 0
         elif lost and losses < MAX_LOSSES:
             # Lost before its first checkpoint: placed again from its start, as an

@@ -11,6 +11,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+from search_spaces.atomic_files import file_kind
 from sweep.errors import SweepInputError
 from sweep.records import layout
 
@@ -29,19 +30,9 @@ def check_output_path(path: Path, option: str) -> Path:
     except OSError:
         mode = None  # not there, or not reachable: the writer's own error says which
     if mode is not None and not stat.S_ISREG(mode):
-        kind = (
-            "a folder"
-            if stat.S_ISDIR(mode)
-            else "a FIFO"
-            if stat.S_ISFIFO(mode)
-            else "a socket"
-            if stat.S_ISSOCK(mode)
-            else "a device"
-            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-            else "not a regular file"
-        )
         raise SweepInputError(
-            f"{given}: is {kind}, not a file {option} may replace; give the path of a file to write"
+            f"{given}: is {file_kind(mode)}, not a file {option} may replace; "
+            "give the path of a file to write"
         )
     record = _record_of(target, option)
     if record is not None:

@@ -20,6 +20,7 @@ import shutil
 import stat
 from pathlib import Path
 
+from search_spaces.atomic_files import file_kind
 from sweep.errors import SweepError
 from sweep.records.checkpoint_store import safe_name
 from sweep.trials import MAX_CHECKPOINT_BYTES, CheckpointFiles
@@ -136,7 +137,7 @@ class LiveCheckpoint:
             self._note(
                 ".",
                 f"the checkpoint folder {self.path} was replaced by "
-                f"{_kind(top.st_mode)}: nothing in it is kept",
+                f"{file_kind(top.st_mode)}: nothing in it is kept",
             )
             return found
         # os.walk lists links to folders without entering them; the top was checked above.
@@ -161,30 +162,12 @@ class LiveCheckpoint:
                 if not stat.S_ISREG(st.st_mode):
                     self._note(
                         rel,
-                        f"{rel}: is {_kind(st.st_mode)}; a checkpoint keeps "
+                        f"{rel}: is {file_kind(st.st_mode)}; a checkpoint keeps "
                         "regular files only: skipped",
                     )
                     continue
                 found[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
         return found
-
-
-def _kind(mode: int) -> str:
-    return (
-        "a link"
-        if stat.S_ISLNK(mode)
-        else "a FIFO"
-        if stat.S_ISFIFO(mode)
-        else "a socket"
-        if stat.S_ISSOCK(mode)
-        else "a device"
-        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        else "a folder"
-        if stat.S_ISDIR(mode)
-        else "a regular file"
-        if stat.S_ISREG(mode)
-        else "a special file"
-    )
 
 
 def _remove(path: Path) -> None:

@@ -175,8 +175,9 @@ class Promotion:
         """The first paused trial (highest rung first) that can still reach the best."""
         assert self.forecast is not None
         done = completed_with_curves(list(trials))
+        by_number = {t.number: t for t in trials}
         for number, rung in sorted(waiting.items(), key=lambda item: (-item[1], item[0])):
-            trial = next(t for t in trials if t.number == number)
+            trial = by_number[number]
             # Judged again only when another trial completed (the best and the margin moved).
             key = (number, len(done))
             if key not in self._hopeless:
