@@ -28,6 +28,7 @@ from trainer.checkpoint import (
 from trainer.data import AugmentedImages, ImageData, load_image_data
 from trainer.device_batches import DeviceBatches, fits_on_device
 from trainer.errors import DataError, TrainerError
+from trainer.export_lock import TORCH_STATE
 from trainer.loop import Precision, evaluate, train_one_epoch
 from trainer.model import build_model
 from trainer.options import TrainConfig
@@ -55,7 +56,8 @@ def fit(
         torch.set_num_threads(config.threads)
     ranks = distributed.start(device, config.distributed)
     try:
-        return _fit(config, report, device, ranks, data)
+        with TORCH_STATE.shared():
+            return _fit(config, report, device, ranks, data)
     finally:
         distributed.stop(ranks)
 
@@ -210,7 +212,8 @@ def _fit(
                 f.write(json.dumps({"epoch": epoch, **metrics}) + "\n")
             logger.info("epoch %d: %s", epoch, metrics)
             if report is not None:
-                stop = bool(report(epoch, dict(metrics)))
+                with TORCH_STATE.set_aside():
+                    stop = bool(report(epoch, dict(metrics)))
         if not math.isfinite(train_loss):
             raise TrainerError(f"training diverged: train_loss is {train_loss} at epoch {epoch}")
         if distributed.agree_to_stop(ranks, stop, device):
@@ -225,7 +228,8 @@ def _fit(
             from trainer.deploy_cost import measure
 
             measured = time.perf_counter()
-            costs = measure(out, config.measures)
+            with TORCH_STATE.set_aside():
+                costs = measure(out, config.measures)
             logger.info(
                 "deployment costs %s, measured in %.1f s", costs, time.perf_counter() - measured
             )

@@ -9,7 +9,6 @@ images and compared with PyTorch eager; above the tolerance the export fails lou
 from __future__ import annotations
 
 import logging
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +20,11 @@ from search_spaces.atomic_files import atomic_path
 from trainer.checkpoint import ModelInfo, load_checkpoint
 from trainer.data import AugmentedImages, load_image_data
 from trainer.errors import TrainerError
+from trainer.export_lock import TORCH_STATE
 
 logger = logging.getLogger(__name__)
 
 OPSET = 18
-_EXPORT_LOCK = threading.Lock()
 # Logits of a ResNet in fp32 agree to ~1e-5 between the two runtimes; 1e-3 leaves headroom
 # for other architectures while still catching a wrong graph (which is off by O(1)).
 DEFAULT_TOLERANCE = 1e-3
@@ -65,11 +64,18 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     if images is None:
         images = validation_images(info)
+    # torch.export keeps process-wide state: no other export and no training in this process
+    # while it traces (trainer/export_lock.py says what breaks), nor while the check runs.
+    with TORCH_STATE.exclusive():
+        return _export_and_check(model, path, images, tolerance)
+
+
+def _export_and_check(
+    model: torch.nn.Module, path: Path, images: torch.Tensor, tolerance: float
+) -> OnnxReport:
     example = images[:2]
     batch = torch.export.Dim("batch", min=1, max=4096)
-    # torch.export keeps per-process dispatch state: two exports at once in one process (trials
-    # in threads, the in-process backend) fail with "Trying to pop empty mode stack".
-    with _EXPORT_LOCK, warnings.catch_warnings(), _quiet_exporter(), atomic_path(path) as tmp:
+    with warnings.catch_warnings(), _quiet_exporter(), atomic_path(path) as tmp:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
