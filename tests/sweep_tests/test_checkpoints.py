@@ -339,7 +339,7 @@ def test_continue_with_the_built_in_trainer_on_the_command_line_registers_the_ne
                         "image_size": 16,
                         "batch_size": 64,
                         "num_epochs": 2,
-                        "threads": 1,
+                        "threads": 2,  # one trial at a time: both cores
                         "lr_schedule": "none",
                     }
                 },

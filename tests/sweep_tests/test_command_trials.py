@@ -462,7 +462,7 @@ def test_the_shipped_example_stopped_by_sigterm_continues_from_its_checkpoint(tm
             "--set",
             "limits.max_total_trials=1",
             "--set",
-            "inputs.num_epochs=4",
+            "inputs.num_epochs=3",
             "--set",
             "register.root=models",
         ],
@@ -474,7 +474,7 @@ def test_the_shipped_example_stopped_by_sigterm_continues_from_its_checkpoint(tm
     )
     folder = trial_dir(tmp_path / "sweeps" / "digits-azure-job", 0)
     deadline = time.monotonic() + 300
-    while len(read_history(folder)) < 2 and time.monotonic() < deadline:
+    while len(read_history(folder)) < 1 and time.monotonic() < deadline:
         assert run.poll() is None, run.communicate()
         time.sleep(0.1)
     (script,) = [pid for pid in processes_of("pytorch_train.py") if _alive(pid)]
@@ -482,7 +482,7 @@ def test_the_shipped_example_stopped_by_sigterm_continues_from_its_checkpoint(tm
     out, err = run.communicate(timeout=600)
     assert run.returncode == 0, err[-3000:]
     assert "trials: 1 complete" in out and "continues" in out
-    assert [r["epoch"] for r in read_history(folder)] == [0, 1, 2, 3]
+    assert [r["epoch"] for r in read_history(folder)] == [0, 1, 2]
     # The script's second run started from its checkpoint (the trainer logs where).
     logs = (folder / "trial.log").read_text() + (folder / "stderr.log").read_text()
-    assert "continuing from" in logs or "epoch 3/4" in logs.split("epoch 2/4")[-1]
+    assert "continuing from" in logs or "epoch 2/3" in logs.split("epoch 1/3")[-1]

@@ -23,7 +23,7 @@ def model_dir(tmp_path_factory):
             batch_size=64,
             num_epochs=1,
             learning_rate=0.05,
-            threads=1,
+            threads=2,
             output_dir=str(out),
         )
     )
