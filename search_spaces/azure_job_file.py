@@ -52,7 +52,15 @@ AZURE_KEYS = {
     "queue_settings",
     "notification_setting",
 }
-OUR_KEYS = {"local_resources", "storage", "register", "keep", "checkpoint", "tracking"}
+OUR_KEYS = {
+    "local_resources",
+    "storage",
+    "register",
+    "keep",
+    "checkpoint",
+    "warm_start",
+    "tracking",
+}
 TRIAL_KEYS = {
     "command",
     "code",

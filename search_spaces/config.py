@@ -109,6 +109,16 @@ class CheckpointPolicy:
 
 
 @dataclass(frozen=True)
+class WarmStart:
+    """``warm_start:``: earlier sweeps whose completed trials seed this sweep's sampler."""
+
+    sweeps: tuple[str, ...]
+    """Their names, under the same root."""
+    best: int | None = None
+    """Only the best this many of each (``trials: best:K``); None: all of them."""
+
+
+@dataclass(frozen=True)
 class Register:
     model_name: str
     root: str | None = None
@@ -196,6 +206,7 @@ class SweepConfig:
     register: Register | None = None
     keep: Keep = field(default_factory=Keep)
     checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
+    warm_start: WarmStart | None = None
     tracking_uri: str | None = None
     """``tracking: {mlflow: URI}``: the MLflow server the sweep is logged to (without it,
     ``MLFLOW_TRACKING_URI`` if set)."""

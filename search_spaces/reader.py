@@ -45,6 +45,7 @@ TOP_KEYS = {
     "register",
     "keep",
     "checkpoint",
+    "warm_start",
     "tracking",
     "constraints",
 }

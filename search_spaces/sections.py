@@ -20,6 +20,7 @@ from search_spaces.config import (
     Register,
     Resources,
     SamplingAlgorithm,
+    WarmStart,
 )
 from search_spaces.expressions import (
     Choice,
@@ -89,6 +90,7 @@ def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
         "register": lambda: _register(data.get("register")),
         "keep": lambda: _keep(data.get("keep")),
         "checkpoint": lambda: _checkpoint(data.get("checkpoint")),
+        "warm_start": lambda: _warm_start(data.get("warm_start")),
         "tracking_uri": lambda: _tracking(data.get("tracking")),
     }
     for key, read in readers.items():
@@ -100,6 +102,8 @@ def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
         if len(objectives) > 1:
             out["objectives"] = objectives
             _check_several(objectives, sampling, out, problems)
+    if out.get("warm_start") is not None:
+        _check_warm_start(sampling, out, problems)
     if sampling.type == "pbt" and out.get("early_termination", EarlyTermination()).type != "none":
         problems.errors.append(
             SearchSpaceError(
@@ -303,6 +307,70 @@ def _checkpoint(value: Any) -> CheckpointPolicy:
     return CheckpointPolicy(
         every, None if interval is None else _seconds(interval, "checkpoint.interval")
     )
+
+
+WARM_SAMPLERS = ("bayesian", "tpe", "gp")
+"""The samplers that take earlier trials as their history (CMA-ES and NSGA-II keep their own
+generations in the study, which imported trials do not have)."""
+
+
+def _warm_start(value: Any) -> WarmStart | None:
+    if value is None:
+        return None
+    d = c.mapping(value, "warm_start")
+    c.no_unknown_keys(d, "warm_start", {"from", "trials"})
+    names = d.get("from")
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not names:
+        raise SearchSpaceError(
+            "warm_start.from", f"expected the names of earlier sweeps, got {abbreviate(names)}"
+        )
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not SAFE_NAME.match(name):
+            raise SearchSpaceError(
+                f"warm_start.from[{i}]", f"{abbreviate(name)} is not a sweep name"
+            )
+    trials = d.get("trials", "all")
+    best = None
+    if trials != "all":
+        match = re.fullmatch(r"best:(\d+)", trials) if isinstance(trials, str) else None
+        if match is None or int(match.group(1)) < 1:
+            raise SearchSpaceError(
+                "warm_start.trials",
+                f"expected all or best:K (K of each sweep's best trials), got {abbreviate(trials)}",
+            )
+        best = int(match.group(1))
+    return WarmStart(tuple(dict.fromkeys(names)), best)
+
+
+def _check_warm_start(
+    sampling: SamplingAlgorithm, out: dict[str, Any], problems: c.Problems
+) -> None:
+    if sampling.type not in WARM_SAMPLERS:
+        learns = sampling.type in ("cmaes", "nsga2")
+        problems.errors.append(
+            SearchSpaceError(
+                "warm_start",
+                f"{sampling.type} sampling "
+                + (
+                    "keeps its own generations and cannot take earlier trials yet"
+                    if learns
+                    else "learns nothing from earlier trials"
+                )
+                + "; use sampling_algorithm: "
+                + ", ".join(WARM_SAMPLERS[:-1])
+                + f" or {WARM_SAMPLERS[-1]}",
+            )
+        )
+    if out.get("constraints"):
+        problems.errors.append(
+            SearchSpaceError(
+                "warm_start",
+                "a sweep with constraints cannot take earlier trials yet (their constraint "
+                "values are not re-evaluated); drop warm_start or the constraints",
+            )
+        )
 
 
 _SECONDS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600}

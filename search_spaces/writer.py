@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from search_spaces.config import SweepConfig
+from search_spaces.config import SweepConfig, WarmStart
 
 
 def to_dict(config: SweepConfig) -> dict[str, Any]:
@@ -49,6 +49,8 @@ def to_dict(config: SweepConfig) -> dict[str, Any]:
         out["register"] = {k: v for k, v in vars(config.register).items() if v is not None}
     out["keep"] = _keep(config)
     out["checkpoint"] = _checkpoint(config)
+    if config.warm_start is not None:
+        out["warm_start"] = _warm_start(config.warm_start)
     if config.tracking_uri is not None:
         out["tracking"] = {"mlflow": config.tracking_uri}
     return out
@@ -57,6 +59,11 @@ def to_dict(config: SweepConfig) -> dict[str, Any]:
 def _checkpoint(config: SweepConfig) -> dict[str, Any]:
     policy = config.checkpoint
     return {"every": policy.every, **({"interval": policy.interval_s} if policy.interval_s else {})}
+
+
+def _warm_start(warm: WarmStart) -> dict[str, Any]:
+    trials = "all" if warm.best is None else f"best:{warm.best}"
+    return {"from": list(warm.sweeps), "trials": trials}
 
 
 def _keep(config: SweepConfig) -> dict[str, Any]:
@@ -81,6 +88,8 @@ def _azure_document(config: SweepConfig) -> dict[str, Any]:
         doc["register"] = {k: v for k, v in vars(config.register).items() if v is not None}
     doc["keep"] = _keep(config)
     doc["checkpoint"] = _checkpoint(config)
+    if config.warm_start is not None:
+        doc["warm_start"] = _warm_start(config.warm_start)
     if config.tracking_uri is not None:
         doc["tracking"] = {"mlflow": config.tracking_uri}
     return doc

@@ -47,6 +47,7 @@ from sweep.trials import TrainFn
 if TYPE_CHECKING:
     from reports import Comparison
     from sweep.azure.sweep_job import AzureMLRunner
+    from sweep.coordination.warm_start import History
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class Sweep:
                 reads the workspace's config.json and logs its progress).
             settings: ``trainer_args``, ``trainer_env``, ``objective``, ``sampling_algorithm``,
                 ``early_termination``, ``limits``, ``resources``, ``compute``, ``storage``,
-                ``register``, ``keep``, ``retries``: the sweep file's sections.
+                ``register``, ``keep``, ``warm_start``, ``retries``: the sweep file's sections.
         """
         if config is not None and (name is not None or search_space is not None or settings):
             given = [k for k, v in (("name", name), ("search_space", search_space)) if v] + list(
@@ -131,6 +132,7 @@ class Sweep:
             raise SweepInputError(f"azure: compute is {self.config.compute}, not azure:CLUSTER")
         self.backend = backend
         self.azure = azure
+        self._history: History | None = None
 
     @classmethod
     def from_yaml(
@@ -253,6 +255,11 @@ class Sweep:
                 "listener: Azure ML runs the trials and shows them in its "
                 "studio; AzureMLRunner(progress=…) hears the job's progress"
             )
+        if self.config.warm_start is not None:
+            raise SweepInputError(
+                "warm_start: Azure ML samples a sweep job's trials on its side and takes no "
+                "earlier trials; drop warm_start there, or run the sweep with compute: local"
+            )
         runner = self.azure or AzureMLRunner()
         config = with_limits(self.config, max_trials, parallel)
         if runner.submitted(self.sweep_dir) is None:
@@ -295,6 +302,7 @@ class Sweep:
         only: list[int] | None = None,
     ) -> SweepResult:
         self.check()
+        self.warm_start()  # a missing or unlike earlier sweep is refused before Ray starts
         space = self.space
         res = self.config.resources
         backend = self.backend or make_backend(self.config.compute, self._code_env())
@@ -304,6 +312,10 @@ class Sweep:
             self.entry = self.kind.entry(self.config, self.sweep_dir, self.entry)
             self.save_config()
             study = open_study(self.config, space, self.sweep_dir)
+            if self.config.warm_start is not None:
+                from sweep.coordination.warm_start import WarmStartSampler
+
+                study.sampler = WarmStartSampler(study.sampler, self.warm_start().trials)
         except BaseException:
             backend.close()
             if fresh:
@@ -404,6 +416,20 @@ class Sweep:
         from sweep.coordination.checks import check_runs_here
 
         check_runs_here(self.config, self.entry)
+
+    def warm_start(self) -> History:
+        """What ``warm_start:`` takes from the earlier sweeps (read once; nothing when the
+        sweep has no warm start). Raises SweepInputError for a sweep that is not there or
+        was tuned for another objective."""
+        from sweep.coordination.warm_start import History, load_history
+
+        if self._history is None:
+            self._history = (
+                load_history(self.config, self.space, self.root)
+                if self.config.warm_start is not None
+                else History()
+            )
+        return self._history
 
 
 def compare(names: Sequence[str], root: str | Path | None = None) -> Comparison:

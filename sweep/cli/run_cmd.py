@@ -221,6 +221,13 @@ def describe(config: SweepConfig) -> str:
         )
     else:
         lines.append(f"  trials: up to {lim.max_total_trials}, {at_a_time}")
+    if config.warm_start is not None:
+        warm = config.warm_start
+        lines.append(
+            f"  warm start: the {'completed' if warm.best is None else f'best {warm.best}'} "
+            f"trials of {', '.join(warm.sweeps)} that fit this space teach the sampler "
+            "(not counted as this sweep's trials)"
+        )
     policy = config.checkpoint
     if not policy.each_epoch and config.keep.checkpoints != "none":
         from sweep.scheduling.verdicts import what_pauses
@@ -275,6 +282,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         sweep.check()
         print(describe(config))
+        if config.warm_start is not None and sweep.azure is None:
+            print(sweep.warm_start().summary())
         if sweep.azure is not None:
             _, path = sweep.azure.compile(sweep.config, sweep.sweep_dir)
             print(f"wrote {path} (submit it with: az ml job create -f {path})")
@@ -345,6 +354,8 @@ def _execute(sweep: Sweep, args: argparse.Namespace, *, resume: bool) -> int:
     notice = sweep.kind.notice(config)
     if notice:
         print(notice, flush=True)
+    if config.warm_start is not None:
+        print(sweep.warm_start().summary(), flush=True)
     print(
         f"{'resuming' if resume else 'running'} sweep {config.name} on {config.compute}; "
         f"files in {sweep.sweep_dir}",

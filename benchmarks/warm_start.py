@@ -1,0 +1,189 @@
+"""What a warm start saves: trials a second sweep over a changed space needs to reach the
+first sweep's best, warm-started from the first against cold, and what the warm start costs.
+
+The function is Hartmann-6 (six parameters in [0, 1], one peak of 3.32237 among local ones;
+the objective is maximised). The first sweep searches a narrower space (x1 in [0, 0.6]); the
+second the whole of it, as a user widens a range after a sweep. Per seed: the first sweep
+(TPE, ``--first`` trials), then the second cold and warm-started (TPE, up to ``--second``
+trials each, the same seed), both run by ``Sweep`` with function trials in this process.
+Printed: per seed, the first trial of each second sweep at or above the first sweep's best
+(``--second`` + 1 when none did), their medians, and the ratio. Then the cost of loading
+1,000 earlier trials and the first suggestion made with them.
+
+Usage: python benchmarks/warm_start.py [--seeds 10] [--first 30] [--second 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+_A = np.array(
+    [
+        [10, 3, 17, 3.5, 1.7, 8],
+        [0.05, 10, 17, 0.1, 8, 14],
+        [3, 3.5, 1.7, 10, 17, 8],
+        [17, 8, 0.05, 10, 0.1, 14],
+    ]
+)
+_P = 1e-4 * np.array(
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ]
+)
+_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+NAMES = [f"x{i}" for i in range(1, 7)]
+
+
+def hartmann6(params, report):  # type: ignore[no-untyped-def]
+    x = np.array([params[n] for n in NAMES])
+    value = float(np.sum(_ALPHA * np.exp(-np.sum(_A * (x - _P) ** 2, axis=1))))
+    report(0, {"score": value})
+    return {"score": value}
+
+
+def _space(x1_max: float) -> dict:
+    return {
+        n: {"type": "uniform", "min_value": 0.0, "max_value": x1_max if n == "x1" else 1.0}
+        for n in NAMES
+    }
+
+
+def _run(root: Path, name: str, trials: int, seed: int, x1_max: float, warm: list[str]):
+    from sweep import Sweep
+    from sweep.backends import InProcessBackend
+
+    result = Sweep(
+        name=name,
+        trainer=hartmann6,
+        search_space=_space(x1_max),
+        objective={"primary_metric": "score", "goal": "maximize"},
+        sampling_algorithm={"type": "tpe", "seed": seed},
+        limits={"max_total_trials": trials, "max_concurrent_trials": 1},
+        root=root,
+        backend=InProcessBackend(),
+        keep={"models": 1, "checkpoints": "none"},
+        **({"warm_start": {"from": warm}} if warm else {}),
+    ).run()
+    assert result.study is not None
+    return [t.value for t in sorted(result.study.get_trials(), key=lambda t: t.number)]
+
+
+def _reached(values: list, target: float, none: int) -> int:
+    for n, v in enumerate(values, start=1):
+        if v is not None and v >= target - 1e-12:
+            return n
+    return none
+
+
+def load_cost(root: Path) -> tuple[float, float]:
+    """Seconds to load 1,000 earlier trials, and to make the first suggestion with them."""
+    import optuna
+    import yaml
+
+    from search_spaces import parse_sweep, to_dict, to_optuna
+    from sweep.coordination.study import open_study
+    from sweep.coordination.warm_start import WarmStartSampler, load_history
+
+    old = parse_sweep(
+        {
+            "name": "thousand",
+            "search_space": _space(1.0),
+            "objective": {"primary_metric": "score", "goal": "maximize"},
+            "sampling_algorithm": {"type": "tpe"},
+        }
+    )
+    folder = root / "thousand"
+    folder.mkdir()
+    (folder / "sweep.yaml").write_text(yaml.safe_dump(to_dict(old)))
+    study = open_study(old, to_optuna(old.search_space), folder)
+    rng = np.random.default_rng(0)
+    dists = to_optuna(old.search_space).distributions()
+    for _ in range(1000):
+        params = {n: float(rng.uniform()) for n in NAMES}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params,
+                distributions=dists,
+                value=hartmann6(params, lambda *a: None)["score"],
+            )
+        )
+    new = parse_sweep(
+        {
+            "name": "new",
+            "search_space": _space(1.0),
+            "objective": {"primary_metric": "score", "goal": "maximize"},
+            "sampling_algorithm": {"type": "tpe"},
+            "warm_start": {"from": ["thousand"]},
+        }
+    )
+    space = to_optuna(new.search_space)
+    started = time.perf_counter()
+    history = load_history(new, space, root)
+    loaded = time.perf_counter() - started
+    assert len(history.trials) == 1000
+    fresh = optuna.create_study(
+        direction="maximize",
+        sampler=WarmStartSampler(
+            optuna.samplers.TPESampler(seed=0, multivariate=True), history.trials
+        ),
+    )
+    started = time.perf_counter()
+    fresh.ask(space.distributions())
+    return loaded, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first", type=int, default=30)
+    parser.add_argument("--second", type=int, default=60)
+    args = parser.parse_args()
+    import logging
+
+    logging.disable(logging.WARNING)
+    cold_n, warm_n = [], []
+    print(
+        f"Hartmann-6; first sweep {args.first} TPE trials on x1 <= 0.6, second up to "
+        f"{args.second} on the whole space; trials to reach the first sweep's best"
+    )
+    print(f"{'seed':>4} {'first best':>10} {'cold':>5} {'warm':>5}")
+    for seed in range(args.seeds):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            first = _run(root, "first", args.first, seed, 0.6, [])
+            target = max(v for v in first if v is not None)
+            cold = _run(root, "cold", args.second, 1000 + seed, 1.0, [])
+            warm = _run(root, "warm", args.second, 1000 + seed, 1.0, ["first"])
+        cold_n.append(_reached(cold, target, args.second + 1))
+        warm_n.append(_reached(warm, target, args.second + 1))
+        print(f"{seed:>4} {target:>10.4f} {cold_n[-1]:>5} {warm_n[-1]:>5}", flush=True)
+    cold_m, warm_m = statistics.median(cold_n), statistics.median(warm_n)
+    print(
+        f"median: cold {cold_m:g}, warm {warm_m:g} trials ({warm_m / cold_m:.2f}x; target "
+        f"at most 1/3); '{args.second + 1}' = not reached in {args.second}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded, first_ask = load_cost(Path(tmp))
+    print(
+        f"1,000 earlier trials: loaded in {loaded:.2f} s, first suggestion with them in "
+        f"{first_ask:.2f} s (target: under 1 s)"
+    )
+    assert not math.isnan(cold_m)
+
+
+if __name__ == "__main__":
+    main()

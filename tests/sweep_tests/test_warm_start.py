@@ -1,0 +1,153 @@
+"""warm_start: earlier sweeps' trials teach the new sweep's sampler, and only the sampler."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from search_spaces import SearchSpaceError
+from sweep import Sweep
+from sweep.backends import InProcessBackend
+from sweep.cli import main
+from sweep.errors import SweepInputError
+
+TOY = "tests.sweep_tests.toy_trainers:quadratic"  # peaks at x = 0.3
+
+
+def _sweep(root, name, *, trials, sampling, warm=None, x=(0.0, 1.0), **settings):
+    return Sweep(
+        name=name,
+        trainer=TOY,
+        trainer_args={"num_epochs": 1},
+        search_space={"x": {"type": "uniform", "min_value": x[0], "max_value": x[1]}},
+        sampling_algorithm=sampling,
+        limits={"max_total_trials": trials, "max_concurrent_trials": 1},
+        root=root,
+        backend=InProcessBackend(),
+        **({"warm_start": warm} if warm else {}),
+        **settings,
+    )
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory):
+    """A finished random sweep of 16 trials: the history."""
+    root = tmp_path_factory.mktemp("sweeps")
+    result = _sweep(root, "first", trials=16, sampling={"type": "random", "seed": 1}).run()
+    xs = [t.params["x"] for t in result.study.get_trials() if t.state.name == "COMPLETE"]
+    assert len(xs) == 16
+    return root, xs
+
+
+def test_imported_trials_change_the_next_suggestion_and_count_for_nothing_else(first):
+    root, xs = first
+    journal = (root / "first" / "study.journal").read_bytes()
+    tpe = {"type": "tpe", "seed": 5}
+    cold = _sweep(root, "cold", trials=2, sampling=tpe).run()
+    warm_sweep = _sweep(root, "warm", trials=2, sampling=tpe, warm={"from": ["first"]})
+    assert warm_sweep.warm_start().taken == {"first": 16}
+    warm = warm_sweep.run()
+    cold_x = [t.params["x"] for t in cold.study.get_trials()]
+    warm_x = [t.params["x"] for t in warm.study.get_trials()]
+    # TPE starts with 10 random trials; with 16 imported it models at once, near the peak
+    # the first sweep found.
+    assert warm_x != cold_x
+    nearest = min(abs(x - 0.3) for x in xs)
+    assert abs(warm_x[0] - 0.3) < max(0.1, 3 * nearest)
+    # The new sweep's own trials only: its budget, its best, its table; the old one unchanged.
+    assert len(warm.study.get_trials()) == 2 and warm.best.number in (0, 1)
+    assert (root / "first" / "study.journal").read_bytes() == journal
+    table = (root / "warm" / "trials.csv").read_text().splitlines()
+    assert len(table) == 3
+
+
+def test_a_narrowed_space_skips_and_counts_the_trials_outside_it(first, capsys):
+    root, xs = first
+    spec = {
+        "name": "narrow",
+        "trainer": {"entry": TOY, "args": {"num_epochs": 1}},
+        "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 0.5}},
+        "sampling_algorithm": {"type": "bayesian", "seed": 2},
+        "limits": {"max_total_trials": 1},
+        "warm_start": {"from": "first", "trials": "all"},
+    }
+    (root / "narrow.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["run", str(root / "narrow.yaml"), "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    outside = sum(x > 0.5 for x in xs)
+    assert outside > 0
+    assert (
+        f"warm start: {16 - outside} trials ({16 - outside} from first), "
+        f"{outside} skipped: x out of the new space ({outside})" in out
+    )
+    # Written to sweep.yaml as given, so that resume warm-starts the same way.
+    saved = yaml.safe_load((root / "narrow" / "sweep.yaml").read_text())
+    assert saved["warm_start"] == {"from": ["first"], "trials": "all"}
+
+
+def test_best_k_takes_each_sweep_s_best_only(first):
+    root, xs = first
+    sweep = _sweep(
+        root,
+        "bestk",
+        trials=1,
+        sampling={"type": "tpe"},
+        warm={"from": ["first"], "trials": "best:3"},
+    )
+    history = sweep.warm_start()
+    nearest = sorted(xs, key=lambda x: abs(x - 0.3))[:3]
+    assert sorted(t.params["x"] for t in history.trials) == sorted(nearest)
+    assert all(t.number < 0 for t in history.trials)
+    assert {t.user_attrs["imported_from"].split("#")[0] for t in history.trials} == {"first"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"sampling_algorithm": {"type": "random"}}, "random sampling learns nothing"),
+        ({"sampling_algorithm": {"type": "grid"}}, "grid sampling learns nothing"),
+        ({"sampling_algorithm": {"type": "cmaes"}}, "keeps its own generations"),
+        ({"warm_start": {"from": ["first"], "trials": "best:0"}}, "warm_start.trials"),
+        ({"warm_start": {"from": ["../etc"]}}, "warm_start.from[0]"),
+        ({"warm_start": {"from": ["first"], "when": 1}}, "warm_start"),
+    ],
+)
+def test_a_warm_start_the_file_cannot_have_is_refused_in_one_sentence(tmp_path, settings, message):
+    space = {"x": {"type": "choice", "values": [0.1, 0.3]}}
+    data = {"warm_start": {"from": ["first"]}, "sampling_algorithm": {"type": "tpe"}, **settings}
+    with pytest.raises(SearchSpaceError, match=message.replace("[", r"\[")):
+        Sweep(name="refused", trainer=TOY, search_space=space, root=tmp_path, **data)
+
+
+def test_an_earlier_sweep_that_is_missing_or_tuned_for_something_else_is_refused_before_start(
+    first,
+):
+    root, _ = first
+    for warm, message in (
+        ({"from": ["nowhere"]}, "no sweep named 'nowhere'"),
+        ({"from": ["self"]}, "names this sweep itself"),
+    ):
+        with pytest.raises(SweepInputError, match=message):
+            _sweep(root, "self", trials=1, sampling={"type": "tpe"}, warm=warm).run()
+        assert not (root / "self").exists()
+    other = _sweep(
+        root,
+        "other",
+        trials=1,
+        sampling={"type": "tpe"},
+        warm={"from": ["first"]},
+        objective={"primary_metric": "val_acc", "goal": "minimize"},
+    )
+    with pytest.raises(SweepInputError, match="tuned for maximize best_val_acc"):
+        other.run()
+    assert not (root / "other").exists()
+
+
+def test_an_earlier_sweep_whose_file_is_damaged_is_named(first, tmp_path):
+    root, _ = first
+    (root / "broken").mkdir()
+    (root / "broken" / "sweep.yaml").write_text("search_space: [unclosed\n")
+    sweep = _sweep(root, "after", trials=1, sampling={"type": "tpe"}, warm={"from": ["broken"]})
+    with pytest.raises(SweepInputError, match=r"warm_start.from: .*broken/sweep.yaml does not"):
+        sweep.run()
+    assert not (root / "after").exists()
