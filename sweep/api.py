@@ -255,11 +255,7 @@ class Sweep:
                 "listener: Azure ML runs the trials and shows them in its "
                 "studio; AzureMLRunner(progress=…) hears the job's progress"
             )
-        if self.config.warm_start is not None:
-            raise SweepInputError(
-                "warm_start: Azure ML samples a sweep job's trials on its side and takes no "
-                "earlier trials; drop warm_start there, or run the sweep with compute: local"
-            )
+        self.warm_start()  # refused there
         runner = self.azure or AzureMLRunner()
         config = with_limits(self.config, max_trials, parallel)
         if runner.submitted(self.sweep_dir) is None:
@@ -423,6 +419,11 @@ class Sweep:
         was tuned for another objective."""
         from sweep.coordination.warm_start import History, load_history
 
+        if self.config.warm_start is not None and self.config.on_azure:
+            raise SweepInputError(
+                "warm_start: Azure ML samples a sweep job's trials on its side and takes no "
+                "earlier trials; drop warm_start there, or run the sweep with compute: local"
+            )
         if self._history is None:
             self._history = (
                 load_history(self.config, self.space, self.root)

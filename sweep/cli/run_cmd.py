@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("space", type=Path, help="the sweep file, e.g. space.yaml")
     _file_flags(p)
+    p.add_argument(
+        "--root", type=Path, help="the folder of sweeps, for warm_start (default ./sweeps)"
+    )
     p.set_defaults(func=validate)
 
     p = sub.add_parser(
@@ -259,8 +262,15 @@ def validate(args: argparse.Namespace) -> int:
     from sweep.coordination.checks import check_runs_here
 
     check_runs_here(config)  # run's own checks: a file that validates is a file that runs
+    warm = None
+    if config.warm_start is not None:
+        from sweep.api import Sweep
+
+        warm = Sweep(config=config, root=args.root).warm_start().summary()
     print(f"{args.space}: valid")
     print(describe(config))
+    if warm:
+        print(warm)
     return 0
 
 

@@ -151,3 +151,28 @@ def test_an_earlier_sweep_whose_file_is_damaged_is_named(first, tmp_path):
     with pytest.raises(SweepInputError, match=r"warm_start.from: .*broken/sweep.yaml does not"):
         sweep.run()
     assert not (root / "after").exists()
+
+
+def test_validate_reads_the_earlier_sweeps_as_run_would(first, capsys):
+    root, xs = first
+    spec = {
+        "name": "checked",
+        "trainer": {"entry": TOY},
+        "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+        "sampling_algorithm": "gp",
+        "warm_start": {"from": ["first"]},
+    }
+    (root / "checked.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["validate", str(root / "checked.yaml"), "--root", str(root)]) == 0
+    assert "warm start: 16 trials (16 from first)" in capsys.readouterr().out
+    spec["warm_start"] = {"from": ["missing"]}
+    (root / "checked.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["validate", str(root / "checked.yaml"), "--root", str(root)]) == 2
+    assert "warm_start.from: no sweep named 'missing'" in capsys.readouterr().err
+    spec["warm_start"] = {"from": ["first"]}
+    spec["compute"] = "azure:cpu-cluster"
+    spec["sampling_algorithm"] = "bayesian"
+    (root / "checked.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["validate", str(root / "checked.yaml"), "--root", str(root)]) == 2
+    assert "Azure ML samples" in capsys.readouterr().err
+    assert not (root / "checked").exists()
