@@ -110,6 +110,12 @@ def status(args: argparse.Namespace) -> int:
         for row in frame.to_dict("records")
     ]
     print("\n".join(format_table(header, table, left=(1, len(header) - 1), ragged_last=True)))
+    warm = sweep.config.warm_start
+    if warm is not None:
+        print(
+            f"warm-started from {', '.join(warm.sweeps)}: their trials taught the sampler "
+            "and are not this sweep's (not listed, not counted)"
+        )
     return 0
 
 

@@ -39,7 +39,7 @@ def first(tmp_path_factory):
     return root, xs
 
 
-def test_imported_trials_change_the_next_suggestion_and_count_for_nothing_else(first):
+def test_imported_trials_change_the_next_suggestion_and_count_for_nothing_else(first, capsys):
     root, xs = first
     journal = (root / "first" / "study.journal").read_bytes()
     tpe = {"type": "tpe", "seed": 5}
@@ -59,6 +59,9 @@ def test_imported_trials_change_the_next_suggestion_and_count_for_nothing_else(f
     assert (root / "first" / "study.journal").read_bytes() == journal
     table = (root / "warm" / "trials.csv").read_text().splitlines()
     assert len(table) == 3
+    assert main(["status", "warm", "--root", str(root)]) == 0
+    shown = capsys.readouterr().out
+    assert "warm-started from first" in shown and len(shown.splitlines()) == 4
 
 
 def test_a_narrowed_space_skips_and_counts_the_trials_outside_it(first, capsys):
