@@ -108,14 +108,22 @@ class CheckpointPolicy:
         return self.every == 1
 
 
+AUTO = "auto"
+
+
 @dataclass(frozen=True)
 class WarmStart:
     """``warm_start:``: earlier sweeps whose completed trials seed this sweep's sampler."""
 
     sweeps: tuple[str, ...]
-    """Their names, under the same root."""
+    """Their names, under the same root; ``("auto",)``: every earlier sweep there of the same
+    trainer (entry and fixed arguments, or command and inputs) and objective."""
     best: int | None = None
     """Only the best this many of each (``trials: best:K``); None: all of them."""
+
+    @property
+    def auto(self) -> bool:
+        return self.sweeps == (AUTO,)
 
 
 @dataclass(frozen=True)

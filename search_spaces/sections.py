@@ -326,6 +326,10 @@ def _warm_start(value: Any) -> WarmStart | None:
         raise SearchSpaceError(
             "warm_start.from", f"expected the names of earlier sweeps, got {abbreviate(names)}"
         )
+    if "auto" in names and len(names) > 1:
+        raise SearchSpaceError(
+            "warm_start.from", "auto finds the earlier sweeps itself: give auto alone, or names"
+        )
     for i, name in enumerate(names):
         if not isinstance(name, str) or not SAFE_NAME.match(name):
             raise SearchSpaceError(

@@ -228,8 +228,13 @@ def describe(config: SweepConfig) -> str:
         warm = config.warm_start
         lines.append(
             f"  warm start: the {'completed' if warm.best is None else f'best {warm.best}'} "
-            f"trials of {', '.join(warm.sweeps)} that fit this space teach the sampler "
-            "(not counted as this sweep's trials)"
+            "trials of "
+            + (
+                "every earlier sweep of this trainer and objective"
+                if warm.auto
+                else ", ".join(warm.sweeps)
+            )
+            + " that fit this space teach the sampler (not counted as this sweep's trials)"
         )
     policy = config.checkpoint
     if not policy.each_epoch and config.keep.checkpoints != "none":

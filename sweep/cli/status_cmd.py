@@ -44,15 +44,18 @@ def ls(args: argparse.Namespace) -> int:
     print(f"{'sweep':<28} {'trials':>6} {'complete':>8} {'pruned':>6} {'failed':>6}  best")
     for name in names:
         try:
-            result = Sweep.load(name, root=args.root).result()
+            sweep = Sweep.load(name, root=args.root)
+            result = sweep.result()
         except Exception as exc:  # one odd sweep must not hide the others
             print(f"{name:<28} (cannot be read: {clip_message(str(exc) or type(exc).__name__)})")
             continue
         c = result.counts
         shown = f"{result.best.value:.4g}" if result.best else "-"
+        warm = sweep.config.warm_start
+        lineage = f"  (warm-started from {', '.join(warm.sweeps)})" if warm else ""
         print(
             f"{name:<28} {len(result.trials):>6} {c.get('complete', 0):>8} "
-            f"{c.get('pruned', 0):>6} {c.get('failed', 0):>6}  {shown}"
+            f"{c.get('pruned', 0):>6} {c.get('failed', 0):>6}  {shown}{lineage}"
         )
     return 0
 

@@ -14,6 +14,7 @@ around them.
 from __future__ import annotations
 
 import copy
+import json
 from collections import Counter
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class History:
     def summary(self) -> str:
         """The plan's line: ``warm start: 27 trials from digits-v1, 3 skipped: ...``."""
         took = ", ".join(f"{n} from {name}" for name, n in self.taken.items())
+        if not self.taken:
+            return "warm start: no earlier sweep of this trainer and objective found"
         line = f"warm start: {len(self.trials)} trials ({took})"
         if self.skipped:
             line += f", {sum(self.skipped.values())} skipped: " + ", ".join(
@@ -63,7 +66,8 @@ def load_history(config: SweepConfig, space: OptunaSpace, root: Path) -> History
     if warm is None:
         return history
     wanted = space.distributions()
-    for name in warm.sweeps:
+    names = _same_trainer_sweeps(config, root) if warm.auto else warm.sweeps
+    for name in names:
         old_config = _earlier_sweep(config, root, name)
         old_study = open_study(
             old_config, to_optuna(old_config.search_space), root / name, create=False
@@ -88,6 +92,36 @@ def load_history(config: SweepConfig, space: OptunaSpace, root: Path) -> History
     for number, trial in enumerate(reversed(history.trials), start=1):
         trial.number = -number
     return history
+
+
+def _same_trainer_sweeps(config: SweepConfig, root: Path) -> list[str]:
+    """``from: auto``: the sweeps under ``root`` of the same trainer and objective (a sweep
+    folder that does not read is passed over, as ``sweep ls`` shows it)."""
+    found = []
+    mine = trainer_fingerprint(config)
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if folder.name == config.name or not (folder / layout.CONFIG_FILE).is_file():
+            continue
+        try:
+            old = _earlier_sweep(config, root, folder.name)
+        except SweepInputError:
+            continue
+        if trainer_fingerprint(old) == mine:
+            found.append(folder.name)
+    return found
+
+
+def trainer_fingerprint(config: SweepConfig) -> str:
+    """What makes two sweeps' trials comparable: the trainer's entry and fixed arguments, or
+    a job's command and inputs (data paths included)."""
+    if config.command is not None:
+        what: Any = {
+            "command": config.command.command,
+            "inputs": {k: repr(v) for k, v in config.command.inputs.items()},
+        }
+    else:
+        what = {"entry": config.trainer.entry, "args": dict(config.trainer.args)}
+    return json.dumps(what, sort_keys=True, default=str)
 
 
 def _earlier_sweep(config: SweepConfig, root: Path, name: str) -> SweepConfig:

@@ -179,3 +179,42 @@ def test_validate_reads_the_earlier_sweeps_as_run_would(first, capsys):
     assert main(["validate", str(root / "checked.yaml"), "--root", str(root)]) == 2
     assert "Azure ML samples" in capsys.readouterr().err
     assert not (root / "checked").exists()
+
+
+def test_from_auto_finds_only_the_same_trainer_s_sweeps_with_the_same_objective(tmp_path, capsys):
+    random = {"type": "random", "seed": 3}
+    _sweep(tmp_path, "same", trials=3, sampling=random).run()
+    Sweep(
+        name="other-args",
+        trainer=TOY,
+        trainer_args={"num_epochs": 2},
+        search_space={"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+        sampling_algorithm=random,
+        limits={"max_total_trials": 2},
+        root=tmp_path,
+        backend=InProcessBackend(),
+    ).run()
+    _sweep(
+        tmp_path,
+        "other-goal",
+        trials=2,
+        sampling=random,
+        objective={"primary_metric": "val_acc", "goal": "maximize"},
+    ).run()
+    auto = _sweep(tmp_path, "next", trials=1, sampling={"type": "tpe"}, warm={"from": "auto"})
+    assert auto.warm_start().taken == {"same": 3}
+    auto.run()
+    assert main(["ls", "--root", str(tmp_path)]) == 0
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert listed["next"].endswith("(warm-started from auto)")
+    assert "warm-started" not in listed["same"]
+    alone = _sweep(
+        tmp_path / "empty", "first-ever", trials=1, sampling={"type": "tpe"}, warm={"from": "auto"}
+    )
+    assert alone.warm_start().summary() == (
+        "warm start: no earlier sweep of this trainer and objective found"
+    )
+    with pytest.raises(SearchSpaceError, match="give auto alone"):
+        _sweep(
+            tmp_path, "mixed", trials=1, sampling={"type": "tpe"}, warm={"from": ["auto", "same"]}
+        )
