@@ -21,12 +21,25 @@ class _Cancelled(BaseException):
     """Raised inside a cancelled trial's thread; BaseException so trainers don't swallow it."""
 
 
+class _Session:
+    """One sweep's trials: what a backend reused for another sweep starts afresh (a trial
+    thread abandoned by the last sweep still holds its own and can reach no other)."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue[Event] = queue.Queue()
+        self.answers: dict[int, queue.Queue[bool | None]] = {}
+        self.cancelled: set[int] = set()
+        self.lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        with self.lock:
+            if event.number not in self.cancelled:
+                self.events.put(event)
+
+
 class InProcessBackend(Backend):
     def __init__(self) -> None:
-        self._events: queue.Queue[Event] = queue.Queue()
-        self._answers: dict[int, queue.Queue[bool | None]] = {}
-        self._cancelled: set[int] = set()
-        self._lock = threading.Lock()
+        self._session = _Session()
 
     def open(self, resources: Resources, parallel: int | None) -> int:
         if resources.workers_per_trial > 1:
@@ -34,25 +47,30 @@ class InProcessBackend(Backend):
                 "resources.workers_per_trial: data-parallel trials need processes; use a Ray "
                 "compute (local or ray://…), not the in-process backend"
             )
+        # The same object may run one sweep after another (a notebook): trial numbers start
+        # at 0 again, and the last sweep's cancellations must not cancel them.
+        self._session = _Session()
         return parallel or max(1, int((os.cpu_count() or 1) // resources.cpus_per_trial))
 
     def start(self, spec: TrialSpec) -> None:
-        self._answers[spec.number] = queue.Queue()
+        session = self._session
+        session.answers[spec.number] = queue.Queue()
         thread = threading.Thread(
-            target=self._run, args=(spec,), daemon=True, name=f"trial-{spec.number}"
+            target=self._run, args=(spec, session), daemon=True, name=f"trial-{spec.number}"
         )
         thread.start()
 
-    def _run(self, spec: TrialSpec) -> None:
+    @staticmethod
+    def _run(spec: TrialSpec, session: _Session) -> None:
         number = spec.number
 
         def report(
             epoch: int, metrics: dict[str, float], checkpoint: CheckpointFiles | None
         ) -> bool:
-            if number in self._cancelled:
+            if number in session.cancelled:
                 raise _Cancelled
-            self._emit(Reported(number, epoch, dict(metrics), checkpoint))
-            stop = self._answers[number].get()
+            session.emit(Reported(number, epoch, dict(metrics), checkpoint))
+            stop = session.answers[number].get()
             if stop is None:
                 raise _Cancelled
             return stop
@@ -62,35 +80,32 @@ class InProcessBackend(Backend):
         except _Cancelled:
             return
         except TrialFailed as exc:
-            self._emit(Failed(number, str(exc), lost=isinstance(exc, TrialLost)))
+            session.emit(Failed(number, str(exc), lost=isinstance(exc, TrialLost)))
             return
-        self._emit(Finished(number, result))
-
-    def _emit(self, event: Event) -> None:
-        with self._lock:
-            if event.number not in self._cancelled:
-                self._events.put(event)
+        session.emit(Finished(number, result))
 
     def poll(self, timeout: float) -> list[Event]:
+        events = self._session.events
         try:
-            events = [self._events.get(timeout=timeout)]
+            got = [events.get(timeout=timeout)]
         except queue.Empty:
             return []
         while True:
             try:
-                events.append(self._events.get_nowait())
+                got.append(events.get_nowait())
             except queue.Empty:
-                return events
+                return got
 
     def answer(self, number: int, stop: bool) -> None:
-        self._answers[number].put(stop)
+        self._session.answers[number].put(stop)
 
     def cancel(self, number: int) -> None:
-        with self._lock:
-            self._cancelled.add(number)
-        self._answers[number].put(None)
+        session = self._session
+        with session.lock:
+            session.cancelled.add(number)
+        session.answers[number].put(None)
 
     def close(self) -> None:
-        for number in list(self._answers):
-            if number not in self._cancelled:
+        for number in list(self._session.answers):
+            if number not in self._session.cancelled:
                 self.cancel(number)

@@ -160,3 +160,23 @@ def test_max_concurrent_trials_is_honoured(tmp_path, make_backend):
         prev_end <= next_start
         for (_, prev_end), (next_start, _) in zip(spans, spans[1:], strict=False)
     )
+
+
+def test_one_in_process_backend_runs_one_sweep_after_another(tmp_path):
+    """A notebook keeps its backend: the first sweep's cancellations (its close) once
+    silenced the second sweep's trials 0 and 1, and the second sweep waited for ever."""
+    from sweep.backends import InProcessBackend
+
+    backend = InProcessBackend()
+    for name in ("first", "second"):
+        result = Sweep(
+            name=name,
+            search_space=X,
+            trainer=toy_trainers.quadratic,
+            trainer_args={"num_epochs": 2},
+            sampling_algorithm={"type": "random", "seed": 0},
+            limits={"max_total_trials": 3, "max_concurrent_trials": 2, "timeout": 60},
+            root=tmp_path,
+            backend=backend,
+        ).run()
+        assert result.counts == {"complete": 3}, name
