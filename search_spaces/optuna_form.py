@@ -110,8 +110,19 @@ class OptunaSpace:
         return out
 
     def decode(self, optuna_params: Mapping[str, Any]) -> dict[str, Any]:
-        """The user's parameter values for the values Optuna chose."""
-        return {key: _decode(p, optuna_params) for key, p in self.params.items()}
+        """The user's parameter values for the values Optuna chose.
+
+        A trial sampled before the space changed (``sweep resume --space``) lacks the
+        parameters added since (left out) and may have some removed since (kept as they
+        were chosen)."""
+        out = {
+            key: _decode(p, optuna_params)
+            for key, p in self.params.items()
+            if all(name in optuna_params for name in _dists(p))
+        }
+        known = self.distributions()
+        out.update({k: v for k, v in optuna_params.items() if k not in known})
+        return out
 
     def grid(self) -> dict[str, list[Any]]:
         """The grid for Optuna's GridSampler; every parameter must be a choice."""

@@ -413,6 +413,66 @@ class Sweep:
 
         check_runs_here(self.config, self.entry)
 
+    def with_space(self, search_space: Mapping[str, Any]) -> Sweep:
+        """This started sweep with another search space for the trials it runs next
+        (``sweep resume NAME --space FILE``): the same study, where Optuna can keep it (every
+        parameter it already has keeps its kind, log scale and choices); the change is
+        written to sweep.yaml and recorded in the study (``sweep status`` shows from which
+        trial on). Trials already sampled keep their params.
+
+        Raises SweepInputError where the study cannot take the new space (and says to start
+        a new sweep that warm-starts from this one), SearchSpaceError for a bad space.
+        """
+        import optuna
+
+        from sweep.records.trial_attrs import SPACE_CHANGES
+
+        if self._on_azure:
+            raise SweepInputError(
+                "--space: Azure ML keeps a sweep job's search space; submit a new sweep "
+                "with the new space"
+            )
+        kind = self.config.sampling_algorithm.type
+        if kind in ("grid", "pbt"):
+            raise SweepInputError(
+                f"--space: a {kind} sweep's trials follow the space it started with; start a "
+                f"new sweep with the new space (warm_start: {{from: [{self.name}]}} lets it learn "
+                "from this one)"
+            )
+        path = self.sweep_dir / CONFIG_FILE
+        with SweepLock(self.sweep_dir):
+            data = dict(yaml.safe_load(path.read_text()))
+            data["search_space"] = dict(search_space)
+            config = parse_sweep(data, base_dir=self.sweep_dir)
+            new = to_optuna(config.search_space).distributions()
+            study = open_study(self.config, self.space, self.sweep_dir, create=False)
+            trials = study.get_trials(deepcopy=False)
+            for trial in trials:
+                for name, old in trial.distributions.items():
+                    if name not in new:
+                        continue
+                    try:
+                        optuna.distributions.check_distribution_compatibility(old, new[name])
+                    except ValueError:
+                        raise SweepInputError(
+                            f"--space: {name} cannot change from {_shown(old)} to "
+                            f"{_shown(new[name])} in this sweep's study (its kind, log scale "
+                            "and choices stay); start a new sweep with the new space and "
+                            f"warm_start: {{from: [{self.name}]}}"
+                        ) from None
+            changed = sorted(
+                n
+                for n in set(new) | set(self.space.distributions())
+                if new.get(n) != self.space.distributions().get(n)
+            )
+            if changed:
+                changes = list(study.user_attrs.get(SPACE_CHANGES, []))
+                study.set_user_attr(
+                    SPACE_CHANGES, [*changes, {"from_trial": len(trials), "params": changed}]
+                )
+                write_atomic(path, yaml.safe_dump(data, sort_keys=False))
+        return Sweep(config=config, root=self.root, backend=self.backend, azure=self.azure)
+
     def warm_start(self) -> History:
         """What ``warm_start:`` takes from the earlier sweeps (read once; nothing when the
         sweep has no warm start). Raises SweepInputError for a sweep that is not there or
@@ -431,6 +491,16 @@ class Sweep:
                 else History()
             )
         return self._history
+
+
+def _shown(dist: Any) -> str:
+    """A distribution as a user reads it in a message."""
+    choices = getattr(dist, "choices", None)
+    if choices is not None:
+        return f"a choice of {list(choices)}"
+    scale = "log " if getattr(dist, "log", False) else ""
+    kind = "integer" if type(dist).__name__.startswith("Int") else "number"
+    return f"a {scale}{kind} in [{dist.low}, {dist.high}]"
 
 
 def compare(names: Sequence[str], root: str | Path | None = None) -> Comparison:

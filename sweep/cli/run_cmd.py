@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search_spaces import SweepConfig, read_sweep_file
+from search_spaces import SearchSpaceError, SweepConfig, read_sweep_file
 from search_spaces.expressions import Choice
 
 if TYPE_CHECKING:
@@ -79,6 +80,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("name", help="the sweep's name (see 'sweep ls')")
     _budget_flags(p)
+    p.add_argument(
+        "--space",
+        type=Path,
+        metavar="FILE",
+        help="a new search space for the trials still to run: a sweep file (its "
+        "search_space) or a file with the search_space mapping alone; parameters the study "
+        "has keep their kind, log scale and choices",
+    )
     p.set_defaults(func=resume)
 
     p = sub.add_parser(
@@ -326,6 +335,21 @@ def resume(args: argparse.Namespace) -> int:
     loaded = Sweep.load(args.name, root=args.root)
     sweep = Sweep(config=loaded.config, root=args.root, azure=_azure_runner(loaded.config, args))
     sweep.heal_journal()  # before anything opens the study: a damaged record stops the open
+    if args.space is not None:
+        from search_spaces.yaml_file import load_yaml
+
+        data = load_yaml(args.space)
+        space = data.get("search_space", data)
+        if not isinstance(space, Mapping):
+            raise SearchSpaceError(f"{args.space}: search_space", "expected a mapping")
+        before = sweep.space.distributions()
+        sweep = sweep.with_space(space)
+        same = sweep.space.distributions() == before
+        print(
+            f"search space of {sweep.name} "
+            + ("unchanged" if same else "changed from its next trial on")
+            + f" ({args.space})"
+        )
     if sweep.azure is None and sweep.trials_left(args.max_trials) == 0:
         total = args.max_trials or sweep.config.limits.max_total_trials
         print(

@@ -70,6 +70,7 @@ def _clean(value: Any) -> Any:
 
 def status(args: argparse.Namespace) -> int:
     from sweep.api import Sweep
+    from sweep.records.trial_attrs import SPACE_CHANGES
 
     sweep = Sweep.load(args.name, root=args.root)
     result = sweep.result()
@@ -113,6 +114,11 @@ def status(args: argparse.Namespace) -> int:
         for row in frame.to_dict("records")
     ]
     print("\n".join(format_table(header, table, left=(1, len(header) - 1), ragged_last=True)))
+    for change in result.study.user_attrs.get(SPACE_CHANGES, []) if result.study else []:
+        print(
+            f"search space changed from trial {change['from_trial']} on "
+            f"({', '.join(change['params'])}; sweep resume --space)"
+        )
     warm = sweep.config.warm_start
     if warm is not None:
         print(

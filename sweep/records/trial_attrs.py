@@ -42,6 +42,9 @@ LINEAGE = "lineage"
 """PBT, per exploit: ``{"epoch": epochs trained, "from": donor trial, "params": new params}``."""
 COORDINATOR = "coordinator"
 """The coordinator that runs it, in a shared study (host:pid:id)."""
+SPACE_CHANGES = "space_changes"
+"""A study attribute, not a trial's: ``sweep resume --space``'s changes of the search space,
+``[{"from_trial": N, "params": [names]}]``; trials from N on were sampled in the new one."""
 
 
 def carried(attrs: Mapping[str, Any]) -> dict[str, Any]:
