@@ -25,7 +25,13 @@ from search_spaces.config import (
     SweepConfig,
 )
 from search_spaces.expressions import Choice, Expression
-from search_spaces.sections import parse_compute, parse_resources, sweep_name, sweep_sections
+from search_spaces.sections import (
+    SHARED_KEYS,
+    parse_compute,
+    parse_resources,
+    sweep_name,
+    sweep_sections,
+)
 
 # Azure's sweepJob keys (BaseJobSchema + ParameterizedSweepSchema + SweepJobSchema).
 AZURE_KEYS = {
@@ -52,15 +58,7 @@ AZURE_KEYS = {
     "queue_settings",
     "notification_setting",
 }
-OUR_KEYS = {
-    "local_resources",
-    "storage",
-    "register",
-    "keep",
-    "checkpoint",
-    "warm_start",
-    "tracking",
-}
+OUR_KEYS = {"local_resources", *SHARED_KEYS}
 TRIAL_KEYS = {
     "command",
     "code",

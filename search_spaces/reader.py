@@ -18,6 +18,7 @@ from search_spaces.config import (
 from search_spaces.env_vars import check_env
 from search_spaces.sections import (
     SAFE_NAME,
+    SHARED_KEYS,
     parse_compute,
     parse_resources,
     sweep_name,
@@ -41,13 +42,8 @@ TOP_KEYS = {
     "resources",
     "local_resources",
     "compute",
-    "storage",
-    "register",
-    "keep",
-    "checkpoint",
-    "warm_start",
-    "tracking",
     "constraints",
+    *SHARED_KEYS,
 }
 
 

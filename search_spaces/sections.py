@@ -37,6 +37,9 @@ from search_spaces.storage_url import check_storage
 # control characters. \Z, not $: "$" also matches before a trailing newline.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 
+SHARED_KEYS = frozenset({"storage", "register", "keep", "checkpoint", "warm_start", "tracking"})
+"""Our sections that an Azure ML job file may carry too (Azure ML knows none of them)."""
+
 _COMPUTE = re.compile(r"^(local|ray://[^\s/]+|ray:[^\s/]+|azure:[A-Za-z][A-Za-z0-9-]{1,31})$")
 
 

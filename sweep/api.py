@@ -447,24 +447,19 @@ class Sweep:
             new = to_optuna(config.search_space).distributions()
             study = open_study(self.config, self.space, self.sweep_dir, create=False)
             trials = study.get_trials(deepcopy=False)
-            for trial in trials:
-                for name, old in trial.distributions.items():
-                    if name not in new:
-                        continue
-                    try:
-                        optuna.distributions.check_distribution_compatibility(old, new[name])
-                    except ValueError:
-                        raise SweepInputError(
-                            f"--space: {name} cannot change from {_shown(old)} to "
-                            f"{_shown(new[name])} in this sweep's study (its kind, log scale "
-                            "and choices stay); start a new sweep with the new space and "
-                            f"warm_start: {{from: [{self.name}]}}"
-                        ) from None
-            changed = sorted(
-                n
-                for n in set(new) | set(self.space.distributions())
-                if new.get(n) != self.space.distributions().get(n)
-            )
+            recorded = {(n, d) for t in trials for n, d in t.distributions.items() if n in new}
+            for name, old in sorted(recorded, key=lambda r: r[0]):
+                try:
+                    optuna.distributions.check_distribution_compatibility(old, new[name])
+                except ValueError:
+                    raise SweepInputError(
+                        f"--space: {name} cannot change from {_shown(old)} to "
+                        f"{_shown(new[name])} in this sweep's study (its kind, log scale "
+                        "and choices stay); start a new sweep with the new space and "
+                        f"warm_start: {{from: [{self.name}]}}"
+                    ) from None
+            before = self.space.distributions()
+            changed = sorted(n for n in set(new) | set(before) if new.get(n) != before.get(n))
             if changed:
                 changes = list(study.user_attrs.get(SPACE_CHANGES, []))
                 study.set_user_attr(

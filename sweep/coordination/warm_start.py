@@ -66,9 +66,12 @@ def load_history(config: SweepConfig, space: OptunaSpace, root: Path) -> History
     if warm is None:
         return history
     wanted = space.distributions()
-    names = _same_trainer_sweeps(config, root) if warm.auto else warm.sweeps
-    for name in names:
-        old_config = _earlier_sweep(config, root, name)
+    earlier = (
+        _same_trainer_sweeps(config, root)
+        if warm.auto
+        else {name: _earlier_sweep(config, root, name) for name in warm.sweeps}
+    )
+    for name, old_config in earlier.items():
         old_study = open_study(
             old_config, to_optuna(old_config.search_space), root / name, create=False
         )
@@ -94,10 +97,10 @@ def load_history(config: SweepConfig, space: OptunaSpace, root: Path) -> History
     return history
 
 
-def _same_trainer_sweeps(config: SweepConfig, root: Path) -> list[str]:
+def _same_trainer_sweeps(config: SweepConfig, root: Path) -> dict[str, SweepConfig]:
     """``from: auto``: the sweeps under ``root`` of the same trainer and objective (a sweep
     folder that does not read is passed over, as ``sweep ls`` shows it)."""
-    found = []
+    found = {}
     mine = trainer_fingerprint(config)
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if folder.name == config.name or not (folder / layout.CONFIG_FILE).is_file():
@@ -107,7 +110,7 @@ def _same_trainer_sweeps(config: SweepConfig, root: Path) -> list[str]:
         except SweepInputError:
             continue
         if trainer_fingerprint(old) == mine:
-            found.append(folder.name)
+            found[folder.name] = old
     return found
 
 
@@ -170,13 +173,12 @@ def _fit(params: dict[str, Any], wanted: dict[str, BaseDistribution]) -> tuple[d
 def _as_new(
     old: FrozenTrial, params: dict[str, Any], wanted: dict[str, BaseDistribution], name: str
 ) -> FrozenTrial:
-    trial = optuna.trial.create_trial(
+    return optuna.trial.create_trial(
         params=params,
         distributions={p: wanted[p] for p in params},
         values=list(old.values),
         user_attrs={"imported_from": f"{name}#{old.number}"},
     )
-    return trial
 
 
 class _StudyWithHistory:
