@@ -95,7 +95,7 @@ def replay(args: argparse.Namespace) -> int:
             policy = parse_early_termination(parse_yaml(text, "--early-termination"))
             label = policy.type + "".join(f" {k}={v}" for k, v in policy.options.items())
             policies[label] = policy
-    curves, maximize, metric, workers, what = _source(args)
+    curves, maximize, metric, workers, what, study_name = _source(args)
     started = time.perf_counter()
     summaries = compare(
         curves,
@@ -105,6 +105,7 @@ def replay(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         tolerance=args.tolerance,
         anytime=not args.no_anytime,
+        study_name=study_name,
     )
     took = time.perf_counter() - started
     if args.json:
@@ -143,8 +144,9 @@ def replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _source(args: argparse.Namespace) -> tuple[list[Curve], bool, str, int, str]:
-    """The curves to replay: a bank file's, or a finished sweep's."""
+def _source(args: argparse.Namespace) -> tuple[list[Curve], bool, str, int, str, str]:
+    """The curves to replay: a bank file's, or a finished sweep's (and the study name
+    its replays take: a sweep's own, so Hyperband deals its trials as the sweep did)."""
     from sweep.errors import SweepInputError
     from sweep.replay.sources import curves_of_sweep, load_bank
     from sweep.scheduling.verdicts import fixed_epochs
@@ -152,7 +154,14 @@ def _source(args: argparse.Namespace) -> tuple[list[Curve], bool, str, int, str]
     path = Path(args.name)
     if args.name.endswith((".jsonl.gz", ".gz")) or path.is_file():
         bank = load_bank(path)
-        return list(bank.curves), bank.maximize, bank.metric, args.workers or 1, f"bank {bank.name}"
+        return (
+            list(bank.curves),
+            bank.maximize,
+            bank.metric,
+            args.workers or 1,
+            f"bank {bank.name}",
+            bank.name,
+        )
     from sweep.api import Sweep
 
     sweep = Sweep.load(args.name, root=args.root)
@@ -175,4 +184,4 @@ def _source(args: argparse.Namespace) -> tuple[list[Curve], bool, str, int, str]
             "epoch"
         )
     workers = args.workers or config.limits.max_concurrent_trials or 1
-    return curves, config.maximize, metric, workers, f"sweep {args.name}"
+    return curves, config.maximize, metric, workers, f"sweep {args.name}", config.name

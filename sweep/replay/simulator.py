@@ -35,7 +35,7 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import EarlyTermination
-from sweep.records.trial_attrs import PAUSED, paused_at, promoted_from
+from sweep.records.trial_attrs import PAUSED, promoted_from
 from sweep.scheduling.pausing import paused
 from sweep.scheduling.promotion import Promotion
 from sweep.scheduling.pruners import make_pruner
@@ -157,6 +157,7 @@ def replay(
     order: Sequence[int] | None = None,
     budget_s: float | None = None,
     seed: int = 0,
+    study_name: str = "replay",
 ) -> Run:
     """``curves`` run under ``policy`` on ``workers`` simulated workers.
 
@@ -164,6 +165,9 @@ def replay(
         order: the curves' indices in the order trials start (default: as given).
         budget_s: an open stream instead: curves drawn in shuffled rounds (``seed``) until
             the clock reaches this many seconds; trials running then are cut there.
+        study_name: the study's name. Optuna's Hyperband deals trials to its brackets by a hash
+            of the study's name and the trial's number: the sweep's own name deals them as
+            the sweep did, and a fixed one makes a replay repeatable (a random name did not).
     """
     if not curves:
         raise ValueError("a replay needs curves")
@@ -174,7 +178,9 @@ def replay(
     else:
         scheduler = Promotion.of(policy.policy, maximize, longest)
         pruner = make_pruner(policy, longest)
-    study = optuna.create_study(direction="maximize" if maximize else "minimize", pruner=pruner)
+    study = optuna.create_study(
+        study_name=study_name, direction="maximize" if maximize else "minimize", pruner=pruner
+    )
     queue = (
         _stream(len(curves), seed)
         if budget_s is not None
@@ -214,6 +220,8 @@ class _Simulation:
         self.curve_of: dict[int, Curve] = {}
         self.trials: dict[int, optuna.Trial] = {}
         self.next_epoch: dict[int, int] = {}
+        self.active: set[int] = set()
+        """Trials training now (neither paused nor ended)."""
         self.seq = 0
         self.out = Run()
         self.best: float | None = None
@@ -254,27 +262,21 @@ class _Simulation:
         trial.suggest_int("num_epochs", curve.planned, curve.planned)
         self.trials[trial.number], self.curve_of[trial.number] = trial, curve
         self.next_epoch[trial.number] = 0
+        self.active.add(trial.number)
         self.free -= 1
         self.out.trials += 1
         self._schedule(now + curve.start_s, trial.number)
 
     def _promote(self, now: float, exhausted: bool) -> bool:
         assert self.scheduler is not None
-        frozen = self.study.get_trials(deepcopy=False)
-        running = {
-            n
-            for n, e in self.next_epoch.items()
-            if n in self.trials
-            and not paused_at(frozen[n])
-            and frozen[n].state == TrialState.RUNNING
-        }
-        moves = self.scheduler.moves(frozen, running, exhausted)
+        moves = self.scheduler.moves(self.study.get_trials(deepcopy=False), self.active, exhausted)
         if not moves:
             return False
         move = moves[0]
         trial = self.trials[move.number]
         for key, value in {**move.attrs, PAUSED: 0}.items():
             trial.set_user_attr(key, value)
+        self.active.add(move.number)
         self.free -= 1
         self._schedule(now + self.curve_of[move.number].start_s, move.number)
         return True
@@ -305,12 +307,14 @@ class _Simulation:
             self._end(number, TrialState.PRUNED)
         elif verdict.action == "pause":
             trial.set_user_attr(PAUSED, verdict.rung)
+            self.active.discard(number)
             self.free += 1
         else:
             self._schedule(now, number)
 
     def _complete(self, now: float, number: int, value: float) -> None:
         self.study.tell(self.trials[number], value)
+        self.active.discard(number)
         self.free += 1
         self.out.completed.append(value)
         if self.best is None or (value > self.best if self.maximize else value < self.best):
@@ -319,6 +323,7 @@ class _Simulation:
 
     def _end(self, number: int, state: TrialState, *, censored: bool = False) -> None:
         self.study.tell(self.trials[number], state=state)
+        self.active.discard(number)
         self.free += 1
         self.out.pruned += 1
         self.out.censored += censored
@@ -369,6 +374,7 @@ def compare(
     tolerance: float = 0.0,
     anytime: bool = True,
     processes: int | None = None,
+    study_name: str = "replay",
 ) -> list[Summary]:
     """Every policy over ``seeds`` orders of the same trials (seed 0: the recorded order),
     against the sweep without early termination; with ``anytime``, also an open stream at
@@ -381,10 +387,11 @@ def compare(
         random.Random(seed).shuffle(shuffled)
         orders.append(shuffled)
     baselines = [
-        replay(curves, none, maximize=maximize, workers=workers, order=order) for order in orders
+        replay(curves, none, maximize=maximize, workers=workers, order=order, study_name=study_name)
+        for order in orders
     ]
     jobs = [
-        (name, policy, curves, orders, baselines, maximize, workers, tolerance, anytime)
+        (name, policy, curves, orders, baselines, maximize, workers, tolerance, anytime, study_name)
         for name, policy in policies.items()
     ]
     processes = min(processes or os.cpu_count() or 1, len(jobs))
@@ -408,12 +415,15 @@ def _summarise(
     workers: int,
     tolerance: float,
     anytime: bool,
+    study_name: str,
 ) -> Summary:
     """One policy over every order, measured against the no-pruning runs of each."""
     runs = [
         base
         if policy == EarlyTermination("none")
-        else replay(curves, policy, maximize=maximize, workers=workers, order=order)
+        else replay(
+            curves, policy, maximize=maximize, workers=workers, order=order, study_name=study_name
+        )
         for order, base in zip(orders, baselines, strict=True)
     ]
     lost, reached, ratios = 0, [], []
@@ -431,7 +441,13 @@ def _summarise(
     if anytime:
         for seed, base in enumerate(baselines):
             run = replay(
-                curves, policy, maximize=maximize, workers=workers, budget_s=base.seconds, seed=seed
+                curves,
+                policy,
+                maximize=maximize,
+                workers=workers,
+                budget_s=base.seconds,
+                seed=seed,
+                study_name=study_name,
             )
             stream.append(tuple(run.best_at(base.seconds * f, maximize) for f in ANYTIME))
     bests = [b for b in (r.best(maximize) for r in runs) if b is not None]

@@ -18,6 +18,7 @@ Each pruner keeps the reason of its last decision per trial, for the reports.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import math
 import statistics
@@ -47,24 +48,58 @@ from search_spaces.policies import (
 )
 from sweep.errors import SweepInputError
 
-_PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-
 
 def _series(trial: FrozenTrial) -> list[float]:
     """The trial's reported values in report order, NaNs left out."""
     return [v for _, v in sorted(trial.intermediate_values.items()) if not math.isnan(v)]
 
 
+class FinishedTrials:
+    """A study's trials as they finish, each read once (a finished trial never changes:
+    Optuna refuses to), and the ones running now: what a rule that compares a trial with
+    its peers needs, at the cost of the trials still running rather than the whole sweep."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        """How many of the study's trials were looked at (positions never move)."""
+        self._open: set[int] = set()
+        """Positions of trials not finished when last looked at."""
+        self.finished: list[FrozenTrial] = []
+        """Complete, pruned or failed, in the order they were seen finished."""
+
+    def update(self, trials: list[FrozenTrial]) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+        """(the trials finished since the last look, the trials running now)."""
+        self._open.update(range(self._count, len(trials)))
+        self._count = len(trials)
+        new, running = [], []
+        for i in sorted(self._open):
+            t = trials[i]
+            if t.state.is_finished():
+                self._open.discard(i)
+                new.append(t)
+            elif t.state == TrialState.RUNNING:
+                running.append(t)
+        self.finished.extend(new)
+        return new, running
+
+
 class AzureRulePruner(BasePruner):
-    """The common rule of Azure ML's policies: when to evaluate, and who the peers are."""
+    """The common rule of Azure ML's policies: when to evaluate, and who the peers are.
+
+    A policy is a statistic of each peer's reports at interval n (``peer_stat``) and a rule
+    on those statistics (``decide``). A finished trial's reports never change (Optuna
+    refuses to), so its statistic at each interval is kept as it finishes: judging a report
+    costs the running trials, not the whole sweep (a replay asks thousands of times)."""
 
     def __init__(self, evaluation_interval: int = 1, delay_evaluation: int = 0) -> None:
         self.evaluation_interval = max(evaluation_interval, 1)
         self.delay_evaluation = delay_evaluation
         self.reasons: dict[int, str] = {}
-        # A finished trial's reports never change: read once (a replay asks thousands of
-        # times, and every call looks at every peer).
-        self._finished: dict[int, list[float]] = {}
+        self._trials = FinishedTrials()
+        self._finished: list[list[float]] = []
+        """The finished peers' reports (a failed one is no peer)."""
+        self._at: dict[int, list[float]] = {}
+        """Interval -> the finished peers' statistics there, sorted."""
 
     def applies_at(self, interval: int) -> bool:
         return interval % self.evaluation_interval == 0 and interval >= self.delay_evaluation
@@ -73,28 +108,50 @@ class AzureRulePruner(BasePruner):
         series = _series(trial)
         if not series or not self.applies_at(len(series)):
             return False
-        peers = [
-            (t, self._series_of(t))
-            for t in study.get_trials(deepcopy=False, states=_PEER_STATES)
-            if t.number != trial.number
-        ]
         maximize = study.direction == StudyDirection.MAXIMIZE
-        reason = self.decide(series, [(t, p) for t, p in peers if p], maximize)
+        reason = self.decide(
+            series, self._peers(study, trial.number, len(series), maximize), maximize
+        )
         if reason:
             self.reasons[trial.number] = f"interval {len(series)}: {reason}"
         return reason is not None
 
-    def _series_of(self, trial: FrozenTrial) -> list[float]:
-        if trial.state == TrialState.RUNNING:
-            return _series(trial)
-        if trial.number not in self._finished:
-            self._finished[trial.number] = _series(trial)
-        return self._finished[trial.number]
+    def _peers(self, study: Study, number: int, n: int, maximize: bool) -> list[float]:
+        """Every other trial's statistic at interval ``n`` (trials without reports left
+        out), sorted."""
+        new, running = self._trials.update(study.get_trials(deepcopy=False))
+        for t in new:
+            if t.state != TrialState.FAIL:
+                self._finish(_series(t), maximize)
+        running_series = [_series(t) for t in running if t.number != number]
+        if n not in self._at:
+            self._at[n] = sorted(
+                v
+                for v in (self.peer_stat(p, n, False, maximize) for p in self._finished)
+                if v is not None
+            )
+        values = list(self._at[n])
+        for p in running_series:
+            value = self.peer_stat(p, n, True, maximize)
+            if value is not None:
+                bisect.insort(values, value)
+        return values
 
-    def decide(
-        self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]], maximize: bool
-    ) -> str | None:
-        """The reason to prune a trial whose reports are ``series``, or None to keep it."""
+    def _finish(self, series: list[float], maximize: bool) -> None:
+        self._finished.append(series)
+        for n, values in self._at.items():
+            value = self.peer_stat(series, n, False, maximize)
+            if value is not None:
+                bisect.insort(values, value)
+
+    def peer_stat(self, series: list[float], n: int, running: bool, maximize: bool) -> float | None:
+        """What the rule reads of one peer whose reports are ``series`` at interval ``n``
+        (None: the peer does not count there)."""
+        raise NotImplementedError
+
+    def decide(self, series: list[float], peers: list[float], maximize: bool) -> str | None:
+        """The reason to prune a trial whose reports are ``series``, given the peers'
+        statistics at its interval (sorted), or None to keep it."""
         raise NotImplementedError
 
 
@@ -109,13 +166,12 @@ class BanditPruner(AzureRulePruner):
         super().__init__(**kwargs)
         self.slack_factor, self.slack_amount = slack_factor, slack_amount
 
-    def decide(
-        self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]], maximize: bool
-    ) -> str | None:
-        n = len(series)
+    def peer_stat(self, series: list[float], n: int, running: bool, maximize: bool) -> float | None:
+        return _best(series[:n], maximize) if series else None  # the best it reached by n
+
+    def decide(self, series: list[float], peers: list[float], maximize: bool) -> str | None:
         mine = _best(series, maximize)
-        reached = [_best(p[:n], maximize) for _, p in peers] + [mine]
-        best = _best(reached, maximize)
+        best = _best(peers + [mine], maximize)
         if self.slack_factor is not None:
             f = self.slack_factor
             outside = mine * (1 + f) < best if maximize else mine > best * (1 + f)
@@ -130,14 +186,13 @@ class BanditPruner(AzureRulePruner):
 
 
 class MedianStoppingPruner(AzureRulePruner):
-    def decide(
-        self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]], maximize: bool
-    ) -> str | None:
-        n = len(series)
-        averages = [statistics.fmean(p[:n]) for _, p in peers]
-        if not averages:
+    def peer_stat(self, series: list[float], n: int, running: bool, maximize: bool) -> float | None:
+        return statistics.fmean(series[:n]) if series else None  # its running average
+
+    def decide(self, series: list[float], peers: list[float], maximize: bool) -> str | None:
+        if not peers:
             return None
-        median = statistics.median(averages)
+        median = statistics.median(peers)
         mine = _best(series, maximize)
         if (mine < median) if maximize else (mine > median):
             return f"{mine:.4g} is worse than the median of running averages {median:.4g}"
@@ -152,16 +207,13 @@ class TruncationSelectionPruner(AzureRulePruner):
         self.truncation_percentage = truncation_percentage
         self.exclude_finished_jobs = exclude_finished_jobs
 
-    def decide(
-        self, series: list[float], peers: list[tuple[FrozenTrial, list[float]]], maximize: bool
-    ) -> str | None:
-        n = len(series)
-        values = [
-            p[n - 1]
-            for t, p in peers
-            if len(p) >= n and (t.state == TrialState.RUNNING or not self.exclude_finished_jobs)
-        ]
-        everyone = sorted(values + [series[-1]], reverse=not maximize)  # worst first
+    def peer_stat(self, series: list[float], n: int, running: bool, maximize: bool) -> float | None:
+        if len(series) < n or not (running or not self.exclude_finished_jobs):
+            return None
+        return series[n - 1]  # its value at interval n
+
+    def decide(self, series: list[float], peers: list[float], maximize: bool) -> str | None:
+        everyone = sorted(peers + [series[-1]], reverse=not maximize)  # worst first
         cut = math.floor(len(everyone) * self.truncation_percentage / 100)
         if cut == 0:
             return None
@@ -181,14 +233,19 @@ class ForecastJudge:
 
     def __init__(self, risk: float = 0.05, min_epochs: int = 3, min_history: int = 3) -> None:
         self.risk, self.min_epochs, self.min_history = risk, min_epochs, min_history
-        self._errors: dict[tuple[int, int], float] = {}  # (finished trial, cut) -> error
+        # What the completed trials say, kept as more complete (``done`` only ever grows:
+        # a completed trial never changes); a replay asks thousands of times.
+        self._errors: dict[int, tuple[int, list[float]]] = {}
+        """Cut -> (how many of ``done`` were read, their forecast errors at that cut)."""
+        self._best: tuple[int, float] | None = None
+        """(how many of ``done`` were read, their best final value)."""
 
     def hopeless(
         self, series: list[float], horizon: int | None, done: list[FrozenTrial], maximize: bool
     ) -> str | None:
         """Why a trial whose reports are ``series`` cannot reach the best of ``done`` (the
-        completed trials) by epoch ``horizon``; None while it can, or while too little is
-        known to say."""
+        completed trials, a list that only grows between calls) by epoch ``horizon``; None
+        while it can, or while too little is known to say."""
         from sweep.scheduling.forecast import forecast, margin
 
         if (
@@ -198,20 +255,19 @@ class ForecastJudge:
             or len(series) >= horizon
         ):
             return None
-        finals = [float(t.value) for t in done if t.value is not None]
-        best = max(finals) if maximize else min(finals)
+        if self._best is None or self._best[0] != len(done):
+            finals = [float(t.value) for t in done if t.value is not None]
+            self._best = (len(done), max(finals) if maximize else min(finals))
+        best = self._best[1]
         cut = len(series)
-        errors = []
-        for t in done:
+        read, errors = self._errors.get(cut, (0, []))
+        for t in done[read:]:
             curve = _series(t)
-            if len(curve) <= cut:
-                continue
-            key = (t.number, cut)
-            if key not in self._errors:
+            if len(curve) > cut:
                 said = forecast(curve[:cut], len(curve))
                 end = said.best_case(maximize)
-                self._errors[key] = (curve[-1] - end if maximize else end - curve[-1]) / said.scale
-            errors.append(self._errors[key])
+                errors.append((curve[-1] - end if maximize else end - curve[-1]) / said.scale)
+        self._errors[cut] = (len(done), errors)
         scores = margin(errors, self.risk)
         if scores is None or len(errors) < self.min_history:
             return None
@@ -257,15 +313,17 @@ class ForecastPruner(BasePruner):
         self.judge = ForecastJudge(risk, min_epochs, min_history)
         self.epochs = epochs
         self.reasons: dict[int, str] = {}
+        self._trials = FinishedTrials()
+        self._done: list[FrozenTrial] = []
+        """The completed trials, in the order they were seen complete."""
 
     def prune(self, study: Study, trial: FrozenTrial) -> bool:
-        done = completed_with_curves(
-            study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        )
+        new, _ = self._trials.update(study.get_trials(deepcopy=False))
+        self._done.extend(completed_with_curves(new))
         reason = self.judge.hopeless(
             _series(trial),
-            horizon_of(trial, self.epochs, done),
-            done,
+            horizon_of(trial, self.epochs, self._done),
+            self._done,
             study.direction == StudyDirection.MAXIMIZE,
         )
         if reason:
