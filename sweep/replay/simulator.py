@@ -390,42 +390,88 @@ def compare(
         replay(curves, none, maximize=maximize, workers=workers, order=order, study_name=study_name)
         for order in orders
     ]
+    options = (maximize, workers, anytime, study_name)
+    # One job per policy and seed: policies differ several times over in cost, and a job per
+    # policy left a process idle while another finished the dear ones.
     jobs = [
-        (name, policy, curves, orders, baselines, maximize, workers, tolerance, anytime, study_name)
-        for name, policy in policies.items()
+        (policy, order, base.seconds, seed, options)
+        for policy in policies.values()
+        for seed, (order, base) in enumerate(zip(orders, baselines, strict=True))
     ]
     processes = min(processes or os.cpu_count() or 1, len(jobs))
     if processes <= 1:
-        return [_summarise(*job) for job in jobs]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+        _use_curves(curves)
+        done = [_one_seed(*job) for job in jobs]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-    # Forked: the workers need nothing imported again (a spawned one pays ~2 s for it).
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(_summarise, *zip(*jobs, strict=True)))
+        # Forked: the workers need nothing imported again (a spawned one pays ~2 s for it);
+        # the curves travel once to each process, not with every job.
+        with ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_use_curves,
+            initargs=(curves,),
+        ) as pool:
+            done = list(pool.map(_one_seed, *zip(*jobs, strict=True)))
+    out = []
+    for i, name in enumerate(policies):
+        mine = done[i * len(orders) : (i + 1) * len(orders)]
+        runs = [run or base for (run, _), base in zip(mine, baselines, strict=True)]
+        streams = [stream for _, stream in mine if stream is not None]
+        out.append(_summarise(name, runs, streams, baselines, maximize, tolerance))
+    return out
+
+
+_CURVES: Sequence[Curve] = ()
+"""The curves a process of ``compare`` replays."""
+
+
+def _use_curves(curves: Sequence[Curve]) -> None:
+    global _CURVES
+    _CURVES = curves
+
+
+def _one_seed(
+    policy: ReplayPolicy,
+    order: list[int],
+    base_seconds: float,
+    seed: int,
+    options: tuple[bool, int, bool, str],
+) -> tuple[Run | None, tuple[float | None, ...] | None]:
+    """One policy in one order (none for no policy: that is the baseline), and its open
+    stream at the baseline's compute (with ``anytime``)."""
+    maximize, workers, anytime, study_name = options
+    run = None
+    if policy != EarlyTermination("none"):
+        run = replay(
+            _CURVES, policy, maximize=maximize, workers=workers, order=order, study_name=study_name
+        )
+    stream = None
+    if anytime:
+        opened = replay(
+            _CURVES,
+            policy,
+            maximize=maximize,
+            workers=workers,
+            budget_s=base_seconds,
+            seed=seed,
+            study_name=study_name,
+        )
+        stream = tuple(opened.best_at(base_seconds * f, maximize) for f in ANYTIME)
+    return run, stream
 
 
 def _summarise(
     name: str,
-    policy: ReplayPolicy,
-    curves: Sequence[Curve],
-    orders: list[list[int]],
+    runs: list[Run],
+    streams: list[tuple[float | None, ...]],
     baselines: list[Run],
     maximize: bool,
-    workers: int,
     tolerance: float,
-    anytime: bool,
-    study_name: str,
 ) -> Summary:
     """One policy over every order, measured against the no-pruning runs of each."""
-    runs = [
-        base
-        if policy == EarlyTermination("none")
-        else replay(
-            curves, policy, maximize=maximize, workers=workers, order=order, study_name=study_name
-        )
-        for order, base in zip(orders, baselines, strict=True)
-    ]
     lost, reached, ratios = 0, [], []
     for run, base in zip(runs, baselines, strict=True):
         target = base.best(maximize)
@@ -437,19 +483,6 @@ def _summarise(
         if at is not None:
             reached.append(at)
         ratios.append(base_at / at if at and base_at else (1.0 if at == base_at else 0.0))
-    stream: list[tuple[float | None, ...]] = []
-    if anytime:
-        for seed, base in enumerate(baselines):
-            run = replay(
-                curves,
-                policy,
-                maximize=maximize,
-                workers=workers,
-                budget_s=base.seconds,
-                seed=seed,
-                study_name=study_name,
-            )
-            stream.append(tuple(run.best_at(base.seconds * f, maximize) for f in ANYTIME))
     bests = [b for b in (r.best(maximize) for r in runs) if b is not None]
     return Summary(
         name,
@@ -461,8 +494,8 @@ def _summarise(
         _median(ratios) if ratios else 0.0,
         _median([r.pruned for r in runs]),
         _median([r.censored for r in runs]),
-        tuple(_median_or_none([s[i] for s in stream]) for i in range(len(ANYTIME)))
-        if stream
+        tuple(_median_or_none([s[i] for s in streams]) for i in range(len(ANYTIME)))
+        if streams
         else (),
     )
 
