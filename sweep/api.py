@@ -309,9 +309,10 @@ class Sweep:
             self.save_config()
             study = open_study(self.config, space, self.sweep_dir)
             if self.config.warm_start is not None:
-                from sweep.coordination.warm_start import WarmStartSampler
+                from sweep.coordination.warm_start import WarmStartSampler, teach_pruner
 
                 study.sampler = WarmStartSampler(study.sampler, self.warm_start().trials)
+                teach_pruner(study.pruner, self.warm_start())
         except BaseException:
             backend.close()
             if fresh:

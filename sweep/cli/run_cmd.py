@@ -245,6 +245,12 @@ def describe(config: SweepConfig) -> str:
             )
             + " that fit this space teach the sampler (not counted as this sweep's trials)"
         )
+        et = config.early_termination
+        if et.type == "forecast" and et.options.get("mode", "stopping") == "stopping":
+            lines.append(
+                "  warm start: their learning curves calibrate the forecast's margin from "
+                "the first trial on (the best to beat is this sweep's own)"
+            )
     policy = config.checkpoint
     if not policy.each_epoch and config.keep.checkpoints != "none":
         from sweep.scheduling.verdicts import what_pauses

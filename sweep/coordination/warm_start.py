@@ -24,6 +24,7 @@ from typing import Any
 import optuna
 import yaml
 from optuna.distributions import BaseDistribution
+from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
@@ -177,8 +178,22 @@ def _as_new(
         params=params,
         distributions={p: wanted[p] for p in params},
         values=list(old.values),
+        intermediate_values=dict(old.intermediate_values),
         user_attrs={"imported_from": f"{name}#{old.number}"},
     )
+
+
+def teach_pruner(pruner: BasePruner, history: History) -> int:
+    """Gives the forecasting policy the imported trials' curves to calibrate its margin on
+    (the other policies rank the sweep's own trials: an earlier sweep's are not its peers);
+    how many curves it took."""
+    from sweep.scheduling.pruners import ForecastPruner
+
+    if not isinstance(pruner, ForecastPruner):
+        return 0
+    curves = [t for t in history.trials if len(t.intermediate_values) > 1]
+    pruner.judge.calibration = curves
+    return len(curves)
 
 
 class _StudyWithHistory:

@@ -233,6 +233,12 @@ class ForecastJudge:
 
     def __init__(self, risk: float = 0.05, min_epochs: int = 3, min_history: int = 3) -> None:
         self.risk, self.min_epochs, self.min_history = risk, min_epochs, min_history
+        self.calibration: list[FrozenTrial] = []
+        """Earlier sweeps' completed trials (``warm_start``): their curves widen the margin's
+        history from the first trial on, never the best to beat (theirs came from another
+        space, or other data)."""
+        self._calibrated: dict[int, list[float]] = {}
+        """Cut -> the calibration curves' forecast errors there."""
         # What the completed trials say, kept as more complete (``done`` only ever grows:
         # a completed trial never changes); a replay asks thousands of times.
         self._errors: dict[int, tuple[int, list[float]]] = {}
@@ -250,7 +256,8 @@ class ForecastJudge:
 
         if (
             len(series) < self.min_epochs
-            or len(done) < self.min_history
+            or not done
+            or len(done) + len(self.calibration) < self.min_history
             or horizon is None
             or len(series) >= horizon
         ):
@@ -261,13 +268,11 @@ class ForecastJudge:
         best = self._best[1]
         cut = len(series)
         read, errors = self._errors.get(cut, (0, []))
-        for t in done[read:]:
-            curve = _series(t)
-            if len(curve) > cut:
-                said = forecast(curve[:cut], len(curve))
-                end = said.best_case(maximize)
-                errors.append((curve[-1] - end if maximize else end - curve[-1]) / said.scale)
+        errors.extend(_errors(done[read:], cut, maximize))
         self._errors[cut] = (len(done), errors)
+        if cut not in self._calibrated:
+            self._calibrated[cut] = _errors(self.calibration, cut, maximize)
+        errors = errors + self._calibrated[cut]
         scores = margin(errors, self.risk)
         if scores is None or len(errors) < self.min_history:
             return None
@@ -279,6 +284,21 @@ class ForecastJudge:
                 f"{'<' if maximize else '>'} best {best:.4g}"
             )
         return None
+
+
+def _errors(trials: list[FrozenTrial], cut: int, maximize: bool) -> list[float]:
+    """How far each finished curve ended beyond its forecast from its first ``cut`` epochs,
+    in units of that forecast's uncertainty (curves no longer than ``cut`` say nothing)."""
+    from sweep.scheduling.forecast import forecast
+
+    out = []
+    for t in trials:
+        curve = _series(t)
+        if len(curve) > cut:
+            said = forecast(curve[:cut], len(curve))
+            end = said.best_case(maximize)
+            out.append((curve[-1] - end if maximize else end - curve[-1]) / said.scale)
+    return out
 
 
 def completed_with_curves(trials: list[FrozenTrial]) -> list[FrozenTrial]:

@@ -218,3 +218,56 @@ def test_from_auto_finds_only_the_same_trainer_s_sweeps_with_the_same_objective(
         _sweep(
             tmp_path, "mixed", trials=1, sampling={"type": "tpe"}, warm={"from": ["auto", "same"]}
         )
+
+
+def test_the_forecast_calibrates_its_margin_on_the_earlier_curves_from_the_first_trial(tmp_path):
+    """With ``min_history: 3`` the forecast stops nothing until three of the sweep's own
+    trials completed; warm-started, the earlier sweep's curves stand in for the margin (the
+    best to beat stays the sweep's own), so it stops a trial before that."""
+    crossing = {
+        "trainer": "tests.sweep_tests.toy_trainers:crossing",
+        "trainer_args": {"num_epochs": 9},
+        "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+        "root": tmp_path,
+        "backend": InProcessBackend(),
+    }
+    Sweep(
+        name="before",
+        sampling_algorithm={"type": "random", "seed": 3},
+        limits={"max_total_trials": 8, "max_concurrent_trials": 1},
+        **crossing,
+    ).run()
+    forecast = {"type": "forecast", "risk": 0.2, "min_epochs": 2, "min_history": 3}
+
+    def first_prune(warm):  # type: ignore[no-untyped-def]
+        result = Sweep(
+            name="warm" if warm else "cold",
+            sampling_algorithm={"type": "tpe", "seed": 2},
+            early_termination=forecast,
+            limits={"max_total_trials": 3, "max_concurrent_trials": 1},
+            **({"warm_start": {"from": ["before"]}} if warm else {}),
+            **crossing,
+        ).run()
+        states = [t.state.name for t in result.study.get_trials()]
+        return states.index("PRUNED") if "PRUNED" in states else None
+
+    assert first_prune(warm=False) is None  # 3 trials: never 3 completed before one runs
+    assert first_prune(warm=True) in (1, 2)
+
+
+def test_the_plan_says_the_forecast_learns_from_the_earlier_curves(first, capsys):
+    root, _ = first
+    settings = {"early_termination": {"type": "forecast"}, "warm_start": {"from": ["first"]}}
+    spec = yaml.safe_dump(
+        {
+            "name": "planned",
+            "trainer": {"entry": TOY, "args": {"num_epochs": 1}},
+            "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+            "sampling_algorithm": {"type": "tpe"},
+            **settings,
+        }
+    )
+    path = root / "planned.yaml"
+    path.write_text(spec)
+    assert main(["run", str(path), "--dry-run", "--root", str(root)]) == 0
+    assert "calibrate the forecast's margin" in capsys.readouterr().out
