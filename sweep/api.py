@@ -306,6 +306,8 @@ class Sweep:
         slots = backend.open(res, parallel or self.config.limits.max_concurrent_trials)
         try:
             self.entry = self.kind.entry(self.config, self.sweep_dir, self.entry)
+            if max_trials is not None:
+                self._record_budget(max_trials)
             self.save_config()
             study = open_study(self.config, space, self.sweep_dir)
             if self.config.warm_start is not None:
@@ -363,6 +365,17 @@ class Sweep:
         from sweep.backends.ray_code import code_runtime_env
 
         return code_runtime_env(self.entry, self.kind.code(self.config))
+
+    def _record_budget(self, max_trials: int) -> None:
+        """``--max-trials N`` becomes the sweep's budget in sweep.yaml: a resume after a crash
+        (kill -9 included) goes on to N, not to the file's old total (which stranded the
+        trials the crashed coordinator had started beyond it)."""
+        self.config = with_limits(self.config, max_trials, None)
+        path = self.sweep_dir / CONFIG_FILE
+        if path.exists():
+            data = dict(yaml.safe_load(path.read_text()))
+            data["limits"] = {**(data.get("limits") or {}), "max_total_trials": max_trials}
+            write_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
     def save_config(self) -> None:
         """Writes sweep.yaml (what resume, status and reports read), once."""

@@ -321,3 +321,62 @@ def test_ctrl_c_three_times_in_a_row_ends_without_a_traceback(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+@pytest.mark.slow
+def test_kill_9_after_resume_with_a_changed_space_then_resume_keeps_the_new_space(tmp_path):
+    """``sweep resume NAME --space FILE`` killed with -9 mid-way: a plain ``sweep resume``
+    goes on in the changed space (it is in sweep.yaml and the study, not in the killed
+    process), nothing finished is lost and the budget counts once."""
+    root = tmp_path / "sweeps"
+    first = SPACE.replace("max_total_trials: 6", "max_total_trials: 2")
+    done = _start(tmp_path, first)
+    assert done.wait(timeout=300) == 0, done.communicate()
+    (tmp_path / "wider.yaml").write_text(
+        "search_space:\n  x: {type: uniform, min_value: 1.0, max_value: 2.0}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep.cli", "resume", "crash", "--root", str(root)]
+        + ["--space", str(tmp_path / "wider.yaml"), "--max-trials", "6"],  # 6 in all
+        env=_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(
+            root,
+            lambda ts: (
+                sum(t.state == TrialState.COMPLETE for t in ts) >= 3
+                and any(t.state == TrialState.RUNNING for t in ts)
+            ),
+        )
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        time.sleep(1)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    before = _study(root).get_trials(deepcopy=False)
+    kept = {t.number: t.value for t in before if t.state == TrialState.COMPLETE}
+
+    again = _resume(tmp_path)
+    assert again.returncode == 0, again.stderr
+    study = _study(root)
+    _check_totals(study, kept)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.params["x"] < 1.0 for t in trials[:2]] == [True, True]  # the first space
+    assert all(1.0 <= t.params["x"] <= 2.0 for t in trials[2:])  # every one since: the new
+    assert study.user_attrs["space_changes"][0]["from_trial"] == 2
+    status = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "status", "crash", "--root", str(root)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "search space changed from trial 2 on" in status.stdout

@@ -46,6 +46,10 @@ def test_the_next_trials_sample_the_new_space_and_status_says_from_which_on(tmp_
     # What a later resume, status and report read: the new space.
     saved = yaml.safe_load((tmp_path / "s" / "sweep.yaml").read_text())
     assert saved["search_space"]["x"]["max_value"] == 0.2
+    # The budget asked for too: a resume after a crash goes on to 6, not to the old 3 (it
+    # stranded the trials a killed coordinator had started beyond 3).
+    assert saved["limits"]["max_total_trials"] == 6
+    assert Sweep.load("s", root=tmp_path).trials_left() == 0
     assert set(Sweep.load("s", root=tmp_path).config.search_space) == {"x", "y", "z"}
     assert main(["status", "s", "--root", str(tmp_path)]) == 0
     assert "search space changed from trial 3 on (x, z; sweep resume --space)" in (
