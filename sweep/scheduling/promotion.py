@@ -257,8 +257,8 @@ class _Ledger:
         """(bracket, rung) -> every trial's (value there, number), sorted."""
         self._spent: dict[tuple[int, int], set[int]] = {}
         """(bracket, rung) -> the trials promoted from it."""
-        self._waiting: dict[int, tuple[int, int]] = {}
-        """Trial number -> (bracket, rung) where it is paused."""
+        self._waiting: dict[int, dict[int, int]] = {}
+        """Bracket -> trial number -> the rung where it is paused."""
 
     def update(self, trials: Sequence[FrozenTrial], promotion: Promotion) -> None:
         self._promotion = promotion
@@ -290,9 +290,9 @@ class _Ledger:
             if b == bracket:
                 self._index(seen, rung, found, self._spent[b, rung], sign)
         if sign > 0 and seen.paused:
-            self._waiting[seen.number] = (bracket, seen.paused)
+            self._waiting.setdefault(bracket, {})[seen.number] = seen.paused
         elif sign < 0:
-            self._waiting.pop(seen.number, None)
+            self._waiting.get(bracket, {}).pop(seen.number, None)
 
     @staticmethod
     def _entry(seen: _Seen, rung: int) -> tuple[float, int] | None:
@@ -323,10 +323,12 @@ class _Ledger:
         return self._reached[bracket, rung], self._spent[bracket, rung]
 
     def waiting(self, bracket: int, leave_out: Collection[int]) -> dict[int, int]:
-        """The bracket's paused trials and their rungs, but ``leave_out``."""
-        return {
-            n: rung for n, (b, rung) in self._waiting.items() if b == bracket and n not in leave_out
-        }
+        """The bracket's paused trials and their rungs, but ``leave_out`` (not to be
+        changed: it is the ledger's own when nothing is left out)."""
+        waiting = self._waiting.get(bracket, {})
+        if any(n in waiting for n in leave_out):
+            return {n: rung for n, rung in waiting.items() if n not in leave_out}
+        return waiting
 
     def reached(
         self, bracket: int, rung: int, leave_out: Collection[int]
