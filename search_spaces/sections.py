@@ -166,12 +166,22 @@ def _check_several(
             )
         )
     policy = out.get("early_termination", EarlyTermination())
-    if policy.type != "none":
+    if policy.type == "asha" and policy.options.get("mode", "stopping") == "stopping":
+        if out.get("constraints"):
+            problems.errors.append(
+                SearchSpaceError(
+                    "early_termination",
+                    "asha ranks several objectives by Pareto front, and does not rank by "
+                    "constraints yet; drop constraints or early_termination",
+                )
+            )
+    elif policy.type != "none":
         problems.errors.append(
             SearchSpaceError(
                 "early_termination",
-                "a pruner judges one per-epoch value, and Optuna reports "
-                "none for a study of several objectives; drop early_termination here",
+                f"{policy.type}{' in promotion mode' if policy.type == 'asha' else ''} judges "
+                "one per-epoch value; with several objectives use {type: asha} (stopping "
+                "mode: trials ranked at each rung by Pareto front) or none",
             )
         )
 

@@ -6,8 +6,9 @@ import copy
 import json
 import logging
 import math
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,7 @@ def _fit(
 
     best_acc, best_state, metrics = resume.best_acc, resume.best_state, resume.metrics
     pruned, epoch = False, resume.start - 1
+    costs: dict[str, float] = {}
     for epoch in range(resume.start, config.num_epochs):
         started = time.perf_counter()
         sampler.set_epoch(epoch)
@@ -202,6 +204,12 @@ def _fit(
             "epoch_s": time.perf_counter() - started,
             "images_per_s": sums[1] / (time.perf_counter() - started),
         }
+        if ranks.is_main and config.measures and not costs:
+            # Deployment costs depend on the architecture, not the weights: measured once,
+            # after the first epoch, and reported with every epoch, so a sweep of several
+            # objectives can rank its trials on them at every rung.
+            costs = _measure(model, info, config.measures)
+        metrics.update(costs)
         stop = False
         if ranks.is_main:
             if config.saves_after(epoch + 1, time.perf_counter() - resume.saved_at):
@@ -220,20 +228,24 @@ def _fit(
             pruned = True
             break
 
-    costs: dict[str, float] = {}
     if ranks.is_main:
         model.load_state_dict(best_state)
         save_checkpoint(out / MODEL_FILE, model, info)
-        if config.measures:
-            from trainer.deploy_cost import measure
-
-            measured = time.perf_counter()
-            with TORCH_STATE.set_aside():
-                costs = measure(out, config.measures)
-            logger.info(
-                "deployment costs %s, measured in %.1f s", costs, time.perf_counter() - measured
-            )
+        if config.measures and not costs:  # no epoch ran here: a finished run continued
+            costs = _measure(model, info, config.measures)
     return {**metrics, "best_val_acc": best_acc, "epochs_run": epoch + 1, "pruned": pruned, **costs}
+
+
+def _measure(model: nn.Module, info: ModelInfo, names: Sequence[str]) -> dict[str, float]:
+    """The deployment costs ``names`` of ``model`` as it stands (trainer.deploy_cost)."""
+    from trainer.deploy_cost import measure
+
+    measured = time.perf_counter()
+    with TORCH_STATE.set_aside(), tempfile.TemporaryDirectory() as tmp:
+        save_checkpoint(Path(tmp) / MODEL_FILE, model, info)
+        costs = measure(Path(tmp), names)
+    logger.info("deployment costs %s, measured in %.1f s", costs, time.perf_counter() - measured)
+    return costs
 
 
 class _Resume:

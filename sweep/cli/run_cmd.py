@@ -205,7 +205,12 @@ def describe(config: SweepConfig) -> str:
     ]
     if config.constraints:
         lines.append("  constraints: " + ", ".join(map(str, config.constraints)))
-    if config.early_termination.type in RANKS_AT_RUNGS and not config.compute.startswith("azure"):
+    if config.multi_objective and config.early_termination.type == "asha":
+        lines.append(
+            "  early termination: at each rung, the trials there ranked by Pareto front "
+            "(ties by crowding distance); a report must carry every objective to be ranked"
+        )
+    elif config.early_termination.type in RANKS_AT_RUNGS and not config.compute.startswith("azure"):
         lines += [
             f"  hint: on learning curves that cross, {config.early_termination.type} "
             "stopped the eventual winner in 80-95% of replays,",

@@ -57,6 +57,7 @@ from sweep.scheduling.verdicts import (
     Verdict,
     checkpoint_params,
     fixed_epochs,
+    pareto_rungs,
     pausing_scheduler,
     planned_epochs,
     what_pauses,
@@ -130,6 +131,8 @@ class Coordinator:
             self.metric,
             several_objectives=config.multi_objective,
             pausing=pausing_scheduler(config, space),
+            objectives=[goal.primary_metric for goal in config.goals],
+            pareto=pareto_rungs(config),
         )
         self.scheduler = self.referee.pausing
         self._commit: Callable[[], None] = lambda: None
@@ -365,7 +368,7 @@ class Coordinator:
         active.last_epoch = event.epoch
         value = event.metrics.get(self.metric)
         verdict = self.referee.judge(
-            active.trial, event.epoch, value, active.planned, active.promoted
+            active.trial, event.epoch, value, active.planned, active.promoted, event.metrics
         )
         if verdict.action != "fail" and isinstance(value, int | float):
             active.last_value = float(value)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import optuna
 
     from search_spaces.optuna_form import OptunaSpace
+    from sweep.scheduling.pareto import ParetoRungs
     from sweep.scheduling.pausing import PausingScheduler
 
 EPOCH_NAMES = ("num_epochs", "epochs", "max_epochs", "n_epochs")
@@ -54,8 +55,9 @@ CONTINUE = Verdict("continue")
 
 
 class Referee:
-    """Judges each report of a sweep's trials (one objective: several objectives keep no
-    per-epoch values in Optuna, so only the value check applies to them)."""
+    """Judges each report of a sweep's trials. Several objectives keep no per-epoch values in
+    Optuna: their reports are judged by ``pareto`` (ASHA's rungs by Pareto front,
+    ``sweep.scheduling.pareto``) when the sweep has it, else only their values are checked."""
 
     def __init__(
         self,
@@ -64,10 +66,13 @@ class Referee:
         *,
         several_objectives: bool = False,
         pausing: PausingScheduler | None = None,
+        objectives: Sequence[str] = (),
+        pareto: ParetoRungs | None = None,
     ) -> None:
         self.study, self.metric = study, metric
         self.several_objectives = several_objectives
         self.pausing = pausing
+        self.objectives, self.pareto = tuple(objectives), pareto
 
     def judge(
         self,
@@ -76,10 +81,12 @@ class Referee:
         value: object,
         planned: int | None,
         promoted: Sequence[int] = (),
+        metrics: Mapping[str, object] | None = None,
     ) -> Verdict:
         """The verdict on ``trial``'s report of ``epoch`` (from 0) with the objective's
         ``value`` (None: this report did not carry it), the trial planning ``planned``
-        epochs and having left the rungs ``promoted``. Tells the study the value."""
+        epochs and having left the rungs ``promoted``; ``metrics``: the whole report (several
+        objectives are read from it). Tells the study the value."""
         from sweep.scheduling.pruners import prune_reason
 
         if value is None:
@@ -91,7 +98,7 @@ class Referee:
         ):
             return Verdict("fail", f"{self.metric} is {value} at epoch {epoch + 1}")
         if self.several_objectives:
-            return CONTINUE
+            return self._judge_several(trial, epoch, planned, metrics or {})
         trial.report(float(value), epoch)
         if planned is not None and epoch + 1 >= planned:
             return CONTINUE  # its last epoch: it completes, never pruned
@@ -102,6 +109,45 @@ class Referee:
         ):
             return Verdict("pause", rung=epoch + 1)
         return CONTINUE
+
+    def _judge_several(
+        self, trial: optuna.Trial, epoch: int, planned: int | None, metrics: Mapping[str, object]
+    ) -> Verdict:
+        from sweep.scheduling.pareto import VALUES_AT
+
+        values = [metrics.get(name) for name in self.objectives]
+        numbers = [
+            float(v)
+            for v in values
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        ]
+        if self.pareto is None or len(numbers) != len(self.objectives) or not numbers:
+            return CONTINUE  # a report without every objective is not ranked
+        trial.set_user_attr(f"{VALUES_AT}{epoch}", numbers)
+        if planned is not None and epoch + 1 >= planned:
+            return CONTINUE  # its last epoch: it completes, never pruned
+        reason = self.pareto.hopeless(
+            trial.number, epoch + 1, tuple(numbers), self.study.get_trials(deepcopy=False)
+        )
+        return Verdict("stop", reason) if reason else CONTINUE
+
+
+def pareto_rungs(config: SweepConfig) -> ParetoRungs | None:
+    """The rule that stops trials of several objectives (ASHA by Pareto front), if any."""
+    policy = config.early_termination
+    if not config.multi_objective or policy.type != "asha":
+        return None
+    from search_spaces.policies import Asha
+    from sweep.scheduling.pareto import ParetoRungs
+
+    asha = policy.policy
+    assert isinstance(asha, Asha)
+    return ParetoRungs(
+        tuple(config.maximizes),
+        asha.min_resource,
+        asha.reduction_factor,
+        asha.min_early_stopping_rate,
+    )
 
 
 def what_pauses(config: SweepConfig) -> str | None:

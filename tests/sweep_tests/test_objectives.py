@@ -109,7 +109,11 @@ def test_every_front_member_keeps_its_model_files(swept, capsys):
             {"sampling_algorithm": {"type": "cmaes"}},
             "sampling_algorithm: cmaes takes one objective",
         ),
-        ({"early_termination": {"type": "median"}}, "early_termination: a pruner judges one"),
+        (
+            {"early_termination": {"type": "median"}},
+            "early_termination: median judges one per-epoch value; with several objectives "
+            "use {type: asha}",
+        ),
         ({"constraints": ["latency_ms =< 5"]}, "constraints[0]"),
         ({"objective": [OBJECTIVES[0], OBJECTIVES[0]]}, "objective[1].primary_metric"),
     ],

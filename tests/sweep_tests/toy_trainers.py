@@ -304,3 +304,14 @@ def crossing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
 def silent(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     """Reports nothing per epoch: only its result."""
     return {"best_val_acc": float(params["x"])}
+
+
+def tradeoff_per_epoch(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """``tradeoff`` whose reports carry both objectives every epoch (a latency is known from
+    the architecture, before the weights are any good): accuracy climbs, latency is fixed."""
+    x = float(params["x"])
+    acc, cost = round(1 - (1 - x) ** 2, 6), round(1 + 4 * x, 6)
+    for epoch in range(int(params.get("num_epochs", 3))):
+        if report(epoch, {"acc": acc * (epoch + 1) / 3, "latency_ms": cost}):
+            break
+    return {"acc": acc, "latency_ms": cost}

@@ -1,0 +1,145 @@
+"""Early termination for several objectives: ASHA's rungs, ranked by Pareto front.
+
+A study of several objectives keeps no per-epoch values in Optuna, so no pruner of Optuna's
+(nor Azure ML's, nor Ray Tune's) can stop one of its trials. Here every report of such a
+trial carries each objective's value (the trainer reports them per epoch; the built-in one
+measures its deployment costs after its first epoch, since they depend on the architecture,
+not the weights), kept in a trial attribute per epoch. At a rung (``min_resource *
+reduction_factor**k`` epochs trained, as ASHA counts them), the trials that reached it are
+ranked by non-dominated sorting of their values there (the first front, then the front of
+what is left, ...), ties within a front broken by crowding distance (NSGA-II's: points at the
+ends of a front, and where it is sparse, first), and a trial goes on when it is among the
+first ``max(1, n // reduction_factor)`` of the ``n`` (a trial tied with the last of those
+goes on too). ``min_early_stopping_rate`` shifts the first rung, as in ASHA.
+
+Constraints are not ranked yet: a sweep with ``constraints`` and this policy is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from optuna.trial import FrozenTrial, TrialState
+
+VALUES_AT = "objectives_at_"
+"""Trial attribute prefix: ``objectives_at_E`` holds the objectives' values reported at
+epoch E (from 0)."""
+
+Point = tuple[float, ...]
+
+
+def dominates(a: Point, b: Point, maximize: Sequence[bool]) -> bool:
+    """Whether ``a`` is at least as good as ``b`` in every objective and better in one."""
+    better = False
+    for x, y, up in zip(a, b, maximize, strict=True):
+        if (x < y) if up else (x > y):
+            return False
+        better = better or ((x > y) if up else (x < y))
+    return better
+
+
+def front_ranks(points: Sequence[Point], maximize: Sequence[bool]) -> list[int]:
+    """Each point's front: 0 for the non-dominated ones, 1 for those non-dominated once the
+    first front is set aside, and so on (equal points share a front)."""
+    n = len(points)
+    beaten_by = [0] * n
+    beats: list[list[int]] = [[] for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            if dominates(points[i], points[j], maximize):
+                beats[i].append(j)
+                beaten_by[j] += 1
+            elif dominates(points[j], points[i], maximize):
+                beats[j].append(i)
+                beaten_by[i] += 1
+    ranks = [0] * n
+    front = [i for i in range(n) if beaten_by[i] == 0]
+    rank = 0
+    while front:
+        following = []
+        for i in front:
+            ranks[i] = rank
+            for j in beats[i]:
+                beaten_by[j] -= 1
+                if beaten_by[j] == 0:
+                    following.append(j)
+        front, rank = following, rank + 1
+    return ranks
+
+
+def crowding(points: Sequence[Point]) -> list[float]:
+    """NSGA-II's crowding distance of each point within its own front (``points`` are one
+    front): the ends of each objective's range are infinitely far, the others the sum over
+    objectives of their neighbours' gap over the range."""
+    n = len(points)
+    if n <= 2:
+        return [math.inf] * n
+    distance = [0.0] * n
+    for m in range(len(points[0])):
+        order = sorted(range(n), key=lambda i: points[i][m])
+        low, high = points[order[0]][m], points[order[-1]][m]
+        distance[order[0]] = distance[order[-1]] = math.inf
+        if high == low:
+            continue
+        for k in range(1, n - 1):
+            distance[order[k]] += (points[order[k + 1]][m] - points[order[k - 1]][m]) / (high - low)
+    return distance
+
+
+def ranked(points: Sequence[Point], maximize: Sequence[bool]) -> list[tuple[int, float]]:
+    """Each point's (front, -crowding): smaller is better."""
+    ranks = front_ranks(points, maximize)
+    out: list[tuple[int, float]] = [(0, 0.0)] * len(points)
+    for rank in set(ranks):
+        members = [i for i, r in enumerate(ranks) if r == rank]
+        for i, d in zip(members, crowding([points[i] for i in members]), strict=True):
+            out[i] = (rank, -d)
+    return out
+
+
+def values_at(trial: FrozenTrial, epoch: int) -> Point | None:
+    found = trial.user_attrs.get(f"{VALUES_AT}{epoch}")
+    return tuple(float(v) for v in found) if isinstance(found, list) else None
+
+
+@dataclass(frozen=True)
+class ParetoRungs:
+    """ASHA's stopping rule on several objectives (see the module's docstring)."""
+
+    maximize: tuple[bool, ...]
+    min_resource: int = 1
+    reduction_factor: int = 3
+    min_early_stopping_rate: int = 0
+
+    def is_rung(self, trained: int) -> bool:
+        level = self.min_resource * self.reduction_factor**self.min_early_stopping_rate
+        while level < trained:
+            level *= self.reduction_factor
+        return level == trained
+
+    def hopeless(
+        self, number: int, trained: int, mine: Point, trials: Sequence[FrozenTrial]
+    ) -> str | None:
+        """Why trial ``number``, at ``mine`` after ``trained`` epochs, stops at this rung;
+        None when it goes on (or this is no rung)."""
+        if not self.is_rung(trained):
+            return None
+        others = [
+            (t.number, p)
+            for t in trials
+            if t.number != number
+            and t.state != TrialState.FAIL
+            and (p := values_at(t, trained - 1)) is not None
+        ]
+        points = [mine] + [p for _, p in others]
+        keys = ranked(points, self.maximize)
+        kept = max(1, len(points) // self.reduction_factor)
+        cutoff = sorted(keys)[kept - 1]
+        if keys[0] <= cutoff:
+            return None
+        return (
+            f"front {keys[0][0] + 1} at {trained} epochs: not in the first {kept} of the "
+            f"{len(points)} trials there by Pareto rank"
+        )

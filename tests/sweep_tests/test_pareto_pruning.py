@@ -1,0 +1,190 @@
+"""Early termination for several objectives: ASHA's rungs ranked by Pareto front (non-dominated
+sorting, ties by crowding distance), checked against a plain computation, at one rung, and in
+a sweep."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import optuna
+import pytest
+
+from search_spaces import SearchSpaceError, parse_sweep
+from sweep import Sweep
+from sweep.backends import InProcessBackend
+from sweep.scheduling.pareto import VALUES_AT, ParetoRungs, crowding, dominates, front_ranks
+from tests.sweep_tests import toy_trainers
+
+UP_DOWN = (True, False)  # accuracy up, latency down
+
+
+def _peeled(points, maximize):  # type: ignore[no-untyped-def]
+    """Fronts by peeling: the points no remaining point dominates, again and again."""
+    left, ranks, rank = set(range(len(points))), {}, 0
+    while left:
+        front = {
+            i
+            for i in left
+            if not any(
+                all(
+                    (a >= b) if up else (a <= b)
+                    for a, b, up in zip(points[j], points[i], maximize, strict=True)
+                )
+                and points[j] != points[i]
+                for j in left
+            )
+        }
+        for i in front:
+            ranks[i] = rank
+        left -= front
+        rank += 1
+    return [ranks[i] for i in range(len(points))]
+
+
+@pytest.mark.parametrize("maximize", [UP_DOWN, (True, True, False)])
+def test_front_ranks_equal_fronts_found_by_peeling_ties_included(maximize):
+    rng = random.Random(7)
+    for _ in range(200):
+        n = rng.randrange(1, 14)
+        # Few distinct values: equal points and equal coordinates (ties) on most draws.
+        points = [tuple(float(rng.randrange(4)) for _ in maximize) for _ in range(n)]
+        assert front_ranks(points, maximize) == _peeled(points, maximize)
+
+
+def test_dominance_and_crowding():
+    assert dominates((0.9, 3.0), (0.8, 3.0), UP_DOWN)
+    assert not dominates((0.9, 3.0), (0.9, 3.0), UP_DOWN)  # equal: neither
+    assert not dominates((0.9, 3.0), (0.8, 2.0), UP_DOWN)  # a trade-off: neither
+    # A front of four along a line: the ends infinitely far, the inner ones by their gaps.
+    front = [(0.0, 0.0), (1.0, 1.0), (3.0, 3.0), (4.0, 4.0)]
+    assert crowding(front) == [float("inf"), 2 * 3 / 4, 2 * 3 / 4, float("inf")]
+
+
+def _at_rung(values: dict[int, tuple[float, float]]) -> list[optuna.trial.FrozenTrial]:
+    trials = []
+    for number, point in values.items():
+        t = optuna.trial.create_trial(
+            state=optuna.trial.TrialState.RUNNING, user_attrs={f"{VALUES_AT}0": list(point)}
+        )
+        t.number = number
+        trials.append(t)
+    return trials
+
+
+def test_at_a_rung_a_dominated_trial_stops_while_a_front_member_goes_on():
+    """Six trials reached the rung (1 epoch), so 6 // 3 = 2 go on: the front's ends (the
+    most accurate and the fastest) go on; a dominated one stops, and so does the middle of
+    the front, nearer its neighbours. Ranking by accuracy alone would stop the fastest."""
+    values = {
+        0: (0.9, 5.0),  # front, an end
+        1: (0.8, 4.0),  # front, the middle
+        2: (0.5, 1.0),  # front, the other end: worst accuracy of the front
+        3: (0.4, 6.0),  # dominated
+        4: (0.3, 7.0),
+        5: (0.2, 8.0),
+    }
+    trials = _at_rung(values)
+    rule = ParetoRungs(UP_DOWN, min_resource=1, reduction_factor=3)
+    said = {n: rule.hopeless(n, 1, values[n], trials) for n in values}
+    assert said[0] is None and said[2] is None
+    assert said[3] is not None and said[3].startswith("front 2 at 1 epochs")
+    assert said[1] is not None and said[1].startswith("front 1")
+    assert rule.hopeless(3, 2, values[3], trials) is None  # 2 epochs: no rung at eta 3
+    by_accuracy = sorted(values, key=lambda n: -values[n][0])[:2]
+    assert 2 not in by_accuracy  # what a one-objective ranking would have kept
+
+
+def test_a_sweep_of_two_objectives_stops_trials_at_rungs_by_pareto_rank(tmp_path):
+    result = Sweep(
+        name="mo",
+        search_space={"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+        trainer=toy_trainers.tradeoff_per_epoch,
+        trainer_args={"num_epochs": 3},
+        root=tmp_path,
+        backend=InProcessBackend(),
+        objective=[
+            {"primary_metric": "acc", "goal": "maximize"},
+            {"primary_metric": "latency_ms", "goal": "minimize"},
+        ],
+        sampling_algorithm={"type": "random", "seed": 2},
+        early_termination={"type": "asha", "min_resource": 1, "reduction_factor": 3},
+        limits={"max_total_trials": 12, "max_concurrent_trials": 1},
+    ).run()
+    trials = result.study.get_trials()
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert pruned and len(pruned) < len(trials)
+    reasons = result.trials.loc[result.trials["state"] == "pruned", "reason"].tolist()
+    assert all("by Pareto rank" in r for r in reasons)
+    # Each stopped trial was behind the first n // 3 of the n trials at its rung (one at a
+    # time: those with lower numbers had reported there), by fronts found by peeling.
+    for t in pruned:
+        epoch = max(int(k[len(VALUES_AT) :]) for k in t.user_attrs if k.startswith(VALUES_AT))
+        key = f"{VALUES_AT}{epoch}"
+        there = [u for u in trials if key in u.user_attrs and u.number <= t.number]
+        points = [tuple(u.user_attrs[key]) for u in there]
+        ranks = _peeled(points, UP_DOWN)
+        mine = ranks[there.index(t)]
+        kept = max(1, len(points) // 3)
+        ahead = sum(r < mine for r in ranks)
+        assert ahead >= kept or (
+            ahead + sum(r == mine for r in ranks) > kept  # crowded out of its own front
+        ), (t.number, points)
+    # Every completed trial's values are those of the front or behind it, as recorded.
+    assert all(t.values is not None for t in trials if t.state.name == "COMPLETE")
+
+
+@pytest.mark.parametrize(
+    ("policy", "extra", "says"),
+    [
+        ({"type": "median"}, {}, "median judges one per-epoch value"),
+        ({"type": "asha", "mode": "promotion"}, {}, "asha in promotion mode judges one"),
+        ({"type": "asha"}, {"constraints": ["latency_ms <= 3"]}, "does not rank by constraints"),
+    ],
+)
+def test_what_pareto_pruning_does_not_do_is_refused_in_one_sentence(policy, extra, says):
+    doc = {
+        "name": "mo",
+        "trainer": {"entry": "tests.sweep_tests.toy_trainers:tradeoff_per_epoch"},
+        "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+        "objective": [
+            {"primary_metric": "acc", "goal": "maximize"},
+            {"primary_metric": "latency_ms", "goal": "minimize"},
+        ],
+        "early_termination": policy,
+        **extra,
+    }
+    with pytest.raises(SearchSpaceError, match=says):
+        parse_sweep(doc)
+    doc["early_termination"] = {"type": "asha"}
+    doc.pop("constraints", None)
+    assert parse_sweep(doc).early_termination.type == "asha"
+
+
+def test_ranks_are_independent_of_order():
+    points = [(0.9, 5.0), (0.8, 4.0), (0.5, 1.0), (0.4, 6.0), (0.9, 5.0)]
+    for perm in itertools.permutations(range(len(points))):
+        shuffled = [points[i] for i in perm]
+        ranks = front_ranks(shuffled, UP_DOWN)
+        assert [ranks[perm.index(i)] for i in range(len(points))] == [0, 0, 0, 1, 0]
+
+
+def test_the_plan_says_how_trials_of_several_objectives_are_stopped(tmp_path, capsys):
+    import yaml
+
+    from sweep.cli import main
+
+    doc = {
+        "name": "mo",
+        "trainer": {"entry": "tests.sweep_tests.toy_trainers:tradeoff_per_epoch"},
+        "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+        "objective": [
+            {"primary_metric": "acc", "goal": "maximize"},
+            {"primary_metric": "latency_ms", "goal": "minimize"},
+        ],
+        "early_termination": {"type": "asha"},
+    }
+    (tmp_path / "mo.yaml").write_text(yaml.safe_dump(doc))
+    assert main(["validate", str(tmp_path / "mo.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "ranked by Pareto front" in out and "forecast" not in out
