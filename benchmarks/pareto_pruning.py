@@ -1,0 +1,145 @@
+"""What early termination by Pareto rank buys a sweep of two objectives (accuracy up, latency
+down): the hypervolume of the front found against the epochs spent, with and without it.
+
+A synthetic family with crossing curves, run as real sweeps (the sweep's own coordinator and
+rule, in-process, one trial at a time): ``x`` in [0, 1] is the model's size (latency
+``1 + 4x``, reported every epoch as the built-in trainer reports a measured one), ``lr`` its
+rate; the accuracy a model reaches rises with its size and falls off a best rate, and bigger
+models start slower (the curves cross). Per seed: a sweep without early termination, and a
+sweep with ``{type: asha, min_resource: 1, reduction_factor: 3}`` given three times the
+trials, each followed in the order trials ended: the front's hypervolume (reference point
+accuracy 0, latency 6) when the sweep had spent 1/4, 1/2 and all of the no-pruning sweep's
+epochs. Random sampling.
+
+Usage: python benchmarks/pareto_pruning.py [--seeds 8] [--trials 30] [--epochs 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from sweep import Sweep
+from sweep.backends import InProcessBackend
+
+REFERENCE = (0.0, 6.0)  # accuracy, latency
+
+
+def curve(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    x, lr = float(params["x"]), float(params["lr"])
+    ceiling = (0.6 + 0.35 * x) * math.exp(-(((math.log10(lr) + 2) / 1.2) ** 2))
+    speed = 1.2 - 1.0 * x  # bigger starts slower
+    latency = 1 + 4 * x
+    acc = 0.0
+    for epoch in range(int(params["num_epochs"])):
+        acc = ceiling * (1 - math.exp(-speed * (epoch + 1)))
+        if report(epoch, {"acc": acc, "latency_ms": latency}):
+            break
+    return {"acc": acc, "latency_ms": latency}
+
+
+def hypervolume(points: list[tuple[float, float]]) -> float:
+    """Of (accuracy, latency) points against REFERENCE (accuracy up, latency down): the area
+    the front's staircase encloses, fastest point first."""
+    inside = sorted(
+        ((a, lat) for a, lat in points if a > REFERENCE[0] and lat < REFERENCE[1]),
+        key=lambda p: (p[1], -p[0]),
+    )
+    staircase: list[tuple[float, float]] = []
+    for acc, lat in inside:
+        if not staircase or acc > staircase[-1][0]:
+            staircase.append((acc, lat))
+    volume = 0.0
+    for k, (acc, lat) in enumerate(staircase):
+        upper = staircase[k + 1][1] if k + 1 < len(staircase) else REFERENCE[1]
+        volume += (upper - lat) * (acc - REFERENCE[0])
+    return volume
+
+
+def run(seed: int, trials: int, epochs: int, prune: bool, root: Path) -> list[tuple[int, float]]:
+    """(epochs spent so far, hypervolume of the front so far) after each trial ended."""
+    result = Sweep(
+        name=f"{'asha' if prune else 'none'}-{seed}",
+        search_space={
+            "x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0},
+            "lr": {"type": "loguniform", "min_value": math.log(1e-4), "max_value": math.log(1.0)},
+        },
+        trainer=curve,
+        trainer_args={"num_epochs": epochs},
+        root=root,
+        backend=InProcessBackend(),
+        objective=[
+            {"primary_metric": "acc", "goal": "maximize"},
+            {"primary_metric": "latency_ms", "goal": "minimize"},
+        ],
+        sampling_algorithm={"type": "random", "seed": seed},
+        early_termination=(
+            {"type": "asha", "min_resource": 1, "reduction_factor": 3}
+            if prune
+            else {"type": "none"}
+        ),
+        limits={"max_total_trials": trials, "max_concurrent_trials": 1},
+        keep={"checkpoints": "none", "models": 1},
+    ).run()
+    assert result.study is not None
+    spent, done, timeline = 0, [], []
+    for t in sorted(
+        result.study.get_trials(), key=lambda t: t.datetime_complete or t.datetime_start
+    ):
+        spent += int(t.user_attrs.get("epochs", 0))  # epochs it trained (set at its end)
+        if t.state.name == "COMPLETE" and t.values is not None:
+            done.append((t.values[0], t.values[1]))
+        timeline.append((spent, hypervolume(done)))
+    return timeline
+
+
+def at(timeline: list[tuple[int, float]], budget: float) -> float:
+    found = [hv for spent, hv in timeline if spent <= budget]
+    return found[-1] if found else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=9)
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    started = time.perf_counter()
+    rows: dict[str, list[list[float]]] = {"none": [], "asha (Pareto rank)": []}
+    spent: dict[str, list[int]] = {"none": [], "asha (Pareto rank)": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(args.seeds):
+            base = run(seed, args.trials, args.epochs, False, Path(tmp))
+            pruned = run(seed, 3 * args.trials, args.epochs, True, Path(tmp))
+            budget = base[-1][0]
+            for name, line in (("none", base), ("asha (Pareto rank)", pruned)):
+                rows[name].append([at(line, budget * f) for f in (0.25, 0.5, 1.0)])
+            spent["none"].append(budget)
+            spent["asha (Pareto rank)"].append(at_epochs(pruned, args.trials))
+    print(
+        f"{args.seeds} seeds, {args.trials} trials of {args.epochs} epochs without early "
+        f"termination, {3 * args.trials} with; in {time.perf_counter() - started:.0f} s"
+    )
+    print(f"  {'policy':<20} {'epochs for its first':>22}   hypervolume (median) at 1/4, 1/2, all")
+    print(f"  {'':<20} {f'{args.trials} trials':>22}   of the no-pruning sweep's epochs")
+    for name, values in rows.items():
+        medians = [statistics.median(v[i] for v in values) for i in range(3)]
+        print(
+            f"  {name:<20} {statistics.median(spent[name]):>22.0f}   "
+            + ", ".join(f"{m:.3f}" for m in medians)
+        )
+
+
+def at_epochs(timeline: list[tuple[int, float]], trials: int) -> int:
+    """Epochs the first ``trials`` trials spent."""
+    return timeline[min(trials, len(timeline)) - 1][0]
+
+
+if __name__ == "__main__":
+    main()
