@@ -143,6 +143,9 @@ class Pbt(Sampler):
     quantile: float = 0.25
     resample_probability: float = 0.25
     perturbation_factors: tuple[float, ...] | list[float] = (0.8, 1.2)
+    synchronous: bool = True
+    """False: a member that reaches a boundary is judged at once against the members that
+    reached it too, no generation waits for its slowest member (Ray Tune's default)."""
     type: ClassVar[str] = "pbt"
 
     def __post_init__(self) -> None:
@@ -163,6 +166,11 @@ class Pbt(Sampler):
             raise SearchSpaceError(
                 f"{_PATH}.resample_probability",
                 f"expected a number from 0 to 1, got {abbreviate(self.resample_probability)}",
+            )
+        if not isinstance(self.synchronous, bool):
+            raise SearchSpaceError(
+                f"{_PATH}.synchronous",
+                f"expected true or false, got {abbreviate(self.synchronous)}",
             )
         factors = self.perturbation_factors
         if (

@@ -227,6 +227,10 @@ def describe(config: SweepConfig) -> str:
             f"copy the checkpoint of one of the top {pbt['quantile']:.0%}",
             f"  and explore its params: x{factors} a number, a neighbouring value of a "
             f"choice, or resampled with probability {pbt['resample_probability']:g}",
+            "  in synchronous generations (every member waits at each boundary)"
+            if pbt.get("synchronous", True)
+            else "  asynchronously: each member judged as it reaches a boundary, among those "
+            "that reached it; no one waits",
         ]
     elif config.sampling_algorithm.type == "grid":
         sizes = [len(e.values) for e in config.search_space.values() if isinstance(e, Choice)]

@@ -40,6 +40,7 @@ from sweep.records.tracking import NoTracking
 from sweep.records.trial_attrs import (
     CONTINUES,
     COORDINATOR,
+    LINEAGE,
     PAUSED,
     REASON,
     REPLACES,
@@ -433,11 +434,15 @@ class Coordinator:
         moves = self.scheduler.moves(trials, self.active.keys(), launched_all)
         for move in moves:
             trial = reopen(self.study, move.number)
+            attrs = dict(move.attrs)
             if move.donor is not None:  # PBT's exploit: continue from the donor's state
-                TrialRecords(self.sweep_dir, move.number).copy_checkpoint(
+                after = TrialRecords(self.sweep_dir, move.number).copy_checkpoint(
                     TrialRecords(self.sweep_dir, move.donor)
                 )
-            for key, value in move.attrs.items():
+                lineage = attrs.get(LINEAGE)
+                if lineage and after + 1 > lineage[-1]["epoch"]:  # a donor further on
+                    lineage[-1] = {**lineage[-1], "continued_at": after + 1}
+            for key, value in attrs.items():
                 trial.set_user_attr(key, value)
         # Only when every decision is written: a crash before this repeats the generation.
         for move in moves:

@@ -107,9 +107,12 @@ class TrialRecords:
         (self.folder / layout.METRICS).write_text("".join(json.dumps(r) + "\n" for r in history))
         return files, latest.epoch + 1, history
 
-    def copy_checkpoint(self, donor: TrialRecords) -> None:
-        """PBT's exploit: ``donor``'s checkpoint (at the same epoch) becomes this trial's,
-        committed with this trial's own report of that epoch, so its history stays its own."""
+    def copy_checkpoint(self, donor: TrialRecords) -> int:
+        """PBT's exploit: ``donor``'s checkpoint becomes this trial's. At the same epoch (a
+        synchronous generation) it is committed with this trial's own report of that epoch,
+        so its history stays its own; a donor further on (asynchronous PBT) passes on its
+        reports since too, and this trial continues from the donor's epoch. The epoch it
+        continues after."""
         mine, theirs = self.checkpoint.latest(), donor.checkpoint.latest()
         files = donor.checkpoint.read()
         if mine is None or theirs is None or files is None:
@@ -117,7 +120,24 @@ class TrialRecords:
                 f"trial {int(donor.folder.name)}'s or trial "
                 f"{int(self.folder.name)}'s checkpoint is gone"
             )
-        self.checkpoint.commit(mine.epoch, mine.metrics, files)
+        if theirs.epoch <= mine.epoch:
+            self.checkpoint.commit(mine.epoch, mine.metrics, files)
+            return mine.epoch
+        own = [
+            r
+            for r in layout.read_history(self.folder)
+            if isinstance(r.get("epoch"), int) and r["epoch"] <= mine.epoch
+        ]
+        passed_on = [
+            r
+            for r in layout.read_history(donor.folder)
+            if isinstance(r.get("epoch"), int) and mine.epoch < r["epoch"] <= theirs.epoch
+        ]
+        self.checkpoint.commit(theirs.epoch, theirs.metrics, files)
+        (self.folder / layout.METRICS).write_text(
+            "".join(json.dumps(r) + "\n" for r in own + passed_on)
+        )
+        return theirs.epoch
 
     def ended(self, *, keep_checkpoint: bool) -> None:
         """The trial will not run again: its working copies go, and its checkpoint too

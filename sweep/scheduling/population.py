@@ -1,5 +1,5 @@
 """Population-based training (``sampling_algorithm: {type: pbt, ...}``; Jaderberg et al.
-2017), in synchronous generations.
+2017), in synchronous generations, or asynchronously (``synchronous: false``).
 
 A member is one trial for its whole life, sampled at random from the search space. Every
 ``perturbation_interval`` epochs each member pauses (its worker goes to another member: a
@@ -9,6 +9,12 @@ random from the top ``quantile`` (exploit) and continue with that member's param
 nearby values (explore, ``search_spaces.explore``); all of them then continue. Synchronous
 generations (Ray Tune's ``synch=True``) compare members at the same epoch, so a copy never
 moves a member's epoch count and its history stays one curve.
+
+Asynchronously, a member that reaches a boundary is ranked at once among the members that
+reached it too (by their values there), and in the bottom quantile copies a top member that
+is still training: its latest committed checkpoint, at that member's epoch when it is further
+on (the receiver's history then takes the donor's reports up to there, and its lineage entry
+says ``continued_at``). No one waits for the slowest member.
 
 What a generation decided is kept in the trials' attributes: ``overrides`` (the params it trains
 with now) and ``lineage`` (per copy: the epochs trained, the donor, the new params), from which
@@ -66,7 +72,10 @@ class Population:
     def moves(
         self, trials: Sequence[FrozenTrial], active: Collection[int], launched_all: bool
     ) -> list[Move]:
-        """A whole generation at once, when every member waits at a boundary."""
+        """A whole generation at once, when every member waits at a boundary (or, with
+        ``synchronous: false``, each waiting member at once)."""
+        if not self.settings.synchronous:
+            return self._each_at_once(trials, active, launched_all)
         if not launched_all or active:
             return []
         if any(t.state == TrialState.RUNNING and not paused_at(t) for t in trials):
@@ -82,36 +91,69 @@ class Population:
         k = min(math.ceil(len(ranked) * self.settings.quantile), len(ranked) // 2)
         top, bottom = ranked[:k], ranked[len(ranked) - k :] if k else []
         rng = random.Random(f"{self.settings.seed}:{boundary}")
-        moves = []
-        for member in sorted(bottom, key=lambda t: t.number):
-            donor = rng.choice(top)
-            params = explore(
-                self.space,
-                current_params(donor, self.decode),
-                rng,
-                self.settings.perturbation_factors,
-                self.settings.resample_probability,
-            )
-            searched = {k: v for k, v in params.items() if k in self.space}
-            lineage = [
-                e for e in member.user_attrs.get(LINEAGE, []) if int(e["epoch"]) < boundary
-            ]  # a generation repeated after a crash
-            lineage.append({"epoch": boundary, "from": donor.number, "params": searched})
-            moves.append(
-                Move(
-                    member.number,
-                    f"copied trial {donor.number}'s checkpoint at "
-                    f"{boundary} epochs and explored its params",
-                    {OVERRIDES: searched, LINEAGE: lineage},
-                    donor=donor.number,
-                )
-            )
+        moves = [
+            self._exploit(member, rng.choice(top), boundary, rng)
+            for member in sorted(bottom, key=lambda t: t.number)
+        ]
         copied = {m.number for m in moves}
         moves += [
             Move(t.number, f"next generation after {boundary} epochs")
             for t in members
             if t.number not in copied
         ]
+        return moves
+
+    def _exploit(
+        self, member: FrozenTrial, donor: FrozenTrial, boundary: int, rng: random.Random
+    ) -> Move:
+        """``member`` continues from ``donor``'s checkpoint with its params explored."""
+        params = explore(
+            self.space,
+            current_params(donor, self.decode),
+            rng,
+            self.settings.perturbation_factors,
+            self.settings.resample_probability,
+        )
+        searched = {k: v for k, v in params.items() if k in self.space}
+        lineage = [
+            e for e in member.user_attrs.get(LINEAGE, []) if int(e["epoch"]) < boundary
+        ]  # a decision repeated after a crash
+        lineage.append({"epoch": boundary, "from": donor.number, "params": searched})
+        return Move(
+            member.number,
+            f"copied trial {donor.number}'s checkpoint at {boundary} epochs and explored its "
+            "params",
+            {OVERRIDES: searched, LINEAGE: lineage},
+            donor=donor.number,
+        )
+
+    def _each_at_once(
+        self, trials: Sequence[FrozenTrial], active: Collection[int], launched_all: bool
+    ) -> list[Move]:
+        """Asynchronous PBT: each member waiting at a boundary is ranked at once among the
+        members that reached that boundary too (their values there: the same epoch for all),
+        and, in the bottom quantile, copies a top member that is still training; no one
+        waits for the slowest. Members not started yet go first (else the first ones would
+        run to their end alone); then the laggards first."""
+        if not launched_all:
+            return []
+        waiting = {n: b for n, b in paused(trials).items() if n not in active}
+        moves = []
+        for number, boundary in sorted(waiting.items(), key=lambda item: (item[1], item[0])):
+            step = boundary - 1
+            there = [
+                t for t in trials if t.state != TrialState.FAIL and step in t.intermediate_values
+            ]
+            ranked = sorted(there, key=lambda t: t.intermediate_values[step], reverse=self.maximize)
+            k = min(math.ceil(len(ranked) * self.settings.quantile), len(ranked) // 2)
+            bottom = {t.number for t in ranked[len(ranked) - k :]} if k else set()
+            # A donor that still trains: its checkpoint is there, and not at its last epoch.
+            top = [t for t in ranked[:k] if t.state == TrialState.RUNNING]
+            if number in bottom and top:
+                rng = random.Random(f"{self.settings.seed}:{number}:{boundary}")
+                moves.append(self._exploit(trials[number], rng.choice(top), boundary, rng))
+            else:
+                moves.append(Move(number, f"went on after {boundary} epochs"))
         return moves
 
     def why_left(self, rung: int) -> str:

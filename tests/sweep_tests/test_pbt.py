@@ -33,6 +33,8 @@ def _pbt(
     epochs: int = EPOCHS,
     population: int = 8,
     trainer=toy_trainers.pbt_curve,
+    slots: int = 2,
+    synchronous: bool = True,
     **extra,
 ) -> Sweep:  # type: ignore[no-untyped-def]
     return Sweep(
@@ -50,8 +52,9 @@ def _pbt(
             "quantile": 0.25,
             "perturbation_factors": [0.5, 2.0],
             "seed": seed,
+            **({} if synchronous else {"synchronous": False}),
         },
-        limits={"max_concurrent_trials": 2},
+        limits={"max_concurrent_trials": slots},
         **extra,
     )
 
@@ -150,6 +153,10 @@ def test_a_trainer_that_cannot_checkpoint_fails_its_members_saying_how(tmp_path)
         ({"compute": "azure:gpu-cluster"}, "sampling_algorithm"),
         ({"keep": {"checkpoints": "none"}}, "keep.checkpoints: none"),
         ({"sampling_algorithm": {"type": "pbt", "quantile": 0.7}}, "sampling_algorithm.quantile"),
+        (
+            {"sampling_algorithm": {"type": "pbt", "synchronous": "no"}},
+            "sampling_algorithm.synchronous: expected true or false",
+        ),
         (
             {"sampling_algorithm": {"type": "pbt", "population_size": 1}},
             "sampling_algorithm.population_size",
@@ -304,3 +311,68 @@ def test_status_best_and_the_report_show_lineage_and_schedule(tmp_path, capsys):
     dom = rendered_dom(page, tmp_path / "p")
     assert drew_svg(dom, "pbt-0")
     assert re.search(r'<pre id="js-errors">\s*</pre>', dom)
+
+
+class _Events:
+    """The order in which the coordinator heard of reports and endings."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, int]] = []
+
+    def trial_started(self, number, params):  # type: ignore[no-untyped-def]
+        pass
+
+    def trial_reported(self, number, epoch, value):  # type: ignore[no-untyped-def]
+        self.seen.append(("report", number, epoch))
+
+    def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
+        self.seen.append(("end", number, -1))
+
+
+@pytest.mark.parametrize("synchronous", [False, True])
+def test_asynchronous_pbt_lets_the_fast_members_finish_without_waiting(tmp_path, synchronous):
+    """Trial 0 trains twenty times slower. Synchronous generations hold every member at each
+    boundary until it arrives; asynchronous PBT does not: the others end while it is still
+    early in its run. Judged by the order of events, not by a clock."""
+    events = _Events()
+    sweep = _pbt(
+        tmp_path,
+        epochs=12,
+        population=4,
+        trainer=toy_trainers.pbt_uneven,
+        slots=4,
+        synchronous=synchronous,
+    )
+    result = sweep.run(listener=events)
+    assert all(t.state == TrialState.COMPLETE for t in result.study.get_trials())
+    first_end = events.seen.index(next(e for e in events.seen if e[0] == "end" and e[1] != 0))
+    slow_epochs = [e[2] for e in events.seen[:first_end] if e[0] == "report" and e[1] == 0]
+    slow_by_then = max(slow_epochs, default=-1) + 1
+    if synchronous:
+        assert slow_by_then >= 10  # the others waited for it at every boundary
+    else:
+        assert slow_by_then <= 6, slow_by_then
+
+
+def test_asynchronous_pbt_copies_a_running_donor_s_committed_checkpoint(tmp_path):
+    """A member in the bottom quantile at a boundary continues from a top member's latest
+    committed checkpoint, at that member's epoch when it is further on (its lineage says
+    where), and its next report starts from the donor's accuracy there."""
+    sweep = _pbt(
+        tmp_path, epochs=12, population=6, trainer=toy_trainers.pbt_uneven, synchronous=False
+    )
+    result = sweep.run()
+    trials = result.study.get_trials()
+    histories = {t.number: read_history(trial_dir(result.sweep_dir, t.number)) for t in trials}
+    copies = 0
+    for t in trials:
+        assert t.state == TrialState.COMPLETE
+        by_epoch = {r["epoch"]: r for r in histories[t.number]}
+        assert sorted(by_epoch) == list(range(12))  # one curve: passed on or its own
+        for entry in t.user_attrs.get("lineage", []):
+            at = int(entry.get("continued_at", entry["epoch"]))  # epochs trained then
+            donor = {r["epoch"]: r for r in histories[entry["from"]]}
+            assert by_epoch[at]["start_acc"] == pytest.approx(donor[at - 1]["acc"])
+            assert by_epoch[at]["lr"] == pytest.approx(entry["params"]["lr"])
+            copies += 1
+    assert copies >= 2
