@@ -306,7 +306,7 @@ class Sweep:
         slots = backend.open(res, parallel or self.config.limits.max_concurrent_trials)
         try:
             self.entry = self.kind.entry(self.config, self.sweep_dir, self.entry)
-            if max_trials is not None:
+            if max_trials is not None and max_trials > self.config.limits.max_total_trials:
                 self._record_budget(max_trials)
             self.save_config()
             study = open_study(self.config, space, self.sweep_dir)
@@ -367,9 +367,10 @@ class Sweep:
         return code_runtime_env(self.entry, self.kind.code(self.config))
 
     def _record_budget(self, max_trials: int) -> None:
-        """``--max-trials N`` becomes the sweep's budget in sweep.yaml: a resume after a crash
-        (kill -9 included) goes on to N, not to the file's old total (which stranded the
-        trials the crashed coordinator had started beyond it)."""
+        """``--max-trials N`` above the sweep's budget becomes its budget in sweep.yaml: a
+        resume after a crash (kill -9 included) goes on to N, not to the old total (which
+        stranded the trials the crashed coordinator had started beyond it). A lower N caps
+        one run only (run a few, then resume the rest)."""
         self.config = with_limits(self.config, max_trials, None)
         path = self.sweep_dir / CONFIG_FILE
         if path.exists():
