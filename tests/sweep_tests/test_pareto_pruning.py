@@ -17,6 +17,15 @@ from sweep.scheduling.pareto import VALUES_AT, ParetoRungs, crowding, dominates,
 from tests.sweep_tests import toy_trainers
 
 UP_DOWN = (True, False)  # accuracy up, latency down
+FILE = {
+    "name": "mo",
+    "trainer": {"entry": "tests.sweep_tests.toy_trainers:tradeoff_per_epoch"},
+    "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+    "objective": [
+        {"primary_metric": "acc", "goal": "maximize"},
+        {"primary_metric": "latency_ms", "goal": "minimize"},
+    ],
+}
 
 
 def _peeled(points, maximize):  # type: ignore[no-untyped-def]
@@ -144,13 +153,7 @@ def test_a_sweep_of_two_objectives_stops_trials_at_rungs_by_pareto_rank(tmp_path
 )
 def test_what_pareto_pruning_does_not_do_is_refused_in_one_sentence(policy, extra, says):
     doc = {
-        "name": "mo",
-        "trainer": {"entry": "tests.sweep_tests.toy_trainers:tradeoff_per_epoch"},
-        "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
-        "objective": [
-            {"primary_metric": "acc", "goal": "maximize"},
-            {"primary_metric": "latency_ms", "goal": "minimize"},
-        ],
+        **FILE,
         "early_termination": policy,
         **extra,
     }
@@ -175,13 +178,7 @@ def test_the_plan_says_how_trials_of_several_objectives_are_stopped(tmp_path, ca
     from sweep.cli import main
 
     doc = {
-        "name": "mo",
-        "trainer": {"entry": "tests.sweep_tests.toy_trainers:tradeoff_per_epoch"},
-        "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
-        "objective": [
-            {"primary_metric": "acc", "goal": "maximize"},
-            {"primary_metric": "latency_ms", "goal": "minimize"},
-        ],
+        **FILE,
         "early_termination": {"type": "asha"},
     }
     (tmp_path / "mo.yaml").write_text(yaml.safe_dump(doc))
