@@ -166,16 +166,10 @@ def _check_several(
             )
         )
     policy = out.get("early_termination", EarlyTermination())
-    if policy.type == "asha" and policy.options.get("mode", "stopping") == "stopping":
-        if out.get("constraints"):
-            problems.errors.append(
-                SearchSpaceError(
-                    "early_termination",
-                    "asha ranks several objectives by Pareto front, and does not rank by "
-                    "constraints yet; drop constraints or early_termination",
-                )
-            )
-    elif policy.type != "none":
+    # asha in stopping mode ranks the trials at each rung by Pareto front (sweep.scheduling.
+    # pareto, constraints included); the others judge one value.
+    by_pareto = policy.type == "asha" and policy.options.get("mode", "stopping") == "stopping"
+    if policy.type != "none" and not by_pareto:
         problems.errors.append(
             SearchSpaceError(
                 "early_termination",

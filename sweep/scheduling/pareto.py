@@ -12,20 +12,28 @@ ends of a front, and where it is sparse, first), and a trial goes on when it is 
 first ``max(1, n // reduction_factor)`` of the ``n`` (a trial tied with the last of those
 goes on too). ``min_early_stopping_rate`` shifts the first rung, as in ASHA.
 
-Constraints are not ranked yet: a sweep with ``constraints`` and this policy is refused.
+With ``constraints``, a report's violation (the sum of how far it breaks each constraint
+whose metric it carries) is kept beside its values, and infeasible trials rank after every
+feasible one, the least broken first (NSGA-II's constrained domination); a constraint on a
+metric the reports do not carry (one known only at the end) is not judged at rungs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial, TrialState
 
+from search_spaces.objectives import Constraint
+
 VALUES_AT = "objectives_at_"
 """Trial attribute prefix: ``objectives_at_E`` holds the objectives' values reported at
 epoch E (from 0)."""
+VIOLATION_AT = "violation_at_"
+"""Trial attribute prefix: ``violation_at_E``, how far the report of epoch E broke the
+constraints (0 when it met them; absent without constraints)."""
 
 Point = tuple[float, ...]
 
@@ -88,20 +96,41 @@ def crowding(points: Sequence[Point]) -> list[float]:
     return distance
 
 
-def ranked(points: Sequence[Point], maximize: Sequence[bool]) -> list[tuple[int, float]]:
-    """Each point's (front, -crowding): smaller is better."""
-    ranks = front_ranks(points, maximize)
-    out: list[tuple[int, float]] = [(0, 0.0)] * len(points)
+def ranked(
+    points: Sequence[Point], maximize: Sequence[bool], violations: Sequence[float] | None = None
+) -> list[tuple[float, int, float]]:
+    """Each point's (violation, front, -crowding): smaller is better. Feasible points
+    (violation 0) are sorted into fronts among themselves; infeasible ones come after, the
+    least broken first."""
+    broken = list(violations) if violations is not None else [0.0] * len(points)
+    feasible = [i for i, v in enumerate(broken) if v <= 0]
+    ranks = front_ranks([points[i] for i in feasible], maximize)
+    out: list[tuple[float, int, float]] = [(v, 0, 0.0) for v in broken]
     for rank in set(ranks):
-        members = [i for i, r in enumerate(ranks) if r == rank]
+        members = [feasible[k] for k, r in enumerate(ranks) if r == rank]
         for i, d in zip(members, crowding([points[i] for i in members]), strict=True):
-            out[i] = (rank, -d)
+            out[i] = (0.0, rank, -d)
     return out
 
 
 def values_at(trial: FrozenTrial, epoch: int) -> Point | None:
     found = trial.user_attrs.get(f"{VALUES_AT}{epoch}")
     return tuple(float(v) for v in found) if isinstance(found, list) else None
+
+
+def violation_at(trial: FrozenTrial, epoch: int) -> float:
+    return float(trial.user_attrs.get(f"{VIOLATION_AT}{epoch}", 0.0))
+
+
+def violation(constraints: Sequence[Constraint], metrics: Mapping[str, object]) -> float:
+    """How far ``metrics`` break the constraints whose metric they carry (0: they meet
+    them)."""
+    total = 0.0
+    for c in constraints:
+        value = metrics.get(c.metric)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            total += max(c.violation(float(value)), 0.0)
+    return total
 
 
 @dataclass(frozen=True)
@@ -112,6 +141,7 @@ class ParetoRungs:
     min_resource: int = 1
     reduction_factor: int = 3
     min_early_stopping_rate: int = 0
+    constraints: tuple[Constraint, ...] = ()
 
     def is_rung(self, trained: int) -> bool:
         level = self.min_resource * self.reduction_factor**self.min_early_stopping_rate
@@ -120,26 +150,34 @@ class ParetoRungs:
         return level == trained
 
     def hopeless(
-        self, number: int, trained: int, mine: Point, trials: Sequence[FrozenTrial]
+        self,
+        number: int,
+        trained: int,
+        mine: Point,
+        trials: Sequence[FrozenTrial],
+        broken: float = 0.0,
     ) -> str | None:
-        """Why trial ``number``, at ``mine`` after ``trained`` epochs, stops at this rung;
-        None when it goes on (or this is no rung)."""
+        """Why trial ``number``, at ``mine`` after ``trained`` epochs (breaking the
+        constraints by ``broken``), stops at this rung; None when it goes on (or this is no
+        rung)."""
         if not self.is_rung(trained):
             return None
         others = [
-            (t.number, p)
+            (t, p)
             for t in trials
             if t.number != number
             and t.state != TrialState.FAIL
             and (p := values_at(t, trained - 1)) is not None
         ]
         points = [mine] + [p for _, p in others]
-        keys = ranked(points, self.maximize)
+        violations = [broken] + [violation_at(t, trained - 1) for t, _ in others]
+        keys = ranked(points, self.maximize, violations)
         kept = max(1, len(points) // self.reduction_factor)
         cutoff = sorted(keys)[kept - 1]
         if keys[0] <= cutoff:
             return None
+        where = "infeasible" if broken > 0 else f"front {keys[0][1] + 1}"
         return (
-            f"front {keys[0][0] + 1} at {trained} epochs: not in the first {kept} of the "
+            f"{where} at {trained} epochs: not in the first {kept} of the "
             f"{len(points)} trials there by Pareto rank"
         )

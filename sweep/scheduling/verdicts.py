@@ -113,7 +113,7 @@ class Referee:
     def _judge_several(
         self, trial: optuna.Trial, epoch: int, planned: int | None, metrics: Mapping[str, object]
     ) -> Verdict:
-        from sweep.scheduling.pareto import VALUES_AT
+        from sweep.scheduling.pareto import VALUES_AT, VIOLATION_AT, violation
 
         values = [metrics.get(name) for name in self.objectives]
         numbers = [
@@ -124,10 +124,13 @@ class Referee:
         if self.pareto is None or len(numbers) != len(self.objectives) or not numbers:
             return CONTINUE  # a report without every objective is not ranked
         trial.set_user_attr(f"{VALUES_AT}{epoch}", numbers)
+        broken = violation(self.pareto.constraints, metrics)
+        if self.pareto.constraints:
+            trial.set_user_attr(f"{VIOLATION_AT}{epoch}", broken)
         if planned is not None and epoch + 1 >= planned:
             return CONTINUE  # its last epoch: it completes, never pruned
         reason = self.pareto.hopeless(
-            trial.number, epoch + 1, tuple(numbers), self.study.get_trials(deepcopy=False)
+            trial.number, epoch + 1, tuple(numbers), self.study.get_trials(deepcopy=False), broken
         )
         return Verdict("stop", reason) if reason else CONTINUE
 
@@ -147,6 +150,7 @@ def pareto_rungs(config: SweepConfig) -> ParetoRungs | None:
         asha.min_resource,
         asha.reduction_factor,
         asha.min_early_stopping_rate,
+        tuple(config.constraints),
     )
 
 

@@ -13,7 +13,16 @@ import pytest
 from search_spaces import SearchSpaceError, parse_sweep
 from sweep import Sweep
 from sweep.backends import InProcessBackend
-from sweep.scheduling.pareto import VALUES_AT, ParetoRungs, crowding, dominates, front_ranks
+from sweep.scheduling.pareto import (
+    VALUES_AT,
+    VIOLATION_AT,
+    ParetoRungs,
+    crowding,
+    dominates,
+    front_ranks,
+    ranked,
+    violation,
+)
 from tests.sweep_tests import toy_trainers
 
 UP_DOWN = (True, False)  # accuracy up, latency down
@@ -148,7 +157,6 @@ def test_a_sweep_of_two_objectives_stops_trials_at_rungs_by_pareto_rank(tmp_path
     [
         ({"type": "median"}, {}, "median judges one per-epoch value"),
         ({"type": "asha", "mode": "promotion"}, {}, "asha in promotion mode judges one"),
-        ({"type": "asha"}, {"constraints": ["latency_ms <= 3"]}, "does not rank by constraints"),
     ],
 )
 def test_what_pareto_pruning_does_not_do_is_refused_in_one_sentence(policy, extra, says):
@@ -162,6 +170,33 @@ def test_what_pareto_pruning_does_not_do_is_refused_in_one_sentence(policy, extr
     doc["early_termination"] = {"type": "asha"}
     doc.pop("constraints", None)
     assert parse_sweep(doc).early_termination.type == "asha"
+
+
+def test_an_infeasible_trial_ranks_after_every_feasible_one_the_least_broken_first():
+    """Constraints on reported metrics: a trial that beats every other on both objectives but
+    breaks a constraint stops, a feasible one it dominates goes on (NSGA-II's constrained
+    domination); among the infeasible, the least broken ranks first."""
+    from search_spaces.objectives import parse_constraints
+
+    values = {0: (0.9, 1.0), 1: (0.5, 2.0), 2: (0.4, 3.0)}
+    broken = {0: 4.0, 1: 0.0, 2: 1.0}
+    trials = _at_rung(values)
+    for t in trials:
+        t.user_attrs[f"{VIOLATION_AT}0"] = broken[t.number]
+    rule = ParetoRungs(UP_DOWN, 1, 3, 0, parse_constraints(["params_m <= 5"]))
+    said = {n: rule.hopeless(n, 1, values[n], trials, broken[n]) for n in values}
+    assert said[1] is None
+    assert said[0] is not None and said[0].startswith("infeasible at 1 epochs")
+    assert said[2] is not None
+    assert ranked(list(values.values()), UP_DOWN, list(broken.values())) == [
+        (4.0, 0, 0.0),
+        (0.0, 0, -float("inf")),
+        (1.0, 0, 0.0),
+    ]
+    unconstrained = ParetoRungs(UP_DOWN, 1, 3)
+    assert unconstrained.hopeless(0, 1, values[0], _at_rung(values)) is None  # 0 dominates
+    assert violation(rule.constraints, {"params_m": 7.5, "acc": 0.3}) == 2.5
+    assert violation(rule.constraints, {"acc": 0.3}) == 0.0  # not reported: not judged
 
 
 def test_ranks_are_independent_of_order():
@@ -185,3 +220,28 @@ def test_the_plan_says_how_trials_of_several_objectives_are_stopped(tmp_path, ca
     assert main(["validate", str(tmp_path / "mo.yaml")]) == 0
     out = capsys.readouterr().out
     assert "ranked by Pareto front" in out and "forecast" not in out
+
+
+def test_a_constrained_sweep_stops_the_trials_that_break_the_constraint_at_rungs(tmp_path):
+    result = Sweep(
+        name="mo",
+        search_space={"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+        trainer=toy_trainers.tradeoff_per_epoch,
+        trainer_args={"num_epochs": 3},
+        root=tmp_path,
+        backend=InProcessBackend(),
+        objective=FILE["objective"],
+        constraints=["latency_ms <= 3"],  # x <= 0.5
+        sampling_algorithm={"type": "random", "seed": 2},
+        early_termination={"type": "asha", "min_resource": 1, "reduction_factor": 3},
+        limits={"max_total_trials": 12, "max_concurrent_trials": 1},
+    ).run()
+    rows = result.trials
+    infeasible = rows[rows["reason"].fillna("").str.startswith("infeasible at")]
+    assert len(infeasible) > 0
+    assert all(x > 0.5 for x in infeasible["param_x"])
+    assert all(
+        t.user_attrs[f"{VIOLATION_AT}0"] > 0
+        for t in result.study.get_trials()
+        if t.number in set(infeasible["number"])
+    )
