@@ -113,22 +113,25 @@ def test_at_a_rung_a_dominated_trial_stops_while_a_front_member_goes_on():
     assert 2 not in by_accuracy  # what a one-objective ranking would have kept
 
 
-def test_a_sweep_of_two_objectives_stops_trials_at_rungs_by_pareto_rank(tmp_path):
-    result = Sweep(
+def _two_objective_sweep(root, **extra):  # type: ignore[no-untyped-def]
+    """12 random trials of ``tradeoff_per_epoch``, one at a time, pruned by Pareto rank."""
+    return Sweep(
         name="mo",
-        search_space={"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+        search_space=FILE["search_space"],
         trainer=toy_trainers.tradeoff_per_epoch,
         trainer_args={"num_epochs": 3},
-        root=tmp_path,
+        root=root,
         backend=InProcessBackend(),
-        objective=[
-            {"primary_metric": "acc", "goal": "maximize"},
-            {"primary_metric": "latency_ms", "goal": "minimize"},
-        ],
+        objective=FILE["objective"],
         sampling_algorithm={"type": "random", "seed": 2},
         early_termination={"type": "asha", "min_resource": 1, "reduction_factor": 3},
         limits={"max_total_trials": 12, "max_concurrent_trials": 1},
+        **extra,
     ).run()
+
+
+def test_a_sweep_of_two_objectives_stops_trials_at_rungs_by_pareto_rank(tmp_path):
+    result = _two_objective_sweep(tmp_path)
     trials = result.study.get_trials()
     pruned = [t for t in trials if t.state.name == "PRUNED"]
     assert pruned and len(pruned) < len(trials)
@@ -223,19 +226,7 @@ def test_the_plan_says_how_trials_of_several_objectives_are_stopped(tmp_path, ca
 
 
 def test_a_constrained_sweep_stops_the_trials_that_break_the_constraint_at_rungs(tmp_path):
-    result = Sweep(
-        name="mo",
-        search_space={"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
-        trainer=toy_trainers.tradeoff_per_epoch,
-        trainer_args={"num_epochs": 3},
-        root=tmp_path,
-        backend=InProcessBackend(),
-        objective=FILE["objective"],
-        constraints=["latency_ms <= 3"],  # x <= 0.5
-        sampling_algorithm={"type": "random", "seed": 2},
-        early_termination={"type": "asha", "min_resource": 1, "reduction_factor": 3},
-        limits={"max_total_trials": 12, "max_concurrent_trials": 1},
-    ).run()
+    result = _two_objective_sweep(tmp_path, constraints=["latency_ms <= 3"])  # x <= 0.5
     rows = result.trials
     infeasible = rows[rows["reason"].fillna("").str.startswith("infeasible at")]
     assert len(infeasible) > 0
