@@ -106,7 +106,7 @@ def sweep_sections(data: Mapping[str, Any], problems: c.Problems, *, azure: bool
             out["objectives"] = objectives
             _check_several(objectives, sampling, out, problems)
     if out.get("warm_start") is not None:
-        _check_warm_start(sampling, out, problems)
+        _check_warm_start(sampling, problems)
     if sampling.type == "pbt" and out.get("early_termination", EarlyTermination()).type != "none":
         problems.errors.append(
             SearchSpaceError(
@@ -355,9 +355,7 @@ def _warm_start(value: Any) -> WarmStart | None:
     return WarmStart(tuple(dict.fromkeys(names)), best)
 
 
-def _check_warm_start(
-    sampling: SamplingAlgorithm, out: dict[str, Any], problems: c.Problems
-) -> None:
+def _check_warm_start(sampling: SamplingAlgorithm, problems: c.Problems) -> None:
     if sampling.type not in WARM_SAMPLERS:
         learns = sampling.type in ("cmaes", "nsga2")
         problems.errors.append(
@@ -372,14 +370,6 @@ def _check_warm_start(
                 + "; use sampling_algorithm: "
                 + ", ".join(WARM_SAMPLERS[:-1])
                 + f" or {WARM_SAMPLERS[-1]}",
-            )
-        )
-    if out.get("constraints"):
-        problems.errors.append(
-            SearchSpaceError(
-                "warm_start",
-                "a sweep with constraints cannot take earlier trials yet (their constraint "
-                "values are not re-evaluated); drop warm_start or the constraints",
             )
         )
 

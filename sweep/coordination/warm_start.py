@@ -8,7 +8,9 @@ Each imported trial is rebuilt with the new space's distributions (TPE's and GP'
 model covers the parameters every trial shares); a trial with a value the new space no
 longer holds (a narrowed range, a removed choice) is skipped and counted, a parameter
 removed from the space is dropped from it, and a parameter new to the space is sampled
-around them.
+around them. The new sweep's constraints are evaluated afresh on each old trial's recorded
+result (its ``result.json``): what the earlier sweep demanded does not matter, and a trial
+that breaks a new constraint still teaches the sampler where not to look.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from search_spaces.optuna_form import OptunaSpace
 from sweep.coordination.study import open_study
 from sweep.errors import SweepInputError
 from sweep.records import layout
-from sweep.records.outcomes import feasible
 
 
 @dataclass
@@ -60,8 +61,9 @@ class History:
 
 
 def load_history(config: SweepConfig, space: OptunaSpace, root: Path) -> History:
-    """The completed, feasible trials of ``config.warm_start``'s sweeps under ``root`` that
-    fit ``space``, as trials of the new space (numbered below 0: before the sweep's own)."""
+    """The completed trials of ``config.warm_start``'s sweeps under ``root`` that fit
+    ``space``, as trials of the new space (numbered below 0: before the sweep's own), each
+    with its violation of the new sweep's constraints."""
     history = History()
     warm = config.warm_start
     if warm is None:
@@ -76,21 +78,27 @@ def load_history(config: SweepConfig, space: OptunaSpace, root: Path) -> History
         old_study = open_study(
             old_config, to_optuna(old_config.search_space), root / name, create=False
         )
-        done = [
-            t
-            for t in old_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if feasible(t) and t.values is not None
-        ]
+        done = []
+        for old in old_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if old.values is None:
+                continue
+            violations, why_not = _violations(config, root / name, old.number)
+            if why_not:
+                history.skipped[why_not] += 1
+                continue
+            done.append((old, violations))
         if warm.best is not None:
             sign = -1.0 if old_config.maximize else 1.0
-            done = sorted(done, key=lambda t: sign * t.values[0])[: warm.best]
+            done = sorted(
+                done, key=lambda tv: (max(tv[1].values(), default=0.0) > 0, sign * tv[0].values[0])
+            )[: warm.best]
         taken = 0
-        for old in done:
+        for old, violations in done:
             params, why_not = _fit(old.params, wanted)
             if why_not:
                 history.skipped[why_not] += 1
                 continue
-            history.trials.append(_as_new(old, params, wanted, name))
+            history.trials.append(_as_new(old, params, wanted, name, violations))
             taken += 1
         history.taken[name] = taken
     for number, trial in enumerate(reversed(history.trials), start=1):
@@ -152,6 +160,26 @@ def _earlier_sweep(config: SweepConfig, root: Path, name: str) -> SweepConfig:
     return old
 
 
+def _violations(config: SweepConfig, old_sweep: Path, number: int) -> tuple[dict[str, float], str]:
+    """How far an old trial's recorded result breaks each of the new sweep's constraints
+    (Optuna's convention: > 0 broken), or why it cannot be judged."""
+    if not config.constraints:
+        return {}, ""
+    try:
+        result = json.loads((layout.trial_dir(old_sweep, number) / layout.RESULT).read_text())
+    except (OSError, ValueError):
+        result = None
+    if not isinstance(result, dict):
+        return {}, "no recorded result to check the constraints on"
+    violations = {}
+    for constraint in config.constraints:
+        value = result.get(constraint.metric)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
+            return {}, f"{constraint.metric} not recorded"
+        violations[str(constraint)] = constraint.violation(float(value))
+    return violations, ""
+
+
 def _fit(params: dict[str, Any], wanted: dict[str, BaseDistribution]) -> tuple[dict[str, Any], str]:
     """The params the new space keeps, or why the trial does not fit it."""
     kept = {}
@@ -172,7 +200,11 @@ def _fit(params: dict[str, Any], wanted: dict[str, BaseDistribution]) -> tuple[d
 
 
 def _as_new(
-    old: FrozenTrial, params: dict[str, Any], wanted: dict[str, BaseDistribution], name: str
+    old: FrozenTrial,
+    params: dict[str, Any],
+    wanted: dict[str, BaseDistribution],
+    name: str,
+    violations: dict[str, float],
 ) -> FrozenTrial:
     return optuna.trial.create_trial(
         params=params,
@@ -180,6 +212,7 @@ def _as_new(
         values=list(old.values),
         intermediate_values=dict(old.intermediate_values),
         user_attrs={"imported_from": f"{name}#{old.number}"},
+        constraints=violations or None,
     )
 
 

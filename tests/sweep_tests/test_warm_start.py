@@ -271,3 +271,49 @@ def test_the_plan_says_the_forecast_learns_from_the_earlier_curves(first, capsys
     path.write_text(spec)
     assert main(["run", str(path), "--dry-run", "--root", str(root)]) == 0
     assert "calibrate the forecast's margin" in capsys.readouterr().out
+
+
+def test_the_new_sweep_s_constraints_are_judged_afresh_on_the_old_trials_results(first):
+    """The first sweep had no constraints; this one demands val_acc >= 0.95, which holds
+    only within 0.2236 of the peak: each old trial's recorded result says whether it meets
+    it, and TPE sees the violations (its constrained model avoids the broken region)."""
+    root, xs = first
+    demand = {"constraints": ["val_acc >= 0.95"]}
+    strict = _sweep(
+        root,
+        "strict",
+        trials=2,
+        sampling={"type": "tpe", "seed": 4},
+        warm={"from": ["first"]},
+        **demand,
+    )
+    history = strict.warm_start()
+    assert len(history.trials) == 16 and not history.skipped
+    for trial in history.trials:
+        broken = trial.constraints["val_acc >= 0.95"] > 0
+        assert broken == (abs(trial.params["x"] - 0.3) > 0.2236), trial.params
+    # TPE's constrained model reads the imported violations as it reads the sweep's own.
+    ran = strict.run()
+    assert [t.state.name for t in ran.study.get_trials()] == ["COMPLETE", "COMPLETE"]
+    # best:K takes the feasible ones first, whatever the old sweep's order.
+    feasible = sum(abs(x - 0.3) <= 0.2236 for x in xs)
+    best = _sweep(
+        root,
+        "strict3",
+        trials=1,
+        sampling={"type": "tpe"},
+        warm={"from": ["first"], "trials": f"best:{feasible + 1}"},
+        **demand,
+    ).warm_start()
+    assert sum(t.constraints["val_acc >= 0.95"] <= 0 for t in best.trials) == feasible
+    # A constraint on a metric the old trials never recorded: nothing can be judged.
+    none = _sweep(
+        root,
+        "latency",
+        trials=1,
+        sampling={"type": "tpe"},
+        warm={"from": ["first"]},
+        constraints=["latency_ms <= 5"],
+    ).warm_start()
+    assert none.trials == [] and none.skipped == {"latency_ms not recorded": 16}
+    assert "16 skipped: latency_ms not recorded (16)" in none.summary()
