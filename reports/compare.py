@@ -23,6 +23,9 @@ class SweepData:
     objectives: tuple[tuple[str, str], ...] = ()
     """Several objectives: (metric, goal) of each, in order; ``metric``/``goal`` are the
     first. Empty for one."""
+    lineage: str = ""
+    """Where the sweep's knowledge came from besides its own trials (a warm start), said
+    under its summary; empty for a sweep that started cold."""
 
     @property
     def params(self) -> list[str]:
@@ -58,6 +61,7 @@ def sweep_data(
     goal: str,
     histories: Iterable[tuple[int, list[dict[str, Any]]]],
     objectives: tuple[tuple[str, str], ...] = (),
+    lineage: str = "",
 ) -> SweepData:
     """A sweep as the report needs it: its trials frame and every trial's reports (for the
     learning curves); plain values, so reports never depends on how a sweep ran or where
@@ -70,4 +74,5 @@ def sweep_data(
         curves=curves_frame(histories),
         sweep_dir=sweep_dir,
         objectives=objectives,
+        lineage=lineage,
     )

@@ -159,6 +159,8 @@ def _summary(data: SweepData) -> str:
         )
     saving = pruning_saving(data.trials)
     parts.append(_text(saving[:1].upper() + saving[1:] + "."))
+    if data.lineage:
+        parts.append(_text(data.lineage[:1].upper() + data.lineage[1:] + "."))
     return '<div class="summary">' + "<br>".join(parts) + "</div>"
 
 

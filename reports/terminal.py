@@ -94,6 +94,8 @@ def render(data: SweepData, colour: bool = False) -> str:
         lines.append("best: no trial completed")
     lines.append("trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     lines.append(pruning_saving(data.trials))
+    if data.lineage:
+        lines.append(data.lineage)
     lines.extend(front_table(data))
     return "\n".join(lines)
 

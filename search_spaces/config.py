@@ -125,6 +125,14 @@ class WarmStart:
     def auto(self) -> bool:
         return self.sweeps == (AUTO,)
 
+    def lineage(self) -> str:
+        """What status and the report say of the sweep it warm-started."""
+        names = "every earlier sweep of this trainer" if self.auto else ", ".join(self.sweeps)
+        return (
+            f"warm-started from {names}: their trials taught the sampler and are not this "
+            "sweep's (not listed, not counted)"
+        )
+
 
 @dataclass(frozen=True)
 class Register:

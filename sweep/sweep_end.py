@@ -73,6 +73,7 @@ def report_data(config: SweepConfig, result: SweepResult) -> SweepData:
         objective.goal,
         layout.histories(result.sweep_dir),
         tuple((o.primary_metric, o.goal) for o in config.goals) if config.multi_objective else (),
+        lineage=config.warm_start.lineage() if config.warm_start else "",
     )
 
 

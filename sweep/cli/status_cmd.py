@@ -119,12 +119,8 @@ def status(args: argparse.Namespace) -> int:
             f"search space changed from trial {change['from_trial']} on "
             f"({', '.join(change['params'])}; sweep resume --space)"
         )
-    warm = sweep.config.warm_start
-    if warm is not None:
-        print(
-            f"warm-started from {', '.join(warm.sweeps)}: their trials taught the sampler "
-            "and are not this sweep's (not listed, not counted)"
-        )
+    if sweep.config.warm_start is not None:
+        print(sweep.config.warm_start.lineage())
     return 0
 
 

@@ -62,6 +62,11 @@ def test_imported_trials_change_the_next_suggestion_and_count_for_nothing_else(f
     assert main(["status", "warm", "--root", str(root)]) == 0
     shown = capsys.readouterr().out
     assert "warm-started from first" in shown and len(shown.splitlines()) == 4
+    # The report lists the sweep's own two trials and says where the rest came from.
+    assert main(["report", "warm", "--root", str(root)]) == 0
+    report = capsys.readouterr().out
+    assert "warm-started from first: their trials taught the sampler" in report
+    assert "Warm-started from first" in (root / "warm" / "report.html").read_text()
 
 
 def test_a_narrowed_space_skips_and_counts_the_trials_outside_it(first, capsys):
