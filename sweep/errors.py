@@ -18,5 +18,11 @@ class TrialLost(TrialFailed):
     with a checkpoint continues from it."""
 
 
+class TrialPreempted(TrialLost):
+    """A trial stopped on a preemption notice (SIGTERM before its node goes, a drain), its
+    state saved where the notice found it: it continues from there without spending a
+    retry or counting as a loss."""
+
+
 class SweepInterrupted(SweepError):
     """Ctrl-C: running trials were stopped and queued to run again on resume."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from search_spaces.config import Keep
 
@@ -13,8 +13,19 @@ MAX_CHECKPOINT_BYTES = Keep.max_checkpoint_bytes
 TrainFn = Callable[[dict[str, Any], Callable[[int, dict[str, float]], bool]], Mapping[str, Any]]
 """A trainer: ``fn(params, report) -> metrics``; ``report(epoch, metrics)`` True means stop."""
 
-SendReport = Callable[[int, dict[str, float], "CheckpointFiles | None"], bool]
-"""How a worker sends one report (with its checkpoint's changes) and hears the answer."""
+
+class SendReport(Protocol):
+    """How a worker sends one report (with its checkpoint's changes) and hears the answer.
+    With ``notice`` (a preemption notice, why), no epoch is reported: the checkpoint is the
+    state the notice found, newer than the report of ``epoch``."""
+
+    def __call__(
+        self,
+        epoch: int,
+        metrics: dict[str, float],
+        checkpoint: CheckpointFiles | None,
+        notice: str = "",
+    ) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,9 @@ class Reported:
     metrics: Mapping[str, float]
     checkpoint: CheckpointFiles | None = None
     """What changed in the trial's checkpoint folder since its last report."""
+    notice: str = ""
+    """Not a report: a preemption notice saved the trial's state after ``epoch`` (where in
+    the next epoch it stopped); its checkpoint replaces that epoch's."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,8 @@ class Failed:
     lost: bool = False
     """The trial's process or node died, or it was preempted: not the trainer's fault, so a
     trial with a checkpoint continues from it without spending a retry."""
+    preempted: bool = False
+    """Lost on a preemption notice, its state saved: it continues without counting a loss."""
 
 
 Event = Reported | Finished | Failed

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
 
 from trainer.errors import TrainerError, TrainerInputError
 from trainer.options import TrainConfig, build_arg_parser
+from trainer.preemption import Preempted, listening
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,10 +30,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"epoch {epoch + 1}/{config.num_epochs}  {shown}", flush=True)
             return False
 
-        result = fit(config, report)
+        with listening(pass_on=False):  # a notice ends in the message below instead
+            result = fit(config, report)
     except TrainerInputError as exc:
         print(f"trainer: error: {exc}", file=sys.stderr)
         return 2
+    except Preempted as exc:
+        # SIGTERM's own exit code: a sweep (or a scheduler) sees a preempted run, not a
+        # failed one, and runs it again with the same checkpoint_dir to go on.
+        print(f"trainer: {exc}", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except TrainerError as exc:
         print(f"trainer: failed: {exc}", file=sys.stderr)
         return 1

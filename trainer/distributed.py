@@ -127,17 +127,20 @@ class GlobalBatchSampler:
                 f"batch_size {batch_size} must divide evenly over {ranks.world_size} workers"
             )
         self.size, self.batch_size, self.ranks, self.seed = size, batch_size, ranks, seed
-        self.epoch = 0
+        self.epoch = self.skip = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """The epoch's order; ``skip``: the batches of it already trained (a run continued
+        from a preemption notice's checkpoint goes on with the next one)."""
+        self.epoch, self.skip = epoch, skip
 
     def __iter__(self) -> Iterator[list[int]]:
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.size, generator=gen).tolist()
         share = self.batch_size // self.ranks.world_size
         # Drop the ragged last batch: it would not split evenly over ranks.
-        for start in range(0, self.size - self.batch_size + 1, self.batch_size):
+        first = self.skip * self.batch_size
+        for start in range(first, self.size - self.batch_size + 1, self.batch_size):
             lo = start + self.ranks.rank * share
             yield order[lo : lo + share]
 

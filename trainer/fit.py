@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from trainer import distributed
+from trainer import distributed, preemption
 from trainer.checkpoint import (
     MODEL_FILE,
     ModelInfo,
@@ -30,7 +31,7 @@ from trainer.data import AugmentedImages, ImageData, load_image_data
 from trainer.device_batches import DeviceBatches, fits_on_device
 from trainer.errors import DataError, TrainerError
 from trainer.export_lock import TORCH_STATE
-from trainer.loop import Precision, evaluate, train_one_epoch
+from trainer.loop import EpochStats, Precision, evaluate, train_one_epoch
 from trainer.model import build_model
 from trainer.options import TrainConfig
 
@@ -56,9 +57,11 @@ def fit(
     if config.threads:
         torch.set_num_threads(config.threads)
     ranks = distributed.start(device, config.distributed)
+    # A notice reaches one process; ranks that stopped on their own would hang the others.
+    notice = contextlib.nullcontext(False) if ranks.distributed else preemption.listening()
     try:
-        with TORCH_STATE.shared():
-            return _fit(config, report, device, ranks, data)
+        with TORCH_STATE.shared(), notice as listens:
+            return _fit(config, report, device, ranks, data, listens)
     finally:
         distributed.stop(ranks)
 
@@ -115,6 +118,7 @@ def _fit(
     device: torch.device,
     ranks: distributed.Ranks,
     data: ImageData | None,
+    listens: bool = False,
 ) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     data = data or load_image_data(config.data, config.image_size)
@@ -173,12 +177,29 @@ def _fit(
     best_acc, best_state, metrics = resume.best_acc, resume.best_state, resume.metrics
     pruned, epoch = False, resume.start - 1
     costs: dict[str, float] = {}
+    stop_when = preemption.NOTICE.is_set if listens else (lambda: False)
     for epoch in range(resume.start, config.num_epochs):
-        started = time.perf_counter()
-        sampler.set_epoch(epoch)
+        # Continued from a notice's checkpoint: the epoch goes on after its last batch.
+        part, resume.notice = resume.notice, {}
+        started = time.perf_counter() - float(part.get("seconds", 0.0))
+        sampler.set_epoch(epoch, skip=int(part.get("batches", 0)))
         train_set.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        train = train_one_epoch(trained, train_loader, optimizer, precision, scaler)
+        train = train_one_epoch(
+            trained,
+            train_loader,
+            optimizer,
+            precision,
+            scaler,
+            stats=EpochStats.resumed(part),
+            stop_when=stop_when,
+        )
+        if train.stopped:
+            if ranks.is_main:
+                resume.save_notice(
+                    epoch, train, best_acc, best_state, metrics, time.perf_counter() - started
+                )
+            raise preemption.Preempted(epoch, train.batches, saved=resume.folder is not None)
         val = evaluate(model, val_loader, precision)
         if scheduler is not None:
             scheduler.step()
@@ -268,15 +289,20 @@ class _Resume:
         self.best_acc = float(extra.get("best_acc", -1.0))
         self.best_epoch = int(extra.get("best_epoch", -1))
         self.metrics: dict[str, Any] = dict(extra.get("metrics", {}))
+        self.notice: dict[str, float] = dict(extra.get("notice", {}))
+        """Where a preemption notice stopped epoch ``start``: its batches and sums so far."""
         self.best_state = copy.deepcopy(model.state_dict())
         self.saved_at = time.perf_counter()
         """When the state was last saved (or loaded): ``checkpoint_interval_s`` counts from it."""
         self._best_file = -1
-        if self.folder is not None and 0 <= self.best_epoch < self.start - 1:
+        # Saved mid-epoch, the weights are never the best epoch's: those are in best.pt.
+        older = self.best_epoch < self.start - 1 or bool(self.notice)
+        if self.folder is not None and 0 <= self.best_epoch and older:
             saved = torch.load(self.folder / "best.pt", map_location="cpu", weights_only=True)
             self.best_state, self._best_file = saved["state_dict"], int(saved["epoch"])
-        if self.start:
-            logger.info("continuing from %s at epoch %d", self.folder, self.start)
+        if self.start or self.notice:
+            batch = f", batch {int(self.notice['batches'])}" if self.notice else ""
+            logger.info("continuing from %s at epoch %d%s", self.folder, self.start, batch)
 
     def save(
         self, epoch: int, best_acc: float, best_state: dict[str, Any], metrics: dict[str, Any]
@@ -295,6 +321,38 @@ class _Resume:
             extra={"best_acc": best_acc, "best_epoch": self.best_epoch, "metrics": metrics},
         )
         self.saved_at = time.perf_counter()
+
+    def save_notice(
+        self,
+        epoch: int,
+        train: EpochStats,
+        best_acc: float,
+        best_state: dict[str, Any],
+        metrics: dict[str, Any],
+        seconds: float,
+    ) -> None:
+        """The state where a preemption notice stopped ``epoch``: after its epochs before
+        and ``train.batches`` of it, with the pass's sums so far, so a run continued from it
+        finishes the epoch as one never stopped would."""
+        if self.folder is None:
+            return
+        if self.best_epoch >= 0 and self._best_file != self.best_epoch:
+            save_atomically(
+                {"epoch": self.best_epoch, "state_dict": best_state}, self.folder / "best.pt"
+            )
+            self._best_file = self.best_epoch
+        save_state(
+            self.folder,
+            epoch - 1,
+            **self.objects,
+            extra={
+                "best_acc": best_acc,
+                "best_epoch": self.best_epoch,
+                "metrics": metrics,
+                "notice": {**train.so_far(), "seconds": seconds},
+            },
+        )
+        logger.info("preemption notice: state saved at epoch %d, batch %d", epoch, train.batches)
 
 
 def _take_rates(config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler: Any) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -21,6 +21,9 @@ class EpochStats:
     loss_sum: float = 0.0
     correct: int = 0
     count: int = 0
+    batches: int = 0
+    """Batches taken (a pass stopped by a notice says where: see ``train_one_epoch``)."""
+    stopped: bool = False
     _loss: torch.Tensor | None = None
     _right: torch.Tensor | None = None
 
@@ -30,11 +33,36 @@ class EpochStats:
         self._loss = loss if self._loss is None else self._loss + loss
         self._right = right if self._right is None else self._right + right
         self.count += labels.numel()
+        self.batches += 1
 
     def done(self) -> EpochStats:
         if self._loss is not None and self._right is not None:
-            self.loss_sum, self.correct = float(self._loss), int(self._right)
+            self.loss_sum += float(self._loss)
+            self.correct += int(self._right)
+            self._loss = self._right = None
         return self
+
+    def so_far(self) -> dict[str, float]:
+        """The plain sums (a notice's checkpoint keeps them for the rest of the epoch)."""
+        self.done()
+        return {
+            "loss_sum": self.loss_sum,
+            "correct": self.correct,
+            "count": self.count,
+            "batches": self.batches,
+        }
+
+    @classmethod
+    def resumed(cls, saved: dict[str, float] | None) -> EpochStats:
+        """Sums a stopped pass had reached, to go on from (empty: a pass from the start)."""
+        if not saved:
+            return cls()
+        return cls(
+            float(saved["loss_sum"]),
+            int(saved["correct"]),
+            int(saved["count"]),
+            int(saved["batches"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -65,11 +93,20 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     precision: Precision,
     scaler: torch.amp.GradScaler | None = None,
+    *,
+    stats: EpochStats | None = None,
+    stop_when: Callable[[], bool] = lambda: False,
 ) -> EpochStats:
+    """Trains over ``batches``, adding to ``stats`` (a pass continued mid-epoch). Stops
+    after the batch in flight once ``stop_when()`` holds (a preemption notice): then the
+    stats say ``stopped`` and how many batches the pass has taken in all."""
     model.train()
     criterion = nn.CrossEntropyLoss(reduction="sum")
-    stats = EpochStats()
+    stats = stats or EpochStats()
     for images, labels in batches:
+        if stop_when():
+            stats.stopped = True
+            break
         images, labels = _to_device(images, labels, precision)
         with precision.autocast():
             logits = model(images)

@@ -12,7 +12,7 @@ import threading
 
 from search_spaces import Resources
 from sweep.backends.base import Backend
-from sweep.errors import SweepInputError, TrialFailed, TrialLost
+from sweep.errors import SweepInputError, TrialFailed, TrialLost, TrialPreempted
 from sweep.trainers.runner import run_trial
 from sweep.trials import CheckpointFiles, Event, Failed, Finished, Reported, TrialSpec
 
@@ -65,11 +65,14 @@ class InProcessBackend(Backend):
         number = spec.number
 
         def report(
-            epoch: int, metrics: dict[str, float], checkpoint: CheckpointFiles | None
+            epoch: int,
+            metrics: dict[str, float],
+            checkpoint: CheckpointFiles | None,
+            notice: str = "",
         ) -> bool:
             if number in session.cancelled:
                 raise _Cancelled
-            session.emit(Reported(number, epoch, dict(metrics), checkpoint))
+            session.emit(Reported(number, epoch, dict(metrics), checkpoint, notice))
             stop = session.answers[number].get()
             if stop is None:
                 raise _Cancelled
@@ -80,7 +83,10 @@ class InProcessBackend(Backend):
         except _Cancelled:
             return
         except TrialFailed as exc:
-            session.emit(Failed(number, str(exc), lost=isinstance(exc, TrialLost)))
+            preempted = isinstance(exc, TrialPreempted)
+            session.emit(
+                Failed(number, str(exc), lost=isinstance(exc, TrialLost), preempted=preempted)
+            )
             return
         session.emit(Finished(number, result))
 

@@ -5,21 +5,28 @@ the coordinator takes them from the hub with one long-poll and answers each one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import ray
 
-from sweep.errors import TrialFailed, TrialLost
+from sweep.errors import TrialFailed, TrialLost, TrialPreempted
 from sweep.records.trial_log import TRIAL_LOG
 from sweep.trainers.runner import run_trial
 from sweep.trials import CheckpointFiles, TrialSpec
 
+DRAIN_POLL_S = 2.0
+"""How often a running trial's worker asks whether its node is being drained."""
+
 # A report as the hub keeps it: trial, epoch, metrics, and its checkpoint's changes as
 # ``[ObjectRef]`` (in a list, so that Ray hands the hub the reference, not the bytes: they go
 # from the worker's object store to the coordinator once, when it takes them).
-HubReport = tuple[int, int, dict[str, float], list[Any]]
+HubReport = tuple[int, int, dict[str, float], list[Any], str]
 
 
 @ray.remote(num_cpus=0)
@@ -32,11 +39,16 @@ class ReportHub:
         self._new = asyncio.Event()
 
     async def report(
-        self, number: int, epoch: int, metrics: dict[str, float], checkpoint: list[Any]
+        self,
+        number: int,
+        epoch: int,
+        metrics: dict[str, float],
+        checkpoint: list[Any],
+        notice: str = "",
     ) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting[number] = future
-        self._events.append((number, epoch, metrics, checkpoint))
+        self._events.append((number, epoch, metrics, checkpoint, notice))
         self._new.set()
         return await future
 
@@ -76,14 +88,17 @@ class TrialWorker:
     ) -> tuple[str, Any]:
         # Ray sets OMP_NUM_THREADS to the actor's CPUs, which torch follows when imported.
         def report(
-            epoch: int, metrics: dict[str, float], checkpoint: CheckpointFiles | None
+            epoch: int,
+            metrics: dict[str, float],
+            checkpoint: CheckpointFiles | None,
+            notice: str = "",
         ) -> bool:
             if hub is None:  # ranks other than 0: rank 0 alone talks to the sweep
                 return False
             # The object stays alive while this call waits: the coordinator has taken and
             # committed it before it answers.
             refs = [ray.put(checkpoint)] if checkpoint is not None else []
-            return bool(ray.get(hub.report.remote(spec.number, epoch, metrics, refs)))
+            return bool(ray.get(hub.report.remote(spec.number, epoch, metrics, refs, notice)))
 
         # The next trial in this reused process starts from the environment Ray gave it
         # (CUDA_VISIBLE_DEVICES included), whatever this one set.
@@ -91,7 +106,10 @@ class TrialWorker:
         os.environ.update(env or {})
         rank = int((env or {}).get("RANK", "0"))
         try:
-            return "finished", run_trial(spec, report, log_name=log_name, rank=rank)
+            with _notice_on_drain():
+                return "finished", run_trial(spec, report, log_name=log_name, rank=rank)
+        except TrialPreempted as exc:  # this process was told to go: it is not reused
+            return "preempted", str(exc)
         except TrialLost as exc:
             return "lost", str(exc)
         except TrialFailed as exc:
@@ -99,6 +117,33 @@ class TrialWorker:
         finally:
             os.environ.clear()
             os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _notice_on_drain() -> Iterator[None]:
+    """While a trial runs: when Ray drains this worker's node (an autoscaler taking back a
+    spot or idle node, ``ray drain-node``), the process gets SIGTERM, the same preemption
+    notice a cloud's eviction sends, so the trial saves and continues elsewhere. Ray itself
+    tells a draining node's workers nothing."""
+    done = threading.Event()
+    node = ray.get_runtime_context().get_node_id()
+
+    def watch() -> None:
+        while not done.wait(DRAIN_POLL_S):
+            try:
+                draining = ray._private.state.state.get_draining_nodes()
+            except Exception:  # the GCS busy or restarting: ask again next time
+                continue
+            if node in draining:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    watcher = threading.Thread(target=watch, name="drain-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 def hub_node() -> Any:

@@ -240,7 +240,7 @@ class LocalRayBackend(Backend):
 
     def _reports(self, taken: list[HubReport]) -> list[Event]:
         events: list[Event] = []
-        for number, epoch, metrics, refs in taken:
+        for number, epoch, metrics, refs, notice in taken:
             if number not in self._running:
                 continue
             checkpoint: CheckpointFiles | None = None
@@ -250,7 +250,7 @@ class LocalRayBackend(Backend):
                     checkpoint = got
                 except RayError:
                     continue  # its worker died holding it: the trial's failure follows
-            events.append(Reported(number, epoch, metrics, checkpoint))
+            events.append(Reported(number, epoch, metrics, checkpoint, notice))
         return events
 
     def _outcome(self, number: int, ref: Any) -> Event | None:
@@ -285,7 +285,8 @@ class LocalRayBackend(Backend):
             self._release(number)
         if kind == "finished":
             return Finished(number, value)
-        return Failed(number, value, lost=kind == "lost")
+        preempted = kind == "preempted"
+        return Failed(number, value, lost=kind == "lost" or preempted, preempted=preempted)
 
     def _room_to_idle(self) -> bool:
         """Whether the cluster holds every worker alive (this finished one included): then it
@@ -295,7 +296,7 @@ class LocalRayBackend(Backend):
         starting cost a new process per trial: two trials always overlap a start.)"""
         now = time.monotonic()
         if now - self._capacity_at > 1.0:  # a call to the cluster; a node loss shows within 1 s
-            total = ray.cluster_resources()
+            total = _usable_resources()
             capacity = total.get("CPU", 0) / max(self._resources.cpus_per_trial, 1e-9)
             if self._resources.gpus_per_trial:
                 capacity = min(capacity, total.get("GPU", 0) / self._resources.gpus_per_trial)
@@ -335,3 +336,20 @@ class LocalRayBackend(Backend):
             ray.kill(self._hub, no_restart=True)
             self._hub = None
         self._take = None
+
+
+def _usable_resources() -> dict[str, float]:
+    """The cluster's resources less those of nodes being drained: Ray places nothing new
+    there, so a worker kept idle for them would hold the capacity a continued trial waits
+    for."""
+    total = dict(ray.cluster_resources())
+    try:
+        draining = ray._private.state.state.get_draining_nodes()
+    except Exception:  # the GCS busy: count every node this time
+        return total
+    if draining:
+        for node in ray.nodes():
+            if node.get("Alive") and node.get("NodeID") in draining:
+                for name, amount in node.get("Resources", {}).items():
+                    total[name] = total.get(name, 0.0) - amount
+    return total

@@ -83,6 +83,7 @@ def status(args: argparse.Namespace) -> int:
 
     params = [c for c in frame.columns if c.startswith("param_")]
     restarts = "restarts" in frame and bool(frame["restarts"].any())
+    preempted = "preemptions" in frame and bool(frame["preemptions"].any())
     # A shared study (several coordinators on one database): who ran each trial.
     who = "coordinator" in frame and frame["coordinator"].nunique() > 1
     lineage = "lineage" in frame  # PBT: whose checkpoint each member copied, when
@@ -96,6 +97,7 @@ def status(args: argparse.Namespace) -> int:
         *(["front"] if several else []),
         "epochs",
         *(["restarts"] if restarts else []),
+        *(["preempted"] if preempted else []),
         *(["coordinator"] if who else []),
         "lineage" if lineage else "reason",
     ]
@@ -108,6 +110,7 @@ def status(args: argparse.Namespace) -> int:
             *([_front_mark(row)] if several else []),
             f"{row['epochs_run']}/{_clean(row['epochs_asked']) or '?'}",
             *([row["restarts"]] if restarts else []),
+            *([row["preemptions"]] if preempted else []),
             *([row["coordinator"] or ""] if who else []),
             "; ".join(x for x in (row.get("lineage"), row["reason"]) if x),
         ]

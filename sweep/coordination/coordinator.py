@@ -361,6 +361,13 @@ class Coordinator:
         active = self.active.get(event.number)
         if active is None:
             return  # a trial we already ended (timed out) still talking
+        if event.notice:
+            # Not an epoch: the state a preemption notice found, newer than the last report;
+            # the trial ends lost next and continues from it.
+            if event.checkpoint is not None:
+                active.records.noticed(active.last_epoch, event.checkpoint, event.notice)
+            self.backend.answer(event.number, False)
+            return
         if event.epoch <= active.last_epoch:
             # An epoch it reported before: a trainer that ignored its checkpoint and started
             # over. Its history and the pruner keep the first report of each epoch.
@@ -462,7 +469,11 @@ class Coordinator:
         if active is None:
             return 0
         return self.endings.after_failure(
-            event.number, event.reason, epochs=active.epochs, lost=event.lost
+            event.number,
+            event.reason,
+            epochs=active.epochs,
+            lost=event.lost,
+            preempted=event.preempted,
         )
 
     def _enforce_timeouts(self, deadline: float) -> int:

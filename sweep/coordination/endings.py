@@ -31,6 +31,7 @@ from sweep.records.trial_attrs import (
     CONTINUES,
     EPOCHS,
     LOSSES,
+    PREEMPTIONS,
     REASON,
     REPLACES,
     carried,
@@ -172,13 +173,27 @@ class Endings:
 
     # -- the choice after a failure --------------------------------------------------------
 
-    def after_failure(self, number: int, reason: str, *, epochs: int, lost: bool = False) -> int:
+    def after_failure(
+        self,
+        number: int,
+        reason: str,
+        *,
+        epochs: int,
+        lost: bool = False,
+        preempted: bool = False,
+    ) -> int:
         """A trial's trainer failed (``lost``: its worker, node or coordinator died under
         it): it continues from its checkpoint when it has one and may (a loss below
         MAX_LOSSES, or a retry left); else it fails, and runs again under a new number when
-        it was lost or has a retry left. Returns 1 when the budget counts a new trial."""
+        it was lost or has a retry left. Returns 1 when the budget counts a new trial.
+        ``preempted``: lost on a notice, its state saved; it continues and counts nothing
+        (spot capacity may take a trial many times)."""
         attrs = self.study.get_trials(deepcopy=False)[number].user_attrs
         attempt, losses = int(attrs.get(ATTEMPT, 0)), int(attrs.get(LOSSES, 0))
+        if preempted and self.records(number).can_continue():
+            self.handle(number).set_user_attr(EPOCHS, epochs)
+            self.continue_(number, reason, count=PREEMPTIONS)
+            return 0
         if self.records(number).can_continue():
             count = LOSSES if lost and losses < MAX_LOSSES else None
             if count is None and not lost and attempt < self.retries:

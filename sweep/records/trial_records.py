@@ -61,6 +61,18 @@ class TrialRecords:
         with (self.folder / layout.METRICS).open("a") as f:
             f.write(json.dumps({"epoch": epoch, **metrics}) + "\n")
 
+    def noticed(self, epoch: int, checkpoint: CheckpointFiles, why: str) -> None:
+        """A preemption notice's checkpoint: the trial's state after ``epoch`` (its last
+        report) and part of the next, kept in place of that report's with its metrics."""
+        latest = self.checkpoint.latest()
+        metrics = latest.metrics if latest is not None and latest.epoch == epoch else {}
+        try:
+            self.checkpoint.commit(epoch, metrics, checkpoint)
+        except Exception as exc:  # it continues from its last report's instead
+            logger.warning("trial %s: the notice's checkpoint not kept: %s", self.folder.name, exc)
+            return
+        logger.info("trial %s: %s; state saved", self.folder.name, why)
+
     def finish(self, result: Mapping[str, Any]) -> None:
         (self.folder / layout.RESULT).write_text(json.dumps(result, indent=2, default=str))
 
@@ -87,7 +99,7 @@ class TrialRecords:
             for r in layout.read_history(self.folder)
             if isinstance(r.get("epoch"), int) and r["epoch"] <= latest.epoch
         ]
-        if not history or history[-1]["epoch"] != latest.epoch:
+        if latest.epoch >= 0 and (not history or history[-1]["epoch"] != latest.epoch):
             history.append({"epoch": latest.epoch, **latest.metrics})
         (self.folder / layout.METRICS).write_text("".join(json.dumps(r) + "\n" for r in history))
         return self.checkpoint.read(), latest.epoch + 1, history

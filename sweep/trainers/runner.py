@@ -13,10 +13,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sweep.errors import TrialFailed
+from sweep.errors import TrialFailed, TrialPreempted
 from sweep.records.checkpoint_folder import LiveCheckpoint
 from sweep.records.trial_log import TRIAL_LOG, CappedLog
 from sweep.trials import SendReport, TrainFn, TrialSpec
+from trainer import preemption
 
 BUILTIN_ENTRY = "trainer"
 
@@ -108,19 +109,43 @@ def run_trial(
     if spec.checkpoints:
         params["checkpoint_dir"] = str(live.fill(spec.checkpoint))
     sends = spec.checkpoints and rank == 0  # rank 0 alone reports
+    last = spec.first_epoch - 1
 
     def report(epoch: int, metrics: dict[str, float]) -> bool:
-        return send(epoch, metrics, live.changes() if sends else None)
+        nonlocal last
+        last = max(last, epoch)
+        stop = send(epoch, metrics, live.changes() if sends else None)
+        # A preemption notice: a trainer that cannot save mid-epoch stops at its report.
+        return stop or preemption.NOTICE.is_set()
+
+    def preempted(reason: str) -> TrialPreempted:
+        """Sends the state the notice left in the checkpoint folder (newer than the last
+        report's) to the sweep, which continues the trial from it."""
+        if rank == 0:
+            send(last, {}, live.changes() if sends else None, notice=reason)
+        return TrialPreempted(reason)
 
     try:
-        with _trial_log(trial_dir / log_name, capture_output) as log, _environment(spec.env):
+        with (
+            _trial_log(trial_dir / log_name, capture_output) as log,
+            _environment(spec.env),
+            preemption.listening(pass_on=False) as listens,
+        ):
             try:
                 result = fn(params, report)
-            except TrialFailed:
+            except preemption.Preempted as exc:  # the built-in trainer saved where it was
+                raise preempted(str(exc)) from None
+            except TrialPreempted as exc:  # a command trial's script, ended by SIGTERM
+                raise preempted(str(exc)) from None
+            except TrialFailed as exc:
+                if listens and preemption.NOTICE.is_set():  # a command trial's script
+                    raise preempted(f"preempted after epoch {last + 1} ({exc})") from None
                 raise
             except Exception as exc:
                 log.write(traceback.format_exc())
                 raise TrialFailed(f"{type(exc).__name__}: {exc}") from None
+            if listens and preemption.NOTICE.is_set():
+                raise preempted(f"preempted after epoch {last + 1}")
     finally:
         live.remove()
     if not isinstance(result, Mapping):

@@ -35,7 +35,7 @@ def processes_of(marker: str) -> list[int]:
     return pids
 
 
-def _token_file() -> bool:
+def token_auth() -> bool:
     return Path("~/.ray/auth_token").expanduser().is_file() or bool(
         os.environ.get("RAY_AUTH_TOKEN")
     )
@@ -75,7 +75,7 @@ def ray_start_cluster(
             timeout=120,
         )
         # A node joins in the head's authentication mode (token by default since Ray 2.59).
-        node_env = {**env, "RAY_AUTH_MODE": "token"} if _token_file() else env
+        node_env = {**env, "RAY_AUTH_MODE": "token"} if token_auth() else env
         for cpus in node_cpus:
             subprocess.run(
                 [ray, "start", f"--address=127.0.0.1:{port}", f"--num-cpus={cpus}", *common],

@@ -3,7 +3,12 @@ that continues from its last report after a retry or a lost worker."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -188,6 +193,99 @@ def test_a_worker_process_that_dies_is_continued_from_its_checkpoint(tmp_path, m
     assert starts == [0, 3]
     (trial,) = result.study.get_trials(deepcopy=False)
     assert trial.user_attrs["losses"] == 1 and "attempt" not in trial.user_attrs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make_backend", ["local_ray", "ray_cluster"], indirect=True)
+def test_sigterm_to_a_trial_s_worker_is_a_notice_it_continues_spending_nothing(
+    tmp_path, make_backend
+):
+    """SIGTERM (a spot node's eviction notice) to the worker process at epoch 3: the trainer's
+    report of epoch 3 says stop, the trial continues at epoch 4 in a new process, and neither
+    a loss nor a retry is spent (it could be preempted any number of times)."""
+    result = _sweep(tmp_path, make_backend=make_backend, sigterm_at=3).run()
+    folder = _one_history(result, tmp_path / "ck")
+    spans = [s for s in _records(folder, "span.jsonl") if "from" in s]
+    assert [s["from"] for s in spans] == [0, 4]
+    assert spans[0]["pid"] != spans[1]["pid"]  # the process told to go is not used again
+    assert [r["epoch"] for r in _records(folder, "ran.jsonl")] == list(range(8))
+    (trial,) = result.study.get_trials(deepcopy=False)
+    assert trial.user_attrs["preemptions"] == 1 and trial.user_attrs["restarts"] == 1
+    assert "losses" not in trial.user_attrs and "attempt" not in trial.user_attrs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make_backend", ["local_ray"], indirect=True)
+def test_the_built_in_trainer_noticed_mid_epoch_continues_from_that_batch(tmp_path, make_backend):
+    """SIGTERM to the worker while the built-in trainer is inside epoch 2: it saves there,
+    the sweep keeps that state, and the trial goes on from the next batch in a new worker;
+    each epoch is trained and reported once."""
+
+    class Notice:
+        sent = False
+
+        def trial_started(self, number, params):  # type: ignore[no-untyped-def]
+            pass
+
+        def trial_reported(self, number, epoch, value):  # type: ignore[no-untyped-def]
+            if epoch == 0 and not self.sent:
+                self.sent = True
+                # Into epoch 2 (a few seconds long here), not at its start.
+                threading.Timer(1.5, _sigterm_trial_workers).start()
+
+        def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
+            pass
+
+    result = Sweep(
+        name="bt",
+        search_space={"learning_rate": {"type": "choice", "values": [0.05]}},
+        trainer="trainer",
+        trainer_args={
+            "data": "digits",
+            "image_size": 16,
+            "batch_size": 64,
+            "num_epochs": 2,
+            "threads": 2,  # one trial: both cores
+            "lr_schedule": "none",
+            "device": "cpu",
+        },
+        root=tmp_path,
+        backend=make_backend(),
+        limits={"max_total_trials": 1},
+    ).run(listener=Notice())
+    (trial,) = result.study.get_trials(deepcopy=False)
+    assert trial.state == TrialState.COMPLETE, trial.user_attrs
+    assert trial.user_attrs["preemptions"] == 1 and "losses" not in trial.user_attrs
+    folder = trial_dir(tmp_path / "bt", 0)
+    log = (folder / "trial.log").read_text()
+    stopped = re.search(r"preemption notice: state saved at epoch 1, batch (\d+)", log)
+    assert stopped is not None and 0 < int(stopped.group(1)) < 1437 // 64, log[-2000:]
+    assert f"at epoch 1, batch {stopped.group(1)}" in log  # the next worker went on from there
+    assert [r["epoch"] for r in read_history(folder)] == [0, 1]
+    trained = [json.loads(x)["epoch"] for x in (folder / "outputs" / "metrics.jsonl").open()]
+    assert trained == [0, 1]  # the trainer's own record: no epoch trained twice
+
+
+def _sigterm_trial_workers() -> None:
+    """SIGTERM to this process's Ray trial workers (its raylet's children), as a node's
+    shutdown sends every process on it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    todo, mine = [os.getpid()], []
+    while todo:
+        for child in children.get(todo.pop(), []):
+            mine.append(child)
+            todo.append(child)
+    for pid in mine:
+        with contextlib.suppress(OSError):
+            if b"TrialWorker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGTERM)
 
 
 @pytest.mark.slow

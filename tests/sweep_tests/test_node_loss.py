@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from sweep.records.layout import read_history, trial_dir
-from tests.sweep_tests.ray_start import ray_start_cluster
+from tests.sweep_tests.ray_start import ray_start_cluster, token_auth
 
 ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 8
@@ -88,3 +88,70 @@ def test_a_lost_worker_node_s_trial_continues_on_the_other_node(tmp_path):
     assert starts[1]["from"] >= lost_after - 1 >= 1
     ran = (folder / "outputs" / "ran.jsonl").read_text().splitlines()
     assert len(ran) <= EPOCHS + 1
+
+
+@pytest.mark.slow
+def test_a_drained_node_s_trial_is_told_saves_and_continues_on_the_other_node(tmp_path):
+    """``ray drain-node`` (what an autoscaler does before it takes a spot node back) on the
+    node of trial 0: its worker hears of it, the trainer stops at its next report, and the
+    trial continues on the other node from there: no epoch twice, no loss counted."""
+    sweep_file = {
+        "name": "drain",
+        "trainer": {
+            "entry": "tests.sweep_tests.toy_trainers:slow_checkpointing",
+            "args": {"num_epochs": EPOCHS, "epoch_s": 1.0},
+        },
+        "search_space": {"x": {"type": "choice", "values": [0.2, 0.4]}},
+        "objective": {"primary_metric": "best_val_acc", "goal": "maximize"},
+        "sampling_algorithm": "grid",
+        "limits": {"max_total_trials": 2, "max_concurrent_trials": 2},
+    }
+    (tmp_path / "drain.yaml").write_text(yaml.safe_dump(sweep_file))
+    sweep_dir = tmp_path / "sweeps" / "drain"
+    with ray_start_cluster(tmp_path, head_cpus=0, node_cpus=(1, 1)) as address:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_AUTH_MODE")}
+        env["PYTHONPATH"] = str(ROOT)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "sweep.cli", "run", "drain.yaml", "--compute", address],
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if all(len(read_history(trial_dir(sweep_dir, n))) >= 2 for n in (0, 1)):
+                break
+            time.sleep(0.2)
+        else:
+            run.kill()
+            raise AssertionError(f"trials did not start: {run.communicate()}")
+        (victim,) = _spans(trial_dir(sweep_dir, 0))
+        (other,) = _spans(trial_dir(sweep_dir, 1))
+        assert victim["node"] != other["node"]
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "ray"),
+                "drain-node",
+                f"--address={address.removeprefix('ray:')}",
+                f"--node-id={victim['node']}",
+                "--reason=DRAIN_NODE_REASON_PREEMPTION",
+                "--reason-message=spot instance reclaimed",
+                "--deadline-remaining-seconds=120",
+            ],
+            env={**env, "RAY_AUTH_MODE": "token"} if token_auth() else env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err[-3000:]
+    assert "trials: 2 complete" in out
+    folder = trial_dir(sweep_dir, 0)
+    assert [r["epoch"] for r in read_history(folder)] == list(range(EPOCHS))
+    starts = _spans(folder)
+    assert len(starts) == 2 and starts[1]["node"] == other["node"]
+    assert "preempted" in out  # the live view's "continues from epoch N (preempted ...)"
+    ran = [json.loads(x)["epoch"] for x in (folder / "outputs" / "ran.jsonl").open()]
+    assert ran == list(range(EPOCHS))  # stopped at a report: nothing trained twice

@@ -5,8 +5,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import sys
 import time
 from pathlib import Path
+
+
+def _ray_node() -> str | None:
+    """The Ray node this runs on (hex id), or None outside Ray."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    return str(ray.get_runtime_context().get_node_id())
 
 
 def _mark(params: dict, name: str, payload: dict) -> None:
@@ -152,7 +162,9 @@ def checkpointing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     start (the epoch it started from, its process and the Ray node's raylet, its parent).
 
     ``fail_at`` raises, ``die_at`` ends its process and ``hang_at`` hangs, the first time it
-    reaches that epoch; ``die_always_at`` ends it every time.
+    reaches that epoch; ``die_always_at`` ends it every time; ``sigterm_at`` sends its own
+    process SIGTERM (a preemption notice) and trains on, as a trainer that cannot save
+    mid-epoch does, until its report says stop.
     """
     ckpt = Path(params.get("checkpoint_dir") or params["output_dir"]) / "."  # none: no folder
     state_file = ckpt / "state.json"
@@ -163,7 +175,13 @@ def checkpointing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     _mark(
         params,
         "span.jsonl",
-        {"start": time.time(), "from": start, "pid": os.getpid(), "raylet": os.getppid()},
+        {
+            "start": time.time(),
+            "from": start,
+            "pid": os.getpid(),
+            "raylet": os.getppid(),
+            "node": _ray_node(),
+        },
     )
     trial = Path(params["output_dir"]).parent
     told = {
@@ -187,6 +205,9 @@ def checkpointing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
         if epoch == params.get("hang_at") and not once.exists():
             once.write_text("")
             time.sleep(3600)
+        if epoch == params.get("sigterm_at") and not once.exists():
+            once.write_text("")
+            os.kill(os.getpid(), signal.SIGTERM)
         acc = 1 - (params["x"] - 0.3) ** 2 + 0.01 * epoch
         best = max(best, acc)
         _mark(params, "ran.jsonl", {"epoch": epoch})

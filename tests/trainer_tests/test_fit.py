@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
 
+from trainer import preemption
 from trainer.checkpoint import load_checkpoint
 from trainer.fit import fit
 from trainer.metrics import EPOCH_METRICS
@@ -228,6 +232,74 @@ def test_a_run_interrupted_after_epoch_k_and_continued_equals_one_never_stopped(
     b, _ = load_checkpoint(tmp_path / "cut")
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.allclose(x.float(), y.float(), atol=1e-6), name
+
+    # A preemption notice 5 batches into epoch 1 (of 22): the state is saved there, and the
+    # run continued from it trains the other 17 and epoch 2 as one never stopped.
+    notice = _NoticeAfter(22 + 5)
+    preemption.NOTICE, real = notice, preemption.NOTICE
+    ckpt = str(tmp_path / "noticed")
+    again: list[dict] = []
+    try:  # this test handles the notice itself: it is not passed on to pytest's process
+        with (
+            preemption.listening(pass_on=False),
+            pytest.raises(preemption.Preempted, match="epoch 2, batch 5; its state is saved"),
+        ):
+            fit(
+                TrainConfig(**config, output_dir=str(tmp_path / "notice"), checkpoint_dir=ckpt),
+                lambda epoch, m: again.append(m) or False,
+            )
+    finally:
+        preemption.NOTICE = real
+    assert len(again) == 1
+    ran = fit(
+        TrainConfig(**config, output_dir=str(tmp_path / "notice"), checkpoint_dir=ckpt),
+        lambda epoch, m: again.append(m) or False,
+    )
+    assert len(again) == 3
+    for a_, b_ in zip(whole, again, strict=True):
+        for key in ("train_loss", "val_loss", "val_acc", "best_val_acc", "lr"):
+            assert a_[key] == pytest.approx(b_[key], abs=1e-6), key
+    assert ran["best_val_acc"] == pytest.approx(full["best_val_acc"], abs=1e-6)
+    c, _ = load_checkpoint(tmp_path / "notice")
+    for (name, x), y in zip(a.state_dict().items(), c.state_dict().values(), strict=True):
+        assert torch.allclose(x.float(), y.float(), atol=1e-6), name
+
+
+class _NoticeAfter(threading.Event):
+    """A notice that arrives before batch ``n + 1`` counted over the run (the loop asks once
+    a batch): the same place every run, which a real signal's timing is not."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.asked = n, 0
+
+    def is_set(self) -> bool:
+        self.asked += 1
+        return self.asked > self.n or super().is_set()
+
+
+def test_sigterm_while_listening_is_a_notice_passed_on_when_nobody_else_handles_it():
+    before = signal.getsignal(signal.SIGTERM)
+    with preemption.listening(pass_on=False) as listens:
+        assert listens and not preemption.NOTICE.is_set()
+        os.kill(os.getpid(), signal.SIGTERM)  # the process lives on: the run saves and stops
+        assert preemption.NOTICE.wait(5)
+    assert signal.getsignal(signal.SIGTERM) is before
+    # A script that calls fit itself: once the run has saved, the process ends by SIGTERM,
+    # as it would have without the notice (what a scheduler reads as "preempted").
+    script = (
+        "import os, signal\n"
+        "from trainer import preemption\n"
+        "with preemption.listening():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    preemption.NOTICE.wait(5)\n"
+        "    print('saved', flush=True)\n"
+        "print('not reached')\n"
+    )
+    ended = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert ended.returncode == -signal.SIGTERM and ended.stdout == "saved\n", ended.stderr
 
 
 @pytest.mark.slow

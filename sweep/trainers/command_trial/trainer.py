@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweep.errors import TrialFailed, TrialLost
+from sweep.errors import TrialFailed, TrialPreempted
 from sweep.records.tracking import RUN_PARAMS
 from sweep.records.trial_log import TRIAL_LOG
 from sweep.trainers.command_trial.mlflow_run import MlflowRun
 from sweep.trainers.command_trial.processes import GRACE_S, ProcessGroup
 from sweep.trainers.command_trial.substitute import expand_command
+from trainer import preemption
 
 POLL_S = 0.1
 """How often the MLflow run is read; most of the delay between a log and its decision."""
@@ -107,8 +108,9 @@ class CommandTrainer:
             )  # horovodrun is one process
             if code in PREEMPTED:
                 # SIGTERM from outside (a spot node's preemption notice, a cluster's drain):
-                # the script had its grace period; the trial continues from its checkpoint.
-                raise TrialLost(f"{who} was stopped by a signal (exit code {code})")
+                # the script had its grace period; what it saved in its checkpoint folder
+                # on the way out is kept, and the trial continues from it.
+                raise TrialPreempted(f"{who} was stopped by SIGTERM (exit code {code})")
             tail = group.stderr_tail(rank, lines=3)
             raise TrialFailed(f"{who} exited with code {code}" + (f": {tail}" if tail else ""))
         if self.metric not in metrics:
@@ -203,6 +205,8 @@ class CommandTrainer:
         stop (pruned), False when its processes ended by themselves."""
         index = self.first_epoch
         while True:
+            if preemption.NOTICE.is_set():
+                return False  # its processes get SIGTERM and trainer.grace_s to save
             done = not group.running() or group.first_failure() is not None
             values = run.new_values(self.metric)
             if values:
