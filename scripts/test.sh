@@ -33,4 +33,7 @@ bash scripts/build_horovod.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-exec .venv/bin/pytest "$@"
+# Two or more test processes (up to 4), a module to each at a time: the longest modules go
+# first (tests/conftest.py), so neither waits long for the other at the end.
+workers=$(( $(nproc) < 4 ? $(nproc) : 4 ))
+exec .venv/bin/pytest -n "$(( workers < 2 ? 2 : workers ))" --dist loadfile "$@"

@@ -37,3 +37,21 @@ def make_image_folder(
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_image_folder(tmp_path / "fowl_data")
+
+
+@pytest.hookimpl(trylast=True)  # after sweep_tests/conftest.py has marked what starts Ray
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with the most slow tests first, each module's own order kept: the suite runs
+    a module per process at a time (``--dist loadfile``), and a long module left for last
+    would keep one process busy while the other has nothing to do."""
+    slow: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        slow[module] = slow.get(module, 0) + bool(item.get_closest_marker("slow"))
+    place = {module: i for i, module in enumerate(slow)}
+
+    def order(item: pytest.Item) -> tuple[int, int]:
+        module = item.nodeid.split("::")[0]
+        return -slow[module], place[module]
+
+    items.sort(key=order)
