@@ -21,6 +21,7 @@ from sweep.records.checkpoint_store import CheckpointStore
 from sweep.records.layout import read_history, trial_dir
 from sweep.trials import CheckpointFiles
 from tests.sweep_tests import toy_trainers
+from tests.threads import TRAIN_THREADS
 
 SPACE = {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}}
 
@@ -245,7 +246,7 @@ def test_the_built_in_trainer_noticed_mid_epoch_continues_from_that_batch(tmp_pa
             "image_size": 16,
             "batch_size": 64,
             "num_epochs": 2,
-            "threads": 2,  # one trial: both cores
+            "threads": TRAIN_THREADS,
             "lr_schedule": "none",
             "device": "cpu",
         },
@@ -437,7 +438,7 @@ def test_continue_with_the_built_in_trainer_on_the_command_line_registers_the_ne
                         "image_size": 16,
                         "batch_size": 64,
                         "num_epochs": 2,
-                        "threads": 2,  # one trial at a time: both cores
+                        "threads": TRAIN_THREADS,
                         "lr_schedule": "none",
                     }
                 },

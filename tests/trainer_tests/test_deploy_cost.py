@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.threads import TRAIN_THREADS
 from trainer.checkpoint import load_checkpoint
 from trainer.errors import TrainerInputError
 from trainer.fit import fit
@@ -15,7 +16,7 @@ TINY = {
     "image_size": 16,
     "batch_size": 64,
     "num_epochs": 1,
-    "threads": 2,  # one run at a time: both cores
+    "threads": TRAIN_THREADS,
     "device": "cpu",
 }
 

@@ -10,6 +10,7 @@ import threading
 import pytest
 import torch
 
+from tests.threads import TRAIN_THREADS
 from trainer import preemption
 from trainer.checkpoint import load_checkpoint
 from trainer.fit import fit
@@ -21,7 +22,7 @@ FAST = {
     "image_size": 16,
     "batch_size": 64,
     "learning_rate": 0.05,
-    "threads": 2,  # the tests run one at a time: both of CI's cores
+    "threads": TRAIN_THREADS,
     "model": "resnet18",
 }
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
+from tests.threads import TRAIN_THREADS
 from trainer.checkpoint import load_checkpoint
 from trainer.fit import fit
 from trainer.onnx_export import OnnxCheckError, check_onnx, export_onnx, validation_images
@@ -23,7 +24,7 @@ def model_dir(tmp_path_factory):
             batch_size=64,
             num_epochs=1,
             learning_rate=0.05,
-            threads=2,
+            threads=TRAIN_THREADS,
             output_dir=str(out),
         )
     )
