@@ -248,6 +248,9 @@ class Coordinator:
             if claimed is None:
                 return  # started or ended by someone else meanwhile
             trial = claimed
+            if self.shared is not None:
+                trial.set_user_attr(COORDINATOR, self.shared.me)
+                beat(self.study, [trial._trial_id])
         elif self.shared is None:
             trial = self.study.ask(self.space.distributions())
         else:

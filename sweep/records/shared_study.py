@@ -10,6 +10,7 @@ coordinator at a time (its lock).
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import uuid
@@ -24,7 +25,7 @@ from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from sweep.records.budget import replaced_numbers
-from sweep.records.trial_attrs import COORDINATOR
+from sweep.records.trial_attrs import COORDINATOR, paused_at
 
 HEARTBEAT_S = 5
 """How often a coordinator says its trials are alive."""
@@ -58,13 +59,43 @@ def claim_stale(study: optuna.Study) -> list[FrozenTrial]:
     if not shared(storage):
         return []
     claimed = []
-    for trial_id in storage._get_stale_trial_ids(study._study_id):  # type: ignore[attr-defined]
+    stale = storage._get_stale_trial_ids(study._study_id)  # type: ignore[attr-defined]
+    for trial_id in [*stale, *_never_beaten(storage, study._study_id)]:
         try:
             if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                 claimed.append(storage.get_trial(trial_id))
         except UpdateFinishedTrialError:
             continue  # another coordinator claimed it first
     return claimed
+
+
+def _never_beaten(storage: BaseStorage, study_id: int) -> list[int]:
+    """RUNNING trials with no heartbeat at all, started over ``GRACE_S`` ago: a coordinator
+    died between asking for the trial and its first heartbeat (Optuna's stale-trial check
+    passes over them, and they would stay RUNNING for ever). Times are this machine's
+    clock against the asking coordinator's (Optuna's ``datetime_start``)."""
+    from optuna.storages import RDBStorage
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from sqlalchemy.orm import selectinload
+
+    storage = getattr(storage, "_backend", storage)  # under Optuna's cache
+    if not isinstance(storage, RDBStorage):
+        return []
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=GRACE_S)
+    with _create_scoped_session(storage.scoped_session, True) as session:
+        running = (
+            session.query(models.TrialModel)
+            .options(selectinload(models.TrialModel.heartbeats))
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+            .filter(models.TrialModel.study_id == study_id)
+            .all()
+        )
+        return [
+            t.trial_id
+            for t in running
+            if not t.heartbeats and t.datetime_start is not None and t.datetime_start < cutoff
+        ]
 
 
 def quiet_ask(study: optuna.Study, distributions: dict[str, Any]) -> optuna.Trial:
@@ -104,9 +135,12 @@ class SharedStudy:
 
     def others_running(self) -> bool:
         """Whether another coordinator's trials still run (alive, or not yet found stale):
-        the study is not done until they end or are claimed."""
+        the study is not done until they end or are claimed. Asked while this one runs
+        none, so a RUNNING trial of no coordinator is one whose coordinator died before it
+        said so: it is claimed once ``GRACE_S`` passed (``claim_stale``)."""
         trials = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        return bool(running_elsewhere(trials, self.me))
+        orphans = [t for t in trials if COORDINATOR not in t.user_attrs and not paused_at(t)]
+        return bool(running_elsewhere(trials, self.me) or orphans)
 
     def over_budget(self, number: int, total: int) -> bool:
         """Whether trial ``number``, just asked for, is beyond ``total`` once every

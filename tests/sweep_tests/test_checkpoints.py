@@ -222,21 +222,8 @@ def test_the_built_in_trainer_noticed_mid_epoch_continues_from_that_batch(tmp_pa
     the sweep keeps that state, and the trial goes on from the next batch in a new worker;
     each epoch is trained and reported once."""
 
-    class Notice:
-        sent = False
-
-        def trial_started(self, number, params):  # type: ignore[no-untyped-def]
-            pass
-
-        def trial_reported(self, number, epoch, value):  # type: ignore[no-untyped-def]
-            if epoch == 0 and not self.sent:
-                self.sent = True
-                # Into epoch 2 (a few seconds long here), not at its start.
-                threading.Timer(1.5, _sigterm_trial_workers).start()
-
-        def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
-            pass
-
+    # The notice lands inside epoch 2 (a few seconds long here), not at its start.
+    sigterm_soon = threading.Timer(1.5, _sigterm_trial_workers).start
     result = Sweep(
         name="bt",
         search_space={"learning_rate": {"type": "choice", "values": [0.05]}},
@@ -253,7 +240,7 @@ def test_the_built_in_trainer_noticed_mid_epoch_continues_from_that_batch(tmp_pa
         root=tmp_path,
         backend=make_backend(),
         limits={"max_total_trials": 1},
-    ).run(listener=Notice())
+    ).run(listener=toy_trainers.OnceAtEpoch(0, sigterm_soon))
     (trial,) = result.study.get_trials(deepcopy=False)
     assert trial.state == TrialState.COMPLETE, trial.user_attrs
     assert trial.user_attrs["preemptions"] == 1 and "losses" not in trial.user_attrs
@@ -467,20 +454,6 @@ def test_a_lost_report_hub_is_replaced_and_running_trials_continue(tmp_path, mak
 
     backend = make_backend()
 
-    class KillHub:
-        done = False
-
-        def trial_started(self, number, params):  # type: ignore[no-untyped-def]
-            pass
-
-        def trial_reported(self, number, epoch, value):  # type: ignore[no-untyped-def]
-            if epoch == 2 and not self.done:
-                self.done = True
-                ray.kill(backend._hub, no_restart=True)  # as if its node had died
-
-        def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
-            pass
-
     result = Sweep(
         name="ck",
         search_space=SPACE,
@@ -489,7 +462,7 @@ def test_a_lost_report_hub_is_replaced_and_running_trials_continue(tmp_path, mak
         backend=backend,
         trainer_args={"num_epochs": 6, "epoch_s": 0.3},
         limits={"max_total_trials": 1},
-    ).run(listener=KillHub())
+    ).run(listener=toy_trainers.OnceAtEpoch(2, lambda: ray.kill(backend._hub, no_restart=True)))
     folder = _one_history(result, tmp_path / "ck", epochs=6)
     starts = [s["from"] for s in _records(folder, "span.jsonl") if "from" in s]
     assert starts[0] == 0 and len(starts) == 2 and starts[1] >= 2

@@ -4,12 +4,14 @@ reported epoch."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,10 +37,15 @@ def _spans(folder: Path) -> list[dict]:
     return [r for r in map(json.loads, path.read_text().splitlines()) if "from" in r]
 
 
-@pytest.mark.slow
-def test_a_lost_worker_node_s_trial_continues_on_the_other_node(tmp_path):
+@contextlib.contextmanager
+def _two_trials_on_two_nodes(
+    tmp_path: Path, name: str, head_env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], Path, str, dict[str, str]]]:
+    """``sweep run`` of two 8-epoch trials on a ``ray start`` cluster of a head with no CPUs
+    and two 1-CPU nodes, once both have reported twice (one trial per node). Yields the run,
+    the sweep's folder, the cluster's address and the environment the CLI was given."""
     sweep_file = {
-        "name": "nodes",
+        "name": name,
         "trainer": {
             "entry": "tests.sweep_tests.toy_trainers:slow_checkpointing",
             "args": {"num_epochs": EPOCHS, "epoch_s": 1.0},
@@ -48,15 +55,13 @@ def test_a_lost_worker_node_s_trial_continues_on_the_other_node(tmp_path):
         "sampling_algorithm": "grid",
         "limits": {"max_total_trials": 2, "max_concurrent_trials": 2},
     }
-    (tmp_path / "nodes.yaml").write_text(yaml.safe_dump(sweep_file))
-    sweep_dir = tmp_path / "sweeps" / "nodes"
-    with ray_start_cluster(
-        tmp_path, head_cpus=0, node_cpus=(1, 1), head_env=FAST_HEALTH_CHECKS
-    ) as address:
+    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(sweep_file))
+    sweep_dir = tmp_path / "sweeps" / name
+    with ray_start_cluster(tmp_path, head_cpus=0, node_cpus=(1, 1), head_env=head_env) as address:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_AUTH_MODE")}
         env["PYTHONPATH"] = str(ROOT)
         run = subprocess.Popen(
-            [sys.executable, "-m", "sweep.cli", "run", "nodes.yaml", "--compute", address],
+            [sys.executable, "-m", "sweep.cli", "run", f"{name}.yaml", "--compute", address],
             cwd=tmp_path,
             env=env,
             text=True,
@@ -65,13 +70,23 @@ def test_a_lost_worker_node_s_trial_continues_on_the_other_node(tmp_path):
         )
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            histories = [read_history(trial_dir(sweep_dir, n)) for n in (0, 1)]
-            if all(len(h) >= 2 for h in histories):
+            if all(len(read_history(trial_dir(sweep_dir, n))) >= 2 for n in (0, 1)):
                 break
             time.sleep(0.2)
         else:
             run.kill()
             raise AssertionError(f"trials did not start: {run.communicate()}")
+        try:
+            yield run, sweep_dir, address, env
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+
+
+@pytest.mark.slow
+def test_a_lost_worker_node_s_trial_continues_on_the_other_node(tmp_path):
+    with _two_trials_on_two_nodes(tmp_path, "nodes", FAST_HEALTH_CHECKS) as (run, sweep_dir, *_):
         (victim,) = _spans(trial_dir(sweep_dir, 0))
         (other,) = _spans(trial_dir(sweep_dir, 1))
         assert victim["raylet"] != other["raylet"]  # one trial per node
@@ -95,38 +110,7 @@ def test_a_drained_node_s_trial_is_told_saves_and_continues_on_the_other_node(tm
     """``ray drain-node`` (what an autoscaler does before it takes a spot node back) on the
     node of trial 0: its worker hears of it, the trainer stops at its next report, and the
     trial continues on the other node from there: no epoch twice, no loss counted."""
-    sweep_file = {
-        "name": "drain",
-        "trainer": {
-            "entry": "tests.sweep_tests.toy_trainers:slow_checkpointing",
-            "args": {"num_epochs": EPOCHS, "epoch_s": 1.0},
-        },
-        "search_space": {"x": {"type": "choice", "values": [0.2, 0.4]}},
-        "objective": {"primary_metric": "best_val_acc", "goal": "maximize"},
-        "sampling_algorithm": "grid",
-        "limits": {"max_total_trials": 2, "max_concurrent_trials": 2},
-    }
-    (tmp_path / "drain.yaml").write_text(yaml.safe_dump(sweep_file))
-    sweep_dir = tmp_path / "sweeps" / "drain"
-    with ray_start_cluster(tmp_path, head_cpus=0, node_cpus=(1, 1)) as address:
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_AUTH_MODE")}
-        env["PYTHONPATH"] = str(ROOT)
-        run = subprocess.Popen(
-            [sys.executable, "-m", "sweep.cli", "run", "drain.yaml", "--compute", address],
-            cwd=tmp_path,
-            env=env,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            if all(len(read_history(trial_dir(sweep_dir, n))) >= 2 for n in (0, 1)):
-                break
-            time.sleep(0.2)
-        else:
-            run.kill()
-            raise AssertionError(f"trials did not start: {run.communicate()}")
+    with _two_trials_on_two_nodes(tmp_path, "drain") as (run, sweep_dir, address, env):
         (victim,) = _spans(trial_dir(sweep_dir, 0))
         (other,) = _spans(trial_dir(sweep_dir, 1))
         assert victim["node"] != other["node"]
@@ -152,6 +136,6 @@ def test_a_drained_node_s_trial_is_told_saves_and_continues_on_the_other_node(tm
     assert [r["epoch"] for r in read_history(folder)] == list(range(EPOCHS))
     starts = _spans(folder)
     assert len(starts) == 2 and starts[1]["node"] == other["node"]
-    assert "preempted" in out  # the live view's "continues from epoch N (preempted ...)"
+    assert "(preempted after epoch" in out  # the live view: "continues from epoch N (...)"
     ran = [json.loads(x)["epoch"] for x in (folder / "outputs" / "ran.jsonl").open()]
     assert ran == list(range(EPOCHS))  # stopped at a report: nothing trained twice

@@ -169,3 +169,42 @@ def test_optuna_dashboard_lists_the_shared_study(tmp_path):
             os.killpg(dashboard.pid, signal.SIGKILL)
             dashboard.wait()
     assert [s["study_name"] for s in studies] == ["shared"]
+
+
+@pytest.mark.slow
+@needs_server
+def test_a_trial_whose_coordinator_died_before_owning_it_is_run_again(tmp_path):
+    """A coordinator killed between asking the database for a trial and marking it its own
+    leaves a RUNNING trial with no owner and no heartbeat, which Optuna's stale-trial check
+    passes over: the next coordinator waits for it, claims it once GRACE_S has passed (here
+    it is made a minute old) and runs it again, and the sweep ends whole. (Found under load:
+    the survivor of the test above ended with such a trial RUNNING.)"""
+    import sqlalchemy
+    from optuna.distributions import FloatDistribution
+
+    with postgres_server() as url:
+        first = _coordinator(tmp_path, _file(tmp_path, url, 3, 0.0), "a")
+        _, err = first.communicate(timeout=300)
+        assert first.returncode == 0, err[-3000:]
+        study = optuna.load_study(study_name="shared", storage=url)
+        orphan = study.ask({"x": FloatDistribution(0.0, 1.0)})  # and its coordinator dies
+        engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.begin() as db:
+            db.execute(
+                sqlalchemy.text(
+                    "UPDATE trials SET datetime_start = datetime_start - interval '60 seconds' "
+                    "WHERE trial_id = :id"
+                ),
+                {"id": orphan._trial_id},
+            )
+        engine.dispose()
+        (tmp_path / "four").mkdir()
+        second = _coordinator(tmp_path / "four", _file(tmp_path / "four", url, 4, 0.0), "b")
+        out, err = second.communicate(timeout=300)
+        assert second.returncode == 0, err[-3000:]
+        trials = _trials(url)
+    assert trials[orphan.number].state == TrialState.FAIL
+    replaced = replaced_numbers(trials)
+    counted = [t for t in trials if t.number not in replaced]
+    assert orphan.number in replaced and len(counted) == 4
+    assert all(t.state == TrialState.COMPLETE for t in counted), [t.state for t in trials]

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -252,6 +253,24 @@ class CtrlCAfter:
         self.left -= 1
         if self.left == 0:
             raise KeyboardInterrupt
+
+    def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
+        pass
+
+
+class OnceAtEpoch:
+    """A listener that calls ``act()`` once, when a trial first reports ``epoch`` (0-based)."""
+
+    def __init__(self, epoch: int, act: Callable[[], object]) -> None:
+        self.epoch, self.act, self.done = epoch, act, False
+
+    def trial_started(self, number, params):  # type: ignore[no-untyped-def]
+        pass
+
+    def trial_reported(self, number, epoch, value):  # type: ignore[no-untyped-def]
+        if epoch == self.epoch and not self.done:
+            self.done = True
+            self.act()
 
     def trial_ended(self, number, state, value, reason):  # type: ignore[no-untyped-def]
         pass
