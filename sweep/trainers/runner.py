@@ -133,9 +133,8 @@ def run_trial(
         ):
             try:
                 result = fn(params, report)
-            except preemption.Preempted as exc:  # the built-in trainer saved where it was
-                raise preempted(str(exc)) from None
-            except TrialPreempted as exc:  # a command trial's script, ended by SIGTERM
+            # The built-in trainer saved where it was; a command trial's script ended by SIGTERM.
+            except (preemption.Preempted, TrialPreempted) as exc:
                 raise preempted(str(exc)) from None
             except TrialFailed as exc:
                 if listens and preemption.NOTICE.is_set():  # a command trial's script
