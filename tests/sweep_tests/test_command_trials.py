@@ -410,7 +410,7 @@ def test_the_shipped_azure_job_example_runs_here_and_predicts(tmp_path):
         "run",
         str(job),
         "--set",
-        "limits.max_total_trials=2",
+        "limits.max_total_trials=1",
         "--set",
         "inputs.num_epochs=1",
         "--set",
@@ -462,7 +462,7 @@ def test_the_shipped_example_stopped_by_sigterm_continues_from_its_checkpoint(tm
             "--set",
             "limits.max_total_trials=1",
             "--set",
-            "inputs.num_epochs=3",
+            "inputs.num_epochs=2",
             "--set",
             "register.root=models",
         ],
@@ -482,7 +482,7 @@ def test_the_shipped_example_stopped_by_sigterm_continues_from_its_checkpoint(tm
     out, err = run.communicate(timeout=600)
     assert run.returncode == 0, err[-3000:]
     assert "trials: 1 complete" in out and "continues" in out
-    assert [r["epoch"] for r in read_history(folder)] == [0, 1, 2]
+    assert [r["epoch"] for r in read_history(folder)] == [0, 1]
     # The script's second run started from its checkpoint (the trainer logs where).
     logs = (folder / "trial.log").read_text() + (folder / "stderr.log").read_text()
-    assert "continuing from" in logs or "epoch 2/3" in logs.split("epoch 1/3")[-1]
+    assert "continuing from" in logs or "epoch 2/2" in logs.split("epoch 1/2")[-1]

@@ -68,9 +68,17 @@ def mlflow_server(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
         server.wait()
 
 
-def _sweep(root: Path, tracking: dict | None = None, **args) -> Sweep:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One server for the tests that leave it running (each logs to its own experiment):
+    a server's start is seconds of CPU."""
+    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as (uri, _):
+        yield uri
+
+
+def _sweep(root: Path, tracking: dict | None = None, name: str = "tracked", **args) -> Sweep:  # type: ignore[no-untyped-def]
     return Sweep(
-        name="tracked",
+        name=name,
         search_space=SPACE,
         trainer=toy_trainers.quadratic,
         root=root,
@@ -85,39 +93,41 @@ def _sweep(root: Path, tracking: dict | None = None, **args) -> Sweep:  # type: 
 @pytest.mark.slow
 @needs_server
 @pytest.mark.parametrize("given_by", ["environment", "file"])
-def test_a_sweep_is_a_parent_run_with_a_child_run_per_trial(tmp_path, monkeypatch, capfd, given_by):
+def test_a_sweep_is_a_parent_run_with_a_child_run_per_trial(
+    tmp_path, monkeypatch, capfd, given_by, shared_server
+):
     from mlflow.tracking import MlflowClient
 
-    with mlflow_server(tmp_path) as (uri, _):
-        monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
-        if given_by == "environment":  # MLflow's own convention (Azure ML sets it too)
-            monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-            result = _sweep(tmp_path / "sweeps").run()
-        else:
-            monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-            result = _sweep(tmp_path / "sweeps", tracking={"mlflow": uri}).run()
-        assert capfd.readouterr().out == ""  # MLflow's "View run" lines stay out
-        client = MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name("tracked")
-        runs = client.search_runs([experiment.experiment_id])
-        (parent,) = [r for r in runs if r.data.tags.get("sweep.kind") == "sweep"]
-        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-        assert len(children) == 3
-        for child in children:
-            number = int(child.data.tags["sweep.trial"])
-            history = client.get_metric_history(child.info.run_id, "val_acc")
-            assert sorted(m.step for m in history) == [0, 1, 2]
-            assert child.data.tags["sweep.state"] == "complete"
-            assert (
-                float(child.data.params["x"])
-                == result.trials.set_index("number").loc[number, "param_x"]
-            )
-            assert child.info.status == "FINISHED"
-        assert parent.data.params["sampling_algorithm"] == "random"
-        best = client.get_run(parent.info.run_id).data.metrics["best_best_val_acc"]
-        assert best == pytest.approx(result.best.value)
-        names = [a.path for a in client.list_artifacts(parent.info.run_id)]
-        assert "report.html" in names
+    uri, name = shared_server, f"tracked-{given_by}"
+    monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
+    if given_by == "environment":  # MLflow's own convention (Azure ML sets it too)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        result = _sweep(tmp_path / "sweeps", name=name).run()
+    else:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        result = _sweep(tmp_path / "sweeps", tracking={"mlflow": uri}, name=name).run()
+    assert capfd.readouterr().out == ""  # MLflow's "View run" lines stay out
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("sweep.kind") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 3
+    for child in children:
+        number = int(child.data.tags["sweep.trial"])
+        history = client.get_metric_history(child.info.run_id, "val_acc")
+        assert sorted(m.step for m in history) == [0, 1, 2]
+        assert child.data.tags["sweep.state"] == "complete"
+        assert (
+            float(child.data.params["x"])
+            == result.trials.set_index("number").loc[number, "param_x"]
+        )
+        assert child.info.status == "FINISHED"
+    assert parent.data.params["sampling_algorithm"] == "random"
+    best = client.get_run(parent.info.run_id).data.metrics["best_best_val_acc"]
+    assert best == pytest.approx(result.best.value)
+    names = [a.path for a in client.list_artifacts(parent.info.run_id)]
+    assert "report.html" in names
 
 
 def test_a_tracking_key_with_credentials_is_refused(tmp_path, capsys):
@@ -161,7 +171,9 @@ def test_a_tracking_server_that_stops_mid_sweep_costs_one_warning_and_nothing_lo
 
 @pytest.mark.slow
 @needs_server
-def test_a_command_trials_script_logs_straight_into_its_child_run(tmp_path, monkeypatch):
+def test_a_command_trials_script_logs_straight_into_its_child_run(
+    tmp_path, monkeypatch, shared_server
+):
     """The script's own mlflow.log_metric calls land in the trial's child run on the user's
     server, and the pruner reads the primary metric from there."""
     from mlflow.tracking import MlflowClient
@@ -174,29 +186,27 @@ def test_a_command_trials_script_logs_straight_into_its_child_run(tmp_path, monk
         "python curve.py --quality ${{search_space.quality}} --epochs 3",
         experiment_name="scripts",
     )
-    with mlflow_server(tmp_path) as (uri, _):
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        result = Sweep.from_yaml(
-            path, overrides=["compute=local"], root=tmp_path / "sweeps", backend=InProcessBackend()
-        ).run()
-        client = MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name("scripts")
-        runs = client.search_runs([experiment.experiment_id])
-        (parent,) = [r for r in runs if r.data.tags.get("sweep.kind") == "sweep"]
-        children = {
-            int(r.data.tags["sweep.trial"]): r
-            for r in runs
-            if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
-        }
-        assert sorted(children) == [0, 1]
-        for number, child in children.items():
-            logged = client.get_metric_history(child.info.run_id, "acc")
-            assert sorted(m.step for m in logged) == [0, 1, 2]  # the script's own logs
-            reports = [
-                r["acc"] for r in read_history(trial_dir(tmp_path / "sweeps" / "job", number))
-            ]
-            # The pruner's reports, read from the server: the same values.
-            assert reports == [m.value for m in sorted(logged, key=lambda m: m.step)]
-            assert child.data.tags["sweep.state"] == "complete"
+    uri = shared_server
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    result = Sweep.from_yaml(
+        path, overrides=["compute=local"], root=tmp_path / "sweeps", backend=InProcessBackend()
+    ).run()
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("scripts")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("sweep.kind") == "sweep"]
+    children = {
+        int(r.data.tags["sweep.trial"]): r
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
+    assert sorted(children) == [0, 1]
+    for number, child in children.items():
+        logged = client.get_metric_history(child.info.run_id, "acc")
+        assert sorted(m.step for m in logged) == [0, 1, 2]  # the script's own logs
+        reports = [r["acc"] for r in read_history(trial_dir(tmp_path / "sweeps" / "job", number))]
+        # The pruner's reports, read from the server: the same values.
+        assert reports == [m.value for m in sorted(logged, key=lambda m: m.step)]
+        assert child.data.tags["sweep.state"] == "complete"
     assert not list((tmp_path / "sweeps" / "job" / "trials").glob("*/mlruns/*/*/metrics"))
     assert result.best is not None
