@@ -199,7 +199,7 @@ def open_study(
 def _open_study(
     config: SweepConfig, space: OptunaSpace, sweep_dir: Path, create: bool
 ) -> optuna.Study:
-    _log_like_a_library()
+    log_like_a_library()
     storage = open_storage(config.storage, sweep_dir)
     done = _trials_so_far(storage, config.name)
     if config.storage != "default":
@@ -230,7 +230,7 @@ def _open_study(
     return study
 
 
-def _log_like_a_library() -> None:
+def log_like_a_library() -> None:
     """Optuna's own stderr handler would print a line per study and per trial from inside a
     library call; its records go through ``logging`` instead, like ours (the CLI shows
     warnings; a caller's logging configuration decides the rest)."""

@@ -35,6 +35,7 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import EarlyTermination
+from sweep.coordination.study import log_like_a_library
 from sweep.records.trial_attrs import PAUSED, promoted_from
 from sweep.scheduling.pausing import paused
 from sweep.scheduling.promotion import Promotion
@@ -178,6 +179,7 @@ def replay(
     else:
         scheduler = Promotion.of(policy.policy, maximize, longest)
         pruner = make_pruner(policy, longest)
+    log_like_a_library()  # a replay makes hundreds of studies: no line from Optuna for each
     study = optuna.create_study(
         study_name=study_name, direction="maximize" if maximize else "minimize", pruner=pruner
     )

@@ -4,6 +4,10 @@ sweep; many policies and orders in one call; the command line, and what it refus
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
@@ -17,6 +21,7 @@ from sweep.replay.simulator import STANDARD, Curve, compare, replay
 from sweep.replay.sources import curves_of_sweep, hartmann_curves, load_bank, save_bank
 from tests.sweep_tests import toy_trainers
 
+ROOT = Path(__file__).resolve().parents[2]
 X = {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}}
 
 
@@ -103,6 +108,22 @@ def test_a_bank_file_round_trips_and_replays_from_the_command_line(tmp_path, cap
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["policy"] for r in rows} == set(STANDARD)
     assert all({"epochs", "best", "lost"} <= set(r) for r in rows)
+
+
+def test_a_replay_on_the_command_line_prints_no_line_per_simulated_study(tmp_path):
+    """A replay makes a study per policy and seed, in forked processes: Optuna's own handler
+    printed "A new study created in memory" for each (hundreds of lines on stderr)."""
+    save_bank(tmp_path / "h3.jsonl.gz", hartmann_curves(3, 12, epochs=4, seed=1))
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "replay", "h3.jsonl.gz", "--seeds", "2"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "forecast" in done.stdout and "study created" not in done.stderr, done.stderr
 
 
 def test_replay_of_a_finished_sweep_on_the_command_line(tmp_path, capsys):
