@@ -3,7 +3,9 @@ curves and epoch times of the built-in trainer on the built-in digits, for confi
 drawn at random (learning rate, momentum, batch size, model, image size, schedule, weight
 decay), from scratch on CPU, one thread per run.
 
-Each finished configuration is appended at once, so an interrupted recording goes on where
+A run that diverges (a NaN loss) is kept in the file, marked ``diverged``, and left out of
+replays: a sweep fails such a trial at once whatever its early termination. Each finished
+configuration is appended at once, so an interrupted recording goes on where
 it stopped (the draws are seeded: the same configurations in the same order). Replay the
 bank with ``sweep replay benchmarks/curves/digits.jsonl.gz``, or with the replay benchmark.
 
@@ -60,21 +62,30 @@ def record(params: dict[str, Any]) -> dict[str, Any]:
         epoch_s.append(float(metrics.get("epoch_s", 0.0)))
         return False
 
+    from trainer.errors import TrainerError
+
+    diverged = ""
     with tempfile.TemporaryDirectory() as out:
-        fit_params(
-            {
-                "data": "digits",
-                "weights": "none",
-                "threads": 1,
-                "device": "cpu",
-                "amp": False,
-                "output_dir": out,
-                **params,
-            },
-            report,
-        )
+        try:
+            fit_params(
+                {
+                    "data": "digits",
+                    "weights": "none",
+                    "threads": 1,
+                    "device": "cpu",
+                    "amp": False,
+                    "output_dir": out,
+                    **params,
+                },
+                report,
+            )
+        except TrainerError as exc:  # a NaN loss: a sweep fails such a trial under any policy
+            if "diverged" not in str(exc):
+                raise
+            diverged = str(exc)
     wall = time.perf_counter() - started
     return {
+        **({"diverged": diverged} if diverged else {}),
         "values": [round(v, 6) for v in values],
         "epoch_s": [round(s, 4) for s in epoch_s],
         "planned": params["num_epochs"],
@@ -116,6 +127,9 @@ def main() -> None:
         for i, row in enumerate(pool.map(record, todo), start=done + 1):
             with gzip.open(args.bank, "at") as f:  # each its own gzip member: a kill loses one
                 f.write(json.dumps(row) + "\n")
+            if "diverged" in row:
+                print(f"{i}/{args.count}: {row['diverged']}", flush=True)
+                continue
             print(
                 f"{i}/{args.count}: best {max(row['values']):.4f} in "
                 f"{sum(row['epoch_s']):.1f} s ({time.perf_counter() - started:.0f} s so far)",

@@ -4,7 +4,8 @@ Hartmann functions).
 
 A bank file is gzipped JSON lines: a header ``{"bank": NAME, "metric": …, "goal": …,
 "about": …}``, then one curve a line ``{"values": [...], "epoch_s": [...], "planned": N,
-"start_s": s, "params": {...}}``. To add your own: replay a sweep of yours by name, or write
+"start_s": s, "params": {...}}``; a line marked ``"diverged": REASON`` (a run whose loss
+became NaN) is left out of replays. To add your own: replay a sweep of yours by name, or write
 its curves with :func:`save_bank` (``sweep replay`` takes a bank file's path too).
 """
 
@@ -100,6 +101,7 @@ def load_bank(path: Path) -> Bank:
                 str(r.get("label") or json.dumps(r.get("params", {}), sort_keys=True)),
             )
             for r in rows
+            if not r.get("diverged")  # a sweep fails it at once, whatever the policy
         )
         return Bank(
             str(head["bank"]),

@@ -110,6 +110,17 @@ def test_a_bank_file_round_trips_and_replays_from_the_command_line(tmp_path, cap
     assert all({"epochs", "best", "lost"} <= set(r) for r in rows)
 
 
+def test_a_run_that_diverged_stays_in_the_bank_file_and_out_of_the_replay(tmp_path):
+    import gzip
+
+    bank = hartmann_curves(3, 4, epochs=3, seed=1)
+    save_bank(tmp_path / "b.jsonl.gz", bank)
+    with gzip.open(tmp_path / "b.jsonl.gz", "at") as f:  # as record_curves.py appends
+        diverged = {"diverged": "training diverged: train_loss is nan at epoch 0"}
+        f.write(json.dumps({**diverged, "values": [], "epoch_s": [], "planned": 3}) + "\n")
+    assert len(load_bank(tmp_path / "b.jsonl.gz").curves) == 4
+
+
 def test_a_replay_on_the_command_line_prints_no_line_per_simulated_study(tmp_path):
     """A replay makes a study per policy and seed, in forked processes: Optuna's own handler
     printed "A new study created in memory" for each (hundreds of lines on stderr)."""
