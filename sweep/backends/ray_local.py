@@ -98,12 +98,13 @@ class LocalRayBackend(Backend):
             scheduling_strategy=hub_node()
         ).remote()
 
-    def _hub_lost(self) -> list[Event]:
+    def _hub_lost(self, exc: Exception) -> list[Event]:
         """The hub died with its node: a new one, and every running trial (whose reports
         went to the old one) is lost, to continue from its checkpoint with the new hub."""
         logger.warning(
-            "the sweep's report hub was lost with its node; running trials "
-            "continue from their checkpoints"
+            "the sweep's report hub was lost with its node (%s); running trials "
+            "continue from their checkpoints",
+            str(exc).splitlines()[0][:300],
         )
         self._hub = self._new_hub()
         events: list[Event] = []
@@ -229,8 +230,8 @@ class LocalRayBackend(Backend):
                 self._take = None
                 try:
                     taken = ray.get(ref)
-                except RayActorError:
-                    return events + self._hub_lost()
+                except RayActorError as exc:
+                    return events + self._hub_lost(exc)
                 events.extend(self._reports(taken))
             elif by_ref[ref] in self._running:
                 event = self._outcome(by_ref[ref], ref)
