@@ -10,7 +10,15 @@ Printed: per seed, the first trial of each second sweep at or above the first sw
 (``--second`` + 1 when none did), their medians, and the ratio. Then the cost of loading
 1,000 earlier trials and the first suggestion made with them.
 
-Usage: python benchmarks/warm_start.py [--seeds 10] [--first 30] [--second 60]
+``--problem digits`` is the digits trainer through its recorded curve bank
+(``benchmarks/curves/digits.jsonl.gz``, 300 configurations; a tabular benchmark): a trial's
+value is the final best validation accuracy of the recorded configuration nearest its
+params (the same model, image size, schedule, batch size and weight decay count most, then
+the distance in log learning rate and momentum). The first sweep searches learning rates
+up to 0.02, the second up to 0.5, the bank's whole range.
+
+Usage: python benchmarks/warm_start.py [--problem hartmann6|digits] [--seeds 10]
+                                       [--first 30] [--second 60]
 """
 
 from __future__ import annotations
@@ -62,14 +70,69 @@ def _space(x1_max: float) -> dict:
     }
 
 
-def _run(root: Path, name: str, trials: int, seed: int, x1_max: float, warm: list[str]):
+BANK = ROOT / "benchmarks" / "curves" / "digits.jsonl.gz"
+CATEGORICAL = ("model", "image_size", "lr_schedule", "batch_size", "weight_decay")
+
+
+class DigitsBank:
+    """The digits trainer as a table: the recorded configuration nearest the params."""
+
+    def __init__(self) -> None:
+        import json
+
+        from sweep.replay.sources import load_bank
+
+        self.rows = [
+            (json.loads(c.label), max(c.values)) for c in load_bank(BANK).curves if c.label
+        ]
+
+    def space(self, lr_max: float) -> dict:
+        return {
+            "learning_rate": {
+                "type": "loguniform",
+                "min_value": math.log(3e-4),
+                "max_value": math.log(lr_max),
+            },
+            "momentum": {"type": "uniform", "min_value": 0.0, "max_value": 0.99},
+            **{
+                name: {"type": "choice", "values": sorted({r[name] for r, _ in self.rows})}
+                for name in CATEGORICAL
+            },
+        }
+
+    def __call__(self, params, report):  # type: ignore[no-untyped-def]
+        def distance(row: dict) -> float:
+            mismatched = sum(row[n] != params[n] for n in CATEGORICAL)
+            return (
+                mismatched
+                + abs(math.log(row["learning_rate"]) - math.log(params["learning_rate"]))
+                / math.log(0.5 / 3e-4)
+                + abs(row["momentum"] - params["momentum"]) / 0.99
+            )
+
+        value = min(self.rows, key=lambda r: distance(r[0]))[1]
+        report(0, {"score": value})
+        return {"score": value}
+
+
+def _problem(name: str):  # type: ignore[no-untyped-def]
+    """The trainer, the first sweep's space and the second's."""
+    if name == "digits":
+        bank = DigitsBank()
+        return bank, bank.space(0.02), bank.space(0.5)
+    return hartmann6, _space(0.6), _space(1.0)
+
+
+def _run(  # type: ignore[no-untyped-def]
+    root: Path, name: str, trials: int, seed: int, problem, space: dict, warm: list[str]
+):
     from sweep import Sweep
     from sweep.backends import InProcessBackend
 
     result = Sweep(
         name=name,
-        trainer=hartmann6,
-        search_space=_space(x1_max),
+        trainer=problem,
+        search_space=space,
         objective={"primary_metric": "score", "goal": "maximize"},
         sampling_algorithm={"type": "tpe", "seed": seed},
         limits={"max_total_trials": trials, "max_concurrent_trials": 1},
@@ -148,6 +211,7 @@ def load_cost(root: Path) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--problem", choices=["hartmann6", "digits"], default="hartmann6")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first", type=int, default=30)
     parser.add_argument("--second", type=int, default=60)
@@ -156,18 +220,20 @@ def main() -> None:
 
     logging.disable(logging.WARNING)
     cold_n, warm_n = [], []
+    problem, narrow, whole = _problem(args.problem)
+    changed = "learning_rate <= 0.02" if args.problem == "digits" else "x1 <= 0.6"
     print(
-        f"Hartmann-6; first sweep {args.first} TPE trials on x1 <= 0.6, second up to "
+        f"{args.problem}; first sweep {args.first} TPE trials on {changed}, second up to "
         f"{args.second} on the whole space; trials to reach the first sweep's best"
     )
     print(f"{'seed':>4} {'first best':>10} {'cold':>5} {'warm':>5}")
     for seed in range(args.seeds):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            first = _run(root, "first", args.first, seed, 0.6, [])
+            first = _run(root, "first", args.first, seed, problem, narrow, [])
             target = max(v for v in first if v is not None)
-            cold = _run(root, "cold", args.second, 1000 + seed, 1.0, [])
-            warm = _run(root, "warm", args.second, 1000 + seed, 1.0, ["first"])
+            cold = _run(root, "cold", args.second, 1000 + seed, problem, whole, [])
+            warm = _run(root, "warm", args.second, 1000 + seed, problem, whole, ["first"])
         cold_n.append(_reached(cold, target, args.second + 1))
         warm_n.append(_reached(warm, target, args.second + 1))
         print(f"{seed:>4} {target:>10.4f} {cold_n[-1]:>5} {warm_n[-1]:>5}", flush=True)
