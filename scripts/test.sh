@@ -5,10 +5,29 @@ cd "$(dirname "$0")/.."
 # Where the minutes go, on stderr: the setup's steps and the suite's are measured apart.
 done_in() { echo "test.sh: $1 in ${SECONDS} s" >&2; SECONDS=0; }
 
-python3 -m venv .venv
-# Python 3.11's own pip (23.x) crashes resolving azure-ai-ml's OpenTelemetry pins beside
-# MLflow's (InconsistentCandidate); a current pip resolves them in seconds.
-.venv/bin/pip install -q --upgrade 'pip>=25'
+# A fresh clone's virtual environment is kept outside the repo, one per Python and
+# pyproject.toml (as Horovod's wheel and mypy's cache are): installing every dependency is
+# ~100 s of a 2-CPU machine, re-pointing the editable install at this clone a few. A clone
+# that has its own .venv keeps it.
+if [ ! -e .venv ]; then
+  key=$( (python3 --version; cat pyproject.toml) | sha256sum | cut -c1-16)
+  cached="$HOME/.cache/sweep/venv/$key"
+  if [ ! -f "$cached/.complete" ]; then
+    rm -rf "$cached"
+    python3 -m venv "$cached"
+    # Python 3.11's own pip (23.x) crashes resolving azure-ai-ml's OpenTelemetry pins beside
+    # MLflow's (InconsistentCandidate); a current pip resolves them in seconds.
+    "$cached/bin/pip" install -q --upgrade 'pip>=25'
+    "$cached/bin/pip" install -q -e '.[dev,azure,postgres]'
+    touch "$cached/.complete"  # a build cut short is not reused
+  fi
+  ln -s "$cached" .venv
+else
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade 'pip>=25'
+fi
+# With everything installed this only re-points the editable install (and adds what a
+# changed pyproject.toml asks for, in a venv of this clone's own).
 .venv/bin/pip install -q -e '.[dev,azure,postgres]'
 
 # The HTML report is checked in a real headless browser: Debian's Chromium.
