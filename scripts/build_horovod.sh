@@ -10,7 +10,9 @@
 #  - CMAKE_CXX_STANDARD 20 instead of 14 (torch's headers need C++20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
+# The venv's real folder: .venv may be a link to the cached one (scripts/test.sh), and pip
+# writes the path it was run by into horovodrun's first line; a clone's link dies with it.
+PY="$(readlink -f .venv)/bin/python"
 VERSION=0.28.1
 TORCH=$($PY -c 'import torch; print(torch.__version__)')
 CACHE="${SWEEP_HOROVOD_CACHE:-$HOME/.cache/sweep/horovod}/horovod-$VERSION-torch-$TORCH"
