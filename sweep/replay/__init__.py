@@ -6,6 +6,7 @@ for the next sweep, answered in seconds, and the test bed of the scheduling grou
 from sweep.replay.simulator import (
     STANDARD,
     Curve,
+    Hindsight,
     KeepTopAfter,
     ReplayPolicy,
     Run,
@@ -26,6 +27,7 @@ __all__ = [
     "STANDARD",
     "Bank",
     "Curve",
+    "Hindsight",
     "KeepTopAfter",
     "ReplayPolicy",
     "Run",

@@ -37,6 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search_spaces import EarlyTermination
 from sweep.coordination.study import log_like_a_library
 from sweep.records.trial_attrs import PAUSED, promoted_from
+from sweep.scheduling.finished_trials import FinishedTrials
 from sweep.scheduling.pausing import paused
 from sweep.scheduling.promotion import Promotion
 from sweep.scheduling.pruners import make_pruner
@@ -119,8 +120,39 @@ class KeepTopAfter(BasePruner):
         return bool(trial.intermediate_values[step] not in peers[:kept])
 
 
-ReplayPolicy = EarlyTermination | KeepTopAfter
-"""What a replay runs: a sweep file's policy, or the baseline."""
+RECORDED_END = "replay_recorded_end"
+"""Trial attribute in a replay of ``Hindsight``: the value its recorded curve ends at."""
+
+
+class Hindsight(BasePruner):
+    """A bound, not a policy: a forecast that is never wrong. From ``epochs`` epochs on, a
+    trial stops as soon as its recorded curve ends below the best finished value (above, when
+    minimizing). No policy that asks "can it still beat the best so far?" (``forecast``)
+    saves more time to the best on these curves when it judges from that epoch on: the
+    forecast's row is measured against this one."""
+
+    def __init__(self, epochs: int = 3) -> None:
+        self.epochs = epochs
+        self._trials = FinishedTrials()
+        self._best: float | None = None
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        new, _ = self._trials.update(study.get_trials(deepcopy=False))
+        for t in new:
+            if t.state == TrialState.COMPLETE and t.value is not None:
+                better = self._best is None or (
+                    t.value > self._best if maximize else t.value < self._best
+                )
+                self._best = t.value if better else self._best
+        if len(trial.intermediate_values) < self.epochs or self._best is None:
+            return False
+        end = float(trial.user_attrs[RECORDED_END])
+        return end < self._best if maximize else end > self._best
+
+
+ReplayPolicy = EarlyTermination | KeepTopAfter | Hindsight
+"""What a replay runs: a sweep file's policy, a baseline, or the hindsight bound."""
 
 STANDARD: dict[str, ReplayPolicy] = {
     "none": EarlyTermination("none"),
@@ -144,9 +176,11 @@ STANDARD: dict[str, ReplayPolicy] = {
     ),
     "forecast": EarlyTermination("forecast", {"risk": 0.05}),
     "top_third_after_1": KeepTopAfter(1, 1 / 3),
+    "hindsight_from_3": Hindsight(3),
 }
 """The policies a replay compares when none is named: the sweep file's, with usual
-settings, and the baseline."""
+settings, the baseline, and the hindsight bound (a forecast never wrong, judging from the
+forecast's ``min_epochs``)."""
 
 
 def replay(
@@ -174,8 +208,10 @@ def replay(
         raise ValueError("a replay needs curves")
     longest = max(c.planned for c in curves)
     pruner: BasePruner
-    if isinstance(policy, KeepTopAfter):
-        scheduler, pruner = None, policy
+    if isinstance(policy, KeepTopAfter | Hindsight):
+        # Hindsight keeps the best it has seen: a fresh one for each replay.
+        scheduler = None
+        pruner = Hindsight(policy.epochs) if isinstance(policy, Hindsight) else policy
     else:
         scheduler = Promotion.of(policy.policy, maximize, longest)
         pruner = make_pruner(policy, longest)
@@ -189,6 +225,7 @@ def replay(
         else iter(order if order is not None else range(len(curves)))
     )
     sim = _Simulation(study, curves, scheduler, workers, budget_s, maximize)
+    sim.hindsight = isinstance(pruner, Hindsight)
     sim.run(queue)
     return sim.out
 
@@ -227,6 +264,8 @@ class _Simulation:
         self.seq = 0
         self.out = Run()
         self.best: float | None = None
+        self.hindsight = False
+        """Whether each trial is told where its recorded curve ends (``Hindsight``)."""
 
     def run(self, queue: Iterator[int]) -> None:
         now, exhausted = 0.0, False
@@ -262,6 +301,8 @@ class _Simulation:
         trial = self.study.ask()
         # The pruners read a trial's planned epochs from its params, as in a real sweep.
         trial.suggest_int("num_epochs", curve.planned, curve.planned)
+        if self.hindsight:
+            trial.set_user_attr(RECORDED_END, curve.values[-1])
         self.trials[trial.number], self.curve_of[trial.number] = trial, curve
         self.next_epoch[trial.number] = 0
         self.active.add(trial.number)

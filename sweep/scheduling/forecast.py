@@ -13,7 +13,8 @@ fit, so a replay of hundreds of trials over many seeds stays in seconds. The tri
 by the better form (its best case). The margin is calibrated as split conformal prediction
 does: each finished curve, cut at the same epoch, is forecast to its end, and its error is
 measured in units of that forecast's own uncertainty (the forms' disagreement plus the
-curve's last step: a curve still climbing is less certain than a flat one); the ``1 - risk``
+curve's largest step of its last three: a curve still climbing, or one that paused after a
+rise, is less certain than a flat one); the ``1 - risk``
 quantile of those errors (with the finite-sample correction ``ceil((n+1)(1-risk))``), in
 the judged trial's units, bounds how much it may beat its best case. With too few finished
 curves for that quantile, the largest error plus the errors' range stands in; with fewer
@@ -39,7 +40,7 @@ class Forecast:
     spread: float
     """Half the distance between the forms' values (how much they disagree)."""
     step: float = 0.0
-    """The curve's last step: how fast it still moves."""
+    """The curve's largest step over its last three epochs: how fast it still moves."""
 
     def best_case(self, maximize: bool) -> float:
         """The better of the two forms' values."""
@@ -59,7 +60,9 @@ def forecast(curve: Sequence[float], horizon: int) -> Forecast:
     n = len(y)
     if n == 0:
         raise ValueError("a forecast needs at least one value")
-    step = abs(float(y[-1] - y[-2])) if n > 1 else 0.0
+    # A curve that paused for an epoch or two after a rise (a learning-rate step, noise on a
+    # running best) is not done: its largest recent step, not its last, says how it moves.
+    step = float(np.abs(np.diff(y[-4:])).max()) if n > 1 else 0.0
     if n < 3 or np.ptp(y) == 0.0:
         return Forecast(float(y[-1]), 0.0, step)
     t = np.arange(1, n + 1, dtype=float)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,6 +73,23 @@ def test_forecast_keeps_a_slow_starting_winner_that_asha_stops():
     kept = replay(curves, EarlyTermination("forecast", {"risk": 0.05}))
     assert kept.best(True) == winner
     assert kept.epochs < sum(len(c.values) for c in curves)  # and it still stopped others
+
+
+def test_forecast_keeps_a_digits_winner_that_pauses_before_it_rises():
+    """Half of the digits curve bank, 4 workers: its best curve pauses after a rise
+    ([0.673, 0.839, 0.876, 0.876] then 0.975, 0.994: a learning-rate step). Read by its last
+    step alone it looked converged and was stopped after 4 epochs; its largest recent step
+    keeps it (fails with the scale back on the last step)."""
+    from sweep.replay import load_bank
+
+    bank = load_bank(Path(__file__).parents[2] / "benchmarks" / "curves" / "digits.jsonl.gz")
+    order = list(range(len(bank.curves)))
+    random.Random(115).shuffle(order)
+    half = [bank.curves[i] for i in order[len(order) // 2 :]]
+    best = replay(half, EarlyTermination("none"), workers=4).best(True)
+    kept = replay(half, EarlyTermination("forecast", {"risk": 0.05}), workers=4)
+    assert kept.best(True) == best
+    assert kept.pruned > len(half) // 4  # and it still stopped many
 
 
 def test_forecast_promotion_keeps_the_winner_that_promotion_asha_leaves_at_a_rung():

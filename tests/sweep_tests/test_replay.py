@@ -18,7 +18,13 @@ from sweep.backends import InProcessBackend
 from sweep.cli import main
 from sweep.records.layout import read_history, trial_dir
 from sweep.replay.simulator import STANDARD, Curve, compare, replay
-from sweep.replay.sources import curves_of_sweep, hartmann_curves, load_bank, save_bank
+from sweep.replay.sources import (
+    crossing_curves,
+    curves_of_sweep,
+    hartmann_curves,
+    load_bank,
+    save_bank,
+)
 from tests.sweep_tests import toy_trainers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +84,21 @@ def test_compare_runs_every_policy_over_seeds_and_the_baseline_never_loses():
     assert all(s.epochs <= none.epochs for s in summaries.values())
     assert summaries["asha"].epochs < none.epochs
     assert len(none.anytime) == 3 and none.anytime[-1] is not None
+
+
+def test_hindsight_stops_exactly_the_trials_that_end_below_the_best_finished():
+    """The bound the forecast is measured against: from epoch 3 on, a trial stops as soon
+    as its recorded end is below the best finished value, so it never loses the best, and
+    no forecast, right or wrong, stops sooner."""
+    curves = list(crossing_curves(40, seed=1).curves)
+    none = replay(curves, EarlyTermination("none"), workers=4)
+    bound = replay(curves, STANDARD["hindsight_from_3"], workers=4)
+    forecast = replay(curves, STANDARD["forecast"], workers=4)
+    target = none.best(True)
+    assert bound.best(True) == target
+    assert bound.pruned > forecast.pruned > 0
+    assert bound.epochs < forecast.epochs
+    assert bound.reached(target, True) <= forecast.reached(target, True)
 
 
 def test_parallel_workers_take_trials_in_time_order():
