@@ -18,6 +18,8 @@ Usage: python benchmarks/pruning_payoff.py [--banks hartmann6 hartmann3] [--tria
 from __future__ import annotations
 
 import argparse
+import random
+import statistics
 import time
 from pathlib import Path
 
@@ -75,6 +77,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--root", type=Path, help="the folder of sweeps, for a sweep's name")
+    parser.add_argument(
+        "--halves",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also replay K random halves of each bank (smaller sweeps, fewer winners: "
+        "the safety check) and print each policy's share lost over all of them",
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(
@@ -111,6 +121,37 @@ def main() -> None:
                 + "\n",
                 flush=True,
             )
+            if args.halves:
+                halves(curves, maximize, workers, args.seeds, args.halves)
+
+
+def halves(curves: list[Curve], maximize: bool, workers: int, seeds: int, k: int) -> None:
+    """Each policy on ``k`` random halves of the curves (split by seeds 100, 101, ...):
+    the share of all runs that lost the best, and the median of the halves' sooner."""
+    lost: dict[str, list[float]] = {}
+    sooner: dict[str, list[float]] = {}
+    started = time.perf_counter()
+    for split in range(k):
+        order = list(range(len(curves)))
+        random.Random(100 + split).shuffle(order)
+        half = [curves[i] for i in order[len(order) // 2 :]]
+        for s in compare(
+            half, STANDARD, maximize=maximize, workers=workers, seeds=seeds, anytime=False
+        ):
+            lost.setdefault(s.policy, []).append(s.lost)
+            sooner.setdefault(s.policy, []).append(s.sooner)
+    print(
+        f"  {k} random halves ({len(curves) - len(curves) // 2} trials each), {seeds} seeds each, "
+        f"{time.perf_counter() - started:.1f} s: policy, lost (all runs), sooner (median of "
+        "the halves' medians), lost in each half"
+    )
+    for policy in STANDARD:
+        each = " ".join(f"{v:.0%}" for v in lost[policy])
+        print(
+            f"  {policy:<22} {statistics.mean(lost[policy]):5.0%} "
+            f"{statistics.median(sooner[policy]):6.2f}x   {each}"
+        )
+    print(flush=True)
 
 
 if __name__ == "__main__":
