@@ -6,17 +6,19 @@ rule, in-process, one trial at a time): ``x`` in [0, 1] is the model's size (lat
 ``1 + 4x``, reported every epoch as the built-in trainer reports a measured one), ``lr`` its
 rate; the accuracy a model reaches rises with its size and falls off a best rate, and bigger
 models start slower (the curves cross). Per seed: a sweep without early termination, and a
-sweep with ``{type: asha, min_resource: 1, reduction_factor: 3}`` given three times the
+sweep with each policy that ranks by Pareto front (ASHA and Hyperband, stopping and
+promotion, ``min_resource: 1, reduction_factor: 3``; median stopping) given three times the
 trials, each followed in the order trials ended: the front's hypervolume (reference point
 accuracy 0, latency 6) when the sweep had spent 1/4, 1/2 and all of the no-pruning sweep's
 epochs. Random sampling.
 
-Usage: python benchmarks/pareto_pruning.py [--seeds 8] [--trials 30] [--epochs 9]
+Usage: python benchmarks/pareto_pruning.py [--seeds 8] [--trials 30] [--epochs 9] [--policies ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import math
 import statistics
@@ -28,6 +30,7 @@ from sweep import Sweep
 from sweep.backends import InProcessBackend
 
 REFERENCE = (0.0, 6.0)  # accuracy, latency
+NEVER = datetime.datetime.min
 
 
 def curve(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
@@ -36,11 +39,19 @@ def curve(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     speed = 1.2 - 1.0 * x  # bigger starts slower
     latency = 1 + 4 * x
     acc = 0.0
-    for epoch in range(int(params["num_epochs"])):
+    # Where it stopped, for promotion: a paused trial continues from its checkpoint.
+    saved = Path(params["checkpoint_dir"]) / "epoch" if params.get("checkpoint_dir") else None
+    start = int(saved.read_text()) + 1 if saved is not None and saved.exists() else 0
+    for epoch in range(start, int(params["num_epochs"])):
         acc = ceiling * (1 - math.exp(-speed * (epoch + 1)))
+        if saved is not None:
+            saved.write_text(str(epoch))
         if report(epoch, {"acc": acc, "latency_ms": latency}):
             break
-    return {"acc": acc, "latency_ms": latency}
+    return {
+        "acc": ceiling * (1 - math.exp(-speed * int(params["num_epochs"]))),
+        "latency_ms": latency,
+    }
 
 
 def hypervolume(points: list[tuple[float, float]]) -> float:
@@ -61,10 +72,22 @@ def hypervolume(points: list[tuple[float, float]]) -> float:
     return volume
 
 
-def run(seed: int, trials: int, epochs: int, prune: bool, root: Path) -> list[tuple[int, float]]:
+RUNG = {"min_resource": 1, "reduction_factor": 3}
+POLICIES: dict[str, dict[str, object]] = {
+    "none": {"type": "none"},
+    "asha": {"type": "asha", **RUNG},
+    "hyperband": {"type": "hyperband", **RUNG},
+    "median_stopping": {"type": "median_stopping", "delay_evaluation": 1},
+    "asha promotion": {"type": "asha", "mode": "promotion", **RUNG},
+    "hyperband promotion": {"type": "hyperband", "mode": "promotion", **RUNG},
+}
+"""Every policy that ranks trials of several objectives by Pareto front."""
+
+
+def run(seed: int, trials: int, epochs: int, policy: str, root: Path) -> list[tuple[int, float]]:
     """(epochs spent so far, hypervolume of the front so far) after each trial ended."""
     result = Sweep(
-        name=f"{'asha' if prune else 'none'}-{seed}",
+        name=f"{policy.replace(' ', '-')}-{seed}",
         search_space={
             "x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0},
             "lr": {"type": "loguniform", "min_value": math.log(1e-4), "max_value": math.log(1.0)},
@@ -78,18 +101,14 @@ def run(seed: int, trials: int, epochs: int, prune: bool, root: Path) -> list[tu
             {"primary_metric": "latency_ms", "goal": "minimize"},
         ],
         sampling_algorithm={"type": "random", "seed": seed},
-        early_termination=(
-            {"type": "asha", "min_resource": 1, "reduction_factor": 3}
-            if prune
-            else {"type": "none"}
-        ),
+        early_termination=POLICIES[policy],
         limits={"max_total_trials": trials, "max_concurrent_trials": 1},
-        keep={"checkpoints": "none", "models": 1},
+        keep={"checkpoints": "latest" if "promotion" in policy else "none", "models": 1},
     ).run()
     assert result.study is not None
     spent, done, timeline = 0, [], []
     for t in sorted(
-        result.study.get_trials(), key=lambda t: t.datetime_complete or t.datetime_start
+        result.study.get_trials(), key=lambda t: t.datetime_complete or t.datetime_start or NEVER
     ):
         spent += int(t.user_attrs.get("epochs", 0))  # epochs it trained (set at its end)
         if t.state.name == "COMPLETE" and t.values is not None:
@@ -108,25 +127,35 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=9)
+    parser.add_argument(
+        "--policies", nargs="+", choices=list(POLICIES)[1:], default=list(POLICIES)[1:]
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     started = time.perf_counter()
-    rows: dict[str, list[list[float]]] = {"none": [], "asha (Pareto rank)": []}
-    spent: dict[str, list[int]] = {"none": [], "asha (Pareto rank)": []}
+    names = ["none", *args.policies]
+    rows: dict[str, list[list[float]]] = {name: [] for name in names}
+    spent: dict[str, list[int]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
-            base = run(seed, args.trials, args.epochs, False, Path(tmp))
-            pruned = run(seed, 3 * args.trials, args.epochs, True, Path(tmp))
+            base = run(seed, args.trials, args.epochs, "none", Path(tmp))
             budget = base[-1][0]
-            for name, line in (("none", base), ("asha (Pareto rank)", pruned)):
+            for name in names:
+                line = (
+                    base
+                    if name == "none"
+                    else run(seed, 3 * args.trials, args.epochs, name, Path(tmp))
+                )
                 rows[name].append([at(line, budget * f) for f in (0.25, 0.5, 1.0)])
-            spent["none"].append(budget)
-            spent["asha (Pareto rank)"].append(at_epochs(pruned, args.trials))
+                spent[name].append(at_epochs(line, args.trials))
     print(
         f"{args.seeds} seeds, {args.trials} trials of {args.epochs} epochs without early "
         f"termination, {3 * args.trials} with; in {time.perf_counter() - started:.0f} s"
     )
-    print(f"  {'policy':<20} {'epochs for its first':>22}   hypervolume (median) at 1/4, 1/2, all")
+    print(
+        f"  {'policy (Pareto rank)':<20} {'epochs for its first':>22}   "
+        "hypervolume (median) at 1/4, 1/2, all"
+    )
     print(f"  {'':<20} {f'{args.trials} trials':>22}   of the no-pruning sweep's epochs")
     for name, values in rows.items():
         medians = [statistics.median(v[i] for v in values) for i in range(3)]

@@ -166,18 +166,22 @@ def _check_several(
             )
         )
     policy = out.get("early_termination", EarlyTermination())
-    # asha in stopping mode ranks the trials at each rung by Pareto front (sweep.scheduling.
-    # pareto, constraints included); the others judge one value.
-    by_pareto = policy.type == "asha" and policy.options.get("mode", "stopping") == "stopping"
-    if policy.type != "none" and not by_pareto:
+    # These rank the trials by Pareto front, constraints included (sweep.scheduling.pareto):
+    # at rungs (asha, hyperband; stopping or promotion) or at each evaluation interval
+    # (median_stopping keeps the better half, truncation_selection all but its percentage).
+    # The others judge one value against a number (a slack, a forecast, a median of values).
+    if policy.type not in ("none", *BY_PARETO_RANK):
         problems.errors.append(
             SearchSpaceError(
                 "early_termination",
-                f"{policy.type}{' in promotion mode' if policy.type == 'asha' else ''} judges "
-                "one per-epoch value; with several objectives use {type: asha} (stopping "
-                "mode: trials ranked at each rung by Pareto front) or none",
+                f"{policy.type} judges one per-epoch value; with several objectives use "
+                f"one of {', '.join(BY_PARETO_RANK)} (trials ranked by Pareto front) or none",
             )
         )
+
+
+BY_PARETO_RANK = ("asha", "hyperband", "median_stopping", "truncation_selection")
+"""The early-termination policies that take several objectives."""
 
 
 def _sampling(value: Any) -> SamplingAlgorithm:

@@ -205,9 +205,14 @@ def describe(config: SweepConfig) -> str:
     ]
     if config.constraints:
         lines.append("  constraints: " + ", ".join(map(str, config.constraints)))
-    if config.multi_objective and config.early_termination.type == "asha":
+    if config.multi_objective and config.early_termination.type != "none":
+        where = (
+            "at each rung"
+            if config.early_termination.type in ("asha", "hyperband")
+            else "at each evaluation interval"
+        )
         lines.append(
-            "  early termination: at each rung, the trials there ranked by Pareto front "
+            f"  early termination: {where}, the trials there ranked by Pareto front "
             "(ties by crowding distance); a report must carry every objective to be ranked"
         )
     elif config.early_termination.type in RANKS_AT_RUNGS and not config.compute.startswith("azure"):

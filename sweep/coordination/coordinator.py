@@ -134,6 +134,7 @@ class Coordinator:
             pausing=pausing_scheduler(config, space),
             objectives=[goal.primary_metric for goal in config.goals],
             pareto=pareto_rungs(config),
+            constraints=config.constraints,
         )
         self.scheduler = self.referee.pausing
         self._commit: Callable[[], None] = lambda: None

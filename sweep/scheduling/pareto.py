@@ -1,16 +1,19 @@
-"""Early termination for several objectives: ASHA's rungs, ranked by Pareto front.
+"""Early termination for several objectives: trials ranked by Pareto front.
 
 A study of several objectives keeps no per-epoch values in Optuna, so no pruner of Optuna's
 (nor Azure ML's, nor Ray Tune's) can stop one of its trials. Here every report of such a
 trial carries each objective's value (the trainer reports them per epoch; the built-in one
 measures its deployment costs after its first epoch, since they depend on the architecture,
-not the weights), kept in a trial attribute per epoch. At a rung (``min_resource *
-reduction_factor**k`` epochs trained, as ASHA counts them), the trials that reached it are
-ranked by non-dominated sorting of their values there (the first front, then the front of
-what is left, ...), ties within a front broken by crowding distance (NSGA-II's: points at the
-ends of a front, and where it is sparse, first), and a trial goes on when it is among the
-first ``max(1, n // reduction_factor)`` of the ``n`` (a trial tied with the last of those
-goes on too). ``min_early_stopping_rate`` shifts the first rung, as in ASHA.
+not the weights), kept in a trial attribute per epoch. Where a rule judges (ASHA's rungs,
+``min_resource * reduction_factor**k`` epochs trained; Hyperband's, per bracket; median
+stopping's and truncation selection's evaluation intervals), the trials that reported there
+are ranked by non-dominated sorting of their values (the first front, then the front of
+what is left, ...), ties within a front broken by crowding distance (NSGA-II's: points at
+the ends of a front, and where it is sparse, first), and a trial goes on when it is among
+the first ``kept(n)`` of the ``n`` (a trial tied with the last of those goes on too):
+``max(1, n // reduction_factor)`` at a rung, half for median stopping, all but the
+percentage for truncation. ``min_early_stopping_rate`` shifts the first rung, as in ASHA.
+Promotion (``sweep.scheduling.promotion``) ranks the paused trials at a rung the same way.
 
 With ``constraints``, a report's violation (the sum of how far it breaks each constraint
 whose metric it carries) is kept beside its values, and infeasible trials rank after every
@@ -21,7 +24,7 @@ metric the reports do not carry (one known only at the end) is not judged at run
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial, TrialState
@@ -133,18 +136,71 @@ def violation(constraints: Sequence[Constraint], metrics: Mapping[str, object]) 
     return total
 
 
+def behind(
+    number: int,
+    trained: int,
+    mine: Point,
+    broken: float,
+    peers: Sequence[FrozenTrial],
+    maximize: Sequence[bool],
+    kept_of: Callable[[int], int],
+) -> str | None:
+    """Why trial ``number`` (at ``mine`` after ``trained`` epochs, breaking the constraints
+    by ``broken``) is not among the first ``kept_of(n)`` of the ``n`` trials of ``peers``
+    (itself included) that reported every objective there, by (violation, front,
+    -crowding); None when it is (a trial tied with the last of those is too)."""
+    others = [
+        (t, p)
+        for t in peers
+        if t.number != number
+        and t.state != TrialState.FAIL
+        and (p := values_at(t, trained - 1)) is not None
+    ]
+    points = [mine] + [p for _, p in others]
+    violations = [broken] + [violation_at(t, trained - 1) for t, _ in others]
+    keys = ranked(points, maximize, violations)
+    kept = min(max(1, kept_of(len(points))), len(points))
+    cutoff = sorted(keys)[kept - 1]
+    if keys[0] <= cutoff:
+        return None
+    where = "infeasible" if broken > 0 else f"front {keys[0][1] + 1}"
+    return (
+        f"{where} at {trained} epochs: not in the first {kept} of the "
+        f"{len(points)} trials there by Pareto rank"
+    )
+
+
+def hyperband_brackets(min_resource: int, reduction_factor: int, longest: int | None) -> int:
+    """How many brackets Hyperband runs: one per rung level below the longest a trial
+    trains (one when that is not known)."""
+    brackets = 1
+    if longest is not None:
+        while min_resource * reduction_factor**brackets < longest:
+            brackets += 1
+    return brackets
+
+
 @dataclass(frozen=True)
 class ParetoRungs:
-    """ASHA's stopping rule on several objectives (see the module's docstring)."""
+    """ASHA's stopping rule on several objectives (see the module's docstring); with
+    ``brackets`` > 1, Hyperband's: trials are dealt to the brackets in turn (trial number
+    modulo brackets, the most aggressive first), bracket b's rungs start b levels later,
+    and a trial is ranked among its own bracket's only."""
 
     maximize: tuple[bool, ...]
     min_resource: int = 1
     reduction_factor: int = 3
     min_early_stopping_rate: int = 0
     constraints: tuple[Constraint, ...] = ()
+    brackets: int = 1
 
-    def is_rung(self, trained: int) -> bool:
-        level = self.min_resource * self.reduction_factor**self.min_early_stopping_rate
+    def bracket_of(self, number: int) -> int:
+        return number % self.brackets
+
+    def is_rung(self, trained: int, bracket: int = 0) -> bool:
+        level = self.min_resource * self.reduction_factor ** (
+            self.min_early_stopping_rate + bracket
+        )
         while level < trained:
             level *= self.reduction_factor
         return level == trained
@@ -160,24 +216,44 @@ class ParetoRungs:
         """Why trial ``number``, at ``mine`` after ``trained`` epochs (breaking the
         constraints by ``broken``), stops at this rung; None when it goes on (or this is no
         rung)."""
-        if not self.is_rung(trained):
+        bracket = self.bracket_of(number)
+        if not self.is_rung(trained, bracket):
             return None
-        others = [
-            (t, p)
-            for t in trials
-            if t.number != number
-            and t.state != TrialState.FAIL
-            and (p := values_at(t, trained - 1)) is not None
-        ]
-        points = [mine] + [p for _, p in others]
-        violations = [broken] + [violation_at(t, trained - 1) for t, _ in others]
-        keys = ranked(points, self.maximize, violations)
-        kept = max(1, len(points) // self.reduction_factor)
-        cutoff = sorted(keys)[kept - 1]
-        if keys[0] <= cutoff:
+        peers = [t for t in trials if self.bracket_of(t.number) == bracket]
+        eta = self.reduction_factor
+        return behind(number, trained, mine, broken, peers, self.maximize, lambda n: n // eta)
+
+
+@dataclass(frozen=True)
+class ParetoShare:
+    """Azure ML's median stopping (``share`` 1/2: the better half goes on) and truncation
+    selection (``share`` 1 - truncation_percentage/100) on several objectives: at every
+    evaluation interval (``evaluation_interval`` epochs, from ``delay_evaluation`` on), the
+    trials that reported there are ranked by Pareto front, and a trial goes on when it is
+    among the first ``ceil(n * share)`` of the ``n``. One value's median or lowest percent
+    has no meaning for points on a front; their rank does."""
+
+    maximize: tuple[bool, ...]
+    share: float
+    evaluation_interval: int = 1
+    delay_evaluation: int = 0
+    constraints: tuple[Constraint, ...] = ()
+
+    def hopeless(
+        self,
+        number: int,
+        trained: int,
+        mine: Point,
+        trials: Sequence[FrozenTrial],
+        broken: float = 0.0,
+    ) -> str | None:
+        if trained % max(self.evaluation_interval, 1) or trained < self.delay_evaluation:
             return None
-        where = "infeasible" if broken > 0 else f"front {keys[0][1] + 1}"
-        return (
-            f"{where} at {trained} epochs: not in the first {kept} of the "
-            f"{len(points)} trials there by Pareto rank"
+        share = self.share
+        return behind(
+            number, trained, mine, broken, trials, self.maximize, lambda n: math.ceil(n * share)
         )
+
+
+ParetoRule = ParetoRungs | ParetoShare
+"""A stopping rule for several objectives."""

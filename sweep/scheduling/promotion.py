@@ -19,12 +19,19 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces.policies import Asha, Forecast, Hyperband, Policy
 from sweep.records.trial_attrs import PROMOTED, promoted_from
 from sweep.scheduling.finished_trials import FinishedTrials
-from sweep.scheduling.pausing import Move
+from sweep.scheduling.pareto import (
+    ParetoRungs,
+    hyperband_brackets,
+    ranked,
+    values_at,
+    violation_at,
+)
+from sweep.scheduling.pausing import Move, paused
 from sweep.scheduling.pruners import ForecastJudge, completed_with_curves, horizon_of
 from sweep.scheduling.rung_ledger import RungLedger
 
@@ -46,6 +53,10 @@ class Promotion:
     (no quota: the forecast, not its rank at the rung, decides), so slow starters go on."""
     epochs: int | None = None
     """The epochs a trial trains when its params do not say (the forecast's horizon)."""
+    pareto: ParetoRungs | None = field(default=None, compare=False)
+    """Several objectives: the trials at a rung are ranked by Pareto front (constraints
+    first, ties by crowding distance; ``sweep.scheduling.pareto``) instead of by one value.
+    Only its objectives' directions and constraints are read."""
     _ledger: RungLedger = field(default_factory=lambda: RungLedger(), compare=False, repr=False)
     _finished: FinishedTrials = field(default_factory=FinishedTrials, compare=False, repr=False)
     _done: list[FrozenTrial] = field(default_factory=list, compare=False, repr=False)
@@ -57,10 +68,16 @@ class Promotion:
     (None: it can)."""
 
     @classmethod
-    def of(cls, policy: Policy, maximize: bool, epochs: int | None) -> Promotion | None:
+    def of(
+        cls,
+        policy: Policy,
+        maximize: bool,
+        epochs: int | None,
+        pareto: ParetoRungs | None = None,
+    ) -> Promotion | None:
         """The scheduler for a policy in ``mode: promotion``; None for any other policy.
         ``epochs``: the trainer's num_epochs when the file fixes it (Hyperband's brackets
-        need the longest a trial trains)."""
+        need the longest a trial trains); ``pareto``: several objectives' ranking."""
         if isinstance(policy, Asha) and policy.mode == "promotion":
             return cls(
                 policy.min_resource,
@@ -68,14 +85,20 @@ class Promotion:
                 policy.min_early_stopping_rate,
                 policy.max_resource,
                 maximize,
+                pareto=pareto,
             )
         if isinstance(policy, Hyperband) and policy.mode == "promotion":
             longest = policy.max_resource or epochs
-            brackets = 1
-            if longest is not None:
-                while policy.min_resource * policy.reduction_factor**brackets < longest:
-                    brackets += 1
-            return cls(policy.min_resource, policy.reduction_factor, 0, longest, maximize, brackets)
+            brackets = hyperband_brackets(policy.min_resource, policy.reduction_factor, longest)
+            return cls(
+                policy.min_resource,
+                policy.reduction_factor,
+                0,
+                longest,
+                maximize,
+                brackets,
+                pareto=pareto,
+            )
         if isinstance(policy, Forecast) and policy.mode == "promotion":
             return cls(
                 policy.min_resource,
@@ -134,6 +157,11 @@ class Promotion:
         ]
 
     def why_left(self, rung: int) -> str:
+        if self.pareto is not None:
+            return (
+                f"paused at {rung} epochs and not promoted: not in the first "
+                f"1/{self.reduction_factor} of the trials that reached that rung by Pareto rank"
+            )
         if self.forecast is not None:
             return (
                 f"paused at {rung} epochs and not promoted: its forecast could not reach the best"
@@ -149,6 +177,8 @@ class Promotion:
         """(trial number, rung) of the trial to promote now, if any: the highest rung first,
         the best there first; each bracket ranks its own trials. Trials in ``active`` (running
         now) are left out of everything, as if absent."""
+        if self.pareto is not None:
+            return self._pick_by_pareto(trials, active)
         ledger = self._ledger
         ledger.update(trials, self.bracket_of)
         if self.forecast is not None:  # one bracket
@@ -170,6 +200,40 @@ class Promotion:
                 for _, number in reached[:quota]:
                     if waiting.get(number) == rung:
                         return number, rung
+        return None
+
+    def _pick_by_pareto(
+        self, trials: Sequence[FrozenTrial], active: Collection[int]
+    ) -> tuple[int, int] | None:
+        """``pick`` for several objectives: the trials that reached a rung ranked by Pareto
+        front (their values there, in trial attributes: Optuna keeps no per-epoch values
+        for them). Reads every trial at each decision: sweeps of several objectives are
+        small, and a replay does not run them."""
+        assert self.pareto is not None
+        waiting = {n: rung for n, rung in paused(trials).items() if n not in active}
+        for bracket in range(self.brackets):
+            here = {n: r for n, r in waiting.items() if self.bracket_of(n) == bracket}
+            for rung in sorted(set(here.values()), reverse=True):
+                reached = [
+                    (t, p)
+                    for t in trials
+                    if self.bracket_of(t.number) == bracket
+                    and t.number not in active
+                    and t.state != TrialState.FAIL
+                    and (p := values_at(t, rung - 1)) is not None
+                ]
+                quota = len(reached) // self.reduction_factor
+                if sum(rung in promoted_from(t) for t, _ in reached) >= quota:
+                    continue
+                keys = ranked(
+                    [p for _, p in reached],
+                    self.pareto.maximize,
+                    [violation_at(t, rung - 1) for t, _ in reached],
+                )
+                order = sorted(range(len(reached)), key=lambda i: (keys[i], reached[i][0].number))
+                for i in order[:quota]:
+                    if here.get(reached[i][0].number) == rung:
+                        return reached[i][0].number, rung
         return None
 
     def _pick_by_forecast(

@@ -28,8 +28,9 @@ from search_spaces import SweepConfig
 if TYPE_CHECKING:
     import optuna
 
+    from search_spaces.objectives import Constraint
     from search_spaces.optuna_form import OptunaSpace
-    from sweep.scheduling.pareto import ParetoRungs
+    from sweep.scheduling.pareto import ParetoRule, ParetoRungs
     from sweep.scheduling.pausing import PausingScheduler
 
 EPOCH_NAMES = ("num_epochs", "epochs", "max_epochs", "n_epochs")
@@ -67,12 +68,16 @@ class Referee:
         several_objectives: bool = False,
         pausing: PausingScheduler | None = None,
         objectives: Sequence[str] = (),
-        pareto: ParetoRungs | None = None,
+        pareto: ParetoRule | None = None,
+        constraints: Sequence[Constraint] = (),
     ) -> None:
         self.study, self.metric = study, metric
         self.several_objectives = several_objectives
         self.pausing = pausing
         self.objectives, self.pareto = tuple(objectives), pareto
+        self.constraints = tuple(constraints)
+        """Several objectives: each report's violation is kept beside its values, so the
+        rules and promotion rank infeasible trials last."""
 
     def judge(
         self,
@@ -98,7 +103,7 @@ class Referee:
         ):
             return Verdict("fail", f"{self.metric} is {value} at epoch {epoch + 1}")
         if self.several_objectives:
-            return self._judge_several(trial, epoch, planned, metrics or {})
+            return self._judge_several(trial, epoch, planned, promoted, metrics or {})
         trial.report(float(value), epoch)
         if planned is not None and epoch + 1 >= planned:
             return CONTINUE  # its last epoch: it completes, never pruned
@@ -111,7 +116,12 @@ class Referee:
         return CONTINUE
 
     def _judge_several(
-        self, trial: optuna.Trial, epoch: int, planned: int | None, metrics: Mapping[str, object]
+        self,
+        trial: optuna.Trial,
+        epoch: int,
+        planned: int | None,
+        promoted: Sequence[int],
+        metrics: Mapping[str, object],
     ) -> Verdict:
         from sweep.scheduling.pareto import VALUES_AT, VIOLATION_AT, violation
 
@@ -121,37 +131,77 @@ class Referee:
             for v in values
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         ]
-        if self.pareto is None or len(numbers) != len(self.objectives) or not numbers:
+        if self.pareto is None and self.pausing is None:
+            return CONTINUE
+        if len(numbers) != len(self.objectives) or not numbers:
             return CONTINUE  # a report without every objective is not ranked
         trial.set_user_attr(f"{VALUES_AT}{epoch}", numbers)
-        broken = violation(self.pareto.constraints, metrics)
-        if self.pareto.constraints:
+        broken = violation(self.constraints, metrics)
+        if self.constraints:
             trial.set_user_attr(f"{VIOLATION_AT}{epoch}", broken)
         if planned is not None and epoch + 1 >= planned:
             return CONTINUE  # its last epoch: it completes, never pruned
-        reason = self.pareto.hopeless(
-            trial.number, epoch + 1, tuple(numbers), self.study.get_trials(deepcopy=False), broken
-        )
-        return Verdict("stop", reason) if reason else CONTINUE
+        if self.pareto is not None:
+            reason = self.pareto.hopeless(
+                trial.number,
+                epoch + 1,
+                tuple(numbers),
+                self.study.get_trials(deepcopy=False),
+                broken,
+            )
+            if reason:
+                return Verdict("stop", reason)
+        if self.pausing is not None and self.pausing.pauses_at(
+            trial.number, epoch + 1, planned, promoted
+        ):
+            return Verdict("pause", rung=epoch + 1)
+        return CONTINUE
 
 
-def pareto_rungs(config: SweepConfig) -> ParetoRungs | None:
-    """The rule that stops trials of several objectives (ASHA by Pareto front), if any."""
-    policy = config.early_termination
-    if not config.multi_objective or policy.type != "asha":
+def pareto_rungs(config: SweepConfig) -> ParetoRule | None:
+    """The rule that stops trials of several objectives by Pareto rank, if any: ASHA's and
+    Hyperband's rungs (stopping mode), median stopping's and truncation selection's
+    evaluation intervals (``sweep.scheduling.pareto``)."""
+    if not config.multi_objective:
         return None
-    from search_spaces.policies import Asha
+    from search_spaces.policies import Asha, Hyperband, MedianStopping, TruncationSelection
+    from sweep.scheduling.pareto import ParetoRungs, ParetoShare, hyperband_brackets
+
+    policy = config.early_termination.policy
+    maximize, constraints = tuple(config.maximizes), tuple(config.constraints)
+    if isinstance(policy, Asha) and policy.mode == "stopping":
+        return ParetoRungs(
+            maximize,
+            policy.min_resource,
+            policy.reduction_factor,
+            policy.min_early_stopping_rate,
+            constraints,
+        )
+    if isinstance(policy, Hyperband) and policy.mode == "stopping":
+        longest = policy.max_resource or fixed_epochs(config)
+        brackets = hyperband_brackets(policy.min_resource, policy.reduction_factor, longest)
+        return ParetoRungs(
+            maximize, policy.min_resource, policy.reduction_factor, 0, constraints, brackets
+        )
+    if isinstance(policy, MedianStopping):
+        return ParetoShare(
+            maximize, 0.5, policy.evaluation_interval, policy.delay_evaluation, constraints
+        )
+    if isinstance(policy, TruncationSelection):
+        share = 1 - (policy.truncation_percentage or 10) / 100
+        return ParetoShare(
+            maximize, share, policy.evaluation_interval, policy.delay_evaluation, constraints
+        )
+    return None
+
+
+def pareto_ranking(config: SweepConfig) -> ParetoRungs | None:
+    """Several objectives' directions and constraints, for promotion's ranking at rungs."""
+    if not config.multi_objective:
+        return None
     from sweep.scheduling.pareto import ParetoRungs
 
-    asha = policy.policy
-    assert isinstance(asha, Asha)
-    return ParetoRungs(
-        tuple(config.maximizes),
-        asha.min_resource,
-        asha.reduction_factor,
-        asha.min_early_stopping_rate,
-        tuple(config.constraints),
-    )
+    return ParetoRungs(tuple(config.maximizes), constraints=tuple(config.constraints))
 
 
 def what_pauses(config: SweepConfig) -> str | None:
@@ -171,7 +221,12 @@ def pausing_scheduler(config: SweepConfig, space: OptunaSpace) -> PausingSchedul
 
     if config.sampling_algorithm.type == "pbt":
         return Population.of(config, space)
-    return Promotion.of(config.early_termination.policy, config.maximize, fixed_epochs(config))
+    return Promotion.of(
+        config.early_termination.policy,
+        config.maximize,
+        fixed_epochs(config),
+        pareto_ranking(config),
+    )
 
 
 def checkpoint_params(

@@ -112,7 +112,7 @@ def test_every_front_member_keeps_its_model_files(swept, capsys):
         (
             {"early_termination": {"type": "median"}},
             "early_termination: median judges one per-epoch value; with several objectives "
-            "use {type: asha}",
+            "use one of asha, hyperband, median_stopping, truncation_selection",
         ),
         ({"constraints": ["latency_ms =< 5"]}, "constraints[0]"),
         ({"objective": [OBJECTIVES[0], OBJECTIVES[0]]}, "objective[1].primary_metric"),

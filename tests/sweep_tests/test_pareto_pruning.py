@@ -11,18 +11,22 @@ import optuna
 import pytest
 
 from search_spaces import SearchSpaceError, parse_sweep
+from search_spaces.policies import Asha
 from sweep import Sweep
 from sweep.backends import InProcessBackend
+from sweep.records.trial_attrs import PAUSED, PROMOTED
 from sweep.scheduling.pareto import (
     VALUES_AT,
     VIOLATION_AT,
     ParetoRungs,
+    ParetoShare,
     crowding,
     dominates,
     front_ranks,
     ranked,
     violation,
 )
+from sweep.scheduling.promotion import Promotion
 from tests.sweep_tests import toy_trainers
 
 UP_DOWN = (True, False)  # accuracy up, latency down
@@ -113,6 +117,82 @@ def test_at_a_rung_a_dominated_trial_stops_while_a_front_member_goes_on():
     assert 2 not in by_accuracy  # what a one-objective ranking would have kept
 
 
+def test_hyperband_ranks_a_trial_among_its_own_brackets_trials_at_that_brackets_rungs():
+    """Two brackets: even trials' rungs at 1, 3, 9 epochs, odd trials' at 3, 9. At 1 epoch
+    only bracket 0 is judged, and only against bracket 0: trial 2 is second of all six (two
+    would go on) but second of the three even ones too, and 3 // 3 = 1 goes on, so it
+    stops; trial 3, odd, is not judged at 1 epoch at all."""
+    values = {
+        0: (0.9, 1.0),
+        1: (0.1, 9.0),
+        2: (0.5, 5.0),
+        3: (0.05, 9.5),
+        4: (0.4, 6.0),
+        5: (0.2, 8.0),
+    }
+    trials = _at_rung(values)
+    rule = ParetoRungs(UP_DOWN, 1, 3, 0, (), brackets=2)
+    assert rule.hopeless(0, 1, values[0], trials) is None
+    said = rule.hopeless(2, 1, values[2], trials)
+    assert said is not None and "first 1 of the 3 trials" in said
+    assert rule.hopeless(3, 1, values[3], trials) is None  # bracket 1 has no rung at 1
+    # Ranked among all six (one bracket), it is second, and 6 // 3 = 2 go on.
+    assert ParetoRungs(UP_DOWN, 1, 3).hopeless(2, 1, values[2], trials) is None
+
+
+def test_median_stopping_keeps_the_better_half_by_pareto_rank_at_each_interval():
+    values = {
+        0: (0.9, 5.0),  # front
+        1: (0.8, 4.0),  # front
+        2: (0.5, 1.0),  # front
+        3: (0.4, 6.0),  # dominated
+        4: (0.3, 7.0),
+        5: (0.2, 8.0),
+    }
+    trials = _at_rung(values)
+    median = ParetoShare(UP_DOWN, 0.5, evaluation_interval=1, delay_evaluation=1)
+    said = {n: median.hopeless(n, 1, values[n], trials) for n in values}
+    assert [n for n, why in said.items() if why is None] == [0, 1, 2]  # the front: 3 of 6
+    assert str(said[3]).startswith("front 2 at 1 epochs: not in the first 3 of the 6")
+    assert ParetoShare(UP_DOWN, 0.5, delay_evaluation=2).hopeless(3, 1, values[3], trials) is None
+    truncation = ParetoShare(UP_DOWN, 0.75)  # truncation_percentage 25: ceil(6 * 0.75) = 5
+    assert [n for n in values if truncation.hopeless(n, 1, values[n], trials)] == [5]
+
+
+def test_promotion_by_pareto_rank_promotes_a_front_end_that_one_value_would_leave():
+    """Promotion ASHA on two objectives: six trials paused at the rung (1 epoch), 6 // 3 = 2
+    may leave it. The two ends of the front go (the most accurate, and the fastest, whose
+    accuracy is only the third); by accuracy alone the second most accurate would."""
+    values = {
+        0: (0.9, 5.0),
+        1: (0.8, 4.0),
+        2: (0.5, 1.0),
+        3: (0.4, 6.0),
+        4: (0.3, 7.0),
+        5: (0.2, 8.0),
+    }
+    trials = _at_rung(values)
+    for t in trials:
+        t.user_attrs[PAUSED] = 1
+    promotion = Promotion.of(
+        Asha(mode="promotion", min_resource=1, reduction_factor=3),
+        True,
+        9,
+        ParetoRungs(UP_DOWN),
+    )
+    assert promotion is not None
+    first = promotion.pick(trials)
+    assert first == (0, 1)
+    trials[0].user_attrs[PROMOTED] = [1]  # promoted, and since completed
+    del trials[0].user_attrs[PAUSED]
+    trials[0].state = optuna.trial.TrialState.COMPLETE
+    assert promotion.pick(trials) == (2, 1)  # the fastest, not the 0.8 one
+    trials[2].user_attrs[PROMOTED] = [1]
+    del trials[2].user_attrs[PAUSED]
+    assert promotion.pick(trials) is None  # the quota of 2 is spent
+    assert "by Pareto rank" in promotion.why_left(1)
+
+
 def _two_objective_sweep(root, **extra):  # type: ignore[no-untyped-def]
     """12 random trials of ``tradeoff_per_epoch``, one at a time, pruned by Pareto rank."""
     return Sweep(
@@ -159,7 +239,8 @@ def test_a_sweep_of_two_objectives_stops_trials_at_rungs_by_pareto_rank(tmp_path
     ("policy", "extra", "says"),
     [
         ({"type": "median"}, {}, "median judges one per-epoch value"),
-        ({"type": "asha", "mode": "promotion"}, {}, "asha in promotion mode judges one"),
+        ({"type": "bandit", "slack_factor": 0.1}, {}, "bandit judges one per-epoch value"),
+        ({"type": "forecast"}, {}, "forecast judges one per-epoch value"),
     ],
 )
 def test_what_pareto_pruning_does_not_do_is_refused_in_one_sentence(policy, extra, says):
@@ -236,3 +317,37 @@ def test_a_constrained_sweep_stops_the_trials_that_break_the_constraint_at_rungs
         for t in result.study.get_trials()
         if t.number in set(infeasible["number"])
     )
+
+
+@pytest.mark.parametrize("policy", ["asha", "hyperband"])
+def test_a_sweep_of_two_objectives_promotes_by_pareto_rank_and_runs_no_epoch_twice(
+    tmp_path, policy
+):
+    result = Sweep(
+        name="mo",
+        search_space=FILE["search_space"],
+        trainer=toy_trainers.tradeoff_checkpointing,
+        trainer_args={"num_epochs": 9},
+        root=tmp_path,
+        backend=InProcessBackend(),
+        objective=FILE["objective"],
+        sampling_algorithm={"type": "random", "seed": 2},
+        early_termination={
+            "type": policy,
+            "mode": "promotion",
+            "min_resource": 1,
+            "reduction_factor": 3,
+        },
+        limits={"max_total_trials": 12, "max_concurrent_trials": 1},
+    ).run()
+    rows = result.trials
+    assert (rows["state"] == "complete").sum() >= 1
+    left = rows[rows["state"] == "pruned"]
+    assert len(left) > 0 and all(r.endswith("by Pareto rank") for r in left["reason"])
+    trials = result.study.get_trials()
+    at_first_rung = [t for t in trials if f"{VALUES_AT}0" in t.user_attrs]
+    promoted = [t for t in trials if 1 in t.user_attrs.get(PROMOTED, [])]
+    assert 1 <= len(promoted) <= len(at_first_rung) // 3
+    for t in trials:
+        ran = (tmp_path / "mo" / "trials" / f"{t.number:04d}" / "ran.txt").read_text().split()
+        assert len(ran) == len(set(ran)), (t.number, ran)  # continued, never trained again

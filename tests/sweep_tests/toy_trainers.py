@@ -357,6 +357,24 @@ def tradeoff_per_epoch(params: dict, report) -> dict:  # type: ignore[no-untyped
     return {"acc": acc, "latency_ms": cost}
 
 
+def tradeoff_checkpointing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
+    """``tradeoff_per_epoch`` that keeps the epoch it reached in ``checkpoint_dir`` and
+    continues from it (what promotion needs), recording each epoch it ran in ``ran.txt``
+    beside its output, so a test can tell that no epoch ran twice."""
+    x = float(params["x"])
+    acc, cost = round(1 - (1 - x) ** 2, 6), round(1 + 4 * x, 6)
+    state = Path(params["checkpoint_dir"]) / "epoch.txt"
+    start = int(state.read_text()) + 1 if state.exists() else 0
+    epochs = int(params.get("num_epochs", 3))
+    for epoch in range(start, epochs):
+        with (Path(params["output_dir"]).parent / "ran.txt").open("a") as ran:
+            ran.write(f"{epoch}\n")
+        state.write_text(str(epoch))
+        if report(epoch, {"acc": acc * (epoch + 1) / epochs, "latency_ms": cost}):
+            break
+    return {"acc": acc, "latency_ms": cost}
+
+
 def pbt_uneven(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     """``pbt_curve`` where trial 0 is twenty times slower than the others (a member on a busy
     node, or a bigger one)."""
