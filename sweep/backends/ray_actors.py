@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -19,6 +20,8 @@ from sweep.errors import TrialFailed, TrialLost, TrialPreempted
 from sweep.records.trial_log import TRIAL_LOG
 from sweep.trainers.runner import run_trial
 from sweep.trials import CheckpointFiles, TrialSpec
+
+logger = logging.getLogger(__name__)
 
 DRAIN_POLL_S = 2.0
 """How often a running trial's worker asks whether its node is being drained."""
@@ -146,19 +149,41 @@ def _notice_on_drain() -> Iterator[None]:
         done.set()
 
 
-def hub_node() -> Any:
-    """Where the hub lives: the cluster's head node (a worker node lost must not take every
+HUB_START_S = 30.0
+"""How long the hub may take to start on the head before it is placed wherever Ray can."""
+
+
+def new_hub() -> Any:
+    """A report hub on the cluster's head node (a worker node lost must not take every
     trial's pending reports with it, and a cluster without its head is gone anyway), else
-    this process's node. Soft: a Ray that cannot place it there places it elsewhere."""
+    on this process's node.
+
+    Held there, not asked for: with soft node affinity, Ray placed the hub of a coordinator
+    started after another was killed on a worker node (the head, with no CPUs, looked
+    unavailable while the dead driver's workers were cleaned up), and the next loss of
+    that node took the hub and every running trial with it (the soak benchmark, twice in
+    four minutes). A hub that cannot start on the head within ``HUB_START_S`` goes where
+    Ray places it, said in a warning."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     try:
-        heads = [
-            n["NodeID"]
-            for n in ray.nodes()
-            if n.get("Alive") and "node:__internal_head__" in n.get("Resources", {})
-        ]
+        alive = [n for n in ray.nodes() if n.get("Alive")]
+        heads = [n["NodeID"] for n in alive if "node:__internal_head__" in n.get("Resources", {})]
         node = heads[0] if heads else ray.get_runtime_context().get_node_id()
     except Exception:
-        return "DEFAULT"
-    return NodeAffinitySchedulingStrategy(node_id=node, soft=True)
+        return ReportHub.remote()  # type: ignore[attr-defined]
+    hub = ReportHub.options(  # type: ignore[attr-defined]
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)
+    ).remote()
+    if len(alive) <= 1:
+        return hub  # one node: it is this one
+    ready, _ = ray.wait([hub.__ray_ready__.remote()], timeout=HUB_START_S)
+    if ready:
+        return hub
+    logger.warning(
+        "the sweep's report hub did not start on the head node in %.0f s; it runs where "
+        "Ray places it, and a loss of that node ends the trials running then",
+        HUB_START_S,
+    )
+    ray.kill(hub)
+    return ReportHub.remote()  # type: ignore[attr-defined]

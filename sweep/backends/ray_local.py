@@ -23,7 +23,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from search_spaces import Resources
 from sweep.backends.base import Backend
-from sweep.backends.ray_actors import HubReport, ReportHub, TrialWorker, hub_node
+from sweep.backends.ray_actors import HubReport, TrialWorker, new_hub
 from sweep.backends.ray_start import start_local_ray
 from sweep.errors import SweepError
 from sweep.records.trial_log import TRIAL_LOG
@@ -94,9 +94,7 @@ class LocalRayBackend(Backend):
 
     @staticmethod
     def _new_hub() -> Any:
-        return ReportHub.options(  # type: ignore[attr-defined]
-            scheduling_strategy=hub_node()
-        ).remote()
+        return new_hub()
 
     def _hub_lost(self, exc: Exception) -> list[Event]:
         """The hub died with its node: a new one, and every running trial (whose reports

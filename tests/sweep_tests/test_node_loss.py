@@ -139,3 +139,48 @@ def test_a_drained_node_s_trial_is_told_saves_and_continues_on_the_other_node(tm
     assert "(preempted after epoch" in out  # the live view: "continues from epoch N (...)"
     ran = [json.loads(x)["epoch"] for x in (folder / "outputs" / "ran.jsonl").open()]
     assert ran == list(range(EPOCHS))  # stopped at a report: nothing trained twice
+
+
+HUB_WHERE = """
+import sys, time
+import ray
+from sweep.backends.ray_actors import new_hub
+from sweep.backends.ray_auth import join_cluster
+join_cluster(sys.argv[1])
+heads = [n["NodeID"] for n in ray.nodes()
+         if n["Alive"] and "node:__internal_head__" in n["Resources"]]
+hub = new_hub()
+where = ray.get(hub.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id()))
+print("on the head" if where in heads else "elsewhere", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+@pytest.mark.slow
+def test_a_coordinator_started_after_one_was_killed_keeps_its_report_hub_on_the_head(tmp_path):
+    """The soak benchmark's lost hub: with soft node affinity, the hub of a coordinator
+    started after another was killed went to a worker node (the head, with no CPUs, looked
+    unavailable while the dead driver's workers were cleaned up), and that node's loss
+    then ended every running trial."""
+    with ray_start_cluster(tmp_path, head_cpus=0, node_cpus=(1,)) as address:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_AUTH_MODE")}
+        env["PYTHONPATH"] = str(ROOT)
+        address = address.removeprefix("ray:")
+        first = subprocess.Popen(
+            [sys.executable, "-c", HUB_WHERE, address, "60"],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+        )
+        assert first.stdout is not None
+        assert first.stdout.readline().strip() == "on the head"
+        first.kill()  # kill -9, as a coordinator's machine going away
+        first.wait()
+        second = subprocess.run(
+            [sys.executable, "-c", HUB_WHERE, address, "0"],
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=120,
+        )
+        assert second.stdout.strip() == "on the head", second.stderr[-2000:]
