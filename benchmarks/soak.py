@@ -324,7 +324,9 @@ def soak_one(
             node_kills += 1
             readd_at = now + 3
             next_node_kill = now + rng.uniform(8, 20)
-        if now >= coordinator_kill:
+        # Killed once it has started a trial: a coordinator killed before it made its study
+        # (Ray's start takes seconds on a loaded machine) leaves nothing to resume.
+        if now >= coordinator_kill and any((root / name / "trials").glob("*/")):
             coordinator_kill = float("inf")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -361,7 +363,12 @@ def _check(
     from sweep.records.trial_attrs import LOSSES, PREEMPTIONS, REASON, REPLACES, RESTARTS
 
     storage = open_storage("default", sweep_dir)
-    study = optuna.load_study(study_name=sweep_dir.name, storage=storage)
+    try:
+        study = optuna.load_study(study_name=sweep_dir.name, storage=storage)
+    except KeyError:
+        raise AssertionError(
+            f"{kind}: the sweep made no study (exit {returncode}): {err[-2000:]}"
+        ) from None
     trials = study.get_trials(deepcopy=False)
     counts: dict[str, int] = {}
     for t in trials:

@@ -143,9 +143,10 @@ def test_a_drained_node_s_trial_is_told_saves_and_continues_on_the_other_node(tm
 
 HUB_WHERE = """
 import sys, time
+from sweep.backends.ray_auth import join_cluster, use_token_if_available
+use_token_if_available()  # before Ray is imported, as the command line does
 import ray
 from sweep.backends.ray_actors import new_hub
-from sweep.backends.ray_auth import join_cluster
 join_cluster(sys.argv[1])
 heads = [n["NodeID"] for n in ray.nodes()
          if n["Alive"] and "node:__internal_head__" in n["Resources"]]
