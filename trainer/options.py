@@ -137,6 +137,8 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
         return ",".join(value)
     if key == "checkpoint_at" and isinstance(value, list | tuple):
         return ",".join(str(v) for v in value)
+    if key == "checkpoint_at" and value == "":
+        return value  # no boundary: a sweep without rungs or PBT says so
     # Sweeps hand over floats for integer options (Azure's quniform gives 8.0): accept whole ones.
     if kind is bool:
         if isinstance(value, bool):

@@ -524,3 +524,28 @@ def test_a_checkpoint_section_that_is_wrong_is_one_line_naming_the_key(section, 
         }
     )
     assert (ok.checkpoint.every, ok.checkpoint.interval_s) == (2, 5400.0)
+
+
+def test_what_a_sweep_says_of_checkpoint_every_the_trainer_takes():
+    """``checkpoint: {every: 3}`` in a sweep without rungs or PBT tells the trainer no
+    boundary (``checkpoint_at: ""``); the built-in trainer refused that, so every such sweep
+    failed all its trials at their start."""
+    from search_spaces import parse_sweep
+    from sweep.scheduling.verdicts import checkpoint_params
+
+    config = parse_sweep(
+        {
+            "name": "every3",
+            "trainer": {"entry": "trainer", "args": {"data": "digits", "num_epochs": 9}},
+            "search_space": {
+                "learning_rate": {"type": "uniform", "min_value": 0.01, "max_value": 0.1}
+            },
+            "checkpoint": {"every": 3},
+        }
+    )
+    told = checkpoint_params(config, None, 0, 9)
+    assert told["checkpoint_at"] == ""
+    from trainer.options import TrainConfig
+
+    policy = TrainConfig.from_params({"data": "digits", "num_epochs": 9, **told})
+    assert [e for e in range(1, 10) if policy.saves_after(e, since_save_s=0.0)] == [3, 6, 9]
