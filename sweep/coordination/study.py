@@ -52,15 +52,16 @@ def open_storage(storage: str, sweep_dir: Path) -> BaseStorage:
         return journal
     # ${VARS} are expanded only here, so a password kept in the environment never lands in
     # sweep.yaml, a log or a report; messages show the URL as written.
-    try:
-        # Heartbeats: several coordinators may share the study, and a trial whose
-        # coordinator died is known by its silence (see shared_study).
-        from sweep.records.shared_study import GRACE_S, HEARTBEAT_S
+    # Heartbeats: several coordinators may share the study, and a trial whose coordinator
+    # died is known by its silence (see shared_study).
+    from sweep.records.shared_study import HEARTBEAT_S, grace_s
 
+    grace = round(grace_s())
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
-                expand(storage), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+                expand(storage), heartbeat_interval=HEARTBEAT_S, grace_period=grace
             )
     except SearchSpaceError:
         raise

@@ -30,7 +30,31 @@ from sweep.records.trial_attrs import COORDINATOR, paused_at
 HEARTBEAT_S = 5
 """How often a coordinator says its trials are alive."""
 GRACE_S = 30
-"""How long a trial may go without a heartbeat before it counts as its coordinator's loss."""
+"""How long a trial may go without a heartbeat before it counts as its coordinator's loss
+(``SWEEP_STALE_AFTER_S`` changes it)."""
+STALE_AFTER_VAR = "SWEEP_STALE_AFTER_S"
+
+
+def grace_s() -> float:
+    """``GRACE_S``, or the environment's ``SWEEP_STALE_AFTER_S``: shorter where a dead
+    coordinator's trials should be taken over sooner, longer where a live one may stall
+    (a machine swapping). At least two heartbeats, so a live coordinator is never taken
+    for dead."""
+    from sweep.errors import SweepInputError
+
+    raw = os.environ.get(STALE_AFTER_VAR)
+    if raw is None or raw == "":
+        return float(GRACE_S)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value >= 2 * HEARTBEAT_S:  # NaN too
+        raise SweepInputError(
+            f"{STALE_AFTER_VAR}: expected seconds, {2 * HEARTBEAT_S} or more (two heartbeats), "
+            f"got {raw!r}"
+        )
+    return value
 
 
 def coordinator_id() -> str:
@@ -82,7 +106,7 @@ def _never_beaten(storage: BaseStorage, study_id: int) -> list[int]:
     storage = getattr(storage, "_backend", storage)  # under Optuna's cache
     if not isinstance(storage, RDBStorage):
         return []
-    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=GRACE_S)
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace_s())
     with _create_scoped_session(storage.scoped_session, True) as session:
         running = (
             session.query(models.TrialModel)

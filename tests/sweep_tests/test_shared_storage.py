@@ -15,6 +15,7 @@ import yaml
 from optuna.trial import TrialState
 
 from sweep.records.budget import replaced_numbers
+from sweep.records.shared_study import STALE_AFTER_VAR
 from tests.sweep_tests.postgres_server import binaries, postgres_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,8 +44,12 @@ def _file(tmp_path: Path, url: str, trials: int, epoch_s: float) -> Path:
     return path
 
 
-def _coordinator(tmp_path: Path, path: Path, root: str) -> subprocess.Popen[str]:
+def _coordinator(
+    tmp_path: Path, path: Path, root: str, stale_after_s: int | None = None
+) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    if stale_after_s is not None:
+        env[STALE_AFTER_VAR] = str(stale_after_s)
     return subprocess.Popen(
         [sys.executable, "-m", "sweep.cli", "run", str(path), "--root", root, "--parallel", "1"],
         cwd=tmp_path,
@@ -61,6 +66,20 @@ def _trials(url: str) -> list[optuna.trial.FrozenTrial]:
         return optuna.load_study(study_name="shared", storage=url).get_trials(deepcopy=False)
     except KeyError:  # not created yet
         return []
+
+
+@pytest.mark.parametrize("value", ["soon", "5", "nan"])
+def test_a_bad_stale_after_setting_is_one_sentence(tmp_path, monkeypatch, value):
+    from sweep.errors import SweepInputError
+    from sweep.records.shared_study import grace_s
+
+    monkeypatch.setenv(STALE_AFTER_VAR, value)
+    with pytest.raises(SweepInputError, match=r"^SWEEP_STALE_AFTER_S: expected seconds, 10 or"):
+        grace_s()
+    monkeypatch.setenv(STALE_AFTER_VAR, "45")
+    assert grace_s() == 45.0
+    monkeypatch.delenv(STALE_AFTER_VAR)
+    assert grace_s() == 30.0
 
 
 def test_a_missing_database_driver_is_one_sentence_naming_the_extra(tmp_path):
@@ -87,9 +106,11 @@ def test_a_missing_database_driver_is_one_sentence_naming_the_extra(tmp_path):
 def test_two_coordinators_share_20_trials_and_one_killed_is_covered_by_the_other(tmp_path):
     with postgres_server() as url:
         path = _file(tmp_path, url, 20, 0.3)
-        first = _coordinator(tmp_path, path, "a")
+        # The killed one's trials are taken over after 15 s of silence, not 30 (the suite's
+        # time), still three heartbeats.
+        first = _coordinator(tmp_path, path, "a", stale_after_s=15)
         time.sleep(3)  # the study exists: the second joins it
-        second = _coordinator(tmp_path, path, "b")
+        second = _coordinator(tmp_path, path, "b", stale_after_s=15)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             for proc in (first, second):
