@@ -81,6 +81,9 @@ class Reported:
     notice: str = ""
     """Not a report: a preemption notice saved the trial's state after ``epoch`` (where in
     the next epoch it stopped); its checkpoint replaces that epoch's."""
+    node: str = ""
+    """The node the trial's process runs on, said with the first report of each run (a
+    backend that knows nodes: Ray's)."""
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,16 @@ from sweep.trials import CheckpointFiles, TrialSpec
 
 logger = logging.getLogger(__name__)
 
+NODE_ID_CHARS = 8
+"""How much of a Ray node's id names it in status (the id is 56 hex characters)."""
 DRAIN_POLL_S = 2.0
 """How often a running trial's worker asks whether its node is being drained."""
 
 # A report as the hub keeps it: trial, epoch, metrics, and its checkpoint's changes as
 # ``[ObjectRef]`` (in a list, so that Ray hands the hub the reference, not the bytes: they go
 # from the worker's object store to the coordinator once, when it takes them).
-HubReport = tuple[int, int, dict[str, float], list[Any], str]
+HubReport = tuple[int, int, dict[str, float], list[Any], str, str]
+"""(trial, epoch, metrics, checkpoint refs, notice, node: said on a run's first report)."""
 
 
 @ray.remote(num_cpus=0)
@@ -48,10 +51,11 @@ class ReportHub:
         metrics: dict[str, float],
         checkpoint: list[Any],
         notice: str = "",
+        node: str = "",
     ) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting[number] = future
-        self._events.append((number, epoch, metrics, checkpoint, notice))
+        self._events.append((number, epoch, metrics, checkpoint, notice, node))
         self._new.set()
         return await future
 
@@ -89,6 +93,9 @@ class TrialWorker:
         env: dict[str, str] | None = None,
         log_name: str = TRIAL_LOG,
     ) -> tuple[str, Any]:
+        # Where this run is, said once: status names the node a continued trial went to.
+        unsaid = {"node": ray.get_runtime_context().get_node_id()[:NODE_ID_CHARS]}
+
         # Ray sets OMP_NUM_THREADS to the actor's CPUs, which torch follows when imported.
         def report(
             epoch: int,
@@ -101,7 +108,10 @@ class TrialWorker:
             # The object stays alive while this call waits: the coordinator has taken and
             # committed it before it answers.
             refs = [ray.put(checkpoint)] if checkpoint is not None else []
-            return bool(ray.get(hub.report.remote(spec.number, epoch, metrics, refs, notice)))
+            where = unsaid.pop("node", "")
+            return bool(
+                ray.get(hub.report.remote(spec.number, epoch, metrics, refs, notice, where))
+            )
 
         # The next trial in this reused process starts from the environment Ray gave it
         # (CUDA_VISIBLE_DEVICES included), whatever this one set.

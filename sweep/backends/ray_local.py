@@ -239,7 +239,7 @@ class LocalRayBackend(Backend):
 
     def _reports(self, taken: list[HubReport]) -> list[Event]:
         events: list[Event] = []
-        for number, epoch, metrics, refs, notice in taken:
+        for number, epoch, metrics, refs, notice, node in taken:
             if number not in self._running:
                 continue
             checkpoint: CheckpointFiles | None = None
@@ -249,7 +249,7 @@ class LocalRayBackend(Backend):
                     checkpoint = got
                 except RayError:
                     continue  # its worker died holding it: the trial's failure follows
-            events.append(Reported(number, epoch, metrics, checkpoint, notice))
+            events.append(Reported(number, epoch, metrics, checkpoint, notice, node))
         return events
 
     def _outcome(self, number: int, ref: Any) -> Event | None:

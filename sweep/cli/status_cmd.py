@@ -112,7 +112,15 @@ def status(args: argparse.Namespace) -> int:
             *([row["restarts"]] if restarts else []),
             *([row["preemptions"]] if preempted else []),
             *([row["coordinator"] or ""] if who else []),
-            "; ".join(x for x in (row.get("lineage"), row["reason"]) if x),
+            "; ".join(
+                x
+                for x in (
+                    row.get("lineage"),
+                    row["reason"],
+                    f"ran on nodes {row['nodes']}" if row.get("nodes") else None,
+                )
+                if x
+            ),
         ]
         for row in frame.to_dict("records")
     ]

@@ -41,12 +41,14 @@ from sweep.records.trial_attrs import (
     CONTINUES,
     COORDINATOR,
     LINEAGE,
+    NODES,
     PAUSED,
     REASON,
     REPLACES,
     RESTARTS,
     claim,
     current_params,
+    nodes_after,
     promoted_from,
     reopen,
 )
@@ -365,6 +367,10 @@ class Coordinator:
         active = self.active.get(event.number)
         if active is None:
             return  # a trial we already ended (timed out) still talking
+        if event.node:  # a run's first report: where it runs
+            nodes = nodes_after(active.trial.user_attrs, event.node)
+            if nodes is not None:
+                active.trial.set_user_attr(NODES, nodes)
         if event.notice:
             # Not an epoch: the state a preemption notice found, newer than the last report;
             # the trial ends lost next and continues from it.

@@ -42,6 +42,9 @@ BRACKET = "bracket"
 """Hyperband with promotion: the bracket a trial was dealt to."""
 LINEAGE = "lineage"
 """PBT, per exploit: ``{"epoch": epochs trained, "from": donor trial, "params": new params}``."""
+NODES = "nodes"
+"""The Ray nodes it ran on, in order (a short id each; a new one when a run after a loss or a
+preemption started elsewhere)."""
 COORDINATOR = "coordinator"
 """The coordinator that runs it, in a shared study (host:pid:id)."""
 SPACE_CHANGES = "space_changes"
@@ -67,6 +70,13 @@ def reopen(study: optuna.Study, number: int) -> optuna.Trial:
     """A live handle on trial ``number`` (to set attributes, report, tell), as ``ask`` gives
     one for a new trial."""
     return optuna.Trial(study, study.get_trials(deepcopy=False)[number]._trial_id)
+
+
+def nodes_after(attrs: Mapping[str, Any], node: str) -> list[str] | None:
+    """The trial's ``NODES`` once a run of it reported from ``node``; None when that is the
+    node it ran on last (nothing to record)."""
+    seen = [str(n) for n in attrs.get(NODES, [])]
+    return None if seen[-1:] == [node] else [*seen, node]
 
 
 def paused_at(trial: FrozenTrial) -> int:

@@ -16,6 +16,7 @@ from sweep.records.trial_attrs import (
     COORDINATOR,
     EPOCHS,
     LINEAGE,
+    NODES,
     OVERRIDES,
     PREEMPTIONS,
     REASON,
@@ -106,6 +107,8 @@ def trials_frame(
                 "rerun_as": rerun_as.get(t.number),
                 "restarts": int(t.user_attrs.get(RESTARTS, 0)),
                 "preemptions": int(t.user_attrs.get(PREEMPTIONS, 0)),
+                # Where it went after a loss or a preemption (one node: nothing to say).
+                "nodes": _moves(t),
                 "coordinator": t.user_attrs.get(COORDINATOR),
                 **({"lineage": _lineage(t), "schedule": _schedule(t, first)} if pbt else {}),
                 "start": t.datetime_start,
@@ -116,6 +119,12 @@ def trials_frame(
     if not frame.empty:
         frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
     return frame
+
+
+def _moves(trial: optuna.trial.FrozenTrial) -> str | None:
+    """The nodes a trial ran on, in order, when a loss or a preemption moved it."""
+    nodes = [str(n) for n in trial.user_attrs.get(NODES, [])]
+    return " → ".join(nodes) if len(nodes) > 1 else None
 
 
 def _lineage(trial: optuna.trial.FrozenTrial) -> str:

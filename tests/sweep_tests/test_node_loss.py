@@ -139,6 +139,17 @@ def test_a_drained_node_s_trial_is_told_saves_and_continues_on_the_other_node(tm
     assert "(preempted after epoch" in out  # the live view: "continues from epoch N (...)"
     ran = [json.loads(x)["epoch"] for x in (folder / "outputs" / "ran.jsonl").open()]
     assert ran == list(range(EPOCHS))  # stopped at a report: nothing trained twice
+    # Status names where it went: the drained node, then the other.
+    status = subprocess.run(
+        [sys.executable, "-m", "sweep.cli", "status", "drain"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    moved = f"ran on nodes {victim['node'][:8]} → {other['node'][:8]}"
+    assert moved in status.stdout, status.stdout
 
 
 HUB_WHERE = """
