@@ -83,6 +83,17 @@ def test_dominance_and_crowding():
     assert crowding(front) == [float("inf"), 2 * 3 / 4, 2 * 3 / 4, float("inf")]
 
 
+SIX_AT_A_RUNG = {
+    0: (0.9, 5.0),  # front, an end
+    1: (0.8, 4.0),  # front, the middle
+    2: (0.5, 1.0),  # front, the other end: worst accuracy of the front
+    3: (0.4, 6.0),  # dominated
+    4: (0.3, 7.0),
+    5: (0.2, 8.0),
+}
+"""(accuracy, latency) of six trials at a rung: a front of three, three behind it."""
+
+
 def _at_rung(values: dict[int, tuple[float, float]]) -> list[optuna.trial.FrozenTrial]:
     trials = []
     for number, point in values.items():
@@ -98,14 +109,7 @@ def test_at_a_rung_a_dominated_trial_stops_while_a_front_member_goes_on():
     """Six trials reached the rung (1 epoch), so 6 // 3 = 2 go on: the front's ends (the
     most accurate and the fastest) go on; a dominated one stops, and so does the middle of
     the front, nearer its neighbours. Ranking by accuracy alone would stop the fastest."""
-    values = {
-        0: (0.9, 5.0),  # front, an end
-        1: (0.8, 4.0),  # front, the middle
-        2: (0.5, 1.0),  # front, the other end: worst accuracy of the front
-        3: (0.4, 6.0),  # dominated
-        4: (0.3, 7.0),
-        5: (0.2, 8.0),
-    }
+    values = SIX_AT_A_RUNG
     trials = _at_rung(values)
     rule = ParetoRungs(UP_DOWN, min_resource=1, reduction_factor=3)
     said = {n: rule.hopeless(n, 1, values[n], trials) for n in values}
@@ -141,14 +145,7 @@ def test_hyperband_ranks_a_trial_among_its_own_brackets_trials_at_that_brackets_
 
 
 def test_median_stopping_keeps_the_better_half_by_pareto_rank_at_each_interval():
-    values = {
-        0: (0.9, 5.0),  # front
-        1: (0.8, 4.0),  # front
-        2: (0.5, 1.0),  # front
-        3: (0.4, 6.0),  # dominated
-        4: (0.3, 7.0),
-        5: (0.2, 8.0),
-    }
+    values = SIX_AT_A_RUNG
     trials = _at_rung(values)
     median = ParetoShare(UP_DOWN, 0.5, evaluation_interval=1, delay_evaluation=1)
     said = {n: median.hopeless(n, 1, values[n], trials) for n in values}
@@ -163,14 +160,7 @@ def test_promotion_by_pareto_rank_promotes_a_front_end_that_one_value_would_leav
     """Promotion ASHA on two objectives: six trials paused at the rung (1 epoch), 6 // 3 = 2
     may leave it. The two ends of the front go (the most accurate, and the fastest, whose
     accuracy is only the third); by accuracy alone the second most accurate would."""
-    values = {
-        0: (0.9, 5.0),
-        1: (0.8, 4.0),
-        2: (0.5, 1.0),
-        3: (0.4, 6.0),
-        4: (0.3, 7.0),
-        5: (0.2, 8.0),
-    }
+    values = SIX_AT_A_RUNG
     trials = _at_rung(values)
     for t in trials:
         t.user_attrs[PAUSED] = 1
