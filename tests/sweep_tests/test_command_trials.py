@@ -401,51 +401,12 @@ def test_resume_runs_the_snapshot_the_sweep_started_with(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_shipped_azure_job_example_runs_here_and_predicts(tmp_path):
+def test_the_shipped_example_stopped_by_sigterm_continues_and_ends_registered(tmp_path):
     """search_spaces/examples/azure_job: an unchanged pytorch_train.py-style script, swept by
-    its Azure ML job file on the built-in digits, ends registered with a checked ONNX file."""
-    job = ROOT / "search_spaces" / "examples" / "azure_job" / "job.yml"
-    registry = tmp_path / "models"
-    run = _cli(
-        "run",
-        str(job),
-        "--set",
-        "limits.max_total_trials=1",
-        "--set",
-        "inputs.num_epochs=1",
-        "--set",
-        f"register.root={registry}",
-        cwd=tmp_path,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "registered: digits-azure-job:1" in run.stdout
-    best = tmp_path / "sweeps" / "digits-azure-job" / "best"
-    card = json.loads((best / "card.json").read_text())
-    assert card["onnx"]["max_abs_diff"] < 1e-3 and card["command"].startswith(
-        "python pytorch_train.py --data_dir digits --num_epochs 1"
-    )
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    image = tmp_path / "seven.png"
-    Image.fromarray((load_digits().images[7] * 15).astype("uint8")).save(image)
-    predicted = _cli(
-        "models",
-        "predict",
-        "digits-azure-job",
-        str(image),
-        "--registry",
-        str(registry),
-        cwd=tmp_path,
-    )
-    assert predicted.returncode == 0, predicted.stderr
-    assert "seven.png" in predicted.stdout
-
-
-@pytest.mark.slow
-def test_the_shipped_example_stopped_by_sigterm_continues_from_its_checkpoint(tmp_path):
-    """A spot node's preemption notice: the script gets SIGTERM mid-run; the trial continues
-    through $SWEEP_CHECKPOINT_DIR from the epoch after its last logged one, as one trial."""
+    its Azure ML job file on the built-in digits. A spot node's preemption notice: the script
+    gets SIGTERM mid-run; the trial continues through $SWEEP_CHECKPOINT_DIR from the epoch
+    after its last logged one, as one trial, and the sweep ends registered with a checked
+    ONNX file that predicts. (One run of the example for both: it trains for real.)"""
     from sweep.records.layout import read_history, trial_dir
 
     job = ROOT / "search_spaces" / "examples" / "azure_job" / "job.yml"
@@ -486,3 +447,20 @@ def test_the_shipped_example_stopped_by_sigterm_continues_from_its_checkpoint(tm
     # The script's second run started from its checkpoint (the trainer logs where).
     logs = (folder / "trial.log").read_text() + (folder / "stderr.log").read_text()
     assert "continuing from" in logs or "epoch 2/2" in logs.split("epoch 1/2")[-1]
+
+    assert "registered: digits-azure-job:1" in out
+    best = tmp_path / "sweeps" / "digits-azure-job" / "best"
+    card = json.loads((best / "card.json").read_text())
+    assert card["onnx"]["max_abs_diff"] < 1e-3 and card["command"].startswith(
+        "python pytorch_train.py --data_dir digits --num_epochs 2"
+    )
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    image = tmp_path / "seven.png"
+    Image.fromarray((load_digits().images[7] * 15).astype("uint8")).save(image)
+    predicted = _cli(
+        "models", "predict", "digits-azure-job", str(image), "--registry", "models", cwd=tmp_path
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    assert "seven.png" in predicted.stdout

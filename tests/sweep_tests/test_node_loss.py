@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,11 +39,15 @@ def _spans(folder: Path) -> list[dict]:
 
 @contextlib.contextmanager
 def _two_trials_on_two_nodes(
-    tmp_path: Path, name: str, head_env: dict[str, str] | None = None
+    tmp_path: Path,
+    name: str,
+    head_env: dict[str, str] | None = None,
+    before: Callable[[str, dict[str, str]], None] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[str], Path, str, dict[str, str]]]:
     """``sweep run`` of two 8-epoch trials on a ``ray start`` cluster of a head with no CPUs
     and two 1-CPU nodes, once both have reported twice (one trial per node). Yields the run,
-    the sweep's folder, the cluster's address and the environment the CLI was given."""
+    the sweep's folder, the cluster's address and the environment the CLI was given;
+    ``before(address, env)`` runs on the cluster first."""
     sweep_file = {
         "name": name,
         "trainer": {
@@ -60,6 +64,8 @@ def _two_trials_on_two_nodes(
     with ray_start_cluster(tmp_path, head_cpus=0, node_cpus=(1, 1), head_env=head_env) as address:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_AUTH_MODE")}
         env["PYTHONPATH"] = str(ROOT)
+        if before is not None:
+            before(address, env)
         run = subprocess.Popen(
             [sys.executable, "-m", "sweep.cli", "run", f"{name}.yaml", "--compute", address],
             cwd=tmp_path,
@@ -86,7 +92,11 @@ def _two_trials_on_two_nodes(
 
 @pytest.mark.slow
 def test_a_lost_worker_node_s_trial_continues_on_the_other_node(tmp_path):
-    with _two_trials_on_two_nodes(tmp_path, "nodes", FAST_HEALTH_CHECKS) as (run, sweep_dir, *_):
+    """Its sweep is a coordinator started after another was killed on the same cluster
+    (``_hub_stays_on_the_head``): the soak benchmark's lost hub."""
+    with _two_trials_on_two_nodes(
+        tmp_path, "nodes", FAST_HEALTH_CHECKS, before=_hub_stays_on_the_head
+    ) as (run, sweep_dir, *_):
         (victim,) = _spans(trial_dir(sweep_dir, 0))
         (other,) = _spans(trial_dir(sweep_dir, 1))
         assert victim["raylet"] != other["raylet"]  # one trial per node
@@ -168,31 +178,24 @@ time.sleep(float(sys.argv[2]))
 """
 
 
-@pytest.mark.slow
-def test_a_coordinator_started_after_one_was_killed_keeps_its_report_hub_on_the_head(tmp_path):
-    """The soak benchmark's lost hub: with soft node affinity, the hub of a coordinator
-    started after another was killed went to a worker node (the head, with no CPUs, looked
-    unavailable while the dead driver's workers were cleaned up), and that node's loss
-    then ended every running trial."""
-    with ray_start_cluster(tmp_path, head_cpus=0, node_cpus=(1,)) as address:
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RAY_AUTH_MODE")}
-        env["PYTHONPATH"] = str(ROOT)
-        address = address.removeprefix("ray:")
-        first = subprocess.Popen(
-            [sys.executable, "-c", HUB_WHERE, address, "60"],
-            env=env,
-            text=True,
-            stdout=subprocess.PIPE,
-        )
-        assert first.stdout is not None
-        assert first.stdout.readline().strip() == "on the head"
-        first.kill()  # kill -9, as a coordinator's machine going away
-        first.wait()
-        second = subprocess.run(
-            [sys.executable, "-c", HUB_WHERE, address, "0"],
-            env=env,
-            text=True,
-            capture_output=True,
-            timeout=120,
-        )
-        assert second.stdout.strip() == "on the head", second.stderr[-2000:]
+def _hub_stays_on_the_head(address: str, env: dict[str, str]) -> None:
+    """A coordinator's report hub on a cluster whose head has no CPUs, after another
+    coordinator was killed: with soft node affinity Ray placed the second hub on a worker
+    node (the head looked unavailable while the dead driver's workers were cleaned up), and
+    that node's loss then ended every running trial. Both hubs must be on the head."""
+    address = address.removeprefix("ray:")
+    first = subprocess.Popen(
+        [sys.executable, "-c", HUB_WHERE, address, "60"], env=env, text=True, stdout=subprocess.PIPE
+    )
+    assert first.stdout is not None
+    assert first.stdout.readline().strip() == "on the head"
+    first.kill()  # kill -9, as a coordinator's machine going away
+    first.wait()
+    second = subprocess.run(
+        [sys.executable, "-c", HUB_WHERE, address, "0"],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert second.stdout.strip() == "on the head", second.stderr[-2000:]

@@ -192,9 +192,9 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
 @pytest.mark.slow
 def test_two_coordinators_raced_on_one_sweep_the_second_is_refused(tmp_path):
     root = tmp_path / "sweeps"
-    # 6 trials of 4 two-second epochs, 2 at a time: the winner runs for 24 s or more, far
+    # 6 trials of 4 1.5-second epochs, 2 at a time: the winner runs for 18 s or more, far
     # longer than the resume below takes, so the resume always meets it running.
-    long = SPACE.replace("args: {num_epochs: 4}", "args: {num_epochs: 4, epoch_s: 2.0}")
+    long = SPACE.replace("args: {num_epochs: 4}", "args: {num_epochs: 4, epoch_s: 1.5}")
     first = _start(tmp_path, long)
     second = _start(tmp_path, long)  # the same file at the same moment
     _wait_for(root, lambda ts: any(t.state == TrialState.RUNNING for t in ts))
