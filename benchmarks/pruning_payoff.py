@@ -25,7 +25,7 @@ from pathlib import Path
 
 import optuna
 
-from sweep.replay.simulator import STANDARD, Curve, Summary, compare
+from sweep.replay.simulator import STANDARD, Curve, Hindsight, Summary, compare
 from sweep.replay.sources import crossing_curves, hartmann_curves, load_bank
 
 
@@ -125,9 +125,18 @@ def main() -> None:
                 halves(curves, maximize, workers, args.seeds, args.halves)
 
 
+CALIBRATED = {
+    "forecast, calibrated": STANDARD["forecast"],
+    "hindsight_from_1": Hindsight(1),
+}
+"""Replayed on a half with the other half as the earlier sweep (``warm_start``): the
+forecast learns its margin from those curves and judges from epoch 1."""
+
+
 def halves(curves: list[Curve], maximize: bool, workers: int, seeds: int, k: int) -> None:
     """Each policy on ``k`` random halves of the curves (split by seeds 100, 101, ...):
-    the share of all runs that lost the best, and the median of the halves' sooner."""
+    the share of all runs that lost the best, and the median of the halves' sooner; and the
+    forecast calibrated on the other half, as a warm-started sweep's is."""
     lost: dict[str, list[float]] = {}
     sooner: dict[str, list[float]] = {}
     started = time.perf_counter()
@@ -135,9 +144,20 @@ def halves(curves: list[Curve], maximize: bool, workers: int, seeds: int, k: int
         order = list(range(len(curves)))
         random.Random(100 + split).shuffle(order)
         half = [curves[i] for i in order[len(order) // 2 :]]
-        for s in compare(
+        other = [curves[i] for i in order[: len(order) // 2]]
+        found = compare(
             half, STANDARD, maximize=maximize, workers=workers, seeds=seeds, anytime=False
-        ):
+        )
+        found += compare(
+            half,
+            {"none": STANDARD["none"], **CALIBRATED},
+            maximize=maximize,
+            workers=workers,
+            seeds=seeds,
+            anytime=False,
+            calibration=other,
+        )[1:]
+        for s in found:
             lost.setdefault(s.policy, []).append(s.lost)
             sooner.setdefault(s.policy, []).append(s.sooner)
     print(
@@ -145,7 +165,7 @@ def halves(curves: list[Curve], maximize: bool, workers: int, seeds: int, k: int
         f"{time.perf_counter() - started:.1f} s: policy, lost (all runs), sooner (median of "
         "the halves' medians), lost in each half"
     )
-    for policy in STANDARD:
+    for policy in [*STANDARD, *CALIBRATED]:
         each = " ".join(f"{v:.0%}" for v in lost[policy])
         print(
             f"  {policy:<22} {statistics.mean(lost[policy]):5.0%} "

@@ -190,8 +190,10 @@ class Forecast(Policy):
     would have reached it."""
 
     risk: float = 0.05
-    min_epochs: int = 3
-    """Epochs a trial trains before it is judged (a curve of fewer says little)."""
+    min_epochs: int | None = None
+    """Epochs a trial trains before it is judged: by default 3 (a curve of fewer says little
+    on its own), 1 where an earlier sweep's curves calibrate the margin (``warm_start``):
+    they say how far a curve's first epochs are from its end."""
     min_history: int = 3
     """Finished trials needed before any is stopped (the margin is learnt from them)."""
     mode: str = "stopping"

@@ -75,6 +75,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="skip the open stream at equal compute (about 3/4 of the time)",
     )
+    p.add_argument(
+        "--calibrate-on",
+        metavar="SWEEP_OR_BANK",
+        help="an earlier sweep of the same trainer (or a bank file): the forecast's margin "
+        "learns from its curves from the first trial on, as with warm_start in a sweep, and "
+        "judges trials from epoch 1 (unless min_epochs is given); the other policies ignore it",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per policy")
     p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
     p.set_defaults(func=replay)
@@ -84,7 +91,7 @@ def replay(args: argparse.Namespace) -> int:
     from search_spaces.sections import parse_early_termination
     from search_spaces.yaml_file import parse_yaml
     from sweep.errors import SweepInputError
-    from sweep.replay.simulator import STANDARD, ReplayPolicy, compare
+    from sweep.replay.simulator import STANDARD, Hindsight, ReplayPolicy, compare
 
     if args.seeds < 1 or (args.workers is not None and args.workers < 1):
         raise SweepInputError("--seeds and --workers: expected 1 or more")
@@ -95,7 +102,19 @@ def replay(args: argparse.Namespace) -> int:
             policy = parse_early_termination(parse_yaml(text, "--early-termination"))
             label = policy.type + "".join(f" {k}={v}" for k, v in policy.options.items())
             policies[label] = policy
-    curves, maximize, metric, workers, what, study_name = _source(args)
+    curves, maximize, metric, workers, what, study_name = _source(args.name, args)
+    calibration: list[Curve] = []
+    if args.calibrate_on:
+        calibration, same_way, other_metric, *_ = _source(args.calibrate_on, args)
+        if same_way != maximize:
+            raise SweepInputError(
+                f"--calibrate-on: {args.calibrate_on} {'max' if same_way else 'min'}imises "
+                f"{other_metric} and {args.name} {'max' if maximize else 'min'}imises "
+                f"{metric}: its curves cannot calibrate this one's forecasts"
+            )
+        if not args.early_termination:
+            # The bound the calibrated forecast is measured against judges from its epoch.
+            policies["hindsight_from_1"] = Hindsight(1)
     started = time.perf_counter()
     summaries = compare(
         curves,
@@ -106,6 +125,7 @@ def replay(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         anytime=not args.no_anytime,
         study_name=study_name,
+        calibration=calibration,
     )
     took = time.perf_counter() - started
     if args.json:
@@ -118,6 +138,11 @@ def replay(args: argparse.Namespace) -> int:
         f"{'s' * (args.seeds > 1)} (the first in the recorded order); replayed in "
         f"{took:.1f} s"
     )
+    if calibration:
+        print(
+            f"the forecast's margin calibrated on {len(calibration)} curves of "
+            f"{args.calibrate_on} as well"
+        )
     censored = sum(1 for c in curves if not c.complete)
     if censored:
         print(
@@ -141,23 +166,25 @@ def replay(args: argparse.Namespace) -> int:
         "lost: share of seeds that missed the no-pruning best; sooner: the no-pruning "
         "sweep's time to its best over the policy's (median over seeds; 0 when never)"
     )
-    if "hindsight_from_3" in policies:
+    bounds = [name for name in policies if name.startswith("hindsight_from_")]
+    if bounds:
         print(
-            "hindsight_from_3 is a bound, not a policy: a forecast never wrong, judging from "
-            "epoch 3 against the best finished value (the most forecast could save here)"
+            f"{' and '.join(bounds)}: bounds, not policies: a forecast never wrong, judging "
+            "from that epoch against the best finished value (the most forecast could save "
+            "here; it judges from epoch 3, or 1 when calibrated on an earlier sweep)"
         )
     return 0
 
 
-def _source(args: argparse.Namespace) -> tuple[list[Curve], bool, str, int, str, str]:
-    """The curves to replay: a bank file's, or a finished sweep's (and the study name
+def _source(name: str, args: argparse.Namespace) -> tuple[list[Curve], bool, str, int, str, str]:
+    """The curves of ``name``: a bank file's, or a finished sweep's (and the study name
     its replays take: a sweep's own, so Hyperband deals its trials as the sweep did)."""
     from sweep.errors import SweepInputError
     from sweep.replay.sources import curves_of_sweep, load_bank
     from sweep.scheduling.verdicts import fixed_epochs
 
-    path = Path(args.name)
-    if args.name.endswith((".jsonl.gz", ".gz")) or path.is_file():
+    path = Path(name)
+    if name.endswith((".jsonl.gz", ".gz")) or path.is_file():
         bank = load_bank(path)
         return (
             list(bank.curves),
@@ -169,11 +196,11 @@ def _source(args: argparse.Namespace) -> tuple[list[Curve], bool, str, int, str,
         )
     from sweep.api import Sweep
 
-    sweep = Sweep.load(args.name, root=args.root)
+    sweep = Sweep.load(name, root=args.root)
     config = sweep.config
     if config.multi_objective:
         raise SweepInputError(
-            f"replay: sweep {args.name} has several objectives; a replay judges one per-epoch value"
+            f"replay: sweep {name} has several objectives; a replay judges one per-epoch value"
         )
     result = sweep.result()
     assert result.study is not None
@@ -183,10 +210,10 @@ def _source(args: argparse.Namespace) -> tuple[list[Curve], bool, str, int, str,
     )
     if len(curves) < 2:
         raise SweepInputError(
-            f"replay: sweep {args.name} has {len(curves)} trials with a per-epoch history of "
+            f"replay: sweep {name} has {len(curves)} trials with a per-epoch history of "
             f"{metric} (a replay needs the value of each epoch, which trials that report only "
             "once, or that failed, do not leave); run a sweep whose trainer reports every "
             "epoch"
         )
     workers = args.workers or config.limits.max_concurrent_trials or 1
-    return curves, config.maximize, metric, workers, f"sweep {args.name}", config.name
+    return curves, config.maximize, metric, workers, f"sweep {name}", config.name

@@ -265,6 +265,11 @@ def describe(config: SweepConfig) -> str:
                 "  warm start: their learning curves calibrate the forecast's margin from "
                 "the first trial on (the best to beat is this sweep's own)"
             )
+            if et.options.get("min_epochs") is None:
+                lines.append(
+                    "  warm start: so the forecast judges trials from epoch 1 "
+                    "(min_epochs: 3 waits as without them)"
+                )
     policy = config.checkpoint
     if not policy.each_epoch and config.keep.checkpoints != "none":
         from sweep.scheduling.verdicts import what_pauses

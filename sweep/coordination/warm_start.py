@@ -224,9 +224,7 @@ def teach_pruner(pruner: BasePruner, history: History) -> int:
 
     if not isinstance(pruner, ForecastPruner):
         return 0
-    curves = [t for t in history.trials if len(t.intermediate_values) > 1]
-    pruner.judge.calibration = curves
-    return len(curves)
+    return pruner.judge.calibrate_on(history.trials)
 
 
 class _StudyWithHistory:

@@ -40,7 +40,7 @@ from sweep.records.trial_attrs import PAUSED, promoted_from
 from sweep.scheduling.finished_trials import FinishedTrials
 from sweep.scheduling.pausing import paused
 from sweep.scheduling.promotion import Promotion
-from sweep.scheduling.pruners import make_pruner
+from sweep.scheduling.pruners import ForecastPruner, make_pruner
 from sweep.scheduling.verdicts import Referee
 
 
@@ -193,6 +193,7 @@ def replay(
     budget_s: float | None = None,
     seed: int = 0,
     study_name: str = "replay",
+    calibration: Sequence[Curve] = (),
 ) -> Run:
     """``curves`` run under ``policy`` on ``workers`` simulated workers.
 
@@ -203,6 +204,9 @@ def replay(
         study_name: the study's name. Optuna's Hyperband deals trials to its brackets by a hash
             of the study's name and the trial's number: the sweep's own name deals them as
             the sweep did, and a fixed one makes a replay repeatable (a random name did not).
+        calibration: an earlier sweep's curves: the forecast's margin learns from them as a
+            warm-started sweep's does (``warm_start``); the other policies ignore them, as
+            they do in a sweep.
     """
     if not curves:
         raise ValueError("a replay needs curves")
@@ -215,6 +219,8 @@ def replay(
     else:
         scheduler = Promotion.of(policy.policy, maximize, longest)
         pruner = make_pruner(policy, longest)
+        if calibration and isinstance(pruner, ForecastPruner):
+            pruner.judge.calibrate_on(as_trials(calibration))
     log_like_a_library()  # a replay makes hundreds of studies: no line from Optuna for each
     study = optuna.create_study(
         study_name=study_name, direction="maximize" if maximize else "minimize", pruner=pruner
@@ -228,6 +234,31 @@ def replay(
     sim.hindsight = isinstance(pruner, Hindsight)
     sim.run(queue)
     return sim.out
+
+
+def as_trials(curves: Sequence[Curve]) -> list[FrozenTrial]:
+    """Complete curves as the completed trials of an earlier sweep (the last list's kept: a
+    compare of many seeds asks again for each replay)."""
+    global _AS_TRIALS
+    if _AS_TRIALS[0] is not curves:
+        distribution = optuna.distributions.IntDistribution(1, 1 << 20)
+        _AS_TRIALS = (
+            curves,
+            [
+                optuna.trial.create_trial(
+                    value=c.values[-1],
+                    params={"num_epochs": c.planned},
+                    distributions={"num_epochs": distribution},
+                    intermediate_values=dict(enumerate(c.values)),
+                )
+                for c in curves
+                if c.complete
+            ],
+        )
+    return _AS_TRIALS[1]
+
+
+_AS_TRIALS: tuple[Sequence[Curve] | None, list[FrozenTrial]] = (None, [])
 
 
 def _stream(n: int, seed: int) -> Iterator[int]:
@@ -435,11 +466,13 @@ def compare(
     anytime: bool = True,
     processes: int | None = None,
     study_name: str = "replay",
+    calibration: Sequence[Curve] = (),
 ) -> list[Summary]:
     """Every policy over ``seeds`` orders of the same trials (seed 0: the recorded order),
     against the sweep without early termination; with ``anytime``, also an open stream at
     that sweep's compute. Policies are replayed in ``processes`` processes (default: one
-    per CPU; each replay is pure Python, so threads would not help)."""
+    per CPU; each replay is pure Python, so threads would not help); ``calibration``: an
+    earlier sweep's curves for the forecast's margin (see ``replay``)."""
     none = EarlyTermination("none")
     orders = [list(range(len(curves)))]
     for seed in range(1, seeds):
@@ -460,7 +493,7 @@ def compare(
     ]
     processes = min(processes or os.cpu_count() or 1, len(jobs))
     if processes <= 1:
-        _use_curves(curves)
+        _use_curves(curves, calibration)
         done = [_one_seed(*job) for job in jobs]
     else:
         import multiprocessing
@@ -472,7 +505,7 @@ def compare(
             processes,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_use_curves,
-            initargs=(curves,),
+            initargs=(curves, calibration),
         ) as pool:
             done = list(pool.map(_one_seed, *zip(*jobs, strict=True)))
     out = []
@@ -486,11 +519,13 @@ def compare(
 
 _CURVES: Sequence[Curve] = ()
 """The curves a process of ``compare`` replays."""
+_CALIBRATION: Sequence[Curve] = ()
+"""The earlier sweep's curves its forecasts calibrate on."""
 
 
-def _use_curves(curves: Sequence[Curve]) -> None:
-    global _CURVES
-    _CURVES = curves
+def _use_curves(curves: Sequence[Curve], calibration: Sequence[Curve]) -> None:
+    global _CURVES, _CALIBRATION
+    _CURVES, _CALIBRATION = curves, calibration
 
 
 def _one_seed(
@@ -506,7 +541,13 @@ def _one_seed(
     run = None
     if policy != EarlyTermination("none"):
         run = replay(
-            _CURVES, policy, maximize=maximize, workers=workers, order=order, study_name=study_name
+            _CURVES,
+            policy,
+            maximize=maximize,
+            workers=workers,
+            order=order,
+            study_name=study_name,
+            calibration=_CALIBRATION,
         )
     stream = None
     if anytime:
@@ -518,6 +559,7 @@ def _one_seed(
             budget_s=base_seconds,
             seed=seed,
             study_name=study_name,
+            calibration=_CALIBRATION,
         )
         stream = tuple(opened.best_at(base_seconds * f, maximize) for f in ANYTIME)
     return run, stream

@@ -22,7 +22,7 @@ import bisect
 import copy
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -203,8 +203,12 @@ class ForecastJudge:
     margin the forecasts needed on the sweep's finished curves (see
     sweep.scheduling.forecast). The stopping policy and the promotion scheduler ask it."""
 
-    def __init__(self, risk: float = 0.05, min_epochs: int = 3, min_history: int = 3) -> None:
-        self.risk, self.min_epochs, self.min_history = risk, min_epochs, min_history
+    def __init__(
+        self, risk: float = 0.05, min_epochs: int | None = None, min_history: int = 3
+    ) -> None:
+        self.risk, self.min_history = risk, min_history
+        self.asked_min_epochs = min_epochs
+        """The sweep file's ``min_epochs``; None: see ``min_epochs``."""
         self.calibration: list[FrozenTrial] = []
         """Earlier sweeps' completed trials (``warm_start``): their curves widen the margin's
         history from the first trial on, never the best to beat (theirs came from another
@@ -217,6 +221,23 @@ class ForecastJudge:
         """Cut -> (how many of ``done`` were read, their forecast errors at that cut)."""
         self._best: tuple[int, float] | None = None
         """(how many of ``done`` were read, their best final value)."""
+
+    @property
+    def min_epochs(self) -> int:
+        """Epochs a trial trains before it is judged: as asked, else 1 with an earlier
+        sweep's curves to calibrate on and 3 without: with that history, judging from
+        epoch 1 reached the best sooner on every bank and lost no more (README, "Which
+        policy?"); without it, too few errors at epoch 1 mislead the margin."""
+        if self.asked_min_epochs is not None:
+            return self.asked_min_epochs
+        return 1 if len(self.calibration) >= self.min_history else 3
+
+    def calibrate_on(self, trials: Sequence[FrozenTrial]) -> int:
+        """Takes an earlier sweep's completed trials as history for the margin (their curves
+        of two epochs or more); how many it took."""
+        self.calibration = [t for t in trials if len(t.intermediate_values) > 1]
+        self._calibrated.clear()
+        return len(self.calibration)
 
     def hopeless(
         self, series: list[float], horizon: int | None, done: list[FrozenTrial], maximize: bool
@@ -298,7 +319,7 @@ class ForecastPruner(BasePruner):
     def __init__(
         self,
         risk: float = 0.05,
-        min_epochs: int = 3,
+        min_epochs: int | None = None,
         min_history: int = 3,
         epochs: int | None = None,
     ) -> None:

@@ -101,6 +101,27 @@ def test_hindsight_stops_exactly_the_trials_that_end_below_the_best_finished():
     assert bound.reached(target, True) <= forecast.reached(target, True)
 
 
+def test_an_earlier_sweeps_curves_let_the_forecast_stop_sooner_and_from_epoch_1():
+    """``calibration`` (``sweep replay --calibrate-on``, ``warm_start`` in a sweep): the
+    margin learns from another sweep's curves, so nothing waits for this sweep's own three
+    finished trials, and a trial is judged from its first epoch unless ``min_epochs`` says
+    otherwise; the best is kept."""
+    curves = list(crossing_curves(40, seed=1).curves)
+    earlier = list(crossing_curves(60, seed=7).curves)
+    forecast, from_3 = STANDARD["forecast"], EarlyTermination("forecast", {"min_epochs": 3})
+    none = replay(curves, EarlyTermination("none"), workers=4)
+    alone = replay(curves, forecast, workers=4)
+    taught = replay(curves, forecast, workers=4, calibration=earlier)
+    taught_from_3 = replay(curves, from_3, workers=4, calibration=earlier)
+    assert taught.best(True) == none.best(True)
+    assert taught.epochs < taught_from_3.epochs < alone.epochs
+    # The other policies rank this sweep's own trials: the earlier curves change nothing.
+    asha = STANDARD["asha"]
+    assert replay(curves, asha, workers=4, calibration=earlier).epochs == (
+        replay(curves, asha, workers=4).epochs
+    )
+
+
 def test_parallel_workers_take_trials_in_time_order():
     slow = Curve((0.1, 0.2), (10.0, 10.0), 2, label="slow")
     fast = Curve((0.5, 0.9), (1.0, 1.0), 2, label="fast")
@@ -129,6 +150,23 @@ def test_a_bank_file_round_trips_and_replays_from_the_command_line(tmp_path, cap
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["policy"] for r in rows} == set(STANDARD)
     assert all({"epochs", "best", "lost"} <= set(r) for r in rows)
+
+
+def test_replay_calibrated_on_an_earlier_bank_from_the_command_line(tmp_path, capsys):
+    save_bank(tmp_path / "now.jsonl.gz", crossing_curves(16, epochs=5, seed=1))
+    save_bank(tmp_path / "before.jsonl.gz", crossing_curves(30, epochs=5, seed=2))
+    now, before = str(tmp_path / "now.jsonl.gz"), str(tmp_path / "before.jsonl.gz")
+    assert main(["replay", now, "--seeds", "2", "--calibrate-on", before, "--no-anytime"]) == 0
+    out = capsys.readouterr().out
+    assert "calibrated on 30 curves" in out and "hindsight_from_1" in out
+    flipped = crossing_curves(30, epochs=5, seed=2)
+    save_bank(
+        tmp_path / "lower.jsonl.gz",
+        type(flipped)(flipped.name, "loss", False, flipped.curves),
+    )
+    code = main(["replay", now, "--calibrate-on", str(tmp_path / "lower.jsonl.gz")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--calibrate-on" in err, err
 
 
 def test_a_run_that_diverged_stays_in_the_bank_file_and_out_of_the_replay(tmp_path):

@@ -275,7 +275,14 @@ def test_the_plan_says_the_forecast_learns_from_the_earlier_curves(first, capsys
     path = root / "planned.yaml"
     path.write_text(spec)
     assert main(["run", str(path), "--dry-run", "--root", str(root)]) == 0
-    assert "calibrate the forecast's margin" in capsys.readouterr().out
+    plan = capsys.readouterr().out
+    assert (
+        "calibrate the forecast's margin" in plan and "forecast judges trials from epoch 1" in plan
+    )
+    settings["early_termination"] = {"type": "forecast", "min_epochs": 3}
+    path.write_text(yaml.safe_dump({**yaml.safe_load(spec), **settings}))
+    assert main(["run", str(path), "--dry-run", "--root", str(root)]) == 0
+    assert "from epoch 1" not in capsys.readouterr().out
 
 
 def test_the_new_sweep_s_constraints_are_judged_afresh_on_the_old_trials_results(first):
