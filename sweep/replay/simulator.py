@@ -237,28 +237,19 @@ def replay(
 
 
 def as_trials(curves: Sequence[Curve]) -> list[FrozenTrial]:
-    """Complete curves as the completed trials of an earlier sweep (the last list's kept: a
-    compare of many seeds asks again for each replay)."""
-    global _AS_TRIALS
-    if _AS_TRIALS[0] is not curves:
-        distribution = optuna.distributions.IntDistribution(1, 1 << 20)
-        _AS_TRIALS = (
-            curves,
-            [
-                optuna.trial.create_trial(
-                    value=c.values[-1],
-                    params={"num_epochs": c.planned},
-                    distributions={"num_epochs": distribution},
-                    intermediate_values=dict(enumerate(c.values)),
-                )
-                for c in curves
-                if c.complete
-            ],
+    """Complete curves as the completed trials of an earlier sweep (a few microseconds a
+    curve: made afresh for each replay)."""
+    distribution = optuna.distributions.IntDistribution(1, 1 << 20)
+    return [
+        optuna.trial.create_trial(
+            value=c.values[-1],
+            params={"num_epochs": c.planned},
+            distributions={"num_epochs": distribution},
+            intermediate_values=dict(enumerate(c.values)),
         )
-    return _AS_TRIALS[1]
-
-
-_AS_TRIALS: tuple[Sequence[Curve] | None, list[FrozenTrial]] = (None, [])
+        for c in curves
+        if c.complete
+    ]
 
 
 def _stream(n: int, seed: int) -> Iterator[int]:
