@@ -183,6 +183,29 @@ def test_a_failing_script_fails_its_trial_with_the_reason(tmp_path, command, met
     )
 
 
+def test_a_metric_file_caught_while_mlflow_writes_it_is_read_again(tmp_path):
+    """MLflow's file store creates a metric's file before its first line (autolog logs a dozen
+    at once): a read in between once failed a trial ("Metric ... is malformed")."""
+    import threading
+
+    from sweep.trainers.command_trial.mlflow_run import MlflowRun
+
+    run = MlflowRun(tmp_path / "mlruns").create("trial")
+    metrics = tmp_path / "mlruns" / run.experiment_id / run.run_id / "metrics"
+    metrics.mkdir(parents=True, exist_ok=True)
+    (metrics / "training_roc_auc").write_text("")  # created, not yet written
+    writer = threading.Timer(
+        0.1, lambda: (metrics / "training_roc_auc").write_text("1700000000000 0.93 0\n")
+    )
+    writer.start()
+    try:
+        latest, _ = run.latest()
+    finally:
+        writer.join()
+    assert latest == {"training_roc_auc": 0.93}
+    assert run.new_values("training_roc_auc") == [0.93]
+
+
 @pytest.mark.slow
 def test_sklearn_autolog_reports_without_a_log_metric_call(tmp_path):
     path = _job(

@@ -10,12 +10,18 @@ metric's history costs about 0.5 ms here).
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 # MLflow 3 refuses its file store unless asked for it explicitly.
 _FILE_STORE = {"MLFLOW_ALLOW_FILE_STORE": "true"}
+READ_TRIES = 25
+"""Reads of a file store that meet a metric being written, tried again every 20 ms."""
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -70,7 +76,7 @@ class MlflowRun:
 
     def new_values(self, metric: str) -> list[float]:
         """Values of ``metric`` logged since the last call, in the order they were logged."""
-        history = self._client.get_metric_history(self.run_id, metric)
+        history = self._read(lambda: self._client.get_metric_history(self.run_id, metric))
         history.sort(key=lambda m: (m.timestamp, m.step))
         seen = self._seen.get(metric, 0)
         self._seen[metric] = len(history)
@@ -78,5 +84,20 @@ class MlflowRun:
 
     def latest(self) -> tuple[dict[str, float], dict[str, str]]:
         """The last value of every metric logged, and every param."""
-        data = self._client.get_run(self.run_id).data
+        data = self._read(lambda: self._client.get_run(self.run_id).data)
         return dict(data.metrics), dict(data.params)
+
+    def _read(self, read: Callable[[], T]) -> T:
+        """``read()``, again shortly when it met a file the script is writing: MLflow's file
+        store creates a metric's file before it writes its first line (``mlflow.autolog()``
+        logs a dozen at once), and a read in between says "Metric 'x' is malformed"."""
+        from mlflow.exceptions import MlflowException
+
+        for _ in range(READ_TRIES - 1):
+            try:
+                return read()
+            except (ValueError, MlflowException):
+                if self.server:
+                    raise
+                time.sleep(0.02)
+        return read()
