@@ -8,8 +8,8 @@ done_in() { echo "test.sh: $1 in ${SECONDS} s" >&2; SECONDS=0; }
 # A fresh clone's virtual environment is kept outside the repo, one per Python and
 # pyproject.toml (as Horovod's wheel and mypy's cache are): installing every dependency is
 # ~100 s of a 2-CPU machine, re-pointing the editable install at this clone a few. A clone
-# that has its own .venv keeps it.
-if [ ! -e .venv ]; then
+# that has its own .venv keeps it (one linked here before is the cached one).
+if [ ! -e .venv ] || [ -L .venv ]; then
   key=$( (python3 --version; cat pyproject.toml) | sha256sum | cut -c1-16)
   cached="$HOME/.cache/sweep/venv/$key"
   if [ ! -f "$cached/.complete" ]; then
@@ -21,7 +21,7 @@ if [ ! -e .venv ]; then
     "$cached/bin/pip" install -q -e '.[dev,azure,postgres]'
     touch "$cached/.complete"  # a build cut short is not reused
   fi
-  ln -s "$cached" .venv
+  ln -sfn "$cached" .venv
 else
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade 'pip>=25'
@@ -59,6 +59,7 @@ done_in "virtual environment, packages and Horovod"
 .venv/bin/mypy --cache-dir "$HOME/.cache/sweep/mypy"
 done_in "ruff and mypy"
 # Two or more test processes (up to 4), a module to each at a time: the longest modules go
-# first (tests/conftest.py), so neither waits long for the other at the end.
+# first (tests/conftest.py, by tests/module_seconds.json), so neither waits long for the
+# other at the end; xdist would otherwise reorder them by their number of tests.
 workers=$(( $(nproc) < 4 ? $(nproc) : 4 ))
-exec .venv/bin/pytest -n "$(( workers < 2 ? 2 : workers ))" --dist loadfile "$@"
+exec .venv/bin/pytest -n "$(( workers < 2 ? 2 : workers ))" --dist loadfile --no-loadscope-reorder "$@"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import random
 from pathlib import Path
@@ -39,19 +40,27 @@ def image_folder(tmp_path: Path) -> Path:
     return make_image_folder(tmp_path / "fowl_data")
 
 
+MODULE_SECONDS = json.loads((Path(__file__).parent / "module_seconds.json").read_text())
+"""Each module's seconds in a measured run of the suite (``--durations=0``, summed per module;
+2 CPUs, 2 processes). Only the order depends on it: a stale figure costs minutes, not
+correctness."""
+
+
 @pytest.hookimpl(trylast=True)  # after sweep_tests/conftest.py has marked what starts Ray
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules with the most slow tests first, each module's own order kept: the suite runs
-    a module per process at a time (``--dist loadfile``), and a long module left for last
-    would keep one process busy while the other has nothing to do."""
+    """The longest modules first, each module's own order kept: the suite runs a module per
+    process at a time (``--dist loadfile --no-loadscope-reorder``; xdist's own order, by
+    number of tests, left a one-test minute-long module for last), and a long module left
+    for last keeps one process busy while the other has nothing to do. A module not
+    measured yet counts 10 s a slow test."""
     slow: dict[str, int] = {}
     for item in items:
         module = item.nodeid.split("::")[0]
         slow[module] = slow.get(module, 0) + bool(item.get_closest_marker("slow"))
     place = {module: i for i, module in enumerate(slow)}
 
-    def order(item: pytest.Item) -> tuple[int, int]:
+    def order(item: pytest.Item) -> tuple[float, int]:
         module = item.nodeid.split("::")[0]
-        return -slow[module], place[module]
+        return -MODULE_SECONDS.get(module, 10.0 * slow[module]), place[module]
 
     items.sort(key=order)
