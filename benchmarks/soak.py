@@ -6,7 +6,9 @@ The cluster is a head with no CPUs and ``--nodes`` worker nodes of one CPU each,
 machine. Each kind runs one sweep of trivial trials (0.05 s epochs; the trainer writes its
 state to its checkpoint folder every epoch and notes every epoch it really ran), bounded by
 the sweep's ``limits.timeout`` (``--minutes`` shared among the kinds; a resumed coordinator
-starts its own timeout, so a sweep may run up to 1.4 times its share). Printed per sweep:
+starts its own timeout, so a sweep may run up to 1.4 times its share; PBT's members train
+half their share in epochs, and its timeout, twice the share, only guards). Printed per
+sweep:
 
 - trials: how many, by state; every trial ended (none left RUNNING or WAITING) and every
   number of the study has its folder, and every folder its trial;
@@ -179,8 +181,10 @@ def sweep_file(kind: str, folder: Path, nodes: int, timeout_s: int, seed: int) -
             "name": "soak-pbt",
             "trainer": {
                 "entry": "tests.sweep_tests.toy_trainers:pbt_curve",
-                # Members that finish inside the timeout (about 15 epochs a second here).
-                "args": {"num_epochs": max(8, 2 * timeout_s), "epoch_s": EPOCH_S},
+                # Members that finish well inside the timeout: about 15 epochs a second on
+                # an idle machine, but under the test suite's load 20 epochs of a 10 s share
+                # left no member complete, and a sweep with no completed trial fails.
+                "args": {"num_epochs": max(8, timeout_s // 2), "epoch_s": EPOCH_S},
             },
             "search_space": {"lr": {"type": "loguniform", "min_value": -9.2, "max_value": -2.3}},
             "objective": {"primary_metric": "acc", "goal": "maximize"},
@@ -191,7 +195,8 @@ def sweep_file(kind: str, folder: Path, nodes: int, timeout_s: int, seed: int) -
                 "synchronous": False,
                 "seed": seed,
             },
-            "limits": limits,
+            # The members' epochs bound a PBT sweep; its timeout only guards a stalled one.
+            "limits": {**limits, "timeout": 2 * timeout_s},
         }
     else:
         # An Azure ML sweep job as written, its trials the user's own script.
