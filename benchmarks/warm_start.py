@@ -70,47 +70,18 @@ def _space(x1_max: float) -> dict:
     }
 
 
-BANK = ROOT / "benchmarks" / "curves" / "digits.jsonl.gz"
-CATEGORICAL = ("model", "image_size", "lr_schedule", "batch_size", "weight_decay")
-
-
 class DigitsBank:
-    """The digits trainer as a table: the recorded configuration nearest the params."""
+    """The digits trainer as a table (``digits_table``): a trial's value is the final best
+    validation accuracy of the recorded configuration nearest its params."""
 
     def __init__(self) -> None:
-        import json
+        from benchmarks.digits_table import DigitsTable
 
-        from sweep.replay.sources import load_bank
-
-        self.rows = [
-            (json.loads(c.label), max(c.values)) for c in load_bank(BANK).curves if c.label
-        ]
-
-    def space(self, lr_max: float) -> dict:
-        return {
-            "learning_rate": {
-                "type": "loguniform",
-                "min_value": math.log(3e-4),
-                "max_value": math.log(lr_max),
-            },
-            "momentum": {"type": "uniform", "min_value": 0.0, "max_value": 0.99},
-            **{
-                name: {"type": "choice", "values": sorted({r[name] for r, _ in self.rows})}
-                for name in CATEGORICAL
-            },
-        }
+        self.table = DigitsTable()
+        self.space = self.table.space
 
     def __call__(self, params, report):  # type: ignore[no-untyped-def]
-        def distance(row: dict) -> float:
-            mismatched = sum(row[n] != params[n] for n in CATEGORICAL)
-            return (
-                mismatched
-                + abs(math.log(row["learning_rate"]) - math.log(params["learning_rate"]))
-                / math.log(0.5 / 3e-4)
-                + abs(row["momentum"] - params["momentum"]) / 0.99
-            )
-
-        value = min(self.rows, key=lambda r: distance(r[0]))[1]
+        value = max(self.table.nearest(params)[1])
         report(0, {"score": value})
         return {"score": value}
 
