@@ -155,9 +155,14 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
-def sweep_file(kind: str, folder: Path, nodes: int, timeout_s: int, seed: int) -> Path:
-    """The sweep file of one kind: as many trials as fit in ``timeout_s``."""
-    limits = {"max_concurrent_trials": nodes, "timeout": timeout_s}
+def sweep_file(
+    kind: str, folder: Path, nodes: int, timeout_s: int, seed: int, trials: int | None = None
+) -> Path:
+    """The sweep file of one kind: as many trials as fit in ``timeout_s``; with ``trials``,
+    that many (promotion and command trials), the timeout four times longer, as a guard."""
+    limits: dict = {"max_concurrent_trials": nodes, "timeout": timeout_s}
+    if trials is not None:
+        limits["timeout"] = 4 * timeout_s
     if kind == "promotion":
         doc: dict = {
             "name": "soak-promotion",
@@ -174,7 +179,7 @@ def sweep_file(kind: str, folder: Path, nodes: int, timeout_s: int, seed: int) -
                 "min_resource": 1,
                 "reduction_factor": 3,
             },
-            "limits": {"max_total_trials": 100_000, **limits},
+            "limits": {"max_total_trials": trials or 100_000, **limits},
         }
     elif kind == "pbt":
         doc = {
@@ -215,7 +220,7 @@ def sweep_file(kind: str, folder: Path, nodes: int, timeout_s: int, seed: int) -
             "objective": {"primary_metric": "acc", "goal": "maximize"},
             "sampling_algorithm": {"type": "random", "seed": seed},
             "early_termination": {"type": "median_stopping", "delay_evaluation": 3},
-            "limits": {"max_total_trials": 100_000, **limits},
+            "limits": {"max_total_trials": trials or 100_000, **limits},
             "compute": "azureml:cpu-cluster",
         }
     path = folder / f"{kind}.yaml"
@@ -298,10 +303,17 @@ def _coordinator(args: list[str], cwd: Path) -> subprocess.Popen[str]:
 
 
 def soak_one(
-    kind: str, cluster: Cluster, folder: Path, *, share_s: int, nodes: int, seed: int
+    kind: str,
+    cluster: Cluster,
+    folder: Path,
+    *,
+    share_s: int,
+    nodes: int,
+    seed: int,
+    trials: int | None = None,
 ) -> Soaked:
     rng = random.Random(f"{seed}-{kind}")
-    path = sweep_file(kind, folder, nodes, share_s, seed)
+    path = sweep_file(kind, folder, nodes, share_s, seed, trials)
     name = yaml.safe_load(path.read_text())["name"]
     root = folder / "sweeps"
     started = time.monotonic()
@@ -315,7 +327,7 @@ def soak_one(
     coordinator_kill = started + max(3.0, rng.uniform(0.15, 0.35) * share_s)
     readd_at: float | None = None
     node_kills = 0
-    hard_stop = started + 2 * share_s + 120
+    hard_stop = started + (5 if trials else 2) * share_s + 120
     while proc.poll() is None:
         now = time.monotonic()
         mb = _rss_mb(proc.pid)
@@ -470,8 +482,13 @@ def soak(
     nodes: int = 2,
     seed: int = 0,
     folder: Path | None = None,
+    trials: dict[str, int] | None = None,
 ) -> list[Soaked]:
-    """``folder``: where the sweeps are kept (default: a temporary folder, removed)."""
+    """``folder``: where the sweeps are kept (default: a temporary folder, removed);
+    ``trials``: a kind's sweep ends after that many trials (promotion, command), its
+    timeout only a guard (the short form: a sweep bounded by seconds alone ended with no
+    trial complete, and failed, when the test suite's load slowed the command trials'
+    start)."""
     share_s = max(10, int(minutes * 60 / len(kinds) / 1.4))
     with contextlib.ExitStack() as stack:
         if folder is None:
@@ -479,7 +496,15 @@ def soak(
         folder.mkdir(parents=True, exist_ok=True)
         cluster = stack.enter_context(cluster_of(nodes, folder))
         return [
-            soak_one(kind, cluster, folder, share_s=share_s, nodes=nodes, seed=seed)
+            soak_one(
+                kind,
+                cluster,
+                folder,
+                share_s=share_s,
+                nodes=nodes,
+                seed=seed,
+                trials=(trials or {}).get(kind),
+            )
             for kind in kinds
         ]
 
