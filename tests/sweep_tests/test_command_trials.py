@@ -464,7 +464,9 @@ def test_the_shipped_example_stopped_by_sigterm_continues_and_ends_registered(tm
     (script,) = [pid for pid in processes_of("pytorch_train.py") if _alive(pid)]
     os.kill(script, 15)
     out, err = run.communicate(timeout=600)
-    assert run.returncode == 0, err[-3000:]
+    # Its summary (stdout) says why a sweep failed; once, under the suite's load, it exited
+    # 1 with nothing on stderr.
+    assert run.returncode == 0, out[-3000:] + err[-3000:]
     assert "trials: 1 complete" in out and "continues" in out
     assert [r["epoch"] for r in read_history(folder)] == [0, 1]
     # The script's second run started from its checkpoint (the trainer logs where).
