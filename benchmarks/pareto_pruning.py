@@ -111,12 +111,13 @@ def digits() -> Problem:
         cost = latency[row["model"], int(row["image_size"])]
         saved = Path(params["checkpoint_dir"]) / "epoch" if params.get("checkpoint_dir") else None
         start = int(saved.read_text()) + 1 if saved is not None and saved.exists() else 0
-        for epoch in range(start, min(int(params["num_epochs"]), len(values))):
+        last = min(int(params["num_epochs"]), len(values))
+        for epoch in range(start, last):
             if saved is not None:
                 saved.write_text(str(epoch))
             if report(epoch, {"acc": values[epoch], "latency_ms": cost}):
                 break
-        return {"acc": values[-1], "latency_ms": cost}
+        return {"acc": values[last - 1], "latency_ms": cost}
 
     reference = (0.0, round(1.2 * max(latency.values()), 3))
     print(f"  hypervolume's reference point: accuracy 0, latency {reference[1]} ms", flush=True)
