@@ -24,13 +24,16 @@ have let it go on stops it there: it is ``censored`` (counted, never completed).
 from __future__ import annotations
 
 import heapq
+import json
 import math
 import os
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
@@ -55,6 +58,9 @@ class Curve:
     start_s: float = 0.0
     """What starting it cost besides its epochs (a worker, the model, the data)."""
     label: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """The hyperparameters that made it, where known: a replayed trial has them, so a
+    policy that reads them (the forecast calibrated on an earlier sweep) sees them."""
 
     def __post_init__(self) -> None:
         if len(self.values) != len(self.epoch_s):
@@ -220,7 +226,7 @@ def replay(
         scheduler = Promotion.of(policy.policy, maximize, longest)
         pruner = make_pruner(policy, longest)
         if calibration and isinstance(pruner, ForecastPruner):
-            pruner.judge.calibrate_on(as_trials(calibration))
+            pruner.judge.calibrate_on(as_trials(calibration, distributions_of(curves, calibration)))
     log_like_a_library()  # a replay makes hundreds of studies: no line from Optuna for each
     study = optuna.create_study(
         study_name=study_name, direction="maximize" if maximize else "minimize", pruner=pruner
@@ -230,26 +236,66 @@ def replay(
         if budget_s is not None
         else iter(order if order is not None else range(len(curves)))
     )
-    sim = _Simulation(study, curves, scheduler, workers, budget_s, maximize)
+    sim = _Simulation(
+        study, curves, scheduler, workers, budget_s, maximize, distributions_of(curves, calibration)
+    )
     sim.hindsight = isinstance(pruner, Hindsight)
     sim.run(queue)
     return sim.out
 
 
-def as_trials(curves: Sequence[Curve]) -> list[FrozenTrial]:
+def as_trials(
+    curves: Sequence[Curve], distributions: Mapping[str, BaseDistribution] | None = None
+) -> list[FrozenTrial]:
     """Complete curves as the completed trials of an earlier sweep (a few microseconds a
-    curve: made afresh for each replay)."""
-    distribution = optuna.distributions.IntDistribution(1, 1 << 20)
-    return [
-        optuna.trial.create_trial(
-            value=c.values[-1],
-            params={"num_epochs": c.planned},
-            distributions={"num_epochs": distribution},
-            intermediate_values=dict(enumerate(c.values)),
+    curve: made afresh for each replay), with their params where ``distributions`` has them."""
+    epochs = optuna.distributions.IntDistribution(1, 1 << 20)
+    known = distributions or {}
+    out = []
+    for c in curves:
+        if not c.complete:
+            continue
+        params: dict[str, Any] = {"num_epochs": c.planned}
+        dists: dict[str, BaseDistribution] = {"num_epochs": epochs}
+        for name, value in c.params.items():
+            if name in known and name != "num_epochs":
+                params[name], dists[name] = value, known[name]
+        out.append(
+            optuna.trial.create_trial(
+                value=c.values[-1],
+                params=params,
+                distributions=dists,
+                intermediate_values=dict(enumerate(c.values)),
+            )
         )
-        for c in curves
-        if c.complete
-    ]
+    return out
+
+
+def distributions_of(*groups: Sequence[Curve]) -> dict[str, BaseDistribution]:
+    """A search space the curves' params fit, for a replay that has no sweep file: a number
+    ranges from its least to its largest value (on a log scale when that spans 10x or more,
+    as learning rates are drawn), anything else is a choice among the values seen."""
+    seen: dict[str, list[Any]] = {}
+    for curves in groups:
+        for c in curves:
+            for name, value in c.params.items():
+                seen.setdefault(name, []).append(value)
+    out: dict[str, BaseDistribution] = {}
+    for name, values in seen.items():
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if numbers and len(set(values)) > 1:
+            low, high = min(values), max(values)
+            log = low > 0 and high >= 10 * low
+            if all(isinstance(v, int) for v in values):
+                out[name] = optuna.distributions.IntDistribution(low, high, log=log)
+            else:
+                out[name] = optuna.distributions.FloatDistribution(low, high, log=log)
+        else:
+            unique = sorted(set(map(json.dumps, values)))
+            out[name] = optuna.distributions.CategoricalDistribution(
+                [json.loads(u) for u in unique]
+            )
+    return out
 
 
 def _stream(n: int, seed: int) -> Iterator[int]:
@@ -272,8 +318,11 @@ class _Simulation:
         workers: int,
         budget_s: float | None,
         maximize: bool,
+        distributions: Mapping[str, BaseDistribution] | None = None,
     ) -> None:
         self.study, self.curves, self.scheduler = study, curves, scheduler
+        self.distributions = distributions or {}
+        """The space the curves' params are set in on their trials (none: no params)."""
         # The coordinator's own judge of each report, so a replay decides as a sweep does.
         self.referee = Referee(study, "value", pausing=scheduler)
         self.free, self.budget_s, self.maximize = workers, budget_s, maximize
@@ -323,6 +372,13 @@ class _Simulation:
         trial = self.study.ask()
         # The pruners read a trial's planned epochs from its params, as in a real sweep.
         trial.suggest_int("num_epochs", curve.planned, curve.planned)
+        for name, value in curve.params.items():
+            dist = self.distributions.get(name)
+            if dist is not None and name != "num_epochs":
+                # Its own params, not the sampler's: set as a sampled value would be.
+                trial.storage.set_trial_param(
+                    trial._trial_id, name, dist.to_internal_repr(value), dist
+                )
         if self.hindsight:
             trial.set_user_attr(RECORDED_END, curve.values[-1])
         self.trials[trial.number], self.curve_of[trial.number] = trial, curve

@@ -81,6 +81,7 @@ def curves_of_sweep(
                 max(planned, len(values)),
                 max(0.0, wall - sum(epoch_s)),
                 f"trial {t.number}",
+                dict(t.params),
             )
         )
     return curves
@@ -99,6 +100,7 @@ def load_bank(path: Path) -> Bank:
                 int(r["planned"]),
                 float(r.get("start_s", 0.0)),
                 str(r.get("label") or json.dumps(r.get("params", {}), sort_keys=True)),
+                dict(r.get("params") or {}),
             )
             for r in rows
             if not r.get("diverged")  # a sweep fails it at once, whatever the policy
@@ -117,7 +119,7 @@ def load_bank(path: Path) -> Bank:
 
 
 def save_bank(path: Path, bank: Bank, params: Iterable[Mapping[str, Any]] | None = None) -> None:
-    params = list(params) if params is not None else [{} for _ in bank.curves]
+    params = list(params) if params is not None else [c.params for c in bank.curves]
     with gzip.open(path, "wt") as f:
         f.write(
             json.dumps(
@@ -199,6 +201,7 @@ def hartmann_curves(dims: int, n: int, epochs: int = 27, seed: int = 0) -> Bank:
                 epochs,
                 0.0,
                 json.dumps([round(float(v), 4) for v in point]),
+                {f"x{i + 1}": float(v) for i, v in enumerate(point)},
             )
         )
     return Bank(
@@ -224,7 +227,14 @@ def crossing_curves(n: int, epochs: int = 9, seed: int = 0) -> Bank:
         noisy = ceiling * (1 - np.exp(-rate * t)) + rng.normal(0, 0.004, epochs)
         running = np.maximum.accumulate(noisy)
         curves.append(
-            Curve(tuple(float(v) for v in running), (1.0,) * epochs, epochs, 0.0, f"u={u:.4f}")
+            Curve(
+                tuple(float(v) for v in running),
+                (1.0,) * epochs,
+                epochs,
+                0.0,
+                f"u={u:.4f}",
+                {"u": float(u)},
+            )
         )
     return Bank(
         "crossing",

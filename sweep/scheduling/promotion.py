@@ -250,7 +250,9 @@ class Promotion:
             key = (number, len(series), len(done))
             if key not in self._hopeless:
                 horizon = horizon_of(trial, self.max_resource or self.epochs, done)
-                self._hopeless[key] = self.forecast.hopeless(series, horizon, done, self.maximize)
+                self._hopeless[key] = self.forecast.hopeless(
+                    series, horizon, done, self.maximize, trial.params
+                )
             if self._hopeless[key] is None:
                 return number, rung
         return None

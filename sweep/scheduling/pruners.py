@@ -22,7 +22,7 @@ import bisect
 import copy
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -48,6 +48,7 @@ from search_spaces.policies import (
 )
 from sweep.errors import SweepInputError
 from sweep.scheduling.finished_trials import FinishedTrials
+from sweep.scheduling.neighbours import NeighbourBound
 
 
 def _series(trial: FrozenTrial) -> list[float]:
@@ -215,6 +216,8 @@ class ForecastJudge:
         space, or other data)."""
         self._calibrated: dict[int, list[float]] = {}
         """Cut -> the calibration curves' forecast errors there."""
+        self.neighbours: NeighbourBound | None = None
+        """The calibration trials as a bound on where a trial of given params ends."""
         # What the completed trials say, kept as more complete (``done`` only ever grows:
         # a completed trial never changes); a replay asks thousands of times.
         self._errors: dict[int, tuple[int, list[float]]] = {}
@@ -237,10 +240,16 @@ class ForecastJudge:
         of two epochs or more); how many it took."""
         self.calibration = [t for t in trials if len(t.intermediate_values) > 1]
         self._calibrated.clear()
+        self.neighbours = NeighbourBound(self.calibration)
         return len(self.calibration)
 
     def hopeless(
-        self, series: list[float], horizon: int | None, done: list[FrozenTrial], maximize: bool
+        self,
+        series: list[float],
+        horizon: int | None,
+        done: list[FrozenTrial],
+        maximize: bool,
+        params: Mapping[str, object] | None = None,
     ) -> str | None:
         """Why a trial whose reports are ``series`` cannot reach the best of ``done`` (the
         completed trials, a list that only grows between calls) by epoch ``horizon``; None
@@ -266,6 +275,15 @@ class ForecastJudge:
         if cut not in self._calibrated:
             self._calibrated[cut] = _errors(self.calibration, cut, maximize)
         errors = errors + self._calibrated[cut]
+        # The earlier sweep's trials most like this one say first: they judge from epoch 1,
+        # where a curve's own shape says little (see sweep.scheduling.neighbours).
+        if params is not None and self.neighbours is not None:
+            reach = self.neighbours.reach(params, series, horizon, maximize, self.risk)
+            if reach is not None and (reach < best if maximize else reach > best):
+                return (
+                    f"the {self.neighbours.k} earlier trials most like it say at most "
+                    f"{reach:.4g} at epoch {horizon} {'<' if maximize else '>'} best {best:.4g}"
+                )
         scores = margin(errors, self.risk)
         if scores is None or len(errors) < self.min_history:
             return None
@@ -338,6 +356,7 @@ class ForecastPruner(BasePruner):
             horizon_of(trial, self.epochs, self._done),
             self._done,
             study.direction == StudyDirection.MAXIMIZE,
+            trial.params,
         )
         if reason:
             self.reasons[trial.number] = reason
