@@ -217,9 +217,10 @@ def _as_new(
 
 
 def teach_pruner(pruner: BasePruner, history: History) -> int:
-    """Gives the forecasting policy the imported trials' curves to calibrate its margin on
-    (the other policies rank the sweep's own trials: an earlier sweep's are not its peers);
-    how many curves it took."""
+    """Gives the forecasting policy the imported trials' curves to calibrate its margin on,
+    and the trials themselves to bound each new trial by those most like it
+    (``sweep.scheduling.neighbours``); the other policies rank the sweep's own trials: an
+    earlier sweep's are not its peers. How many curves it took."""
     from sweep.scheduling.pruners import ForecastPruner
 
     if not isinstance(pruner, ForecastPruner):

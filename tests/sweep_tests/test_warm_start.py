@@ -277,7 +277,9 @@ def test_the_plan_says_the_forecast_learns_from_the_earlier_curves(first, capsys
     assert main(["run", str(path), "--dry-run", "--root", str(root)]) == 0
     plan = capsys.readouterr().out
     assert (
-        "calibrate the forecast's margin" in plan and "forecast judges trials from epoch 1" in plan
+        "calibrate the forecast's margin" in plan
+        and "forecast judges trials from epoch 1" in plan
+        and "most like each new trial bound where it ends" in plan
     )
     settings["early_termination"] = {"type": "forecast", "min_epochs": 3}
     path.write_text(yaml.safe_dump({**yaml.safe_load(spec), **settings}))
