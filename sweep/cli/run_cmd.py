@@ -263,8 +263,13 @@ def describe(config: SweepConfig) -> str:
         if et.type == "forecast" and et.options.get("mode", "stopping") == "stopping":
             lines.append(
                 "  warm start: their learning curves calibrate the forecast's margin from "
-                "the first trial on (the best to beat is this sweep's own), and the 5 "
-                "most like each new trial bound where it ends"
+                "the first trial on (the best to beat is this sweep's own)"
+            )
+            from sweep.scheduling.neighbours import NEIGHBOURS
+
+            lines.append(
+                f"  warm start: and the {NEIGHBOURS} of them most like each new trial bound "
+                "where it ends"
             )
             if et.options.get("min_epochs") is None:
                 lines.append(

@@ -279,7 +279,7 @@ def test_the_plan_says_the_forecast_learns_from_the_earlier_curves(first, capsys
     assert (
         "calibrate the forecast's margin" in plan
         and "forecast judges trials from epoch 1" in plan
-        and "most like each new trial bound where it ends" in plan
+        and "the 5 of them most like each new trial bound where it ends" in plan
     )
     settings["early_termination"] = {"type": "forecast", "min_epochs": 3}
     path.write_text(yaml.safe_dump({**yaml.safe_load(spec), **settings}))
