@@ -25,6 +25,7 @@ from pathlib import Path
 
 import optuna
 
+from search_spaces import EarlyTermination
 from sweep.replay.simulator import STANDARD, Curve, Hindsight, Summary, compare
 from sweep.replay.sources import crossing_curves, hartmann_curves, load_bank
 
@@ -125,8 +126,12 @@ def main() -> None:
                 halves(curves, maximize, workers, args.seeds, args.halves)
 
 
+PROMOTION = {"forecast_promotion": EarlyTermination("forecast", {"mode": "promotion"})}
+"""Replayed on the halves alone and calibrated: promotion's forecast learns as stopping's."""
+
 CALIBRATED = {
     "forecast, calibrated": STANDARD["forecast"],
+    "forecast_promotion, calibrated": PROMOTION["forecast_promotion"],
     "hindsight_from_1": Hindsight(1),
 }
 """Replayed on a half with the other half as the earlier sweep (``warm_start``): the
@@ -146,7 +151,12 @@ def halves(curves: list[Curve], maximize: bool, workers: int, seeds: int, k: int
         half = [curves[i] for i in order[len(order) // 2 :]]
         other = [curves[i] for i in order[: len(order) // 2]]
         found = compare(
-            half, STANDARD, maximize=maximize, workers=workers, seeds=seeds, anytime=False
+            half,
+            {**STANDARD, **PROMOTION},
+            maximize=maximize,
+            workers=workers,
+            seeds=seeds,
+            anytime=False,
         )
         found += compare(
             half,
@@ -165,7 +175,7 @@ def halves(curves: list[Curve], maximize: bool, workers: int, seeds: int, k: int
         f"{time.perf_counter() - started:.1f} s: policy, lost (all runs), sooner (median of "
         "the halves' medians), lost in each half"
     )
-    for policy in [*STANDARD, *CALIBRATED]:
+    for policy in [*STANDARD, *PROMOTION, *CALIBRATED]:
         each = " ".join(f"{v:.0%}" for v in lost[policy])
         print(
             f"  {policy:<22} {statistics.mean(lost[policy]):5.0%} "

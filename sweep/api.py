@@ -338,6 +338,7 @@ class Sweep:
                 only=only,
                 listener=listener,
                 tracker=tracker,
+                calibration=self.warm_start().trials,
             ).run()
             result = self.finish(self.result(study))
             best = result.best.value if result.best is not None else None

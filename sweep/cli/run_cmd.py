@@ -260,7 +260,7 @@ def describe(config: SweepConfig) -> str:
             + " that fit this space teach the sampler (not counted as this sweep's trials)"
         )
         et = config.early_termination
-        if et.type == "forecast" and et.options.get("mode", "stopping") == "stopping":
+        if et.type == "forecast":
             lines.append(
                 "  warm start: their learning curves calibrate the forecast's margin from "
                 "the first trial on (the best to beat is this sweep's own)"
@@ -271,7 +271,7 @@ def describe(config: SweepConfig) -> str:
                 f"  warm start: and the {NEIGHBOURS} of them most like each new trial bound "
                 "where it ends"
             )
-            if et.options.get("min_epochs") is None:
+            if et.options.get("min_epochs") is None and et.options.get("mode") != "promotion":
                 lines.append(
                     "  warm start: so the forecast judges trials from epoch 1 "
                     "(min_epochs: 3 waits as without them)"

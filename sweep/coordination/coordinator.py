@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import SweepConfig
 from search_spaces.env_vars import expand_env
@@ -30,6 +30,7 @@ from sweep.coordination.endings import Endings
 from sweep.coordination.interruptions import Interruptions
 from sweep.coordination.listener import Listener, LogProgress
 from sweep.coordination.study import batched_writes
+from sweep.coordination.warm_start import teach_scheduler
 from sweep.errors import SweepInterrupted
 from sweep.records import layout
 from sweep.records.budget import pending_continues, planned_total, started_so_far
@@ -113,10 +114,12 @@ class Coordinator:
         only: list[int] | None = None,
         listener: Listener | None = None,
         tracker: NoTracking | None = None,
+        calibration: Sequence[FrozenTrial] = (),
     ) -> None:
         """``only``: run just these queued ``sweep continue`` trials (outside the budget),
         nothing else; by default every queued one runs first, then the budget.
-        ``tracker``: where trials are logged besides the sweep folder (MLflow)."""
+        ``tracker``: where trials are logged besides the sweep folder (MLflow).
+        ``calibration``: the warm start's earlier trials, for a forecast that promotes."""
         self.config, self.study, self.space, self.backend = config, study, space, backend
         self.sweep_dir = sweep_dir
         self.entry = entry
@@ -139,6 +142,7 @@ class Coordinator:
             constraints=config.constraints,
         )
         self.scheduler = self.referee.pausing
+        teach_scheduler(self.scheduler, calibration)
         self._commit: Callable[[], None] = lambda: None
         self._committed = 0.0
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

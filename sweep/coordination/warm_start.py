@@ -228,6 +228,14 @@ def teach_pruner(pruner: BasePruner, history: History) -> int:
     return pruner.judge.calibrate_on(history.trials)
 
 
+def teach_scheduler(scheduler: object, history: Sequence[FrozenTrial]) -> int:
+    """The same for ``forecast`` in promotion mode, whose judge is the pausing scheduler's."""
+    judge = getattr(scheduler, "forecast", None)
+    if judge is None or not history:
+        return 0
+    return int(judge.calibrate_on(history))
+
+
 class _StudyWithHistory:
     """The study as the sampler sees it: the imported trials first, then its own."""
 

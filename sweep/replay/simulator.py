@@ -225,8 +225,12 @@ def replay(
     else:
         scheduler = Promotion.of(policy.policy, maximize, longest)
         pruner = make_pruner(policy, longest)
-        if calibration and isinstance(pruner, ForecastPruner):
-            pruner.judge.calibrate_on(as_trials(calibration, distributions_of(curves, calibration)))
+        if calibration:
+            earlier = as_trials(calibration, distributions_of(curves, calibration))
+            if isinstance(pruner, ForecastPruner):
+                pruner.judge.calibrate_on(earlier)
+            if scheduler is not None and scheduler.forecast is not None:
+                scheduler.forecast.calibrate_on(earlier)
     log_like_a_library()  # a replay makes hundreds of studies: no line from Optuna for each
     study = optuna.create_study(
         study_name=study_name, direction="maximize" if maximize else "minimize", pruner=pruner

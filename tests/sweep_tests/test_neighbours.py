@@ -138,3 +138,26 @@ def test_a_warm_started_sweep_says_its_neighbours_stopped_a_trial(tmp_path):
     ).run()
     reasons = result.trials.loc[result.trials["state"] == "pruned", "reason"].tolist()
     assert any("earlier trials most like it" in r for r in reasons), reasons
+
+
+def test_forecast_promotion_learns_from_an_earlier_sweep_too():
+    """``mode: promotion`` judges paused trials with the same forecast: warm-started, its
+    judge calibrates on the earlier curves and their trials (``teach_scheduler``, which the
+    coordinator calls), so fewer paused trials are promoted and the best is kept."""
+    from sweep.coordination.warm_start import teach_scheduler
+    from sweep.scheduling.promotion import Promotion
+
+    promotion = EarlyTermination("forecast", {"mode": "promotion"})
+    scheduler = Promotion.of(promotion.policy, True, 9)
+    assert scheduler is not None and scheduler.forecast is not None
+    assert teach_scheduler(scheduler, _earlier()) == 40
+    assert scheduler.forecast.neighbours is not None and scheduler.forecast.min_epochs == 1
+    assert teach_scheduler(None, _earlier()) == 0
+
+    curves = list(crossing_curves(100, seed=1).curves)
+    earlier = list(crossing_curves(200, seed=7).curves)
+    none = replay(curves, EarlyTermination("none"), workers=4)
+    alone = replay(curves, promotion, workers=4)
+    taught = replay(curves, promotion, workers=4, calibration=earlier)
+    assert taught.best(True) == alone.best(True) == none.best(True)
+    assert taught.epochs < alone.epochs

@@ -285,6 +285,12 @@ def test_the_plan_says_the_forecast_learns_from_the_earlier_curves(first, capsys
     path.write_text(yaml.safe_dump({**yaml.safe_load(spec), **settings}))
     assert main(["run", str(path), "--dry-run", "--root", str(root)]) == 0
     assert "from epoch 1" not in capsys.readouterr().out
+    # Promotion judges at its rungs, with the same calibrated forecast.
+    settings["early_termination"] = {"type": "forecast", "mode": "promotion"}
+    path.write_text(yaml.safe_dump({**yaml.safe_load(spec), **settings}))
+    assert main(["run", str(path), "--dry-run", "--root", str(root)]) == 0
+    plan = capsys.readouterr().out
+    assert "calibrate the forecast's margin" in plan and "from epoch 1" not in plan
 
 
 def test_the_new_sweep_s_constraints_are_judged_afresh_on_the_old_trials_results(first):
