@@ -178,7 +178,7 @@ def halves(curves: list[Curve], maximize: bool, workers: int, seeds: int, k: int
     for policy in [*STANDARD, *PROMOTION, *CALIBRATED]:
         each = " ".join(f"{v:.0%}" for v in lost[policy])
         print(
-            f"  {policy:<22} {statistics.mean(lost[policy]):5.0%} "
+            f"  {policy:<30} {statistics.mean(lost[policy]):5.0%} "
             f"{statistics.median(sooner[policy]):6.2f}x   {each}"
         )
     print(flush=True)
