@@ -8,7 +8,14 @@ Per mode and seed: the wall time until any member reported ``--target`` accuracy
 sweep's time, and the best accuracy at its end (every member trains the same epochs in both
 modes, so that is the best at equal epochs).
 
-Usage: python benchmarks/pbt_async.py [--seeds 8] [--target 0.9]
+``--raytune`` runs Ray Tune's PBT (asynchronous, its default) on the same toy and budget
+beside them, in the same run: a function trainable that keeps the same state in a
+``tune.Checkpoint`` each epoch, 8 trials at once on a local Ray (a quarter CPU each), the
+same interval, quantile, resample probability and factors, the first trial 3x slower by its
+trial id (so the slowness stays with the member, as in ours). Its times exclude Ray's start
+(``ray.init`` once for all seeds); ours need no Ray. Needs ``pip install -e '.[bench]'``.
+
+Usage: python benchmarks/pbt_async.py [--seeds 8] [--target 0.9] [--raytune]
 """
 
 from __future__ import annotations
@@ -79,32 +86,115 @@ def run(
     return clock.reached, time.monotonic() - started, float(result.best.value)
 
 
+def _tune_trainable(config: dict) -> None:
+    import json
+
+    from ray import tune
+
+    from tests.sweep_tests.toy_trainers import curve_gain
+
+    slow = tune.get_context().get_trial_id().endswith("_00000")
+    start, acc = 0, 0.0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as folder:
+            state = json.loads(Path(folder, "state.json").read_text())
+        start, acc = state["epoch"] + 1, state["acc"]
+    for epoch in range(start, 24):
+        time.sleep(0.09 if slow else 0.03)
+        acc += curve_gain(float(config["lr"]), acc)
+        with tempfile.TemporaryDirectory() as folder:
+            Path(folder, "state.json").write_text(json.dumps({"epoch": epoch, "acc": acc}))
+            tune.report({"acc": acc}, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def run_raytune(seed: int, target: float, root: Path) -> tuple[float | None, float, float]:
+    import random
+
+    import numpy as np
+    from ray import tune
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    random.seed(seed)
+    np.random.seed(seed)
+    reached: list[float] = []
+    started = time.monotonic()
+
+    class Clock(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):  # type: ignore[no-untyped-def]
+            if not reached and result.get("acc", 0.0) >= target:
+                reached.append(time.monotonic() - started)
+
+    pbt = PopulationBasedTraining(
+        time_attr="training_iteration",
+        perturbation_interval=2,
+        hyperparam_mutations={"lr": tune.loguniform(1e-4, 0.1)},
+        quantile_fraction=0.25,
+        resample_probability=0.25,
+        perturbation_factors=(2.0, 0.5),
+    )
+    results = tune.Tuner(
+        tune.with_resources(_tune_trainable, {"cpu": 0.25}),
+        param_space={"lr": tune.loguniform(1e-4, 0.1)},
+        tune_config=tune.TuneConfig(
+            metric="acc", mode="max", scheduler=pbt, num_samples=8, max_concurrent_trials=8
+        ),
+        run_config=tune.RunConfig(
+            name=f"pbt-{seed}",
+            storage_path=str(root / "raytune"),
+            verbose=0,
+            callbacks=[Clock()],
+        ),
+    ).fit()
+    whole = time.monotonic() - started
+    best = max(float(r.metrics.get("acc", 0.0)) for r in results)
+    return (reached[0] if reached else None), whole, best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--target", type=float, default=0.9)
+    parser.add_argument("--raytune", action="store_true", help="Ray Tune's PBT beside ours")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     out: dict[str, list[tuple[float | None, float, float]]] = {
         "synchronous": [],
         "asynchronous": [],
     }
+    if args.raytune:
+        import os
+
+        import ray
+
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        out["Ray Tune"] = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
             for name, sync in (("synchronous", True), ("asynchronous", False)):
                 out[name].append(run(seed, sync, args.target, Path(tmp)))
+            if args.raytune:
+                out["Ray Tune"].append(run_raytune(seed, args.target, Path(tmp)))
+            print(
+                f"seed {seed}: "
+                + ", ".join(f"{k} best {v[-1][2]:.4f} in {v[-1][1]:.1f} s" for k, v in out.items()),
+                flush=True,
+            )
     print(
         f"PBT, population 8 at once, member 0 3x slower, 24 epochs, {args.seeds} seeds "
         f"(medians; 'never': seeds that did not reach {args.target})"
     )
     for name, runs in out.items():
         reached = [r for r, _, _ in runs if r is not None]
+        bests = [b for _, _, b in runs]
         print(
             f"  {name:<13} time to {args.target}: "
             + (f"{statistics.median(reached):.2f} s" if reached else "-")
             + f" (never in {len(runs) - len(reached)}), whole sweep "
-            f"{statistics.median(w for _, w, _ in runs):.2f} s, best at its end "
-            f"{statistics.median(b for _, _, b in runs):.4f}"
+            f"{statistics.median(w for _, w, _ in runs):.2f} s, best at its end: median "
+            f"{statistics.median(bests):.4f}, worst {min(bests):.4f}"
         )
 
 
