@@ -79,8 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--calibrate-on",
         metavar="SWEEP_OR_BANK",
         help="an earlier sweep of the same trainer (or a bank file): the forecast's margin "
-        "learns from its curves from the first trial on, as with warm_start in a sweep, and "
-        "judges trials from epoch 1 (unless min_epochs is given); the other policies ignore it",
+        "learns from its curves from the first trial on, as with warm_start in a sweep, its "
+        "trials most like each replayed one bound where it ends (where both have params), "
+        "and it judges trials from epoch 1 (unless min_epochs is given); the other policies "
+        "ignore it",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per policy")
     p.add_argument("--root", type=Path, help="the folder of sweeps (default ./sweeps)")
@@ -139,9 +141,18 @@ def replay(args: argparse.Namespace) -> int:
         f"{took:.1f} s"
     )
     if calibration:
+        from sweep.scheduling.neighbours import NEIGHBOURS
+
+        with_params = sum(bool(c.params) for c in calibration)
         print(
             f"the forecast's margin calibrated on {len(calibration)} curves of "
             f"{args.calibrate_on} as well"
+            + (
+                f"; the {NEIGHBOURS} of their {with_params} trials with params most like each "
+                "replayed one bound where it ends"
+                if with_params and any(c.params for c in curves)
+                else ""
+            )
         )
     censored = sum(1 for c in curves if not c.complete)
     if censored:

@@ -159,6 +159,8 @@ def test_replay_calibrated_on_an_earlier_bank_from_the_command_line(tmp_path, ca
     assert main(["replay", now, "--seeds", "2", "--calibrate-on", before, "--no-anytime"]) == 0
     out = capsys.readouterr().out
     assert "calibrated on 30 curves" in out and "hindsight_from_1" in out
+    # The banks keep each curve's params, so the nearest earlier trials judge too.
+    assert "the 5 of their 30 trials with params most like each replayed one" in out
     flipped = crossing_curves(30, epochs=5, seed=2)
     save_bank(
         tmp_path / "lower.jsonl.gz",
