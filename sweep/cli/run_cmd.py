@@ -302,6 +302,33 @@ def describe(config: SweepConfig) -> str:
     )
 
 
+def warm_start_hint(config: SweepConfig, root: Path | None) -> str | None:
+    """A hint when a forecast could learn from earlier sweeps of this trainer that the file
+    does not name: warm-started, it judges from epoch 1 and bounds each trial by the earlier
+    ones most like it (README, Which policy?)."""
+    from search_spaces.sections import WARM_SAMPLERS
+
+    if (
+        config.warm_start is not None
+        or config.early_termination.type != "forecast"
+        or config.sampling_algorithm.type not in WARM_SAMPLERS
+        or config.on_azure
+    ):
+        return None
+    from sweep.coordination.warm_start import same_trainer_sweeps
+    from sweep.records.layout import sweeps_root
+
+    found = sorted(same_trainer_sweeps(config, sweeps_root(root)))
+    if not found:
+        return None
+    shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    return (
+        f"hint: {len(found)} earlier sweep{'s' * (len(found) > 1)} of this trainer and "
+        f"objective here ({shown}): warm_start: {{from: auto}} lets the forecast learn from "
+        "their curves and judge from epoch 1 (README, Warm start)"
+    )
+
+
 def validate(args: argparse.Namespace) -> int:
     config = read_config(args)
     from sweep.coordination.checks import check_runs_here
@@ -316,6 +343,9 @@ def validate(args: argparse.Namespace) -> int:
     print(describe(config))
     if warm:
         print(warm)
+    hint = warm_start_hint(config, args.root)
+    if hint:
+        print(hint)
     return 0
 
 
@@ -339,6 +369,9 @@ def run(args: argparse.Namespace) -> int:
         print(describe(config))
         if config.warm_start is not None and sweep.azure is None:
             print(sweep.warm_start().summary())
+        hint = warm_start_hint(config, args.root)
+        if hint:
+            print(hint)
         if sweep.azure is not None:
             _, path = sweep.azure.compile(sweep.config, sweep.sweep_dir)
             print(f"wrote {path} (submit it with: az ml job create -f {path})")

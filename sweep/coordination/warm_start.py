@@ -70,7 +70,7 @@ def load_history(config: SweepConfig, space: OptunaSpace, root: Path) -> History
         return history
     wanted = space.distributions()
     earlier = (
-        _same_trainer_sweeps(config, root)
+        same_trainer_sweeps(config, root)
         if warm.auto
         else {name: _earlier_sweep(config, root, name) for name in warm.sweeps}
     )
@@ -106,7 +106,7 @@ def load_history(config: SweepConfig, space: OptunaSpace, root: Path) -> History
     return history
 
 
-def _same_trainer_sweeps(config: SweepConfig, root: Path) -> dict[str, SweepConfig]:
+def same_trainer_sweeps(config: SweepConfig, root: Path) -> dict[str, SweepConfig]:
     """``from: auto``: the sweeps under ``root`` of the same trainer and objective (a sweep
     folder that does not read is passed over, as ``sweep ls`` shows it)."""
     found = {}

@@ -337,3 +337,35 @@ def test_the_new_sweep_s_constraints_are_judged_afresh_on_the_old_trials_results
     ).warm_start()
     assert none.trials == [] and none.skipped == {"latency_ms not recorded": 16}
     assert "16 skipped: latency_ms not recorded (16)" in none.summary()
+
+
+def test_validate_hints_at_warm_start_where_a_forecast_could_learn_from_earlier_sweeps(
+    first, capsys
+):
+    root, _ = first
+    spec = {
+        "name": "next",
+        "trainer": {"entry": TOY, "args": {"num_epochs": 1}},
+        "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+        "sampling_algorithm": {"type": "tpe"},
+        "early_termination": {"type": "forecast"},
+    }
+    path = root / "next.yaml"
+
+    def said(**changes):  # type: ignore[no-untyped-def]
+        path.write_text(yaml.safe_dump({**spec, **changes}))
+        assert main(["validate", str(path), "--root", str(root)]) == 0
+        return capsys.readouterr().out
+
+    # The module's other tests leave more sweeps of this trainer under the same root.
+    hint = next(line for line in said().splitlines() if line.startswith("hint: "))
+    assert "of this trainer and objective here (" in hint and "first" in hint
+    assert "warm_start: {from: auto}" in hint
+    assert main(["run", str(path), "--dry-run", "--root", str(root)]) == 0
+    assert hint in capsys.readouterr().out
+    # Nothing to say: warm-started already, a sampler that cannot take it, another
+    # policy, another trainer's arguments.
+    assert "{from: auto}" not in said(warm_start={"from": ["first"]})
+    assert "{from: auto}" not in said(sampling_algorithm={"type": "random"})
+    assert "{from: auto}" not in said(early_termination={"type": "median_stopping"})
+    assert "{from: auto}" not in said(trainer={"entry": TOY, "args": {"num_epochs": 2}})
