@@ -11,7 +11,6 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from search_spaces import EarlyTermination
 from sweep import Sweep
-from sweep.backends import InProcessBackend
 from sweep.replay.simulator import Curve, replay
 from sweep.replay.sources import crossing_curves
 from sweep.scheduling.neighbours import NeighbourBound
@@ -115,13 +114,7 @@ def test_a_replay_calibrated_on_an_earlier_sweep_stops_sooner_with_the_trials_pa
 
 
 def test_a_warm_started_sweep_says_its_neighbours_stopped_a_trial(tmp_path):
-    crossing = {
-        "trainer": toy_trainers.crossing,
-        "trainer_args": {"num_epochs": 9},
-        "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
-        "root": tmp_path,
-        "backend": InProcessBackend(),
-    }
+    crossing = toy_trainers.crossing_sweep(tmp_path)
     Sweep(
         name="before",
         sampling_algorithm={"type": "random", "seed": 3},

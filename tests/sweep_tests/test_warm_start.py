@@ -10,6 +10,7 @@ from sweep import Sweep
 from sweep.backends import InProcessBackend
 from sweep.cli import main
 from sweep.errors import SweepInputError
+from tests.sweep_tests import toy_trainers
 
 TOY = "tests.sweep_tests.toy_trainers:quadratic"  # peaks at x = 0.3
 
@@ -229,13 +230,7 @@ def test_the_forecast_calibrates_its_margin_on_the_earlier_curves_from_the_first
     """With ``min_history: 3`` the forecast stops nothing until three of the sweep's own
     trials completed; warm-started, the earlier sweep's curves stand in for the margin (the
     best to beat stays the sweep's own), so it stops a trial before that."""
-    crossing = {
-        "trainer": "tests.sweep_tests.toy_trainers:crossing",
-        "trainer_args": {"num_epochs": 9},
-        "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
-        "root": tmp_path,
-        "backend": InProcessBackend(),
-    }
+    crossing = toy_trainers.crossing_sweep(tmp_path)
     Sweep(
         name="before",
         sampling_algorithm={"type": "random", "seed": 3},

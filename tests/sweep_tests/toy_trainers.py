@@ -341,6 +341,20 @@ def crossing(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     return {"best_val_acc": value}
 
 
+def crossing_sweep(root: Path) -> dict:
+    """``Sweep`` settings of a sweep of ``crossing`` curves over x in [0, 1], 9 epochs, run
+    in this process under ``root`` (name, sampling and limits are the test's)."""
+    from sweep.backends import InProcessBackend
+
+    return {
+        "trainer": crossing,
+        "trainer_args": {"num_epochs": 9},
+        "search_space": {"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+        "root": root,
+        "backend": InProcessBackend(),
+    }
+
+
 def silent(params: dict, report) -> dict:  # type: ignore[no-untyped-def]
     """Reports nothing per epoch: only its result."""
     return {"best_val_acc": float(params["x"])}
