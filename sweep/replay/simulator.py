@@ -278,7 +278,8 @@ def as_trials(
 def distributions_of(*groups: Sequence[Curve]) -> dict[str, BaseDistribution]:
     """A search space the curves' params fit, for a replay that has no sweep file: a number
     ranges from its least to its largest value (on a log scale when that spans 10x or more,
-    as learning rates are drawn), anything else is a choice among the values seen."""
+    as learning rates are drawn), anything else is a choice among the values seen; a
+    parameter with a value Optuna cannot hold (a list, NaN) is left out."""
     seen: dict[str, list[Any]] = {}
     for curves in groups:
         for c in curves:
@@ -286,6 +287,10 @@ def distributions_of(*groups: Sequence[Curve]) -> dict[str, BaseDistribution]:
                 seen.setdefault(name, []).append(value)
     out: dict[str, BaseDistribution] = {}
     for name, values in seen.items():
+        if not all(v is None or isinstance(v, bool | int | float | str) for v in values):
+            continue  # not a value Optuna keeps (a list, a mapping): the replay leaves it out
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            continue
         numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
         if numbers and len(set(values)) > 1:
             low, high = min(values), max(values)

@@ -4,6 +4,7 @@ trial beyond every earlier end is never held to their ends."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import optuna
@@ -154,3 +155,19 @@ def test_forecast_promotion_learns_from_an_earlier_sweep_too():
     taught = replay(curves, promotion, workers=4, calibration=earlier)
     assert taught.best(True) == alone.best(True) == none.best(True)
     assert taught.epochs < alone.epochs
+
+
+def test_a_bank_whose_params_optuna_cannot_hold_still_replays():
+    """A bank written by hand may carry any JSON in its params: what Optuna cannot keep on a
+    trial (a list, NaN) is left out of the replayed trials, the rest stays."""
+    from sweep.replay.simulator import distributions_of
+
+    curves = [
+        Curve(c.values, c.epoch_s, c.planned, c.start_s, c.label, {**c.params, "layers": [1, 2]})
+        for c in crossing_curves(30, seed=3).curves
+    ]
+    curves[0] = Curve(*(getattr(curves[0], f) for f in ("values", "epoch_s", "planned")))
+    curves[1] = Curve(curves[1].values, curves[1].epoch_s, 9, params={"u": 0.5, "w": math.nan})
+    space = distributions_of(curves)
+    assert set(space) == {"u"}
+    assert replay(curves[1:], EarlyTermination("forecast"), calibration=curves[:15]).trials == 29
