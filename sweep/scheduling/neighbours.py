@@ -8,8 +8,9 @@ their first epochs, gained from there what it will likely gain. The bound is the
 own value plus the largest gain its ``k`` nearest earlier trials made from the same epoch to
 the end (a gain, not an end: a trial better than any earlier one, as a winner in a widened
 space is, is not held to their ends), widened by a margin calibrated as split conformal
-prediction does: each earlier trial is bounded by its own neighbours (itself left out), and
-the ``1 - risk`` quantile of how far it ended above that bound is the margin. A trial is
+prediction does: each earlier trial of the top tenth (``TOP_SHARE``) is bounded by its own
+neighbours (itself left out), and the ``1 - risk`` quantile of how far they ended above
+their bounds is the margin. A trial is
 hopeless when even that cannot reach the best so far. This is a k-nearest-neighbour upper
 envelope, the cheapest of the cross-trial curve models (DPL, LC-PFN and ifBO learn the
 same map from hyperparameters and a curve's start to its end, with networks).
