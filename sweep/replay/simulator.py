@@ -39,6 +39,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import EarlyTermination
 from sweep.coordination.study import log_like_a_library
+from sweep.coordination.warm_start import teach_scheduler
 from sweep.records.trial_attrs import PAUSED, promoted_from
 from sweep.scheduling.finished_trials import FinishedTrials
 from sweep.scheduling.pausing import paused
@@ -217,6 +218,9 @@ def replay(
     if not curves:
         raise ValueError("a replay needs curves")
     longest = max(c.planned for c in curves)
+    # Only the forecast calibrated on earlier curves reads a trial's params: without
+    # calibration the replayed trials carry none (setting them cost a tenth of a replay).
+    space = distributions_of(curves, calibration) if calibration else {}
     pruner: BasePruner
     if isinstance(policy, KeepTopAfter | Hindsight):
         # Hindsight keeps the best it has seen: a fresh one for each replay.
@@ -226,11 +230,10 @@ def replay(
         scheduler = Promotion.of(policy.policy, maximize, longest)
         pruner = make_pruner(policy, longest)
         if calibration:
-            earlier = as_trials(calibration, distributions_of(curves, calibration))
+            earlier = as_trials(calibration, space)
             if isinstance(pruner, ForecastPruner):
                 pruner.judge.calibrate_on(earlier)
-            if scheduler is not None and scheduler.forecast is not None:
-                scheduler.forecast.calibrate_on(earlier)
+            teach_scheduler(scheduler, earlier)
     log_like_a_library()  # a replay makes hundreds of studies: no line from Optuna for each
     study = optuna.create_study(
         study_name=study_name, direction="maximize" if maximize else "minimize", pruner=pruner
@@ -240,9 +243,7 @@ def replay(
         if budget_s is not None
         else iter(order if order is not None else range(len(curves)))
     )
-    sim = _Simulation(
-        study, curves, scheduler, workers, budget_s, maximize, distributions_of(curves, calibration)
-    )
+    sim = _Simulation(study, curves, scheduler, workers, budget_s, maximize, space)
     sim.hindsight = isinstance(pruner, Hindsight)
     sim.run(queue)
     return sim.out

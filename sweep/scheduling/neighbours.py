@@ -73,6 +73,9 @@ class NeighbourBound:
         self._features = np.array([self._encode(t.params) for t in self.trials], dtype=float)
         self._margins: dict[tuple[int, int, float], float | None] = {}
         """(cut, horizon, risk) -> the margin calibrated at that cut."""
+        self._tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        """(cut, horizon) -> the earlier curves as long as the cut: their indices, their
+        first ``cut`` values, their values at the horizon (asked at every report)."""
 
     def __len__(self) -> int:
         return len(self.trials)
@@ -89,16 +92,15 @@ class NeighbourBound:
         at by epoch ``horizon``, but for a share ``risk`` of such trials; None when the
         earlier sweep is too small to say (fewer than 2k trials as long as ``series``)."""
         cut = len(series)
-        usable = np.array([i for i, c in enumerate(self._curves) if len(c) > cut], dtype=int)
+        usable, starts, ends = self._table(cut, horizon)
         if len(usable) < 2 * self.k:
             return None
         key = (cut, horizon, risk)
         if key not in self._margins:
-            self._margins[key] = self._calibrate(usable, cut, horizon, maximize, risk)
+            self._margins[key] = self._calibrate(usable, starts, ends, maximize, risk)
         room = self._margins[key]
         if room is None:
             return None
-        starts, ends = self._table(usable, cut, horizon)
         distance = _distances(
             self._encode(params)[None, :],
             np.asarray(series, dtype=float)[None, :],
@@ -108,15 +110,22 @@ class NeighbourBound:
         bound = series[-1] + _envelope(distance, ends - starts[:, -1], self.k, maximize)
         return bound + room if maximize else bound - room
 
-    def _table(self, usable: np.ndarray, cut: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-        starts = np.array([self._curves[i][:cut] for i in usable], dtype=float)
-        ends = np.array([_at(self._curves[i], horizon) for i in usable], dtype=float)
-        return starts, ends
+    def _table(self, cut: int, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if (cut, horizon) not in self._tables:
+            usable = np.array([i for i, c in enumerate(self._curves) if len(c) > cut], dtype=int)
+            starts = np.array([self._curves[i][:cut] for i in usable], dtype=float)
+            ends = np.array([_at(self._curves[i], horizon) for i in usable], dtype=float)
+            self._tables[cut, horizon] = usable, starts.reshape(len(usable), cut), ends
+        return self._tables[cut, horizon]
 
     def _calibrate(
-        self, usable: np.ndarray, cut: int, horizon: int, maximize: bool, risk: float
+        self,
+        usable: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        maximize: bool,
+        risk: float,
     ) -> float | None:
-        starts, ends = self._table(usable, cut, horizon)
         features = self._features[usable]
         distance = _distances(features, starts, features, starts)
         np.fill_diagonal(distance, np.inf)  # each trial bounded by the others
