@@ -222,15 +222,18 @@ def test_the_built_in_trainer_noticed_mid_epoch_continues_from_that_batch(tmp_pa
     the sweep keeps that state, and the trial goes on from the next batch in a new worker;
     each epoch is trained and reported once."""
 
-    # The notice lands inside epoch 2 (a few seconds long here), not at its start.
-    sigterm_soon = threading.Timer(1.5, _sigterm_trial_workers).start
+    # The notice lands inside epoch 2, after its first batches and before its end: the timer
+    # starts once epoch 1's report is seen (the trainer goes on at once) and fires 0.5 s
+    # later. It fired 1.5 s later before, which on a fast day (1.6-1.9 s an epoch, plus the
+    # report's way to the coordinator) landed after the epoch's end.
+    sigterm_soon = threading.Timer(0.5, _sigterm_trial_workers).start
     result = Sweep(
         name="bt",
         search_space={"learning_rate": {"type": "choice", "values": [0.05]}},
         trainer="trainer",
         trainer_args={
             "data": "digits",
-            "image_size": 16,
+            "image_size": 24,
             "batch_size": 64,
             "num_epochs": 2,
             "threads": TRAIN_THREADS,
