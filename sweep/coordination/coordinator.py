@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
@@ -91,6 +91,9 @@ class _Active:
     verdict: Verdict = CONTINUE
     """The verdict that stopped it, if one did (it ends when its worker says so)."""
     promoted: tuple[int, ...] = ()
+    carried: dict[str, object] = field(default_factory=dict)
+    """A continued trial's last recorded report: its result where the run that continues it
+    reports nothing new (every epoch was done before it stopped)."""
 
     @property
     def epochs(self) -> int:
@@ -315,6 +318,7 @@ class Coordinator:
         active.promoted = tuple(promoted_from(frozen))
         value = history[-1].get(self.metric) if history else None
         active.last_value = float(value) if isinstance(value, int | float) else None
+        active.carried = {k: v for k, v in history[-1].items() if k != "epoch"} if history else {}
         notify = getattr(self.listener, "trial_continued", None)
         if callable(notify):
             notify(number, first_epoch, why)
@@ -388,6 +392,7 @@ class Coordinator:
             self.backend.answer(event.number, False)
             return
         active.last_epoch = event.epoch
+        active.carried = {}
         value = event.metrics.get(self.metric)
         verdict = self.referee.judge(
             active.trial, event.epoch, value, active.planned, active.promoted, event.metrics
@@ -423,7 +428,7 @@ class Coordinator:
                 number, verdict.reason, epochs=active.epochs, value=active.last_value
             )
             return 0
-        values, problem = final_values(self.config, event.result)
+        values, problem = final_values(self.config, {**active.carried, **event.result})
         if problem:
             return self.endings.after_failure(number, problem, epochs=active.epochs)
         self.endings.complete(

@@ -183,6 +183,24 @@ def test_a_failing_script_fails_its_trial_with_the_reason(tmp_path, command, met
     )
 
 
+def test_a_notice_after_the_last_logged_epoch_completes_the_trial(tmp_path):
+    """SIGTERM lands after the script logged its last epoch, before it exited: the trial
+    continues, the script finds every epoch done in its checkpoint and logs nothing, and the
+    trial completes with its last report (a CI run once failed it: "never logged")."""
+    path = _job(
+        tmp_path,
+        "python stopped_at_the_end.py --quality ${{search_space.quality}} --epochs 3",
+        space={"quality": {"type": "choice", "values": [0.9]}},
+        limits={"max_total_trials": 1, "max_concurrent_trials": 1},
+    )
+    result = _run(path, tmp_path)
+    (trial,) = result.trials.to_dict("records")
+    assert trial["state"] == "complete", trial
+    assert trial["value"] == pytest.approx(0.9)
+    log = (tmp_path / "sweeps" / "job" / "trials" / "0000" / "trial.log").read_text()
+    assert "resumed with 3 of 3 epochs done" in log
+
+
 def test_a_metric_file_caught_while_mlflow_writes_it_is_read_again(tmp_path):
     """MLflow's file store creates a metric's file before its first line (autolog logs a dozen
     at once): a read in between once failed a trial ("Metric ... is malformed")."""

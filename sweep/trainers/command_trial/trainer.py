@@ -113,6 +113,11 @@ class CommandTrainer:
                 raise TrialPreempted(f"{who} was stopped by SIGTERM (exit code {code})")
             tail = group.stderr_tail(rank, lines=3)
             raise TrialFailed(f"{who} exited with code {code}" + (f": {tail}" if tail else ""))
+        if self.metric not in metrics and self.first_epoch > 0:
+            # A continued run that logged nothing: the script found every epoch done in its
+            # checkpoint (the notice had landed after its last log); the trial's last report
+            # stands as its result.
+            return metrics
         if self.metric not in metrics:
             logged = ", ".join(sorted(metrics)) or "nothing"
             raise TrialFailed(
