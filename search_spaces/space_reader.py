@@ -143,7 +143,8 @@ def _check_finite(
     values = []
     for end in latent:
         try:
-            values.append((expr.transform(end), end))
+            # float(): an integer q rounds a huge bound to an int no float holds (-1.8e308, q 3)
+            values.append((float(expr.transform(end)), end))
         except (OverflowError, ZeroDivisionError):
             values.append((math.inf, end))
     for value, end in values:
