@@ -3,7 +3,9 @@ measured in the same run.
 
 1. Per epoch: the built-in trainer (ResNet-18 on digits, 64 px, 1 trial at a time, local
    Ray): the time between two reports reaching the coordinator, with ``keep.checkpoints:
-   latest`` (state saved, sent through Ray, committed) and ``none``; the checkpoint's size.
+   latest`` (state saved, staged in the store by the worker on this disk, committed),
+   the same with its bytes sent through Ray (``SWEEP_CHECKPOINTS_THROUGH_RAY=1``, as from
+   another machine), every third epoch, and ``none``; the checkpoint's size.
 2. Interruptions of a shorter digits sweep (32 px, 4 trials of 4 epochs, 2 at a time), at
    10 of its 16 epochs: the coordinator killed with SIGKILL then ``sweep resume``; and, on a
    ``ray start`` cluster of a head and two worker nodes, one worker node's raylet killed.
@@ -167,9 +169,14 @@ def per_epoch(image_size: int, epochs: int) -> dict[str, tuple[float, float]]:
     for label, checkpoints, every in (
         ("none", "none", 1),
         ("latest", "latest", 1),
+        ("through Ray", "latest", 1),
         ("every 3", "latest", 3),
     ):
         clock = Clock()
+        if label == "through Ray":
+            os.environ["SWEEP_CHECKPOINTS_THROUGH_RAY"] = "1"
+        else:
+            os.environ.pop("SWEEP_CHECKPOINTS_THROUGH_RAY", None)
 
         with tempfile.TemporaryDirectory() as tmp:
             args = {
@@ -208,18 +215,23 @@ def main() -> None:
         action="store_true",
         help="also the per-epoch cost at 224 px (an epoch takes minutes)",
     )
+    parser.add_argument(
+        "--epochs", type=int, default=7, help="epochs per 64-px run (more: steadier medians)"
+    )
     args = parser.parse_args()
 
     sizes = [64] + ([224] if args.epoch_224 else [])
     print("1. per epoch, ResNet-18 on digits, 1 trial, 2 CPUs (median seconds between reports)")
     for size in sizes:
-        figures = per_epoch(size, 7 if size == 64 else 2)
+        figures = per_epoch(size, args.epochs if size == 64 else 2)
         off, _ = figures["none"]
         on, mb = figures["latest"]
+        sent, _ = figures["through Ray"]
         third, _ = figures["every 3"]
         print(
             f"   {size:>3} px: checkpoints off {off:6.2f} s, every epoch {on:6.2f} s "
-            f"(+{on - off:.2f} s, {100 * (on - off) / off:+.1f}%), every 3 epochs (mean) "
+            f"(+{on - off:.2f} s, {100 * (on - off) / off:+.1f}%), every epoch through Ray "
+            f"{sent:6.2f} s ({100 * (sent - off) / off:+.1f}%), every 3 epochs (mean) "
             f"{third:6.2f} s ({100 * (third - off) / off:+.1f}%), checkpoint {mb:.0f} MB"
         )
 

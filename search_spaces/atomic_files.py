@@ -50,10 +50,12 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, durable: bool = True) -> Iterator[Path]:
     """A temporary path beside ``path`` for a writer that wants a file name (``torch.save``,
     ``torch.onnx.export``); what it wrote replaces ``path`` when the block ends without an
-    error, and is removed otherwise. The same guarantees as ``write_atomic``."""
+    error, and is removed otherwise. The same guarantees as ``write_atomic``; with
+    ``durable=False`` the file is not flushed to disk first (a reader still never sees half
+    of it: for a working copy whose durable copy is kept elsewhere)."""
     path = Path(path)
     mode = _regular_or_absent(path)
     fd, tmp = _temporary(path)
@@ -61,8 +63,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, stat.S_IMODE(mode) if mode is not None else 0o666 & ~_umask())
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
+        if durable:
+            with tmp.open("rb") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         _remove(tmp)

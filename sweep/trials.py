@@ -35,16 +35,20 @@ class CheckpointFiles:
     From a worker at a report: the files new or changed since its last report (``changed``)
     and every file the folder holds now (``names``; a name in neither was deleted). From the
     coordinator at a start: the whole folder as of the trial's last report.
+
+    A worker that shares the coordinator's file system copies the changed files into the
+    trial's checkpoint store itself (``staged``, a folder there; ``staged_names``, what it
+    holds) and sends only names: bytes through Ray cost the trial two more copies and a
+    pickle of the whole checkpoint at every report.
     """
 
     changed: Mapping[str, bytes]
     names: tuple[str, ...]
     notes: tuple[str, ...] = ()
     """What the worker left out of the checkpoint and why (said once each by the coordinator)."""
-
-    @property
-    def size(self) -> int:
-        return sum(len(data) for data in self.changed.values())
+    staged: str = ""
+    """The folder in the trial's checkpoint store that holds ``staged_names`` (none: '')."""
+    staged_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ class TrialSpec:
     """``trainer.env``, filled in: set in the trainer's process while the trial runs."""
     max_checkpoint_bytes: int = MAX_CHECKPOINT_BYTES
     """``keep.max_checkpoint_bytes``: files past it are left out of the checkpoint."""
+    store_token: str = ""
+    """What the coordinator wrote in the trial's checkpoint store for this run: a worker that
+    reads the same there shares its file system and stages its checkpoints in the store
+    (``CheckpointFiles.staged``); '' (or another node's disk): the files go through Ray."""
 
 
 @dataclass(frozen=True)

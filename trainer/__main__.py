@@ -20,8 +20,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-        if not config.checkpoint_dir and os.environ.get("SWEEP_CHECKPOINT_DIR"):
-            # Run as a sweep's command trial: the trial's checkpoint folder.
+        in_sweep = not config.checkpoint_dir and bool(os.environ.get("SWEEP_CHECKPOINT_DIR"))
+        if in_sweep:
+            # Run as a sweep's command trial: the trial's checkpoint folder, a working copy
+            # the sweep keeps durably (a folder given here may be the only copy).
             config = dataclasses.replace(config, checkpoint_dir=os.environ["SWEEP_CHECKPOINT_DIR"])
         from trainer.fit import fit
 
@@ -31,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return False
 
         with listening(pass_on=False):  # a notice ends in the message below instead
-            result = fit(config, report)
+            result = fit(config, report, durable_state=not in_sweep)
     except TrainerInputError as exc:
         print(f"trainer: error: {exc}", file=sys.stderr)
         return 2

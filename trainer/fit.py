@@ -42,9 +42,16 @@ Report = Callable[[int, dict[str, float]], bool]
 
 
 def fit(
-    config: TrainConfig, report: Report | None = None, *, data: ImageData | None = None
+    config: TrainConfig,
+    report: Report | None = None,
+    *,
+    data: ImageData | None = None,
+    durable_state: bool = True,
 ) -> dict[str, Any]:
     """Trains ``config.model`` on ``config.data`` and writes model.pt, metrics.jsonl, params.json.
+
+    ``durable_state=False``: the state in ``config.checkpoint_dir`` is not flushed to disk
+    at each save, for a sweep's working copy (the sweep keeps the durable one).
 
     Example:
         >>> fit(TrainConfig(data="digits", num_epochs=3, output_dir="out"))  # doctest: +SKIP
@@ -61,7 +68,7 @@ def fit(
     notice = contextlib.nullcontext(False) if ranks.distributed else preemption.listening()
     try:
         with TORCH_STATE.shared(), notice as listens:
-            return _fit(config, report, device, ranks, data, listens)
+            return _fit(config, report, device, ranks, data, listens, durable_state)
     finally:
         distributed.stop(ranks)
 
@@ -119,6 +126,7 @@ def _fit(
     ranks: distributed.Ranks,
     data: ImageData | None,
     listens: bool = False,
+    durable_state: bool = True,
 ) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     data = data or load_image_data(config.data, config.image_size)
@@ -165,7 +173,7 @@ def _fit(
 
     out = Path(config.output_dir)
     info = ModelInfo(config.model, data.classes, config.image_size, data.source)
-    resume = _Resume(config.checkpoint_dir, model, optimizer, scheduler)
+    resume = _Resume(config.checkpoint_dir, model, optimizer, scheduler, durable=durable_state)
     if resume.start:
         _take_rates(config, optimizer, scheduler)
     if ranks.is_main:
@@ -278,9 +286,16 @@ class _Resume:
     """
 
     def __init__(
-        self, folder: str, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
+        self,
+        folder: str,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        *,
+        durable: bool = True,
     ) -> None:
         self.folder = Path(folder) if folder else None
+        self.durable = durable
         self.model = model
         self.objects: dict[str, Any] = {"model": model, "optimizer": optimizer}
         if scheduler is not None:
@@ -311,7 +326,9 @@ class _Resume:
             return
         if self.best_epoch != epoch and self._best_file != self.best_epoch:
             save_atomically(
-                {"epoch": self.best_epoch, "state_dict": best_state}, self.folder / "best.pt"
+                {"epoch": self.best_epoch, "state_dict": best_state},
+                self.folder / "best.pt",
+                durable=self.durable,
             )
             self._best_file = self.best_epoch
         save_state(
@@ -319,6 +336,7 @@ class _Resume:
             epoch,
             **self.objects,
             extra={"best_acc": best_acc, "best_epoch": self.best_epoch, "metrics": metrics},
+            durable=self.durable,
         )
         self.saved_at = time.perf_counter()
 
@@ -338,7 +356,9 @@ class _Resume:
             return
         if self.best_epoch >= 0 and self._best_file != self.best_epoch:
             save_atomically(
-                {"epoch": self.best_epoch, "state_dict": best_state}, self.folder / "best.pt"
+                {"epoch": self.best_epoch, "state_dict": best_state},
+                self.folder / "best.pt",
+                durable=self.durable,
             )
             self._best_file = self.best_epoch
         save_state(
@@ -351,6 +371,7 @@ class _Resume:
                 "metrics": metrics,
                 "notice": {**train.so_far(), "seconds": seconds},
             },
+            durable=self.durable,
         )
         logger.info("preemption notice: state saved at epoch %d, batch %d", epoch, train.batches)
 
@@ -390,5 +411,6 @@ def _scheduler(
 
 
 def fit_params(params: Mapping[str, Any], report: Report | None = None) -> dict[str, Any]:
-    """The built-in trainer in the sweep's ``fn(params, report) -> dict`` form."""
-    return fit(TrainConfig.from_params(params), report)
+    """The built-in trainer in the sweep's ``fn(params, report) -> dict`` form: its
+    checkpoint folder is the sweep's working copy, not flushed to disk at every save."""
+    return fit(TrainConfig.from_params(params), report, durable_state=False)

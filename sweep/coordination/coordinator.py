@@ -356,6 +356,7 @@ class Coordinator:
                 checkpoints=self.config.keep.checkpoints != "none",
                 max_checkpoint_bytes=self.config.keep.max_checkpoint_bytes,
                 env=expand_env(self.config.trainer.env),
+                store_token=records.new_run() if self.config.keep.checkpoints != "none" else "",
             )
         )
         active = _Active(
@@ -373,8 +374,9 @@ class Coordinator:
 
     def _on_report(self, event: Reported) -> None:
         active = self.active.get(event.number)
-        if active is None:
-            return  # a trial we already ended (timed out) still talking
+        if active is None:  # a trial we already ended (timed out) still talking
+            TrialRecords(self.sweep_dir, event.number).checkpoint.discard(event.checkpoint)
+            return
         if event.node:  # a run's first report: where it runs
             nodes = nodes_after(active.trial.user_attrs, event.node)
             if nodes is not None:
@@ -390,6 +392,7 @@ class Coordinator:
             # An epoch it reported before: a trainer that ignored its checkpoint and started
             # over. Its history and the pruner keep the first report of each epoch.
             self.backend.answer(event.number, False)
+            active.records.checkpoint.discard(event.checkpoint)
             return
         active.last_epoch = event.epoch
         active.carried = {}

@@ -3,7 +3,9 @@
 The folder is filled from the coordinator's copy when the trial starts, and at every
 report the files that changed since the last one (by size, modification time and inode: a
 file replaced by a rename counts as changed) go back with the report. Files named ``*.tmp``
-are a writer's work in progress and never part of a checkpoint.
+are a writer's work in progress and never part of a checkpoint. On a node that shares the
+coordinator's file system (the run's token is in the store) they are copied into the store
+by the kernel and only their names go back; elsewhere their bytes do, through Ray.
 
 The folder is the trainer's to fill, so nothing in it is trusted: only regular files are
 read (a FIFO would block the report for ever, a device never ends, a socket cannot be read),
@@ -15,14 +17,16 @@ the whole checkpoint.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 from search_spaces.atomic_files import file_kind
 from sweep.errors import SweepError
-from sweep.records.checkpoint_store import safe_name
+from sweep.records.checkpoint_store import STAGED, TOKEN, CheckpointStore, safe_name
 from sweep.trials import MAX_CHECKPOINT_BYTES, CheckpointFiles
 
 LIVE = ".live"
@@ -35,13 +39,25 @@ class LiveCheckpoint:
     """The working copy of one trial's checkpoint on this node, for one rank."""
 
     def __init__(
-        self, trial_folder: Path, rank: int = 0, *, max_bytes: int = MAX_CHECKPOINT_BYTES
+        self,
+        trial_folder: Path,
+        rank: int = 0,
+        *,
+        max_bytes: int = MAX_CHECKPOINT_BYTES,
+        store_token: str = "",
     ) -> None:
         self.path = Path(trial_folder) / LIVE / f"rank{rank}"
         self.max_bytes = max_bytes
+        self._store = CheckpointStore(Path(trial_folder)).root
+        self._stages = bool(store_token) and _read_token(self._store / TOKEN) == store_token
         self._seen: dict[str, _Stamp] = {}
         self._noted: set[str] = set()
         self._notes: list[str] = []
+
+    @property
+    def stages(self) -> bool:
+        """Whether changed files are copied into the coordinator's store (else sent)."""
+        return self._stages
 
     def fill(self, files: CheckpointFiles | None) -> Path:
         """Empties the folder, then writes the checkpoint the trial continues from."""
@@ -60,6 +76,8 @@ class LiveCheckpoint:
         is nothing new to say about it."""
         now = self._scan()
         changed: dict[str, bytes] = {}
+        staged: list[str] = []
+        stage = _Stage(self._store) if self._stages else None
         room = self.max_bytes - sum(stamp[0] for stamp in now.values())
         for name in list(now):
             if self._seen.get(name) == now[name]:
@@ -74,16 +92,27 @@ class LiveCheckpoint:
                 del now[name]
                 room += self._size(name)
                 continue
+            if stage is not None and stage.copy(self.path / name, name, self.max_bytes):
+                staged.append(name)
+                continue
             data = self._read(name)
             if data is None:  # replaced, removed or turned special while we looked
                 del now[name]
             else:
                 changed[name] = data
         notes, self._notes = tuple(self._notes), []
-        if not changed and now.keys() == self._seen.keys() and not notes:
+        if not changed and not staged and now.keys() == self._seen.keys() and not notes:
+            if stage is not None:
+                stage.drop()
             return None
         self._seen = now
-        return CheckpointFiles(changed, tuple(sorted(now)), notes)
+        if stage is None or not staged:
+            if stage is not None:
+                stage.drop()
+            return CheckpointFiles(changed, tuple(sorted(now)), notes)
+        return CheckpointFiles(
+            changed, tuple(sorted(now)), notes, staged=stage.name, staged_names=tuple(staged)
+        )
 
     def remove(self) -> None:
         _remove(self.path)
@@ -168,6 +197,89 @@ class LiveCheckpoint:
                     continue
                 found[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
         return found
+
+
+class _Stage:
+    """A report's folder in the coordinator's store, made when its first file is copied."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self.folder: Path | None = None
+        self.broken = False
+
+    @property
+    def name(self) -> str:
+        return self.folder.name if self.folder is not None else ""
+
+    def copy(self, source: Path, name: str, limit: int) -> bool:
+        """Copies a regular file (at most ``limit`` bytes) in; False: send its bytes instead
+        (no folder could be made, or the file was not what it was when scanned)."""
+        if self.broken:
+            return False
+        try:
+            if self.folder is None:
+                self.folder = Path(tempfile.mkdtemp(prefix=STAGED, dir=self.store))
+            target = self.folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            return _copy_regular(source, target, limit)
+        except OSError:
+            self.broken = self.folder is None
+            return False
+
+    def drop(self) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _copy_regular(source: Path, target: Path, limit: int) -> bool:
+    """The kernel copies ``source`` to ``target`` when it is a regular file (a FIFO, a
+    device or a link is never opened for reading): at most ``limit`` bytes."""
+    try:
+        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(src)
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            left = min(st.st_size, limit)
+            while left > 0:
+                done = _kernel_copy(src, dst, left)
+                if not done:
+                    break
+                left -= done
+        finally:
+            os.close(dst)
+        return True
+    finally:
+        os.close(src)
+
+
+def _kernel_copy(src: int, dst: int, count: int) -> int:
+    chunk = min(count, 1 << 30)
+    try:
+        return os.copy_file_range(src, dst, chunk)
+    except OSError as exc:  # an older kernel, or two file systems: sendfile copies too
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+    return os.sendfile(dst, src, None, chunk)
+
+
+def _read_token(path: Path) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return os.read(fd, 256).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
 
 
 def _remove(path: Path) -> None:

@@ -9,6 +9,12 @@ version, and the next commit or read clears what the crash left half-made.
     trials/0007/checkpoint/
       LATEST.json            {"epoch": 5, "version": "000005.1732860000123", "metrics": {...}}
       000005.1732860000123/  the trainer's files as of its report of epoch 5
+      .token                 this run's token: a worker that reads it here shares this disk
+      .staged-k3j9x2/        the changed files of a report on their way in (see below)
+
+A worker on the coordinator's file system (the same node, or a shared disk) copies a
+report's changed files into a ``.staged-*`` folder here itself and sends only their names;
+the commit then fsyncs them and renames that folder into the version, as it would its own.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Mapping
@@ -25,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from search_spaces.atomic_files import write_atomic
+from search_spaces.atomic_files import atomic_path, write_atomic
 from sweep.errors import SweepError
 from sweep.trials import CheckpointFiles
 
@@ -33,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 FOLDER = "checkpoint"
 LATEST = "LATEST.json"
+TOKEN = ".token"
+STAGED = ".staged-"
 _PARTIAL = ".incoming-"
 
 
@@ -70,11 +80,28 @@ class CheckpointStore:
             return None
         return Committed(epoch, dict(record.get("metrics") or {}), folder)
 
+    def new_token(self) -> str:
+        """A new run of the trial: a fresh token (what an earlier run staged and never sent
+        goes), for its worker to find here if it shares this file system."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.discard_staged()
+        token = secrets.token_hex(16)
+        # Not flushed: a token a crash loses costs nothing (the next run writes another),
+        # a flush would cost every trial's start a disk round trip.
+        with atomic_path(self.root / TOKEN, durable=False) as tmp:
+            tmp.write_text(token)
+        return token
+
     def commit(self, epoch: int, metrics: Mapping[str, Any], files: CheckpointFiles) -> None:
         """Makes ``files`` (changes against the latest version) the checkpoint at ``epoch``."""
         self.root.mkdir(parents=True, exist_ok=True)
         previous = self.latest()
-        incoming = Path(tempfile.mkdtemp(prefix=_PARTIAL, dir=self.root))
+        if files.staged:
+            incoming = self._staged(files.staged)
+            staged = set(files.staged_names)
+        else:
+            incoming = Path(tempfile.mkdtemp(prefix=_PARTIAL, dir=self.root))
+            staged = set()
         try:
             for raw in files.names:
                 try:
@@ -84,7 +111,9 @@ class CheckpointStore:
                     continue
                 target = incoming / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if raw in files.changed:
+                if raw in staged:
+                    _sync_regular(target)
+                elif raw in files.changed:
                     _write_durably(target, files.changed[raw])
                 elif previous is not None and (previous.folder / name).is_file():
                     _link_or_copy(previous.folder / name, target)
@@ -124,9 +153,38 @@ class CheckpointStore:
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def discard(self, files: CheckpointFiles | None) -> None:
+        """A report's staged files that will not be committed (its trial had ended)."""
+        if files is not None and files.staged:
+            with contextlib.suppress(SweepError):
+                shutil.rmtree(self._staged(files.staged), ignore_errors=True)
+
+    def discard_staged(self) -> None:
+        """Every staged folder: no worker of the trial is running to send its names."""
+        with contextlib.suppress(OSError):
+            for entry in self.root.iterdir():
+                if entry.name.startswith(STAGED):
+                    shutil.rmtree(entry, ignore_errors=True)
+
+    def _staged(self, name: str) -> Path:
+        """The staged folder a worker named, checked: a folder of its own in this store."""
+        folder = self.root / name
+        if (
+            not name.startswith(STAGED)
+            or PurePosixPath(name).name != name
+            or not stat.S_ISDIR(_lstat_mode(folder))
+        ):
+            raise SweepError(f"checkpoint: {name!r} is not a folder staged in {self.root}")
+        return folder
+
     def _drop_all_but(self, version: str) -> None:
+        # A staged folder is the trial's next report, already on its way: it stays.
         for entry in self.root.iterdir():
-            if entry.name not in (version, LATEST) and entry.is_dir():
+            if (
+                entry.name not in (version, LATEST)
+                and not entry.name.startswith(STAGED)
+                and entry.is_dir()
+            ):
                 shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -135,6 +193,24 @@ def _write_durably(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _sync_regular(path: Path) -> None:
+    """Flushes a staged file to disk: a regular file, never a link followed."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SweepError(f"checkpoint: staged {path.name} is not a regular file")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _lstat_mode(path: Path) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except OSError:
+        return 0
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

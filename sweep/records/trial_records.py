@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 FAILURE = "failure.txt"
 MAX_REASON = 300
+THROUGH_RAY_VAR = "SWEEP_CHECKPOINTS_THROUGH_RAY"
+"""Set to 1: every checkpoint's bytes go through Ray, even from a worker on this disk."""
 
 
 class TrialRecords:
@@ -38,6 +41,12 @@ class TrialRecords:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / layout.PARAMS).write_text(json.dumps(params, indent=2) + "\n")
         (self.folder / layout.METRICS).write_text("")
+
+    def new_run(self) -> str:
+        """The trial starts a run: the token its worker looks for in the checkpoint store
+        (what an earlier run staged there goes); '' with ``SWEEP_CHECKPOINTS_THROUGH_RAY``."""
+        token = self.checkpoint.new_token()
+        return "" if os.environ.get(THROUGH_RAY_VAR, "") not in ("", "0") else token
 
     def set_params(self, params: Mapping[str, Any]) -> None:
         """The params it trains with from now on (PBT changes them between generations)."""
@@ -155,5 +164,7 @@ class TrialRecords:
         """The trial will not run again: its working copies go, and its checkpoint too
         unless it is kept."""
         shutil.rmtree(self.folder / LIVE, ignore_errors=True)
-        if not keep_checkpoint:
+        if keep_checkpoint:
+            self.checkpoint.discard_staged()
+        else:
             self.checkpoint.remove()

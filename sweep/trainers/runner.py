@@ -104,7 +104,9 @@ def run_trial(
     resume_at = getattr(fn, "resume_at", None)
     if callable(resume_at):  # a trainer that numbers its reports itself (a command trial)
         fn = resume_at(spec.first_epoch)
-    live = LiveCheckpoint(trial_dir, rank, max_bytes=spec.max_checkpoint_bytes)
+    live = LiveCheckpoint(
+        trial_dir, rank, max_bytes=spec.max_checkpoint_bytes, store_token=spec.store_token
+    )
     params = dict(spec.params)
     if spec.checkpoints:
         params["checkpoint_dir"] = str(live.fill(spec.checkpoint))
