@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from search_spaces.atomic_files import atomic_path, write_atomic
+from search_spaces.atomic_files import write_atomic
 from sweep.errors import SweepError
 from sweep.trials import CheckpointFiles
 
@@ -86,10 +86,20 @@ class CheckpointStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.discard_staged()
         token = secrets.token_hex(16)
-        # Not flushed: a token a crash loses costs nothing (the next run writes another),
-        # a flush would cost every trial's start a disk round trip.
-        with atomic_path(self.root / TOKEN, durable=False) as tmp:
-            tmp.write_text(token)
+        # Written in place, not flushed: this run's worker reads it only after this returns,
+        # and a token read half-written or lost in a crash only sends the bytes through Ray
+        # (as does one that cannot be written: something not a plain file in its place).
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
+        try:
+            fd = os.open(self.root / TOKEN, flags, 0o644)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return ""
+                os.write(fd, token.encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            return ""
         return token
 
     def commit(self, epoch: int, metrics: Mapping[str, Any], files: CheckpointFiles) -> None:

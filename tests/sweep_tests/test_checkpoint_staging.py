@@ -212,3 +212,19 @@ def test_workers_on_this_machine_stage_every_checkpoint(tmp_path, make_backend):
     assert [t.state for t in result.study.get_trials()] == [TrialState.COMPLETE] * 2
     assert len(reports) == 8
     assert all(r.checkpoint is not None and r.checkpoint.staged for r in reports)
+
+
+@pytest.mark.parametrize("planted", ["link", "fifo"])
+def test_a_token_that_cannot_be_written_sends_bytes_and_touches_nothing_else(tmp_path, planted):
+    store = CheckpointStore(tmp_path / "trial")
+    store.root.mkdir(parents=True)
+    target = tmp_path / "elsewhere"
+    target.write_text("keep me")
+    if planted == "link":
+        (store.root / ".token").symlink_to(target)
+    else:
+        os.mkfifo(store.root / ".token")
+    assert store.new_token() == ""  # no hang on the FIFO, no write through the link
+    assert target.read_text() == "keep me"
+    live = LiveCheckpoint(tmp_path / "trial", store_token="")
+    assert not live.stages

@@ -166,12 +166,17 @@ _NAMES = st.text(
 @given(
     entries=st.dictionaries(_NAMES, _KINDS, max_size=6),
     sizes=st.lists(st.integers(0, 3000), min_size=6, max_size=6),
+    staged=st.booleans(),
 )
 def test_fuzz_whatever_the_folder_holds_a_report_returns_and_commits_its_regular_files(
-    tmp_path_factory, entries, sizes
+    tmp_path_factory, entries, sizes, staged
 ):
+    """Sent as bytes (a worker on another node) or staged in the store (on the
+    coordinator's disk), the same files arrive."""
     root = tmp_path_factory.mktemp("fuzz")
-    live = LiveCheckpoint(root / "trial", max_bytes=4000)
+    store = CheckpointStore(root / "trial")
+    token = store.new_token() if staged else ""
+    live = LiveCheckpoint(root / "trial", max_bytes=4000, store_token=token)
     folder = live.fill(None)
     (root / "target").mkdir()
     regular: dict[str, bytes] = {}
@@ -205,11 +210,13 @@ def test_fuzz_whatever_the_folder_holds_a_report_returns_and_commits_its_regular
         for sock in socks:
             sock.close()
     sent = dict(changes.changed) if changes is not None else {}
+    if changes is not None and changes.staged:
+        assert staged and not sent
+        sent = {n: (store.root / changes.staged / n).read_bytes() for n in changes.staged_names}
     assert sum(len(d) for d in sent.values()) <= 4000
     assert all(sent[name] == regular[name] for name in sent)  # only regular files, as written
     if sum(len(d) for d in regular.values()) <= 4000:
         assert sent == regular
-    store = CheckpointStore(root / "store")
     if changes is not None:
         store.commit(0, {}, changes)
         files = store.read()
