@@ -17,11 +17,13 @@ the whole checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from search_spaces.atomic_files import file_kind
@@ -135,26 +137,21 @@ class LiveCheckpoint:
     def _read(self, name: str) -> bytes | None:
         """A regular file's bytes, at most its size when scanned plus nothing more."""
         try:
-            fd = os.open(self.path / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with _regular_file(self.path / name) as opened:
+                if opened is None:
+                    return None
+                fd, size = opened
+                limit = min(size, self.max_bytes)
+                chunks, got = [], 0
+                while got < limit:
+                    chunk = os.read(fd, min(1 << 24, limit - got))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    got += len(chunk)
+                return b"".join(chunks)
         except OSError:
             return None
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                return None
-            limit = min(st.st_size, self.max_bytes)
-            chunks, got = [], 0
-            while got < limit:
-                chunk = os.read(fd, min(1 << 24, limit - got))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                got += len(chunk)
-            return b"".join(chunks)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
 
     def _scan(self) -> dict[str, _Stamp]:
         found: dict[str, _Stamp] = {}
@@ -234,17 +231,13 @@ class _Stage:
 def _copy_regular(source: Path, target: Path, limit: int) -> bool:
     """The kernel copies ``source`` to ``target`` when it is a regular file (a FIFO, a
     device or a link is never opened for reading): at most ``limit`` bytes."""
-    try:
-        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        st = os.fstat(src)
-        if not stat.S_ISREG(st.st_mode):
+    with _regular_file(source) as opened:
+        if opened is None:
             return False
+        src, size = opened
         dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
-            left = min(st.st_size, limit)
+            left = min(size, limit)
             while left > 0:
                 done = _kernel_copy(src, dst, left)
                 if not done:
@@ -253,8 +246,6 @@ def _copy_regular(source: Path, target: Path, limit: int) -> bool:
         finally:
             os.close(dst)
         return True
-    finally:
-        os.close(src)
 
 
 def _kernel_copy(src: int, dst: int, count: int) -> int:
@@ -269,15 +260,24 @@ def _kernel_copy(src: int, dst: int, count: int) -> int:
 
 def _read_token(path: Path) -> str:
     try:
+        with _regular_file(path) as opened:
+            return os.read(opened[0], 256).decode("ascii", "replace").strip() if opened else ""
+    except OSError:
+        return ""
+
+
+@contextlib.contextmanager
+def _regular_file(path: Path) -> Iterator[tuple[int, int] | None]:
+    """``path`` open for reading with its size, if it is a regular file; else None (a link
+    is never followed, a FIFO never waits for a writer, a device is never read)."""
+    try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
-        return ""
+        yield None
+        return
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return ""
-        return os.read(fd, 256).decode("ascii", "replace").strip()
-    except OSError:
-        return ""
+        st = os.fstat(fd)
+        yield (fd, st.st_size) if stat.S_ISREG(st.st_mode) else None
     finally:
         os.close(fd)
 
