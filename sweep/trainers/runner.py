@@ -112,13 +112,16 @@ def run_trial(
         params["checkpoint_dir"] = str(live.fill(spec.checkpoint))
     sends = spec.checkpoints and rank == 0  # rank 0 alone reports
     last = spec.first_epoch - 1
+    listens = False
 
     def report(epoch: int, metrics: dict[str, float]) -> bool:
         nonlocal last
         last = max(last, epoch)
         stop = send(epoch, metrics, live.changes() if sends else None)
         # A preemption notice: a trainer that cannot save mid-epoch stops at its report.
-        return stop or preemption.NOTICE.is_set()
+        # Only a run that listens for one reads the flag: in a thread it is another run's
+        # (the process's flag stays set after a notice that run handled).
+        return stop or (listens and preemption.NOTICE.is_set())
 
     def preempted(reason: str) -> TrialPreempted:
         """Sends the state the notice left in the checkpoint folder (newer than the last

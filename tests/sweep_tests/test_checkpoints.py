@@ -215,6 +215,20 @@ def test_sigterm_to_a_trial_s_worker_is_a_notice_it_continues_spending_nothing(
     assert "losses" not in trial.user_attrs and "attempt" not in trial.user_attrs
 
 
+def test_a_notice_another_run_heard_does_not_stop_trials_in_threads(tmp_path):
+    """The process's notice flag stays set after a run in the main thread handled its
+    SIGTERM; trials in threads (the in-process backend) never listen, so it is not theirs
+    (it stopped every one of them at its first report: the inner test loop found it)."""
+    from trainer import preemption
+
+    preemption.NOTICE.set()
+    try:
+        result = _sweep(tmp_path).run()
+    finally:
+        preemption.NOTICE.clear()
+    _one_history(result, tmp_path / "ck")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("make_backend", ["local_ray"], indirect=True)
 def test_the_built_in_trainer_noticed_mid_epoch_continues_from_that_batch(tmp_path, make_backend):
