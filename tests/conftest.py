@@ -64,3 +64,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return -MODULE_SECONDS.get(module, 10.0 * slow[module]), place[module]
 
     items.sort(key=order)
+
+
+def _ray_running() -> bool:
+    ray = __import__("sys").modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
+    """A test not marked slow that starts Ray in this process fails: ``-m "not slow"`` is
+    the inner loop, Ray-free (a `sweep run` on the command line slipped in once)."""
+    before = _ray_running()
+    outcome = yield
+    if not before and _ray_running() and item.get_closest_marker("slow") is None:
+        outcome.force_exception(AssertionError(f"{item.nodeid} starts Ray but is not marked slow"))

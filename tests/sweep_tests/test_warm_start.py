@@ -70,6 +70,7 @@ def test_imported_trials_change_the_next_suggestion_and_count_for_nothing_else(f
     assert "Warm-started from first" in (root / "warm" / "report.html").read_text()
 
 
+@pytest.mark.slow  # `sweep run` on the command line starts a local Ray
 def test_a_narrowed_space_skips_and_counts_the_trials_outside_it(first, capsys):
     root, xs = first
     spec = {
