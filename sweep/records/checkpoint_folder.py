@@ -17,18 +17,22 @@ the whole checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from search_spaces.atomic_files import file_kind
 from sweep.errors import SweepError
-from sweep.records.checkpoint_store import STAGED, TOKEN, CheckpointStore, safe_name
+from sweep.records.checkpoint_store import (
+    STAGED,
+    TOKEN,
+    CheckpointStore,
+    regular_file,
+    safe_name,
+)
 from sweep.trials import MAX_CHECKPOINT_BYTES, CheckpointFiles
 
 LIVE = ".live"
@@ -103,17 +107,17 @@ class LiveCheckpoint:
             else:
                 changed[name] = data
         notes, self._notes = tuple(self._notes), []
+        if stage is not None and not staged:
+            stage.drop()  # a folder made for a copy that failed
         if not changed and not staged and now.keys() == self._seen.keys() and not notes:
-            if stage is not None:
-                stage.drop()
             return None
         self._seen = now
-        if stage is None or not staged:
-            if stage is not None:
-                stage.drop()
-            return CheckpointFiles(changed, tuple(sorted(now)), notes)
         return CheckpointFiles(
-            changed, tuple(sorted(now)), notes, staged=stage.name, staged_names=tuple(staged)
+            changed,
+            tuple(sorted(now)),
+            notes,
+            staged=stage.name if stage is not None and staged else "",
+            staged_names=tuple(staged),
         )
 
     def remove(self) -> None:
@@ -137,7 +141,7 @@ class LiveCheckpoint:
     def _read(self, name: str) -> bytes | None:
         """A regular file's bytes, at most its size when scanned plus nothing more."""
         try:
-            with _regular_file(self.path / name) as opened:
+            with regular_file(self.path / name) as opened:
                 if opened is None:
                     return None
                 fd, size = opened
@@ -231,7 +235,7 @@ class _Stage:
 def _copy_regular(source: Path, target: Path, limit: int) -> bool:
     """The kernel copies ``source`` to ``target`` when it is a regular file (a FIFO, a
     device or a link is never opened for reading): at most ``limit`` bytes."""
-    with _regular_file(source) as opened:
+    with regular_file(source) as opened:
         if opened is None:
             return False
         src, size = opened
@@ -260,26 +264,10 @@ def _kernel_copy(src: int, dst: int, count: int) -> int:
 
 def _read_token(path: Path) -> str:
     try:
-        with _regular_file(path) as opened:
+        with regular_file(path) as opened:
             return os.read(opened[0], 256).decode("ascii", "replace").strip() if opened else ""
     except OSError:
         return ""
-
-
-@contextlib.contextmanager
-def _regular_file(path: Path) -> Iterator[tuple[int, int] | None]:
-    """``path`` open for reading with its size, if it is a regular file; else None (a link
-    is never followed, a FIFO never waits for a writer, a device is never read)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        yield None
-        return
-    try:
-        st = os.fstat(fd)
-        yield (fd, st.st_size) if stat.S_ISREG(st.st_mode) else None
-    finally:
-        os.close(fd)
 
 
 def _remove(path: Path) -> None:

@@ -28,7 +28,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -207,11 +207,24 @@ def _write_durably(path: Path, data: bytes) -> None:
 
 def _sync_regular(path: Path) -> None:
     """Flushes a staged file to disk: a regular file, never a link followed."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+    with regular_file(path) as opened:
+        if opened is None:
             raise SweepError(f"checkpoint: staged {path.name} is not a regular file")
-        os.fsync(fd)
+        os.fsync(opened[0])
+
+
+@contextlib.contextmanager
+def regular_file(path: Path) -> Iterator[tuple[int, int] | None]:
+    """``path`` open for reading with its size, if it is a regular file; else None (a link
+    is never followed, a FIFO never waits for a writer, a device is never read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        yield None
+        return
+    try:
+        st = os.fstat(fd)
+        yield (fd, st.st_size) if stat.S_ISREG(st.st_mode) else None
     finally:
         os.close(fd)
 
