@@ -53,7 +53,7 @@ from sweep.records.trial_attrs import (
     promoted_from,
     reopen,
 )
-from sweep.records.trial_records import TrialRecords
+from sweep.records.trial_records import TrialRecords, store_token
 from sweep.scheduling.pausing import paused
 from sweep.scheduling.verdicts import (
     CONTINUE,
@@ -126,6 +126,8 @@ class Coordinator:
         self.config, self.study, self.space, self.backend = config, study, space, backend
         self.sweep_dir = sweep_dir
         self.entry = entry
+        self.store_token = ""
+        """Where the token is found (``trials/.token``), a worker shares this disk."""
         self.listener: Listener = listener or LogProgress()
         self.tracker = tracker or NoTracking()
         self.metric = config.objective.primary_metric
@@ -176,6 +178,8 @@ class Coordinator:
 
     def run(self) -> None:
         """Runs trials until the budget, the timeout or Ctrl-C; the study then holds them all."""
+        if self.config.keep.checkpoints != "none":
+            self.store_token = store_token(self.sweep_dir)
         try:
             with batched_writes(self.study) as self._commit:
                 self._loop()
@@ -345,6 +349,7 @@ class Coordinator:
             call_params.update(
                 checkpoint_params(self.config, self.scheduler, trial.number, planned)
             )
+            records.new_run()
         self.backend.start(
             TrialSpec(
                 trial.number,
@@ -356,7 +361,7 @@ class Coordinator:
                 checkpoints=self.config.keep.checkpoints != "none",
                 max_checkpoint_bytes=self.config.keep.max_checkpoint_bytes,
                 env=expand_env(self.config.trainer.env),
-                store_token=records.new_run() if self.config.keep.checkpoints != "none" else "",
+                store_token=self.store_token,
             )
         )
         active = _Active(

@@ -31,7 +31,7 @@ from search_spaces.samplers import TABLE as SAMPLER_TABLE
 from search_spaces.samplers import Sampler
 from search_spaces.storage_url import expand, scrub
 from sweep.errors import SweepError
-from sweep.records.journal import CUT_SHORT, GroupCommit, find_damage
+from sweep.records.journal import CUT_SHORT, FlockJournalLock, GroupCommit, find_damage
 from sweep.records.layout import JOURNAL
 from sweep.scheduling.pruners import make_pruner
 from sweep.scheduling.verdicts import fixed_epochs
@@ -39,14 +39,11 @@ from sweep.scheduling.verdicts import fixed_epochs
 
 def open_storage(storage: str, sweep_dir: Path) -> BaseStorage:
     if storage == "default":
-        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+        from optuna.storages.journal import JournalFileBackend
 
         path = sweep_dir / JOURNAL
         path.parent.mkdir(parents=True, exist_ok=True)
-        # The open(O_EXCL) lock works on every filesystem, symlinks don't on some mounts.
-        backend = GroupCommit(
-            JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
-        )
+        backend = GroupCommit(JournalFileBackend(str(path), lock_obj=FlockJournalLock(str(path))))
         journal = optuna.storages.JournalStorage(backend)
         _GROUP_COMMITS[journal] = backend
         return journal

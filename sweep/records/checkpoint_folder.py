@@ -4,8 +4,9 @@ The folder is filled from the coordinator's copy when the trial starts, and at e
 report the files that changed since the last one (by size, modification time and inode: a
 file replaced by a rename counts as changed) go back with the report. Files named ``*.tmp``
 are a writer's work in progress and never part of a checkpoint. On a node that shares the
-coordinator's file system (the run's token is in the store) they are copied into the store
-by the kernel and only their names go back; elsewhere their bytes do, through Ray.
+coordinator's file system (it reads the coordinator's token in the trials folder) they are
+copied into the store by the kernel and only their names go back; elsewhere their bytes
+do, through Ray.
 
 The folder is the trainer's to fill, so nothing in it is trusted: only regular files are
 read (a FIFO would block the report for ever, a device never ends, a socket cannot be read),
@@ -55,7 +56,10 @@ class LiveCheckpoint:
         self.path = Path(trial_folder) / LIVE / f"rank{rank}"
         self.max_bytes = max_bytes
         self._store = CheckpointStore(Path(trial_folder)).root
-        self._stages = bool(store_token) and _read_token(self._store / TOKEN) == store_token
+        # The coordinator's token sits beside the trials' folders (trials/.token).
+        self._stages = (
+            bool(store_token) and _read_token(Path(trial_folder).parent / TOKEN) == store_token
+        )
         self._seen: dict[str, _Stamp] = {}
         self._noted: set[str] = set()
         self._notes: list[str] = []
@@ -219,6 +223,7 @@ class _Stage:
             return False
         try:
             if self.folder is None:
+                self.store.mkdir(exist_ok=True)  # a trial's first checkpoint makes the store
                 self.folder = Path(tempfile.mkdtemp(prefix=STAGED, dir=self.store))
             target = self.folder / name
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -9,12 +9,15 @@ version, and the next commit or read clears what the crash left half-made.
     trials/0007/checkpoint/
       LATEST.json            {"epoch": 5, "version": "000005.1732860000123", "metrics": {...}}
       000005.1732860000123/  the trainer's files as of its report of epoch 5
-      .token                 this run's token: a worker that reads it here shares this disk
       .staged-k3j9x2/        the changed files of a report on their way in (see below)
 
 A worker on the coordinator's file system (the same node, or a shared disk) copies a
 report's changed files into a ``.staged-*`` folder here itself and sends only their names;
 the commit then fsyncs them and renames that folder into the version, as it would its own.
+A worker knows it is on that file system when it reads the coordinator's token, written
+once per run of the coordinator in the sweep's trials folder (``trials/.token``,
+``write_token``; a token of each trial's own cost two metadata writes per trial start,
+where one per coordinator run does).
 """
 
 from __future__ import annotations
@@ -44,6 +47,28 @@ LATEST = "LATEST.json"
 TOKEN = ".token"
 STAGED = ".staged-"
 _PARTIAL = ".incoming-"
+
+
+def write_token(folder: Path) -> str:
+    """A fresh token in ``folder/.token`` for this run of the coordinator; '' when it cannot
+    be written (something not a plain file in its place): workers then send bytes."""
+    token = secrets.token_hex(16)
+    # Written in place, not flushed: workers read it only after this returns, and a token
+    # read half-written or lost in a crash only sends the bytes through Ray. Opened without
+    # following a link or waiting on a FIFO put in its place.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / TOKEN, flags, 0o644)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return ""
+            os.write(fd, token.encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        return ""
+    return token
 
 
 @dataclass(frozen=True)
@@ -79,28 +104,6 @@ class CheckpointStore:
         if not folder.is_dir():
             return None
         return Committed(epoch, dict(record.get("metrics") or {}), folder)
-
-    def new_token(self) -> str:
-        """A new run of the trial: a fresh token (what an earlier run staged and never sent
-        goes), for its worker to find here if it shares this file system."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.discard_staged()
-        token = secrets.token_hex(16)
-        # Written in place, not flushed: this run's worker reads it only after this returns,
-        # and a token read half-written or lost in a crash only sends the bytes through Ray
-        # (as does one that cannot be written: something not a plain file in its place).
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
-        try:
-            fd = os.open(self.root / TOKEN, flags, 0o644)
-            try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    return ""
-                os.write(fd, token.encode())
-            finally:
-                os.close(fd)
-        except OSError:
-            return ""
-        return token
 
     def commit(self, epoch: int, metrics: Mapping[str, Any], files: CheckpointFiles) -> None:
         """Makes ``files`` (changes against the latest version) the checkpoint at ``epoch``."""

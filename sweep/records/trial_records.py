@@ -19,7 +19,7 @@ from typing import Any
 from sweep.errors import SweepError
 from sweep.records import layout
 from sweep.records.checkpoint_folder import LIVE
-from sweep.records.checkpoint_store import CheckpointStore
+from sweep.records.checkpoint_store import CheckpointStore, write_token
 from sweep.trials import CheckpointFiles
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,14 @@ THROUGH_RAY_VAR = "SWEEP_CHECKPOINTS_THROUGH_RAY"
 """Set to 1: every checkpoint's bytes go through Ray, even from a worker on this disk."""
 
 
+def store_token(sweep_dir: Path) -> str:
+    """This coordinator run's token in the sweep's trials folder: a worker that reads the
+    same there shares this disk and stages its checkpoints in the trial's store; '' (bytes
+    through Ray) with ``SWEEP_CHECKPOINTS_THROUGH_RAY``."""
+    token = write_token(Path(sweep_dir) / layout.TRIALS)
+    return "" if os.environ.get(THROUGH_RAY_VAR, "") not in ("", "0") else token
+
+
 class TrialRecords:
     """The records of trial ``number`` under ``sweep_dir``."""
 
@@ -38,15 +46,14 @@ class TrialRecords:
         self.checkpoint = CheckpointStore(self.folder)
 
     def start(self, params: Mapping[str, Any]) -> None:
+        # metrics.jsonl comes with the first report: a file made empty here was one more
+        # metadata write per trial start (readers take a missing one as no reports).
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / layout.PARAMS).write_text(json.dumps(params, indent=2) + "\n")
-        (self.folder / layout.METRICS).write_text("")
 
-    def new_run(self) -> str:
-        """The trial starts a run: the token its worker looks for in the checkpoint store
-        (what an earlier run staged there goes); '' with ``SWEEP_CHECKPOINTS_THROUGH_RAY``."""
-        token = self.checkpoint.new_token()
-        return "" if os.environ.get(THROUGH_RAY_VAR, "") not in ("", "0") else token
+    def new_run(self) -> None:
+        """The trial starts a run: what an earlier run staged in its store and never sent goes."""
+        self.checkpoint.discard_staged()
 
     def set_params(self, params: Mapping[str, Any]) -> None:
         """The params it trains with from now on (PBT changes them between generations)."""

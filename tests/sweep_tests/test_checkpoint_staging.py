@@ -15,9 +15,9 @@ from sweep import Sweep
 from sweep.backends import Backend, InProcessBackend
 from sweep.errors import SweepError
 from sweep.records.checkpoint_folder import LiveCheckpoint
-from sweep.records.checkpoint_store import STAGED, CheckpointStore
+from sweep.records.checkpoint_store import STAGED, CheckpointStore, write_token
 from sweep.records.layout import trial_dir
-from sweep.records.trial_records import THROUGH_RAY_VAR
+from sweep.records.trial_records import THROUGH_RAY_VAR, TrialRecords, store_token
 from sweep.trials import CheckpointFiles, Reported
 from tests.sweep_tests import toy_trainers
 from trainer.checkpoint import load_state, save_state
@@ -29,10 +29,11 @@ def _staged_folders(store: CheckpointStore) -> list[Path]:
 
 @pytest.fixture
 def pair(tmp_path):
-    """A trial's store with this run's token, and the working copy of a worker that reads it."""
+    """A trial's store, the coordinator's token beside the trials, and the working copy of a
+    worker that reads it."""
     trial = tmp_path / "trial"
     store = CheckpointStore(trial)
-    live = LiveCheckpoint(trial, store_token=store.new_token())
+    live = LiveCheckpoint(trial, store_token=write_token(tmp_path))
     live.fill(None)
     yield store, live
     live.remove()
@@ -66,7 +67,7 @@ def test_a_worker_on_the_coordinator_s_disk_stages_its_changes_and_sends_only_na
 
 def test_a_worker_that_does_not_find_the_run_s_token_sends_bytes(tmp_path):
     trial = tmp_path / "trial"
-    CheckpointStore(trial).new_token()
+    write_token(tmp_path)
     for token in ("", "another run's token"):
         live = LiveCheckpoint(trial, store_token=token)
         live.fill(None)
@@ -81,14 +82,19 @@ def test_a_worker_that_does_not_find_the_run_s_token_sends_bytes(tmp_path):
         live.remove()
 
 
-def test_a_new_run_s_token_retires_the_old_one_and_what_it_staged(pair):
-    store, live = pair
+def test_a_new_run_drops_what_the_last_one_staged_and_a_new_token_retires_the_old(tmp_path):
+    records = TrialRecords(tmp_path, 0)
+    live = LiveCheckpoint(records.folder, store_token=store_token(tmp_path))
+    live.fill(None)
     (live.path / "state.pt").write_bytes(b"s")
-    assert live.changes() is not None and _staged_folders(store)  # never sent (a lost worker)
-    store.new_token()
-    assert not _staged_folders(store)
-    late = LiveCheckpoint(store.root.parent, rank=1, store_token="stale")
+    assert live.stages and live.changes() is not None  # never sent (a lost worker)
+    assert _staged_folders(records.checkpoint)
+    records.new_run()
+    assert not _staged_folders(records.checkpoint)
+    store_token(tmp_path)  # the coordinator's next run
+    late = LiveCheckpoint(records.folder, rank=1, store_token="stale")
     assert not late.stages
+    live.remove()
 
 
 def test_committing_one_report_keeps_the_next_report_s_staged_files(pair):
@@ -216,15 +222,15 @@ def test_workers_on_this_machine_stage_every_checkpoint(tmp_path, make_backend):
 
 @pytest.mark.parametrize("planted", ["link", "fifo"])
 def test_a_token_that_cannot_be_written_sends_bytes_and_touches_nothing_else(tmp_path, planted):
-    store = CheckpointStore(tmp_path / "trial")
-    store.root.mkdir(parents=True)
+    trials = tmp_path / "trials"
+    trials.mkdir()
     target = tmp_path / "elsewhere"
     target.write_text("keep me")
     if planted == "link":
-        (store.root / ".token").symlink_to(target)
+        (trials / ".token").symlink_to(target)
     else:
-        os.mkfifo(store.root / ".token")
-    assert store.new_token() == ""  # no hang on the FIFO, no write through the link
+        os.mkfifo(trials / ".token")
+    assert write_token(trials) == ""  # no hang on the FIFO, no write through the link
     assert target.read_text() == "keep me"
-    live = LiveCheckpoint(tmp_path / "trial", store_token="")
+    live = LiveCheckpoint(trials / "0000", store_token="")
     assert not live.stages

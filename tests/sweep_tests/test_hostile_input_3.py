@@ -22,7 +22,7 @@ from sweep.backends import InProcessBackend
 from sweep.cli import main
 from sweep.errors import SweepInterrupted
 from sweep.records.checkpoint_folder import LiveCheckpoint
-from sweep.records.checkpoint_store import CheckpointStore
+from sweep.records.checkpoint_store import CheckpointStore, write_token
 from sweep.records.layout import JOURNAL, LOCK, read_history, trial_dir
 from sweep.trials import CheckpointFiles
 from tests.sweep_tests import toy_trainers
@@ -175,7 +175,7 @@ def test_fuzz_whatever_the_folder_holds_a_report_returns_and_commits_its_regular
     coordinator's disk), the same files arrive."""
     root = tmp_path_factory.mktemp("fuzz")
     store = CheckpointStore(root / "trial")
-    token = store.new_token() if staged else ""
+    token = write_token(root) if staged else ""
     live = LiveCheckpoint(root / "trial", max_bytes=4000, store_token=token)
     folder = live.fill(None)
     (root / "target").mkdir()

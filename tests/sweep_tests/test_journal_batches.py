@@ -3,6 +3,10 @@ in memory, a started trial is always on disk, and a study used after the run wri
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import TrialState
@@ -11,7 +15,7 @@ from search_spaces import parse_sweep, to_optuna
 from sweep import Sweep
 from sweep.backends import InProcessBackend
 from sweep.coordination.study import batched_writes, open_study
-from sweep.records.journal import GroupCommit
+from sweep.records.journal import FlockJournalLock, GroupCommit
 from tests.sweep_tests import toy_trainers
 
 
@@ -108,3 +112,62 @@ def test_a_reader_sees_what_a_running_sweep_writes_after_it_opened(tmp_path):
         writer.tell(writer.ask(), 1.0)
         commit()
     assert [t.value for t in reader.get_trials()] == [1.0]
+
+
+_HOLD = """
+import os, sys, time
+from sweep.records.journal import FlockJournalLock
+lock = FlockJournalLock(sys.argv[1])
+lock.acquire()
+print("held", flush=True)
+if sys.argv[2] == "die":
+    os.kill(os.getpid(), 9)
+time.sleep(float(sys.argv[2]))
+lock.release()
+"""
+
+
+def _holder(journal, how):  # type: ignore[no-untyped-def]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(journal), how], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _acquired_within(lock: FlockJournalLock, seconds: float) -> bool:
+    got = threading.Event()
+
+    def take() -> None:
+        lock.acquire()
+        got.set()
+        lock.release()
+
+    threading.Thread(target=take, daemon=True).start()
+    return got.wait(seconds)
+
+
+def test_the_journal_lock_excludes_another_writer_and_dies_with_its_holder(tmp_path):
+    journal = tmp_path / "study.journal"
+    holder = _holder(journal, "1.5")
+    assert not _acquired_within(FlockJournalLock(str(journal)), 0.5)  # held elsewhere
+    holder.wait(timeout=30)
+    assert _acquired_within(FlockJournalLock(str(journal)), 5)
+    # kill -9 while holding it: the next writer does not wait out Optuna's 30 s grace.
+    _holder(journal, "die").wait(timeout=30)
+    assert _acquired_within(FlockJournalLock(str(journal)), 1)
+
+
+def test_a_sweep_s_writes_leave_no_lock_file_behind_or_made_per_write(tmp_path):
+    Sweep(
+        name="locks",
+        backend=InProcessBackend(),
+        trainer=toy_trainers.quadratic,
+        root=tmp_path,
+        trainer_args={"num_epochs": 2},
+        search_space={"x": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}},
+        sampling_algorithm={"type": "random", "seed": 0},
+        limits={"max_total_trials": 3, "max_concurrent_trials": 1},
+    ).run()
+    names = sorted(p.name for p in (tmp_path / "locks").iterdir() if "journal" in p.name)
+    assert names == ["study.journal", "study.journal" + FlockJournalLock.SUFFIX]
