@@ -97,3 +97,42 @@ def test_an_entry_that_does_not_import_is_refused_before_any_trial(tmp_path):
     assert proc.returncode == 2
     assert "trainer.entry: cannot import no_such_package.train" in proc.stderr
     assert not (tmp_path / "sweeps").exists()
+
+
+_WANDB_QUICKSTART = {
+    "program": "train.py",
+    "name": "sweepdemo",
+    "method": "bayes",
+    "metric": {"goal": "minimize", "name": "validation_loss"},
+    "parameters": {
+        "learning_rate": {"min": 0.0001, "max": 0.1},
+        "batch_size": {"values": [16, 32, 64]},
+        "optimizer": {"values": ["adam", "sgd"]},
+    },
+}
+
+
+def test_a_trainer_module_beside_the_sweep_file_imports_from_the_sweep_script(tmp_path):
+    """The installed ``sweep`` script, not ``python -m``: only the latter puts the folder it
+    runs in on the import path by itself."""
+    script = Path(sys.executable).with_name("sweep")
+    (tmp_path / "wandb.yaml").write_text(yaml.safe_dump(_WANDB_QUICKSTART))
+    (tmp_path / "mytrain.py").write_text(
+        "def fit(params, report):\n    return {'validation_loss': params['learning_rate']}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    validate = [str(script), "validate", "wandb.yaml"]
+    proc = subprocess.run(
+        [*validate, "--trainer", "mytrain:fit"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "wandb.yaml: valid" in proc.stdout
+    # W&B's own program: the message says what to give instead, for the command line.
+    proc = subprocess.run(validate, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "program: W&B runs train.py itself" in proc.stderr
+    assert "--trainer package.module:function" in proc.stderr and "Traceback" not in proc.stderr
