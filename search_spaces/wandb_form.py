@@ -1,8 +1,9 @@
 """Reads a Weights & Biases sweep config into our sweep file's mapping.
 
 W&B's ``log_uniform`` takes exponents (like Azure's loguniform) while ``log_uniform_values``
-takes values; both are kept exact. What has no equivalent (beta, inv_log_uniform, nested
-parameters, a program to run) raises instead of being dropped.
+takes values; both are kept exact. What has no equivalent (beta, inv_log_uniform,
+a program to run) raises instead of being dropped. Nested parameters become a choice of one
+nested space: the trainer gets the same mapping W&B's run config holds.
 
 A W&B Launch sweep config (``job:`` and ``scheduler:``) is read the same way: the training
 ``job`` is replaced by our trainer, as ``program`` is; ``scheduler.num_workers`` is the
@@ -16,6 +17,7 @@ variables passed to runs) becomes ``trainer.env``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from typing import Any, TypeGuard
@@ -58,6 +60,12 @@ def from_wandb(
         elif key == "metric":
             if not isinstance(value, Mapping) or "name" not in value:
                 raise SearchSpaceError(path, "expected a mapping with name and goal")
+            if "target" in value:
+                raise SearchSpaceError(
+                    f"{path}.target",
+                    "W&B stops starting runs once one reaches it; a sweep here runs its "
+                    "budget: remove target and set run_cap",
+                )
             out["objective"] = {
                 "primary_metric": value["name"],
                 "goal": value.get("goal", "minimize"),
@@ -78,10 +86,10 @@ def from_wandb(
         elif key not in _METADATA_KEYS:
             raise SearchSpaceError(path, "has no equivalent in a sweep file")
     if config.get("method") == "grid" and isinstance(config.get("parameters"), Mapping):
-        for name, spec in config["parameters"].items():
-            values = _grid_values(spec, f"parameters.{name}")
-            if values is not None:
-                out["search_space"][name] = {"type": "choice", "values": values}
+        out["search_space"] = {
+            name: _grid_parameter(spec, f"parameters.{name}")
+            for name, spec in config["parameters"].items()
+        }
     if trainer is not None:
         out["trainer"] = {
             **dict(trainer),
@@ -296,17 +304,17 @@ _WANDB_PATHS = (
 
 def wandb_path(path: str) -> str:
     """``search_space.lr.min_value`` -> ``parameters.lr.min``: where the problem is in W&B's
-    own file."""
+    own file (a nested parameter's ``values[0].name`` is its ``parameters.name``)."""
     for ours, theirs in _WANDB_PATHS:
         path = path.replace(ours, theirs)
-    return path
+    return path.replace(".values[0].", ".parameters.")
 
 
 def _parameter(spec: Any, path: str) -> dict[str, Any]:
     if not isinstance(spec, Mapping):
         raise SearchSpaceError(path, f"expected a mapping, got {spec!r}")
     if "parameters" in spec:
-        raise SearchSpaceError(path, "nested parameters have no equivalent in a sweep file")
+        return _nested(spec, path, _parameter)
     dist = spec.get("distribution") or _infer(spec, path)
     if dist == "constant" or (dist is None and "value" in spec):
         return {"type": "choice", "values": [spec["value"]]}
@@ -334,6 +342,42 @@ def _parameter(spec: Any, path: str) -> dict[str, Any]:
     if dist not in forms:
         raise SearchSpaceError(f"{path}.distribution", f"{dist!r} has no equivalent here")
     return dict(forms[dist]())
+
+
+def _nested(spec: Mapping[str, Any], path: str, each: Any) -> dict[str, Any]:
+    """W&B's nested parameters (``optimizer: {parameters: {name: ..., momentum: ...}}``;
+    the run's config gets ``optimizer`` as a mapping): a choice of one nested space, which
+    gives the trainer the same mapping, each value sampled as its own parameter."""
+    inner = spec["parameters"]
+    if not isinstance(inner, Mapping) or not inner:
+        raise SearchSpaceError(f"{path}.parameters", "expected a non-empty mapping of parameters")
+    beside = sorted(k for k in spec if k != "parameters")
+    if beside:
+        raise SearchSpaceError(
+            f"{path}.{beside[0]}", "has no meaning beside nested parameters (W&B allows none)"
+        )
+    space = {name: each(sub, f"{path}.parameters.{name}") for name, sub in inner.items()}
+    return {"type": "choice", "values": [space]}
+
+
+def _grid_parameter(spec: Any, path: str) -> dict[str, Any]:
+    """A parameter under ``method: grid``: W&B's ranges enumerated (``_grid_values``); nested
+    parameters a choice of every combination of theirs, as W&B's grid takes each."""
+    if isinstance(spec, Mapping) and "parameters" in spec:
+        space = _nested(spec, path, _grid_parameter)["values"][0]
+        for name, expr in space.items():
+            if expr.get("type") != "choice":
+                raise SearchSpaceError(
+                    f"{path}.parameters.{name}",
+                    "grid sampling needs values (or an int_uniform or q_uniform range) here",
+                )
+        names = list(space)
+        combos = itertools.product(*(space[n]["values"] for n in names))
+        values = [dict(zip(names, combo, strict=True)) for combo in combos]
+        _at_most_grid_points(len(values), path)
+        return {"type": "choice", "values": values}
+    values = _grid_values(spec, path)
+    return {"type": "choice", "values": values} if values is not None else _parameter(spec, path)
 
 
 def _grid_values(spec: Mapping[str, Any], path: str) -> list[Any] | None:

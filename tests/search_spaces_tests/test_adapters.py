@@ -121,7 +121,14 @@ def test_wandb_config_converts_exactly():
     "wandb, where",
     [
         ({"parameters": {"x": {"distribution": "beta", "a": 1, "b": 2}}}, "parameters.x"),
-        ({"parameters": {"x": {"parameters": {"y": {"values": [1]}}}}}, "parameters.x"),
+        (
+            {"parameters": {"x": {"parameters": {"y": {"values": [1]}}, "values": [2]}}},
+            "parameters.x.values",
+        ),
+        (
+            {"parameters": {"x": {"values": [1]}}, "metric": {"name": "m", "target": 0.9}},
+            "metric.target",
+        ),
         ({"parameters": {"x": {"values": [1]}}, "program": "train.py"}, "program"),
         # W&B's s needs max_iter beside it to say where the brackets start.
         (
@@ -285,6 +292,67 @@ def test_wandb_grid_enumerates_ranges_as_wandb_does(spec, expected):
     # The same range under random sampling stays a range.
     drawn = from_wandb({"method": "random", "parameters": {"p": spec}})
     assert drawn["search_space"]["p"]["type"] != "choice"
+
+
+NESTED = {
+    "method": "random",
+    "parameters": {
+        "lr": {"values": [0.1]},
+        "optimizer": {
+            "parameters": {
+                "name": {"values": ["adam", "sgd"]},
+                "momentum": {"distribution": "q_uniform", "min": 0.5, "max": 0.9, "q": 0.2},
+            }
+        },
+    },
+}
+
+
+def test_wandb_nested_parameters_reach_the_trainer_as_the_mapping_wandb_gives(tmp_path):
+    """W&B's run config holds a nested parameter as a mapping (``config.optimizer.name``);
+    the trainer gets the same, each value drawn from its own range."""
+    from sweep import Sweep
+    from sweep.backends import InProcessBackend
+
+    seen = []
+
+    def fit(params, report):  # type: ignore[no-untyped-def]
+        seen.append(params["optimizer"])
+        return {"loss": 1.0}
+
+    converted = from_wandb({**NESTED, "metric": {"name": "loss"}})
+    Sweep(
+        **converted,
+        trainer=fit,
+        root=tmp_path,
+        backend=InProcessBackend(),
+        limits={"max_total_trials": 12, "max_concurrent_trials": 1},
+    ).run()
+    assert len(seen) == 12
+    assert all(set(o) == {"name", "momentum"} for o in seen)
+    assert {o["name"] for o in seen} == {"adam", "sgd"}
+    momenta = {o["momentum"] for o in seen}
+    assert len(momenta) > 1 and all(abs(m / 0.2 - round(m / 0.2)) < 1e-9 for m in momenta)
+
+
+def test_wandb_grid_takes_every_combination_of_nested_values_as_wandb_does():
+    grid = from_wandb({**NESTED, "method": "grid"})["search_space"]["optimizer"]
+    # q_uniform's upper end left out (numpy.arange), as at the top level
+    assert grid == {
+        "type": "choice",
+        "values": [{"name": n, "momentum": m} for n in ("adam", "sgd") for m in (0.5, 0.7)],
+    }
+    with pytest.raises(SearchSpaceError, match=r"^parameters\.optimizer\.parameters\.m"):
+        from_wandb(
+            {
+                "method": "grid",
+                "parameters": {
+                    "optimizer": {
+                        "parameters": {"m": {"distribution": "uniform", "min": 0, "max": 1}}
+                    }
+                },
+            }
+        )
 
 
 def test_wandb_grid_ranges_that_are_mistakes_are_refused_naming_them():
