@@ -372,10 +372,11 @@ def _grid_parameter(spec: Any, path: str) -> dict[str, Any]:
                     "grid sampling needs values (or an int_uniform or q_uniform range) here",
                 )
         names = list(space)
+        # Counted before made: ten nested ranges of 100 values are 10**20 points.
+        _at_most_grid_points(math.prod(len(space[n]["values"]) for n in names), path)
         combos = itertools.product(*(space[n]["values"] for n in names))
-        values = [dict(zip(names, combo, strict=True)) for combo in combos]
-        _at_most_grid_points(len(values), path)
-        return {"type": "choice", "values": values}
+        points = [dict(zip(names, combo, strict=True)) for combo in combos]
+        return {"type": "choice", "values": points}
     values = _grid_values(spec, path)
     return {"type": "choice", "values": values} if values is not None else _parameter(spec, path)
 

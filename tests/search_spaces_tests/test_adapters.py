@@ -355,6 +355,17 @@ def test_wandb_grid_takes_every_combination_of_nested_values_as_wandb_does():
         )
 
 
+def test_a_nested_grid_too_large_to_hold_is_refused_before_it_is_made():
+    wide = {"distribution": "int_uniform", "min": 1, "max": 1000}
+    with pytest.raises(SearchSpaceError, match="grid points; at most"):
+        from_wandb(
+            {
+                "method": "grid",
+                "parameters": {"n": {"parameters": {f"p{i}": wide for i in range(8)}}},
+            }
+        )
+
+
 def test_wandb_grid_ranges_that_are_mistakes_are_refused_naming_them():
     from search_spaces import SearchSpaceError, from_wandb
 
