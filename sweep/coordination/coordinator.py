@@ -127,7 +127,8 @@ class Coordinator:
         self.sweep_dir = sweep_dir
         self.entry = entry
         self.store_token = ""
-        """Where the token is found (``trials/.token``), a worker shares this disk."""
+        """This run's token in ``trials/.token``: a worker that reads it there shares this
+        disk and stages its checkpoints in the store ('' : bytes through Ray)."""
         self.listener: Listener = listener or LogProgress()
         self.tracker = tracker or NoTracking()
         self.metric = config.objective.primary_metric
