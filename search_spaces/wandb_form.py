@@ -341,7 +341,39 @@ def _parameter(spec: Any, path: str) -> dict[str, Any]:
     }
     if dist not in forms:
         raise SearchSpaceError(f"{path}.distribution", f"{dist!r} has no equivalent here")
+    _only_keys_of(spec, dist, path)
     return dict(forms[dist]())
+
+
+_KEYS = {
+    "categorical": {"values"},
+    "int_uniform": {"min", "max"},
+    "uniform": {"min", "max"},
+    "log_uniform": {"min", "max"},
+    "log_uniform_values": {"min", "max"},
+    "q_uniform": {"min", "max", "q"},
+    "q_log_uniform": {"min", "max", "q"},
+    "q_log_uniform_values": {"min", "max", "q"},
+    "normal": {"mu", "sigma"},
+    "log_normal": {"mu", "sigma"},
+    "q_normal": {"mu", "sigma", "q"},
+    "q_log_normal": {"mu", "sigma", "q"},
+}
+"""What each W&B distribution reads besides ``distribution``: anything else in a parameter
+would be dropped, so it is refused (a conversion is exact or raises)."""
+
+
+def _only_keys_of(spec: Mapping[str, Any], dist: str, path: str) -> None:
+    extra = sorted(str(k) for k in set(spec) - _KEYS[dist] - {"distribution"})
+    if not extra:
+        return
+    if extra[0] == "probabilities":
+        raise SearchSpaceError(
+            f"{path}.probabilities",
+            "W&B draws the values with these weights; a choice here draws them evenly: "
+            "remove probabilities (or repeat a value to weigh it)",
+        )
+    raise SearchSpaceError(f"{path}.{extra[0]}", f"has no meaning for {dist} here")
 
 
 def _nested(spec: Mapping[str, Any], path: str, each: Any) -> dict[str, Any]:

@@ -129,6 +129,9 @@ def test_wandb_config_converts_exactly():
             {"parameters": {"x": {"values": [1]}}, "metric": {"name": "m", "target": 0.9}},
             "metric.target",
         ),
+        # Read by W&B, dropped by a conversion that ignored it: refused.
+        ({"parameters": {"x": {"values": [1, 2], "probabilities": [0.9, 0.1]}}}, "parameters.x"),
+        ({"parameters": {"x": {"min": 0.0, "max": 1.0, "mu": 0.5}}}, "parameters.x.mu"),
         ({"parameters": {"x": {"values": [1]}}, "program": "train.py"}, "program"),
         # W&B's s needs max_iter beside it to say where the brackets start.
         (
