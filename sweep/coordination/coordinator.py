@@ -127,7 +127,7 @@ class Coordinator:
         self.sweep_dir = sweep_dir
         self.entry = entry
         self.store_token = ""
-        """This run's token in ``trials/.token``: a worker that reads it there shares this
+        """This run's token in the sweep's ``.token``: a worker that reads it there shares this
         disk and stages its checkpoints in the store ('' : bytes through Ray)."""
         self.listener: Listener = listener or LogProgress()
         self.tracker = tracker or NoTracking()

@@ -4,7 +4,7 @@ The folder is filled from the coordinator's copy when the trial starts, and at e
 report the files that changed since the last one (by size, modification time and inode: a
 file replaced by a rename counts as changed) go back with the report. Files named ``*.tmp``
 are a writer's work in progress and never part of a checkpoint. On a node that shares the
-coordinator's file system (it reads the coordinator's token in the trials folder) they are
+coordinator's file system (it reads the coordinator's token in the sweep's folder) they are
 copied into the store by the kernel and only their names go back; elsewhere their bytes
 do, through Ray.
 
@@ -56,9 +56,11 @@ class LiveCheckpoint:
         self.path = Path(trial_folder) / LIVE / f"rank{rank}"
         self.max_bytes = max_bytes
         self._store = CheckpointStore(Path(trial_folder)).root
-        # The coordinator's token sits beside the trials' folders (trials/.token).
+        # The coordinator's token is in the sweep's folder: sweeps/NAME/.token, with this
+        # trial's folder at sweeps/NAME/trials/NNNN.
         self._stages = (
-            bool(store_token) and _read_token(Path(trial_folder).parent / TOKEN) == store_token
+            bool(store_token)
+            and _read_token(Path(trial_folder).parent.parent / TOKEN) == store_token
         )
         self._seen: dict[str, _Stamp] = {}
         self._noted: set[str] = set()

@@ -15,7 +15,7 @@ A worker on the coordinator's file system (the same node, or a shared disk) copi
 report's changed files into a ``.staged-*`` folder here itself and sends only their names;
 the commit then fsyncs them and renames that folder into the version, as it would its own.
 A worker knows it is on that file system when it reads the coordinator's token, written
-once per run of the coordinator in the sweep's trials folder (``trials/.token``,
+once per run of the coordinator in the sweep's folder (``sweeps/NAME/.token``,
 ``write_token``; a token of each trial's own cost two metadata writes per trial start,
 where one per coordinator run does).
 """

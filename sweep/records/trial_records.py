@@ -31,10 +31,11 @@ THROUGH_RAY_VAR = "SWEEP_CHECKPOINTS_THROUGH_RAY"
 
 
 def store_token(sweep_dir: Path) -> str:
-    """This coordinator run's token in the sweep's trials folder: a worker that reads the
-    same there shares this disk and stages its checkpoints in the trial's store; '' (bytes
-    through Ray) with ``SWEEP_CHECKPOINTS_THROUGH_RAY``."""
-    token = write_token(Path(sweep_dir) / layout.TRIALS)
+    """This coordinator run's token in the sweep's folder (``.token``; not in ``trials/``,
+    whose entries stay the trials alone): a worker that reads the same there shares this
+    disk and stages its checkpoints in the trial's store; '' (bytes through Ray) with
+    ``SWEEP_CHECKPOINTS_THROUGH_RAY``."""
+    token = write_token(Path(sweep_dir))
     return "" if os.environ.get(THROUGH_RAY_VAR, "") not in ("", "0") else token
 
 

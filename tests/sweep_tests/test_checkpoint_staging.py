@@ -29,9 +29,9 @@ def _staged_folders(store: CheckpointStore) -> list[Path]:
 
 @pytest.fixture
 def pair(tmp_path):
-    """A trial's store, the coordinator's token beside the trials, and the working copy of a
-    worker that reads it."""
-    trial = tmp_path / "trial"
+    """A trial's store, the coordinator's token in the sweep's folder, and the working copy of
+    a worker that reads it."""
+    trial = trial_dir(tmp_path, 0)
     store = CheckpointStore(trial)
     live = LiveCheckpoint(trial, store_token=write_token(tmp_path))
     live.fill(None)
@@ -66,7 +66,7 @@ def test_a_worker_on_the_coordinator_s_disk_stages_its_changes_and_sends_only_na
 
 
 def test_a_worker_that_does_not_find_the_run_s_token_sends_bytes(tmp_path):
-    trial = tmp_path / "trial"
+    trial = trial_dir(tmp_path, 0)
     write_token(tmp_path)
     for token in ("", "another run's token"):
         live = LiveCheckpoint(trial, store_token=token)
@@ -222,15 +222,13 @@ def test_workers_on_this_machine_stage_every_checkpoint(tmp_path, make_backend):
 
 @pytest.mark.parametrize("planted", ["link", "fifo"])
 def test_a_token_that_cannot_be_written_sends_bytes_and_touches_nothing_else(tmp_path, planted):
-    trials = tmp_path / "trials"
-    trials.mkdir()
     target = tmp_path / "elsewhere"
     target.write_text("keep me")
     if planted == "link":
-        (trials / ".token").symlink_to(target)
+        (tmp_path / ".token").symlink_to(target)
     else:
-        os.mkfifo(trials / ".token")
-    assert write_token(trials) == ""  # no hang on the FIFO, no write through the link
+        os.mkfifo(tmp_path / ".token")
+    assert write_token(tmp_path) == ""  # no hang on the FIFO, no write through the link
     assert target.read_text() == "keep me"
-    live = LiveCheckpoint(trials / "0000", store_token="")
+    live = LiveCheckpoint(trial_dir(tmp_path, 0), store_token="")
     assert not live.stages

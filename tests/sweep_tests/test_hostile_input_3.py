@@ -174,9 +174,10 @@ def test_fuzz_whatever_the_folder_holds_a_report_returns_and_commits_its_regular
     """Sent as bytes (a worker on another node) or staged in the store (on the
     coordinator's disk), the same files arrive."""
     root = tmp_path_factory.mktemp("fuzz")
-    store = CheckpointStore(root / "trial")
+    trial = root / "trials" / "0000"
+    store = CheckpointStore(trial)
     token = write_token(root) if staged else ""
-    live = LiveCheckpoint(root / "trial", max_bytes=4000, store_token=token)
+    live = LiveCheckpoint(trial, max_bytes=4000, store_token=token)
     folder = live.fill(None)
     (root / "target").mkdir()
     regular: dict[str, bytes] = {}
