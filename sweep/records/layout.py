@@ -4,7 +4,9 @@ the reader of a trial's history. The one owner of these names; nothing else spel
     sweeps/NAME/
       sweep.yaml          the sweep as it was started (what resume reads)
       coordinator.lock    held by the one coordinator running the sweep
-      study.journal       the Optuna study (the default storage)
+      study.journal       the Optuna study (the default storage); study.journal.flock its
+                          write lock (``journal.FlockJournalLock``)
+      .token              the running coordinator's token (``checkpoint_store.write_token``)
       code/               a command sweep's snapshot of trial.code
       trials/0007/        params.json, metrics.jsonl, result.json, outputs/, trial.log
       best/               the best model, its checked ONNX file, card.json
