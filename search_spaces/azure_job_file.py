@@ -90,6 +90,7 @@ _OUR_RESOURCES = {"cpus_per_trial", "gpus_per_trial", "workers_per_trial", "dist
 
 def parse_azure_job(data: Mapping[str, Any], *, default_name: str, base_dir: Path) -> SweepConfig:
     """A SweepConfig whose trials run ``trial.command``; every problem is reported at once."""
+    written, data = data, as_azure_reads_it(data)
     problems = c.Problems()
     with problems.check():
         c.no_unknown_keys(
@@ -157,7 +158,7 @@ def parse_azure_job(data: Mapping[str, Any], *, default_name: str, base_dir: Pat
         resources=resources,
         compute=compute,
         command=trial,
-        azure_job=dict(data),
+        azure_job=dict(written),
         base_dir=base_dir,
         **{k: v for k, v in sections.items() if k != "search_space"},
     )
@@ -166,6 +167,56 @@ def parse_azure_job(data: Mapping[str, Any], *, default_name: str, base_dir: Pat
 
         check_azure_compatible(config)
     return config
+
+
+def as_azure_reads_it(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The job's names of kinds as azure-ai-ml reads them, whatever their case: each search
+    expression's ``type`` in lower case (``Choice``, ``Uniform``), the goal, the sampling
+    algorithm and the early termination in snake case (``Maximize``, ``Bayesian``,
+    ``MedianStopping``, ``rule: Sobol``), as its schema's ``StringTransformedEnum`` fields
+    do; a file Azure takes is not refused here for its capitals. (The job's own ``type``
+    stays as written: ``load_job`` refuses ``type: Sweep``.)"""
+    out = dict(data)
+    for key, fields in (
+        ("objective", ("goal",)),
+        ("sampling_algorithm", ("type", "rule")),
+        ("early_termination", ("type",)),
+    ):
+        section = out.get(key)
+        if isinstance(section, Mapping):
+            out[key] = {
+                k: _snake(v) if k in fields and isinstance(v, str) else v
+                for k, v in section.items()
+            }
+    if isinstance(out.get("sampling_algorithm"), str):
+        out["sampling_algorithm"] = out["sampling_algorithm"].lower()
+    if isinstance(out.get("search_space"), Mapping):
+        out["search_space"] = _lower_types(out["search_space"])
+    return out
+
+
+def _snake(text: str) -> str:
+    """azure-ai-ml's ``camel_to_snake``: ``MedianStopping`` -> ``median_stopping``."""
+    text = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", text)
+    return re.sub("([a-z0-9])([A-Z])", r"\1_\2", text).lower()
+
+
+def _lower_types(space: Mapping[str, Any]) -> dict[str, Any]:
+    """Each expression's ``type`` lower-cased, inside a choice's nested spaces too."""
+    out: dict[str, Any] = {}
+    for name, expr in space.items():
+        if not isinstance(expr, Mapping):
+            out[name] = expr
+            continue
+        expr = dict(expr)
+        if isinstance(expr.get("type"), str):
+            expr["type"] = expr["type"].lower()
+        if isinstance(expr.get("values"), list):
+            expr["values"] = [
+                _lower_types(v) if isinstance(v, Mapping) else v for v in expr["values"]
+            ]
+        out[name] = expr
+    return out
 
 
 def _azure_resources(value: Any) -> None:

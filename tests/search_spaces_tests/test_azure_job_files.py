@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from search_spaces import read_sweep_file, to_optuna
+from search_spaces import parse_sweep, read_sweep_file, to_optuna
 from sweep.cli import main
 
 JOBS = Path(__file__).parent / "azure_jobs"
@@ -232,3 +232,33 @@ def test_a_registered_code_asset_is_valid_for_azure_compute_and_goes_as_written(
     capsys.readouterr()
     assert main(["validate", str(job), "--set", "compute=local"]) == 2
     assert "--set trial.code=" in capsys.readouterr().err
+
+
+def test_kinds_in_capitals_read_as_azure_reads_them():
+    """``goal: Maximize``, ``type: MedianStopping``, ``rule: Sobol``, ``type: QUniform``:
+    azure-ai-ml lower- or snake-cases them, so the same file means the same here (it loads
+    with Azure's own ``load_job``: the dry-run test above)."""
+    path = JOBS / "capitalised-kinds.yml"
+    written = path.read_text()
+    lower = written
+    for word, low in [
+        ("Choice", "choice"),
+        ("QUniform", "quniform"),
+        ("LogUniform", "loguniform"),
+        ("Maximize", "maximize"),
+        ("Random", "random"),
+        ("Sobol", "sobol"),
+        ("MedianStopping", "median_stopping"),
+    ]:
+        lower = lower.replace(f": {word}", f": {low}")
+    assert lower != written
+    capital = read_sweep_file(path)
+    plain = parse_sweep(yaml.safe_load(lower), default_name=path.stem, base_dir=JOBS)
+    assert capital.maximize and capital.early_termination.type == "median_stopping"
+    assert capital.sampling_algorithm == plain.sampling_algorithm
+    assert capital.search_space == plain.search_space
+    assert capital.objective == plain.objective
+    assert capital.early_termination == plain.early_termination
+    # What goes to Azure ML is the file as written.
+    assert capital.azure_job is not None
+    assert capital.azure_job["objective"]["goal"] == "Maximize"
