@@ -39,11 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "under ROOT/NAME (./sweeps/NAME). Ctrl-C stops cleanly; 'sweep resume NAME' goes on.",
     )
     p.add_argument("space", type=Path, help="the sweep file, e.g. space.yaml")
-    p.add_argument(
-        "--compute",
-        help="where to run, whatever the file says: local, ray://HOST:PORT, "
-        "azure:CLUSTER (or azureml:CLUSTER)",
-    )
     _file_flags(p)
     p.add_argument(
         "--register",
@@ -119,6 +114,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _file_flags(p: argparse.ArgumentParser) -> None:
+    """What validate and run both take: the same file, read the same way."""
+    p.add_argument(
+        "--compute",
+        help="where to run, whatever the file says: local, ray://HOST:PORT, "
+        "azure:CLUSTER (or azureml:CLUSTER)",
+    )
     p.add_argument(
         "--set",
         action="append",

@@ -262,3 +262,11 @@ def test_kinds_in_capitals_read_as_azure_reads_them():
     # What goes to Azure ML is the file as written.
     assert capital.azure_job is not None
     assert capital.azure_job["objective"]["goal"] == "Maximize"
+
+
+def test_validate_takes_compute_as_run_does(capsys):
+    """What ``run --compute local`` will run is what ``validate --compute local`` checks."""
+    assert main(["validate", str(JOBS / "hello-sweep.yml")]) == 0
+    assert "on azure:cpu-cluster" in capsys.readouterr().out
+    assert main(["validate", str(JOBS / "hello-sweep.yml"), "--compute", "local"]) == 0
+    assert "on local" in capsys.readouterr().out
