@@ -386,7 +386,7 @@ def _nested(spec: Mapping[str, Any], path: str, each: Any) -> dict[str, Any]:
     beside = sorted(k for k in spec if k != "parameters")
     if beside:
         raise SearchSpaceError(
-            f"{path}.{beside[0]}", "has no meaning beside nested parameters (W&B allows none)"
+            f"{path}.{beside[0]}", "has no meaning beside nested parameters here"
         )
     space = {name: each(sub, f"{path}.parameters.{name}") for name, sub in inner.items()}
     return {"type": "choice", "values": [space]}
