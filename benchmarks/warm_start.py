@@ -26,6 +26,7 @@ the first sweep plus what each second sweep needed.
 
 Usage: python benchmarks/warm_start.py [--problem hartmann6|digits|digits-trainer]
                                        [--seeds 10] [--first 30] [--second 60]
+                                       [--warm-trials all|best:K]
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ class DigitsBank:
         return {"score": value}
 
 
+WARM_TRIALS = ["all"]
+"""``warm_start.trials`` of the warm-started sweeps (``--warm-trials``)."""
+
 TRAINER_ARGS = {
     "data": "digits",
     "weights": "none",
@@ -156,7 +160,7 @@ def _until(  # type: ignore[no-untyped-def]
         root=root,
         backend=InProcessBackend(),
         keep={"models": 1, "checkpoints": "none"},
-        **({"warm_start": {"from": warm}} if warm else {}),
+        **({"warm_start": {"from": warm, "trials": WARM_TRIALS[0]}} if warm else {}),
     )
     ran = 2
     result = sweep.run(max_trials=ran)
@@ -188,7 +192,7 @@ def _run(  # type: ignore[no-untyped-def]
         root=root,
         backend=InProcessBackend(),
         keep={"models": 1, "checkpoints": "none"},
-        **({"warm_start": {"from": warm}} if warm else {}),
+        **({"warm_start": {"from": warm, "trials": WARM_TRIALS[0]}} if warm else {}),
     ).run()
     assert result.study is not None
     return [t.value for t in sorted(result.study.get_trials(), key=lambda t: t.number)]
@@ -263,10 +267,16 @@ def main() -> None:
     parser.add_argument(
         "--problem", choices=["hartmann6", "digits", "digits-trainer"], default="hartmann6"
     )
+    parser.add_argument(
+        "--warm-trials",
+        default="all",
+        help="warm_start.trials of the second sweep: all (default) or best:K",
+    )
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first", type=int, default=30)
     parser.add_argument("--second", type=int, default=60)
     args = parser.parse_args()
+    WARM_TRIALS[0] = args.warm_trials
     import logging
 
     logging.disable(logging.WARNING)
