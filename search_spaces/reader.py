@@ -139,27 +139,12 @@ def parse_sweep(
     return config
 
 
-def _what_it_runs(wandb: Mapping[str, Any], key: str) -> str:
-    value = wandb[key]
-    if key == "program" and isinstance(value, str) and len(value) <= 80 and value.isprintable():
-        return value
-    return f"its {key}"
-
-
 def _parse_wandb(data: Mapping[str, Any], default_name: str, base_dir: Path) -> SweepConfig:
     from search_spaces._errors import SearchSpaceErrors
     from search_spaces.wandb_form import from_wandb, wandb_path
 
     wandb = {k: v for k, v in data.items() if k != "trainer"}
     trainer = data.get("trainer")
-    runs = next((k for k in ("program", "command", "job") if k in wandb), None)
-    if runs is not None and not trainer:
-        # The library's message names from_wandb; a file's user gives --trainer.
-        raise SearchSpaceError(
-            runs,
-            f"W&B runs {_what_it_runs(wandb, runs)} itself; here the trials run a Python "
-            "function: give it with --trainer package.module:function (or a trainer: section)",
-        )
     converted = from_wandb(wandb, trainer=c.mapping(trainer, "trainer") if trainer else None)
     if "trainer" not in converted:
         raise SearchSpaceError(

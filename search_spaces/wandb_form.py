@@ -81,7 +81,10 @@ def from_wandb(
         elif key in ("program", "command", "job"):
             if trainer is None:
                 raise SearchSpaceError(
-                    path, "W&B's program has no meaning here; pass trainer=… to from_wandb"
+                    path,
+                    f"W&B runs {_what_it_runs(value, key)} itself; here the trials run a "
+                    "Python function: give it with --trainer package.module:function (a "
+                    "trainer: section, or trainer= to from_wandb)",
                 )
         elif key not in _METADATA_KEYS:
             raise SearchSpaceError(path, "has no equivalent in a sweep file")
@@ -108,6 +111,12 @@ def from_wandb(
             "max_concurrent_trials": out.pop("max_concurrent_trials"),
         }
     return out
+
+
+def _what_it_runs(value: Any, key: str) -> str:
+    if key == "program" and isinstance(value, str) and len(value) <= 80 and value.isprintable():
+        return value
+    return f"its {key}"
 
 
 # W&B Launch's Optuna scheduler: Optuna's classes by name -> ours, with the arguments each
@@ -345,26 +354,18 @@ def _parameter(spec: Any, path: str) -> dict[str, Any]:
     return dict(forms[dist]())
 
 
-_KEYS = {
-    "categorical": {"values"},
-    "int_uniform": {"min", "max"},
-    "uniform": {"min", "max"},
-    "log_uniform": {"min", "max"},
-    "log_uniform_values": {"min", "max"},
-    "q_uniform": {"min", "max", "q"},
-    "q_log_uniform": {"min", "max", "q"},
-    "q_log_uniform_values": {"min", "max", "q"},
-    "normal": {"mu", "sigma"},
-    "log_normal": {"mu", "sigma"},
-    "q_normal": {"mu", "sigma", "q"},
-    "q_log_normal": {"mu", "sigma", "q"},
-}
-"""What each W&B distribution reads besides ``distribution``: anything else in a parameter
-would be dropped, so it is refused (a conversion is exact or raises)."""
-
-
 def _only_keys_of(spec: Mapping[str, Any], dist: str, path: str) -> None:
-    extra = sorted(str(k) for k in set(spec) - _KEYS[dist] - {"distribution"})
+    """Anything in a parameter its distribution does not read would be dropped: refused (a
+    conversion is exact or raises). A categorical reads ``values``, the normal family ``mu``
+    and ``sigma``, the others ``min`` and ``max``; a ``q_`` form ``q`` as well."""
+    reads = (
+        {"values"}
+        if dist == "categorical"
+        else {"mu", "sigma"}
+        if dist.endswith("normal")
+        else {"min", "max"}
+    ) | ({"q"} if dist.startswith("q_") else set())
+    extra = sorted(str(k) for k in set(spec) - reads - {"distribution"})
     if not extra:
         return
     if extra[0] == "probabilities":
