@@ -72,8 +72,8 @@ class TrialSpec:
     max_checkpoint_bytes: int = MAX_CHECKPOINT_BYTES
     """``keep.max_checkpoint_bytes``: files past it are left out of the checkpoint."""
     store_token: str = ""
-    """What the coordinator wrote in the trial's checkpoint store for this run: a worker that
-    reads the same there shares its file system and stages its checkpoints in the store
+    """The running coordinator's token (``sweeps/NAME/.token``): a worker that reads the same
+    there shares its file system and stages its checkpoints in the trial's store
     (``CheckpointFiles.staged``); '' (or another node's disk): the files go through Ray."""
 
 

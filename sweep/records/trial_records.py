@@ -35,8 +35,9 @@ def store_token(sweep_dir: Path) -> str:
     whose entries stay the trials alone): a worker that reads the same there shares this
     disk and stages its checkpoints in the trial's store; '' (bytes through Ray) with
     ``SWEEP_CHECKPOINTS_THROUGH_RAY``."""
-    token = write_token(Path(sweep_dir))
-    return "" if os.environ.get(THROUGH_RAY_VAR, "") not in ("", "0") else token
+    if os.environ.get(THROUGH_RAY_VAR, "") not in ("", "0"):
+        return ""
+    return write_token(Path(sweep_dir))
 
 
 class TrialRecords:
