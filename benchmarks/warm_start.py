@@ -134,6 +134,40 @@ def _metric(problem) -> str:  # type: ignore[no-untyped-def]
     return "best_val_acc" if problem == "trainer" else "score"
 
 
+def _sweep(  # type: ignore[no-untyped-def]
+    root: Path, name: str, trials: int, seed: int, problem, space: dict, warm: list[str]
+):
+    """A sweep of TPE trials in this process; real training 2 at a time."""
+    from sweep import Sweep
+    from sweep.backends import InProcessBackend
+
+    real = problem == "trainer"
+    return Sweep(
+        name=name,
+        trainer=problem,
+        **({"trainer_args": TRAINER_ARGS} if real else {}),
+        search_space=space,
+        objective={"primary_metric": _metric(problem), "goal": "maximize"},
+        sampling_algorithm={"type": "tpe", "seed": seed},
+        limits={"max_total_trials": trials, "max_concurrent_trials": 2 if real else 1},
+        root=root,
+        backend=InProcessBackend(),
+        keep={"models": 1, "checkpoints": "none"},
+        **({"warm_start": {"from": warm, "trials": WARM_TRIALS[0]}} if warm else {}),
+    )
+
+
+def _values(result) -> list:  # type: ignore[no-untyped-def]
+    assert result.study is not None
+    return [t.value for t in sorted(result.study.get_trials(), key=lambda t: t.number)]
+
+
+def _run(  # type: ignore[no-untyped-def]
+    root: Path, name: str, trials: int, seed: int, problem, space: dict, warm: list[str]
+):
+    return _values(_sweep(root, name, trials, seed, problem, space, warm).run())
+
+
 def _until(  # type: ignore[no-untyped-def]
     root: Path,
     name: str,
@@ -149,53 +183,14 @@ def _until(  # type: ignore[no-untyped-def]
     from sweep import Sweep
     from sweep.backends import InProcessBackend
 
-    sweep = Sweep(
-        name=name,
-        trainer=problem,
-        trainer_args=TRAINER_ARGS,
-        search_space=space,
-        objective={"primary_metric": _metric(problem), "goal": "maximize"},
-        sampling_algorithm={"type": "tpe", "seed": seed},
-        limits={"max_total_trials": trials, "max_concurrent_trials": 2},
-        root=root,
-        backend=InProcessBackend(),
-        keep={"models": 1, "checkpoints": "none"},
-        **({"warm_start": {"from": warm, "trials": WARM_TRIALS[0]}} if warm else {}),
-    )
     ran = 2
-    result = sweep.run(max_trials=ran)
+    result = _sweep(root, name, trials, seed, problem, space, warm).run(max_trials=ran)
     while True:
-        assert result.study is not None
-        values = [t.value for t in sorted(result.study.get_trials(), key=lambda t: t.number)]
-        reached = _reached(values, target, trials + 1)
+        reached = _reached(_values(result), target, trials + 1)
         if reached <= trials or ran >= trials:
             return reached
         ran = min(ran + 2, trials)
         result = Sweep.load(name, root=root, backend=InProcessBackend()).resume(max_trials=ran)
-
-
-def _run(  # type: ignore[no-untyped-def]
-    root: Path, name: str, trials: int, seed: int, problem, space: dict, warm: list[str]
-):
-    from sweep import Sweep
-    from sweep.backends import InProcessBackend
-
-    real = problem == "trainer"
-    result = Sweep(
-        name=name,
-        trainer=problem,
-        **({"trainer_args": TRAINER_ARGS} if real else {}),
-        search_space=space,
-        objective={"primary_metric": _metric(problem), "goal": "maximize"},
-        sampling_algorithm={"type": "tpe", "seed": seed},
-        limits={"max_total_trials": trials, "max_concurrent_trials": 2 if real else 1},
-        root=root,
-        backend=InProcessBackend(),
-        keep={"models": 1, "checkpoints": "none"},
-        **({"warm_start": {"from": warm, "trials": WARM_TRIALS[0]}} if warm else {}),
-    ).run()
-    assert result.study is not None
-    return [t.value for t in sorted(result.study.get_trials(), key=lambda t: t.number)]
 
 
 def _reached(values: list, target: float, none: int) -> int:
