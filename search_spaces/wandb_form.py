@@ -1,9 +1,13 @@
 """Reads a Weights & Biases sweep config into our sweep file's mapping.
 
 W&B's ``log_uniform`` takes exponents (like Azure's loguniform) while ``log_uniform_values``
-takes values; both are kept exact. What has no equivalent (beta, inv_log_uniform,
-a program to run) raises instead of being dropped. Nested parameters become a choice of one
-nested space: the trainer gets the same mapping W&B's run config holds.
+takes values; both are kept exact. So are the ``inv_log_uniform`` forms: W&B draws
+``X = exp(-U)`` with ``U`` uniform between ``min`` and ``max`` (the ``_values`` form: between
+``log(1/max)`` and ``log(1/min)``), and the reciprocal of a log-uniform value is log-uniform,
+so they are log-uniform from ``exp(-max)`` to ``exp(-min)`` (from ``min`` to ``max``). What
+has no equivalent (beta, a program to run) raises instead of being dropped. Nested
+parameters become a choice of one nested space: the trainer gets the same mapping W&B's run
+config holds.
 
 A W&B Launch sweep config (``job:`` and ``scheduler:``) is read the same way: the training
 ``job`` is replaced by our trainer, as ``program`` is; ``scheduler.num_workers`` is the
@@ -336,6 +340,12 @@ def _parameter(spec: Any, path: str) -> dict[str, Any]:
         "q_uniform": lambda: {"type": "quniform", "min_value": lo, "max_value": hi, "q": q},
         "log_uniform": lambda: {"type": "loguniform", "min_value": lo, "max_value": hi},
         "log_uniform_values": lambda: {"type": "float", "low": lo, "high": hi, "log": True},
+        "inv_log_uniform": lambda: {
+            "type": "loguniform",
+            "min_value": -_exponent(hi, f"{path}.max"),
+            "max_value": -_exponent(lo, f"{path}.min"),
+        },
+        "inv_log_uniform_values": lambda: {"type": "float", "low": lo, "high": hi, "log": True},
         "q_log_uniform": lambda: {"type": "qloguniform", "min_value": lo, "max_value": hi, "q": q},
         "q_log_uniform_values": lambda: {
             "type": "qloguniform",
@@ -476,6 +486,12 @@ def _infer(spec: Mapping[str, Any], path: str) -> str | None:
     if isinstance(lo, int) and isinstance(hi, int) and not isinstance(lo, bool):
         return "int_uniform"
     return "uniform"
+
+
+def _exponent(value: Any, path: str) -> float:
+    if not _number(value):
+        raise SearchSpaceError(path, f"expected a number, got {value!r}")
+    return float(value)
 
 
 def _ln(value: Any, path: str) -> float:

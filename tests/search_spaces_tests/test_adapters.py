@@ -156,6 +156,44 @@ def test_wandb_config_we_cannot_express_raises(wandb, where):
         from_wandb(wandb)
 
 
+def _wandb_inv_log_uniform(p: float, spec: dict) -> float:
+    """W&B's own draw at quantile ``p`` (sweeps' ``inv_log_uniform_v1_ppf``): X = exp(-U),
+    U uniform on [min, max] taken from the top; the ``_values`` form's bounds are
+    log(1/max) and log(1/min)."""
+    lo, hi = spec["min"], spec["max"]
+    if spec["distribution"] == "inv_log_uniform_values":
+        lo, hi = -math.log(hi), -math.log(lo)
+    return math.exp(-(lo + (1 - p) * (hi - lo)))
+
+
+def _log_uniform_quantile(p: float, expression) -> float:  # type: ignore[no-untyped-def]
+    if isinstance(expression, FloatRange):
+        assert expression.log
+        lo, hi = math.log(expression.low), math.log(expression.high)
+    else:  # an exponent form (Azure's and W&B's loguniform)
+        assert expression.type == "loguniform"
+        lo, hi = expression.min_value, expression.max_value
+    return math.exp(lo + p * (hi - lo))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"distribution": "inv_log_uniform", "min": 1, "max": 3},
+        {"distribution": "inv_log_uniform", "min": -2.3, "max": 9.2},
+        {"distribution": "inv_log_uniform_values", "min": 0.001, "max": 0.05},
+    ],
+)
+def test_wandb_inverse_log_uniform_is_the_log_uniform_wandb_draws_from(spec):
+    # The reciprocal of a log-uniform value is log-uniform: W&B's draw at every quantile is
+    # ours at the same quantile.
+    expression = parse_sweep(from_wandb({"parameters": {"x": spec}})).search_space["x"]
+    for p in (0.0, 0.1, 0.5, 0.9, 1.0):
+        assert _log_uniform_quantile(p, expression) == pytest.approx(
+            _wandb_inv_log_uniform(p, spec), rel=1e-12
+        )
+
+
 def test_wandb_hyperband_s_form_is_accepted():
     # W&B's documented example: s brackets below max_iter with eta 3.
     config = parse_sweep(
