@@ -139,13 +139,21 @@ def parse_sweep(
     return config
 
 
+BESIDE_WANDB = SHARED_KEYS | {"compute", "resources", "local_resources"}
+"""Our sections a W&B sweep config may carry too (W&B's has no key of these names)."""
+
+
 def _parse_wandb(data: Mapping[str, Any], default_name: str, base_dir: Path) -> SweepConfig:
     from search_spaces._errors import SearchSpaceErrors
     from search_spaces.wandb_form import from_wandb, wandb_path
 
-    wandb = {k: v for k, v in data.items() if k != "trainer"}
+    # Where and how the sweep runs here (W&B's file says none of it): our own sections, put
+    # beside W&B's keys by --compute, --register or --set, pass as they are.
+    ours = {k: v for k, v in data.items() if k in BESIDE_WANDB}
+    wandb = {k: v for k, v in data.items() if k not in ours and k != "trainer"}
     trainer = data.get("trainer")
     converted = from_wandb(wandb, trainer=c.mapping(trainer, "trainer") if trainer else None)
+    converted.update(ours)
     if "trainer" not in converted:
         raise SearchSpaceError(
             "trainer",

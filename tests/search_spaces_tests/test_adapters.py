@@ -194,6 +194,27 @@ def test_wandb_inverse_log_uniform_is_the_log_uniform_wandb_draws_from(spec):
         )
 
 
+def test_wandb_config_takes_our_settings_from_the_command_line_flags(tmp_path):
+    """`sweep run wandb.yaml --trainer m:f --compute ray://…` was refused ("compute: has no
+    equivalent in a sweep file"): the flags put our own sections beside W&B's keys."""
+    path = tmp_path / "wandb.yaml"
+    path.write_text(
+        "method: random\nmetric: {name: loss}\nparameters: {lr: {min: 0.001, max: 0.1}}\n"
+    )
+    config = read_sweep_file(
+        path,
+        ["compute=ray://head:10001", "register.model_name=wb-model", "keep.checkpoints=none"],
+        trainer="train:fit",
+    )
+    assert config.compute == "ray://head:10001"
+    assert config.register is not None and config.register.model_name == "wb-model"
+    assert config.keep.checkpoints == "none"
+    assert config.search_space["lr"].type == "uniform"
+    # A key that is neither W&B's nor one of our sections is still refused.
+    with pytest.raises(SearchSpaceError, match="^lmits"):
+        read_sweep_file(path, ["lmits.max_total_trials=3"], trainer="train:fit")
+
+
 def test_wandb_hyperband_s_form_is_accepted():
     # W&B's documented example: s brackets below max_iter with eta 3.
     config = parse_sweep(
