@@ -269,6 +269,13 @@ def _code(value: Any, base_dir: Path, *, remote_ok: bool = False) -> Path | None
     code asset that goes to Azure ML as written)."""
     if value is None:
         return None
+    if isinstance(value, Mapping) and isinstance(value.get("local_path"), str):
+        # The CLI v2 preview's form, still in older examples; Azure ML's schema refuses it.
+        raise SearchSpaceError(
+            "trial.code",
+            f"{{local_path: {value['local_path']}}} is the Azure ML CLI preview's form, which "
+            f"Azure ML no longer takes: write code: {value['local_path']}",
+        )
     if not isinstance(value, str) or not value:
         raise SearchSpaceError("trial.code", f"expected a folder, got {value!r}")
     if value.startswith(("azureml:", "http://", "https://", "git+")):

@@ -118,9 +118,10 @@ def test_distribution_and_instance_count_give_the_process_count():
     [
         ("pipeline.yml", "pipeline job, not a sweep job"),
         ("preview-sweep-job.yml", "pre-GA"),
+        ("code-local-path.yml", "trial.code: {local_path: src} is the Azure ML CLI preview's"),
     ],
 )
-def test_other_job_types_are_refused_in_one_sentence(name, expected, capsys):
+def test_files_azure_ml_does_not_take_are_refused_in_one_sentence(name, expected, capsys):
     assert main(["validate", str(REFUSED / name)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0]
