@@ -8,6 +8,7 @@ checkpoint folder as ``$SWEEP_CHECKPOINT_DIR`` and turns its MLflow logs into re
 
 from __future__ import annotations
 
+import re
 import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -18,6 +19,10 @@ from sweep.trials import TrainFn
 
 if TYPE_CHECKING:  # the result pulls in pandas; validate and --help stay light
     from sweep.result import SweepResult
+
+
+_INSTALLS = re.compile(r"\b(?:pip3?|conda|mamba|uv pip|apt(?:-get)?) +install\b")
+"""A package install in a trial's command line."""
 
 
 class TrialKind(ABC):
@@ -146,12 +151,23 @@ class CommandTrials(TrialKind):
     def notice(self, config: SweepConfig) -> str | None:
         assert config.command is not None
         env = config.command.environment
-        # The file's environment is not what runs here: say so before anything runs.
-        return f"trials run their command in this Python environment ({sys.executable})" + (
-            f"; trial.environment ({env if isinstance(env, str) else 'inline'}) is "
-            "used on Azure ML only"
-            if env
-            else ""
+        # The file's environment is not what runs here: say so before anything runs. A
+        # command that installs packages (a job file's `pip install … && python …`, meant
+        # for Azure ML's fresh container) installs them into it, at every trial.
+        installs = _INSTALLS.search(config.command.command)
+        return (
+            f"trials run their command in this Python environment ({sys.executable})"
+            + (
+                f"; trial.environment ({env if isinstance(env, str) else 'inline'}) is "
+                "used on Azure ML only"
+                if env
+                else ""
+            )
+            + (
+                f"; its '{installs.group(0)}' installs into this environment, at every trial"
+                if installs
+                else ""
+            )
         )
 
     def azure_output(self, config: SweepConfig) -> str | None:

@@ -288,6 +288,22 @@ def test_a_remote_input_stops_the_run_before_any_trial(tmp_path):
     assert not (tmp_path / "sweeps").exists()
 
 
+def test_a_command_that_installs_packages_is_said_to_install_them_here(tmp_path):
+    """A job file's `pip install … && python train.py` is meant for Azure ML's fresh
+    container; run here, it installs into this environment (it changed this machine's),
+    so the notice before the first trial says so."""
+    from search_spaces import read_sweep_file
+    from sweep.trainers.trial_kinds import trial_kind
+
+    path = _job(tmp_path, "pip install mlflow azureml-mlflow && python curve.py --epochs 1")
+    config = read_sweep_file(path)
+    notice = trial_kind(config).notice(config)
+    assert notice is not None and sys.executable in notice
+    assert "'pip install' installs into this environment" in notice
+    plain = read_sweep_file(_job(tmp_path, "python curve.py --epochs 1"))
+    assert "installs" not in (trial_kind(plain).notice(plain) or "")
+
+
 @pytest.mark.slow
 def test_job_file_on_local_ray_pruned_reported_registered(tmp_path):
     path = _job(
