@@ -511,6 +511,7 @@ def _early_terminate(value: Any, path: str) -> dict[str, Any]:
     eta = value.get("eta", 3)
     out: dict[str, Any] = {"type": "hyperband", "reduction_factor": eta}
     if "min_iter" in value:
+        # With min_iter, W&B's own hyperband_stop_runs reads no s (its bands run on by eta).
         out["min_resource"] = value["min_iter"]
     elif "s" in value:
         # W&B's documented form: s brackets below max_iter, i.e. min_iter = max_iter / eta**s.
