@@ -384,7 +384,9 @@ def test_a_retry_after_a_trial_timeout_continues_from_the_checkpoint(tmp_path, m
         backend=make_backend(),
         trainer_args={"num_epochs": 5, "hang_at": 3},
         retries=1,
-        limits={"max_total_trials": 1, "trial_timeout": 4},
+        # The clock starts at launch: a worker's start on a busy 2-CPU machine took 4 s once,
+        # the trial timed out before its first checkpoint and ran again under a new number.
+        limits={"max_total_trials": 1, "trial_timeout": 10},
     )
     result = sweep.run()
     folder = _one_history(result, tmp_path / "ck", epochs=5)
