@@ -51,9 +51,9 @@ def data_fingerprint(source: str) -> str:
     """sha256 over the data's content: a folder's files, or the built-in digits' pixels."""
     if source != "digits":
         return folder_fingerprint(Path(source))
-    from sklearn.datasets import load_digits
+    from trainer.data import digits_arrays
 
-    return f"sha256:{hashlib.sha256(load_digits().images.tobytes()).hexdigest()}"
+    return f"sha256:{hashlib.sha256(digits_arrays()[0].tobytes()).hexdigest()}"
 
 
 def trial_lineage(
