@@ -26,6 +26,28 @@ def test_digits_are_built_in_and_stratified():
     assert 0.18 < len(data.val.labels) / 1797 < 0.22
 
 
+def test_digits_are_scikit_learns_own_read_without_importing_it():
+    """What ``load_digits`` gives, bit for bit (the model card's data fingerprint hashes
+    them), from a process that never imports scikit-learn (2.6 s of every trial's start)."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from trainer.data import digits_arrays
+
+    images, targets = digits_arrays()
+    bunch = load_digits()
+    assert images.dtype == bunch.images.dtype and images.tobytes() == bunch.images.tobytes()
+    assert targets.tolist() == bunch.target.tolist()
+    code = (
+        "import sys; from trainer.data import load_image_data; load_image_data('digits', 16); "
+        "print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_augmentation_is_reproducible_and_varies_by_epoch():
     data = load_image_data("digits", image_size=16)
     ds = AugmentedImages(data.train, 16, train=True, natural=True, seed=3)
