@@ -27,6 +27,12 @@ the first sweep plus what each second sweep needed.
 Usage: python benchmarks/warm_start.py [--problem hartmann6|digits|digits-trainer]
                                        [--seeds 10] [--first 30] [--second 60]
                                        [--warm-trials all|best:K]
+                                       [--noise K] [--within ACC]
+
+``--noise K`` (digits-trainer) first retrains seed 0's first best with K other trainer seeds:
+the spread of one configuration's value. ``--within ACC`` also counts the trials a second
+sweep needs to come within ACC of the first sweep's best (the first best is the maximum of
+20 or 30 such noisy draws, which an equal configuration beats only half the time).
 """
 
 from __future__ import annotations
@@ -177,20 +183,47 @@ def _until(  # type: ignore[no-untyped-def]
     space: dict,
     warm: list[str],
     target: float,
-) -> int:
+    within: float = 0.0,
+) -> tuple[int, int]:
     """A second sweep of real training, 2 trials at a time, until one reaches ``target``:
-    how many trials that took (``trials`` + 1: none in ``trials``)."""
+    how many trials it took to come within ``within`` of it, and to reach it (``trials`` + 1:
+    none in ``trials``)."""
     from sweep import Sweep
     from sweep.backends import InProcessBackend
 
     ran = 2
     result = _sweep(root, name, trials, seed, problem, space, warm).run(max_trials=ran)
     while True:
-        reached = _reached(_values(result), target, trials + 1)
+        values = _values(result)
+        reached = _reached(values, target, trials + 1)
         if reached <= trials or ran >= trials:
-            return reached
+            return _reached(values, target - within, trials + 1), reached
         ran = min(ran + 2, trials)
         result = Sweep.load(name, root=root, backend=InProcessBackend()).resume(max_trials=ran)
+
+
+def seed_noise(root: Path, params: dict, k: int) -> list[float]:
+    """The digits trainer's ``best_val_acc`` at ``params``, trained ``k`` times with trainer
+    seeds 1..k: how far the same configuration moves from run to run (the first sweep's best
+    is the maximum of such draws)."""
+    from sweep import Sweep
+    from sweep.backends import InProcessBackend
+
+    space = {name: {"type": "choice", "values": [value]} for name, value in params.items()}
+    space["seed"] = {"type": "choice", "values": list(range(1, k + 1))}
+    result = Sweep(
+        name="noise",
+        trainer="trainer",
+        trainer_args=TRAINER_ARGS,
+        search_space=space,
+        objective={"primary_metric": "best_val_acc", "goal": "maximize"},
+        sampling_algorithm="grid",
+        limits={"max_total_trials": k, "max_concurrent_trials": 2},
+        root=root,
+        backend=InProcessBackend(),
+        keep={"models": 1, "checkpoints": "none"},
+    ).run()
+    return [v for v in _values(result) if v is not None]
 
 
 def _reached(values: list, target: float, none: int) -> int:
@@ -270,6 +303,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first", type=int, default=30)
     parser.add_argument("--second", type=int, default=60)
+    parser.add_argument(
+        "--within",
+        type=float,
+        default=0.0,
+        help="digits-trainer: also count the trials to come within this much of the first "
+        "sweep's best (e.g. the seed-to-seed spread that --noise measures)",
+    )
+    parser.add_argument(
+        "--noise",
+        type=int,
+        default=0,
+        metavar="K",
+        help="digits-trainer: first retrain seed 0's first best K times with other trainer "
+        "seeds and print the spread, then run the benchmark",
+    )
     args = parser.parse_args()
     WARM_TRIALS[0] = args.warm_trials
     import logging
@@ -282,17 +330,46 @@ def main() -> None:
         f"{args.problem}; first sweep {args.first} TPE trials on {changed}, second up to "
         f"{args.second} on the whole space; trials to reach the first sweep's best"
     )
-    print(f"{'seed':>4} {'first best':>10} {'cold':>5} {'warm':>5}")
+    real = problem == "trainer"
+    if real and args.noise:
+        with tempfile.TemporaryDirectory() as tmp:
+            first = _sweep(Path(tmp), "first", args.first, 0, problem, narrow, []).run()
+            assert first.best is not None
+            noise = seed_noise(Path(tmp), dict(first.best.params), args.noise)
+        print(
+            f"seed 0's first best {first.best.value:.4f} at {dict(first.best.params)}; "
+            f"retrained with {len(noise)} other trainer seeds: "
+            f"{', '.join(f'{v:.4f}' for v in noise)} (mean {statistics.mean(noise):.4f}, "
+            f"sd {statistics.stdev(noise):.4f})",
+            flush=True,
+        )
+    within_n: list[int] = []
+    print(
+        f"{'seed':>4} {'first best':>10} {'cold':>5} {'warm':>5}"
+        + (f"   within {args.within:g}: cold warm" if real and args.within else "")
+    )
     for seed in range(args.seeds):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             first = _run(root, "first", args.first, seed, problem, narrow, [])
             target = max(v for v in first if v is not None)
-            if problem == "trainer":
-                second = [
-                    _until(root, name, args.second, 1000 + seed, problem, whole, warm, target)
+            if real:
+                pairs = [
+                    _until(
+                        root,
+                        name,
+                        args.second,
+                        1000 + seed,
+                        problem,
+                        whole,
+                        warm,
+                        target,
+                        args.within,
+                    )
                     for name, warm in (("cold", []), ("warm", ["first"]))
                 ]
+                second = [exact for _, exact in pairs]
+                within_n.extend(near for near, _ in pairs)
             else:
                 second = [
                     _reached(
@@ -304,12 +381,19 @@ def main() -> None:
                 ]
         cold_n.append(second[0])
         warm_n.append(second[1])
-        print(f"{seed:>4} {target:>10.4f} {cold_n[-1]:>5} {warm_n[-1]:>5}", flush=True)
+        near = f"   {within_n[-2]:>17} {within_n[-1]:>4}" if real and args.within else ""
+        print(f"{seed:>4} {target:>10.4f} {cold_n[-1]:>5} {warm_n[-1]:>5}{near}", flush=True)
     cold_m, warm_m = statistics.median(cold_n), statistics.median(warm_n)
     print(
         f"median: cold {cold_m:g}, warm {warm_m:g} trials ({warm_m / cold_m:.2f}x; target "
         f"at most 1/3); '{args.second + 1}' = not reached in {args.second}"
     )
+    if real and args.within:
+        cold_w, warm_w = statistics.median(within_n[0::2]), statistics.median(within_n[1::2])
+        print(
+            f"within {args.within:g} of the first best, median: cold {cold_w:g}, warm "
+            f"{warm_w:g} trials ({warm_w / cold_w:.2f}x)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         loaded, first_ask = load_cost(Path(tmp))
     print(
