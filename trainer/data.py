@@ -8,8 +8,6 @@ once; epochs after the first never touch the disk.
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
 import logging
 import math
 import random
@@ -17,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from trainer.digits import digits_arrays
 from trainer.errors import DataError
 from trainer.images import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD, read_image, resize_size
 
@@ -56,24 +54,6 @@ def load_image_data(data: str, image_size: int, base_dir: Path | None = None) ->
     if not root.is_absolute() and base_dir is not None:
         root = base_dir / root
     return _folder(root, image_size)
-
-
-def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's digits as ``load_digits`` gives them (images: 1797 x 8 x 8 float64 grey
-    levels 0..16; targets), read from the file scikit-learn ships without importing it:
-    ``import sklearn`` pulls in SciPy's stats, 2.6 s of a busy 2-CPU machine in every trial
-    process, export and prediction that reads the built-in data."""
-    spec = importlib.util.find_spec("sklearn")  # finds the package; runs none of it
-    folders = list(spec.submodule_search_locations or ()) if spec else []
-    csv = Path(folders[0], "datasets", "data", "digits.csv.gz") if folders else None
-    if csv is None or not csv.is_file():  # another layout: the slower, public way
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        return bunch.images, bunch.target
-    with gzip.open(csv, "rt", encoding="utf-8") as text:
-        data = np.loadtxt(text, delimiter=",")  # what load_digits does with it
-    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int, copy=False)
 
 
 def _digits(image_size: int) -> ImageData:

@@ -51,7 +51,7 @@ def data_fingerprint(source: str) -> str:
     """sha256 over the data's content: a folder's files, or the built-in digits' pixels."""
     if source != "digits":
         return folder_fingerprint(Path(source))
-    from trainer.data import digits_arrays
+    from trainer.digits import digits_arrays
 
     return f"sha256:{hashlib.sha256(digits_arrays()[0].tobytes()).hexdigest()}"
 

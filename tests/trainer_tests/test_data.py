@@ -34,7 +34,7 @@ def test_digits_are_scikit_learns_own_read_without_importing_it():
 
     from sklearn.datasets import load_digits
 
-    from trainer.data import digits_arrays
+    from trainer.digits import digits_arrays
 
     images, targets = digits_arrays()
     bunch = load_digits()
