@@ -29,7 +29,7 @@ Usage: python benchmarks/warm_start.py [--problem hartmann6|digits|digits-traine
                                        [--warm-trials all|best:K]
                                        [--noise K] [--within ACC]
 
-``--noise K`` (digits-trainer) first retrains seed 0's first best with K other trainer seeds:
+``--noise K`` (digits-trainer) retrains seed 0's first best with K other trainer seeds:
 the spread of one configuration's value. ``--within ACC`` also counts the trials a second
 sweep needs to come within ACC of the first sweep's best (the first best is the maximum of
 20 or 30 such noisy draws, which an equal configuration beats only half the time).
@@ -315,8 +315,8 @@ def main() -> None:
         type=int,
         default=0,
         metavar="K",
-        help="digits-trainer: first retrain seed 0's first best K times with other trainer "
-        "seeds and print the spread, then run the benchmark",
+        help="digits-trainer: retrain seed 0's first best K times with other trainer seeds "
+        "and print the spread",
     )
     args = parser.parse_args()
     WARM_TRIALS[0] = args.warm_trials
@@ -331,19 +331,8 @@ def main() -> None:
         f"{args.second} on the whole space; trials to reach the first sweep's best"
     )
     real = problem == "trainer"
-    if real and args.noise:
-        with tempfile.TemporaryDirectory() as tmp:
-            first = _sweep(Path(tmp), "first", args.first, 0, problem, narrow, []).run()
-            assert first.best is not None
-            noise = seed_noise(Path(tmp), dict(first.best.params), args.noise)
-        print(
-            f"seed 0's first best {first.best.value:.4f} at {dict(first.best.params)}; "
-            f"retrained with {len(noise)} other trainer seeds: "
-            f"{', '.join(f'{v:.4f}' for v in noise)} (mean {statistics.mean(noise):.4f}, "
-            f"sd {statistics.stdev(noise):.4f})",
-            flush=True,
-        )
-    within_n: list[int] = []
+    cold_w: list[int] = []
+    warm_w: list[int] = []
     print(
         f"{'seed':>4} {'first best':>10} {'cold':>5} {'warm':>5}"
         + (f"   within {args.within:g}: cold warm" if real and args.within else "")
@@ -351,8 +340,18 @@ def main() -> None:
     for seed in range(args.seeds):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            first = _run(root, "first", args.first, seed, problem, narrow, [])
+            ran = _sweep(root, "first", args.first, seed, problem, narrow, []).run()
+            first = _values(ran)
             target = max(v for v in first if v is not None)
+            if real and args.noise and seed == 0 and ran.best is not None:
+                noise = seed_noise(root, dict(ran.best.params), args.noise)
+                print(
+                    f"seed 0's first best {ran.best.value:.4f} at {dict(ran.best.params)}; "
+                    f"retrained with {len(noise)} other trainer seeds: "
+                    f"{', '.join(f'{v:.4f}' for v in noise)} (mean "
+                    f"{statistics.mean(noise):.4f}, sd {statistics.stdev(noise):.4f})",
+                    flush=True,
+                )
             if real:
                 pairs = [
                     _until(
@@ -369,7 +368,8 @@ def main() -> None:
                     for name, warm in (("cold", []), ("warm", ["first"]))
                 ]
                 second = [exact for _, exact in pairs]
-                within_n.extend(near for near, _ in pairs)
+                cold_w.append(pairs[0][0])
+                warm_w.append(pairs[1][0])
             else:
                 second = [
                     _reached(
@@ -381,7 +381,7 @@ def main() -> None:
                 ]
         cold_n.append(second[0])
         warm_n.append(second[1])
-        near = f"   {within_n[-2]:>17} {within_n[-1]:>4}" if real and args.within else ""
+        near = f"   {cold_w[-1]:>17} {warm_w[-1]:>4}" if real and args.within else ""
         print(f"{seed:>4} {target:>10.4f} {cold_n[-1]:>5} {warm_n[-1]:>5}{near}", flush=True)
     cold_m, warm_m = statistics.median(cold_n), statistics.median(warm_n)
     print(
@@ -389,10 +389,10 @@ def main() -> None:
         f"at most 1/3); '{args.second + 1}' = not reached in {args.second}"
     )
     if real and args.within:
-        cold_w, warm_w = statistics.median(within_n[0::2]), statistics.median(within_n[1::2])
+        cold_m, warm_m = statistics.median(cold_w), statistics.median(warm_w)
         print(
-            f"within {args.within:g} of the first best, median: cold {cold_w:g}, warm "
-            f"{warm_w:g} trials ({warm_w / cold_w:.2f}x)"
+            f"within {args.within:g} of the first best, median: cold {cold_m:g}, warm "
+            f"{warm_m:g} trials ({warm_m / cold_m:.2f}x)"
         )
     with tempfile.TemporaryDirectory() as tmp:
         loaded, first_ask = load_cost(Path(tmp))
