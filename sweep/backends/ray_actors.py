@@ -1,6 +1,7 @@
 """What runs inside Ray for a sweep: the report hub (one per sweep, on the head node) and the
 trial workers (one per running trial, reused across trials). Each report goes worker -> hub;
-the coordinator takes them from the hub with one long-poll and answers each one."""
+the coordinator takes them from the hub with one long-poll and answers each one (the first
+answer after a take starts the next take)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,13 @@ class ReportHub:
         self._new.set()
         return await future
 
-    async def take(self, timeout: float) -> list[HubReport]:
+    async def take(
+        self, timeout: float, answers: tuple[tuple[int, bool], ...] = ()
+    ) -> list[HubReport]:
+        """The reports so far (waiting up to ``timeout`` for one), after ``answers`` to the
+        last ones: an answer rides the next take instead of a call of its own."""
+        for number, stop in answers:
+            await self.answer(number, stop)
         if not self._events:
             try:
                 await asyncio.wait_for(self._new.wait(), timeout)

@@ -64,6 +64,7 @@ class LocalRayBackend(Backend):
         self._idle: list[Any] = []
         self._running: dict[int, _Running] = {}
         self._take: Any = None
+        self._take_timeout = 0.5
         self._resources = Resources()
         self._capacity, self._capacity_at = 0.0, -math.inf
         self.workers_started = 0
@@ -214,6 +215,7 @@ class LocalRayBackend(Backend):
 
     def poll(self, timeout: float) -> list[Event]:
         events: list[Event] = self._placements()
+        self._take_timeout = timeout
         if self._take is None:
             self._take = self._hub.take.remote(timeout)
         by_ref = {ref: number for number, run in self._running.items() for ref in run.pending}
@@ -304,7 +306,12 @@ class LocalRayBackend(Backend):
         return alive <= self._capacity + 1e-9
 
     def answer(self, number: int, stop: bool) -> None:
-        self._hub.answer.remote(number, stop)
+        # With no take out, the answer goes as the next take: one actor call instead of two
+        # a report (the reporter hears it as soon as the call reaches the hub, as before).
+        if self._take is None:
+            self._take = self._hub.take.remote(self._take_timeout, ((number, stop),))
+        else:
+            self._hub.answer.remote(number, stop)
 
     def _release(self, number: int) -> None:
         run = self._running.pop(number, None)
