@@ -79,3 +79,29 @@ def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
     outcome = yield
     if not before and _ray_running() and item.get_closest_marker("slow") is None:
         outcome.force_exception(AssertionError(f"{item.nodeid} starts Ray but is not marked slow"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The worker nodes of the suite's ``ray start`` clusters import ``sweep`` as a cluster's
+    nodes do, from the installed package: installed from another clone (a test run there
+    re-points the editable install), they ran that clone's code, and four tests failed
+    after four minutes each with "No module named 'sweep'" in Ray's logs only."""
+    if hasattr(config, "workerinput"):  # the xdist controller checks once for all
+        return
+    import subprocess
+    import sys
+
+    found = subprocess.run(
+        [sys.executable, "-c", "import sweep; print(sweep.__file__)"],
+        cwd="/",
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    here = Path(__file__).resolve().parents[1]
+    if Path(found or "/").resolve().parent.parent != here:
+        pytest.exit(
+            f"this Python's sweep package is {found or 'not installed'}, not this clone's: "
+            f"run `{sys.executable} -m pip install --no-deps -e {here}` first",
+            returncode=4,
+        )
