@@ -162,3 +162,27 @@ def _show_warning(
             file=sys.stderr,
             end="",
         )
+
+
+def entry() -> None:
+    """The ``sweep`` command: ``main``, then an exit that skips the interpreter's teardown.
+
+    Everything a command writes is closed (or committed) before ``main`` returns; what is
+    left at exit is freeing the modules torch, Ray, Optuna and pandas brought in, 0.3 s of
+    every command (a tenth of a short sweep's time over Ray's own start and stop). Python's
+    own order is kept for what matters: other threads joined, then the atexit handlers
+    (Ray's stop, logging's flush), then the streams."""
+    import atexit
+    import threading
+
+    code = main()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can reach it
+            code = code or 1
+    os._exit(code)
