@@ -27,7 +27,7 @@ def test_a_short_soak_ends_every_trial_and_repeats_at_most_the_epoch_in_flight()
     soak = _soak_module()
     # Bounded by trials, not seconds: under the suite's load a 10 s share could end with
     # no command trial started, and a sweep with none complete fails.
-    results = soak.soak(minutes=0.7, nodes=2, seed=0, trials={"promotion": 40, "command": 8})
+    results = soak.soak(minutes=0.7, nodes=2, seed=0, trials={"promotion": 40, "command": 5})
     for s in results:
         report = soak.describe(s)
         assert s.returncode == 0, report
