@@ -21,7 +21,13 @@ draw of the first population, which decides most of a run on this toy, is no lon
 between the two). Ray Tune's PBT takes about two minutes a sweep here: ``--first-seed`` lets
 its seeds run in parts (ours are repeatable per seed: synchronous decisions are seeded).
 
+``--raytune-draws own`` lets Ray Tune draw its own first population instead (8 random
+learning rates, as a user runs it): ours is a Latin hypercube, one member a stratum of the
+range (``sweep/coordination/first_population.py``), which the paired comparison hands Ray Tune
+too, so only this form shows what our first population is worth.
+
 Usage: python benchmarks/pbt_async.py [--seeds 8] [--first-seed 0] [--target 0.9] [--raytune]
+                                      [--raytune-draws ours|own]
 """
 
 from __future__ import annotations
@@ -124,7 +130,7 @@ def first_population(sweep_dir: Path) -> list[float]:
 
 
 def run_raytune(
-    seed: int, first: list[float], target: float, root: Path
+    seed: int, first: list[float] | None, target: float, root: Path
 ) -> tuple[float | None, float, float]:
     import random
 
@@ -152,9 +158,14 @@ def run_raytune(
     )
     results = tune.Tuner(
         tune.with_resources(_tune_trainable, {"cpu": 0.25}),
-        param_space={"lr": tune.grid_search(first)},  # trial _00000 is first[0]: the slow one
+        # trial _00000 is first[0]: the slow one; without ``first``, Ray Tune's own 8 draws
+        param_space={"lr": tune.grid_search(first) if first else tune.loguniform(1e-4, 0.1)},
         tune_config=tune.TuneConfig(
-            metric="acc", mode="max", scheduler=pbt, num_samples=1, max_concurrent_trials=8
+            metric="acc",
+            mode="max",
+            scheduler=pbt,
+            num_samples=1 if first else 8,
+            max_concurrent_trials=8,
         ),
         run_config=tune.RunConfig(
             name=f"pbt-{seed}",
@@ -174,6 +185,13 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.9)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--raytune", action="store_true", help="Ray Tune's PBT beside ours")
+    parser.add_argument(
+        "--raytune-draws",
+        choices=["ours", "own"],
+        default="ours",
+        help="Ray Tune's first population: our synchronous sweep's (paired, the default) or "
+        "its own 8 random draws, as a user runs it",
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     out: dict[str, list[tuple[float | None, float, float]]] = {
@@ -194,7 +212,11 @@ def main() -> None:
             for name, sync in (("synchronous", True), ("asynchronous", False)):
                 out[name].append(run(seed, sync, args.target, Path(tmp)))
             if args.raytune:
-                first = first_population(Path(tmp) / f"pbt-{seed}-True")
+                first = (
+                    first_population(Path(tmp) / f"pbt-{seed}-True")
+                    if args.raytune_draws == "ours"
+                    else None
+                )
                 out["Ray Tune"].append(run_raytune(seed, first, args.target, Path(tmp)))
             print(
                 f"seed {seed}: "

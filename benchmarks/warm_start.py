@@ -27,7 +27,7 @@ the first sweep plus what each second sweep needed.
 Usage: python benchmarks/warm_start.py [--problem hartmann6|digits|digits-trainer]
                                        [--seeds 10] [--first 30] [--second 60]
                                        [--warm-trials all|best:K]
-                                       [--noise K] [--within ACC]
+                                       [--noise K] [--within ACC] [--first-seed S]
 
 ``--noise K`` (digits-trainer) retrains seed 0's first best with K other trainer seeds:
 the spread of one configuration's value. ``--within ACC`` also counts the trials a second
@@ -301,6 +301,12 @@ def main() -> None:
         help="warm_start.trials of the second sweep: all (default) or best:K",
     )
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="the first seed to run: to finish a long digits-trainer run in parts",
+    )
     parser.add_argument("--first", type=int, default=30)
     parser.add_argument("--second", type=int, default=60)
     parser.add_argument(
@@ -337,7 +343,7 @@ def main() -> None:
         f"{'seed':>4} {'first best':>10} {'cold':>5} {'warm':>5}"
         + (f"   within {args.within:g}: cold warm" if real and args.within else "")
     )
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             ran = _sweep(root, "first", args.first, seed, problem, narrow, []).run()

@@ -134,8 +134,9 @@ class Nsga2(Sampler):
 @dataclass(frozen=True)
 class Pbt(Sampler):
     """Population-based training (``sweep.scheduling.population``): ``population_size`` members
-    sampled at random train side by side; every ``perturbation_interval`` epochs the bottom
-    ``quantile`` copy a top-``quantile`` member's checkpoint and explore its parameters
+    spread over the space (a Latin hypercube: one a stratum of each parameter) train side by
+    side; every ``perturbation_interval`` epochs the bottom ``quantile`` copy a top-``quantile``
+    member's checkpoint and explore its parameters
     (``search_spaces.explore``)."""
 
     population_size: int = 8

@@ -30,6 +30,7 @@ from search_spaces.optuna_form import OptunaSpace
 from search_spaces.samplers import TABLE as SAMPLER_TABLE
 from search_spaces.samplers import Sampler
 from search_spaces.storage_url import expand, scrub
+from sweep.coordination.first_population import LatinHypercubeSampler
 from sweep.errors import SweepError
 from sweep.records.journal import CUT_SHORT, FlockJournalLock, GroupCommit, find_damage
 from sweep.records.layout import JOURNAL
@@ -121,11 +122,17 @@ SAMPLERS: dict[type[Sampler], Callable[[Sampler, OptunaSpace], BaseSampler]] = {
     ),
     samplers.Gp: lambda s, space: optuna.samplers.GPSampler(seed=s.seed),
     samplers.Qmc: lambda s, space: _qmc(seed=s.seed),
-    # PBT's first population is random; later members' params come from its explore step.
-    samplers.Pbt: lambda s, space: optuna.samplers.RandomSampler(seed=s.seed),
+    samplers.Pbt: lambda s, space: _first_population(s),
     samplers.Nsga2: lambda s, space: _nsga2(s),
 }
 """Each sampling algorithm's Optuna sampler, by its class in search_spaces.samplers."""
+
+
+def _first_population(s: Sampler) -> BaseSampler:
+    # PBT's first population is spread, one member a stratum of each parameter; later
+    # members' params come from its explore step.
+    assert isinstance(s, samplers.Pbt)
+    return LatinHypercubeSampler(s.population_size, seed=s.seed)
 
 
 def _nsga2(s: Sampler) -> BaseSampler:

@@ -1,7 +1,9 @@
 """Population-based training (``sampling_algorithm: {type: pbt, ...}``; Jaderberg et al.
 2017), in synchronous generations, or asynchronously (``synchronous: false``).
 
-A member is one trial for its whole life, sampled at random from the search space. Every
+A member is one trial for its whole life; the first population is spread over the search
+space, one member a stratum of each parameter's range (``coordination/first_population.py``,
+a Latin hypercube: a random draw of 8 can start in one corner and lose the run). Every
 ``perturbation_interval`` epochs each member pauses (its worker goes to another member: a
 population larger than the slots takes turns). When every member has reached the boundary,
 the bottom ``quantile`` of them by the objective copy the checkpoint of a member picked at
