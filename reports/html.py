@@ -49,11 +49,10 @@ return asc?c:-c;});rows.forEach(function(r){t.tBodies[0].appendChild(r);});});})
 
 
 def _div(fig: go.Figure, div_id: str, wide: bool = False) -> str:
-    """A chart's place and its figure as a JSON data block; the loader draws it. The
-    charts' common template (7 KB each) is written once, in ``_template_block``."""
+    """A chart's place and its figure as a JSON data block; the loader draws it. Charts
+    carry no template: the common one (7 KB) is written once, in ``_template_block``."""
     figure = json.loads(fig.to_json())
-    if figure.get("layout", {}).get("template") == _shared_template():
-        del figure["layout"]["template"]
+    figure.get("layout", {}).pop("template", None)  # the page's shared one applies
     return (
         f'<div class="chart{" wide" if wide else ""}"><div id="{div_id}" '
         f'data-figure="{div_id}-figure"></div><script type="application/json" '
