@@ -15,6 +15,7 @@ import html
 import json
 import re
 from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -67,7 +68,15 @@ def _json(value: object) -> str:
 
 @functools.cache
 def _shared_template() -> dict[str, object]:
-    return dict(json.loads(plots.template_figure().to_json())["layout"]["template"])
+    """plotly's template as plotly ships it: its JSON file reads in 40 ms, where a Template
+    object (which validates all of it) took 230 ms to 770 ms of every report's process."""
+    try:
+        shipped = resources.files("plotly").joinpath(
+            f"package_data/templates/{plots.TEMPLATE}.json"
+        )
+        return dict(json.loads(shipped.read_text(encoding="utf-8")))
+    except (OSError, ValueError):  # a plotly that keeps its templates elsewhere
+        return dict(json.loads(plots.template_figure().to_json())["layout"]["template"])
 
 
 def _template_block() -> str:

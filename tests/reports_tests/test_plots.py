@@ -59,3 +59,17 @@ def test_few_trials_keep_a_line_each() -> None:
     fig = plots.learning_curves(data)
     assert len([t for t in fig.data if t.mode == "lines+markers"]) == plots.TRIALS_AS_TRACES
     assert _points(fig) == len(data.curves)
+
+
+def test_the_page_template_is_plotlys_own_and_charts_carry_none():
+    import json
+
+    from reports import html
+
+    # Read from plotly's file (fast): the same template a plotly figure is given.
+    own = json.loads(plots.template_figure().to_json())["layout"]["template"]
+    assert html._shared_template() == own
+    # The page applies it to every chart; a chart's own copy would be written again per chart.
+    block = html._div(plots.learning_curves(_data(5)), "c")
+    figure = json.loads(block.split('id="c-figure">')[1].split("</script>")[0])
+    assert "template" not in figure["layout"] and figure["data"]
