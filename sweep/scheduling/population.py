@@ -150,7 +150,10 @@ class Population:
             k = min(math.ceil(len(ranked) * self.settings.quantile), len(ranked) // 2)
             bottom = {t.number for t in ranked[len(ranked) - k :]} if k else set()
             # A donor that still trains: its checkpoint is there, and not at its last epoch.
-            top = [t for t in ranked[:k] if t.state == TrialState.RUNNING]
+            # Not one that copied another at its own epoch and has not trained since: its
+            # checkpoint is the other's while its history stays its own, so a copy of it
+            # would start from a state its reports do not describe.
+            top = [t for t in ranked[:k] if t.state == TrialState.RUNNING and not _holds_a_copy(t)]
             if number in bottom and top:
                 rng = random.Random(f"{self.settings.seed}:{number}:{boundary}")
                 moves.append(self._exploit(trials[number], rng.choice(top), boundary, rng))
@@ -160,3 +163,13 @@ class Population:
 
     def why_left(self, rung: int) -> str:
         return f"stopped at {rung} epochs: the sweep ended before its next generation"
+
+
+def _holds_a_copy(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` copied a donor's checkpoint and has reported no epoch since."""
+    lineage = trial.user_attrs.get(LINEAGE) or []
+    if not lineage:
+        return False
+    last = lineage[-1]
+    since = int(last.get("continued_at", last["epoch"]))
+    return max(trial.intermediate_values, default=-1) < since

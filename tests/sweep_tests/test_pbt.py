@@ -369,6 +369,51 @@ def test_asynchronous_pbt_lets_the_fast_members_finish_without_waiting(tmp_path,
         assert slow_by_then <= 6, slow_by_then
 
 
+def test_asynchronous_pbt_copies_no_donor_that_holds_another_s_state_it_has_not_trained_on():
+    """A top member that copied another at its own epoch has that other's checkpoint and its
+    own history until it reports again: a member copying it then would start from a state
+    its reports do not describe (the lineage's donor would be the wrong one)."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from search_spaces import parse_search_space, to_optuna
+    from search_spaces.samplers import Pbt
+    from sweep.records.trial_attrs import LINEAGE, PAUSED
+    from sweep.scheduling.population import Population
+
+    space = parse_search_space({"lr": {"type": "uniform", "min_value": 0.0, "max_value": 1.0}})
+    population = Population(
+        Pbt(seed=0, synchronous=False, quantile=0.25), space, to_optuna(space).decode, True
+    )
+
+    def member(number, values, **attrs):  # type: ignore[no-untyped-def]
+        trial = create_trial(
+            state=TrialState.RUNNING,
+            params={"lr": 0.5},
+            distributions={"lr": FloatDistribution(0.0, 1.0)},
+            intermediate_values=dict(enumerate(values)),
+            user_attrs=attrs,
+        )
+        trial.number = number
+        return trial
+
+    def donor_of_0(top_attrs):  # type: ignore[no-untyped-def]
+        trials = [
+            member(0, [0.1, 0.2], **{PAUSED: 2}),  # the bottom member, at its boundary
+            member(1, [0.5, 0.9], **top_attrs),  # the top one, still training
+            member(2, [0.4, 0.5]),
+            member(3, [0.3, 0.4]),
+        ]
+        (move,) = population.moves(trials, active={1, 2, 3}, launched_all=True)
+        return move.donor
+
+    assert donor_of_0({}) == 1
+    copied = {LINEAGE: [{"epoch": 2, "from": 2, "params": {"lr": 0.4}}]}
+    assert donor_of_0(copied) is None  # trial 1 holds trial 2's state: 0 goes on as it is
+    trained_since = {LINEAGE: [{"epoch": 1, "from": 2, "params": {"lr": 0.4}}]}
+    assert donor_of_0(trained_since) == 1  # it reported epoch 2 after its copy at 1
+
+
 def test_asynchronous_pbt_copies_a_running_donor_s_committed_checkpoint(tmp_path):
     """A member in the bottom quantile at a boundary continues from a top member's latest
     committed checkpoint, at that member's epoch when it is further on (its lineage says
