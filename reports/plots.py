@@ -1,4 +1,8 @@
-"""The report's charts, as plotly figures built from the trial and curve frames."""
+"""The report's charts, as plotly figures built from the trial and curve frames.
+
+They carry no template of their own: the page (``reports.html``) draws each with the shared
+``TEMPLATE``. Shown alone (``fig.show()``), a chart is plotly's bare style.
+"""
 
 from __future__ import annotations
 
