@@ -3,6 +3,9 @@
 Every contender runs trivial trials that report 3 epochs, 2 at a time where it runs trials in
 parallel, with the same median pruner, at 100 and 300 trials. The marginal cost per trial is
 (t300 - t100) / 200; the rest is start-up. Each run is its own process, timed from outside.
+That difference of two noisy times moves by several ms between runs, so each contender also
+stamps its trials' starts inside the run (our listener, Ray Tune's ``on_trial_start``
+callback): "in-run" is the time per trial from the 20th start to the last.
 
 - sweep: ``Sweep`` on the local Ray backend, default storage (a journal file).
 - optuna-memory / optuna-journal: ``study.optimize`` in one process (no parallel workers).
@@ -30,12 +33,40 @@ def trivial(params, report):  # type: ignore[no-untyped-def]
     return {"score": params["x"] * 3}
 
 
+SKIPPED_STARTS = 20
+"""Trial starts left out of the in-run figure: the first ones wait on worker processes."""
+
+
+def print_in_run(starts: list[float]) -> None:
+    """The time per trial between the 20th start and the last, for the parent to collect."""
+    if len(starts) > SKIPPED_STARTS + 1:
+        per = (starts[-1] - starts[SKIPPED_STARTS]) / (len(starts) - SKIPPED_STARTS - 1)
+        print(f"in-run ms per trial: {per * 1000:.3f}")
+
+
+class StartTimes:
+    """A sweep listener that stamps each trial's start."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+
+    def trial_started(self, number, params) -> None:  # type: ignore[no-untyped-def]
+        self.starts.append(time.perf_counter())
+
+    def trial_reported(self, number, epoch, value) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    def trial_ended(self, number, state, value, reason) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
 def run_sweep(n: int, root: str) -> None:
     from sweep import Sweep
     from sweep.backends.ray_local import LocalRayBackend
 
     space = {"x": {"type": "uniform", "min_value": 0, "max_value": 1}}
     backend = LocalRayBackend()
+    stamps = StartTimes()
     result = Sweep(
         name="bench",
         search_space=space,
@@ -47,11 +78,12 @@ def run_sweep(n: int, root: str) -> None:
         early_termination={"type": "median", "n_startup_trials": 5},
         limits={"max_total_trials": n, "max_concurrent_trials": 2},
         resources={"cpus_per_trial": 1},
-    ).run()
+    ).run(listener=stamps)
     finished = result.counts.get("complete", 0) + result.counts.get("pruned", 0)
     if finished != n:
         raise SystemExit(f"only {finished} of {n} trials finished: {result.counts}")
     print(f"workers started: {backend.workers_started}")
+    print_in_run(stamps.starts)
 
 
 def run_optuna(n: int, root: str, journal: bool) -> None:
@@ -93,6 +125,15 @@ def run_raytune(n: int, root: str) -> None:
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
 
+    class StartStamps(tune.Callback):
+        def __init__(self) -> None:
+            self.starts: list[float] = []
+
+        def on_trial_start(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
+            self.starts.append(time.perf_counter())
+
+    stamps = StartStamps()
+
     def trainable(config):  # type: ignore[no-untyped-def]
         for epoch in range(3):
             tune.report({"score": config["x"] * (epoch + 1)})
@@ -109,9 +150,10 @@ def run_raytune(n: int, root: str) -> None:
             scheduler=ASHAScheduler(max_t=3),
             reuse_actors=True,
         ),
-        run_config=tune.RunConfig(storage_path=root, verbose=0),
+        run_config=tune.RunConfig(storage_path=root, verbose=0, callbacks=[stamps]),
     )
     results = tuner.fit()
+    print_in_run(stamps.starts)
     if len(results) != n or results.errors:
         raise SystemExit(f"ray tune ran {len(results)} of {n} trials, {len(results.errors)} errors")
 
@@ -133,6 +175,8 @@ def child(kind: str, n: int) -> None:
 
 WORKERS: dict[int, str] = {}
 """The sweep's trial worker processes, by trial count (its child prints them)."""
+IN_RUN: dict[tuple[str, int], list[float]] = {}
+"""Each contender's in-run ms per trial, by (contender, trial count)."""
 
 
 def timed(kind: str, n: int) -> float:
@@ -146,6 +190,8 @@ def timed(kind: str, n: int) -> float:
     for line in proc.stdout.splitlines():
         if line.startswith("workers started: "):
             WORKERS[n] = line.removeprefix("workers started: ")
+        if line.startswith("in-run ms per trial: "):
+            IN_RUN.setdefault((kind, n), []).append(float(line.rsplit(" ", 1)[1]))
     return elapsed
 
 
@@ -176,13 +222,18 @@ def main() -> None:
             flush=True,
         )
     print(f"\nmedians of {args.repeat} rounds, whole processes")
-    print(f"{'contender':<16} {small:>5} trials {large:>5} trials  marginal/trial  start-up")
+    print(
+        f"{'contender':<16} {small:>5} trials {large:>5} trials  marginal/trial  start-up"
+        f"  in-run/trial ({large} trials)"
+    )
     for kind in args.only:
         t_small, t_large = (statistics.median(times[kind, n]) for n in (small, large))
         marginal = (t_large - t_small) / (large - small)
+        in_run = IN_RUN.get((kind, large))
         print(
             f"{kind:<16} {t_small:10.2f} s {t_large:10.2f} s  {marginal * 1000:10.1f} ms "
             f"{t_small - marginal * small:8.2f} s"
+            + (f"  {statistics.median(in_run):10.1f} ms" if in_run else "")
         )
     if WORKERS:
         print(
