@@ -1,9 +1,9 @@
 """Two ways a trial's report can reach the coordinator and hear its answer, bare (no sweep,
 no trainer): 300 trials of N reports each, 2 at a time, on a local Ray.
 
-- hub (what ``sweep.backends.ray_local`` does): the worker calls the hub actor's ``report``
-  and waits; the coordinator long-polls the hub's ``take``, and its answer rides the next
-  take. Four messages through three processes a report.
+- hub (what ``sweep.backends.ray_local`` does, with its own ``ReportHub``): the worker calls
+  the hub's ``report`` and waits; the coordinator long-polls the hub's ``take``, and its
+  answer rides the next take. Four messages through three processes a report.
 - stream: the worker's ``run`` is a streaming generator that yields each report to the
   coordinator (the yielded objects are the coordinator's: they outlive the worker), and the
   coordinator answers through a second method the actor runs beside it
@@ -18,48 +18,20 @@ Usage: python benchmarks/report_paths.py [--trials 300] [--reports 3] [--rounds 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import threading
 import time
 from typing import Any
 
 import ray
 
-
-@ray.remote(num_cpus=0)
-class Hub:
-    def __init__(self) -> None:
-        self.events: list[tuple[int, int]] = []
-        self.waiting: dict[int, asyncio.Future[bool]] = {}
-        self.new = asyncio.Event()
-
-    async def report(self, number: int, epoch: int) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.waiting[number] = future
-        self.events.append((number, epoch))
-        self.new.set()
-        return await future
-
-    async def take(self, timeout: float, answers: tuple[tuple[int, bool], ...] = ()) -> Any:
-        for number, stop in answers:
-            future = self.waiting.pop(number, None)
-            if future is not None and not future.done():
-                future.set_result(stop)
-        if not self.events:
-            try:
-                await asyncio.wait_for(self.new.wait(), timeout)
-            except TimeoutError:
-                pass
-        events, self.events = self.events, []
-        self.new.clear()
-        return events
+from sweep.backends.ray_actors import new_hub
 
 
 @ray.remote(num_cpus=1)
 class HubWorker:
     def run(self, number: int, hub: Any, reports: int) -> int:
         for epoch in range(reports):
-            if ray.get(hub.report.remote(number, epoch)):
+            if ray.get(hub.report.remote(number, epoch, {}, [])):
                 break
         return number
 
@@ -89,7 +61,7 @@ class StreamWorker:
 
 
 def through_hub(trials: int, reports: int) -> float:
-    hub = Hub.remote()  # type: ignore[attr-defined]
+    hub = new_hub()  # the sweep's own
     workers = [HubWorker.remote() for _ in range(2)]  # type: ignore[attr-defined]
     ray.get([w.__ray_ready__.remote() for w in workers])
     started, launched, ended = time.perf_counter(), 0, 0
@@ -105,7 +77,7 @@ def through_hub(trials: int, reports: int) -> float:
         for ref in ready:
             if ref == take:
                 take = None
-                answers += [(number, False) for number, _ in ray.get(ref)]
+                answers += [(report[0], False) for report in ray.get(ref)]
             else:
                 worker = running.pop(ref)
                 ray.get(ref)
