@@ -1,13 +1,14 @@
 """Two ways a trial's report can reach the coordinator and hear its answer, bare (no sweep,
 no trainer): 300 trials of N reports each, 2 at a time, on a local Ray.
 
-- hub (what ``sweep.backends.ray_local`` does, with its own ``ReportHub``): the worker calls
-  the hub's ``report`` and waits; the coordinator long-polls the hub's ``take``, and its
-  answer rides the next take. Four messages through three processes a report.
-- stream: the worker's ``run`` is a streaming generator that yields each report to the
-  coordinator (the yielded objects are the coordinator's: they outlive the worker), and the
-  coordinator answers through a second method the actor runs beside it
-  (``max_concurrency=2``). Two messages and no hub process.
+- hub (what ``sweep.backends.ray_local`` did until 2026-12-07, with the ``ReportHub`` it
+  had, copied here): the worker calls the hub's ``report`` and waits; the coordinator
+  long-polls the hub's ``take``, and its answer rides the next take. Four messages through
+  three processes a report.
+- stream (what the sweep does now): the worker's ``run`` is a streaming generator that
+  yields each report to the coordinator (the yielded objects are the coordinator's: they
+  outlive the worker), and the coordinator answers through a second method the actor runs
+  beside it (``max_concurrency=2``). Two messages and no hub process.
 
 It measures only the messaging a design pays per trial, for choosing one; the engine's own
 cost is ``engine_overhead.py``'s.
@@ -18,13 +19,46 @@ Usage: python benchmarks/report_paths.py [--trials 300] [--reports 3] [--rounds 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import threading
 import time
 from typing import Any
 
 import ray
 
-from sweep.backends.ray_actors import new_hub
+
+@ray.remote(num_cpus=0)
+class ReportHub:
+    """The sweep's report hub as it was: holds reports until the coordinator takes them, and
+    each reporter until it is answered."""
+
+    def __init__(self) -> None:
+        self._events: list[tuple[int, int]] = []
+        self._waiting: dict[int, asyncio.Future[bool]] = {}
+        self._new = asyncio.Event()
+
+    async def report(self, number: int, epoch: int, metrics: dict, checkpoint: list) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting[number] = future
+        self._events.append((number, epoch))
+        self._new.set()
+        return await future
+
+    async def take(
+        self, timeout: float, answers: tuple[tuple[int, bool], ...] = ()
+    ) -> list[tuple[int, int]]:
+        for number, stop in answers:
+            future = self._waiting.pop(number, None)
+            if future is not None and not future.done():
+                future.set_result(stop)
+        if not self._events:
+            try:
+                await asyncio.wait_for(self._new.wait(), timeout)
+            except TimeoutError:
+                pass
+        events, self._events = self._events, []
+        self._new.clear()
+        return events
 
 
 @ray.remote(num_cpus=1)
@@ -61,7 +95,7 @@ class StreamWorker:
 
 
 def through_hub(trials: int, reports: int) -> float:
-    hub = new_hub()  # the sweep's own
+    hub = ReportHub.remote()  # type: ignore[attr-defined]
     workers = [HubWorker.remote() for _ in range(2)]  # type: ignore[attr-defined]
     ray.get([w.__ray_ready__.remote() for w in workers])
     started, launched, ended = time.perf_counter(), 0, 0

@@ -3,7 +3,9 @@ Ray node's drain, SLURM's ``--signal``) turned into a flag the training loop rea
 batches, so a run saves where it is instead of losing the epoch in flight.
 
 The handler is installed only while a run trains, and only from the main thread (Python
-delivers signals there); elsewhere (a trial in a thread) SIGTERM keeps its usual meaning.
+delivers signals there); elsewhere (a trial in a thread) SIGTERM keeps its usual meaning,
+unless the process listens for its runs in threads (:func:`listen_for_process`: a sweep's
+trial worker, whose runs Ray calls off the main thread).
 When nobody above the run handles the notice (a script that calls ``fit``), the signal is
 passed on once the run has saved: the process ends as SIGTERM would have ended it (exit
 code 143, what a scheduler or a sweep reads as "preempted"), only later and with its state.
@@ -22,6 +24,7 @@ from trainer.errors import TrainerError
 NOTICE = threading.Event()
 """Set by SIGTERM while :func:`listening`; cleared when the outermost listener starts."""
 _depth = 0
+_process_wide = False
 
 
 class Preempted(TrainerError):
@@ -42,7 +45,16 @@ def listening(pass_on: bool = True) -> Iterator[bool]:
     handles :class:`Preempted` itself says False)."""
     global _depth
     if threading.current_thread() is not threading.main_thread():
-        yield False
+        if not _process_wide:
+            yield False
+            return
+        if not _depth:
+            NOTICE.clear()
+        _depth += 1
+        try:
+            yield True
+        finally:
+            _depth -= 1
         return
     if not _depth:  # a sweep's worker listens around the trainer, which listens too
         NOTICE.clear()
@@ -59,3 +71,26 @@ def listening(pass_on: bool = True) -> Iterator[bool]:
         signal.signal(signal.SIGTERM, before)
         if pass_on and not _depth and NOTICE.is_set():
             signal.raise_signal(signal.SIGTERM)
+
+
+def listen_for_process() -> None:
+    """Called once on the main thread of a process whose runs train in other threads: from
+    then on SIGTERM sets :data:`NOTICE` while a run listens (in any thread), and does what it
+    did before while none does (an idle worker has nothing to save: it ends as it would
+    have)."""
+    global _process_wide
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("listen_for_process must be called on the main thread")
+    before = signal.getsignal(signal.SIGTERM)
+
+    def notice(signum: int, frame: FrameType | None) -> None:
+        if _depth:
+            NOTICE.set()
+        elif callable(before):
+            before(signum, frame)
+        else:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
+            signal.raise_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, notice)
+    _process_wide = True

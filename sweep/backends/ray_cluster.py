@@ -1,5 +1,5 @@
 """An existing Ray cluster as the place trials run (``compute: ray:HOST:PORT`` or
-``ray://HOST:PORT``): the local backend's workers and hub, joined to the cluster."""
+``ray://HOST:PORT``): the local backend's workers, joined to the cluster."""
 
 from __future__ import annotations
 

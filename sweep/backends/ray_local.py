@@ -1,9 +1,10 @@
 """Trials on Ray: long-lived worker actors, one per running trial, reused across trials.
 
 Each worker actor asks Ray for the trial's CPUs and GPUs (fractions of a GPU pack several
-trials on one card), in a placement group when a trial has several workers. A trial's
-reports go to the hub (``ray_actors``); the coordinator takes them from there with one
-long-poll and answers each one, so a pruned trial stops at the end of the epoch it reported.
+trials on one card), in a placement group when a trial has several workers. A worker streams
+its trial's reports to the coordinator (``ray_actors``), which waits on every running
+trial's stream at once and answers each report, so a pruned trial stops at the end of the
+epoch it reported.
 Ray is imported in this package's ``ray_*`` modules and nowhere else.
 """
 
@@ -17,17 +18,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.exceptions import ObjectLostError, RayActorError, RayError, RayTaskError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from search_spaces import Resources
 from sweep.backends.base import Backend
-from sweep.backends.ray_actors import HubReport, TrialWorker, new_hub
+from sweep.backends.ray_actors import TrialWorker
 from sweep.backends.ray_start import start_local_ray
 from sweep.errors import SweepError
 from sweep.records.trial_log import TRIAL_LOG
-from sweep.trials import CheckpointFiles, Event, Failed, Finished, Reported, TrialSpec
+from sweep.trials import Event, Failed, Finished, Reported, TrialSpec
 
 logger = logging.getLogger(__name__)
 
@@ -38,33 +39,27 @@ PLACEMENT_TIMEOUT_S = 120.0
 
 @dataclass
 class _Running:
-    """A running trial: its worker actors (rank 0 first), their result refs, its group.
+    """A running trial: its worker actors (rank 0 first), their runs' streams (None once a
+    rank's run ended), its group.
 
     A data-parallel trial starts as a placement group being placed (``placing``, the group's
     ready ref): its actors exist only once the group is ready, so ``start`` never waits.
     """
 
     actors: list[Any]
-    refs: list[Any]
+    streams: list[Any]
     group: Any = None
     placing: Any = None
     spec: TrialSpec | None = None
     since: float = 0.0
-
-    @property
-    def pending(self) -> dict[Any, int]:
-        return {ref: rank for rank, ref in enumerate(self.refs) if ref is not None}
 
 
 class LocalRayBackend(Backend):
     """A Ray started on this machine on demand (or joined, if this process already has one)."""
 
     def __init__(self) -> None:
-        self._hub: Any = None
         self._idle: list[Any] = []
         self._running: dict[int, _Running] = {}
-        self._take: Any = None
-        self._take_timeout = 0.5
         self._resources = Resources()
         self._capacity, self._capacity_at = 0.0, -math.inf
         self.workers_started = 0
@@ -77,7 +72,6 @@ class LocalRayBackend(Backend):
     def open(self, resources: Resources, parallel: int | None) -> int:
         self.connect()
         self._resources = resources
-        self._hub = self._new_hub()
         total = ray.cluster_resources()
         workers = resources.workers_per_trial
         slots = math.floor(total.get("CPU", 0) / (resources.cpus_per_trial * workers) + 1e-9)
@@ -92,28 +86,6 @@ class LocalRayBackend(Backend):
                 f"{total.get('GPU', 0)} GPUs"
             )
         return min(slots, parallel) if parallel else slots
-
-    @staticmethod
-    def _new_hub() -> Any:
-        return new_hub()
-
-    def _hub_lost(self, exc: Exception) -> list[Event]:
-        """The hub died with its node: a new one, and every running trial (whose reports
-        went to the old one) is lost, to continue from its checkpoint with the new hub."""
-        logger.warning(
-            "the sweep's report hub was lost with its node (%s); running trials "
-            "continue from their checkpoints",
-            str(exc).splitlines()[0][:300],
-        )
-        self._hub = self._new_hub()
-        events: list[Event] = []
-        for number in list(self._running):
-            self._release(number)
-            events.append(
-                Failed(number, "the node holding the sweep's report hub was lost", lost=True)
-            )
-        self._drop_idle()
-        return events
 
     def _actor_options(self) -> dict[str, Any]:
         return {
@@ -137,7 +109,7 @@ class LocalRayBackend(Backend):
                 **self._actor_options()
             ).remote()
             self.workers_started += 1
-        self._running[spec.number] = _Running([actor], [actor.run.remote(spec, self._hub)])
+        self._running[spec.number] = _Running([actor], [actor.run.remote(spec)])
 
     def _place(self, spec: TrialSpec) -> None:
         """Asks Ray for a data-parallel trial's N bundles (on one node when one can hold them
@@ -160,7 +132,7 @@ class LocalRayBackend(Backend):
 
     def _start_ranks(self, run: _Running) -> None:
         """The placed group's workers, each a torch DDP rank; rank 0 hosts the process group
-        and reports."""
+        and alone reports."""
         spec, workers = run.spec, self._resources.workers_per_trial
         assert spec is not None
         run.placing = None
@@ -182,12 +154,9 @@ class LocalRayBackend(Backend):
                 "MASTER_ADDR": host,
                 "MASTER_PORT": str(port),
             }
-            run.refs.append(
+            run.streams.append(
                 actor.run.remote(
-                    spec,
-                    self._hub if rank == 0 else None,
-                    env,
-                    TRIAL_LOG if rank == 0 else f"trial-rank{rank}.log",
+                    spec, env, TRIAL_LOG if rank == 0 else f"trial-rank{rank}.log", rank == 0
                 )
             )
 
@@ -215,68 +184,61 @@ class LocalRayBackend(Backend):
 
     def poll(self, timeout: float) -> list[Event]:
         events: list[Event] = self._placements()
-        self._take_timeout = timeout
-        if self._take is None:
-            self._take = self._hub.take.remote(timeout)
-        by_ref = {ref: number for number, run in self._running.items() for ref in run.pending}
+        # By identity: what a run's stream compares equal to is Ray's business.
+        streams = {
+            id(stream): (number, rank, stream)
+            for number, run in self._running.items()
+            for rank, stream in enumerate(run.streams)
+            if stream is not None
+        }
         placing = [run.placing for run in self._running.values() if run.placing is not None]
-        ready, _ = ray.wait([self._take, *by_ref, *placing], num_returns=1, timeout=timeout)
-        if ready:  # gather whatever else is done too, without waiting
-            ready, _ = ray.wait([self._take, *by_ref], num_returns=len(by_ref) + 1, timeout=0)
-        for ref in ready:
-            if ref not in by_ref and ref != self._take:
+        waited = [stream for _, _, stream in streams.values()]
+        ready, _ = ray.wait([*waited, *placing], num_returns=1, timeout=timeout)
+        if ready and waited:  # gather whatever else is ready too, without waiting
+            ready, _ = ray.wait(waited, num_returns=len(waited), timeout=0)
+        for stream in ready:
+            if id(stream) not in streams:
                 continue  # a group got placed: it starts on the next poll
-            if ref == self._take:
-                self._take = None
-                try:
-                    taken = ray.get(ref)
-                except RayActorError as exc:
-                    return events + self._hub_lost(exc)
-                events.extend(self._reports(taken))
-            elif by_ref[ref] in self._running:
-                event = self._outcome(by_ref[ref], ref)
+            number, rank, _ = streams[id(stream)]
+            if number in self._running:
+                event = self._next(number, rank, stream)
                 if event is not None:
                     events.append(event)
         return events
 
-    def _reports(self, taken: list[HubReport]) -> list[Event]:
-        events: list[Event] = []
-        for number, epoch, metrics, refs, notice, node in taken:
-            if number not in self._running:
-                continue
-            checkpoint: CheckpointFiles | None = None
-            if refs:
-                try:
-                    got: Any = ray.get(refs[0])
-                    checkpoint = got
-                except RayError:
-                    continue  # its worker died holding it: the trial's failure follows
-            events.append(Reported(number, epoch, metrics, checkpoint, notice, node))
-        return events
-
-    def _outcome(self, number: int, ref: Any) -> Event | None:
-        run = self._running[number]
-        rank = run.refs.index(ref)
-        run.refs[rank] = None
+    def _next(self, number: int, rank: int, stream: Any) -> Event | None:
+        """What the ready stream of trial ``number``'s rank says: a report, or how it ended."""
         dead = False
         try:
-            kind, value = ray.get(ref)
-        except RayActorError as exc:
+            item = ray.get(next(stream))
+        except (RayActorError, ObjectLostError) as exc:  # a report lost with its node too
             dead = True
-            kind, value = "lost", f"the worker process died: {exc.__class__.__name__}"
+            item = ("lost", f"the worker process died: {exc.__class__.__name__}")
             # Its node may be gone, and idle workers with it: new ones are placed on the
             # nodes that are alive (a dead idle worker would fail the next trial at once).
             self._drop_idle()
         except RayTaskError as exc:
             cause = exc.cause if exc.cause is not None else exc
-            kind, value = "failed", f"{type(cause).__name__}: {cause}"
+            item = ("failed", f"{type(cause).__name__}: {cause}")
         except RayError as exc:
-            kind, value = "failed", f"Ray could not run the trial: {exc}"
+            item = ("failed", f"Ray could not run the trial: {exc}")
+        except StopIteration:  # a run yields how it ended before its stream ends
+            item = ("failed", "the trial's run ended without saying how")
+        if item[0] == "report":
+            _, epoch, metrics, checkpoint, notice, node = item
+            return Reported(number, epoch, metrics, checkpoint, notice, node)
+        return self._outcome(number, rank, item[0], item[1], dead)
+
+    def _outcome(self, number: int, rank: int, kind: str, value: Any, dead: bool) -> Event | None:
+        run = self._running[number]
+        run.streams[rank] = None
         if rank > 0:
             if kind == "finished":
                 return None  # rank 0 speaks for the trial
             self.cancel(number)
-            return Failed(number, f"worker {rank} of {len(run.refs)}: {value}", lost=kind == "lost")
+            return Failed(
+                number, f"worker {rank} of {len(run.streams)}: {value}", lost=kind == "lost"
+            )
         if run.group is None and not dead and kind == "finished" and self._room_to_idle():
             self._idle.append(run.actors[0])
             del self._running[number]
@@ -306,12 +268,9 @@ class LocalRayBackend(Backend):
         return alive <= self._capacity + 1e-9
 
     def answer(self, number: int, stop: bool) -> None:
-        # With no take out, the answer goes as the next take: one actor call instead of two
-        # a report (the reporter hears it as soon as the call reaches the hub, as before).
-        if self._take is None:
-            self._take = self._hub.take.remote(self._take_timeout, ((number, stop),))
-        else:
-            self._hub.answer.remote(number, stop)
+        run = self._running.get(number)
+        if run is not None and run.actors:
+            run.actors[0].answer.remote(number, stop)
 
     def _release(self, number: int) -> None:
         run = self._running.pop(number, None)
@@ -326,7 +285,6 @@ class LocalRayBackend(Backend):
         if number in self._running:
             # A trial stuck in compute can't be interrupted politely: end its processes.
             self._release(number)
-            self._hub.answer.remote(number, True)
 
     def _drop_idle(self) -> None:
         for actor in self._idle:
@@ -338,10 +296,6 @@ class LocalRayBackend(Backend):
         for number in list(self._running):
             self.cancel(number)
         self._drop_idle()
-        if self._hub is not None:
-            ray.kill(self._hub, no_restart=True)
-            self._hub = None
-        self._take = None
 
 
 def _usable_resources() -> dict[str, float]:

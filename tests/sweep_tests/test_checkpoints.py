@@ -466,27 +466,6 @@ def test_continue_with_the_built_in_trainer_on_the_command_line_registers_the_ne
     assert [json.loads(line)["epoch"] for line in ran.read_text().splitlines()] == [2, 3]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("make_backend", ["local_ray"], indirect=True)
-def test_a_lost_report_hub_is_replaced_and_running_trials_continue(tmp_path, make_backend):
-    import ray
-
-    backend = make_backend()
-
-    result = Sweep(
-        name="ck",
-        search_space=SPACE,
-        trainer=toy_trainers.checkpointing,
-        root=tmp_path,
-        backend=backend,
-        trainer_args={"num_epochs": 6, "epoch_s": 0.3},
-        limits={"max_total_trials": 1},
-    ).run(listener=toy_trainers.OnceAtEpoch(2, lambda: ray.kill(backend._hub, no_restart=True)))
-    folder = _one_history(result, tmp_path / "ck", epochs=6)
-    starts = [s["from"] for s in _records(folder, "span.jsonl") if "from" in s]
-    assert starts[0] == 0 and len(starts) == 2 and starts[1] >= 2
-
-
 def test_a_trainer_is_told_the_checkpoint_policy_with_the_rungs_where_it_may_pause(tmp_path):
     """checkpoint: {every: 3} under promotion ASHA: each trial is told to save every 3 epochs
     and at its rungs (1 and 3 of 9, its bracket's), whatever every says; the plan says so."""
