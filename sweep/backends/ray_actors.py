@@ -38,7 +38,7 @@ WorkerEnd = tuple[str, Any]
 
 # Two threads: a run streams its trial's reports while ``answer`` hands it the coordinator's
 # replies (and ``address`` answers beside a run-to-be).
-@ray.remote(max_concurrency=2)
+@ray.remote(max_concurrency=2)  # type: ignore[call-overload]  # its stubs name no actor options
 class TrialWorker:
     """A process that runs one trial at a time; torch and the data stay imported between trials."""
 
