@@ -7,8 +7,8 @@ machine. Each kind runs one sweep of trivial trials (0.05 s epochs; the trainer 
 state to its checkpoint folder every epoch and notes every epoch it really ran), bounded by
 the sweep's ``limits.timeout`` (``--minutes`` shared among the kinds; a resumed coordinator
 starts its own timeout, so a sweep may run up to 1.4 times its share; PBT's members train
-half their share in epochs, and its timeout, twice the share, only guards). Printed per
-sweep:
+two epochs for each second of its share, half an epoch in a soak under 60 s, and its
+timeout, twice the share, only guards). Printed per sweep:
 
 - trials: how many, by state; every trial ended (none left RUNNING or WAITING) and every
   number of the study has its folder, and every folder its trial;
@@ -155,6 +155,11 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
+def _pbt_epochs(timeout_s: int) -> int:
+    """Each PBT member's epochs for a share of ``timeout_s`` seconds."""
+    return max(8, timeout_s // 2 if timeout_s < 60 else 2 * timeout_s)
+
+
 def sweep_file(
     kind: str, folder: Path, nodes: int, timeout_s: int, seed: int, trials: int | None = None
 ) -> Path:
@@ -186,10 +191,12 @@ def sweep_file(
             "name": "soak-pbt",
             "trainer": {
                 "entry": "tests.sweep_tests.toy_trainers:pbt_curve",
-                # Members that finish well inside the timeout: about 15 epochs a second on
-                # an idle machine, but under the test suite's load 20 epochs of a 10 s share
-                # left no member complete, and a sweep with no completed trial fails.
-                "args": {"num_epochs": max(8, timeout_s // 2), "epoch_s": EPOCH_S},
+                # Members that finish well inside the timeout: under the test suite's load
+                # 20 epochs of a 10 s share left no member complete, and a sweep with no
+                # completed trial fails. A long soak's members train about two epochs a
+                # second of its share: at half that, once reports got cheaper (2026-12-07),
+                # they ended in 15 s of 180, before the first node was killed.
+                "args": {"num_epochs": _pbt_epochs(timeout_s), "epoch_s": EPOCH_S},
             },
             "search_space": {"lr": {"type": "loguniform", "min_value": -9.2, "max_value": -2.3}},
             "objective": {"primary_metric": "acc", "goal": "maximize"},
