@@ -13,6 +13,7 @@ measured in the same run.
    sweep never interrupted.
 
 Usage: python benchmarks/failure_cost.py [--skip-nodes] [--epoch-224] [--epoch-only]
+       python benchmarks/failure_cost.py --rounds 4   (part 1's default beside off only)
 """
 
 from __future__ import annotations
@@ -146,7 +147,12 @@ def _raylet_of_a_running_trial(sweep_dir: Path) -> int:
     raise SystemExit("no trial worker found")
 
 
-def per_epoch(image_size: int, epochs: int) -> dict[str, tuple[float, float]]:
+LABELS = ("none", "latest", "through Ray", "every 3")
+
+
+def per_epoch(
+    image_size: int, epochs: int, labels: tuple[str, ...] = LABELS
+) -> dict[str, tuple[float, float]]:
     """Seconds between reports (median), by keep.checkpoints; and the checkpoint's MB."""
     from sweep import Sweep
 
@@ -166,12 +172,14 @@ def per_epoch(image_size: int, epochs: int) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
     # Every epoch, and every third (checkpoint: {every: 3}): its cost is the mean gap, since
     # two epochs of three save nothing.
-    for label, checkpoints, every in (
-        ("none", "none", 1),
-        ("latest", "latest", 1),
-        ("through Ray", "latest", 1),
-        ("every 3", "latest", 3),
-    ):
+    settings = {
+        "none": ("none", 1),
+        "latest": ("latest", 1),
+        "through Ray": ("latest", 1),
+        "every 3": ("latest", 3),
+    }
+    for label in labels:
+        checkpoints, every = settings[label]
         clock = Clock()
         if label == "through Ray":
             os.environ["SWEEP_CHECKPOINTS_THROUGH_RAY"] = "1"
@@ -218,7 +226,30 @@ def main() -> None:
     parser.add_argument(
         "--epochs", type=int, default=7, help="epochs per 64-px run (more: steadier medians)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="instead: N rounds of the default (every epoch) beside checkpoints off, in "
+        "alternating order, and the median of the rounds' costs (the machine's speed drifts "
+        "between runs by more than the cost)",
+    )
     args = parser.parse_args()
+
+    if args.rounds:
+        costs = []
+        for round_ in range(args.rounds):
+            order = ("none", "latest") if round_ % 2 == 0 else ("latest", "none")
+            figures = per_epoch(64, args.epochs, order)
+            (off, _), (on, mb) = figures["none"], figures["latest"]
+            costs.append(100 * (on - off) / off)
+            print(
+                f"round {round_ + 1}: off {off:6.2f} s, every epoch {on:6.2f} s "
+                f"({costs[-1]:+.1f}%), checkpoint {mb:.0f} MB",
+                flush=True,
+            )
+        print(f"every epoch against off, median of {args.rounds}: {statistics.median(costs):+.1f}%")
+        return
 
     sizes = [64] + ([224] if args.epoch_224 else [])
     print("1. per epoch, ResNet-18 on digits, 1 trial, 2 CPUs (median seconds between reports)")
