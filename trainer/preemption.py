@@ -40,37 +40,33 @@ class Preempted(TrainerError):
 @contextlib.contextmanager
 def listening(pass_on: bool = True) -> Iterator[bool]:
     """SIGTERM sets :data:`NOTICE` while the block runs (the previous handler is back after
-    it); yields whether it listens (False off the main thread). ``pass_on``: the outermost
+    it); yields whether it listens (False off the main thread, unless the process listens
+    for all its runs: :func:`listen_for_process`). ``pass_on``: the outermost
     listener hands a notice it heard to the previous handler at the end (a caller that
     handles :class:`Preempted` itself says False)."""
     global _depth
-    if threading.current_thread() is not threading.main_thread():
-        if not _process_wide:
-            yield False
-            return
-        if not _depth:
-            NOTICE.clear()
-        _depth += 1
-        try:
-            yield True
-        finally:
-            _depth -= 1
+    in_main = threading.current_thread() is threading.main_thread()
+    if not (in_main or _process_wide):
+        yield False
         return
     if not _depth:  # a sweep's worker listens around the trainer, which listens too
         NOTICE.clear()
-
-    def notice(signum: int, frame: FrameType | None) -> None:
-        NOTICE.set()
-
-    before = signal.signal(signal.SIGTERM, notice)
+    # A process that listens for every run has its handler already (listen_for_process).
+    own = in_main and not _process_wide
+    before = signal.signal(signal.SIGTERM, _notice) if own else None
     _depth += 1
     try:
         yield True
     finally:
         _depth -= 1
-        signal.signal(signal.SIGTERM, before)
-        if pass_on and not _depth and NOTICE.is_set():
-            signal.raise_signal(signal.SIGTERM)
+        if own:
+            signal.signal(signal.SIGTERM, before)
+            if pass_on and not _depth and NOTICE.is_set():
+                signal.raise_signal(signal.SIGTERM)
+
+
+def _notice(signum: int, frame: FrameType | None) -> None:
+    NOTICE.set()
 
 
 def listen_for_process() -> None:

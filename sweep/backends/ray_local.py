@@ -222,8 +222,6 @@ class LocalRayBackend(Backend):
             item = ("failed", f"{type(cause).__name__}: {cause}")
         except RayError as exc:
             item = ("failed", f"Ray could not run the trial: {exc}")
-        except StopIteration:  # a run yields how it ended before its stream ends
-            item = ("failed", "the trial's run ended without saying how")
         if item[0] == "report":
             _, epoch, metrics, checkpoint, notice, node = item
             return Reported(number, epoch, metrics, checkpoint, notice, node)
