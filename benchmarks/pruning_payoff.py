@@ -2,7 +2,8 @@
 (``sweep.replay.simulator``): compute spent, how much sooner the no-pruning best is reached, how
 often it is lost, and the best an open stream of trials finds at the no-pruning sweep's compute.
 
-Banks: ``crossing`` (learning curves that cross: slow starters win), ``hartmann3`` and
+Banks: ``crossing`` (learning curves that cross: slow starters win; 9 epochs, or as many as
+follow the name: ``crossing45``), ``hartmann3`` and
 ``hartmann6`` (the multi-fidelity Hartmann functions as curve families), all made here; a
 bank file (``benchmarks/curves/*.jsonl.gz``, see record_curves.py); or a finished sweep's
 name. Every policy of ``sweep.replay.simulator.STANDARD`` (none, bandit, median
@@ -31,8 +32,11 @@ from sweep.replay.sources import crossing_curves, hartmann_curves, load_bank
 
 
 def bank(name: str, trials: int, root: Path | None) -> tuple[list[Curve], bool, str]:
-    if name == "crossing":
-        made = crossing_curves(trials, epochs=9, seed=0)
+    epochs = name.removeprefix("crossing")
+    if name.startswith("crossing") and (epochs == "" or epochs.isdigit()):
+        # "crossing45": the same family trained 45 epochs (the longer, the more a slow
+        # starter's first epochs hide where it ends)
+        made = crossing_curves(trials, epochs=int(epochs or 9), seed=0)
         return list(made.curves), True, made.about
     if name in ("hartmann3", "hartmann6"):
         made = hartmann_curves(int(name[-1]), trials, epochs=9, seed=0)
