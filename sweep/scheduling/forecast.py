@@ -11,7 +11,9 @@ The forecast is an ensemble of two saturating forms fitted to the trial's own cu
 of (a, b) for every c of a fixed grid. NumPy only, a few microseconds a fit, so a replay of
 hundreds of trials over many seeds stays in seconds. The trial is judged by its best case:
 the highest value at the horizon of any rate that fits its curve about as well as the best
-rate does (within the noise its curve shows). A slow starter's first epochs are almost a
+rate does (within the metric's noise: the median residual variance of the best fits to the
+sweep's finished curves, ``noise_of``; the curve's own second differences until three have
+finished). A slow starter's first epochs are almost a
 straight line, which a rate that saturates soon fits as well as one that climbs for
 dozens of epochs; judged by the best-fitting rate alone, such a curve's end was
 underestimated the more, the longer it trains (crossing curves of 45 epochs: the winner
@@ -65,8 +67,10 @@ class Forecast:
         return self.spread + self.upside / 2 + self.step + 1e-9
 
 
-def forecast(curve: Sequence[float], horizon: int) -> Forecast:
-    """Where ``curve`` (values at epochs trained 1..n) stands at ``horizon`` epochs trained."""
+def forecast(curve: Sequence[float], horizon: int, noise: float | None = None) -> Forecast:
+    """Where ``curve`` (values at epochs trained 1..n) stands at ``horizon`` epochs trained.
+    ``noise``: the metric's variance about a curve of this sweep per epoch (``noise_of``);
+    None: read from the curve's own second differences."""
     y = np.asarray(curve, dtype=float)
     n = len(y)
     if n == 0:
@@ -77,9 +81,12 @@ def forecast(curve: Sequence[float], horizon: int) -> Forecast:
     if n < 3 or np.ptp(y) == 0.0:
         return Forecast(float(y[-1]), 0.0, step)
     t = np.arange(1, n + 1, dtype=float)
-    # White noise of variance s² gives second differences of variance 6 s² (a bend adds to
-    # them, so a bent curve reads as noisier: its band of rates widens, never narrows).
-    noise = float(np.mean(np.diff(y, 2) ** 2)) / 6
+    if noise is None:
+        # White noise of variance s² gives second differences of variance 6 s². A bend adds
+        # to them, so from 3 or 4 epochs a curve that bends early reads as very noisy and
+        # nothing can be ruled out for it: the finished curves' noise is the sharper
+        # estimate once there are some.
+        noise = float(np.mean(np.diff(y, 2) ** 2)) / 6
     fits = [
         _fit(np.exp(-np.outer(_RATES, t)), np.exp(-_RATES * horizon), y, noise),
         _fit(t[None, :] ** -_RATES[:, None], float(horizon) ** -_RATES, y, noise),
@@ -105,12 +112,29 @@ of 9, 18, 27 and 45 epochs (4 workers, 20 orders): 1 lost the 27-epoch winner in
 replays, 2 and 4 in none; 2 spends less."""
 
 
-def _fit(
-    basis: np.ndarray, at_horizon: np.ndarray, y: np.ndarray, noise: float
-) -> tuple[float, float]:
+NOISE_FROM = 5
+"""A finished curve tells the metric's noise when it has at least this many epochs: its best
+fit has three parameters (a, b, c), so it needs two epochs more to leave a residual."""
+
+
+def noise_of(curve: Sequence[float]) -> float | None:
+    """The variance of ``curve`` about its best fit per degree of freedom (None: too short,
+    or not finite)."""
+    y = np.asarray(curve, dtype=float)
+    n = y.size
+    if n < NOISE_FROM or not np.isfinite(y).all():
+        return None
+    t = np.arange(1, n + 1, dtype=float)
+    least = min(
+        float(_least_squares(np.exp(-np.outer(_RATES, t)), y)[2].min()),
+        float(_least_squares(t[None, :] ** -_RATES[:, None], y)[2].min()),
+    )
+    return least / (n - 3)
+
+
+def _least_squares(basis: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Least squares of y ~ a + b·basis[c] for every c at once (basis: one row per c, one
-    column per epoch); at the horizon, the best c's value and the highest value of the c
-    that fit about as well (``PLAUSIBLE``)."""
+    column per epoch): a, b and the squared residual for each c (inf where c fits nothing)."""
     n = y.size
     sx, sxx = basis.sum(axis=1), (basis * basis).sum(axis=1)
     sy, sxy = y.sum(), basis @ y
@@ -120,10 +144,18 @@ def _fit(
     b = np.where(ok, (n * sxy - sx * sy) / safe, 0.0)
     a = np.where(ok, (sy - b * sx) / n, sy / n)
     residual = ((a[:, None] + b[:, None] * basis - y[None, :]) ** 2).sum(axis=1)
-    residual = np.where(ok, residual, np.inf)
+    return a, b, np.where(ok, residual, np.inf)
+
+
+def _fit(
+    basis: np.ndarray, at_horizon: np.ndarray, y: np.ndarray, noise: float
+) -> tuple[float, float]:
+    """At the horizon, the best c's value and the highest value of the c that fit about as
+    well (``PLAUSIBLE``)."""
+    a, b, residual = _least_squares(basis, y)
     best = int(np.argmin(residual))
     at = a + b * at_horizon
-    plausible = residual <= residual[best] + PLAUSIBLE * n * noise + 1e-12
+    plausible = residual <= residual[best] + PLAUSIBLE * y.size * noise + 1e-12
     return float(at[best]), float(at[plausible].max())
 
 
