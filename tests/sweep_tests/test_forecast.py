@@ -105,6 +105,24 @@ def test_forecast_keeps_the_winner_of_long_crossing_curves(seed):
     assert kept.epochs < none.epochs / 2  # and it still stopped most of the compute
 
 
+def test_the_metrics_noise_from_finished_curves_lets_a_curve_that_bends_early_be_judged():
+    """From its own 3 epochs, a curve that leaps and then flattens ([0.10, 0.82, 0.92]) reads
+    as very noisy, so every rate fits it and nothing can be ruled out; the finished curves
+    say the metric's noise is small, and it stops there (fails with the curve's own noise
+    kept: it ran all 9 epochs)."""
+
+    def smooth(top: float, rate: float) -> Curve:
+        wobble = (0.001, -0.001, 0.0015, -0.0005, 0.0, 0.001, -0.001, 0.0005, 0.0)
+        values = tuple(top * (1 - math.exp(-rate * (t + 1))) + wobble[t] for t in range(9))
+        return Curve(values, (1.0,) * 9, 9)
+
+    finished = [smooth(0.985 - 0.004 * i, 0.9 + 0.1 * i) for i in range(4)]
+    leaper = Curve((0.10, 0.82, 0.92, 0.925, 0.93, 0.93, 0.931, 0.931, 0.932), (1.0,) * 9, 9)
+    run = replay([*finished, leaper], EarlyTermination("forecast", {"risk": 0.05}))
+    assert run.pruned == 1
+    assert run.epochs == 4 * 9 + 3
+
+
 def test_forecast_keeps_a_digits_winner_that_pauses_before_it_rises():
     """Half of the digits curve bank, 4 workers: its best curve pauses after a rise
     ([0.673, 0.839, 0.876, 0.876] then 0.975, 0.994: a learning-rate step). Read by its last
