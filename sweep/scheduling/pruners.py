@@ -305,17 +305,19 @@ class ForecastJudge:
 
     def _noise(self, done: list[FrozenTrial]) -> float | None:
         """The metric's noise about a curve, from what the first curves to finish (an
-        earlier sweep's first) showed: read again each time their number doubles, from 3 on,
-        and the errors measured with it are measured again then (a few times a sweep, not at
-        every completion; a judge made afresh decides the same). None before 3 have shown
-        it: each curve then reads its own."""
+        earlier sweep's first) showed: read again each time their number doubles, from 3 to
+        48, and the errors measured with it are measured again then (a few times a sweep, not
+        at every completion; a judge made afresh decides the same). None before 3 have
+        shown it: each curve then reads its own."""
         read, noises = self._noises
         noises.extend(_noises(done[read:]))
         self._noises = (len(done), noises)
         shown = self._calibration_noises + noises
         if len(shown) < NOISE_CURVES:
             return None
-        count = NOISE_CURVES * 2 ** int(math.log2(len(shown) / NOISE_CURVES))
+        count = min(
+            NOISE_CURVES * 2 ** int(math.log2(len(shown) / NOISE_CURVES)), NOISE_CURVES_AT_MOST
+        )
         if count != self._noise_known[0]:
             self._noise_known = (count, _quantile(shown[:count], NOISE_QUANTILE))
             self._errors.clear()
@@ -325,6 +327,9 @@ class ForecastJudge:
 
 NOISE_CURVES = 3
 """Finished curves (of 5 epochs or more) it takes to read the metric's noise."""
+NOISE_CURVES_AT_MOST = 48
+"""The noise is read from no more curves than this: it barely moves after, and measuring
+every error again at 96 and 192 finished curves was a tenth of a replay's time."""
 NOISE_QUANTILE = 0.75
 """Which of the curves' noises is the metric's: the upper quartile, since the noise that
 matters is that of curves that jump (a learning-rate step) as winners may. The median lost
