@@ -11,11 +11,11 @@ The forecast is an ensemble of two saturating forms fitted to the trial's own cu
 of (a, b) for every c of a fixed grid. NumPy only, a few microseconds a fit, so a replay of
 hundreds of trials over many seeds stays in seconds. The trial is judged by its best case:
 the highest value at the horizon of any rate that fits its curve about as well as the best
-rate does (within the metric's noise: the median residual variance of the best fits to the
-sweep's finished curves, ``noise_of``; the curve's own second differences until three have
-finished). A slow starter's first epochs are almost a
-straight line, which a rate that saturates soon fits as well as one that climbs for
-dozens of epochs; judged by the best-fitting rate alone, such a curve's end was
+rate does, within the metric's noise (``noise_of`` each finished curve; the judge,
+``sweep.scheduling.pruners.ForecastJudge``, takes their upper quartile; until three have
+finished, the curve's own second differences stand in). A slow starter's first epochs are
+almost a straight line, which a rate that saturates soon fits as well as one that climbs
+for dozens of epochs; judged by the best-fitting rate alone, such a curve's end was
 underestimated the more, the longer it trains (crossing curves of 45 epochs: the winner
 stopped in 55-85% of replays; the finished curves, faster starters whose first epochs did
 tell their rate, gave the margin no error that large). The margin is calibrated as split
@@ -107,9 +107,9 @@ def forecast(curve: Sequence[float], horizon: int, noise: float | None = None) -
 
 PLAUSIBLE = 2.0
 """A rate is as plausible as the best one when its squared residual exceeds the best's by
-at most this many times the curve's noise variance per epoch. Measured on crossing curves
-of 9, 18, 27 and 45 epochs (4 workers, 20 orders): 1 lost the 27-epoch winner in 75% of
-replays, 2 and 4 in none; 2 spends less."""
+at most this many times the noise variance per epoch. Measured on crossing curves of 9, 18,
+27 and 45 epochs (4 workers, 20 orders, each curve's own noise): 1 lost the 27-epoch winner
+in 75% of replays, 2 and 4 in none; 2 spends less."""
 
 
 NOISE_FROM = 5
