@@ -227,6 +227,7 @@ class ForecastJudge:
         self._noises: tuple[int, list[float]] = (0, [])
         """(how many of ``done`` were read, the noise each long enough curve showed)."""
         self._calibration_noises: list[float] = []
+        """The noise each long enough calibration curve showed (they count first)."""
         self._noise_known: tuple[int, float | None] = (0, None)
         """(how many curves' noises it was read from, the metric's noise)."""
 
