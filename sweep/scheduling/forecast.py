@@ -87,9 +87,9 @@ def forecast(curve: Sequence[float], horizon: int, noise: float | None = None) -
         # nothing can be ruled out for it: the finished curves' noise is the sharper
         # estimate once there are some.
         noise = float(np.mean(np.diff(y, 2) ** 2)) / 6
+    at_horizon = _bases(np.array([float(horizon)]))
     fits = [
-        _fit(np.exp(-np.outer(_RATES, t)), np.exp(-_RATES * horizon), y, noise),
-        _fit(t[None, :] ** -_RATES[:, None], float(horizon) ** -_RATES, y, noise),
+        _fit(basis, at[:, 0], y, noise) for basis, at in zip(_bases(t), at_horizon, strict=True)
     ]
     # A saturating curve never rises faster than its steepest step so far: a fit that runs
     # further off (noise read as a bend) is held to that line.
@@ -125,11 +125,13 @@ def noise_of(curve: Sequence[float]) -> float | None:
     if n < NOISE_FROM or not np.isfinite(y).all():
         return None
     t = np.arange(1, n + 1, dtype=float)
-    least = min(
-        float(_least_squares(np.exp(-np.outer(_RATES, t)), y)[2].min()),
-        float(_least_squares(t[None, :] ** -_RATES[:, None], y)[2].min()),
-    )
+    least = min(float(_least_squares(basis, y)[2].min()) for basis in _bases(t))
     return least / (n - 3)
+
+
+def _bases(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two forms at epochs ``t``, one row per rate c: exp(-c·t) and t^-c."""
+    return np.exp(-np.outer(_RATES, t)), t[None, :] ** -_RATES[:, None]
 
 
 def _least_squares(basis: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -350,7 +350,7 @@ def _noises(trials: Sequence[FrozenTrial]) -> list[float]:
 
 
 def _errors(
-    trials: list[FrozenTrial], cut: int, maximize: bool, noise: float | None = None
+    trials: list[FrozenTrial], cut: int, maximize: bool, noise: float | None
 ) -> list[float]:
     """How far each finished curve ended beyond its forecast from its first ``cut`` epochs,
     in units of that forecast's uncertainty (curves no longer than ``cut`` say nothing)."""
