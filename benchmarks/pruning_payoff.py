@@ -12,8 +12,14 @@ top third after one epoch" baseline) at each worker count, over ``--seeds`` orde
 same trials (the first in the bank's order). Trials start in a random order, as random
 sampling would draw them; a model-based sampler's order is not simulated.
 
+``--late-winner``: the safety check no bank of random configurations makes often enough: the
+bank with its best late starter (a curve that has not risen after 3 epochs: at chance until
+a learning-rate step lets it train) as the only winner, every curve that ends as well or
+better left out.
+
 Usage: python benchmarks/pruning_payoff.py [--banks hartmann6 hartmann3] [--trials 300]
                                            [--workers 1 4 16] [--seeds 20]
+                                           [--tolerance 0.002] [--halves K] [--late-winner]
 """
 
 from __future__ import annotations
@@ -90,6 +96,18 @@ def main() -> None:
         help="also replay K random halves of each bank (smaller sweeps, fewer winners: "
         "the safety check) and print each policy's share lost over all of them",
     )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="how far below the no-pruning best still counts as reaching it (the issue's "
+        "target says 0.002; the README's tables are exact unless they say so)",
+    )
+    parser.add_argument(
+        "--late-winner",
+        action="store_true",
+        help="also replay each bank with its best late starter as the only winner",
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(
@@ -102,7 +120,12 @@ def main() -> None:
         for workers in args.workers:
             started = time.perf_counter()
             summaries = compare(
-                curves, STANDARD, maximize=maximize, workers=workers, seeds=args.seeds
+                curves,
+                STANDARD,
+                maximize=maximize,
+                workers=workers,
+                seeds=args.seeds,
+                tolerance=args.tolerance,
             )
             took = time.perf_counter() - started
             print(
@@ -128,6 +151,8 @@ def main() -> None:
             )
             if args.halves:
                 halves(curves, maximize, workers, args.seeds, args.halves)
+            if args.late_winner:
+                late_winner(curves, maximize, workers, args.seeds, args.tolerance)
 
 
 PROMOTION = {"forecast_promotion": EarlyTermination("forecast", {"mode": "promotion"})}
@@ -185,6 +210,62 @@ def halves(curves: list[Curve], maximize: bool, workers: int, seeds: int, k: int
             f"  {policy:<30} {statistics.mean(lost[policy]):5.0%} "
             f"{statistics.median(sooner[policy]):6.2f}x   {each}"
         )
+    print(flush=True)
+
+
+LATE_AFTER = 3
+"""A late starter has risen less than ``LATE_SHARE`` of its whole rise after this many epochs
+(the forecast's first judgement, ``min_epochs``)."""
+LATE_SHARE = 0.05
+
+
+def late_starters(curves: list[Curve], maximize: bool) -> list[Curve]:
+    """The complete curves that had not yet risen after ``LATE_AFTER`` epochs."""
+    out = []
+    for c in curves:
+        if not c.complete or len(c.values) <= LATE_AFTER:
+            continue
+        gain = [(v - c.values[0]) * (1 if maximize else -1) for v in c.values]
+        if max(gain) > 0 and max(gain[:LATE_AFTER]) < LATE_SHARE * max(gain):
+            out.append(c)
+    return out
+
+
+def late_winner(
+    curves: list[Curve], maximize: bool, workers: int, seeds: int, tolerance: float
+) -> None:
+    """Every policy on the bank as if its best late starter had won: the curves that end as
+    well as it (or within the tolerance) are left out."""
+    late = late_starters(curves, maximize)
+    if not late:
+        print("  no late starter in this bank\n")
+        return
+    sign = 1 if maximize else -1
+    # a complete curve by its end (as a sweep ranks it), a pruned one by the best it showed
+    final = {
+        id(c): sign * c.values[-1] if c.complete else max(sign * v for v in c.values)
+        for c in curves
+    }
+    champion = max(late, key=lambda c: final[id(c)])
+    kept = [c for c in curves if final[id(c)] < final[id(champion)] - max(tolerance, 1e-9)]
+    started = time.perf_counter()
+    found = compare(
+        [*kept, champion],
+        STANDARD,
+        maximize=maximize,
+        workers=workers,
+        seeds=seeds,
+        tolerance=tolerance,
+        anytime=False,
+    )
+    shown = [round(v, 3) for v in champion.values[: LATE_AFTER + 3]]
+    print(
+        f"  its best late starter as the only winner ({len(late)} late starters; this one "
+        f"ends at {sign * final[id(champion)]:.4f}, first epochs {shown}; {len(kept)} other "
+        f"curves that end lower; {time.perf_counter() - started:.1f} s): policy, lost, sooner"
+    )
+    for s in found:
+        print(f"  {s.policy:<30} {s.lost:5.0%} {s.sooner:6.2f}x")
     print(flush=True)
 
 
